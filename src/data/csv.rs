@@ -1,0 +1,187 @@
+//! CSV tables: header detection, column selection, a label column, precise error positions.
+
+use crate::error::{Error, Result};
+use crate::fsutil::{io_at, write_atomic};
+use crate::tensor::Matrix;
+use std::path::Path;
+
+/// Which columns of a table become features.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ColumnSelection {
+    /// Keep only these columns (names, or 0-based indices when the file has no header).
+    pub columns: Option<Vec<String>>,
+    /// Drop these columns.
+    pub drop: Vec<String>,
+    /// Keep this column out of the features and return it as labels.
+    pub label_column: Option<String>,
+}
+
+/// A table read from CSV.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Feature values.
+    pub matrix: Matrix,
+    /// Names of the feature columns (from the header, or `c0`, `c1`, … without one).
+    pub names: Vec<String>,
+    /// Whether the file had a header line.
+    pub has_header: bool,
+    /// Values of the label column, as written.
+    pub labels: Option<Vec<String>>,
+}
+
+fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, flag: &str) -> Result<usize> {
+    if let Some(i) = names.iter().position(|n| n == key) {
+        return Ok(i);
+    }
+    if !has_header && let Ok(i) = key.parse::<usize>() && i < names.len() {
+        return Ok(i);
+    }
+    Err(Error::data(
+        path,
+        format!(
+            "{flag}: no column `{key}`; the columns are {}",
+            if names.len() > 12 { format!("{} … ({} in all)", names[..12].join(", "), names.len()) } else { names.join(", ") }
+        ),
+    ))
+}
+
+/// Reads a CSV file. The first line is a header when any of its fields is not a number.
+///
+/// # Errors
+/// [`Error::Parse`] with line and column for a ragged row, a non-numeric or non-finite value;
+/// [`Error::Data`] for an empty file or an unknown column name.
+pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(path, io),
+            other => Error::data(path, format!("{other:?}")),
+        })?;
+    let mut records = reader.records();
+    let csv_err = |e: csv::Error| -> Error {
+        let line = e.position().map_or(0, |p| p.line());
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(path, io),
+            csv::ErrorKind::Utf8 { err, .. } => Error::Parse {
+                path: path.into(),
+                line,
+                column: err.field() + 1,
+                message: "not valid UTF-8".into(),
+            },
+            other => Error::Parse { path: path.into(), line, column: 1, message: format!("{other:?}") },
+        }
+    };
+    let first = match records.next() {
+        None => return Err(Error::data(path, "empty file: no header and no rows")),
+        Some(r) => r.map_err(csv_err)?,
+    };
+    let has_header = first.iter().any(|f| f.parse::<f64>().is_err());
+    let width = first.len();
+    let all_names: Vec<String> = if has_header {
+        first.iter().map(str::to_string).collect()
+    } else {
+        (0..width).map(|i| format!("c{i}")).collect()
+    };
+    let label = sel
+        .label_column
+        .as_deref()
+        .map(|k| resolve(path, &all_names, has_header, k, "--label-column"))
+        .transpose()?;
+    let mut keep: Vec<usize> = match &sel.columns {
+        Some(cols) => cols.iter().map(|k| resolve(path, &all_names, has_header, k, "--columns")).collect::<Result<_>>()?,
+        None => (0..width).collect(),
+    };
+    let dropped: Vec<usize> = sel.drop.iter().map(|k| resolve(path, &all_names, has_header, k, "--drop")).collect::<Result<_>>()?;
+    keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
+    if keep.is_empty() {
+        return Err(Error::data(path, "no feature columns are left after --columns/--drop/--label-column"));
+    }
+    let names: Vec<String> = keep.iter().map(|&i| all_names[i].clone()).collect();
+    let mut values = Vec::new();
+    let mut labels = label.map(|_| Vec::new());
+    let mut rows = 0usize;
+    let mut handle = |rec: &csv::StringRecord| -> Result<()> {
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() == 1 && rec.get(0) == Some("") {
+            return Ok(()); // blank line
+        }
+        if rec.len() != width {
+            return Err(Error::Parse {
+                path: path.into(),
+                line,
+                column: rec.len().min(width) + 1,
+                message: format!("expected {width} fields, found {}", rec.len()),
+            });
+        }
+        for &j in &keep {
+            let field = &rec[j];
+            let v: f32 = field.parse().map_err(|_| Error::Parse {
+                path: path.into(),
+                line,
+                column: j + 1,
+                message: format!(
+                    "column `{}`: expected a number, found {}",
+                    all_names[j],
+                    if field.is_empty() { "an empty field".to_string() } else { format!("`{field}`") }
+                ),
+            })?;
+            if !v.is_finite() {
+                return Err(Error::Parse {
+                    path: path.into(),
+                    line,
+                    column: j + 1,
+                    message: format!("column `{}`: non-finite value `{field}`", all_names[j]),
+                });
+            }
+            values.push(v);
+        }
+        if let (Some(l), Some(labels)) = (label, labels.as_mut()) {
+            labels.push(rec[l].to_string());
+        }
+        rows += 1;
+        Ok(())
+    };
+    if !has_header {
+        handle(&first)?;
+    }
+    for rec in records {
+        handle(&rec.map_err(csv_err)?)?;
+    }
+    if rows == 0 {
+        return Err(Error::data(path, "no data rows (only a header)"));
+    }
+    Ok(Table { matrix: Matrix::from_vec(rows, keep.len(), values)?, names, has_header, labels })
+}
+
+/// Writes `m` as CSV with a header line, atomically. Extra leading columns (`leading`: a header
+/// name and one value per row) come first, e.g. ids or labels passed through.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<String>)]) -> Result<()> {
+    write_atomic(path, |w| {
+        let mut out = csv::Writer::from_writer(w);
+        let io = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(path, io),
+            other => Error::data(path, format!("{other:?}")),
+        };
+        let header: Vec<&str> = leading.iter().map(|(n, _)| n.as_str()).chain(names.iter().map(String::as_str)).collect();
+        out.write_record(&header).map_err(io)?;
+        let mut rec = Vec::with_capacity(header.len());
+        for i in 0..m.rows() {
+            rec.clear();
+            for (_, vals) in leading {
+                rec.push(vals[i].clone());
+            }
+            for v in m.row(i) {
+                rec.push(v.to_string());
+            }
+            out.write_record(&rec).map_err(io)?;
+        }
+        out.flush().map_err(io_at(path))
+    })
+}
+

@@ -1,0 +1,122 @@
+//! Reading and writing data: CSV, NPY, IDX (raw or gzipped), and the [`Scaler`](scale::Scaler).
+//!
+//! Every reader returns rows of f32 features; 8-bit image data (IDX, u8 NPY) is read as
+//! value / 255 in [0, 1].
+
+pub mod csv;
+pub mod idx;
+pub mod npy;
+pub mod scale;
+
+use crate::error::{Error, Result};
+use crate::fsutil::io_at;
+use crate::tensor::Matrix;
+use std::io::Read;
+use std::path::Path;
+
+pub use self::csv::ColumnSelection;
+
+/// The file formats hourglass reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated text.
+    Csv,
+    /// NumPy `.npy`.
+    Npy,
+    /// IDX (MNIST), raw or gzipped.
+    Idx,
+}
+
+/// Rows read from a file, with what is known about them.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The features, one row per sample.
+    pub x: Matrix,
+    /// Feature names (CSV header, or generated).
+    pub names: Vec<String>,
+    /// Labels from a CSV label column.
+    pub labels: Option<Vec<String>>,
+    /// Image shape `(height, width, channels)` when the file says so (IDX/NPY of rank 3 or 4).
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// The file's format.
+    pub format: Format,
+}
+
+fn detect(path: &Path) -> Result<Format> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(path).map_err(io_at(path))?;
+    let n = f.read(&mut head).map_err(io_at(path))?;
+    let head = &head[..n];
+    if head.starts_with(b"\x93NUMPY") {
+        return Ok(Format::Npy);
+    }
+    if head.starts_with(&[0x1f, 0x8b]) || idx::sniff(head) {
+        return Ok(Format::Idx);
+    }
+    match ext.as_str() {
+        "csv" | "txt" => Ok(Format::Csv),
+        "npy" => Err(Error::data(path, "not a .npy file (bad magic)")),
+        _ if n == 0 => Err(Error::data(path, "empty file")),
+        _ => Err(Error::data(path, "unknown format; expected a .csv file, a .npy file or an IDX file (raw or .gz)")),
+    }
+}
+
+/// Reads a data file, choosing the reader from the content and extension.
+///
+/// # Errors
+/// Whatever the reader reports, naming the file; [`Error::Config`] when column options are
+/// given for a non-CSV file.
+pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    let format = detect(path)?;
+    if format != Format::Csv && *sel != ColumnSelection::default() {
+        return Err(Error::Config(format!(
+            "{}: --columns, --drop and --label-column apply to CSV files only",
+            path.display()
+        )));
+    }
+    let generated = |cols: usize| (0..cols).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let image = |dims: &[usize]| match dims.len() {
+        3 => Some((dims[1], dims[2], 1)),
+        4 => Some((dims[1], dims[2], dims[3])),
+        _ => None,
+    };
+    let ds = match format {
+        Format::Csv => {
+            let t = csv::read(path, sel)?;
+            Dataset { x: t.matrix, names: t.names, labels: t.labels, image_shape: None, format }
+        }
+        Format::Npy => {
+            let a = npy::read(path, true)?;
+            let names = generated(a.matrix.cols());
+            Dataset { image_shape: image(&a.shape), x: a.matrix, names, labels: None, format }
+        }
+        Format::Idx => {
+            let a = idx::read(path, true)?;
+            let names = generated(a.matrix.cols());
+            Dataset { image_shape: image(&a.dims), x: a.matrix, names, labels: None, format }
+        }
+    };
+    if ds.x.rows() == 0 {
+        return Err(Error::data(path, "no rows"));
+    }
+    Ok(ds)
+}
+
+/// Writes a matrix as `.npy` or `.csv` (chosen by the extension), atomically.
+///
+/// # Errors
+/// [`Error::Config`] for another extension; [`Error::Io`] naming the file.
+pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<String>)]) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("npy") if leading.is_empty() => npy::write(path, m),
+        Some("npy") => Err(Error::Config(format!("{}: passed-through columns need a .csv output", path.display()))),
+        Some("csv") => csv::write(path, m, names, leading),
+        _ => Err(Error::Config(format!("{}: output must end in .npy or .csv", path.display()))),
+    }
+}
+
+/// Column names `prefix0`, `prefix1`, …
+pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}

@@ -1,0 +1,139 @@
+//! NumPy `.npy` files (format versions 1–3, C order).
+
+use crate::error::{Error, Result};
+use crate::fsutil::{io_at, write_atomic};
+use crate::tensor::Matrix;
+use std::path::Path;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// A parsed `.npy` array flattened to rows: shape[0] rows of the product of the other dims.
+#[derive(Clone, Debug)]
+pub struct NpyArray {
+    /// The values as f32 (u8 divided by 255 when `unit_scale`).
+    pub matrix: Matrix,
+    /// The declared shape.
+    pub shape: Vec<usize>,
+    /// The declared dtype (`<f4`, `|u1`, …).
+    pub descr: String,
+}
+
+fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let start = header.find(&format!("'{key}'"))? + key.len() + 2;
+    let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
+    Some(rest)
+}
+
+/// Reads a `.npy` file. 8-bit unsigned data is divided by 255 when `u8_unit` (image data).
+///
+/// # Errors
+/// [`Error::Data`] naming the file for a bad magic, an unsupported dtype or order, a declared
+/// size that does not match the file length (checked before allocating), or non-finite values.
+pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
+    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    let bad = |m: String| Error::data(path, m);
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad("not a .npy file (bad magic)".into()));
+    }
+    let major = bytes[6];
+    let (hlen, hstart) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => return Err(bad(format!("unsupported .npy format version {major}"))),
+    };
+    let header = bytes
+        .get(hstart..hstart.saturating_add(hlen))
+        .ok_or_else(|| bad("header is longer than the file".into()))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text".into()))?;
+    let descr = header_value(header, "descr")
+        .and_then(|v| v.strip_prefix('\''))
+        .and_then(|v| v.split('\'').next())
+        .ok_or_else(|| bad("header has no 'descr'".into()))?
+        .to_string();
+    let fortran = header_value(header, "fortran_order").ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
+    if fortran.starts_with("True") {
+        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
+    }
+    let shape_txt = header_value(header, "shape")
+        .and_then(|v| v.strip_prefix('('))
+        .and_then(|v| v.split(')').next())
+        .ok_or_else(|| bad("header has no 'shape'".into()))?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad(format!("bad shape ({shape_txt})")))?;
+    if shape.is_empty() {
+        return Err(bad("a scalar array has no rows".into()));
+    }
+    let (size, kind) = match descr.as_str() {
+        "<f4" => (4, 'f'),
+        "<f8" => (8, 'f'),
+        "|u1" | "<u1" => (1, 'u'),
+        "<i4" => (4, 'i'),
+        "<i8" => (8, 'i'),
+        other => {
+            return Err(bad(format!(
+                "unsupported dtype '{other}'; expected little-endian f4, f8, u1, i4 or i8"
+            )));
+        }
+    };
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
+    let data = &bytes[hstart + hlen..];
+    if Some(data.len()) != count.checked_mul(size) {
+        return Err(bad(format!(
+            "declared shape {shape:?} of {descr} needs {} bytes of data, the file has {}",
+            count.saturating_mul(size),
+            data.len()
+        )));
+    }
+    let values: Vec<f32> = match (kind, size) {
+        ('f', 4) => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        ('f', 8) => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        ('u', 1) if u8_unit => data.iter().map(|&v| v as f32 / 255.0).collect(),
+        ('u', 1) => data.iter().map(|&v| v as f32).collect(),
+        ('i', 4) => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        _ => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+    };
+    let rows = shape[0];
+    let cols = if shape.len() == 1 { 1 } else { count / rows.max(1) };
+    let cols = if rows == 0 { shape[1..].iter().product() } else { cols };
+    let matrix = Matrix::from_vec(rows, cols, values)?;
+    if let Some((r, c)) = matrix.find_non_finite() {
+        return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));
+    }
+    Ok(NpyArray { matrix, shape, descr })
+}
+
+/// Writes `m` as a `(rows, cols)` little-endian f32 `.npy` file, atomically.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn write(path: &Path, m: &Matrix) -> Result<()> {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        m.rows(),
+        m.cols()
+    );
+    // Pad so the data starts on a 64-byte boundary; the header ends with a newline.
+    let total = MAGIC.len() + 2 + 2 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    write_atomic(path, |w| {
+        let io = io_at(path);
+        w.write_all(MAGIC).map_err(&io)?;
+        w.write_all(&[1, 0]).map_err(&io)?;
+        w.write_all(&(header.len() as u16).to_le_bytes()).map_err(&io)?;
+        w.write_all(header.as_bytes()).map_err(&io)?;
+        let mut buf = Vec::with_capacity(m.as_slice().len() * 4);
+        for v in m.as_slice() {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        w.write_all(&buf).map_err(&io)
+    })
+}

@@ -1,0 +1,145 @@
+//! Feature scaling, fitted on training data and stored in the model.
+
+use crate::tensor::Matrix;
+use serde::{Deserialize, Serialize};
+
+/// How features are scaled before they reach the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// Values are used as they are.
+    #[default]
+    None,
+    /// Each feature mapped to [0, 1] by the training minimum and maximum.
+    Minmax,
+    /// Each feature standardized to zero mean and unit variance.
+    Standard,
+}
+
+impl std::str::FromStr for Scaling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Scaling::None),
+            "minmax" => Ok(Scaling::Minmax),
+            "standard" => Ok(Scaling::Standard),
+            _ => Err(format!("unknown scaling `{s}`; expected none, minmax or standard")),
+        }
+    }
+}
+
+/// A fitted scaler: `scaled = (x - offset) / scale` per feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Scaler {
+    /// The kind it was fitted as.
+    pub kind: Scaling,
+    /// Per-feature offset (empty for `None`).
+    pub offset: Vec<f32>,
+    /// Per-feature divisor (empty for `None`); constant features get 1.
+    pub scale: Vec<f32>,
+}
+
+impl Scaler {
+    /// Fits `kind` on the rows of `x` (statistics in f64).
+    pub fn fit(kind: Scaling, x: &Matrix) -> Scaler {
+        let d = x.cols();
+        let n = x.rows().max(1) as f64;
+        let (offset, scale) = match kind {
+            Scaling::None => (Vec::new(), Vec::new()),
+            Scaling::Minmax => {
+                let mut lo = vec![f32::INFINITY; d];
+                let mut hi = vec![f32::NEG_INFINITY; d];
+                for i in 0..x.rows() {
+                    for (j, &v) in x.row(i).iter().enumerate() {
+                        lo[j] = lo[j].min(v);
+                        hi[j] = hi[j].max(v);
+                    }
+                }
+                let scale = lo.iter().zip(&hi).map(|(&l, &h)| if h > l { h - l } else { 1.0 }).collect();
+                let lo = lo.into_iter().map(|l| if l.is_finite() { l } else { 0.0 }).collect();
+                (lo, scale)
+            }
+            Scaling::Standard => {
+                let mut sum = vec![0.0f64; d];
+                for i in 0..x.rows() {
+                    for (s, &v) in sum.iter_mut().zip(x.row(i)) {
+                        *s += v as f64;
+                    }
+                }
+                let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+                let mut var = vec![0.0f64; d];
+                for i in 0..x.rows() {
+                    for ((s, &v), m) in var.iter_mut().zip(x.row(i)).zip(&mean) {
+                        *s += (v as f64 - m).powi(2);
+                    }
+                }
+                let scale = var
+                    .iter()
+                    .map(|v| {
+                        let sd = (v / n).sqrt();
+                        if sd > 1e-12 { sd as f32 } else { 1.0 }
+                    })
+                    .collect();
+                (mean.into_iter().map(|m| m as f32).collect(), scale)
+            }
+        };
+        Scaler { kind, offset, scale }
+    }
+
+    /// Whether this scaler changes values at all.
+    pub fn is_identity(&self) -> bool {
+        self.offset.is_empty()
+    }
+
+    /// Scales `x` in place.
+    pub fn transform(&self, x: &mut Matrix) {
+        if self.is_identity() {
+            return;
+        }
+        let inv: Vec<f32> = self.scale.iter().map(|s| 1.0 / s).collect();
+        for row in x.as_mut_slice().chunks_exact_mut(self.offset.len()) {
+            for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&inv) {
+                *v = (*v - o) * s;
+            }
+        }
+    }
+
+    /// Undoes [`Scaler::transform`] in place.
+    pub fn inverse(&self, x: &mut Matrix) {
+        if self.is_identity() {
+            return;
+        }
+        for row in x.as_mut_slice().chunks_exact_mut(self.offset.len()) {
+            for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+                *v = *v * s + o;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_fits() {
+        let x = Matrix::from_rows(&[[1.0, 5.0, 3.0], [3.0, 5.0, -1.0], [2.0, 5.0, 1.0]]).unwrap();
+        for kind in [Scaling::None, Scaling::Minmax, Scaling::Standard] {
+            let s = Scaler::fit(kind, &x);
+            let mut y = x.clone();
+            s.transform(&mut y);
+            if kind == Scaling::Minmax {
+                assert_eq!(y.row(0), &[0.0, 0.0, 1.0]);
+                assert_eq!(y.row(1), &[1.0, 0.0, 0.0]);
+            }
+            if kind == Scaling::Standard {
+                let m: f32 = (0..3).map(|i| y.row(i)[0]).sum::<f32>() / 3.0;
+                assert!(m.abs() < 1e-6);
+            }
+            s.inverse(&mut y);
+            for (a, b) in y.as_slice().iter().zip(x.as_slice()) {
+                assert!((a - b).abs() < 1e-5);
+            }
+        }
+    }
+}

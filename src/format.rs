@@ -1,0 +1,181 @@
+//! Model files: one `.safetensors` file whose metadata makes it self-describing.
+//!
+//! Metadata keys: `format` (= `"hourglass"`), `format_version`, `model` (the
+//! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
+//! shape; optional) and `crate_version`. Tensors: `encoder.{i}.weight` `(n_out, n_in)`,
+//! `encoder.{i}.bias` `(n_out)`, `decoder.{i}.…`, all f32 little-endian.
+
+use crate::data::scale::Scaler;
+use crate::error::{Error, Result};
+use crate::fsutil::{io_at, write_atomic};
+use crate::layer::Dense;
+use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::train::{TrainConfig, TrainReport};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "hourglass";
+/// The newest model-file version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where a model came from: saved beside the weights, shown by `inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Provenance {
+    /// The training settings.
+    pub train: Option<TrainConfig>,
+    /// What training reported.
+    pub report: Option<TrainReport>,
+    /// The training data file.
+    pub data_path: Option<String>,
+    /// `(rows, cols)` of the training data.
+    pub data_shape: Option<(usize, usize)>,
+    /// Image shape `(height, width, channels)` of the training data, when known.
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Feature names of the training data.
+    pub feature_names: Option<Vec<String>>,
+    /// Version of hourglass that wrote the file.
+    pub crate_version: String,
+}
+
+/// A model with its provenance, as stored in a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFile {
+    /// The model.
+    pub model: Autoencoder,
+    /// Where it came from.
+    pub provenance: Provenance,
+}
+
+fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
+    let n_enc = config.encoder_layers();
+    (0..config.layer_shapes().len())
+        .map(|i| if i < n_enc { (format!("encoder.{i}"), i) } else { (format!("decoder.{}", i - n_enc), i) })
+        .collect()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serializes a model to the bytes of a `.safetensors` file.
+///
+/// # Errors
+/// [`Error::Config`] if serialization fails (it does not for valid models).
+pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
+    let m = &file.model;
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT_NAME.to_string());
+    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    meta.insert("model".to_string(), json(&m.config)?);
+    meta.insert("scaler".to_string(), json(&m.scaler)?);
+    meta.insert("provenance".to_string(), json(&file.provenance)?);
+    meta.insert("crate_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    let mut buffers = Vec::new();
+    for (name, i) in tensor_names(&m.config) {
+        let l = &m.layers[i];
+        buffers.push((format!("{name}.weight"), vec![l.n_out, l.n_in], f32_bytes(&l.weight)));
+        buffers.push((format!("{name}.bias"), vec![l.n_out], f32_bytes(&l.bias)));
+    }
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(n, shape, b)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| Error::Config(e.to_string()))?)))
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(format!("cannot serialize model: {e}")))
+}
+
+/// Saves a model file atomically (temporary file, then rename).
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn save(path: &Path, file: &ModelFile) -> Result<()> {
+    let bytes = to_bytes(file)?;
+    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+}
+
+/// Loads and checks a model file.
+///
+/// # Errors
+/// [`Error::UnknownFormat`] for a file that is not an hourglass model (or is truncated),
+/// [`Error::NewerVersion`] for a file from a newer hourglass, [`Error::MissingTensor`] and
+/// [`Error::BadTensor`] for tensors that do not match the stored architecture.
+pub fn load(path: &Path) -> Result<ModelFile> {
+    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    from_bytes(path, &bytes)
+}
+
+/// Parses the bytes of a model file; `path` is used in error messages.
+///
+/// # Errors
+/// As [`load`].
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
+    let unknown = |reason: String| Error::UnknownFormat { path: path.into(), reason };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| unknown(e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    match meta.get("format").map(String::as_str) {
+        Some(FORMAT_NAME) => {}
+        Some(other) => return Err(unknown(format!("its format is `{other}`"))),
+        None => return Err(unknown("a safetensors file without hourglass metadata (no `format` key)".into())),
+    }
+    let version: u32 = meta
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unknown("missing or bad `format_version`".into()))?;
+    if version > FORMAT_VERSION {
+        return Err(Error::NewerVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
+    }
+    let parse = |key: &str| -> Result<serde_json::Value> {
+        let text = meta.get(key).ok_or_else(|| unknown(format!("missing `{key}` metadata")))?;
+        serde_json::from_str(text).map_err(|e| unknown(format!("bad `{key}` metadata: {e}")))
+    };
+    let config: AutoencoderConfig = serde_json::from_value(parse("model")?).map_err(|e| unknown(format!("bad `model` metadata: {e}")))?;
+    config.validate().map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
+    let scaler: Scaler = serde_json::from_value(parse("scaler")?).map_err(|e| unknown(format!("bad `scaler` metadata: {e}")))?;
+    let provenance: Provenance = match meta.get("provenance") {
+        Some(_) => serde_json::from_value(parse("provenance")?).unwrap_or_default(),
+        None => Provenance::default(),
+    };
+    let shapes = config.layer_shapes();
+    let mut layers = Vec::with_capacity(shapes.len());
+    for (name, i) in tensor_names(&config) {
+        let (n_in, n_out, act) = shapes[i];
+        let get = |t: String, shape: Vec<usize>| -> Result<Vec<f32>> {
+            let view = st.tensor(&t).map_err(|_| Error::MissingTensor { path: path.into(), name: t.clone() })?;
+            if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
+                return Err(Error::BadTensor {
+                    path: path.into(),
+                    name: t,
+                    expected: format!("F32 {shape:?}"),
+                    got: format!("{:?} {:?}", view.dtype(), view.shape()),
+                });
+            }
+            let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::BadTensor { path: path.into(), name: t, expected: "finite values".into(), got: format!("{} at index {k}", v[k]) });
+            }
+            Ok(v)
+        };
+        let w = get(format!("{name}.weight"), vec![n_out, n_in])?;
+        let b = get(format!("{name}.bias"), vec![n_out])?;
+        layers.push(Dense::from_parts(n_in, n_out, act, w, b));
+    }
+    let model = Autoencoder::from_parts(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
+    Ok(ModelFile { model, provenance })
+}
+
+mod erased {
+    use crate::error::{Error, Result};
+    /// Serializes any serde value to a JSON string (object-safe helper).
+    pub trait Json {
+        fn to_json(&self) -> Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String> {
+            serde_json::to_string(self).map_err(|e| Error::Config(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The autoencoder: [`AutoencoderConfig`] → [`AutoencoderConfig::init`] → [`Autoencoder`].
+
+use crate::activation::Activation;
+use crate::data::scale::Scaler;
+use crate::error::{Error, Result};
+use crate::kernels::ROW_BLOCK;
+use crate::layer::{Dense, Init};
+use crate::loss::Loss;
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The architecture of an MLP autoencoder. Plain data, validated once, saved in the model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderConfig {
+    /// Width of the input rows.
+    pub input_dim: usize,
+    /// Encoder hidden widths, input side first (may be empty: a single-layer autoencoder).
+    pub hidden: Vec<usize>,
+    /// Width of the code.
+    pub code: usize,
+    /// Decoder hidden widths, code side first; `None` mirrors the encoder.
+    #[serde(default)]
+    pub decoder_hidden: Option<Vec<usize>>,
+    /// Activation of every hidden layer.
+    pub activation: Activation,
+    /// Activation of the code layer.
+    pub code_activation: Activation,
+    /// Activation of the output layer.
+    pub output_activation: Activation,
+    /// Reconstruction loss.
+    pub loss: Loss,
+    /// Weight initialization.
+    #[serde(default)]
+    pub init: Init,
+}
+
+impl AutoencoderConfig {
+    /// `input_dim -> code -> input_dim` with ReLU hidden units, a linear code, a sigmoid output
+    /// and MSE; change fields or use the `with_*` methods for anything else.
+    pub fn new(input_dim: usize, code: usize) -> Self {
+        AutoencoderConfig {
+            input_dim,
+            hidden: Vec::new(),
+            code,
+            decoder_hidden: None,
+            activation: Activation::Relu,
+            code_activation: Activation::Identity,
+            output_activation: Activation::Sigmoid,
+            loss: Loss::Mse,
+            init: Init::Auto,
+        }
+    }
+
+    /// Sets the encoder hidden widths (the decoder mirrors them unless set separately).
+    pub fn with_hidden(mut self, hidden: &[usize]) -> Self {
+        self.hidden = hidden.to_vec();
+        self
+    }
+
+    /// Sets the hidden, code and output activations.
+    pub fn with_activations(mut self, hidden: Activation, code: Activation, output: Activation) -> Self {
+        self.activation = hidden;
+        self.code_activation = code;
+        self.output_activation = output;
+        self
+    }
+
+    /// Sets the loss.
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Widths of the decoder's hidden layers, code side first.
+    pub fn decoder_widths(&self) -> Vec<usize> {
+        self.decoder_hidden
+            .clone()
+            .unwrap_or_else(|| self.hidden.iter().rev().copied().collect())
+    }
+
+    /// `(n_in, n_out, activation)` of every layer, encoder first.
+    pub fn layer_shapes(&self) -> Vec<(usize, usize, Activation)> {
+        let mut shapes = Vec::new();
+        let mut n_in = self.input_dim;
+        for &h in &self.hidden {
+            shapes.push((n_in, h, self.activation));
+            n_in = h;
+        }
+        shapes.push((n_in, self.code, self.code_activation));
+        n_in = self.code;
+        for h in self.decoder_widths() {
+            shapes.push((n_in, h, self.activation));
+            n_in = h;
+        }
+        shapes.push((n_in, self.input_dim, self.output_activation));
+        shapes
+    }
+
+    /// Number of encoder layers (the code layer included).
+    pub fn encoder_layers(&self) -> usize {
+        self.hidden.len() + 1
+    }
+
+    /// Checks sizes and combinations.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the problem.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.input_dim == 0 {
+            return bad("input width must be positive".into());
+        }
+        if self.code == 0 {
+            return bad("code width must be positive".into());
+        }
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            return bad(format!("hidden layer {} has width 0", i + 1));
+        }
+        if self.decoder_widths().contains(&0) {
+            return bad("a decoder hidden layer has width 0".into());
+        }
+        if self.loss == Loss::Bce && self.output_activation != Activation::Sigmoid {
+            return bad(format!(
+                "loss bce needs a sigmoid output activation, got {}",
+                self.output_activation
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model with weights drawn from `seed`.
+    ///
+    /// # Errors
+    /// As [`AutoencoderConfig::validate`].
+    pub fn init(&self, seed: u64) -> Result<Autoencoder> {
+        self.validate()?;
+        let mut rng = Rng::stream(seed, 0x1417);
+        let layers = self
+            .layer_shapes()
+            .into_iter()
+            .map(|(i, o, a)| Dense::new(i, o, a, self.init, &mut rng))
+            .collect();
+        Ok(Autoencoder {
+            config: self.clone(),
+            layers,
+            scaler: Scaler::default(),
+        })
+    }
+}
+
+/// A multilayer autoencoder `x -> code -> x̂`, with the scaler fitted on its training data.
+///
+/// `encode`, `decode` and `reconstruct` take and return data in the user's units; the scaler
+/// is applied and inverted inside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Autoencoder {
+    pub(crate) config: AutoencoderConfig,
+    pub(crate) layers: Vec<Dense>,
+    pub(crate) scaler: Scaler,
+}
+
+impl Autoencoder {
+    /// Assembles a model from its parts (used by the file loader).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the layers do not match the config.
+    pub fn from_parts(config: AutoencoderConfig, layers: Vec<Dense>, scaler: Scaler) -> Result<Self> {
+        config.validate()?;
+        let shapes = config.layer_shapes();
+        let ok = shapes.len() == layers.len()
+            && shapes.iter().zip(&layers).all(|(&(i, o, a), l)| l.n_in == i && l.n_out == o && l.activation == a);
+        if !ok {
+            return Err(Error::Config("layers do not match the architecture".into()));
+        }
+        if !scaler.is_identity() && (scaler.offset.len() != config.input_dim || scaler.scale.len() != config.input_dim) {
+            return Err(Error::Config(format!(
+                "scaler has {} features, model input has {}",
+                scaler.offset.len(),
+                config.input_dim
+            )));
+        }
+        Ok(Autoencoder { config, layers, scaler })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &AutoencoderConfig {
+        &self.config
+    }
+
+    /// All layers, encoder first.
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+
+    /// The fitted scaler.
+    pub fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+
+    /// Width of the input.
+    pub fn input_dim(&self) -> usize {
+        self.config.input_dim
+    }
+
+    /// Width of the code.
+    pub fn code_dim(&self) -> usize {
+        self.config.code
+    }
+
+    /// Total number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.layers.iter().map(Dense::num_params).sum()
+    }
+
+    fn check_width(&self, x: &Matrix, expected: usize, what: &str) -> Result<()> {
+        if x.cols() != expected {
+            return Err(Error::Shape {
+                what: what.into(),
+                expected: format!("{expected} columns"),
+                got: format!("{} columns", x.cols()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The codes of `x` (rows in, rows out).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x` does not have `input_dim` columns.
+    pub fn encode(&self, x: &Matrix) -> Result<Matrix> {
+        self.encode_layer(x, self.config.encoder_layers() - 1)
+    }
+
+    /// The activations of encoder layer `layer` (0-based; the last encoder layer is the code).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a wrong input width, [`Error::Config`] for a layer out of range.
+    pub fn encode_layer(&self, x: &Matrix, layer: usize) -> Result<Matrix> {
+        self.check_width(x, self.config.input_dim, "encoder input")?;
+        if layer >= self.config.encoder_layers() {
+            return Err(Error::Config(format!(
+                "encoder layer {layer} does not exist; the encoder has layers 0..={}",
+                self.config.encoder_layers() - 1
+            )));
+        }
+        let mut x = x.clone();
+        self.scaler.transform(&mut x);
+        Ok(self.forward_scaled(&x, 0..layer + 1))
+    }
+
+    /// Reconstructions of codes.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `codes` does not have `code_dim` columns.
+    pub fn decode(&self, codes: &Matrix) -> Result<Matrix> {
+        self.check_width(codes, self.config.code, "decoder input (codes)")?;
+        let mut out = self.forward_scaled(codes, self.config.encoder_layers()..self.layers.len());
+        self.scaler.inverse(&mut out);
+        Ok(out)
+    }
+
+    /// `decode(encode(x))`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x` does not have `input_dim` columns.
+    pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
+        self.check_width(x, self.config.input_dim, "autoencoder input")?;
+        let mut x = x.clone();
+        self.scaler.transform(&mut x);
+        let mut out = self.forward_scaled(&x, 0..self.layers.len());
+        self.scaler.inverse(&mut out);
+        Ok(out)
+    }
+
+    /// Runs `layers` on already-scaled rows: blocks of [`ROW_BLOCK`] rows go through all the
+    /// layers on one thread each (no synchronization between layers).
+    pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
+        let out_dim = self.layers[layers.end - 1].n_out;
+        let in_dim = x.cols();
+        let mut out = Matrix::zeros(x.rows(), out_dim);
+        let run = |(xb, ob): (&[f32], &mut [f32])| {
+            let rows = xb.len() / in_dim;
+            let mut cur = xb.to_vec();
+            for l in &self.layers[layers.clone()] {
+                let mut next = vec![0.0; rows * l.n_out];
+                l.forward(&cur, &mut next, None);
+                cur = next;
+            }
+            ob.copy_from_slice(&cur);
+        };
+        if x.rows() <= ROW_BLOCK {
+            run((x.as_slice(), out.as_mut_slice()));
+        } else {
+            x.as_slice()
+                .par_chunks(ROW_BLOCK * in_dim)
+                .zip(out.as_mut_slice().par_chunks_mut(ROW_BLOCK * out_dim))
+                .for_each(run);
+        }
+        out
+    }
+}
