@@ -154,7 +154,7 @@ fn tanh_with(u: f32, exp: &impl Fn(f32) -> f32) -> f32 {
 
 impl std::fmt::Display for Activation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

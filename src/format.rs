@@ -52,7 +52,13 @@ pub struct ModelFile {
 fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
     let n_enc = config.encoder_layers();
     (0..config.layer_shapes().len())
-        .map(|i| if i < n_enc { (format!("encoder.{i}"), i) } else { (format!("decoder.{}", i - n_enc), i) })
+        .map(|i| {
+            if i < n_enc {
+                (format!("encoder.{i}"), i)
+            } else {
+                (format!("decoder.{}", i - n_enc), i)
+            }
+        })
         .collect()
 }
 
@@ -82,7 +88,12 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     }
     let views: Vec<(String, TensorView<'_>)> = buffers
         .iter()
-        .map(|(n, shape, b)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| Error::Config(e.to_string()))?)))
+        .map(|(n, shape, b)| {
+            Ok((
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| Error::Config(e.to_string()))?,
+            ))
+        })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(format!("cannot serialize model: {e}")))
 }
@@ -112,29 +123,46 @@ pub fn load(path: &Path) -> Result<ModelFile> {
 /// # Errors
 /// As [`load`].
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
-    let unknown = |reason: String| Error::UnknownFormat { path: path.into(), reason };
+    let unknown = |reason: String| Error::UnknownFormat {
+        path: path.into(),
+        reason,
+    };
     let st = SafeTensors::deserialize(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| unknown(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     match meta.get("format").map(String::as_str) {
         Some(FORMAT_NAME) => {}
         Some(other) => return Err(unknown(format!("its format is `{other}`"))),
-        None => return Err(unknown("a safetensors file without hourglass metadata (no `format` key)".into())),
+        None => {
+            return Err(unknown(
+                "a safetensors file without hourglass metadata (no `format` key)".into(),
+            ));
+        }
     }
     let version: u32 = meta
         .get("format_version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| unknown("missing or bad `format_version`".into()))?;
     if version > FORMAT_VERSION {
-        return Err(Error::NewerVersion { path: path.into(), found: version, supported: FORMAT_VERSION });
+        return Err(Error::NewerVersion {
+            path: path.into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     let parse = |key: &str| -> Result<serde_json::Value> {
-        let text = meta.get(key).ok_or_else(|| unknown(format!("missing `{key}` metadata")))?;
+        let text = meta
+            .get(key)
+            .ok_or_else(|| unknown(format!("missing `{key}` metadata")))?;
         serde_json::from_str(text).map_err(|e| unknown(format!("bad `{key}` metadata: {e}")))
     };
-    let config: AutoencoderConfig = serde_json::from_value(parse("model")?).map_err(|e| unknown(format!("bad `model` metadata: {e}")))?;
-    config.validate().map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
-    let scaler: Scaler = serde_json::from_value(parse("scaler")?).map_err(|e| unknown(format!("bad `scaler` metadata: {e}")))?;
+    let config: AutoencoderConfig =
+        serde_json::from_value(parse("model")?).map_err(|e| unknown(format!("bad `model` metadata: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
+    let scaler: Scaler =
+        serde_json::from_value(parse("scaler")?).map_err(|e| unknown(format!("bad `scaler` metadata: {e}")))?;
     let provenance: Provenance = match meta.get("provenance") {
         Some(_) => serde_json::from_value(parse("provenance")?).unwrap_or_default(),
         None => Provenance::default(),
@@ -144,7 +172,10 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     for (name, i) in tensor_names(&config) {
         let (n_in, n_out, act) = shapes[i];
         let get = |t: String, shape: Vec<usize>| -> Result<Vec<f32>> {
-            let view = st.tensor(&t).map_err(|_| Error::MissingTensor { path: path.into(), name: t.clone() })?;
+            let view = st.tensor(&t).map_err(|_| Error::MissingTensor {
+                path: path.into(),
+                name: t.clone(),
+            })?;
             if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
                 return Err(Error::BadTensor {
                     path: path.into(),
@@ -153,9 +184,18 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
                     got: format!("{:?} {:?}", view.dtype(), view.shape()),
                 });
             }
-            let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let v: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             if let Some(k) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::BadTensor { path: path.into(), name: t, expected: "finite values".into(), got: format!("{} at index {k}", v[k]) });
+                return Err(Error::BadTensor {
+                    path: path.into(),
+                    name: t,
+                    expected: "finite values".into(),
+                    got: format!("{} at index {k}", v[k]),
+                });
             }
             Ok(v)
         };

@@ -63,6 +63,25 @@ impl std::str::FromStr for Loss {
     }
 }
 
+impl Loss {
+    /// Sum of the per-element losses of predictions `y` against targets `t`, in f64
+    /// (predictions clamped away from 0 and 1 for BCE). Used for validation and evaluation.
+    pub fn sum(self, y: &[f32], t: &[f32]) -> f64 {
+        match self {
+            Loss::Mse => y.iter().zip(t).map(|(&y, &t)| (y as f64 - t as f64).powi(2)).sum(),
+            Loss::Bce => y
+                .iter()
+                .zip(t)
+                .map(|(&y, &t)| {
+                    let y = (y as f64).clamp(1e-7, 1.0 - 1e-7);
+                    let t = t as f64;
+                    -(t * y.ln() + (1.0 - t) * (1.0 - y).ln())
+                })
+                .sum(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,25 +122,6 @@ mod tests {
                     dz[i]
                 );
             }
-        }
-    }
-}
-
-impl Loss {
-    /// Sum of the per-element losses of predictions `y` against targets `t`, in f64
-    /// (predictions clamped away from 0 and 1 for BCE). Used for validation and evaluation.
-    pub fn sum(self, y: &[f32], t: &[f32]) -> f64 {
-        match self {
-            Loss::Mse => y.iter().zip(t).map(|(&y, &t)| (y as f64 - t as f64).powi(2)).sum(),
-            Loss::Bce => y
-                .iter()
-                .zip(t)
-                .map(|(&y, &t)| {
-                    let y = (y as f64).clamp(1e-7, 1.0 - 1e-7);
-                    let t = t as f64;
-                    -(t * y.ln() + (1.0 - t) * (1.0 - y).ln())
-                })
-                .sum(),
         }
     }
 }

@@ -170,11 +170,15 @@ impl Autoencoder {
         config.validate()?;
         let shapes = config.layer_shapes();
         let ok = shapes.len() == layers.len()
-            && shapes.iter().zip(&layers).all(|(&(i, o, a), l)| l.n_in == i && l.n_out == o && l.activation == a);
+            && shapes
+                .iter()
+                .zip(&layers)
+                .all(|(&(i, o, a), l)| l.n_in == i && l.n_out == o && l.activation == a);
         if !ok {
             return Err(Error::Config("layers do not match the architecture".into()));
         }
-        if !scaler.is_identity() && (scaler.offset.len() != config.input_dim || scaler.scale.len() != config.input_dim) {
+        if !scaler.is_identity() && (scaler.offset.len() != config.input_dim || scaler.scale.len() != config.input_dim)
+        {
             return Err(Error::Config(format!(
                 "scaler has {} features, model input has {}",
                 scaler.offset.len(),

@@ -58,17 +58,30 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         match *self {
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
                     return bad(format!("Adam betas must be in [0, 1), got {beta1}, {beta2}"));
                 }
                 if !(eps > 0.0) || !(weight_decay >= 0.0) {
-                    return bad(format!("Adam eps must be > 0 and weight decay >= 0, got {eps}, {weight_decay}"));
+                    return bad(format!(
+                        "Adam eps must be > 0 and weight decay >= 0, got {eps}, {weight_decay}"
+                    ));
                 }
             }
-            OptimizerConfig::Sgd { momentum, weight_decay, nesterov } => {
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                nesterov,
+            } => {
                 if !(0.0..1.0).contains(&momentum) || !(weight_decay >= 0.0) {
-                    return bad(format!("SGD momentum must be in [0, 1) and weight decay >= 0, got {momentum}, {weight_decay}"));
+                    return bad(format!(
+                        "SGD momentum must be in [0, 1) and weight decay >= 0, got {momentum}, {weight_decay}"
+                    ));
                 }
                 if nesterov && momentum == 0.0 {
                     return bad("Nesterov momentum needs momentum > 0".into());
@@ -138,7 +151,9 @@ impl Schedule {
                 gamma: g.parse().map_err(|_| err())?,
             }),
             ("cosine", []) => Ok(Schedule::Cosine { min_factor: 0.0 }),
-            ("cosine", [m]) => Ok(Schedule::Cosine { min_factor: m.parse().map_err(|_| err())? }),
+            ("cosine", [m]) => Ok(Schedule::Cosine {
+                min_factor: m.parse().map_err(|_| err())?,
+            }),
             _ => Err(err()),
         }
     }
@@ -176,7 +191,12 @@ impl Optimizer {
         let (m, v) = &mut self.state[index];
         assert_eq!(m.len(), w.len(), "optimizer state size differs from the parameter's");
         match self.config {
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 let t = self.step.max(1) as i32;
                 let bc1 = 1.0 - beta1.powi(t);
                 let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
@@ -186,9 +206,15 @@ impl Optimizer {
                     .zip(g.par_chunks(ELEMENT_BLOCK))
                     .zip(m.par_chunks_mut(ELEMENT_BLOCK))
                     .zip(v.par_chunks_mut(ELEMENT_BLOCK))
-                    .for_each(|(((w, g), m), v)| kernels::adam_update(w, g, m, v, lr_t, beta1, beta2, eps, bc2_sqrt, wd));
+                    .for_each(|(((w, g), m), v)| {
+                        kernels::adam_update(w, g, m, v, lr_t, beta1, beta2, eps, bc2_sqrt, wd)
+                    });
             }
-            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
                 let wd = if decay { weight_decay } else { 0.0 };
                 w.par_chunks_mut(ELEMENT_BLOCK)
                     .zip(g.par_chunks(ELEMENT_BLOCK))

@@ -71,13 +71,19 @@ impl TrainConfig {
     pub fn validate(&self, has_valid_set: bool) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 || self.batch_size == 0 {
-            return bad(format!("epochs and batch size must be positive, got {} and {}", self.epochs, self.batch_size));
+            return bad(format!(
+                "epochs and batch size must be positive, got {} and {}",
+                self.epochs, self.batch_size
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("learning rate must be positive, got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.valid_fraction) {
-            return bad(format!("validation fraction must be in [0, 1), got {}", self.valid_fraction));
+            return bad(format!(
+                "validation fraction must be in [0, 1), got {}",
+                self.valid_fraction
+            ));
         }
         if let Some(c) = self.clip_norm
             && !(c > 0.0)
@@ -90,7 +96,9 @@ impl TrainConfig {
         if let Schedule::Step { every, gamma } = self.schedule
             && (every == 0 || !(gamma > 0.0))
         {
-            return bad(format!("step schedule needs every > 0 and gamma > 0, got {every}, {gamma}"));
+            return bad(format!(
+                "step schedule needs every > 0 and gamma > 0, got {every}, {gamma}"
+            ));
         }
         self.optimizer.validate()
     }
@@ -181,7 +189,13 @@ impl Workspace {
                 .layers
                 .iter()
                 .enumerate()
-                .map(|(i, l)| if keep_pre(i, l) { vec![0.0; batch * l.n_out] } else { Vec::new() })
+                .map(|(i, l)| {
+                    if keep_pre(i, l) {
+                        vec![0.0; batch * l.n_out]
+                    } else {
+                        Vec::new()
+                    }
+                })
                 .collect(),
             dz: model.layers.iter().map(|l| vec![0.0; batch * l.n_out]).collect(),
             dw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
@@ -197,9 +211,17 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
     let n_layers = model.layers.len();
     for (l, layer) in model.layers.iter().enumerate() {
         let (before, after) = ws.acts.split_at_mut(l);
-        let input = if l == 0 { &ws.x[..b * d] } else { &before[l - 1][..b * layer.n_in] };
+        let input = if l == 0 {
+            &ws.x[..b * d]
+        } else {
+            &before[l - 1][..b * layer.n_in]
+        };
         let out = &mut after[0][..b * layer.n_out];
-        let pre = if ws.pre[l].is_empty() { None } else { Some(&mut ws.pre[l][..b * layer.n_out]) };
+        let pre = if ws.pre[l].is_empty() {
+            None
+        } else {
+            Some(&mut ws.pre[l][..b * layer.n_out])
+        };
         layer.forward(input, out, pre);
     }
     // Loss and its gradient with respect to the output pre-activation, per block of rows.
@@ -208,7 +230,11 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
     let loss = model.config.loss;
     let scale = 1.0 / (b * d) as f32;
     let (y, t) = (&ws.acts[last][..b * d], &ws.x[..b * d]);
-    let z = if ws.pre[last].is_empty() { None } else { Some(&ws.pre[last][..b * d]) };
+    let z = if ws.pre[last].is_empty() {
+        None
+    } else {
+        Some(&ws.pre[last][..b * d])
+    };
     let n_blocks = b.div_ceil(ROW_BLOCK);
     ws.dz[last][..b * d]
         .par_chunks_mut(ROW_BLOCK * d)
@@ -216,7 +242,14 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
         .enumerate()
         .for_each(|(i, (dz, sum))| {
             let r = i * ROW_BLOCK * d..i * ROW_BLOCK * d + dz.len();
-            *sum = loss.output_grad(out_layer.activation, &y[r.clone()], &t[r.clone()], z.map(|z| &z[r]), scale, dz);
+            *sum = loss.output_grad(
+                out_layer.activation,
+                &y[r.clone()],
+                &t[r.clone()],
+                z.map(|z| &z[r]),
+                scale,
+                dz,
+            );
         });
     let total: f64 = ws.loss_blocks[..n_blocks].iter().sum();
     // Backward, top layer first.
@@ -224,15 +257,27 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
         let layer = &model.layers[l];
         let (dz_below, dz_here) = ws.dz.split_at_mut(l);
         let dz = &dz_here[0][..b * layer.n_out];
-        let input = if l == 0 { &ws.x[..b * d] } else { &ws.acts[l - 1][..b * layer.n_in] };
+        let input = if l == 0 {
+            &ws.x[..b * d]
+        } else {
+            &ws.acts[l - 1][..b * layer.n_in]
+        };
         let dx = if l == 0 {
             None
         } else {
             let prev = &model.layers[l - 1];
-            let z = if ws.pre[l - 1].is_empty() { None } else { Some(&ws.pre[l - 1][..b * prev.n_out]) };
+            let z = if ws.pre[l - 1].is_empty() {
+                None
+            } else {
+                Some(&ws.pre[l - 1][..b * prev.n_out])
+            };
             Some((
                 &mut dz_below[l - 1][..b * prev.n_out],
-                PrevActivation { act: prev.activation, y: &ws.acts[l - 1][..b * prev.n_out], z },
+                PrevActivation {
+                    act: prev.activation,
+                    y: &ws.acts[l - 1][..b * prev.n_out],
+                    z,
+                },
             ))
         };
         layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx);
@@ -258,7 +303,10 @@ fn check_data(model: &Autoencoder, x: &Matrix, what: &str) -> Result<()> {
         });
     }
     if let Some((r, c)) = x.find_non_finite() {
-        return Err(Error::invalid(what, format!("non-finite value at row {}, column {}", r + 1, c + 1)));
+        return Err(Error::invalid(
+            what,
+            format!("non-finite value at row {}, column {}", r + 1, c + 1),
+        ));
     }
     Ok(())
 }
@@ -296,10 +344,14 @@ pub fn fit(
         None if config.valid_fraction > 0.0 => {
             let mut idx: Vec<usize> = (0..data.rows()).collect();
             Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
-            let n_valid = ((data.rows() as f64 * config.valid_fraction as f64).round() as usize).clamp(1, data.rows() - 1);
+            let n_valid =
+                ((data.rows() as f64 * config.valid_fraction as f64).round() as usize).clamp(1, data.rows() - 1);
             let (v, t) = idx.split_at(n_valid);
             if t.is_empty() {
-                return Err(Error::invalid("training data", "too few rows to hold out a validation set"));
+                return Err(Error::invalid(
+                    "training data",
+                    "too few rows to hold out a validation set",
+                ));
             }
             (data.select_rows(t), Some(data.select_rows(v)))
         }
@@ -315,7 +367,9 @@ pub fn fit(
     {
         return Err(Error::invalid(
             "training data",
-            format!("loss bce needs values in [0, 1] after scaling, found {bad}; hint: use --scale minmax or --loss mse"),
+            format!(
+                "loss bce needs values in [0, 1] after scaling, found {bad}; hint: use --scale minmax or --loss mse"
+            ),
         ));
     }
 
@@ -325,7 +379,11 @@ pub fn fit(
     let batches = n.div_ceil(batch);
     let total_steps = batches * config.epochs;
     let warmup = config.warmup_epochs * batches;
-    let sizes: Vec<usize> = model.layers.iter().flat_map(|l| [l.weight.len(), l.bias.len()]).collect();
+    let sizes: Vec<usize> = model
+        .layers
+        .iter()
+        .flat_map(|l| [l.weight.len(), l.bias.len()])
+        .collect();
     let mut opt = Optimizer::new(config.optimizer, &sizes);
     let mut ws = Workspace::new(model, batch);
     let mut order: Vec<usize> = (0..n).collect();
@@ -337,7 +395,11 @@ pub fn fit(
     let mut step = 0usize;
 
     for epoch in 1..=config.epochs {
-        on_event(&Event::EpochStart { epoch, epochs: config.epochs, batches });
+        on_event(&Event::EpochStart {
+            epoch,
+            epochs: config.epochs,
+            batches,
+        });
         let t0 = Instant::now();
         rng.shuffle(&mut order);
         let mut loss_sum = 0.0f64;
@@ -350,13 +412,27 @@ pub fn fit(
             let loss = forward_backward(model, &mut ws, b);
             if !loss.is_finite() {
                 model.layers = last_good;
-                return Err(Error::Diverged { epoch, batch: bi + 1, value: loss as f32, last_good_epoch: epoch - 1 });
+                return Err(Error::Diverged {
+                    epoch,
+                    batch: bi + 1,
+                    value: loss as f32,
+                    last_good_epoch: epoch - 1,
+                });
             }
             if let Some(max) = config.clip_norm {
-                let norm = ws.dw.iter().chain(&ws.db).map(|g| kernels::sum_squares(g)).sum::<f64>().sqrt();
+                let norm = ws
+                    .dw
+                    .iter()
+                    .chain(&ws.db)
+                    .map(|g| kernels::sum_squares(g))
+                    .sum::<f64>()
+                    .sqrt();
                 if norm > max as f64 {
                     let s = (max as f64 / norm) as f32;
-                    ws.dw.iter_mut().chain(ws.db.iter_mut()).for_each(|g| kernels::scale_in_place(g, s));
+                    ws.dw
+                        .iter_mut()
+                        .chain(ws.db.iter_mut())
+                        .for_each(|g| kernels::scale_in_place(g, s));
                 }
             }
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
@@ -375,7 +451,12 @@ pub fn fit(
             && !v.is_finite()
         {
             model.layers = last_good;
-            return Err(Error::Diverged { epoch, batch: batches, value: v as f32, last_good_epoch: epoch - 1 });
+            return Err(Error::Diverged {
+                epoch,
+                batch: batches,
+                value: v as f32,
+                last_good_epoch: epoch - 1,
+            });
         }
         let is_best = match (valid_loss, &best) {
             (Some(v), Some((b, _, _))) => v < *b,

@@ -2,7 +2,7 @@
 //! save/load round trips, early stopping and divergence.
 
 use hourglass::{
-    Activation, AutoencoderConfig, Event, Loss, Matrix, OptimizerConfig, Rng, Schedule, Scaling, TrainConfig, fit,
+    Activation, AutoencoderConfig, Event, Loss, Matrix, OptimizerConfig, Rng, Scaling, Schedule, TrainConfig, fit,
     format, with_threads,
 };
 
@@ -25,7 +25,12 @@ fn rank20(rows: usize, seed: u64) -> Matrix {
 
 fn relative_error(model: &hourglass::Autoencoder, x: &Matrix) -> f64 {
     let r = model.reconstruct(x).unwrap();
-    let num: f64 = r.as_slice().iter().zip(x.as_slice()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let num: f64 = r
+        .as_slice()
+        .iter()
+        .zip(x.as_slice())
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     let den: f64 = x.as_slice().iter().map(|&b| (b as f64).powi(2)).sum();
     num / den
 }
@@ -82,7 +87,11 @@ fn small_run(threads: usize) -> (Vec<f32>, Vec<f64>) {
             }
         })
         .unwrap();
-        let weights = m.layers().iter().flat_map(|l| l.weight().iter().chain(l.bias()).copied()).collect();
+        let weights = m
+            .layers()
+            .iter()
+            .flat_map(|l| l.weight().iter().chain(l.bias()).copied())
+            .collect();
         (weights, losses)
     })
     .unwrap()
@@ -94,18 +103,34 @@ fn same_seed_gives_bit_identical_model_for_any_thread_count() {
     let (w2, l2) = small_run(2);
     let (w3, _) = small_run(3);
     assert!(!w1.is_empty());
-    assert_eq!(l1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), l2.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-    assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()), "1 vs 2 threads differ");
-    assert!(w1.iter().zip(&w3).all(|(a, b)| a.to_bits() == b.to_bits()), "1 vs 3 threads differ");
+    assert_eq!(
+        l1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        l2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert!(
+        w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "1 vs 2 threads differ"
+    );
+    assert!(
+        w1.iter().zip(&w3).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "1 vs 3 threads differ"
+    );
 }
 
 #[test]
 fn save_load_is_bit_identical_and_outputs_agree() {
     let x = rank20(50, 8);
     let mut m = AutoencoderConfig::new(100, 5).with_hidden(&[16]).init(1).unwrap();
-    let cfg = TrainConfig { epochs: 1, scaling: Scaling::Minmax, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: 1,
+        scaling: Scaling::Minmax,
+        ..TrainConfig::default()
+    };
     fit(&mut m, &x, None, &cfg, |_| {}).unwrap();
-    let file = hourglass::ModelFile { model: m.clone(), provenance: Default::default() };
+    let file = hourglass::ModelFile {
+        model: m.clone(),
+        provenance: Default::default(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");
     format::save(&p, &file).unwrap();
@@ -119,9 +144,20 @@ fn early_stopping_restores_the_best_epoch() {
     let x = rank20(400, 4);
     let mut m = AutoencoderConfig::new(100, 30).with_hidden(&[200]).init(2).unwrap();
     // A learning rate high enough that validation loss stops improving early.
-    let cfg = TrainConfig { epochs: 40, lr: 0.05, valid_fraction: 0.25, patience: Some(2), seed: 1, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: 40,
+        lr: 0.05,
+        valid_fraction: 0.25,
+        patience: Some(2),
+        seed: 1,
+        ..TrainConfig::default()
+    };
     let report = fit(&mut m, &x, None, &cfg, |_| {}).unwrap();
-    let best = report.history.iter().filter_map(|h| h.valid_loss).fold(f64::INFINITY, f64::min);
+    let best = report
+        .history
+        .iter()
+        .filter_map(|h| h.valid_loss)
+        .fold(f64::INFINITY, f64::min);
     let best_epoch = report.history.iter().position(|h| h.valid_loss == Some(best)).unwrap() + 1;
     assert_eq!(report.best_epoch, best_epoch);
     if report.stopped_early {

@@ -33,14 +33,21 @@ fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, flag: &st
     if let Some(i) = names.iter().position(|n| n == key) {
         return Ok(i);
     }
-    if !has_header && let Ok(i) = key.parse::<usize>() && i < names.len() {
+    if !has_header
+        && let Ok(i) = key.parse::<usize>()
+        && i < names.len()
+    {
         return Ok(i);
     }
     Err(Error::data(
         path,
         format!(
             "{flag}: no column `{key}`; the columns are {}",
-            if names.len() > 12 { format!("{} … ({} in all)", names[..12].join(", "), names.len()) } else { names.join(", ") }
+            if names.len() > 12 {
+                format!("{} … ({} in all)", names[..12].join(", "), names.len())
+            } else {
+                names.join(", ")
+            }
         ),
     ))
 }
@@ -71,7 +78,12 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
                 column: err.field() + 1,
                 message: "not valid UTF-8".into(),
             },
-            other => Error::Parse { path: path.into(), line, column: 1, message: format!("{other:?}") },
+            other => Error::Parse {
+                path: path.into(),
+                line,
+                column: 1,
+                message: format!("{other:?}"),
+            },
         }
     };
     let first = match records.next() {
@@ -91,13 +103,23 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
         .map(|k| resolve(path, &all_names, has_header, k, "--label-column"))
         .transpose()?;
     let mut keep: Vec<usize> = match &sel.columns {
-        Some(cols) => cols.iter().map(|k| resolve(path, &all_names, has_header, k, "--columns")).collect::<Result<_>>()?,
+        Some(cols) => cols
+            .iter()
+            .map(|k| resolve(path, &all_names, has_header, k, "--columns"))
+            .collect::<Result<_>>()?,
         None => (0..width).collect(),
     };
-    let dropped: Vec<usize> = sel.drop.iter().map(|k| resolve(path, &all_names, has_header, k, "--drop")).collect::<Result<_>>()?;
+    let dropped: Vec<usize> = sel
+        .drop
+        .iter()
+        .map(|k| resolve(path, &all_names, has_header, k, "--drop"))
+        .collect::<Result<_>>()?;
     keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
     if keep.is_empty() {
-        return Err(Error::data(path, "no feature columns are left after --columns/--drop/--label-column"));
+        return Err(Error::data(
+            path,
+            "no feature columns are left after --columns/--drop/--label-column",
+        ));
     }
     let names: Vec<String> = keep.iter().map(|&i| all_names[i].clone()).collect();
     let mut values = Vec::new();
@@ -125,7 +147,11 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
                 message: format!(
                     "column `{}`: expected a number, found {}",
                     all_names[j],
-                    if field.is_empty() { "an empty field".to_string() } else { format!("`{field}`") }
+                    if field.is_empty() {
+                        "an empty field".to_string()
+                    } else {
+                        format!("`{field}`")
+                    }
                 ),
             })?;
             if !v.is_finite() {
@@ -153,7 +179,12 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
     if rows == 0 {
         return Err(Error::data(path, "no data rows (only a header)"));
     }
-    Ok(Table { matrix: Matrix::from_vec(rows, keep.len(), values)?, names, has_header, labels })
+    Ok(Table {
+        matrix: Matrix::from_vec(rows, keep.len(), values)?,
+        names,
+        has_header,
+        labels,
+    })
 }
 
 /// Writes `m` as CSV with a header line, atomically. Extra leading columns (`leading`: a header
@@ -168,7 +199,11 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
             csv::ErrorKind::Io(io) => Error::io(path, io),
             other => Error::data(path, format!("{other:?}")),
         };
-        let header: Vec<&str> = leading.iter().map(|(n, _)| n.as_str()).chain(names.iter().map(String::as_str)).collect();
+        let header: Vec<&str> = leading
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(names.iter().map(String::as_str))
+            .collect();
         out.write_record(&header).map_err(io)?;
         let mut rec = Vec::with_capacity(header.len());
         for i in 0..m.rows() {
@@ -184,4 +219,3 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
         out.flush().map_err(io_at(path))
     })
 }
-

@@ -19,7 +19,11 @@ pub struct IdxArray {
 
 /// Whether the first bytes look like an IDX header.
 pub fn sniff(head: &[u8]) -> bool {
-    head.len() >= 4 && head[0] == 0 && head[1] == 0 && matches!(head[2], 0x08 | 0x09 | 0x0B | 0x0C | 0x0D | 0x0E) && (1..=8).contains(&head[3])
+    head.len() >= 4
+        && head[0] == 0
+        && head[1] == 0
+        && matches!(head[2], 0x08 | 0x09 | 0x0B | 0x0C | 0x0D | 0x0E)
+        && (1..=8).contains(&head[3])
 }
 
 /// Reads an IDX file (gzip detected from the content). Unsigned 8-bit data of two or more
@@ -32,7 +36,8 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     let file = std::fs::File::open(path).map_err(io_at(path))?;
     let mut raw = std::io::BufReader::new(file);
     let mut magic = [0u8; 2];
-    raw.read_exact(&mut magic).map_err(|_| Error::data(path, "file is empty or too short for an IDX header"))?;
+    raw.read_exact(&mut magic)
+        .map_err(|_| Error::data(path, "file is empty or too short for an IDX header"))?;
     let chained = std::io::Cursor::new(magic).chain(raw);
     let mut reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(chained))
@@ -41,7 +46,9 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     };
     let bad = |m: String| Error::data(path, m);
     let mut head = [0u8; 4];
-    reader.read_exact(&mut head).map_err(|_| bad("too short for an IDX header".into()))?;
+    reader
+        .read_exact(&mut head)
+        .map_err(|_| bad("too short for an IDX header".into()))?;
     if !sniff(&head) {
         return Err(bad("not an IDX file (bad magic number)".into()));
     }
@@ -49,7 +56,9 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     let mut dims = Vec::with_capacity(ndim);
     for _ in 0..ndim {
         let mut b = [0u8; 4];
-        reader.read_exact(&mut b).map_err(|_| bad("header is truncated".into()))?;
+        reader
+            .read_exact(&mut b)
+            .map_err(|_| bad("header is truncated".into()))?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
     let size = match dtype {
@@ -58,8 +67,13 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         0x0C | 0x0D => 4,
         _ => 8,
     };
-    let count = dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| bad("declared size overflows".into()))?;
-    let nbytes = count.checked_mul(size).ok_or_else(|| bad("declared size overflows".into()))?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(|| bad("declared size overflows".into()))?;
+    let nbytes = count
+        .checked_mul(size)
+        .ok_or_else(|| bad("declared size overflows".into()))?;
     // Read at most what was declared (+1 to detect trailing data); the buffer grows only with
     // the bytes actually present, so an absurd header cannot trigger a huge allocation.
     let mut data = Vec::new();
@@ -78,10 +92,22 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         0x08 if u8_unit && ndim >= 2 => data.iter().map(|&v| v as f32 / 255.0).collect(),
         0x08 => data.iter().map(|&v| v as f32).collect(),
         0x09 => data.iter().map(|&v| v as i8 as f32).collect(),
-        0x0B => data.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as f32).collect(),
-        0x0C => data.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().unwrap()) as f32).collect(),
-        0x0D => data.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect(),
-        _ => data.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().unwrap()) as f32).collect(),
+        0x0B => data
+            .chunks_exact(2)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]) as f32)
+            .collect(),
+        0x0C => data
+            .chunks_exact(4)
+            .map(|c| i32::from_be_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        0x0D => data
+            .chunks_exact(4)
+            .map(|c| f32::from_be_bytes(c.try_into().unwrap()))
+            .collect(),
+        _ => data
+            .chunks_exact(8)
+            .map(|c| f64::from_be_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
     };
     let rows = dims.first().copied().unwrap_or(0);
     let cols = if ndim == 1 { 1 } else { dims[1..].iter().product() };
@@ -89,7 +115,11 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     if let Some((r, c)) = matrix.find_non_finite() {
         return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));
     }
-    Ok(IdxArray { matrix, dims, is_u8: dtype == 0x08 })
+    Ok(IdxArray {
+        matrix,
+        dims,
+        is_u8: dtype == 0x08,
+    })
 }
 
 /// Writes an unsigned 8-bit IDX file (used to make test fixtures), gzipped when the name ends

@@ -43,7 +43,11 @@ pub struct Dataset {
 }
 
 fn detect(path: &Path) -> Result<Format> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mut head = [0u8; 6];
     let mut f = std::fs::File::open(path).map_err(io_at(path))?;
     let n = f.read(&mut head).map_err(io_at(path))?;
@@ -58,7 +62,10 @@ fn detect(path: &Path) -> Result<Format> {
         "csv" | "txt" => Ok(Format::Csv),
         "npy" => Err(Error::data(path, "not a .npy file (bad magic)")),
         _ if n == 0 => Err(Error::data(path, "empty file")),
-        _ => Err(Error::data(path, "unknown format; expected a .csv file, a .npy file or an IDX file (raw or .gz)")),
+        _ => Err(Error::data(
+            path,
+            "unknown format; expected a .csv file, a .npy file or an IDX file (raw or .gz)",
+        )),
     }
 }
 
@@ -84,17 +91,35 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
     let ds = match format {
         Format::Csv => {
             let t = csv::read(path, sel)?;
-            Dataset { x: t.matrix, names: t.names, labels: t.labels, image_shape: None, format }
+            Dataset {
+                x: t.matrix,
+                names: t.names,
+                labels: t.labels,
+                image_shape: None,
+                format,
+            }
         }
         Format::Npy => {
             let a = npy::read(path, true)?;
             let names = generated(a.matrix.cols());
-            Dataset { image_shape: image(&a.shape), x: a.matrix, names, labels: None, format }
+            Dataset {
+                image_shape: image(&a.shape),
+                x: a.matrix,
+                names,
+                labels: None,
+                format,
+            }
         }
         Format::Idx => {
             let a = idx::read(path, true)?;
             let names = generated(a.matrix.cols());
-            Dataset { image_shape: image(&a.dims), x: a.matrix, names, labels: None, format }
+            Dataset {
+                image_shape: image(&a.dims),
+                x: a.matrix,
+                names,
+                labels: None,
+                format,
+            }
         }
     };
     if ds.x.rows() == 0 {
@@ -108,11 +133,22 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
 /// # Errors
 /// [`Error::Config`] for another extension; [`Error::Io`] naming the file.
 pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<String>)]) -> Result<()> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("npy") if leading.is_empty() => npy::write(path, m),
-        Some("npy") => Err(Error::Config(format!("{}: passed-through columns need a .csv output", path.display()))),
+        Some("npy") => Err(Error::Config(format!(
+            "{}: passed-through columns need a .csv output",
+            path.display()
+        ))),
         Some("csv") => csv::write(path, m, names, leading),
-        _ => Err(Error::Config(format!("{}: output must end in .npy or .csv", path.display()))),
+        _ => Err(Error::Config(format!(
+            "{}: output must end in .npy or .csv",
+            path.display()
+        ))),
     }
 }
 

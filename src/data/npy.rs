@@ -38,7 +38,10 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
     let major = bytes[6];
     let (hlen, hstart) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return Err(bad(format!("unsupported .npy format version {major}"))),
     };
     let header = bytes
@@ -52,7 +55,9 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
         .to_string();
     let fortran = header_value(header, "fortran_order").ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
     if fortran.starts_with("True") {
-        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
+        return Err(bad(
+            "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
+        ));
     }
     let shape_txt = header_value(header, "shape")
         .and_then(|v| v.strip_prefix('('))
@@ -93,12 +98,24 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
         )));
     }
     let values: Vec<f32> = match (kind, size) {
-        ('f', 4) => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        ('f', 8) => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        ('f', 4) => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        ('f', 8) => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
         ('u', 1) if u8_unit => data.iter().map(|&v| v as f32 / 255.0).collect(),
         ('u', 1) => data.iter().map(|&v| v as f32).collect(),
-        ('i', 4) => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        _ => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        ('i', 4) => data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        _ => data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
     };
     let rows = shape[0];
     let cols = if shape.len() == 1 { 1 } else { count / rows.max(1) };

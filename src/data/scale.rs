@@ -16,6 +16,23 @@ pub enum Scaling {
     Standard,
 }
 
+impl Scaling {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scaling::None => "none",
+            Scaling::Minmax => "minmax",
+            Scaling::Standard => "standard",
+        }
+    }
+}
+
+impl std::fmt::Display for Scaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 impl std::str::FromStr for Scaling {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -55,7 +72,11 @@ impl Scaler {
                         hi[j] = hi[j].max(v);
                     }
                 }
-                let scale = lo.iter().zip(&hi).map(|(&l, &h)| if h > l { h - l } else { 1.0 }).collect();
+                let scale = lo
+                    .iter()
+                    .zip(&hi)
+                    .map(|(&l, &h)| if h > l { h - l } else { 1.0 })
+                    .collect();
                 let lo = lo.into_iter().map(|l| if l.is_finite() { l } else { 0.0 }).collect();
                 (lo, scale)
             }

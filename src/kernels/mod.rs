@@ -45,9 +45,7 @@ fn level() -> Level {
             {
                 return Level::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Level::Avx2;
             }
         }
@@ -110,7 +108,7 @@ pub fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     e * f32::from_bits(((n_int + 127) << 23) as u32)
 }
@@ -134,7 +132,7 @@ pub fn fast_ln(x: f32) -> f32 {
     y = y * m - 1.666_805_8e-1;
     y = y * m + 2.000_071_4e-1;
     y = y * m - 2.499_999_4e-1;
-    y = y * m + 3.333_333_1e-1;
+    y = y * m + 0.333_333_34;
     let y = y * m * z - 2.121_944_4e-4 * e - 0.5 * z;
     m + y + 0.693_359_4 * e
 }
@@ -150,13 +148,8 @@ pub fn view(data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
 /// Blocks run in parallel on the current rayon pool; each is one sequential faer call, so the
 /// result does not depend on the number of threads.
 #[track_caller]
-pub fn matmul_rows<F>(
-    dst: &mut [f32],
-    lhs: MatRef<'_, f32>,
-    rhs: MatRef<'_, f32>,
-    accumulate: bool,
-    epilogue: F,
-) where
+pub fn matmul_rows<F>(dst: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, accumulate: bool, epilogue: F)
+where
     F: Fn(usize, &mut [f32]) + Sync,
 {
     let (m, n) = (lhs.nrows(), rhs.ncols());
@@ -462,7 +455,10 @@ mod tests {
                     let mut got = vec![0.0; m * n];
                     matmul_rows(&mut got, view(&a, m, k), view(&b, k, n), false, |_, _| {});
                     for (g, w) in got.iter().zip(&want) {
-                        assert!((g - w).abs() < 1e-5 * (k as f32).sqrt() + 1e-6, "{m}x{k}x{n}: {g} vs {w}");
+                        assert!(
+                            (g - w).abs() < 1e-5 * (k as f32).sqrt() + 1e-6,
+                            "{m}x{k}x{n}: {g} vs {w}"
+                        );
                     }
                     // Transposed operands (as used by backward) and accumulation.
                     let at = reference::transpose(&a, m, k);

@@ -97,14 +97,9 @@ impl Dense {
             None => kernels::matmul_rows(y, view(x, batch, self.n_in), w_t, false, |_, blk| {
                 kernels::bias_activation(blk, bias, act, None)
             }),
-            Some(z) => kernels::matmul_rows_with(
-                y,
-                (z, n_out),
-                view(x, batch, self.n_in),
-                w_t,
-                false,
-                |_, blk, zb| kernels::bias_activation(blk, bias, act, Some(zb)),
-            ),
+            Some(z) => kernels::matmul_rows_with(y, (z, n_out), view(x, batch, self.n_in), w_t, false, |_, blk, zb| {
+                kernels::bias_activation(blk, bias, act, Some(zb))
+            }),
         }
     }
 
@@ -138,10 +133,21 @@ impl Dense {
             None => weights(),
             Some((dx, prev)) => {
                 let inputs = || {
-                    kernels::matmul_rows(dx, view(dz, batch, n_out), view(&self.weight, n_out, n_in), false, |r0, blk| {
-                        let range = r0 * n_in..r0 * n_in + blk.len();
-                        kernels::activation_backward(blk, &prev.y[range.clone()], prev.z.map(|z| &z[range]), prev.act)
-                    })
+                    kernels::matmul_rows(
+                        dx,
+                        view(dz, batch, n_out),
+                        view(&self.weight, n_out, n_in),
+                        false,
+                        |r0, blk| {
+                            let range = r0 * n_in..r0 * n_in + blk.len();
+                            kernels::activation_backward(
+                                blk,
+                                &prev.y[range.clone()],
+                                prev.z.map(|z| &z[range]),
+                                prev.act,
+                            )
+                        },
+                    )
                 };
                 rayon::join(weights, inputs);
             }
@@ -182,7 +188,11 @@ mod tests {
                 let mut dz = r.clone();
                 kernels::activation_backward(&mut dz, &y, Some(&z), act);
                 let (mut dw, mut db, mut dx) = (vec![0.0; n_in * n_out], vec![0.0; n_out], vec![0.0; batch * n_in]);
-                let prev = PrevActivation { act: prev_act, y: &x, z: Some(&x_pre) };
+                let prev = PrevActivation {
+                    act: prev_act,
+                    y: &x,
+                    z: Some(&x_pre),
+                };
                 layer.backward(&x, &dz, &mut dw, &mut db, Some((&mut dx, prev)));
                 let h = 1e-3f32;
                 let check = |name: &str, i: usize, analytic: f32, plus: f64, minus: f64| {
@@ -192,17 +202,17 @@ mod tests {
                         "{act} {batch}x{n_in}->{n_out} {name}[{i}]: numeric {numeric} analytic {analytic}"
                     );
                 };
-                for i in 0..dw.len() {
+                for (i, &g) in dw.iter().enumerate() {
                     let (mut p, mut m) = (layer.clone(), layer.clone());
                     p.weight[i] += h;
                     m.weight[i] -= h;
-                    check("dw", i, dw[i], loss(&p, &x_pre), loss(&m, &x_pre));
+                    check("dw", i, g, loss(&p, &x_pre), loss(&m, &x_pre));
                 }
-                for i in 0..db.len() {
+                for (i, &g) in db.iter().enumerate() {
                     let (mut p, mut m) = (layer.clone(), layer.clone());
                     p.bias[i] += h;
                     m.bias[i] -= h;
-                    check("db", i, db[i], loss(&p, &x_pre), loss(&m, &x_pre));
+                    check("db", i, g, loss(&p, &x_pre), loss(&m, &x_pre));
                 }
                 for i in 0..dx.len() {
                     let (mut p, mut m) = (x_pre.clone(), x_pre.clone());

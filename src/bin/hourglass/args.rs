@@ -1,0 +1,203 @@
+//! Command-line arguments. Doc comments are the help text.
+
+use clap::{Args, Parser, Subcommand};
+use hourglass::{Activation, Init, Loss, Scaling};
+use std::path::PathBuf;
+
+/// Train and use autoencoders: compression, features, anomaly scores, denoising.
+#[derive(Debug, Parser)]
+#[command(name = "hourglass", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on this number.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train an autoencoder on a data file (CSV, NPY or IDX) and save the model.
+    Train(TrainArgs),
+    /// Write the codes (or the activations of an encoder layer) of each row.
+    Encode(EncodeArgs),
+    /// Write the reconstructions of codes.
+    Decode(DecodeArgs),
+    /// Write the reconstruction of each row.
+    Reconstruct(ReconstructArgs),
+    /// Report reconstruction error on a data file: MSE, SSE per sample, PSNR, BCE.
+    Eval(EvalArgs),
+    /// Show a model's architecture, parameter count and training provenance.
+    Inspect(InspectArgs),
+}
+
+/// Which CSV columns to use (CSV files only).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ColumnArgs {
+    /// Use only these columns (names, or 0-based indices for files without a header).
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub columns: Option<Vec<String>>,
+    /// Leave out these columns.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub drop: Vec<String>,
+    /// A column kept out of the features (e.g. a class label); passed through by `encode`.
+    #[arg(long, value_name = "COL")]
+    pub label_column: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: .csv, .npy, or IDX (raw or .gz).
+    pub data: PathBuf,
+    /// Encoder hidden widths, input side first, e.g. 1000,500,250 (none: one-layer autoencoder).
+    #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
+    pub hidden: Vec<usize>,
+    /// Width of the code.
+    #[arg(long, value_name = "N")]
+    pub code: usize,
+    /// Decoder hidden widths, code side first (default: the encoder's, mirrored).
+    #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
+    pub decoder_hidden: Option<Vec<usize>>,
+    /// Activation of hidden layers: identity, relu, leaky_relu, elu, sigmoid, tanh, gelu.
+    #[arg(long, default_value = "relu", value_name = "ACT")]
+    pub activation: Activation,
+    /// Activation of the code layer.
+    #[arg(long, default_value = "identity", value_name = "ACT")]
+    pub code_activation: Activation,
+    /// Activation of the output layer.
+    #[arg(long, default_value = "sigmoid", value_name = "ACT")]
+    pub output_activation: Activation,
+    /// Reconstruction loss: mse, or bce (needs a sigmoid output and data in [0, 1]).
+    #[arg(long, default_value = "mse", value_name = "LOSS")]
+    pub loss: Loss,
+    /// Weight initialization: auto (He for ReLU-like, else Xavier), he, xavier.
+    #[arg(long, default_value = "auto", value_parser = parse_init, value_name = "INIT")]
+    pub init: Init,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3, value_name = "F")]
+    pub lr: f32,
+    /// Optimizer: adam (AdamW: decoupled weight decay) or sgd.
+    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"], value_name = "OPT")]
+    pub optimizer: String,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9, value_name = "F")]
+    pub momentum: f32,
+    /// SGD with Nesterov momentum.
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Weight decay (decoupled for Adam, L2 for SGD); biases are not decayed.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub weight_decay: f32,
+    /// Learning-rate schedule: constant, step:EVERY,GAMMA (epochs), cosine[:MIN_FACTOR].
+    #[arg(long, default_value = "constant", value_parser = hourglass::Schedule::parse, value_name = "SCHEDULE")]
+    pub schedule: hourglass::Schedule,
+    /// Epochs of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub warmup: usize,
+    /// Clip the gradient's global L2 norm to this value.
+    #[arg(long, value_name = "F")]
+    pub clip_norm: Option<f32>,
+    /// Validation data (same format and columns as the training data).
+    #[arg(long, value_name = "DATA", conflicts_with = "valid_fraction")]
+    pub valid: Option<PathBuf>,
+    /// Hold out this fraction of the training rows for validation.
+    #[arg(long, value_name = "F")]
+    pub valid_fraction: Option<f32>,
+    /// Stop after N epochs without a better validation loss and keep the best weights.
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// Feature scaling fitted on the training data and stored in the model.
+    #[arg(long, default_value = "none", value_name = "SCALE")]
+    pub scale: Scaling,
+    /// Seed for initialization, shuffling and the validation split.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Write one JSON line per epoch to this file.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Print nothing but errors and the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Where to save the model (.safetensors).
+    #[arg(long, short, value_name = "MODEL")]
+    pub output: PathBuf,
+}
+
+fn parse_init(s: &str) -> Result<Init, String> {
+    match s {
+        "auto" => Ok(Init::Auto),
+        "he" => Ok(Init::He),
+        "xavier" => Ok(Init::Xavier),
+        _ => Err(format!("unknown init `{s}`; expected auto, he or xavier")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Data to encode.
+    pub data: PathBuf,
+    /// Output file: .npy or .csv.
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Encoder layer whose activations to write (0-based; default: the code layer).
+    #[arg(long, value_name = "I")]
+    pub layer: Option<usize>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Codes to decode (as written by `encode`).
+    pub codes: PathBuf,
+    /// Output file: .npy or .csv.
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Data to reconstruct.
+    pub data: PathBuf,
+    /// Output file: .npy or .csv.
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Data to evaluate on.
+    pub data: PathBuf,
+    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

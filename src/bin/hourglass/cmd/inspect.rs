@@ -1,0 +1,78 @@
+//! `hourglass inspect`.
+
+use super::load_model;
+use crate::args::InspectArgs;
+use anyhow::Result;
+use serde_json::json;
+
+pub fn run(a: InspectArgs) -> Result<()> {
+    let file = load_model(&a.model)?;
+    let m = &file.model;
+    let cfg = m.config();
+    let n_enc = cfg.encoder_layers();
+    let layers: Vec<_> = m
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let name = if i < n_enc {
+                format!("encoder.{i}")
+            } else {
+                format!("decoder.{}", i - n_enc)
+            };
+            (name, l.n_in(), l.n_out(), l.activation(), l.num_params())
+        })
+        .collect();
+    let p = &file.provenance;
+    if a.json {
+        let out = json!({
+            "config": cfg,
+            "layers": layers.iter().map(|(n, i, o, act, p)| json!({"name": n, "in": i, "out": o, "activation": act, "params": p})).collect::<Vec<_>>(),
+            "params": m.num_params(),
+            "scaler": m.scaler().kind,
+            "provenance": p,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let widths: Vec<String> = std::iter::once(cfg.input_dim)
+        .chain(m.layers().iter().map(|l| l.n_out()))
+        .map(|w| w.to_string())
+        .collect();
+    println!(
+        "autoencoder {}  (code {}, loss {})",
+        widths.join("-"),
+        cfg.code,
+        cfg.loss.name()
+    );
+    for (name, i, o, act, params) in &layers {
+        println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
+    }
+    println!("parameters       {}", m.num_params());
+    println!("scaling          {}", m.scaler().kind);
+    if let Some(path) = &p.data_path {
+        let shape = p
+            .data_shape
+            .map(|(r, c)| format!(" ({r} rows x {c} columns)"))
+            .unwrap_or_default();
+        println!("trained on       {path}{shape}");
+    }
+    if let (Some(t), Some(r)) = (&p.train, &p.report) {
+        let last = r.history.last();
+        println!(
+            "training         {} epochs (best {}), batch {}, lr {}, seed {}, {:.1} s",
+            r.history.len(),
+            r.best_epoch,
+            t.batch_size,
+            t.lr,
+            t.seed,
+            r.seconds
+        );
+        if let Some(l) = last {
+            let valid = l.valid_loss.map(|v| format!(", valid loss {v:.6}")).unwrap_or_default();
+            println!("final            train loss {:.6}{valid}", l.train_loss);
+        }
+    }
+    println!("written by       hourglass {}", p.crate_version);
+    Ok(())
+}

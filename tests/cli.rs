@@ -1,0 +1,473 @@
+//! The `hourglass` binary end to end: snapshots of exit code, stdout and stderr on tiny
+//! generated data with a fixed seed, and every kind of bad input.
+
+use hourglass::{Matrix, Rng};
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Filters for what varies between runs: timings and throughputs.
+const FILTERS: &[(&str, &str)] = &[
+    (r"\d+(\.\d+)? s\b", "[T] s"),
+    (r"\d+ samples/s", "[N] samples/s"),
+    (r"\.tmp-\d+", ".tmp-[PID]"),
+];
+
+macro_rules! snapshot {
+    ($cmd:expr) => {
+        insta::with_settings!({ filters => FILTERS.iter().copied() }, { assert_cmd_snapshot!($cmd) })
+    };
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(get_cargo_bin("hourglass"));
+        c.current_dir(self.dir.path()).env("NO_COLOR", "1");
+        c
+    }
+    /// 60 rows: 6 features on a 2-dimensional manifold, in [0, 1], plus a label column.
+    fn table(&self, name: &str) -> PathBuf {
+        let mut rng = Rng::new(17);
+        let mut text = String::from("a,b,c,d,e,f,label\n");
+        for i in 0..60 {
+            let (u, v) = (rng.uniform(), rng.uniform());
+            let vals = [u, v, 0.5 * (u + v), u * v, 1.0 - u, 0.25 + 0.5 * v];
+            let row: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
+            text.push_str(&format!(
+                "{},{}\n",
+                row.join(","),
+                if i % 2 == 0 { "even" } else { "odd" }
+            ));
+        }
+        self.write(name, &text)
+    }
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn train_small(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
+    sb.table("t.csv");
+    sb.cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--epochs",
+            "3",
+        ])
+        .args(["--seed", "1", "-o", "m.safetensors"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_then_every_command() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    snapshot!(sb.cmd().args([
+        "train",
+        "t.csv",
+        "--label-column",
+        "label",
+        "--hidden",
+        "5",
+        "--code",
+        "2",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--valid-fraction",
+        "0.25",
+        "--scale",
+        "minmax",
+        "--seed",
+        "1",
+        "--log",
+        "log.jsonl",
+        "-o",
+        "m.safetensors",
+    ]));
+    let log = std::fs::read_to_string(sb.path("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(first["valid_loss"].is_number() && first["train_loss"].is_number());
+
+    snapshot!(sb.cmd().args(["inspect", "m.safetensors"]));
+    snapshot!(sb.cmd().args([
+        "encode",
+        "m.safetensors",
+        "t.csv",
+        "--label-column",
+        "label",
+        "-o",
+        "codes.csv"
+    ]));
+    let codes = std::fs::read_to_string(sb.path("codes.csv")).unwrap();
+    assert!(codes.starts_with("label,code0,code1\neven,"), "{}", &codes[..40]);
+    assert_eq!(codes.lines().count(), 61);
+
+    snapshot!(
+        sb.cmd()
+            .args(["encode", "m.safetensors", "t.csv", "--layer", "0", "-o", "h.npy"])
+    );
+    snapshot!(sb.cmd().args(["reconstruct", "m.safetensors", "t.csv", "-o", "r.csv"]));
+    let header = std::fs::read_to_string(sb.path("r.csv")).unwrap();
+    assert!(
+        header.starts_with("a,b,c,d,e,f\n"),
+        "reconstructions keep the column names"
+    );
+
+    sb.cmd()
+        .args(["encode", "m.safetensors", "t.csv", "-o", "codes.npy"])
+        .output()
+        .unwrap();
+    snapshot!(sb.cmd().args(["decode", "m.safetensors", "codes.npy", "-o", "d.npy"]));
+    // decode(encode(x)) is reconstruct(x).
+    let d = hourglass::data::npy::read(&sb.path("d.npy"), false).unwrap().matrix;
+    sb.cmd()
+        .args(["reconstruct", "m.safetensors", "t.csv", "-o", "r.npy"])
+        .output()
+        .unwrap();
+    let r = hourglass::data::npy::read(&sb.path("r.npy"), false).unwrap().matrix;
+    assert_eq!(d, r);
+
+    let out = sb
+        .cmd()
+        .args(["eval", "m.safetensors", "t.csv", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["n", "mse", "sse_per_sample", "psnr"] {
+        assert!(v.get(key).is_some(), "eval --json lacks {key}: {v}");
+    }
+    assert_eq!(v["n"], 60);
+    let (mse, sse) = (v["mse"].as_f64().unwrap(), v["sse_per_sample"].as_f64().unwrap());
+    assert!((sse - 6.0 * mse).abs() < 1e-9 * (1.0 + sse));
+    assert!((v["psnr"].as_f64().unwrap() - 10.0 * (1.0 / mse).log10()).abs() < 1e-6);
+    snapshot!(sb.cmd().args(["eval", "m.safetensors", "t.csv", "--threads", "1"]));
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let mut outs = Vec::new();
+    for threads in ["1", "2"] {
+        let sb = Sandbox::new();
+        let o = train_small(&sb, &["--threads", threads, "--hidden", "40,20", "--batch-size", "70"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sb.cmd()
+            .args(["reconstruct", "m.safetensors", "t.csv", "-o", "r.npy"])
+            .output()
+            .unwrap();
+        outs.push(std::fs::read(sb.path("r.npy")).unwrap());
+    }
+    assert_eq!(outs[0], outs[1]);
+}
+
+/// Runs a failing command and checks: exit code 2, a one-line `error:` naming `place`, no
+/// panic, and no file left behind besides those listed in `keep`.
+fn fails(sb: &Sandbox, args: &[&str], place: &str, keep: &[&str]) -> String {
+    let out = sb.cmd().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.contains(place), "{args:?}: `{place}` not in {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let mut expected: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(sb.files(), expected, "{args:?} left files behind");
+    err
+}
+
+#[test]
+fn bad_csv_input_is_named_by_line_and_column() {
+    let sb = Sandbox::new();
+    let train = |f: &str| {
+        vec!["train", f, "--code", "2", "-o", "m.safetensors"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let run = |f: &str, text: &str, place: &str| {
+        sb.write(f, text);
+        let args = train(f);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = fails(&sb, &args, place, &[f]);
+        std::fs::remove_file(sb.path(f)).unwrap();
+        e
+    };
+    let e = run("ragged.csv", "a,b,c\n1,2,3\n4,5\n", "ragged.csv:3:3");
+    assert!(e.contains("expected 3 fields, found 2"), "{e}");
+    let e = run("text.csv", "a,b,c\n1,2,3\n4,x,6\n", "text.csv:3:2");
+    assert!(e.contains("column `b`: expected a number, found `x`"), "{e}");
+    let e = run("nan.csv", "a,b\n1,2\n3,NaN\n", "nan.csv:3:2");
+    assert!(e.contains("non-finite"), "{e}");
+    run("empty.csv", "", "empty.csv: empty file");
+    run("header.csv", "a,b\n", "header.csv: no data rows");
+    let e = run("blank.csv", "a,b\n1,\n", "blank.csv:2:2");
+    assert!(e.contains("empty field"), "{e}");
+}
+
+#[test]
+fn bad_cli_input_for_label_column() {
+    let sb = Sandbox::new();
+    sb.write("cols.csv", "a,b\n1,2\n");
+    fails(
+        &sb,
+        &[
+            "train",
+            "cols.csv",
+            "--code",
+            "1",
+            "--label-column",
+            "zz",
+            "-o",
+            "m.safetensors",
+        ],
+        "no column `zz`",
+        &["cols.csv"],
+    );
+}
+
+#[test]
+fn bad_binary_input_is_rejected_without_huge_allocations() {
+    let sb = Sandbox::new();
+    // NPY declaring 10^12 rows of f32 in a tiny file.
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 784), }          \n";
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[0u8; 64]);
+    std::fs::write(sb.path("huge.npy"), &npy).unwrap();
+    let e = fails(
+        &sb,
+        &["train", "huge.npy", "--code", "2", "-o", "m.safetensors"],
+        "huge.npy",
+        &["huge.npy"],
+    );
+    assert!(e.contains("declared shape"), "{e}");
+    // IDX declaring 2^32-1 images of 2^16 x 2^16.
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [u32::MAX, 65535, 65535] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    idx.extend_from_slice(&[0u8; 100]);
+    std::fs::write(sb.path("huge-idx3-ubyte"), &idx).unwrap();
+    let e = fails(
+        &sb,
+        &["train", "huge-idx3-ubyte", "--code", "2", "-o", "m.safetensors"],
+        "huge-idx3-ubyte",
+        &["huge-idx3-ubyte", "huge.npy"],
+    );
+    assert!(e.contains("header declares"), "{e}");
+    // Truncated gzip IDX.
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-test-1000-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(full).unwrap();
+    std::fs::write(sb.path("cut.gz"), &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &sb,
+        &["train", "cut.gz", "--code", "2", "-o", "m.safetensors"],
+        "cut.gz",
+        &["cut.gz", "huge-idx3-ubyte", "huge.npy"],
+    );
+    // NPY with an unsupported dtype.
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1), }\n";
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[0u8; 4]);
+    std::fs::write(sb.path("be.npy"), &npy).unwrap();
+    let e = fails(
+        &sb,
+        &["train", "be.npy", "--code", "2", "-o", "m.safetensors"],
+        "be.npy",
+        &["be.npy", "cut.gz", "huge-idx3-ubyte", "huge.npy"],
+    );
+    assert!(e.contains("unsupported dtype '>f4'"), "{e}");
+}
+
+#[test]
+fn bad_model_files_and_mismatched_data() {
+    let sb = Sandbox::new();
+    assert!(train_small(&sb, &[]).status.success());
+    let base = ["m.safetensors", "t.csv"];
+    // Data of the wrong width.
+    sb.write("narrow.csv", "a,b\n1,2\n");
+    let keep = ["m.safetensors", "narrow.csv", "t.csv"];
+    let e = fails(
+        &sb,
+        &["encode", "m.safetensors", "narrow.csv", "-o", "c.npy"],
+        "narrow.csv",
+        &keep,
+    );
+    assert!(e.contains("has 2 feature columns, the model expects 6"), "{e}");
+    std::fs::remove_file(sb.path("narrow.csv")).unwrap();
+    // A truncated model file.
+    let bytes = std::fs::read(sb.path("m.safetensors")).unwrap();
+    std::fs::write(sb.path("cut.safetensors"), &bytes[..bytes.len() - 10]).unwrap();
+    let keep = ["cut.safetensors", "m.safetensors", "t.csv"];
+    let e = fails(
+        &sb,
+        &["encode", "cut.safetensors", "t.csv", "-o", "c.npy"],
+        "cut.safetensors",
+        &keep,
+    );
+    assert!(e.contains("not an hourglass model file"), "{e}");
+    std::fs::remove_file(sb.path("cut.safetensors")).unwrap();
+    // A foreign file.
+    let e = fails(&sb, &["inspect", "t.csv"], "t.csv: not an hourglass model file", &base);
+    assert!(e.contains("safetensors"), "{e}");
+    // A newer format version, and a missing tensor: rewrite the header.
+    let model = hourglass::format::load(&sb.path("m.safetensors")).unwrap();
+    let bytes = hourglass::format::to_bytes(&model).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let rewrite = |name: &str, from: &str, to: &str| {
+        assert!(header.contains(from), "{from} not in header");
+        let h = header.replacen(from, to, 1);
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(&bytes[8 + n..]);
+        std::fs::write(sb.path(name), out).unwrap();
+    };
+    rewrite("v9.safetensors", "\"format_version\":\"1\"", "\"format_version\":\"9\"");
+    let keep = ["m.safetensors", "t.csv", "v9.safetensors"];
+    let e = fails(
+        &sb,
+        &["inspect", "v9.safetensors"],
+        "v9.safetensors: model format version 9",
+        &keep,
+    );
+    assert!(e.contains("upgrade hourglass"), "{e}");
+    std::fs::remove_file(sb.path("v9.safetensors")).unwrap();
+    rewrite("renamed.safetensors", "\"decoder.0.bias\"", "\"decoder.0.bogus\"");
+    let keep = ["m.safetensors", "renamed.safetensors", "t.csv"];
+    fails(
+        &sb,
+        &["eval", "renamed.safetensors", "t.csv"],
+        "tensor `decoder.0.bias` is missing",
+        &keep,
+    );
+    std::fs::remove_file(sb.path("renamed.safetensors")).unwrap();
+    // Unwritable outputs leave nothing behind.
+    let e = fails(
+        &sb,
+        &["encode", "m.safetensors", "t.csv", "-o", "no/such/dir/c.npy"],
+        "no/such/dir/c.npy",
+        &base,
+    );
+    assert!(e.contains("No such file"), "{e}");
+    fails(
+        &sb,
+        &["encode", "m.safetensors", "t.csv", "-o", "c.txt"],
+        "c.txt: output must end in .npy or .csv",
+        &base,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "-o",
+            "no/dir/m.safetensors",
+        ],
+        "no/dir/m.safetensors",
+        &base,
+    );
+    // Settings that cannot work.
+    fails(
+        &sb,
+        &[
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--loss",
+            "bce",
+            "--output-activation",
+            "tanh",
+            "-o",
+            "x.safetensors",
+        ],
+        "loss bce needs a sigmoid output",
+        &base,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--patience",
+            "3",
+            "-o",
+            "x.safetensors",
+        ],
+        "needs validation data",
+        &base,
+    );
+    fails(
+        &sb,
+        &["encode", "m.safetensors", "t.csv", "--layer", "7", "-o", "c.npy"],
+        "encoder layer 7 does not exist",
+        &base,
+    );
+    fails(
+        &sb,
+        &["--threads", "0", "inspect", "m.safetensors"],
+        "--threads must be at least 1",
+        &base,
+    );
+}
+
+#[test]
+fn idx_fixture_reads_as_unit_range_images() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-test-1000-images-idx3-ubyte.gz");
+    let ds = hourglass::data::load(&p, &Default::default()).unwrap();
+    assert_eq!(ds.x.shape(), (1000, 784));
+    assert_eq!(ds.image_shape, Some((28, 28, 1)));
+    let max = ds.x.as_slice().iter().copied().fold(0.0f32, f32::max);
+    assert_eq!(max, 1.0);
+    let labels = hourglass::data::idx::read(&p.with_file_name("mnist-test-1000-labels-idx1-ubyte.gz"), true).unwrap();
+    assert_eq!(labels.matrix.shape(), (1000, 1));
+    assert_eq!(&labels.matrix.as_slice()[..5], &[7.0, 2.0, 1.0, 0.0, 4.0]); // the well-known first digits
+    let _ = Matrix::zeros(0, 0);
+}
