@@ -3,7 +3,7 @@
 //! # Crate map
 //! - [`AutoencoderConfig`] → [`AutoencoderConfig::init`] → [`Autoencoder`]: the model.
 //! - [`fit`] with a [`TrainConfig`]: training, validation, early stopping; progress via [`Event`].
-//! - [`format`]: versioned, self-describing `.safetensors` model files.
+//! - [`format`](mod@format): versioned, self-describing `.safetensors` model files.
 //! - [`data`]: CSV, NPY and IDX readers and writers; the [`Scaler`].
 //! - [`metrics`]: reconstruction error, PSNR, BCE.
 //! - [`kernels`]: the only module with `unsafe` (runtime-dispatched SIMD); reference twins.

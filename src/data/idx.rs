@@ -6,7 +6,7 @@ use crate::tensor::Matrix;
 use std::io::Read;
 use std::path::Path;
 
-/// A parsed IDX array: dims[0] rows of the product of the other dims.
+/// A parsed IDX array: `dims[0]` rows of the product of the other dims.
 #[derive(Clone, Debug)]
 pub struct IdxArray {
     /// The values as f32 (8-bit data divided by 255 when asked).

@@ -7,7 +7,7 @@ use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// A parsed `.npy` array flattened to rows: shape[0] rows of the product of the other dims.
+/// A parsed `.npy` array flattened to rows: `shape[0]` rows of the product of the other dims.
 #[derive(Clone, Debug)]
 pub struct NpyArray {
     /// The values as f32 (u8 divided by 255 when `unit_scale`).

@@ -2,8 +2,8 @@
 //! loss gradients and optimizer updates.
 //!
 //! This is the only module allowed `unsafe`: the elementwise kernels are compiled several times
-//! with different CPU features and the best one is chosen at run time ([`multiversion!`]).
-//! Every fast kernel has a plain twin in [`reference`] and a test comparing the two.
+//! with different CPU features and the best one is chosen at run time (the `multiversion!` macro).
+//! Every fast kernel has a plain twin in [`reference`](mod@reference) and a test comparing the two.
 //!
 //! # Determinism
 //! Work is split into blocks whose boundaries depend only on the problem size, never on the
