@@ -249,9 +249,7 @@ impl Autoencoder {
                 self.config.encoder_layers() - 1
             )));
         }
-        let mut x = x.clone();
-        self.scaler.transform(&mut x);
-        Ok(self.forward_scaled(&x, 0..layer + 1))
+        Ok(self.forward_scaled(&self.scaled(x), 0..layer + 1))
     }
 
     /// Reconstructions of codes.
@@ -271,11 +269,18 @@ impl Autoencoder {
     /// [`Error::Shape`] if `x` does not have `input_dim` columns.
     pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
         self.check_width(x, self.config.input_dim, "autoencoder input")?;
-        let mut x = x.clone();
-        self.scaler.transform(&mut x);
-        let mut out = self.forward_scaled(&x, 0..self.layers.len());
+        let mut out = self.forward_scaled(&self.scaled(x), 0..self.layers.len());
         self.scaler.inverse(&mut out);
         Ok(out)
+    }
+
+    /// `x` scaled for the network (borrowed when the scaler is the identity).
+    fn scaled<'a>(&self, x: &'a Matrix) -> std::borrow::Cow<'a, Matrix> {
+        let mut x = std::borrow::Cow::Borrowed(x);
+        if !self.scaler.is_identity() {
+            self.scaler.transform(x.to_mut());
+        }
+        x
     }
 
     /// Runs `layers` on already-scaled rows: blocks of [`ROW_BLOCK`] rows go through all the

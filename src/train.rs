@@ -11,6 +11,7 @@ use crate::rng::Rng;
 use crate::tensor::Matrix;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// RNG stream for the per-epoch shuffle.
@@ -339,8 +340,9 @@ pub fn fit(
     }
     let started = Instant::now();
     // Split off validation rows, then fit and apply the scaler.
-    let (mut train, mut valid) = match valid {
-        Some(v) => (data.clone(), Some(v.clone())),
+    // Rows are copied only when they must change (split or scaled).
+    let (mut train, mut valid): (Cow<'_, Matrix>, Option<Cow<'_, Matrix>>) = match valid {
+        Some(v) => (Cow::Borrowed(data), Some(Cow::Borrowed(v))),
         None if config.valid_fraction > 0.0 => {
             let mut idx: Vec<usize> = (0..data.rows()).collect();
             Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
@@ -353,14 +355,16 @@ pub fn fit(
                     "too few rows to hold out a validation set",
                 ));
             }
-            (data.select_rows(t), Some(data.select_rows(v)))
+            (Cow::Owned(data.select_rows(t)), Some(Cow::Owned(data.select_rows(v))))
         }
-        None => (data.clone(), None),
+        None => (Cow::Borrowed(data), None),
     };
     model.scaler = Scaler::fit(config.scaling, &train);
-    model.scaler.transform(&mut train);
-    if let Some(v) = valid.as_mut() {
-        model.scaler.transform(v);
+    if !model.scaler.is_identity() {
+        model.scaler.transform(train.to_mut());
+        if let Some(v) = valid.as_mut() {
+            model.scaler.transform(v.to_mut());
+        }
     }
     if model.config.loss == Loss::Bce
         && let Some(bad) = train.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v))
@@ -499,7 +503,7 @@ pub fn fit(
         best_epoch,
         stopped_early,
         train_rows: n,
-        valid_rows: valid.as_ref().map_or(0, Matrix::rows),
+        valid_rows: valid.as_ref().map_or(0, |v| v.rows()),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -18,9 +18,10 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 /// Rows of a GEMM output computed as one sequential faer call. Fixed (independent of the
-/// thread count) so results do not depend on it. 64 was the best of {32, 64, 128} for the
-/// 784-256-64 and 784-1000-500-250-30 autoencoders at batch 256 on a 2-core Xeon (AVX-512).
-pub const ROW_BLOCK: usize = 64;
+/// thread count) so results do not depend on it. Measured on the 2-core Xeon (AVX-512) of
+/// BENCHMARKS.md, one MNIST epoch at batch 256, samples/s for {32, 64, 128, 256}:
+/// 784-256-64 AE 59.0k / 65.2k / 67.8k / 54.2k; 784-1000-500-250-30 AE 9.2k / 10.6k / 11.6k / 9.4k.
+pub const ROW_BLOCK: usize = 128;
 
 /// Elements per task of the elementwise optimizer kernels (keeps each task's data in L2).
 pub const ELEMENT_BLOCK: usize = 1 << 14;

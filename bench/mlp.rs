@@ -1,0 +1,72 @@
+//! hourglass side of `bench/run`: one measurement per process, printed as one JSON line.
+//!
+//! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
+//! TASK: train_small | train_deep | encode_small | latency_small
+
+use hourglass::{Activation, AutoencoderConfig, Event, Loss, Matrix, TrainConfig, fit, with_threads};
+use std::time::Instant;
+
+fn config(deep: bool) -> AutoencoderConfig {
+    let hidden: &[usize] = if deep { &[1000, 500, 250] } else { &[256] };
+    AutoencoderConfig::new(784, if deep { 30 } else { 64 })
+        .with_hidden(hidden)
+        .with_activations(Activation::Relu, Activation::Identity, Activation::Sigmoid)
+        .with_loss(Loss::Mse)
+}
+
+fn train(x: &Matrix, deep: bool) -> f64 {
+    let mut model = config(deep).init(1).unwrap();
+    // Warm-up on 10 batches (thread pool, page faults), as the PyTorch side does.
+    let warm = x.slice_rows(0, 2560);
+    let cfg = TrainConfig { epochs: 1, batch_size: 256, lr: 1e-3, seed: 1, ..TrainConfig::default() };
+    fit(&mut model, &warm, None, &cfg, |_| {}).unwrap();
+    let mut rate = 0.0;
+    fit(&mut model, x, None, &cfg, |e| {
+        if let Event::EpochEnd(s) = e {
+            rate = s.samples_per_sec
+        }
+    })
+    .unwrap();
+    rate
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (task, path, threads) = (&args[1], &args[2], args[3].parse::<usize>().unwrap());
+    let x = hourglass::data::load(path.as_ref(), &Default::default()).unwrap().x;
+    let value = with_threads(Some(threads), || match task.as_str() {
+        "train_small" => train(&x, false),
+        "train_deep" => train(&x, true),
+        "encode_small" => {
+            let model = config(false).init(1).unwrap();
+            let chunks: Vec<Matrix> = (0..x.rows() / 1024).map(|i| x.slice_rows(i * 1024, (i + 1) * 1024)).collect();
+            model.encode(&chunks[0]).unwrap();
+            let t = Instant::now();
+            let mut n = 0;
+            for c in &chunks {
+                n += model.encode(c).unwrap().rows();
+            }
+            n as f64 / t.elapsed().as_secs_f64()
+        }
+        "latency_small" => {
+            let model = config(false).init(1).unwrap();
+            let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
+            for r in &rows[..100] {
+                model.encode(r).unwrap();
+            }
+            let mut times: Vec<f64> = rows
+                .iter()
+                .map(|r| {
+                    let t = Instant::now();
+                    std::hint::black_box(model.encode(r).unwrap());
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2] * 1e6 // median, microseconds
+        }
+        other => panic!("unknown task {other}"),
+    })
+    .unwrap();
+    println!("{{\"task\": \"{task}\", \"value\": {value}}}");
+}
