@@ -18,7 +18,13 @@ fn train(x: &Matrix, deep: bool) -> f64 {
     let mut model = config(deep).init(1).unwrap();
     // Warm-up on 10 batches (thread pool, page faults), as the PyTorch side does.
     let warm = x.slice_rows(0, 2560);
-    let cfg = TrainConfig { epochs: 1, batch_size: 256, lr: 1e-3, seed: 1, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 256,
+        lr: 1e-3,
+        seed: 1,
+        ..TrainConfig::default()
+    };
     fit(&mut model, &warm, None, &cfg, |_| {}).unwrap();
     let mut rate = 0.0;
     fit(&mut model, x, None, &cfg, |e| {
@@ -39,7 +45,9 @@ fn main() {
         "train_deep" => train(&x, true),
         "encode_small" => {
             let model = config(false).init(1).unwrap();
-            let chunks: Vec<Matrix> = (0..x.rows() / 1024).map(|i| x.slice_rows(i * 1024, (i + 1) * 1024)).collect();
+            let chunks: Vec<Matrix> = (0..x.rows() / 1024)
+                .map(|i| x.slice_rows(i * 1024, (i + 1) * 1024))
+                .collect();
             model.encode(&chunks[0]).unwrap();
             let t = Instant::now();
             let mut n = 0;

@@ -11,9 +11,8 @@ use crate::fsutil::{io_at, write_atomic};
 use crate::layer::Dense;
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::train::{TrainConfig, TrainReport};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The value of the `format` metadata key.
@@ -62,40 +61,51 @@ fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
         .collect()
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 /// Serializes a model to the bytes of a `.safetensors` file.
 ///
+/// The header is written with sorted keys and the tensors in name order, so the same model
+/// always gives the same bytes (the `safetensors` crate's writer orders metadata by hash).
+///
 /// # Errors
-/// [`Error::Config`] if serialization fails (it does not for valid models).
+/// [`Error::Config`] if a config cannot be serialized (it can for every valid model).
 pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     let m = &file.model;
     let json = |v: &dyn erased::Json| v.to_json();
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT_NAME.to_string());
-    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
-    meta.insert("model".to_string(), json(&m.config)?);
-    meta.insert("scaler".to_string(), json(&m.scaler)?);
-    meta.insert("provenance".to_string(), json(&file.provenance)?);
-    meta.insert("crate_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
-    let mut buffers = Vec::new();
+    let mut meta = serde_json::Map::new();
+    meta.insert("format".into(), FORMAT_NAME.into());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string().into());
+    meta.insert("model".into(), json(&m.config)?.into());
+    meta.insert("scaler".into(), json(&m.scaler)?.into());
+    meta.insert("provenance".into(), json(&file.provenance)?.into());
+    meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
     for (name, i) in tensor_names(&m.config) {
         let l = &m.layers[i];
-        buffers.push((format!("{name}.weight"), vec![l.n_out, l.n_in], f32_bytes(&l.weight)));
-        buffers.push((format!("{name}.bias"), vec![l.n_out], f32_bytes(&l.bias)));
+        tensors.push((format!("{name}.weight"), vec![l.n_out, l.n_in], &l.weight));
+        tensors.push((format!("{name}.bias"), vec![l.n_out], &l.bias));
     }
-    let views: Vec<(String, TensorView<'_>)> = buffers
-        .iter()
-        .map(|(n, shape, b)| {
-            Ok((
-                n.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| Error::Config(e.to_string()))?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(format!("cannot serialize model: {e}")))
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    // serde_json's Map is a BTreeMap: keys come out sorted ("__metadata__" first).
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    let mut offset = 0usize;
+    for (name, shape, data) in &tensors {
+        let end = offset + 4 * data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut text = serde_json::to_string(&header).map_err(|e| Error::Config(e.to_string()))?;
+    text.push_str(&" ".repeat((8 - text.len() % 8) % 8)); // data starts 8-byte aligned
+    let mut bytes = Vec::with_capacity(8 + text.len() + offset);
+    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+    for (_, _, data) in &tensors {
+        bytes.extend(data.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    Ok(bytes)
 }
 
 /// Saves a model file atomically (temporary file, then rename).
