@@ -16,11 +16,14 @@ tasks = sys.argv[1:] or ["train_small", "train_deep", "encode_small", "latency_s
 sides = {
     "hourglass": [os.path.join(root, "target/release/examples/bench_mlp")],
     "pytorch": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/torch_mlp.py")],
+    # Opt-in mixed precision (bf16 GEMMs on AMX, f32 weights and optimizer); training only.
+    "hourglass-bf16": [os.path.join(root, "target/release/examples/bench_mlp")],
 }
 
 
-def measure(cmd):
-    p = subprocess.Popen(cmd + [task, mnist, threads], stdout=subprocess.PIPE, text=True)
+def measure(cmd, side):
+    env = dict(os.environ, PRECISION="bf16" if side == "hourglass-bf16" else "f32")
+    p = subprocess.Popen(cmd + [task, mnist, threads], stdout=subprocess.PIPE, text=True, env=env)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     if status != 0:
@@ -31,9 +34,10 @@ def measure(cmd):
 results = {}
 for r in range(rounds):
     for task in tasks:
-        order = list(sides) if r % 2 == 0 else list(reversed(sides))
+        names = [s for s in sides if task.startswith("train") or s != "hourglass-bf16"]
+        order = names if r % 2 == 0 else list(reversed(names))
         for side in order:
-            value, rss = measure(sides[side])
+            value, rss = measure(sides[side], side)
             results.setdefault((task, side), []).append((value, rss))
             print(f"round {r + 1} {task:14} {side:9} {value:12.1f}  peak RSS {rss:7.1f} MiB", file=sys.stderr)
 
@@ -52,3 +56,7 @@ for task in tasks:
     hr = min(m for _, m in results[(task, "hourglass")])
     tr = min(m for _, m in results[(task, "pytorch")])
     print(f"| {task} | {units[task]} | {h:,.1f} | {t:,.1f} | **{ratio:.2f}×** | {hr:.0f} / {tr:.0f} ({hr / tr:.2f}) |")
+    if (task, "hourglass-bf16") in results:
+        hb = pick(v for v, _ in results[(task, "hourglass-bf16")])
+        br = min(m for _, m in results[(task, "hourglass-bf16")])
+        print(f"| {task}, hourglass bf16 (AMX) | {units[task]} | {hb:,.1f} | {t:,.1f} | **{hb / t:.2f}×** | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")

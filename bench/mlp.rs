@@ -18,11 +18,14 @@ fn train(x: &Matrix, deep: bool) -> f64 {
     let mut model = config(deep).init(1).unwrap();
     // Warm-up on 10 batches (thread pool, page faults), as the PyTorch side does.
     let warm = x.slice_rows(0, 2560);
+    // PRECISION=bf16 selects the AMX path (bench/run reports it as its own row).
+    let precision = std::env::var("PRECISION").map_or(hourglass::Precision::F32, |p| p.parse().unwrap());
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: 256,
         lr: 1e-3,
         seed: 1,
+        precision,
         ..TrainConfig::default()
     };
     fit(&mut model, &warm, None, &cfg, |_| {}).unwrap();

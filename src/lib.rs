@@ -28,6 +28,7 @@ pub use activation::Activation;
 pub use data::scale::{Scaler, Scaling};
 pub use error::{Error, Result};
 pub use format::{ModelFile, Provenance};
+pub use kernels::Precision;
 pub use layer::{Dense, Init};
 pub use loss::Loss;
 pub use model::{Autoencoder, AutoencoderConfig};

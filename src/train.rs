@@ -2,7 +2,7 @@
 
 use crate::data::scale::{Scaler, Scaling};
 use crate::error::{Error, Result};
-use crate::kernels::{self, ROW_BLOCK};
+use crate::kernels::{self, Precision, ROW_BLOCK};
 use crate::layer::PrevActivation;
 use crate::loss::Loss;
 use crate::model::Autoencoder;
@@ -44,6 +44,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Feature scaling fitted on the training rows.
     pub scaling: Scaling,
+    /// Arithmetic of the training GEMMs (f32 by default; bf16 on AMX is opt-in).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +63,7 @@ impl Default for TrainConfig {
             patience: None,
             seed: 0,
             scaling: Scaling::None,
+            precision: Precision::F32,
         }
     }
 }
@@ -207,7 +211,7 @@ impl Workspace {
 }
 
 /// One forward + backward pass on the first `b` rows of `ws.x`; returns the mean loss.
-fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
+fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision: Precision) -> f64 {
     let d = model.config.input_dim;
     let n_layers = model.layers.len();
     for (l, layer) in model.layers.iter().enumerate() {
@@ -223,7 +227,7 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
         } else {
             Some(&mut ws.pre[l][..b * layer.n_out])
         };
-        layer.forward(input, out, pre);
+        layer.forward_with(input, out, pre, precision);
     }
     // Loss and its gradient with respect to the output pre-activation, per block of rows.
     let last = n_layers - 1;
@@ -281,7 +285,7 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize) -> f64 {
                 },
             ))
         };
-        layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx);
+        layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, precision);
     }
     total / (b * d) as f64
 }
@@ -413,7 +417,7 @@ pub fn fit(
             for (dst, &r) in ws.x.chunks_exact_mut(d).zip(rows) {
                 dst.copy_from_slice(train.row(r));
             }
-            let loss = forward_backward(model, &mut ws, b);
+            let loss = forward_backward(model, &mut ws, b, config.precision);
             if !loss.is_finite() {
                 model.layers = last_good;
                 return Err(Error::Diverged {

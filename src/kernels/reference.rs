@@ -54,3 +54,13 @@ pub fn column_sums(a: &[f32], cols: usize) -> Vec<f32> {
     }
     s.into_iter().map(|v| v as f32).collect()
 }
+
+/// `c = bf16(a) * bf16(b)`: operands rounded to bf16 (nearest even), products summed in f64.
+pub fn matmul_bf16(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let round = |v: &[f32]| -> Vec<f32> {
+        v.iter()
+            .map(|&x| super::amx::from_bf16(super::amx::to_bf16(x)))
+            .collect()
+    };
+    matmul(&round(a), &round(b), m, k, n)
+}

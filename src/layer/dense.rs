@@ -2,7 +2,7 @@
 
 use super::{Init, PrevActivation};
 use crate::activation::Activation;
-use crate::kernels::{self, view};
+use crate::kernels::{self, Precision, view};
 use crate::rng::Rng;
 
 /// Dense layer with weight `W: (n_out, n_in)` (row-major, PyTorch's layout) and bias `b: (n_out)`.
@@ -89,17 +89,28 @@ impl Dense {
     ///
     /// The GEMM and the fused bias + activation pass run per block of rows while it is in cache.
     pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>) {
+        self.forward_with(x, y, z, Precision::F32)
+    }
+
+    /// [`Dense::forward`] with the GEMM in the given precision.
+    pub fn forward_with(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, precision: Precision) {
         let batch = x.len() / self.n_in;
         debug_assert_eq!(y.len(), batch * self.n_out);
         let w_t = view(&self.weight, self.n_out, self.n_in).transpose();
         let (bias, act, n_out) = (&self.bias[..], self.activation, self.n_out);
         match z {
-            None => kernels::matmul_rows(y, view(x, batch, self.n_in), w_t, false, |_, blk| {
+            None => kernels::matmul_rows(y, view(x, batch, self.n_in), w_t, false, precision, |_, blk| {
                 kernels::bias_activation(blk, bias, act, None)
             }),
-            Some(z) => kernels::matmul_rows_with(y, (z, n_out), view(x, batch, self.n_in), w_t, false, |_, blk, zb| {
-                kernels::bias_activation(blk, bias, act, Some(zb))
-            }),
+            Some(z) => kernels::matmul_rows_with(
+                y,
+                (z, n_out),
+                view(x, batch, self.n_in),
+                w_t,
+                false,
+                precision,
+                |_, blk, zb| kernels::bias_activation(blk, bias, act, Some(zb)),
+            ),
         }
     }
 
@@ -116,6 +127,7 @@ impl Dense {
         dw: &mut [f32],
         db: &mut [f32],
         dx: Option<(&mut [f32], PrevActivation<'_>)>,
+        precision: Precision,
     ) {
         let batch = x.len() / self.n_in;
         let (n_in, n_out) = (self.n_in, self.n_out);
@@ -125,6 +137,7 @@ impl Dense {
                 view(dz, batch, n_out).transpose(),
                 view(x, batch, n_in),
                 false,
+                precision,
                 |_, _| {},
             );
             kernels::column_sums(dz, db);
@@ -138,6 +151,7 @@ impl Dense {
                         view(dz, batch, n_out),
                         view(&self.weight, n_out, n_in),
                         false,
+                        precision,
                         |r0, blk| {
                             let range = r0 * n_in..r0 * n_in + blk.len();
                             kernels::activation_backward(
@@ -193,7 +207,7 @@ mod tests {
                     y: &x,
                     z: Some(&x_pre),
                 };
-                layer.backward(&x, &dz, &mut dw, &mut db, Some((&mut dx, prev)));
+                layer.backward(&x, &dz, &mut dw, &mut db, Some((&mut dx, prev)), Precision::F32);
                 let h = 1e-3f32;
                 let check = |name: &str, i: usize, analytic: f32, plus: f64, minus: f64| {
                     let numeric = (plus - minus) / (2.0 * h as f64);

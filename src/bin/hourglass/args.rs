@@ -115,6 +115,10 @@ pub struct TrainArgs {
     /// Feature scaling fitted on the training data and stored in the model.
     #[arg(long, default_value = "none", value_name = "SCALE")]
     pub scale: Scaling,
+    /// Arithmetic of the training GEMMs: f32, or bf16 (bf16 operands, f32 accumulation and
+    /// weights; runs on Intel AMX, falls back to f32 where AMX is missing).
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: hourglass::Precision,
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,

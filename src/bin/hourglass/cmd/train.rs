@@ -37,6 +37,7 @@ fn configs(a: &TrainArgs, input_dim: usize) -> (AutoencoderConfig, TrainConfig) 
         patience: a.patience,
         seed: a.seed,
         scaling: a.scale,
+        precision: a.precision,
     };
     (model, train)
 }

@@ -1,0 +1,339 @@
+//! bf16 GEMM on Intel AMX tiles (`tdpbf16ps`): bf16 operands, f32 accumulation.
+//!
+//! `C (m x n) (+)= A (m x k) * B (k x n)`, A and B read through strided views and rounded to
+//! bf16 (round to nearest even) while packing. C is computed in 32 x 32 blocks of four 16 x 16
+//! f32 tiles; K runs in steps of 32 in a fixed order, so results do not depend on threads.
+
+use faer::MatRef;
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Rows and columns of one C block (2 x 2 tiles of 16 x 16).
+const BLOCK: usize = 32;
+/// bf16 values per tile row (64 bytes).
+const KSTEP: usize = 32;
+
+/// f32 → bf16, round to nearest even (NaN is not expected here).
+#[inline(always)]
+pub fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// bf16 → f32 (exact).
+#[inline(always)]
+pub fn from_bf16(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// Whether this CPU and OS run AMX-BF16 (asks Linux for the tile state once).
+pub fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(detect)
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect() -> bool {
+    use std::arch::x86_64::__cpuid_count;
+    // CPUID.(EAX=7,ECX=0):EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE.
+    let leaf = __cpuid_count(7, 0);
+    if leaf.edx & (1 << 22) == 0 || leaf.edx & (1 << 24) == 0 {
+        return false;
+    }
+    // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): Linux must enable the tile state
+    // for this process before the first tile instruction.
+    const SYS_ARCH_PRCTL: usize = 158;
+    const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
+    const XFEATURE_XTILEDATA: usize = 18;
+    let ret: isize;
+    // SAFETY: a plain Linux system call; it reads no memory of ours and only changes the
+    // process's permitted extended state. rcx and r11 are clobbered by `syscall`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret == 0
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect() -> bool {
+    false
+}
+
+thread_local! {
+    /// Per-thread packing buffers, grown as needed and reused (no allocation once warm).
+    static SCRATCH: RefCell<(Vec<u16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// B packed for tiles: pairs of k interleaved per column (the VNNI layout), stored as one
+/// `u32` per pair (low half k = 2p, high half k = 2p + 1): `kp/2` rows of `np` pairs; k padded to
+/// a multiple of 32 and n to a multiple of 32 with zeros.
+pub struct PackedB {
+    data: Vec<u32>,
+    kp: usize,
+    np: usize,
+    n: usize,
+}
+
+super::multiversion! {
+    /// `out[j] = bf16(lo[j]) | bf16(hi[j]) << 16`.
+    fn pack_pairs(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+        for ((o, &a), &b) in out.iter_mut().zip(lo).zip(hi) {
+            *o = to_bf16(a) as u32 | (to_bf16(b) as u32) << 16;
+        }
+    }
+}
+
+super::multiversion! {
+    /// `out[j] = bf16(src[j])`.
+    fn to_bf16_slice(src: &[f32], out: &mut [u16]) {
+        for (o, &v) in out.iter_mut().zip(src) {
+            *o = to_bf16(v);
+        }
+    }
+}
+
+/// Side of the square blocks of the pair transpose (16 x 16 u32 = one 1 KiB block each way).
+const TRANSPOSE_BLOCK: usize = 16;
+
+impl PackedB {
+    /// Packs `b (k x n)`. Row-major `b` packs pairs of rows; a transposed view (`b = Wᵀ` with `W`
+    /// row-major) packs adjacent values of each row of `W`, then transposes the pairs in blocks.
+    /// Both run in parallel over independent output rows.
+    pub fn new(b: MatRef<'_, f32>) -> Self {
+        use rayon::prelude::*;
+        let (k, n) = (b.nrows(), b.ncols());
+        let kp = k.div_ceil(KSTEP) * KSTEP;
+        let np = n.div_ceil(BLOCK) * BLOCK;
+        let mut data = vec![0u32; kp / 2 * np];
+        if b.col_stride() == 1 && k > 0 {
+            let rs = b.row_stride() as usize;
+            let len = (k - 1) * rs + n;
+            // SAFETY: a view with unit column stride and row stride `rs` covers `len` elements
+            // from its first one; faer guarantees the view is valid for all its rows.
+            let src = unsafe { std::slice::from_raw_parts(b.as_ptr(), len) };
+            data.par_chunks_mut(np).enumerate().for_each(|(p, row)| {
+                let rows = |r: usize| &src[r * rs..r * rs + n];
+                if 2 * p + 1 < k {
+                    pack_pairs(rows(2 * p), rows(2 * p + 1), &mut row[..n]);
+                } else if 2 * p < k {
+                    row[..n]
+                        .iter_mut()
+                        .zip(rows(2 * p))
+                        .for_each(|(o, &v)| *o = to_bf16(v) as u32);
+                }
+            });
+        } else if b.row_stride() == 1 && k > 0 {
+            // b[kk][j] = w[j][kk] with w's rows at stride cs: pack each row of w into pairs.
+            let cs = b.col_stride() as usize;
+            let len = (n - 1) * cs + k;
+            // SAFETY: as above, with the roles of rows and columns exchanged.
+            let src = unsafe { std::slice::from_raw_parts(b.as_ptr(), len) };
+            // Blocks of TRANSPOSE_BLOCK pair rows: per column j, 2 * TRANSPOSE_BLOCK contiguous
+            // values of w's row j become one u32 in each of the block's rows.
+            data.par_chunks_mut(np * TRANSPOSE_BLOCK)
+                .enumerate()
+                .for_each(|(bp, rows)| {
+                    let k0 = 2 * bp * TRANSPOSE_BLOCK;
+                    if k0 >= k {
+                        return;
+                    }
+                    let k1 = (k0 + 2 * TRANSPOSE_BLOCK).min(k);
+                    // Gather a TRANSPOSE_BLOCK x TRANSPOSE_BLOCK tile, then write whole 64-byte rows
+                    // (the destination rows are often exactly 4 KiB apart: column writes would
+                    // keep evicting each other from one cache set).
+                    let mut tile = [[0u32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK];
+                    for j0 in (0..n).step_by(TRANSPOSE_BLOCK) {
+                        let cols = TRANSPOSE_BLOCK.min(n - j0);
+                        for jj in 0..cols {
+                            let seg = &src[(j0 + jj) * cs + k0..(j0 + jj) * cs + k1];
+                            for (dp, t) in tile.iter_mut().enumerate() {
+                                let lo = seg.get(2 * dp).map_or(0, |&v| to_bf16(v) as u32);
+                                let hi = seg.get(2 * dp + 1).map_or(0, |&v| to_bf16(v) as u32);
+                                t[jj] = lo | hi << 16;
+                            }
+                        }
+                        for (row, t) in rows.chunks_exact_mut(np).zip(&tile) {
+                            row[j0..j0 + cols].copy_from_slice(&t[..cols]);
+                        }
+                    }
+                });
+        } else {
+            data.par_chunks_mut(np).enumerate().for_each(|(p, row)| {
+                for (j, o) in row[..n].iter_mut().enumerate() {
+                    let lo = if 2 * p < k { to_bf16(b[(2 * p, j)]) as u32 } else { 0 };
+                    let hi = if 2 * p + 1 < k {
+                        to_bf16(b[(2 * p + 1, j)]) as u32
+                    } else {
+                        0
+                    };
+                    *o = lo | hi << 16;
+                }
+            });
+        }
+        PackedB { data, kp, np, n }
+    }
+}
+
+/// Packs rows of `a (m x k)` into `pa` (row-major bf16, `kp` per row).
+fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
+    let (m, k) = (a.nrows(), a.ncols());
+    if a.col_stride() == 1 {
+        for i in 0..m {
+            let row = a.row(i);
+            // SAFETY: a row of a view with unit column stride is `k` contiguous elements.
+            let src = unsafe { std::slice::from_raw_parts(row.as_ptr(), k) };
+            to_bf16_slice(src, &mut pa[i * kp..i * kp + k]);
+        }
+    } else if a.row_stride() == 1 {
+        // a = dZᵀ: walk the source rows (contiguous) and scatter.
+        for kk in 0..k {
+            let col = a.col(kk);
+            // SAFETY: a column of a view with unit row stride is `m` contiguous elements.
+            let src = unsafe { std::slice::from_raw_parts(col.as_ptr(), m) };
+            for (i, &v) in src.iter().enumerate() {
+                pa[i * kp + kk] = to_bf16(v);
+            }
+        }
+    } else {
+        for i in 0..m {
+            for kk in 0..k {
+                pa[i * kp + kk] = to_bf16(a[(i, kk)]);
+            }
+        }
+    }
+}
+
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+fn tile_config() -> TileConfig {
+    let mut c = [0u8; 64];
+    c[0] = 1; // palette 1
+    // colsb (bytes per row) at 16 + 2*i, rows at 48 + i; all 8 tiles 16 rows x 64 bytes.
+    for i in 0..8 {
+        c[16 + 2 * i..18 + 2 * i].copy_from_slice(&64u16.to_le_bytes());
+        c[48 + i] = 16;
+    }
+    TileConfig(c)
+}
+
+/// `dst (m x n) (+)= a (m x k) * b` with `b` packed, on AMX. `dst` is row-major.
+///
+/// # Panics
+/// If AMX is not [`available`] or the shapes disagree.
+#[track_caller]
+pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool) {
+    assert!(available(), "AMX is not available");
+    let (m, k) = (a.nrows(), a.ncols());
+    let n = b.n;
+    assert_eq!(dst.len(), m * n);
+    assert!(k <= b.kp && b.kp < k + KSTEP, "inner dimensions differ");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kp = b.kp;
+    let mp = m.div_ceil(BLOCK) * BLOCK;
+    SCRATCH.with(|s| {
+        let (pa, cbuf) = &mut *s.borrow_mut();
+        pa.clear();
+        pa.resize(mp * kp, 0);
+        pack_a(a, pa, kp);
+        cbuf.clear();
+        cbuf.resize(BLOCK * BLOCK, 0.0);
+        let cfg = tile_config();
+        // SAFETY: `available()` confirmed AMX-TILE/BF16 and the OS permission. Every tile load
+        // reads 16 rows of 64 bytes inside `pa` (mp x kp) or `b.data` (kp/2 x 2np), because
+        // m0 + 32 <= mp, k0 + 32 <= kp and n0 + 32 <= np; every store writes 16 rows of 64 bytes
+        // inside `cbuf` (32 x 32 f32). Tile state is released before returning.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack));
+            let a_stride = kp * 2;
+            let b_stride = b.np * 4; // bytes per pair row
+            let c_stride = BLOCK * 4;
+            for m0 in (0..mp).step_by(BLOCK) {
+                for n0 in (0..b.np).step_by(BLOCK) {
+                    std::arch::asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack)
+                    );
+                    for k0 in (0..kp).step_by(KSTEP) {
+                        let a0 = pa.as_ptr().add(m0 * kp + k0);
+                        let a1 = a0.add(16 * kp);
+                        let b0 = b.data.as_ptr().add((k0 / 2) * b.np + n0);
+                        let b1 = b0.add(16);
+                        std::arch::asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tileloadd tmm6, [{b0} + {sb}*1]",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
+                            sa = in(reg) a_stride, sb = in(reg) b_stride,
+                            options(nostack, readonly),
+                        );
+                    }
+                    let c = cbuf.as_mut_ptr();
+                    std::arch::asm!(
+                        "tilestored [{c00} + {sc}*1], tmm0",
+                        "tilestored [{c01} + {sc}*1], tmm1",
+                        "tilestored [{c10} + {sc}*1], tmm2",
+                        "tilestored [{c11} + {sc}*1], tmm3",
+                        c00 = in(reg) c, c01 = in(reg) c.add(16), c10 = in(reg) c.add(16 * BLOCK),
+                        c11 = in(reg) c.add(16 * BLOCK + 16), sc = in(reg) c_stride,
+                        options(nostack),
+                    );
+                    let rows = BLOCK.min(m - m0.min(m));
+                    let cols = BLOCK.min(n - n0.min(n));
+                    for r in 0..rows {
+                        let d = &mut dst[(m0 + r) * n + n0..(m0 + r) * n + n0 + cols];
+                        let src = &cbuf[r * BLOCK..r * BLOCK + cols];
+                        if accumulate {
+                            d.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        } else {
+                            d.copy_from_slice(src);
+                        }
+                    }
+                }
+            }
+            std::arch::asm!("tilerelease", options(nostack));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    /// On a Linux x86-64 CPU that reports AMX-BF16 and AMX-TILE, the kernel must really be used.
+    #[test]
+    fn amx_is_used_where_the_cpu_has_it() {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        {
+            let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+            let cpu_has = leaf.edx & (1 << 22) != 0 && leaf.edx & (1 << 24) != 0;
+            assert_eq!(super::available(), cpu_has);
+        }
+    }
+
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        use super::{from_bf16, to_bf16};
+        assert_eq!(from_bf16(to_bf16(1.0)), 1.0);
+        // 1 + 2^-8 is halfway between two bf16 values: ties go to the even one (1.0).
+        assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+        assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+    }
+}
