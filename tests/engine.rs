@@ -61,7 +61,7 @@ fn linear_autoencoder_recovers_rank_20_data_with_20_units_but_not_10() {
     assert!(e10 > 0.1, "10-unit code: relative error {e10} (should be large)");
 }
 
-fn small_run(threads: usize) -> (Vec<f32>, Vec<f64>) {
+fn small_run(threads: usize, precision: hourglass::Precision) -> (Vec<f32>, Vec<f64>) {
     let x = rank20(300, 5);
     let cfg = AutoencoderConfig::new(100, 8).with_hidden(&[37, 19]).with_activations(
         Activation::Gelu,
@@ -76,6 +76,7 @@ fn small_run(threads: usize) -> (Vec<f32>, Vec<f64>) {
         scaling: Scaling::Standard,
         clip_norm: Some(1.0),
         seed: 9,
+        precision,
         ..TrainConfig::default()
     };
     with_threads(Some(threads), || {
@@ -99,22 +100,22 @@ fn small_run(threads: usize) -> (Vec<f32>, Vec<f64>) {
 
 #[test]
 fn same_seed_gives_bit_identical_model_for_any_thread_count() {
-    let (w1, l1) = small_run(1);
-    let (w2, l2) = small_run(2);
-    let (w3, _) = small_run(3);
-    assert!(!w1.is_empty());
-    assert_eq!(
-        l1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        l2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
-    assert!(
-        w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()),
-        "1 vs 2 threads differ"
-    );
-    assert!(
-        w1.iter().zip(&w3).all(|(a, b)| a.to_bits() == b.to_bits()),
-        "1 vs 3 threads differ"
-    );
+    for precision in [hourglass::Precision::F32, hourglass::Precision::Bf16] {
+        let (w1, l1) = small_run(1, precision);
+        let (w2, l2) = small_run(2, precision);
+        let (w3, _) = small_run(3, precision);
+        assert!(!w1.is_empty());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&l1), bits(&l2), "{precision:?}: losses differ");
+        assert!(
+            w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{precision:?}: 1 vs 2 threads differ"
+        );
+        assert!(
+            w1.iter().zip(&w3).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{precision:?}: 1 vs 3 threads differ"
+        );
+    }
 }
 
 #[test]
