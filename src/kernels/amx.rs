@@ -249,10 +249,12 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
         cbuf.clear();
         cbuf.resize(BLOCK * BLOCK, 0.0);
         let cfg = tile_config();
-        // SAFETY: `available()` confirmed AMX-TILE/BF16 and the OS permission. Every tile load
-        // reads 16 rows of 64 bytes inside `pa` (mp x kp) or `b.data` (kp/2 x 2np), because
-        // m0 + 32 <= mp, k0 + 32 <= kp and n0 + 32 <= np; every store writes 16 rows of 64 bytes
-        // inside `cbuf` (32 x 32 f32). Tile state is released before returning.
+        // SAFETY: `available()` confirmed AMX-TILE/BF16 and the OS permission. Every A/B tile
+        // load reads 16 rows of 64 bytes inside `pa` (mp x kp bf16) or `b.data` (kp/2 x np u32),
+        // because m0 + 32 <= mp, k0 + 32 <= kp and n0 + 32 <= np. C tiles are loaded from and
+        // stored to `dst` only for full blocks (m0 + 32 <= m and n0 + 32 <= n, row stride n), so
+        // 32 rows of 32 f32 from (m0, n0) lie inside `dst` (m x n); otherwise they use `cbuf`
+        // (32 x 32 f32). Tile state is released before returning.
         unsafe {
             std::arch::asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack));
             let a_stride = kp * 2;
@@ -260,13 +262,33 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
             let c_stride = BLOCK * 4;
             for m0 in (0..mp).step_by(BLOCK) {
                 for n0 in (0..b.np).step_by(BLOCK) {
-                    std::arch::asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        options(nostack)
-                    );
+                    // Full blocks live in `dst` directly (row stride n); edge blocks in `cbuf`.
+                    let full = m0 + BLOCK <= m && n0 + BLOCK <= n;
+                    let (c, sc) = if full {
+                        (dst.as_mut_ptr().add(m0 * n + n0), n * 4)
+                    } else {
+                        (cbuf.as_mut_ptr(), BLOCK * 4)
+                    };
+                    let row16 = if full { 16 * n } else { 16 * BLOCK };
+                    let (c01, c10, c11) = (c.add(16), c.add(row16), c.add(row16 + 16));
+                    if full && accumulate {
+                        std::arch::asm!(
+                            "tileloadd tmm0, [{c00} + {sc}*1]",
+                            "tileloadd tmm1, [{c01} + {sc}*1]",
+                            "tileloadd tmm2, [{c10} + {sc}*1]",
+                            "tileloadd tmm3, [{c11} + {sc}*1]",
+                            c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
+                            sc = in(reg) sc, options(nostack, readonly),
+                        );
+                    } else {
+                        std::arch::asm!(
+                            "tilezero tmm0",
+                            "tilezero tmm1",
+                            "tilezero tmm2",
+                            "tilezero tmm3",
+                            options(nostack)
+                        );
+                    }
                     for k0 in (0..kp).step_by(KSTEP) {
                         let a0 = pa.as_ptr().add(m0 * kp + k0);
                         let a1 = a0.add(16 * kp);
@@ -286,18 +308,19 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
                             options(nostack, readonly),
                         );
                     }
-                    let c = cbuf.as_mut_ptr();
                     std::arch::asm!(
                         "tilestored [{c00} + {sc}*1], tmm0",
                         "tilestored [{c01} + {sc}*1], tmm1",
                         "tilestored [{c10} + {sc}*1], tmm2",
                         "tilestored [{c11} + {sc}*1], tmm3",
-                        c00 = in(reg) c, c01 = in(reg) c.add(16), c10 = in(reg) c.add(16 * BLOCK),
-                        c11 = in(reg) c.add(16 * BLOCK + 16), sc = in(reg) c_stride,
-                        options(nostack),
+                        c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
+                        sc = in(reg) sc, options(nostack),
                     );
-                    let rows = BLOCK.min(m - m0.min(m));
-                    let cols = BLOCK.min(n - n0.min(n));
+                    if full {
+                        continue;
+                    }
+                    let rows = BLOCK.min(m - m0);
+                    let cols = BLOCK.min(n - n0);
                     for r in 0..rows {
                         let d = &mut dst[(m0 + r) * n + n0..(m0 + r) * n + n0 + cols];
                         let src = &cbuf[r * BLOCK..r * BLOCK + cols];

@@ -377,24 +377,38 @@ multiversion! {
     }
 }
 
+/// Lanes of the vectorized sums: 16 f32 partial sums (one AVX-512 register), combined in a
+/// fixed order, so the result depends only on the data.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn lanes_total(acc: &[f32; LANES]) -> f64 {
+    acc.iter().map(|&v| v as f64).sum()
+}
+
 multiversion! {
     /// MSE output gradient: `dz = scale * 2 (y - t) * act'(z, y)`; returns `Σ (y - t)^2`.
     pub fn mse_output_grad(y: &[f32], t: &[f32], z: Option<&[f32]>, act: Activation, scale: f32, dz: &mut [f32]) -> f64 {
-        let mut sum = 0.0f32;
         let mut total = 0.0f64;
-        // Sum in chunks of 1024 f32 before widening: keeps the inner loop vectorized while the
-        // f32 partial sums stay short.
-        for (i, ((d, &y), &t)) in dz.iter_mut().zip(y).zip(t).enumerate() {
-            let e = y - t;
-            sum += e * e;
-            let zz = z.map_or(0.0, |z| z[i]);
-            *d = scale * 2.0 * e * act.grad_with(zz, y, fast_exp);
-            if i % 1024 == 1023 {
-                total += sum as f64;
-                sum = 0.0;
+        for ((d, y), t) in dz.chunks_mut(1024).zip(y.chunks(1024)).zip(t.chunks(1024)) {
+            let mut acc = [0.0f32; LANES];
+            let n = d.len() / LANES * LANES;
+            for ((d, y), t) in d[..n].chunks_exact_mut(LANES).zip(y.chunks_exact(LANES)).zip(t.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    let e = y[l] - t[l];
+                    acc[l] += e * e;
+                    d[l] = scale * 2.0 * e;
+                }
             }
+            for (l, ((d, &y), &t)) in d[n..].iter_mut().zip(&y[n..]).zip(&t[n..]).enumerate() {
+                let e = y - t;
+                acc[l] += e * e;
+                *d = scale * 2.0 * e;
+            }
+            total += lanes_total(&acc);
         }
-        total + sum as f64
+        activation_backward(dz, y, z, act);
+        total
     }
 }
 
@@ -402,14 +416,27 @@ multiversion! {
     /// BCE output gradient for a sigmoid output with pre-activation `z`:
     /// `dz = scale * (y - t)`; returns `Σ max(z,0) - z t + ln(1 + exp(-|z|))` (stable).
     pub fn bce_sigmoid_output_grad(y: &[f32], t: &[f32], z: &[f32], scale: f32, dz: &mut [f32]) -> f64 {
+        let term = |z: f32, t: f32| z.max(0.0) - z * t + fast_ln(1.0 + fast_exp(-z.abs()));
         let mut total = 0.0f64;
         for (((dz, y), t), z) in dz.chunks_mut(1024).zip(y.chunks(1024)).zip(t.chunks(1024)).zip(z.chunks(1024)) {
-            let mut sum = 0.0f32;
-            for (((d, &y), &t), &z) in dz.iter_mut().zip(y).zip(t).zip(z) {
-                *d = scale * (y - t);
-                sum += z.max(0.0) - z * t + fast_ln(1.0 + fast_exp(-z.abs()));
+            let mut acc = [0.0f32; LANES];
+            let n = dz.len() / LANES * LANES;
+            for (((d, y), t), z) in dz[..n]
+                .chunks_exact_mut(LANES)
+                .zip(y.chunks_exact(LANES))
+                .zip(t.chunks_exact(LANES))
+                .zip(z.chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    d[l] = scale * (y[l] - t[l]);
+                    acc[l] += term(z[l], t[l]);
+                }
             }
-            total += sum as f64;
+            for (l, (((d, &y), &t), &z)) in dz[n..].iter_mut().zip(&y[n..]).zip(&t[n..]).zip(&z[n..]).enumerate() {
+                *d = scale * (y - t);
+                acc[l] += term(z, t);
+            }
+            total += lanes_total(&acc);
         }
         total
     }
@@ -444,15 +471,21 @@ multiversion! {
 }
 
 multiversion! {
-    /// `Σ v^2` in f64 over chunks (deterministic order).
+    /// `Σ v^2` in f64 (16 lanes, fixed order: deterministic).
     pub fn sum_squares(a: &[f32]) -> f64 {
         let mut total = 0.0f64;
         for c in a.chunks(1024) {
-            let mut s = 0.0f32;
-            for &v in c {
-                s += v * v;
+            let mut acc = [0.0f32; LANES];
+            let n = c.len() / LANES * LANES;
+            for v in c[..n].chunks_exact(LANES) {
+                for l in 0..LANES {
+                    acc[l] += v[l] * v[l];
+                }
             }
-            total += s as f64;
+            for (l, &v) in c[n..].iter().enumerate() {
+                acc[l] += v * v;
+            }
+            total += lanes_total(&acc);
         }
         total
     }
