@@ -259,7 +259,6 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
             std::arch::asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack));
             let a_stride = kp * 2;
             let b_stride = b.np * 4; // bytes per pair row
-            let c_stride = BLOCK * 4;
             for m0 in (0..mp).step_by(BLOCK) {
                 for n0 in (0..b.np).step_by(BLOCK) {
                     // Full blocks live in `dst` directly (row stride n); edge blocks in `cbuf`.
