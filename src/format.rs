@@ -37,6 +37,9 @@ pub struct Provenance {
     pub feature_names: Option<Vec<String>>,
     /// Version of hourglass that wrote the file.
     pub crate_version: String,
+    /// The spectrum, for models made by PCA.
+    #[serde(default)]
+    pub pca: Option<crate::pca::PcaSummary>,
 }
 
 /// A model with its provenance, as stored in a file.

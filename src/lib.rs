@@ -20,6 +20,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod pca;
 pub mod rng;
 pub mod tensor;
 pub mod train;

@@ -471,3 +471,52 @@ fn idx_fixture_reads_as_unit_range_images() {
     assert_eq!(&labels.matrix.as_slice()[..5], &[7.0, 2.0, 1.0, 0.0, 4.0]); // the well-known first digits
     let _ = Matrix::zeros(0, 0);
 }
+
+#[test]
+fn pca_model_works_with_every_command() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    snapshot!(sb.cmd().args([
+        "pca",
+        "t.csv",
+        "--label-column",
+        "label",
+        "--components",
+        "2",
+        "-o",
+        "p.safetensors"
+    ]));
+    let out = sb
+        .cmd()
+        .args(["eval", "p.safetensors", "t.csv", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The table lies on a 2-D surface with curvature (u*v): 2 components leave little.
+    assert!(v["mse"].as_f64().unwrap() < 1e-3, "{v}");
+    let info = sb.cmd().args(["inspect", "p.safetensors"]).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("pca              2 of 6 components"), "{text}");
+    sb.cmd()
+        .args(["encode", "p.safetensors", "t.csv", "-o", "c.npy"])
+        .output()
+        .unwrap();
+    let c = hourglass::data::npy::read(&sb.path("c.npy"), false).unwrap().matrix;
+    assert_eq!(c.shape(), (60, 2));
+    fails(
+        &sb,
+        &[
+            "pca",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--components",
+            "9",
+            "-o",
+            "q.safetensors",
+        ],
+        "--components must be in 1..=6",
+        &["c.npy", "p.safetensors", "t.csv"],
+    );
+}

@@ -29,6 +29,25 @@ pub enum Command {
     Eval(EvalArgs),
     /// Show a model's architecture, parameter count and training provenance.
     Inspect(InspectArgs),
+    /// Fit PCA (exact) and save it as a linear autoencoder that every command accepts.
+    Pca(PcaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PcaArgs {
+    /// Training data: .csv, .npy, or IDX (raw or .gz).
+    pub data: PathBuf,
+    /// Number of principal components (the code width).
+    #[arg(long, value_name = "K")]
+    pub components: usize,
+    /// Feature scaling fitted before PCA and stored in the model (PCA always centres).
+    #[arg(long, default_value = "none", value_name = "SCALE")]
+    pub scale: Scaling,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Where to save the model (.safetensors).
+    #[arg(long, short, value_name = "MODEL")]
+    pub output: PathBuf,
 }
 
 /// Which CSV columns to use (CSV files only).

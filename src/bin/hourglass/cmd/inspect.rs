@@ -73,6 +73,15 @@ pub fn run(a: InspectArgs) -> Result<()> {
             println!("final            train loss {:.6}{valid}", l.train_loss);
         }
     }
+    if let Some(pca) = &p.pca {
+        println!(
+            "pca              {} of {} components, {:.2} % of the variance, train SSE/sample {:.4}",
+            pca.components,
+            pca.eigenvalues.len(),
+            100.0 * pca.explained_ratio(),
+            pca.train_sse_per_sample()
+        );
+    }
     println!("written by       hourglass {}", p.crate_version);
     Ok(())
 }

@@ -4,6 +4,7 @@ mod decode;
 mod encode;
 mod eval;
 mod inspect;
+mod pca;
 mod reconstruct;
 mod train;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Pca(a) => pca::run(a),
     })?
 }
 

@@ -155,13 +155,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         image_shape: ds.image_shape,
         feature_names: Some(ds.names.clone()),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        pca: None,
     };
     if let Some(log) = &a.log {
         let text = log_lines.iter().map(|l| format!("{l}\n")).collect::<String>();
         hourglass::fsutil::write_atomic(log, |w| {
             w.write_all(text.as_bytes()).map_err(|e| hourglass::Error::Io {
                 path: log.clone(),
-                source: e,
+                cause: e,
             })
         })
         .with_context(|| format!("cannot write log {}", log.display()))?;

@@ -1,0 +1,35 @@
+//! `hourglass pca`.
+
+use super::load_data;
+use crate::args::PcaArgs;
+use anyhow::Result;
+use hourglass::format::{self, ModelFile, Provenance};
+
+pub fn run(a: PcaArgs) -> Result<()> {
+    let ds = load_data(&a.data, &a.columns.selection())?;
+    let scaler = hourglass::Scaler::fit(a.scale, &ds.x);
+    let (model, summary) = hourglass::pca::fit(&ds.x, a.components, scaler)?;
+    let top: Vec<String> = summary.eigenvalues.iter().take(5).map(|v| format!("{v:.4}")).collect();
+    let line = format!(
+        "pca: {} components keep {:.2} % of the variance; train SSE per sample {:.4} (the {} eigenvalues left out)",
+        summary.components,
+        100.0 * summary.explained_ratio(),
+        summary.train_sse_per_sample(),
+        summary.eigenvalues.len() - summary.components
+    );
+    let provenance = Provenance {
+        data_path: Some(a.data.display().to_string()),
+        data_shape: Some(ds.x.shape()),
+        image_shape: ds.image_shape,
+        feature_names: Some(ds.names.clone()),
+        crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        pca: Some(summary),
+        ..Provenance::default()
+    };
+    let file = ModelFile { model, provenance };
+    format::save(&a.output, &file)?;
+    println!("{line}");
+    println!("largest eigenvalues: {} …", top.join(", "));
+    println!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Principal component analysis, the baseline every report compares against.
+//!
+//! Exact: the covariance is formed in f64 and diagonalized with faer's self-adjoint
+//! eigendecomposition. The result is an ordinary [`Autoencoder`] (linear, tied by construction:
+//! encoder `W = Uᵀ` with bias `-Uᵀμ`, decoder `U` with bias `μ`), so every command accepts it.
+
+use crate::activation::Activation;
+use crate::data::scale::Scaler;
+use crate::error::{Error, Result};
+use crate::layer::Dense;
+use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::tensor::Matrix;
+use faer::{Accum, Mat, MatRef, Par, Side};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Columns of the covariance computed per task (fixed: results do not depend on threads).
+const GRAM_BLOCK: usize = 32;
+
+/// What PCA found, stored in the model file's provenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PcaSummary {
+    /// Eigenvalues of the covariance (1/n normalization), largest first, all of them.
+    pub eigenvalues: Vec<f64>,
+    /// Number of components kept.
+    pub components: usize,
+}
+
+impl PcaSummary {
+    /// Total variance (sum of all eigenvalues).
+    pub fn total_variance(&self) -> f64 {
+        self.eigenvalues.iter().sum()
+    }
+
+    /// Fraction of the variance kept by the components.
+    pub fn explained_ratio(&self) -> f64 {
+        self.eigenvalues[..self.components].iter().sum::<f64>() / self.total_variance().max(f64::MIN_POSITIVE)
+    }
+
+    /// Mean squared reconstruction error per sample on the training data (sum of the
+    /// eigenvalues left out).
+    pub fn train_sse_per_sample(&self) -> f64 {
+        self.eigenvalues[self.components..].iter().sum()
+    }
+}
+
+/// Fits PCA with `k` components on the rows of `x` (after `scaler`), returning the model and the
+/// spectrum.
+///
+/// # Errors
+/// [`Error::Config`] for `k` of 0 or more than the number of features; [`Error::InvalidData`]
+/// for fewer than 2 rows.
+pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSummary)> {
+    let (n, d) = x.shape();
+    if k == 0 || k > d {
+        return Err(Error::Config(format!(
+            "--components must be in 1..={d} (the number of features), got {k}"
+        )));
+    }
+    if n < 2 {
+        return Err(Error::invalid("PCA data", "needs at least 2 rows"));
+    }
+    let mut xs = x.clone();
+    scaler.transform(&mut xs);
+    let mut mean = vec![0.0f64; d];
+    for i in 0..n {
+        for (m, &v) in mean.iter_mut().zip(xs.row(i)) {
+            *m += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let centered = Mat::<f64>::from_fn(n, d, |i, j| xs.row(i)[j] as f64 - mean[j]);
+    // Covariance in column blocks: each block is a full, sequential reduction over the rows.
+    let mut cov = vec![0.0f64; d * d]; // column-major blocks of GRAM_BLOCK columns
+    cov.par_chunks_mut(d * GRAM_BLOCK).enumerate().for_each(|(b, out)| {
+        let j0 = b * GRAM_BLOCK;
+        let cols = out.len() / d;
+        let dst = faer::MatMut::from_column_major_slice_mut(out, d, cols);
+        faer::linalg::matmul::matmul(
+            dst,
+            Accum::Replace,
+            centered.transpose(),
+            centered.subcols(j0, cols),
+            1.0 / n as f64,
+            Par::Seq,
+        );
+    });
+    let cov = MatRef::from_column_major_slice(&cov, d, d);
+    let evd = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::invalid("PCA data", format!("eigendecomposition failed: {e:?}")))?;
+    let (u, s) = (evd.U(), evd.S().column_vector());
+    // Largest first; clamp tiny negative round-off to 0.
+    let eigenvalues: Vec<f64> = (0..d).rev().map(|j| s[j].max(0.0)).collect();
+    let mut enc_w = vec![0.0f32; k * d];
+    for c in 0..k {
+        let col = u.col(d - 1 - c);
+        // Sign convention: the largest-magnitude entry is positive (deterministic output).
+        let big = (0..d)
+            .max_by(|&a, &b| col[a].abs().total_cmp(&col[b].abs()))
+            .unwrap_or(0);
+        let sign = if col[big] < 0.0 { -1.0 } else { 1.0 };
+        for j in 0..d {
+            enc_w[c * d + j] = (sign * col[j]) as f32;
+        }
+    }
+    let enc_b: Vec<f32> = (0..k)
+        .map(|c| -(0..d).map(|j| enc_w[c * d + j] as f64 * mean[j]).sum::<f64>() as f32)
+        .collect();
+    let mut dec_w = vec![0.0f32; d * k];
+    for c in 0..k {
+        for j in 0..d {
+            dec_w[j * k + c] = enc_w[c * d + j];
+        }
+    }
+    let dec_b: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let id = Activation::Identity;
+    let config = AutoencoderConfig::new(d, k).with_activations(id, id, id);
+    let layers = vec![
+        Dense::from_parts(d, k, id, enc_w, enc_b),
+        Dense::from_parts(k, d, id, dec_w, dec_b),
+    ];
+    let model = Autoencoder::from_parts(config, layers, scaler)?;
+    Ok((
+        model,
+        PcaSummary {
+            eigenvalues,
+            components: k,
+        },
+    ))
+}
+
+/// Cosines of the principal angles between the column spaces of `a` and `b` (both `d x k`,
+/// row-major), largest first: 1 for identical subspaces.
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn subspace_cosines(a: &[f32], b: &[f32], d: usize, k: usize) -> Vec<f64> {
+    assert_eq!(a.len(), d * k);
+    assert_eq!(b.len(), d * k);
+    let q = |m: &[f32]| {
+        let mat = Mat::<f64>::from_fn(d, k, |i, j| m[i * k + j] as f64);
+        mat.qr().compute_thin_Q()
+    };
+    let (qa, qb) = (q(a), q(b));
+    let prod = qa.transpose() * &qb;
+    let sv = prod.singular_values().expect("SVD of a small matrix");
+    let mut s: Vec<f64> = sv.into_iter().map(|v| v.min(1.0)).collect();
+    s.sort_by(|x, y| y.total_cmp(x));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Data with 4 strong directions (variances 25, 16, 9, 4) plus small isotropic noise.
+    fn gapped(n: usize, d: usize, seed: u64) -> Matrix {
+        let mut rng = Rng::new(seed);
+        let mut basis = Rng::new(99);
+        let dirs: Vec<f32> = (0..4 * d).map(|_| basis.normal()).collect();
+        let mut x = Matrix::zeros(n, d);
+        for i in 0..n {
+            let coef: Vec<f32> = [5.0, 4.0, 3.0, 2.0].iter().map(|s| s * rng.normal()).collect();
+            for j in 0..d {
+                let v: f32 = (0..4).map(|c| coef[c] * dirs[c * d + j] / (d as f32).sqrt()).sum();
+                x.row_mut(i)[j] = v + 0.5 * rng.normal() + 3.0;
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn pca_reconstruction_error_is_the_sum_of_trailing_eigenvalues() {
+        let x = gapped(2000, 12, 1);
+        let (model, pca) = fit(&x, 4, Scaler::default()).unwrap();
+        let r = model.reconstruct(&x).unwrap();
+        let sse = crate::metrics::reconstruction(&x, &r).sse_per_sample;
+        assert!(
+            (sse - pca.train_sse_per_sample()).abs() < 1e-3 * sse.max(1e-3),
+            "{sse} vs {}",
+            pca.train_sse_per_sample()
+        );
+        assert!(pca.explained_ratio() > 0.9, "{}", pca.explained_ratio());
+        assert!(pca.eigenvalues.windows(2).all(|w| w[0] >= w[1]));
+        // Components are orthonormal.
+        let w = &model.layers()[0].weight;
+        for a in 0..4 {
+            for b in 0..4 {
+                let dot: f64 = (0..12).map(|j| w[a * 12 + j] as f64 * w[b * 12 + j] as f64).sum();
+                assert!((dot - if a == b { 1.0 } else { 0.0 }).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn pca_does_not_depend_on_thread_count() {
+        let x = gapped(500, 70, 3);
+        let one = crate::with_threads(Some(1), || fit(&x, 5, Scaler::default()).unwrap().0).unwrap();
+        let two = crate::with_threads(Some(2), || fit(&x, 5, Scaler::default()).unwrap().0).unwrap();
+        assert_eq!(one, two);
+    }
+
+    #[test]
+    fn a_linear_autoencoder_finds_the_pca_subspace() {
+        use crate::train::{TrainConfig, fit as train};
+        let x = gapped(3000, 12, 2);
+        let (pca_model, pca) = fit(&x, 4, Scaler::default()).unwrap();
+        let id = Activation::Identity;
+        let mut ae = AutoencoderConfig::new(12, 4)
+            .with_activations(id, id, id)
+            .init(5)
+            .unwrap();
+        let cfg = TrainConfig {
+            epochs: 150,
+            batch_size: 32,
+            lr: 1e-2,
+            schedule: crate::optim::Schedule::Cosine { min_factor: 0.0 },
+            ..TrainConfig::default()
+        };
+        train(&mut ae, &x, None, &cfg, |_| {}).unwrap();
+        let sse_ae = crate::metrics::reconstruction(&x, &ae.reconstruct(&x).unwrap()).sse_per_sample;
+        let sse_pca = pca.train_sse_per_sample();
+        assert!(sse_ae < 1.01 * sse_pca, "AE {sse_ae} vs PCA {sse_pca}");
+        let cos = subspace_cosines(&ae.layers()[1].weight, &pca_model.layers()[1].weight, 12, 4);
+        assert!(cos[3] > 0.999, "smallest cosine {}", cos[3]);
+    }
+}
