@@ -6,6 +6,7 @@ use crate::kernels::{self, Precision, ROW_BLOCK};
 use crate::layer::PrevActivation;
 use crate::loss::Loss;
 use crate::model::Autoencoder;
+use crate::noise::{self, Noise};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule};
 use crate::rng::Rng;
 use crate::tensor::Matrix;
@@ -18,6 +19,8 @@ use std::time::Instant;
 const STREAM_SHUFFLE: u64 = 0x5348;
 /// RNG stream for the validation split.
 const STREAM_SPLIT: u64 = 0x5350;
+/// RNG stream for input corruption.
+const STREAM_NOISE: u64 = 0x4e4f;
 
 /// How to train. Plain data, validated once, saved in the model file as provenance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +50,12 @@ pub struct TrainConfig {
     /// Arithmetic of the training GEMMs (f32 by default; bf16 on AMX is opt-in).
     #[serde(default)]
     pub precision: Precision,
+    /// Input corruption (denoising); the loss compares with the clean input.
+    #[serde(default)]
+    pub noise: Vec<Noise>,
+    /// Image shape `(height, width, channels)` of the rows, for image-shaped noise.
+    #[serde(default)]
+    pub image_shape: Option<(usize, usize, usize)>,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +73,8 @@ impl Default for TrainConfig {
             seed: 0,
             scaling: Scaling::None,
             precision: Precision::F32,
+            noise: Vec::new(),
+            image_shape: None,
         }
     }
 }
@@ -171,7 +182,10 @@ pub struct TrainReport {
 
 /// Buffers for one training step, sized once for the largest batch.
 struct Workspace {
+    /// The clean batch (the loss target).
     x: Vec<f32>,
+    /// The corrupted batch fed to the network (empty without noise).
+    x_in: Vec<f32>,
     acts: Vec<Vec<f32>>,
     pre: Vec<Vec<f32>>,
     dz: Vec<Vec<f32>>,
@@ -181,7 +195,7 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn new(model: &Autoencoder, batch: usize) -> Self {
+    fn new(model: &Autoencoder, batch: usize, noisy: bool) -> Self {
         let last = model.layers.len() - 1;
         let keep_pre = |i: usize, l: &crate::layer::Dense| {
             l.activation.needs_preactivation()
@@ -189,6 +203,11 @@ impl Workspace {
         };
         Workspace {
             x: vec![0.0; batch * model.config.input_dim],
+            x_in: if noisy {
+                vec![0.0; batch * model.config.input_dim]
+            } else {
+                Vec::new()
+            },
             acts: model.layers.iter().map(|l| vec![0.0; batch * l.n_out]).collect(),
             pre: model
                 .layers
@@ -214,13 +233,15 @@ impl Workspace {
 fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision: Precision) -> f64 {
     let d = model.config.input_dim;
     let n_layers = model.layers.len();
+    // The network sees the corrupted batch when there is noise; the loss compares with ws.x.
+    let x_in = if ws.x_in.is_empty() {
+        &ws.x[..b * d]
+    } else {
+        &ws.x_in[..b * d]
+    };
     for (l, layer) in model.layers.iter().enumerate() {
         let (before, after) = ws.acts.split_at_mut(l);
-        let input = if l == 0 {
-            &ws.x[..b * d]
-        } else {
-            &before[l - 1][..b * layer.n_in]
-        };
+        let input = if l == 0 { x_in } else { &before[l - 1][..b * layer.n_in] };
         let out = &mut after[0][..b * layer.n_out];
         let pre = if ws.pre[l].is_empty() {
             None
@@ -263,7 +284,7 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision
         let (dz_below, dz_here) = ws.dz.split_at_mut(l);
         let dz = &dz_here[0][..b * layer.n_out];
         let input = if l == 0 {
-            &ws.x[..b * d]
+            x_in
         } else {
             &ws.acts[l - 1][..b * layer.n_in]
         };
@@ -338,6 +359,10 @@ pub fn fit(
     mut on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
     config.validate(valid.is_some())?;
+    for n in &config.noise {
+        n.check(model.config.input_dim, config.image_shape)
+            .map_err(Error::Config)?;
+    }
     check_data(model, data, "training data")?;
     if let Some(v) = valid {
         check_data(model, v, "validation data")?;
@@ -393,7 +418,8 @@ pub fn fit(
         .flat_map(|l| [l.weight.len(), l.bias.len()])
         .collect();
     let mut opt = Optimizer::new(config.optimizer, &sizes);
-    let mut ws = Workspace::new(model, batch);
+    let mut ws = Workspace::new(model, batch, !config.noise.is_empty());
+    let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
     let mut history = Vec::with_capacity(config.epochs);
@@ -416,6 +442,16 @@ pub fn fit(
             let b = rows.len();
             for (dst, &r) in ws.x.chunks_exact_mut(d).zip(rows) {
                 dst.copy_from_slice(train.row(r));
+            }
+            if !config.noise.is_empty() {
+                ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
+                noise::corrupt(
+                    &config.noise,
+                    &mut ws.x_in[..b * d],
+                    d,
+                    config.image_shape,
+                    &mut noise_rng,
+                );
             }
             let loss = forward_backward(model, &mut ws, b, config.precision);
             if !loss.is_finite() {

@@ -520,3 +520,92 @@ fn pca_model_works_with_every_command() {
         &["c.npy", "p.safetensors", "t.csv"],
     );
 }
+
+#[test]
+fn noise_options_are_checked() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    let base = ["t.csv"];
+    fails(
+        &sb,
+        &[
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--noise",
+            "block:2x2",
+            "-o",
+            "m.safetensors",
+        ],
+        "block noise needs the image shape",
+        &base,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--noise",
+            "block:2x2",
+            "--image-shape",
+            "4,4",
+            "-o",
+            "m.safetensors",
+        ],
+        "image shape 4x4x1 has 16 values, the rows have 6",
+        &base,
+    );
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--noise",
+            "blur:1",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad noise `blur:1`"));
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "2",
+            "--epochs",
+            "2",
+            "-q",
+        ])
+        .args([
+            "--noise",
+            "mask:0.2",
+            "--noise",
+            "gaussian:0.05",
+            "--noise",
+            "block:1x2",
+            "--image-shape",
+            "2,3",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -77,6 +77,10 @@ fn small_run(threads: usize, precision: hourglass::Precision) -> (Vec<f32>, Vec<
         clip_norm: Some(1.0),
         seed: 9,
         precision,
+        noise: vec![
+            hourglass::Noise::Mask { p: 0.2 },
+            hourglass::Noise::Gaussian { sigma: 0.1 },
+        ],
         ..TrainConfig::default()
     };
     with_threads(Some(threads), || {
@@ -194,4 +198,42 @@ fn bce_refuses_data_outside_unit_range() {
     let mut m = AutoencoderConfig::new(100, 5).with_loss(Loss::Bce).init(1).unwrap();
     let err = fit(&mut m, &x, None, &TrainConfig::default(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
+}
+
+#[test]
+fn denoising_training_beats_plain_training_on_masked_inputs() {
+    use hourglass::Noise;
+    let train = rank20(3000, 11);
+    let test = rank20(500, 12);
+    let mut masked = test.clone();
+    hourglass::noise::corrupt(
+        &[Noise::Mask { p: 0.3 }],
+        masked.as_mut_slice(),
+        100,
+        None,
+        &mut Rng::new(5),
+    );
+    let error_on_masked = |noise: Vec<Noise>| {
+        let mut m = AutoencoderConfig::new(100, 20).with_hidden(&[64]).with_activations(
+            Activation::Relu,
+            Activation::Identity,
+            Activation::Identity,
+        );
+        m.init = hourglass::Init::Auto;
+        let mut m = m.init(1).unwrap();
+        let cfg = TrainConfig {
+            epochs: 30,
+            batch_size: 64,
+            lr: 3e-3,
+            noise,
+            seed: 2,
+            ..TrainConfig::default()
+        };
+        fit(&mut m, &train, None, &cfg, |_| {}).unwrap();
+        let r = m.reconstruct(&masked).unwrap();
+        hourglass::metrics::reconstruction(&test, &r).mse
+    };
+    let plain = error_on_masked(Vec::new());
+    let denoising = error_on_masked(vec![Noise::Mask { p: 0.3 }]);
+    assert!(denoising < 0.5 * plain, "denoising {denoising} vs plain {plain}");
 }

@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train an autoencoder on a data file (CSV, NPY or IDX) and save the model.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Write the codes (or the activations of an encoder layer) of each row.
     Encode(EncodeArgs),
     /// Write the reconstructions of codes.
@@ -138,6 +138,13 @@ pub struct TrainArgs {
     /// weights; runs on Intel AMX, falls back to f32 where AMX is missing).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::Precision,
+    /// Corrupt the training input (denoising autoencoder); repeat to compose:
+    /// gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape).
+    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
+    pub noise: Vec<hourglass::Noise>,
+    /// Image shape of each row, H,W[,C] (channels last); IDX and NPY images carry it.
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
@@ -152,6 +159,21 @@ pub struct TrainArgs {
     /// Where to save the model (.safetensors).
     #[arg(long, short, value_name = "MODEL")]
     pub output: PathBuf,
+}
+
+pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("bad image shape `{s}`; expected H,W or H,W,C"))?;
+    match v.as_slice() {
+        [h, w] if *h > 0 && *w > 0 => Ok((*h, *w, 1)),
+        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((*h, *w, *c)),
+        _ => Err(format!(
+            "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
+        )),
+    }
 }
 
 fn parse_init(s: &str) -> Result<Init, String> {

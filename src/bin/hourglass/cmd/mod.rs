@@ -17,7 +17,7 @@ use std::path::Path;
 pub fn run(cli: Cli) -> Result<()> {
     let threads = cli.threads;
     hourglass::with_threads(threads, move || match cli.command {
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Encode(a) => encode::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),

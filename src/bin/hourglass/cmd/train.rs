@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
 
-fn configs(a: &TrainArgs, input_dim: usize) -> (AutoencoderConfig, TrainConfig) {
+fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>) -> (AutoencoderConfig, TrainConfig) {
     let model = AutoencoderConfig {
         input_dim,
         hidden: a.hidden.clone(),
@@ -38,6 +38,8 @@ fn configs(a: &TrainArgs, input_dim: usize) -> (AutoencoderConfig, TrainConfig) 
         seed: a.seed,
         scaling: a.scale,
         precision: a.precision,
+        noise: a.noise.clone(),
+        image_shape: a.image_shape.or(image),
     };
     (model, train)
 }
@@ -76,7 +78,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let (model_cfg, train_cfg) = configs(&a, ds.x.cols());
+    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape);
     let mut model = model_cfg.init(a.seed)?;
     // Fail on an unwritable output before spending time on training.
     let out_dir = a
@@ -152,7 +154,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         report,
         data_path: Some(a.data.display().to_string()),
         data_shape: Some(ds.x.shape()),
-        image_shape: ds.image_shape,
+        image_shape: train_cfg.image_shape,
         feature_names: Some(ds.names.clone()),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         pca: None,
