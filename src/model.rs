@@ -34,6 +34,78 @@ pub struct AutoencoderConfig {
     /// Weight initialization.
     #[serde(default)]
     pub init: Init,
+    /// Constraints on the code (sparsity, dropout).
+    #[serde(default)]
+    pub regularizer: CodeRegularizer,
+}
+
+/// KL-divergence sparsity for sigmoid code units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
+/// `rho_hat_j` is the mean activation of unit j over the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KlSparsity {
+    /// Target mean activation.
+    pub rho: f32,
+    /// Weight of the penalty.
+    pub beta: f32,
+}
+
+/// k-sparse code (Makhzani & Frey 2013): only the k largest code activations of each sample
+/// are kept; the gradient flows through the kept units only.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    /// Units kept per sample in training (after the schedule).
+    pub k: usize,
+    /// Units kept at encode time (e.g. 2–3 × k); `None`: k.
+    #[serde(default)]
+    pub encode_k: Option<usize>,
+    /// Start training with this many units and lower it linearly to `k`.
+    #[serde(default)]
+    pub start_k: Option<usize>,
+    /// Epochs over which `start_k` goes down to `k`.
+    #[serde(default)]
+    pub anneal_epochs: usize,
+}
+
+impl TopK {
+    /// Units kept in training at (0-based) `epoch`.
+    pub fn k_at(&self, epoch: usize) -> usize {
+        match self.start_k {
+            Some(s) if epoch < self.anneal_epochs && s > self.k => {
+                let t = epoch as f64 / self.anneal_epochs as f64;
+                (s as f64 - t * (s - self.k) as f64).round() as usize
+            }
+            _ => self.k,
+        }
+    }
+}
+
+/// Regularizers of the code layer; they combine. Stored in the model config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CodeRegularizer {
+    /// L1 penalty on code activations, `λ Σ|h|` averaged per sample (0: off).
+    #[serde(default)]
+    pub l1: f32,
+    /// KL sparsity (sigmoid codes only).
+    #[serde(default)]
+    pub kl: Option<KlSparsity>,
+    /// k-sparse code.
+    #[serde(default)]
+    pub topk: Option<TopK>,
+    /// Dropout on the code in training (the "redundant" autoencoder); off at encode time.
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+impl CodeRegularizer {
+    /// Whether training multiplies the code by a mask (top-k or dropout).
+    pub fn masks(&self) -> bool {
+        self.topk.is_some() || self.dropout > 0.0
+    }
+
+    /// Whether anything is on.
+    pub fn is_active(&self) -> bool {
+        self.masks() || self.l1 > 0.0 || self.kl.is_some()
+    }
 }
 
 impl AutoencoderConfig {
@@ -50,6 +122,7 @@ impl AutoencoderConfig {
             output_activation: Activation::Sigmoid,
             loss: Loss::Mse,
             init: Init::Auto,
+            regularizer: CodeRegularizer::default(),
         }
     }
 
@@ -120,6 +193,36 @@ impl AutoencoderConfig {
         }
         if self.decoder_widths().contains(&0) {
             return bad("a decoder hidden layer has width 0".into());
+        }
+        let r = &self.regularizer;
+        if !(r.l1 >= 0.0 && r.l1.is_finite()) {
+            return bad(format!("--l1 must be >= 0, got {}", r.l1));
+        }
+        if !(0.0..1.0).contains(&r.dropout) {
+            return bad(format!("--code-dropout must be in [0, 1), got {}", r.dropout));
+        }
+        if let Some(kl) = r.kl {
+            if self.code_activation != Activation::Sigmoid {
+                return bad(format!(
+                    "KL sparsity needs a sigmoid code (--code-activation sigmoid), got {}",
+                    self.code_activation
+                ));
+            }
+            if !(kl.rho > 0.0 && kl.rho < 1.0) || !(kl.beta >= 0.0) {
+                return bad(format!(
+                    "--kl needs 0 < rho < 1 and beta >= 0, got {}, {}",
+                    kl.rho, kl.beta
+                ));
+            }
+        }
+        if let Some(t) = r.topk {
+            let ok = |k: usize| (1..=self.code).contains(&k);
+            if !ok(t.k) || !t.encode_k.is_none_or(ok) || !t.start_k.is_none_or(|s| ok(s) && s >= t.k) {
+                return bad(format!(
+                    "top-k needs 1 <= k <= start k and encode k <= code width {}, got k {}, encode {:?}, start {:?}",
+                    self.code, t.k, t.encode_k, t.start_k
+                ));
+            }
         }
         if self.loss == Loss::Bce && self.output_activation != Activation::Sigmoid {
             return bad(format!(
@@ -287,14 +390,20 @@ impl Autoencoder {
     /// layers on one thread each (no synchronization between layers).
     pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
         let out_dim = self.layers[layers.end - 1].n_out;
+        let code_layer = self.config.encoder_layers() - 1;
         let in_dim = x.cols();
         let mut out = Matrix::zeros(x.rows(), out_dim);
         let run = |(xb, ob): (&[f32], &mut [f32])| {
             let rows = xb.len() / in_dim;
             let mut cur = xb.to_vec();
-            for l in &self.layers[layers.clone()] {
+            for (i, l) in self.layers[layers.clone()].iter().enumerate() {
                 let mut next = vec![0.0; rows * l.n_out];
                 l.forward(&cur, &mut next, None);
+                if layers.start + i == code_layer
+                    && let Some(t) = self.config.regularizer.topk
+                {
+                    top_k_rows(&mut next, l.n_out, t.encode_k.unwrap_or(t.k));
+                }
                 cur = next;
             }
             ob.copy_from_slice(&cur);
@@ -308,5 +417,22 @@ impl Autoencoder {
                 .for_each(run);
         }
         out
+    }
+}
+
+/// Keeps the `k` largest values of each row (ties: the lower index) and zeroes the rest;
+/// returns nothing, writes in place. Deterministic.
+pub(crate) fn top_k_rows(h: &mut [f32], cols: usize, k: usize) {
+    if k >= cols {
+        return;
+    }
+    let mut idx: Vec<usize> = Vec::with_capacity(cols);
+    for row in h.chunks_exact_mut(cols) {
+        idx.clear();
+        idx.extend(0..cols);
+        idx.select_nth_unstable_by(k, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for &j in &idx[k..] {
+            row[j] = 0.0;
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::data::scale::{Scaler, Scaling};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Precision, ROW_BLOCK};
-use crate::layer::PrevActivation;
+use crate::layer::{CodeGrad, PrevActivation};
 use crate::loss::Loss;
 use crate::model::Autoencoder;
 use crate::noise::{self, Noise};
@@ -21,6 +21,8 @@ const STREAM_SHUFFLE: u64 = 0x5348;
 const STREAM_SPLIT: u64 = 0x5350;
 /// RNG stream for input corruption.
 const STREAM_NOISE: u64 = 0x4e4f;
+/// RNG stream for code dropout.
+const STREAM_DROPOUT: u64 = 0x4452;
 
 /// How to train. Plain data, validated once, saved in the model file as provenance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +58,9 @@ pub struct TrainConfig {
     /// Image shape `(height, width, channels)` of the rows, for image-shaped noise.
     #[serde(default)]
     pub image_shape: Option<(usize, usize, usize)>,
+    /// Rescale each unit's incoming weights to at most this L2 norm after every step.
+    #[serde(default)]
+    pub max_norm: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -75,6 +80,7 @@ impl Default for TrainConfig {
             precision: Precision::F32,
             noise: Vec::new(),
             image_shape: None,
+            max_norm: None,
         }
     }
 }
@@ -108,6 +114,11 @@ impl TrainConfig {
         }
         if self.patience.is_some() && !has_valid_set && self.valid_fraction == 0.0 {
             return bad("early stopping (patience) needs validation data: give a validation set or a fraction".into());
+        }
+        if let Some(c) = self.max_norm
+            && !(c > 0.0)
+        {
+            return bad(format!("--max-norm must be positive, got {c}"));
         }
         if let Schedule::Step { every, gamma } = self.schedule
             && (every == 0 || !(gamma > 0.0))
@@ -192,10 +203,18 @@ struct Workspace {
     dw: Vec<Vec<f32>>,
     db: Vec<Vec<f32>>,
     loss_blocks: Vec<f64>,
+    /// The code before the top-k/dropout mask, and the mask (empty without one).
+    code_raw: Vec<f32>,
+    code_mask: Vec<f32>,
+    /// Mean code activation per unit (KL sparsity).
+    rho_hat: Vec<f32>,
+    /// Scratch for the top-k selection.
+    topk_idx: Vec<usize>,
 }
 
 impl Workspace {
     fn new(model: &Autoencoder, batch: usize, noisy: bool) -> Self {
+        let (masks, code) = (model.config.regularizer.masks(), model.config.code);
         let last = model.layers.len() - 1;
         let keep_pre = |i: usize, l: &crate::layer::Dense| {
             l.activation.needs_preactivation()
@@ -225,21 +244,91 @@ impl Workspace {
             dw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
             db: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
             loss_blocks: vec![0.0; batch.div_ceil(ROW_BLOCK)],
+            code_raw: if masks { vec![0.0; batch * code] } else { Vec::new() },
+            code_mask: if masks { vec![0.0; batch * code] } else { Vec::new() },
+            rho_hat: vec![0.0; code],
+            topk_idx: Vec::with_capacity(code),
         }
     }
 }
 
-/// One forward + backward pass on the first `b` rows of `ws.x`; returns the mean loss.
-fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision: Precision) -> f64 {
+/// Per-step settings of the code regularizers.
+pub(crate) struct CodeStep<'r> {
+    /// Top-k units kept this epoch.
+    pub k: Option<usize>,
+    /// Draws of the code dropout.
+    pub rng: &'r mut Rng,
+}
+
+/// Builds the code mask (top-k, dropout) from the raw code `y`, writes `h = y * mask` and
+/// returns the penalty (L1 and KL) of `h`, averaged per sample.
+fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, step: &mut CodeStep<'_>) -> f64 {
+    let reg = &model.config.regularizer;
+    let c = model.config.encoder_layers() - 1;
+    let width = model.config.code;
+    let h = &mut ws.acts[c][..b * width];
+    if reg.masks() {
+        let (raw, mask) = (&mut ws.code_raw[..b * width], &mut ws.code_mask[..b * width]);
+        raw.copy_from_slice(h);
+        mask.fill(1.0);
+        if let Some(k) = step.k {
+            for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
+                let idx = &mut ws.topk_idx;
+                idx.clear();
+                idx.extend(0..width);
+                if k < width {
+                    idx.select_nth_unstable_by(k, |&a, &q| row[q].total_cmp(&row[a]).then(a.cmp(&q)));
+                    idx[k..].iter().for_each(|&j| m[j] = 0.0);
+                }
+            }
+        }
+        if reg.dropout > 0.0 {
+            let keep = 1.0 / (1.0 - reg.dropout);
+            for m in mask.iter_mut() {
+                *m *= if step.rng.uniform() < reg.dropout { 0.0 } else { keep };
+            }
+        }
+        h.iter_mut().zip(mask.iter()).for_each(|(h, m)| *h *= m);
+    }
+    let mut penalty = 0.0f64;
+    if reg.l1 > 0.0 {
+        penalty += reg.l1 as f64 * h.iter().map(|v| v.abs() as f64).sum::<f64>() / b as f64;
+    }
+    if let Some(kl) = reg.kl {
+        let rho_hat = &mut ws.rho_hat;
+        kernels::column_sums(h, rho_hat);
+        let (rho, eps) = (kl.rho as f64, 1e-6f64);
+        for r in rho_hat.iter_mut() {
+            *r = (*r / b as f32).clamp(eps as f32, 1.0 - eps as f32);
+            let q = *r as f64;
+            penalty += kl.beta as f64 * (rho * (rho / q).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - q)).ln());
+        }
+    }
+    penalty
+}
+
+/// One forward + backward pass on the first `b` rows of `ws.x`; returns the mean loss
+/// (reconstruction plus code penalties).
+fn forward_backward(
+    model: &Autoencoder,
+    ws: &mut Workspace,
+    b: usize,
+    precision: Precision,
+    step: &mut CodeStep<'_>,
+) -> f64 {
     let d = model.config.input_dim;
     let n_layers = model.layers.len();
-    // The network sees the corrupted batch when there is noise; the loss compares with ws.x.
-    let x_in = if ws.x_in.is_empty() {
-        &ws.x[..b * d]
-    } else {
-        &ws.x_in[..b * d]
-    };
-    for (l, layer) in model.layers.iter().enumerate() {
+    let code_layer = model.config.encoder_layers() - 1;
+    let reg = &model.config.regularizer;
+    let mut penalty = 0.0;
+    for l in 0..n_layers {
+        let layer = &model.layers[l];
+        // The network sees the corrupted batch when there is noise; the loss compares with ws.x.
+        let x_in = if ws.x_in.is_empty() {
+            &ws.x[..b * d]
+        } else {
+            &ws.x_in[..b * d]
+        };
         let (before, after) = ws.acts.split_at_mut(l);
         let input = if l == 0 { x_in } else { &before[l - 1][..b * layer.n_in] };
         let out = &mut after[0][..b * layer.n_out];
@@ -249,7 +338,15 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision
             Some(&mut ws.pre[l][..b * layer.n_out])
         };
         layer.forward_with(input, out, pre, precision);
+        if l == code_layer && reg.is_active() {
+            penalty = regularize_code(model, ws, b, step);
+        }
     }
+    let x_in = if ws.x_in.is_empty() {
+        &ws.x[..b * d]
+    } else {
+        &ws.x_in[..b * d]
+    };
     // Loss and its gradient with respect to the output pre-activation, per block of rows.
     let last = n_layers - 1;
     let out_layer = &model.layers[last];
@@ -292,23 +389,38 @@ fn forward_backward(model: &Autoencoder, ws: &mut Workspace, b: usize, precision
             None
         } else {
             let prev = &model.layers[l - 1];
+            let n = b * prev.n_out;
             let z = if ws.pre[l - 1].is_empty() {
                 None
             } else {
-                Some(&ws.pre[l - 1][..b * prev.n_out])
+                Some(&ws.pre[l - 1][..n])
+            };
+            let is_code = l - 1 == code_layer && reg.is_active();
+            let code = is_code.then(|| CodeGrad {
+                h: &ws.acts[l - 1][..n],
+                mask: reg.masks().then(|| &ws.code_mask[..n]),
+                l1: reg.l1 / b as f32,
+                kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &ws.rho_hat[..])),
+            });
+            // The activation derivative needs the code before the mask.
+            let y = if is_code && reg.masks() {
+                &ws.code_raw[..n]
+            } else {
+                &ws.acts[l - 1][..n]
             };
             Some((
-                &mut dz_below[l - 1][..b * prev.n_out],
+                &mut dz_below[l - 1][..n],
                 PrevActivation {
                     act: prev.activation,
-                    y: &ws.acts[l - 1][..b * prev.n_out],
+                    y,
                     z,
+                    code,
                 },
             ))
         };
         layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, precision);
     }
-    total / (b * d) as f64
+    total / (b * d) as f64 + penalty
 }
 
 /// Mean loss of the model on already-scaled rows.
@@ -420,6 +532,7 @@ pub fn fit(
     let mut opt = Optimizer::new(config.optimizer, &sizes);
     let mut ws = Workspace::new(model, batch, !config.noise.is_empty());
     let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
+    let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
     let mut history = Vec::with_capacity(config.epochs);
@@ -453,7 +566,12 @@ pub fn fit(
                     &mut noise_rng,
                 );
             }
-            let loss = forward_backward(model, &mut ws, b, config.precision);
+            let k = model.config.regularizer.topk.map(|t| t.k_at(epoch - 1));
+            let mut code_step = CodeStep {
+                k,
+                rng: &mut dropout_rng,
+            };
+            let loss = forward_backward(model, &mut ws, b, config.precision, &mut code_step);
             if !loss.is_finite() {
                 model.layers = last_good;
                 return Err(Error::Diverged {
@@ -484,6 +602,9 @@ pub fn fit(
             for (l, layer) in model.layers.iter_mut().enumerate() {
                 opt.update(2 * l, &mut layer.weight, &ws.dw[l], lr, true);
                 opt.update(2 * l + 1, &mut layer.bias, &ws.db[l], lr, false);
+                if let Some(c) = config.max_norm {
+                    kernels::max_norm_rows(&mut layer.weight, layer.n_in, c);
+                }
             }
             step += 1;
             loss_sum += loss * b as f64;
@@ -546,4 +667,212 @@ pub fn fit(
         valid_rows: valid.as_ref().map_or(0, |v| v.rows()),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::model::{AutoencoderConfig, CodeRegularizer, KlSparsity, TopK};
+
+    /// Central differences (f64 steps on f32 weights) of the full training loss, code
+    /// penalties included, against the analytic gradients, for every weight and bias. The
+    /// dropout mask is held fixed by re-seeding its generator for every evaluation.
+    fn check(reg: CodeRegularizer, code_act: Activation, k: Option<usize>) {
+        let mut cfg = AutoencoderConfig::new(6, 7).with_hidden(&[5]).with_activations(
+            Activation::Tanh,
+            code_act,
+            Activation::Sigmoid,
+        );
+        cfg.regularizer = reg.clone();
+        let model = cfg.init(3).unwrap();
+        let b = 4;
+        let mut rng = Rng::new(8);
+        let x: Vec<f32> = (0..b * 6).map(|_| rng.uniform()).collect();
+        let run = |m: &Autoencoder| {
+            let mut ws = Workspace::new(m, b, false);
+            ws.x[..b * 6].copy_from_slice(&x);
+            let mut r = Rng::new(77);
+            let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k, rng: &mut r });
+            (loss, ws)
+        };
+        let (_, ws) = run(&model);
+        let h = 1e-3f32;
+        for l in 0..model.layers.len() {
+            let n_w = model.layers[l].weight.len();
+            for i in 0..n_w + model.layers[l].bias.len() {
+                let eval = |delta: f32| {
+                    let mut m = model.clone();
+                    if i < n_w {
+                        m.layers[l].weight[i] += delta
+                    } else {
+                        m.layers[l].bias[i - n_w] += delta
+                    }
+                    run(&m).0
+                };
+                let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
+                let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                    "{reg:?} layer {l} param {i}: numeric {numeric} analytic {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn l1_gradient() {
+        check(
+            CodeRegularizer {
+                l1: 0.3,
+                ..Default::default()
+            },
+            Activation::Relu,
+            None,
+        );
+    }
+
+    #[test]
+    fn kl_gradient() {
+        let kl = Some(KlSparsity { rho: 0.1, beta: 0.7 });
+        check(
+            CodeRegularizer {
+                kl,
+                ..Default::default()
+            },
+            Activation::Sigmoid,
+            None,
+        );
+    }
+
+    #[test]
+    fn topk_gradient() {
+        let topk = Some(TopK {
+            k: 3,
+            encode_k: None,
+            start_k: None,
+            anneal_epochs: 0,
+        });
+        check(
+            CodeRegularizer {
+                topk,
+                ..Default::default()
+            },
+            Activation::Identity,
+            Some(3),
+        );
+    }
+
+    #[test]
+    fn dropout_and_everything_together_gradient() {
+        let topk = Some(TopK {
+            k: 4,
+            encode_k: None,
+            start_k: None,
+            anneal_epochs: 0,
+        });
+        let reg = CodeRegularizer {
+            l1: 0.1,
+            dropout: 0.3,
+            topk,
+            ..Default::default()
+        };
+        check(reg, Activation::Sigmoid, Some(4));
+        check(
+            CodeRegularizer {
+                dropout: 0.5,
+                ..Default::default()
+            },
+            Activation::Tanh,
+            None,
+        );
+    }
+
+    fn blobs(n: usize, d: usize, seed: u64) -> Matrix {
+        let mut rng = Rng::new(seed);
+        let mut x = Matrix::zeros(n, d);
+        for i in 0..n {
+            let c = rng.below(8);
+            for (j, v) in x.row_mut(i).iter_mut().enumerate() {
+                *v = (((j + c) % 8) as f32 / 8.0 + 0.1 * rng.uniform()).min(1.0);
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn topk_codes_have_exactly_k_active_units_and_k_anneals() {
+        let x = blobs(600, 16, 1);
+        let mut cfg = AutoencoderConfig::new(16, 40);
+        cfg.regularizer.topk = Some(TopK {
+            k: 5,
+            encode_k: Some(10),
+            start_k: Some(20),
+            anneal_epochs: 4,
+        });
+        let mut m = cfg.init(1).unwrap();
+        let t = cfg.regularizer.topk.unwrap();
+        assert_eq!((t.k_at(0), t.k_at(2), t.k_at(4), t.k_at(9)), (20, 13, 5, 5));
+        fit(
+            &mut m,
+            &x,
+            None,
+            &TrainConfig {
+                epochs: 6,
+                batch_size: 50,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+        let codes = m.encode(&x).unwrap();
+        for i in 0..codes.rows() {
+            assert!(codes.row(i).iter().filter(|v| **v != 0.0).count() <= 10);
+        }
+    }
+
+    #[test]
+    fn kl_sparsity_pulls_mean_activation_to_rho() {
+        let x = blobs(2000, 16, 2);
+        let mut cfg =
+            AutoencoderConfig::new(16, 32).with_activations(Activation::Relu, Activation::Sigmoid, Activation::Sigmoid);
+        cfg.regularizer.kl = Some(KlSparsity { rho: 0.05, beta: 1.0 });
+        let mut m = cfg.init(1).unwrap();
+        let train = TrainConfig {
+            epochs: 40,
+            batch_size: 100,
+            lr: 3e-3,
+            ..Default::default()
+        };
+        fit(&mut m, &x, None, &train, |_| {}).unwrap();
+        let codes = m.encode(&x).unwrap();
+        let mean = codes.as_slice().iter().map(|&v| v as f64).sum::<f64>() / codes.as_slice().len() as f64;
+        assert!((mean - 0.05).abs() < 0.2 * 0.05, "mean code activation {mean}");
+    }
+
+    #[test]
+    fn kl_needs_a_sigmoid_code() {
+        let mut cfg = AutoencoderConfig::new(16, 32);
+        cfg.regularizer.kl = Some(KlSparsity { rho: 0.05, beta: 1.0 });
+        assert!(cfg.init(1).unwrap_err().to_string().contains("sigmoid code"));
+    }
+
+    #[test]
+    fn max_norm_caps_incoming_weights() {
+        let x = blobs(300, 16, 3);
+        let mut m = AutoencoderConfig::new(16, 8).with_hidden(&[12]).init(1).unwrap();
+        let train = TrainConfig {
+            epochs: 3,
+            lr: 0.05,
+            max_norm: Some(0.5),
+            ..Default::default()
+        };
+        fit(&mut m, &x, None, &train, |_| {}).unwrap();
+        for l in m.layers() {
+            for row in l.weight().chunks_exact(l.n_in()) {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!(norm <= 0.5 + 1e-5, "{norm}");
+            }
+        }
+    }
 }

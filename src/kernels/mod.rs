@@ -491,6 +491,19 @@ multiversion! {
     }
 }
 
+/// Rescales each row of `w` (`cols` values: one unit's incoming weights) whose L2 norm
+/// exceeds `max` to norm `max`. Rows are independent: parallel and deterministic.
+pub fn max_norm_rows(w: &mut [f32], cols: usize, max: f32) {
+    w.par_chunks_mut(cols * (ELEMENT_BLOCK / cols).max(1)).for_each(|rows| {
+        for row in rows.chunks_exact_mut(cols) {
+            let norm = sum_squares(row).sqrt();
+            if norm > max as f64 {
+                scale_in_place(row, (max as f64 / norm) as f32);
+            }
+        }
+    });
+}
+
 multiversion! {
     /// `a *= s`.
     pub fn scale_in_place(a: &mut [f32], s: f32) {

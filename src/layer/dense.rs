@@ -154,6 +154,9 @@ impl Dense {
                         precision,
                         |r0, blk| {
                             let range = r0 * n_in..r0 * n_in + blk.len();
+                            if let Some(code) = &prev.code {
+                                code.apply(blk, range.start);
+                            }
                             kernels::activation_backward(
                                 blk,
                                 &prev.y[range.clone()],
@@ -206,6 +209,7 @@ mod tests {
                     act: prev_act,
                     y: &x,
                     z: Some(&x_pre),
+                    code: None,
                 };
                 layer.backward(&x, &dz, &mut dw, &mut db, Some((&mut dx, prev)), Precision::F32);
                 let h = 1e-3f32;

@@ -18,6 +18,43 @@ pub struct PrevActivation<'a> {
     pub y: &'a [f32],
     /// Its pre-activation `z`, when the activation needs it.
     pub z: Option<&'a [f32]>,
+    /// When the previous layer is a regularized code: penalties and mask, applied first.
+    pub code: Option<CodeGrad<'a>>,
+}
+
+/// Gradient terms of a regularized code layer, fused into the backward pass of the layer
+/// above: `dL/dh += l1 sign(h) + kl'(h)`, then `dL/dy = dL/dh * mask`.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeGrad<'a> {
+    /// The code as the layer above saw it (after the mask), (batch, code).
+    pub h: &'a [f32],
+    /// Top-k / dropout multipliers, (batch, code).
+    pub mask: Option<&'a [f32]>,
+    /// L1 weight divided by the batch size.
+    pub l1: f32,
+    /// KL sparsity: `(rho, beta / batch, mean activation per unit)`.
+    pub kl: Option<(f32, f32, &'a [f32])>,
+}
+
+impl CodeGrad<'_> {
+    /// Applies the terms to `g`, the gradient rows starting at element `start` of the code.
+    pub fn apply(&self, g: &mut [f32], start: usize) {
+        let cols = self.kl.map_or(0, |(_, _, r)| r.len());
+        for (i, g) in g.iter_mut().enumerate() {
+            let at = start + i;
+            let h = self.h[at];
+            if self.l1 > 0.0 && h != 0.0 {
+                *g += self.l1 * h.signum();
+            }
+            if let Some((rho, beta_b, rho_hat)) = self.kl {
+                let r = rho_hat[at % cols];
+                *g += beta_b * (-rho / r + (1.0 - rho) / (1.0 - r));
+            }
+            if let Some(m) = self.mask {
+                *g *= m[at];
+            }
+        }
+    }
 }
 
 /// How initial weights are drawn.

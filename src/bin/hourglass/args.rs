@@ -138,6 +138,30 @@ pub struct TrainArgs {
     /// weights; runs on Intel AMX, falls back to f32 where AMX is missing).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::Precision,
+    /// L1 penalty on code activations: λ Σ|h|, averaged per sample.
+    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA")]
+    pub l1: f32,
+    /// KL sparsity toward mean activation RHO with weight BETA (needs --code-activation sigmoid).
+    #[arg(long, value_parser = parse_kl, value_name = "RHO,BETA")]
+    pub kl: Option<(f32, f32)>,
+    /// k-sparse autoencoder: keep the K largest code activations per sample.
+    #[arg(long, value_name = "K")]
+    pub topk: Option<usize>,
+    /// Units kept at encode time (e.g. 2-3 x K; default K).
+    #[arg(long, value_name = "K", requires = "topk")]
+    pub topk_encode: Option<usize>,
+    /// Start training with this many units and lower it linearly to --topk ...
+    #[arg(long, value_name = "K", requires = "topk")]
+    pub topk_start: Option<usize>,
+    /// ... over this many epochs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub topk_anneal: usize,
+    /// Dropout on the code in training (the "redundant" autoencoder).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub code_dropout: f32,
+    /// Rescale each unit's incoming weights to at most this L2 norm after every step.
+    #[arg(long, value_name = "C")]
+    pub max_norm: Option<f32>,
     /// Corrupt the training input (denoising autoencoder); repeat to compose:
     /// gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape).
     #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
@@ -174,6 +198,18 @@ pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {
             "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
         )),
     }
+}
+
+fn parse_kl(s: &str) -> Result<(f32, f32), String> {
+    let (r, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("bad --kl `{s}`; expected RHO,BETA"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("bad --kl `{s}`; expected RHO,BETA"))
+    };
+    Ok((num(r)?, num(b)?))
 }
 
 fn parse_init(s: &str) -> Result<Init, String> {

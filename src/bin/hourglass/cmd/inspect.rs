@@ -49,6 +49,23 @@ pub fn run(a: InspectArgs) -> Result<()> {
         println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
     }
     println!("parameters       {}", m.num_params());
+    let r = &cfg.regularizer;
+    if r.is_active() {
+        let mut parts = Vec::new();
+        if r.l1 > 0.0 {
+            parts.push(format!("l1 {}", r.l1));
+        }
+        if let Some(kl) = r.kl {
+            parts.push(format!("kl rho {} beta {}", kl.rho, kl.beta));
+        }
+        if let Some(t) = r.topk {
+            parts.push(format!("top-k {} (encode {})", t.k, t.encode_k.unwrap_or(t.k)));
+        }
+        if r.dropout > 0.0 {
+            parts.push(format!("dropout {}", r.dropout));
+        }
+        println!("code             {}", parts.join(", "));
+    }
     println!("scaling          {}", m.scaler().kind);
     if let Some(path) = &p.data_path {
         let shape = p

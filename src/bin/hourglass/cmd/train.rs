@@ -4,6 +4,7 @@ use super::load_data;
 use crate::args::TrainArgs;
 use anyhow::{Context, Result};
 use hourglass::format::{self, ModelFile, Provenance};
+use hourglass::model::{CodeRegularizer, KlSparsity, TopK};
 use hourglass::{AutoencoderConfig, EpochStats, Event, OptimizerConfig, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -20,6 +21,17 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
         output_activation: a.output_activation,
         loss: a.loss,
         init: a.init,
+        regularizer: CodeRegularizer {
+            l1: a.l1,
+            kl: a.kl.map(|(rho, beta)| KlSparsity { rho, beta }),
+            topk: a.topk.map(|k| TopK {
+                k,
+                encode_k: a.topk_encode,
+                start_k: a.topk_start,
+                anneal_epochs: a.topk_anneal,
+            }),
+            dropout: a.code_dropout,
+        },
     };
     let optimizer = match a.optimizer.as_str() {
         "sgd" => OptimizerConfig::sgd(a.momentum, a.nesterov, a.weight_decay),
@@ -40,6 +52,7 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
         precision: a.precision,
         noise: a.noise.clone(),
         image_shape: a.image_shape.or(image),
+        max_norm: a.max_norm,
     };
     (model, train)
 }
