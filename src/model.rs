@@ -208,7 +208,7 @@ impl AutoencoderConfig {
                     self.code_activation
                 ));
             }
-            if !(kl.rho > 0.0 && kl.rho < 1.0) || !(kl.beta >= 0.0) {
+            if !(kl.rho > 0.0 && kl.rho < 1.0 && kl.beta >= 0.0) {
                 return bad(format!(
                     "--kl needs 0 < rho < 1 and beta >= 0, got {}, {}",
                     kl.rho, kl.beta
