@@ -50,3 +50,83 @@ pub fn reconstruction(x: &Matrix, x_hat: &Matrix) -> ReconstructionMetrics {
         bce,
     }
 }
+
+/// Sparsity and health of a code.
+///
+/// A unit is *active* on a sample when its value is non-zero (|h| > 1e-6), or, for sigmoid
+/// codes (which are never exactly zero), when it exceeds 0.5.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CodeMetrics {
+    /// Mean number of active units per sample (L0).
+    pub l0: f64,
+    /// Fraction of units active on no sample ("dead").
+    pub dead_fraction: f64,
+    /// Mean code value over samples and units.
+    pub mean_activation: f64,
+    /// Mean value of each unit.
+    pub unit_mean_activation: Vec<f64>,
+}
+
+/// Computes [`CodeMetrics`] of `codes` produced by a code layer with activation `act`.
+pub fn code(codes: &Matrix, act: crate::Activation) -> CodeMetrics {
+    let (n, k) = codes.shape();
+    let active = |v: f32| {
+        if act == crate::Activation::Sigmoid {
+            v > 0.5
+        } else {
+            v.abs() > 1e-6
+        }
+    };
+    let mut ever = vec![false; k];
+    let mut sums = vec![0.0f64; k];
+    let mut count = 0usize;
+    for i in 0..n {
+        for (j, &v) in codes.row(i).iter().enumerate() {
+            sums[j] += v as f64;
+            if active(v) {
+                count += 1;
+                ever[j] = true;
+            }
+        }
+    }
+    let n1 = n.max(1) as f64;
+    let unit_mean_activation: Vec<f64> = sums.iter().map(|s| s / n1).collect();
+    CodeMetrics {
+        l0: count as f64 / n1,
+        dead_fraction: ever.iter().filter(|e| !**e).count() as f64 / k.max(1) as f64,
+        mean_activation: unit_mean_activation.iter().sum::<f64>() / k.max(1) as f64,
+        unit_mean_activation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Activation;
+
+    #[test]
+    fn code_metrics_hand_computed() {
+        // 3 samples x 4 units; unit 3 never active.
+        let c = Matrix::from_rows(&[[0.0, 2.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 3.0, 4.0, 0.0]]).unwrap();
+        let m = code(&c, Activation::Relu);
+        assert_eq!(m.l0, 5.0 / 3.0);
+        assert_eq!(m.dead_fraction, 0.25);
+        assert_eq!(m.unit_mean_activation, vec![1.0 / 3.0, 2.0, 4.0 / 3.0, 0.0]);
+        assert!((m.mean_activation - 11.0 / 12.0).abs() < 1e-12);
+        // Sigmoid codes count units above 0.5.
+        let s = Matrix::from_rows(&[[0.2, 0.7], [0.6, 0.1]]).unwrap();
+        let m = code(&s, Activation::Sigmoid);
+        assert_eq!((m.l0, m.dead_fraction), (1.0, 0.0));
+    }
+
+    #[test]
+    fn reconstruction_metrics_hand_computed() {
+        let x = Matrix::from_rows(&[[0.0, 1.0], [0.5, 0.5]]).unwrap();
+        let y = Matrix::from_rows(&[[0.1, 0.9], [0.5, 0.7]]).unwrap();
+        let m = reconstruction(&x, &y);
+        // squared errors: 0.01, 0.01, 0, 0.04 -> SSE per sample (0.02 + 0.04) / 2
+        assert!((m.sse_per_sample - 0.03).abs() < 1e-7);
+        assert!((m.mse - 0.015).abs() < 1e-7);
+        assert!((m.psnr.unwrap() - 10.0 * (1.0f64 / 0.015).log10()).abs() < 1e-5);
+    }
+}

@@ -148,6 +148,9 @@ pub struct EpochStats {
     pub samples_per_sec: f64,
     /// Whether this epoch has the best validation loss so far.
     pub best: bool,
+    /// Code sparsity on the validation data (when there is validation data).
+    #[serde(default)]
+    pub code: Option<crate::metrics::CodeMetrics>,
 }
 
 /// Progress reported to the caller of [`fit`].
@@ -612,6 +615,12 @@ pub fn fit(
         }
         let seconds = t0.elapsed().as_secs_f64();
         let valid_loss = valid.as_ref().map(|v| mean_loss_scaled(model, v));
+        let code = valid.as_ref().map(|v| {
+            let codes = model.forward_scaled(v, 0..model.config.encoder_layers());
+            let mut m = crate::metrics::code(&codes, model.config.code_activation);
+            m.unit_mean_activation.clear(); // keep the per-epoch log small
+            m
+        });
         if let Some(v) = valid_loss
             && !v.is_finite()
         {
@@ -641,6 +650,7 @@ pub fn fit(
             seconds,
             samples_per_sec: n as f64 / seconds.max(1e-9),
             best: is_best,
+            code,
         };
         on_event(&Event::EpochEnd(&stats));
         history.push(stats);

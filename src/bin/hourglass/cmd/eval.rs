@@ -9,8 +9,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let ds = load_data_for(&file, &a.data, &a.columns)?;
     let x_hat = file.model.reconstruct(&ds.x)?;
     let m = hourglass::metrics::reconstruction(&ds.x, &x_hat);
+    let codes = file.model.encode(&ds.x)?;
+    let c = hourglass::metrics::code(&codes, file.model.config().code_activation);
     if a.json {
-        println!("{}", serde_json::to_string(&m)?);
+        let mut v = serde_json::to_value(&m)?;
+        v["l0"] = c.l0.into();
+        v["dead_fraction"] = c.dead_fraction.into();
+        v["mean_activation"] = c.mean_activation.into();
+        println!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     println!("rows             {}", m.n);
@@ -24,5 +30,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         Some(b) => println!("bce              {b:.6}"),
         None => println!("bce              - (data not in [0, 1])"),
     }
+    println!(
+        "code L0          {:.2} of {} units active per sample",
+        c.l0,
+        codes.cols()
+    );
+    println!("dead units       {:.2} %", 100.0 * c.dead_fraction);
+    println!("mean activation  {:.4}", c.mean_activation);
     Ok(())
 }

@@ -62,8 +62,13 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
         .valid_loss
         .map(|v| format!("  valid {v:.6}{}", if s.best { " *" } else { "" }))
         .unwrap_or_default();
+    let code = s
+        .code
+        .as_ref()
+        .map(|c| format!("  L0 {:.1}  dead {:.0}%", c.l0, 100.0 * c.dead_fraction))
+        .unwrap_or_default();
     format!(
-        "epoch {:>width$}/{epochs}  train {:.6}{valid}  lr {:.2e}  {:.0} samples/s  {:.1} s",
+        "epoch {:>width$}/{epochs}  train {:.6}{valid}{code}  lr {:.2e}  {:.0} samples/s  {:.1} s",
         s.epoch,
         s.train_loss,
         s.lr,
