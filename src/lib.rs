@@ -25,6 +25,7 @@ pub mod pca;
 pub mod rng;
 pub mod tensor;
 pub mod train;
+pub mod viz;
 
 pub use activation::Activation;
 pub use data::scale::{Scaler, Scaling};

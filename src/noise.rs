@@ -98,7 +98,8 @@ impl Noise {
         Ok(())
     }
 
-    /// Corrupts one row in place. `image` is `(height, width, channels)`, channels last.
+    /// Corrupts one row in place. `image` is `(height, width, channels)`; rows of images are
+    /// channel-major `(C, H, W)`.
     pub fn apply(&self, row: &mut [f32], image: Option<(usize, usize, usize)>, rng: &mut Rng) {
         match *self {
             Noise::Gaussian { sigma } => row.iter_mut().for_each(|v| *v += sigma * rng.normal()),
@@ -117,8 +118,11 @@ impl Noise {
                 for _ in 0..count {
                     let y0 = rng.below(h - height + 1);
                     let x0 = rng.below(w - width + 1);
-                    for y in y0..y0 + height {
-                        row[(y * w + x0) * c..(y * w + x0 + width) * c].fill(0.0);
+                    for ch in 0..c {
+                        for y in y0..y0 + height {
+                            let at = (ch * h + y) * w + x0;
+                            row[at..at + width].fill(0.0);
+                        }
                     }
                 }
             }
@@ -199,7 +203,7 @@ mod tests {
         }
         // Every position can be covered; corners are covered rarely, the centre often.
         assert!(hits[0] > 0 && hits[h * w - 1] > 0 && hits[14 * w + 14] > hits[0]);
-        // RGB: channels last, all channels of a blanked pixel go together.
+        // RGB, channel-major: the same 2x2 square is blanked in each channel plane.
         let mut x = ones(4 * 4 * 3);
         Noise::Block {
             height: 2,
@@ -208,6 +212,9 @@ mod tests {
         }
         .apply(&mut x, Some((4, 4, 3)), &mut Rng::new(5));
         assert_eq!(x.iter().filter(|&&v| v == 0.0).count(), 12);
+        for ch in 1..3 {
+            assert_eq!(x[..16], x[ch * 16..(ch + 1) * 16], "channel {ch}");
+        }
     }
 
     #[test]

@@ -609,3 +609,74 @@ fn noise_options_are_checked() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn pictures_are_deterministic_pngs() {
+    let sb = Sandbox::new();
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-test-1000-images-idx3-ubyte.gz");
+    let images = images.to_str().unwrap();
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            images,
+            "--code",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "100",
+            "-q",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    snapshot!(sb.cmd().args(["filters", "m.safetensors", "-o", "f.png"]));
+    snapshot!(sb.cmd().args([
+        "show",
+        "m.safetensors",
+        images,
+        "--n",
+        "5",
+        "--noise",
+        "block:8x8",
+        "-o",
+        "s.png"
+    ]));
+    let f = std::fs::read(sb.path("f.png")).unwrap();
+    assert_eq!(&f[1..4], b"PNG");
+    // 16 filters of 28x28 in a 4x4 grid with 1-pixel gaps: 4*28 + 5 = 117 pixels square.
+    assert_eq!(u32::from_be_bytes(f[16..20].try_into().unwrap()), 117);
+    sb.cmd()
+        .args(["filters", "m.safetensors", "-o", "f2.png"])
+        .output()
+        .unwrap();
+    sb.cmd()
+        .args([
+            "show",
+            "m.safetensors",
+            images,
+            "--n",
+            "5",
+            "--noise",
+            "block:8x8",
+            "-o",
+            "s2.png",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(f, std::fs::read(sb.path("f2.png")).unwrap());
+    assert_eq!(
+        std::fs::read(sb.path("s.png")).unwrap(),
+        std::fs::read(sb.path("s2.png")).unwrap()
+    );
+    let keep = ["f.png", "f2.png", "m.safetensors", "s.png", "s2.png"];
+    fails(
+        &sb,
+        &["filters", "m.safetensors", "--image-shape", "5,5", "-o", "x.png"],
+        "image shape 5x5x1 does not fit",
+        &keep,
+    );
+}

@@ -100,7 +100,11 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
             }
         }
         Format::Npy => {
-            let a = npy::read(path, true)?;
+            let mut a = npy::read(path, true)?;
+            if let [n, h, w, c] = a.shape[..] {
+                // (N, H, W, C) images become channel-major rows (C, H, W).
+                a.matrix = hwc_to_chw(&a.matrix, n, h, w, c);
+            }
             let names = generated(a.matrix.cols());
             Dataset {
                 image_shape: image(&a.shape),
@@ -126,6 +130,20 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
         return Err(Error::data(path, "no rows"));
     }
     Ok(ds)
+}
+
+/// Reorders rows of `(H, W, C)` images into `(C, H, W)`.
+pub fn hwc_to_chw(m: &Matrix, n: usize, h: usize, w: usize, c: usize) -> Matrix {
+    let mut out = Matrix::zeros(n, h * w * c);
+    for i in 0..n {
+        let (src, dst) = (m.row(i), out.row_mut(i));
+        for p in 0..h * w {
+            for ch in 0..c {
+                dst[ch * h * w + p] = src[p * c + ch];
+            }
+        }
+    }
+    out
 }
 
 /// Writes a matrix as `.npy` or `.csv` (chosen by the extension), atomically.

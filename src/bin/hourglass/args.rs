@@ -31,6 +31,51 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Fit PCA (exact) and save it as a linear autoencoder that every command accepts.
     Pca(PcaArgs),
+    /// Draw the learned filters (first encoder layer, or decoder columns) as a PNG grid.
+    Filters(FiltersArgs),
+    /// Draw originals, corrupted inputs and reconstructions side by side as a PNG.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FiltersArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Draw the columns of the last decoder layer instead of the rows of the first encoder layer.
+    #[arg(long)]
+    pub decoder: bool,
+    /// At most this many filters.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub n: usize,
+    /// Image shape H,W[,C] (default: the training data's).
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Output PNG.
+    #[arg(long, short, value_name = "PNG")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Images to show (the first N rows).
+    pub data: PathBuf,
+    /// Corrupt the inputs first (as `train --noise`); adds a row of corrupted images.
+    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
+    pub noise: Vec<hourglass::Noise>,
+    /// Number of images.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub n: usize,
+    /// Seed of the corruption.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Image shape H,W[,C] (default: the data's or the training data's).
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Output PNG.
+    #[arg(long, short, value_name = "PNG")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

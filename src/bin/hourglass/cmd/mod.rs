@@ -5,6 +5,7 @@ mod encode;
 mod eval;
 mod inspect;
 mod pca;
+mod pictures;
 mod reconstruct;
 mod train;
 
@@ -24,6 +25,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Pca(a) => pca::run(a),
+        Command::Filters(a) => pictures::filters(a),
+        Command::Show(a) => pictures::show(a),
     })?
 }
 
