@@ -37,6 +37,9 @@ pub struct AutoencoderConfig {
     /// Constraints on the code (sparsity, dropout).
     #[serde(default)]
     pub regularizer: CodeRegularizer,
+    /// Tied weights: each decoder weight is the transpose of its mirror encoder weight.
+    #[serde(default)]
+    pub tied: bool,
 }
 
 /// KL-divergence sparsity for sigmoid code units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
@@ -123,7 +126,17 @@ impl AutoencoderConfig {
             loss: Loss::Mse,
             init: Init::Auto,
             regularizer: CodeRegularizer::default(),
+            tied: false,
         }
+    }
+
+    /// `(encoder layer, decoder layer)` pairs whose weights are tied (empty unless `tied`).
+    pub fn tied_pairs(&self) -> Vec<(usize, usize)> {
+        if !self.tied {
+            return Vec::new();
+        }
+        let n = self.encoder_layers();
+        (0..n).map(|e| (e, 2 * n - 1 - e)).collect()
     }
 
     /// Sets the encoder hidden widths (the decoder mirrors them unless set separately).
@@ -224,6 +237,14 @@ impl AutoencoderConfig {
                 ));
             }
         }
+        if self.tied
+            && self
+                .decoder_hidden
+                .as_ref()
+                .is_some_and(|d| *d != self.hidden.iter().rev().copied().collect::<Vec<_>>())
+        {
+            return bad("tied weights need the decoder to mirror the encoder (no --decoder-hidden)".into());
+        }
         if self.loss == Loss::Bce && self.output_activation != Activation::Sigmoid {
             return bad(format!(
                 "loss bce needs a sigmoid output activation, got {}",
@@ -245,11 +266,13 @@ impl AutoencoderConfig {
             .into_iter()
             .map(|(i, o, a)| Dense::new(i, o, a, self.init, &mut rng))
             .collect();
-        Ok(Autoencoder {
+        let mut model = Autoencoder {
             config: self.clone(),
             layers,
             scaler: Scaler::default(),
-        })
+        };
+        model.sync_tied();
+        Ok(model)
     }
 }
 
@@ -288,7 +311,29 @@ impl Autoencoder {
                 config.input_dim
             )));
         }
-        Ok(Autoencoder { config, layers, scaler })
+        let model = Autoencoder { config, layers, scaler };
+        let mut synced = model.clone();
+        synced.sync_tied();
+        if synced != model {
+            return Err(Error::Config(
+                "tied model: a decoder weight is not the transpose of its encoder weight".into(),
+            ));
+        }
+        Ok(model)
+    }
+
+    /// Copies each tied encoder weight, transposed, into its decoder layer.
+    pub(crate) fn sync_tied(&mut self) {
+        for (e, d) in self.config.tied_pairs() {
+            let (n_in, n_out) = (self.layers[e].n_in, self.layers[e].n_out);
+            let (enc, dec) = self.layers.split_at_mut(d);
+            let (w, wt) = (&enc[e].weight, &mut dec[0].weight);
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    wt[i * n_out + o] = w[o * n_in + i];
+                }
+            }
+        }
     }
 
     /// The architecture.

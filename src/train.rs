@@ -584,6 +584,19 @@ pub fn fit(
                     last_good_epoch: epoch - 1,
                 });
             }
+            // Tied weights: the decoder's gradient, transposed, joins its encoder's.
+            let tied = model.config.tied_pairs();
+            for &(e, d) in &tied {
+                let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
+                let (lo, hi) = ws.dw.split_at_mut(d);
+                let (g, gt) = (&mut lo[e], &hi[0]);
+                for o in 0..n_out {
+                    for i in 0..n_in {
+                        g[o * n_in + i] += gt[i * n_out + o];
+                    }
+                }
+                hi[0].fill(0.0);
+            }
             if let Some(max) = config.clip_norm {
                 let norm = ws
                     .dw
@@ -603,12 +616,15 @@ pub fn fit(
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
             opt.begin_step();
             for (l, layer) in model.layers.iter_mut().enumerate() {
-                opt.update(2 * l, &mut layer.weight, &ws.dw[l], lr, true);
+                if !tied.iter().any(|&(_, d)| d == l) {
+                    opt.update(2 * l, &mut layer.weight, &ws.dw[l], lr, true);
+                }
                 opt.update(2 * l + 1, &mut layer.bias, &ws.db[l], lr, false);
                 if let Some(c) = config.max_norm {
                     kernels::max_norm_rows(&mut layer.weight, layer.n_in, c);
                 }
             }
+            model.sync_tied();
             step += 1;
             loss_sum += loss * b as f64;
             on_event(&Event::Batch { batch: bi + 1, loss });
@@ -728,6 +744,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Tied weights: perturbing a shared weight moves both layers; the combined gradient must
+    /// match.
+    #[test]
+    fn tied_gradient() {
+        let mut cfg = AutoencoderConfig::new(6, 3).with_hidden(&[5]).with_activations(
+            Activation::Tanh,
+            Activation::Identity,
+            Activation::Sigmoid,
+        );
+        cfg.tied = true;
+        let model = cfg.init(3).unwrap();
+        assert_eq!(model.layers[3].weight[1], model.layers[0].weight[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
+        let b = 4;
+        let mut rng = Rng::new(8);
+        let x: Vec<f32> = (0..b * 6).map(|_| rng.uniform()).collect();
+        let run = |m: &Autoencoder| {
+            let mut ws = Workspace::new(m, b, false);
+            ws.x[..b * 6].copy_from_slice(&x);
+            let mut r = Rng::new(1);
+            let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k: None, rng: &mut r });
+            (loss, ws)
+        };
+        let (_, ws) = run(&model);
+        for (e, d) in cfg.tied_pairs() {
+            let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    let eval = |delta: f32| {
+                        let mut m = model.clone();
+                        m.layers[e].weight[o * n_in + i] += delta;
+                        m.sync_tied();
+                        run(&m).0
+                    };
+                    let numeric = (eval(1e-3) - eval(-1e-3)) / 2e-3;
+                    let analytic = (ws.dw[e][o * n_in + i] + ws.dw[d][i * n_out + o]) as f64;
+                    assert!(
+                        (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                        "pair ({e}, {d}) [{o}][{i}]: {numeric} vs {analytic}"
+                    );
+                }
+            }
+        }
+        // Training keeps the tie.
+        let data = Matrix::from_vec(b, 6, x.clone()).unwrap();
+        let mut m = model.clone();
+        fit(
+            &mut m,
+            &data,
+            None,
+            &TrainConfig {
+                epochs: 3,
+                batch_size: 2,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+        let mut synced = m.clone();
+        synced.sync_tied();
+        assert_eq!(synced, m);
+        assert_ne!(m.layers[0].weight, model.layers[0].weight);
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub struct TrainArgs {
     /// weights; runs on Intel AMX, falls back to f32 where AMX is missing).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::Precision,
+    /// Tie weights: each decoder weight is the transpose of its mirror encoder weight.
+    #[arg(long)]
+    pub tied: bool,
     /// L1 penalty on code activations: λ Σ|h|, averaged per sample.
     #[arg(long, default_value_t = 0.0, value_name = "LAMBDA")]
     pub l1: f32,
@@ -312,9 +315,19 @@ pub struct EvalArgs {
     pub model: PathBuf,
     /// Data to evaluate on.
     pub data: PathBuf,
-    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce.
+    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, l0, dead_fraction, mean_activation.
     #[arg(long)]
     pub json: bool,
+    /// Corrupt the inputs first (as `train --noise`) and score the reconstructions against the
+    /// clean data: how well the model denoises.
+    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
+    pub noise: Vec<hourglass::Noise>,
+    /// Seed of the corruption.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Image shape H,W[,C] for image-shaped noise (default: the data's or the training data's).
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
     #[command(flatten)]
     pub columns: ColumnArgs,
 }

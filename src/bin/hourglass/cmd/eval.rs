@@ -7,9 +7,18 @@ use anyhow::Result;
 pub fn run(a: EvalArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let ds = load_data_for(&file, &a.data, &a.columns)?;
-    let x_hat = file.model.reconstruct(&ds.x)?;
+    let mut input = ds.x.clone();
+    if !a.noise.is_empty() {
+        let image = a.image_shape.or(ds.image_shape).or(file.provenance.image_shape);
+        for n in &a.noise {
+            n.check(ds.x.cols(), image).map_err(anyhow::Error::msg)?;
+        }
+        let mut rng = hourglass::Rng::new(a.seed);
+        hourglass::noise::corrupt(&a.noise, input.as_mut_slice(), ds.x.cols(), image, &mut rng);
+    }
+    let x_hat = file.model.reconstruct(&input)?;
     let m = hourglass::metrics::reconstruction(&ds.x, &x_hat);
-    let codes = file.model.encode(&ds.x)?;
+    let codes = file.model.encode(&input)?;
     let c = hourglass::metrics::code(&codes, file.model.config().code_activation);
     if a.json {
         let mut v = serde_json::to_value(&m)?;

@@ -32,6 +32,7 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
             }),
             dropout: a.code_dropout,
         },
+        tied: a.tied,
     };
     let optimizer = match a.optimizer.as_str() {
         "sgd" => OptimizerConfig::sgd(a.momentum, a.nesterov, a.weight_decay),
