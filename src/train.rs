@@ -701,6 +701,22 @@ mod tests {
     use crate::activation::Activation;
     use crate::model::{AutoencoderConfig, CodeRegularizer, KlSparsity, TopK};
 
+    /// A fixed batch of 4 rows of 6 values in [0, 1].
+    fn batch() -> Vec<f32> {
+        let mut rng = Rng::new(8);
+        (0..4 * 6).map(|_| rng.uniform()).collect()
+    }
+
+    /// Loss and gradients of one step on `x` (rows of 6), dropout drawn from a fixed seed.
+    fn loss_and_grads(m: &Autoencoder, x: &[f32], k: Option<usize>) -> (f64, Workspace) {
+        let b = x.len() / 6;
+        let mut ws = Workspace::new(m, b, false);
+        ws.x[..x.len()].copy_from_slice(x);
+        let mut r = Rng::new(77);
+        let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k, rng: &mut r });
+        (loss, ws)
+    }
+
     /// Central differences (f64 steps on f32 weights) of the full training loss, code
     /// penalties included, against the analytic gradients, for every weight and bias. The
     /// dropout mask is held fixed by re-seeding its generator for every evaluation.
@@ -712,16 +728,8 @@ mod tests {
         );
         cfg.regularizer = reg.clone();
         let model = cfg.init(3).unwrap();
-        let b = 4;
-        let mut rng = Rng::new(8);
-        let x: Vec<f32> = (0..b * 6).map(|_| rng.uniform()).collect();
-        let run = |m: &Autoencoder| {
-            let mut ws = Workspace::new(m, b, false);
-            ws.x[..b * 6].copy_from_slice(&x);
-            let mut r = Rng::new(77);
-            let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k, rng: &mut r });
-            (loss, ws)
-        };
+        let x = batch();
+        let run = |m: &Autoencoder| loss_and_grads(m, &x, k);
         let (_, ws) = run(&model);
         let h = 1e-3f32;
         for l in 0..model.layers.len() {
@@ -758,16 +766,8 @@ mod tests {
         cfg.tied = true;
         let model = cfg.init(3).unwrap();
         assert_eq!(model.layers[3].weight[1], model.layers[0].weight[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
-        let b = 4;
-        let mut rng = Rng::new(8);
-        let x: Vec<f32> = (0..b * 6).map(|_| rng.uniform()).collect();
-        let run = |m: &Autoencoder| {
-            let mut ws = Workspace::new(m, b, false);
-            ws.x[..b * 6].copy_from_slice(&x);
-            let mut r = Rng::new(1);
-            let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k: None, rng: &mut r });
-            (loss, ws)
-        };
+        let x = batch();
+        let run = |m: &Autoencoder| loss_and_grads(m, &x, None);
         let (_, ws) = run(&model);
         for (e, d) in cfg.tied_pairs() {
             let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
@@ -789,7 +789,7 @@ mod tests {
             }
         }
         // Training keeps the tie.
-        let data = Matrix::from_vec(b, 6, x.clone()).unwrap();
+        let data = Matrix::from_vec(4, 6, x.clone()).unwrap();
         let mut m = model.clone();
         fit(
             &mut m,
