@@ -40,6 +40,10 @@ pub struct AutoencoderConfig {
     /// Tied weights: each decoder weight is the transpose of its mirror encoder weight.
     #[serde(default)]
     pub tied: bool,
+    /// Regularizers of other hidden layers, by layer index (0-based, encoder first; the code
+    /// layer uses `regularizer`, the output layer takes none).
+    #[serde(default)]
+    pub hidden_regularizers: std::collections::BTreeMap<usize, CodeRegularizer>,
 }
 
 /// KL-divergence sparsity for sigmoid code units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
@@ -127,7 +131,51 @@ impl AutoencoderConfig {
             init: Init::Auto,
             regularizer: CodeRegularizer::default(),
             tied: false,
+            hidden_regularizers: Default::default(),
         }
+    }
+
+    /// The active regularizer of layer `layer`, if any.
+    pub fn regularizer_at(&self, layer: usize) -> Option<&CodeRegularizer> {
+        let r = if layer + 1 == self.encoder_layers() {
+            Some(&self.regularizer)
+        } else {
+            self.hidden_regularizers.get(&layer)
+        };
+        r.filter(|r| r.is_active())
+    }
+
+    fn check_regularizer(&self, r: &CodeRegularizer, width: usize, act: Activation, what: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("{what}: {m}")));
+        if !(r.l1 >= 0.0 && r.l1.is_finite()) {
+            return bad(format!("l1 must be >= 0, got {}", r.l1));
+        }
+        if !(0.0..1.0).contains(&r.dropout) {
+            return bad(format!("dropout must be in [0, 1), got {}", r.dropout));
+        }
+        if let Some(kl) = r.kl {
+            if act != Activation::Sigmoid {
+                return bad(format!(
+                    "KL sparsity needs sigmoid units (for a sigmoid code: --code-activation sigmoid), got {act}"
+                ));
+            }
+            if !(kl.rho > 0.0 && kl.rho < 1.0 && kl.beta >= 0.0) {
+                return bad(format!(
+                    "KL needs 0 < rho < 1 and beta >= 0, got {}, {}",
+                    kl.rho, kl.beta
+                ));
+            }
+        }
+        if let Some(t) = r.topk {
+            let ok = |k: usize| (1..=width).contains(&k);
+            if !ok(t.k) || !t.encode_k.is_none_or(ok) || !t.start_k.is_none_or(|s| ok(s) && s >= t.k) {
+                return bad(format!(
+                    "top-k needs 1 <= k <= start k and encode k <= width {width}, got k {}, encode {:?}, start {:?}",
+                    t.k, t.encode_k, t.start_k
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `(encoder layer, decoder layer)` pairs whose weights are tied (empty unless `tied`).
@@ -207,35 +255,21 @@ impl AutoencoderConfig {
         if self.decoder_widths().contains(&0) {
             return bad("a decoder hidden layer has width 0".into());
         }
-        let r = &self.regularizer;
-        if !(r.l1 >= 0.0 && r.l1.is_finite()) {
-            return bad(format!("--l1 must be >= 0, got {}", r.l1));
-        }
-        if !(0.0..1.0).contains(&r.dropout) {
-            return bad(format!("--code-dropout must be in [0, 1), got {}", r.dropout));
-        }
-        if let Some(kl) = r.kl {
-            if self.code_activation != Activation::Sigmoid {
+        let shapes = self.layer_shapes();
+        self.check_regularizer(&self.regularizer, self.code, self.code_activation, "code regularizer")?;
+        for (&l, r) in &self.hidden_regularizers {
+            if l + 1 >= shapes.len() || l + 1 == self.encoder_layers() {
+                let hidden: Vec<String> = (0..shapes.len() - 1)
+                    .filter(|&i| i + 1 != self.encoder_layers())
+                    .map(|i| i.to_string())
+                    .collect();
                 return bad(format!(
-                    "KL sparsity needs a sigmoid code (--code-activation sigmoid), got {}",
-                    self.code_activation
+                    "a hidden regularizer on layer {l}: the hidden layers are [{}] (the code layer {} takes --l1/--kl/--topk/--code-dropout)",
+                    hidden.join(", "),
+                    self.encoder_layers() - 1
                 ));
             }
-            if !(kl.rho > 0.0 && kl.rho < 1.0 && kl.beta >= 0.0) {
-                return bad(format!(
-                    "--kl needs 0 < rho < 1 and beta >= 0, got {}, {}",
-                    kl.rho, kl.beta
-                ));
-            }
-        }
-        if let Some(t) = r.topk {
-            let ok = |k: usize| (1..=self.code).contains(&k);
-            if !ok(t.k) || !t.encode_k.is_none_or(ok) || !t.start_k.is_none_or(|s| ok(s) && s >= t.k) {
-                return bad(format!(
-                    "top-k needs 1 <= k <= start k and encode k <= code width {}, got k {}, encode {:?}, start {:?}",
-                    self.code, t.k, t.encode_k, t.start_k
-                ));
-            }
+            self.check_regularizer(r, shapes[l].1, shapes[l].2, &format!("regularizer of layer {l}"))?;
         }
         if self.tied
             && self
@@ -435,7 +469,6 @@ impl Autoencoder {
     /// layers on one thread each (no synchronization between layers).
     pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
         let out_dim = self.layers[layers.end - 1].n_out;
-        let code_layer = self.config.encoder_layers() - 1;
         let in_dim = x.cols();
         let mut out = Matrix::zeros(x.rows(), out_dim);
         let run = |(xb, ob): (&[f32], &mut [f32])| {
@@ -444,9 +477,7 @@ impl Autoencoder {
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
                 let mut next = vec![0.0; rows * l.n_out];
                 l.forward(&cur, &mut next, None);
-                if layers.start + i == code_layer
-                    && let Some(t) = self.config.regularizer.topk
-                {
+                if let Some(t) = self.config.regularizer_at(layers.start + i).and_then(|r| r.topk) {
                     top_k_rows(&mut next, l.n_out, t.encode_k.unwrap_or(t.k));
                 }
                 cur = next;

@@ -207,17 +207,31 @@ struct Workspace {
     db: Vec<Vec<f32>>,
     loss_blocks: Vec<f64>,
     /// The code before the top-k/dropout mask, and the mask (empty without one).
-    code_raw: Vec<f32>,
-    code_mask: Vec<f32>,
+    code_raw: Vec<Vec<f32>>,
+    code_mask: Vec<Vec<f32>>,
     /// Mean code activation per unit (KL sparsity).
-    rho_hat: Vec<f32>,
+    rho_hat: Vec<Vec<f32>>,
     /// Scratch for the top-k selection.
     topk_idx: Vec<usize>,
 }
 
 impl Workspace {
     fn new(model: &Autoencoder, batch: usize, noisy: bool) -> Self {
-        let (masks, code) = (model.config.regularizer.masks(), model.config.code);
+        let reg = |l: usize| model.config.regularizer_at(l);
+        let per_layer = |want: &dyn Fn(&crate::model::CodeRegularizer) -> bool, rows: usize| -> Vec<Vec<f32>> {
+            model
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(l, layer)| {
+                    if reg(l).is_some_and(want) {
+                        vec![0.0; rows * layer.n_out]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect()
+        };
         let last = model.layers.len() - 1;
         let keep_pre = |i: usize, l: &crate::layer::Dense| {
             l.activation.needs_preactivation()
@@ -247,34 +261,35 @@ impl Workspace {
             dw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
             db: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
             loss_blocks: vec![0.0; batch.div_ceil(ROW_BLOCK)],
-            code_raw: if masks { vec![0.0; batch * code] } else { Vec::new() },
-            code_mask: if masks { vec![0.0; batch * code] } else { Vec::new() },
-            rho_hat: vec![0.0; code],
-            topk_idx: Vec::with_capacity(code),
+            code_raw: per_layer(&|r| r.masks(), batch),
+            code_mask: per_layer(&|r| r.masks(), batch),
+            rho_hat: per_layer(&|r| r.kl.is_some(), 1),
+            topk_idx: Vec::new(),
         }
     }
 }
 
 /// Per-step settings of the code regularizers.
 pub(crate) struct CodeStep<'r> {
-    /// Top-k units kept this epoch.
-    pub k: Option<usize>,
+    /// 0-based epoch (for the top-k schedule).
+    pub epoch: usize,
     /// Draws of the code dropout.
     pub rng: &'r mut Rng,
 }
 
-/// Builds the code mask (top-k, dropout) from the raw code `y`, writes `h = y * mask` and
-/// returns the penalty (L1 and KL) of `h`, averaged per sample.
-fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, step: &mut CodeStep<'_>) -> f64 {
-    let reg = &model.config.regularizer;
-    let c = model.config.encoder_layers() - 1;
-    let width = model.config.code;
+/// Builds the mask (top-k, dropout) of regularized layer `c` from its raw output `y`, writes
+/// `h = y * mask` and returns the penalty (L1 and KL) of `h`, averaged per sample.
+fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, c: usize, step: &mut CodeStep<'_>) -> f64 {
+    let Some(reg) = model.config.regularizer_at(c) else {
+        return 0.0;
+    };
+    let width = model.layers[c].n_out;
     let h = &mut ws.acts[c][..b * width];
     if reg.masks() {
-        let (raw, mask) = (&mut ws.code_raw[..b * width], &mut ws.code_mask[..b * width]);
+        let (raw, mask) = (&mut ws.code_raw[c][..b * width], &mut ws.code_mask[c][..b * width]);
         raw.copy_from_slice(h);
         mask.fill(1.0);
-        if let Some(k) = step.k {
+        if let Some(k) = reg.topk.map(|t| t.k_at(step.epoch)) {
             for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
                 let idx = &mut ws.topk_idx;
                 idx.clear();
@@ -298,7 +313,7 @@ fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, step: &mut
         penalty += reg.l1 as f64 * h.iter().map(|v| v.abs() as f64).sum::<f64>() / b as f64;
     }
     if let Some(kl) = reg.kl {
-        let rho_hat = &mut ws.rho_hat;
+        let rho_hat = &mut ws.rho_hat[c];
         kernels::column_sums(h, rho_hat);
         let (rho, eps) = (kl.rho as f64, 1e-6f64);
         for r in rho_hat.iter_mut() {
@@ -321,8 +336,6 @@ fn forward_backward(
 ) -> f64 {
     let d = model.config.input_dim;
     let n_layers = model.layers.len();
-    let code_layer = model.config.encoder_layers() - 1;
-    let reg = &model.config.regularizer;
     let mut penalty = 0.0;
     for l in 0..n_layers {
         let layer = &model.layers[l];
@@ -341,8 +354,8 @@ fn forward_backward(
             Some(&mut ws.pre[l][..b * layer.n_out])
         };
         layer.forward_with(input, out, pre, precision);
-        if l == code_layer && reg.is_active() {
-            penalty = regularize_code(model, ws, b, step);
+        if model.config.regularizer_at(l).is_some() {
+            penalty += regularize_code(model, ws, b, l, step);
         }
     }
     let x_in = if ws.x_in.is_empty() {
@@ -398,16 +411,17 @@ fn forward_backward(
             } else {
                 Some(&ws.pre[l - 1][..n])
             };
-            let is_code = l - 1 == code_layer && reg.is_active();
-            let code = is_code.then(|| CodeGrad {
+            let reg = model.config.regularizer_at(l - 1);
+            let masked = reg.is_some_and(|r| r.masks());
+            let code = reg.map(|reg| CodeGrad {
                 h: &ws.acts[l - 1][..n],
-                mask: reg.masks().then(|| &ws.code_mask[..n]),
+                mask: masked.then(|| &ws.code_mask[l - 1][..n]),
                 l1: reg.l1 / b as f32,
-                kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &ws.rho_hat[..])),
+                kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &ws.rho_hat[l - 1][..])),
             });
             // The activation derivative needs the code before the mask.
-            let y = if is_code && reg.masks() {
-                &ws.code_raw[..n]
+            let y = if masked {
+                &ws.code_raw[l - 1][..n]
             } else {
                 &ws.acts[l - 1][..n]
             };
@@ -569,9 +583,8 @@ pub fn fit(
                     &mut noise_rng,
                 );
             }
-            let k = model.config.regularizer.topk.map(|t| t.k_at(epoch - 1));
             let mut code_step = CodeStep {
-                k,
+                epoch: epoch - 1,
                 rng: &mut dropout_rng,
             };
             let loss = forward_backward(model, &mut ws, b, config.precision, &mut code_step);
@@ -708,28 +721,38 @@ mod tests {
     }
 
     /// Loss and gradients of one step on `x` (rows of 6), dropout drawn from a fixed seed.
-    fn loss_and_grads(m: &Autoencoder, x: &[f32], k: Option<usize>) -> (f64, Workspace) {
+    fn loss_and_grads(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
         let b = x.len() / 6;
         let mut ws = Workspace::new(m, b, false);
         ws.x[..x.len()].copy_from_slice(x);
         let mut r = Rng::new(77);
-        let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { k, rng: &mut r });
+        let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { epoch: 0, rng: &mut r });
         (loss, ws)
     }
 
     /// Central differences (f64 steps on f32 weights) of the full training loss, code
     /// penalties included, against the analytic gradients, for every weight and bias. The
     /// dropout mask is held fixed by re-seeding its generator for every evaluation.
-    fn check(reg: CodeRegularizer, code_act: Activation, k: Option<usize>) {
+    fn check(reg: CodeRegularizer, code_act: Activation) {
+        check_with(reg, code_act, Default::default());
+    }
+
+    /// [`check`] with regularizers on other hidden layers too.
+    fn check_with(
+        reg: CodeRegularizer,
+        code_act: Activation,
+        hidden: std::collections::BTreeMap<usize, CodeRegularizer>,
+    ) {
         let mut cfg = AutoencoderConfig::new(6, 7).with_hidden(&[5]).with_activations(
             Activation::Tanh,
             code_act,
             Activation::Sigmoid,
         );
         cfg.regularizer = reg.clone();
+        cfg.hidden_regularizers = hidden;
         let model = cfg.init(3).unwrap();
         let x = batch();
-        let run = |m: &Autoencoder| loss_and_grads(m, &x, k);
+        let run = |m: &Autoencoder| loss_and_grads(m, &x);
         let (_, ws) = run(&model);
         let h = 1e-3f32;
         for l in 0..model.layers.len() {
@@ -767,7 +790,7 @@ mod tests {
         let model = cfg.init(3).unwrap();
         assert_eq!(model.layers[3].weight[1], model.layers[0].weight[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
         let x = batch();
-        let run = |m: &Autoencoder| loss_and_grads(m, &x, None);
+        let run = |m: &Autoencoder| loss_and_grads(m, &x);
         let (_, ws) = run(&model);
         for (e, d) in cfg.tied_pairs() {
             let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
@@ -810,6 +833,48 @@ mod tests {
     }
 
     #[test]
+    fn hidden_layer_regularizer_gradients() {
+        // Layers: 0 (6 -> 5, tanh, hidden), 1 (code), 2 (decoder hidden 7 -> 5, tanh), 3 (output).
+        let topk = Some(TopK {
+            k: 3,
+            encode_k: None,
+            start_k: None,
+            anneal_epochs: 0,
+        });
+        let mut hidden = std::collections::BTreeMap::new();
+        hidden.insert(
+            0,
+            CodeRegularizer {
+                l1: 0.2,
+                dropout: 0.25,
+                topk,
+                ..Default::default()
+            },
+        );
+        hidden.insert(
+            2,
+            CodeRegularizer {
+                l1: 0.1,
+                ..Default::default()
+            },
+        );
+        // (Code-layer L1 has its own check; here one sample's code unit sits within the finite
+        // difference step of |h|'s kink at 0, so the code layer stays unregularized.)
+        check_with(CodeRegularizer::default(), Activation::Tanh, hidden);
+        // The output layer and out-of-range layers are refused with the list of hidden layers.
+        let mut cfg = AutoencoderConfig::new(6, 7).with_hidden(&[5]);
+        cfg.hidden_regularizers.insert(
+            3,
+            CodeRegularizer {
+                l1: 0.1,
+                ..Default::default()
+            },
+        );
+        let err = cfg.init(1).unwrap_err().to_string();
+        assert!(err.contains("hidden layers are [0, 2]"), "{err}");
+    }
+
+    #[test]
     fn l1_gradient() {
         check(
             CodeRegularizer {
@@ -817,7 +882,6 @@ mod tests {
                 ..Default::default()
             },
             Activation::Relu,
-            None,
         );
     }
 
@@ -830,7 +894,6 @@ mod tests {
                 ..Default::default()
             },
             Activation::Sigmoid,
-            None,
         );
     }
 
@@ -848,7 +911,6 @@ mod tests {
                 ..Default::default()
             },
             Activation::Identity,
-            Some(3),
         );
     }
 
@@ -866,14 +928,13 @@ mod tests {
             topk,
             ..Default::default()
         };
-        check(reg, Activation::Sigmoid, Some(4));
+        check(reg, Activation::Sigmoid);
         check(
             CodeRegularizer {
                 dropout: 0.5,
                 ..Default::default()
             },
             Activation::Tanh,
-            None,
         );
     }
 

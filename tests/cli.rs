@@ -680,3 +680,77 @@ fn pictures_are_deterministic_pngs() {
         &keep,
     );
 }
+
+#[test]
+fn hidden_layer_regularizers_from_the_command_line() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--hidden",
+            "5",
+            "--code",
+            "2",
+            "--epochs",
+            "2",
+            "-q",
+        ])
+        .args([
+            "--hidden-reg",
+            "0:l1=0.01,topk=3,dropout=0.1",
+            "--hidden-reg",
+            "2:kl=0.1/0.5",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    // Layer 2 (decoder hidden) is relu: KL is refused with the reason.
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("regularizer of layer 2: KL sparsity needs sigmoid units"));
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--hidden",
+            "5",
+            "--code",
+            "2",
+            "--epochs",
+            "2",
+            "-q",
+        ])
+        .args([
+            "--hidden-reg",
+            "0:l1=0.01,topk=3,dropout=0.1",
+            "--hidden-reg",
+            "2:l1=0.02",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info =
+        String::from_utf8_lossy(&sb.cmd().args(["inspect", "m.safetensors"]).output().unwrap().stdout).into_owned();
+    assert!(
+        info.contains("layer 0          l1 0.01, top-k 3 (encode 3), dropout 0.1"),
+        "{info}"
+    );
+    sb.cmd()
+        .args(["encode", "m.safetensors", "t.csv", "--layer", "0", "-o", "h.npy"])
+        .output()
+        .unwrap();
+    let h = hourglass::data::npy::read(&sb.path("h.npy"), false).unwrap().matrix;
+    for i in 0..h.rows() {
+        assert!(h.row(i).iter().filter(|v| **v != 0.0).count() <= 3);
+    }
+}

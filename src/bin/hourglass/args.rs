@@ -210,6 +210,10 @@ pub struct TrainArgs {
     /// Rescale each unit's incoming weights to at most this L2 norm after every step.
     #[arg(long, value_name = "C")]
     pub max_norm: Option<f32>,
+    /// Regularize another hidden layer (0-based, as `inspect` lists them), repeatable, e.g.
+    /// `0:l1=1e-4,dropout=0.1`; keys l1, kl=RHO/BETA, topk, topk-encode, dropout.
+    #[arg(long, value_parser = parse_hidden_reg, value_name = "LAYER:SPEC")]
+    pub hidden_reg: Vec<(usize, hourglass::model::CodeRegularizer)>,
     /// Corrupt the training input (denoising autoencoder); repeat to compose:
     /// gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape).
     #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
@@ -246,6 +250,48 @@ pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {
             "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
         )),
     }
+}
+
+fn parse_hidden_reg(s: &str) -> Result<(usize, hourglass::model::CodeRegularizer), String> {
+    use hourglass::model::{CodeRegularizer, KlSparsity, TopK};
+    let err = || {
+        format!(
+            "bad --hidden-reg `{s}`; expected LAYER:KEY=VALUE[,KEY=VALUE...] with keys l1, kl=RHO/BETA, topk, topk-encode, dropout"
+        )
+    };
+    let (layer, spec) = s.split_once(':').ok_or_else(err)?;
+    let layer: usize = layer.trim().parse().map_err(|_| err())?;
+    let mut r = CodeRegularizer::default();
+    let mut encode_k = None;
+    for item in spec.split(',') {
+        let (k, v) = item.split_once('=').ok_or_else(err)?;
+        let num = |v: &str| v.trim().parse::<f32>().map_err(|_| err());
+        match k.trim() {
+            "l1" => r.l1 = num(v)?,
+            "dropout" => r.dropout = num(v)?,
+            "kl" => {
+                let (rho, beta) = v.split_once('/').ok_or_else(err)?;
+                r.kl = Some(KlSparsity {
+                    rho: num(rho)?,
+                    beta: num(beta)?,
+                });
+            }
+            "topk" => {
+                r.topk = Some(TopK {
+                    k: v.trim().parse().map_err(|_| err())?,
+                    encode_k: None,
+                    start_k: None,
+                    anneal_epochs: 0,
+                })
+            }
+            "topk-encode" => encode_k = Some(v.trim().parse().map_err(|_| err())?),
+            _ => return Err(err()),
+        }
+    }
+    if let (Some(t), Some(e)) = (r.topk.as_mut(), encode_k) {
+        t.encode_k = Some(e);
+    }
+    Ok((layer, r))
 }
 
 fn parse_kl(s: &str) -> Result<(f32, f32), String> {

@@ -49,8 +49,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
     }
     println!("parameters       {}", m.num_params());
-    let r = &cfg.regularizer;
-    if r.is_active() {
+    let describe = |r: &hourglass::model::CodeRegularizer| {
         let mut parts = Vec::new();
         if r.l1 > 0.0 {
             parts.push(format!("l1 {}", r.l1));
@@ -64,7 +63,13 @@ pub fn run(a: InspectArgs) -> Result<()> {
         if r.dropout > 0.0 {
             parts.push(format!("dropout {}", r.dropout));
         }
-        println!("code             {}", parts.join(", "));
+        parts.join(", ")
+    };
+    if cfg.regularizer.is_active() {
+        println!("code             {}", describe(&cfg.regularizer));
+    }
+    for (l, r) in &cfg.hidden_regularizers {
+        println!("layer {l:<10} {}", describe(r));
     }
     println!("scaling          {}", m.scaler().kind);
     if let Some(path) = &p.data_path {

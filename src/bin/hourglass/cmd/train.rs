@@ -33,6 +33,7 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
             dropout: a.code_dropout,
         },
         tied: a.tied,
+        hidden_regularizers: a.hidden_reg.iter().cloned().collect(),
     };
     let optimizer = match a.optimizer.as_str() {
         "sgd" => OptimizerConfig::sgd(a.momentum, a.nesterov, a.weight_decay),
