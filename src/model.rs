@@ -504,11 +504,20 @@ pub(crate) fn top_k_rows(h: &mut [f32], cols: usize, k: usize) {
     }
     let mut idx: Vec<usize> = Vec::with_capacity(cols);
     for row in h.chunks_exact_mut(cols) {
-        idx.clear();
-        idx.extend(0..cols);
-        idx.select_nth_unstable_by(k, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-        for &j in &idx[k..] {
+        for &j in dropped_by_top_k(row, k, &mut idx) {
             row[j] = 0.0;
         }
     }
+}
+
+/// Indices of `row` outside its `k` largest values (ties: the lower index is kept), using
+/// `idx` as scratch. The one selection rule of training and encoding alike.
+pub(crate) fn dropped_by_top_k<'a>(row: &[f32], k: usize, idx: &'a mut Vec<usize>) -> &'a [usize] {
+    idx.clear();
+    idx.extend(0..row.len());
+    if k >= row.len() {
+        return &[];
+    }
+    idx.select_nth_unstable_by(k, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    &idx[k..]
 }

@@ -291,12 +291,8 @@ fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, c: usize, 
         mask.fill(1.0);
         if let Some(k) = reg.topk.map(|t| t.k_at(step.epoch)) {
             for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
-                let idx = &mut ws.topk_idx;
-                idx.clear();
-                idx.extend(0..width);
-                if k < width {
-                    idx.select_nth_unstable_by(k, |&a, &q| row[q].total_cmp(&row[a]).then(a.cmp(&q)));
-                    idx[k..].iter().for_each(|&j| m[j] = 0.0);
+                for &j in crate::model::dropped_by_top_k(row, k, &mut ws.topk_idx) {
+                    m[j] = 0.0;
                 }
             }
         }
@@ -557,6 +553,7 @@ pub fn fit(
     let mut last_good = model.layers.clone();
     let mut stopped_early = false;
     let mut step = 0usize;
+    let tied = model.config.tied_pairs(); // computed once: the training step allocates nothing
 
     for epoch in 1..=config.epochs {
         on_event(&Event::EpochStart {
@@ -598,7 +595,6 @@ pub fn fit(
                 });
             }
             // Tied weights: the decoder's gradient, transposed, joins its encoder's.
-            let tied = model.config.tied_pairs();
             for &(e, d) in &tied {
                 let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
                 let (lo, hi) = ws.dw.split_at_mut(d);

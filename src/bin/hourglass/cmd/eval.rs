@@ -7,14 +7,15 @@ use anyhow::Result;
 pub fn run(a: EvalArgs) -> Result<()> {
     let file = load_model(&a.model)?;
     let ds = load_data_for(&file, &a.data, &a.columns)?;
-    let mut input = ds.x.clone();
+    // The data is copied only when it is to be corrupted.
+    let mut input = std::borrow::Cow::Borrowed(&ds.x);
     if !a.noise.is_empty() {
         let image = a.image_shape.or(ds.image_shape).or(file.provenance.image_shape);
         for n in &a.noise {
             n.check(ds.x.cols(), image).map_err(anyhow::Error::msg)?;
         }
         let mut rng = hourglass::Rng::new(a.seed);
-        hourglass::noise::corrupt(&a.noise, input.as_mut_slice(), ds.x.cols(), image, &mut rng);
+        hourglass::noise::corrupt(&a.noise, input.to_mut().as_mut_slice(), ds.x.cols(), image, &mut rng);
     }
     let x_hat = file.model.reconstruct(&input)?;
     let m = hourglass::metrics::reconstruction(&ds.x, &x_hat);
