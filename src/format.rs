@@ -2,7 +2,7 @@
 //!
 //! Metadata keys: `format` (= `"hourglass"`), `format_version`, `model` (the
 //! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
-//! shape; optional) and `crate_version`. Tensors: `encoder.{i}.weight` `(n_out, n_in)`,
+//! shape; optional), `crate_version` and, once calibrated, `anomaly` (the threshold). Tensors: `encoder.{i}.weight` `(n_out, n_in)`,
 //! `encoder.{i}.bias` `(n_out)`, `decoder.{i}.…`, all f32 little-endian.
 
 use crate::data::scale::Scaler;
@@ -49,6 +49,8 @@ pub struct ModelFile {
     pub model: Autoencoder,
     /// Where it came from.
     pub provenance: Provenance,
+    /// The anomaly threshold set by `calibrate`, if any (metadata key `anomaly`).
+    pub anomaly: Option<crate::score::Threshold>,
 }
 
 fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
@@ -81,6 +83,9 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     meta.insert("scaler".into(), json(&m.scaler)?.into());
     meta.insert("provenance".into(), json(&file.provenance)?.into());
     meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
+    if let Some(t) = &file.anomaly {
+        meta.insert("anomaly".into(), json(t)?.into());
+    }
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
     for (name, i) in tensor_names(&m.config) {
         let l = &m.layers[i];
@@ -217,7 +222,17 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         layers.push(Dense::from_parts(n_in, n_out, act, w, b));
     }
     let model = Autoencoder::from_parts(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
-    Ok(ModelFile { model, provenance })
+    let anomaly = match meta.get("anomaly") {
+        Some(_) => Some(
+            serde_json::from_value(parse("anomaly")?).map_err(|e| unknown(format!("bad `anomaly` metadata: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(ModelFile {
+        model,
+        provenance,
+        anomaly,
+    })
 }
 
 mod erased {

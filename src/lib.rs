@@ -23,6 +23,7 @@ pub mod noise;
 pub mod optim;
 pub mod pca;
 pub mod rng;
+pub mod score;
 pub mod tensor;
 pub mod train;
 pub mod viz;

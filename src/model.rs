@@ -456,6 +456,18 @@ impl Autoencoder {
         Ok(out)
     }
 
+    /// `x` in the network's units (scaled) and its reconstruction in the same units: what
+    /// anomaly scores compare, so that no feature weighs more for being measured in larger units.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x` does not have `input_dim` columns.
+    pub fn reconstruct_scaled<'a>(&self, x: &'a Matrix) -> Result<(std::borrow::Cow<'a, Matrix>, Matrix)> {
+        self.check_width(x, self.config.input_dim, "autoencoder input")?;
+        let xs = self.scaled(x);
+        let out = self.forward_scaled(&xs, 0..self.layers.len());
+        Ok((xs, out))
+    }
+
     /// `x` scaled for the network (borrowed when the scaler is the identity).
     fn scaled<'a>(&self, x: &'a Matrix) -> std::borrow::Cow<'a, Matrix> {
         let mut x = std::borrow::Cow::Borrowed(x);

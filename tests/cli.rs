@@ -754,3 +754,216 @@ fn hidden_layer_regularizers_from_the_command_line() {
         assert!(h.row(i).iter().filter(|v| **v != 0.0).count() <= 3);
     }
 }
+
+/// Rows on a 2-dimensional manifold in 6 features, and `k` off-manifold anomalies among them.
+fn anomaly_table(sb: &Sandbox, name: &str, rows: usize, anomalies: usize, seed: u64) -> PathBuf {
+    let mut rng = Rng::new(seed);
+    let mut text = String::from("a,b,c,d,e,f,is_anomaly\n");
+    for i in 0..rows {
+        let (u, v) = (rng.uniform(), rng.uniform());
+        let mut vals = [u, v, 0.5 * (u + v), u * v, 1.0 - u, 0.25 + 0.5 * v];
+        let anomaly = i < anomalies;
+        if anomaly {
+            // Breaks the relation between the features: c no longer averages a and b.
+            vals[2] = (vals[2] + 0.5) % 1.0;
+        }
+        let row: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
+        text.push_str(&format!("{},{}\n", row.join(","), u8::from(anomaly)));
+    }
+    sb.write(name, &text)
+}
+
+#[test]
+fn anomaly_scores_thresholds_and_aucs() {
+    let sb = Sandbox::new();
+    anomaly_table(&sb, "normal.csv", 400, 0, 3);
+    anomaly_table(&sb, "mixed.csv", 100, 10, 4);
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "normal.csv",
+            "--label-column",
+            "is_anomaly",
+            "--hidden",
+            "16",
+            "--code",
+            "2",
+        ])
+        .args([
+            "--epochs",
+            "150",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.01",
+            "--seed",
+            "1",
+            "-q",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Before calibration: scores and AUCs, no flags.
+    snapshot!(
+        sb.cmd()
+            .args(["score", "m.safetensors", "mixed.csv", "--label-column", "is_anomaly"])
+    );
+    snapshot!(sb.cmd().args([
+        "calibrate",
+        "m.safetensors",
+        "normal.csv",
+        "--label-column",
+        "is_anomaly",
+        "--fpr",
+        "0.05"
+    ]));
+    snapshot!(sb.cmd().args([
+        "score",
+        "m.safetensors",
+        "mixed.csv",
+        "--label-column",
+        "is_anomaly",
+        "--per-feature",
+        "-o",
+        "s.csv"
+    ]));
+    let json = sb
+        .cmd()
+        .args([
+            "score",
+            "m.safetensors",
+            "mixed.csv",
+            "--label-column",
+            "is_anomaly",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(v["detection"]["roc_auc"].as_f64().unwrap() > 0.95, "{v}");
+    // The explanation: header, shares summing to 1, and the broken feature `c` blamed most.
+    let text = std::fs::read_to_string(sb.path("s.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..4], ["is_anomaly", "top_feature", "score", "anomaly"]);
+    assert_eq!(header[4], "a.expected");
+    assert_eq!(header[10], "a.share");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let blamed_c = rows[..10].iter().filter(|r| r[1] == "c").count();
+    assert!(
+        blamed_c >= 8,
+        "the broken feature is named for {blamed_c} of 10 anomalies"
+    );
+    for r in &rows {
+        let share: f64 = r[10..16].iter().map(|s| s.parse::<f64>().unwrap()).sum();
+        assert!((share - 1.0).abs() < 1e-3, "{share}");
+    }
+    // A labels file gives the same AUC as the label column.
+    let labels: String = std::iter::once("is_anomaly\n".to_string())
+        .chain(rows.iter().map(|r| format!("{}\n", r[0])))
+        .collect();
+    sb.write("labels.csv", &labels);
+    let from_file = sb
+        .cmd()
+        .args([
+            "score",
+            "m.safetensors",
+            "mixed.csv",
+            "--drop",
+            "is_anomaly",
+            "--labels",
+            "labels.csv",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let w: serde_json::Value = serde_json::from_slice(&from_file.stdout).unwrap();
+    assert_eq!(w["detection"]["roc_auc"], v["detection"]["roc_auc"]);
+    // Mistakes are named.
+    let keep = ["normal.csv", "mixed.csv", "m.safetensors", "s.csv", "labels.csv"];
+    fails(
+        &sb,
+        &[
+            "calibrate",
+            "m.safetensors",
+            "normal.csv",
+            "--label-column",
+            "is_anomaly",
+            "--fpr",
+            "1.5",
+        ],
+        "--fpr 1.5",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "score",
+            "m.safetensors",
+            "mixed.csv",
+            "--label-column",
+            "is_anomaly",
+            "--metric",
+            "mae",
+        ],
+        "calibrated for --metric mse",
+        &keep,
+    );
+    sb.write("short.csv", "is_anomaly\n1\n0\n");
+    let mut keep2 = keep.to_vec();
+    keep2.push("short.csv");
+    fails(
+        &sb,
+        &[
+            "score",
+            "m.safetensors",
+            "mixed.csv",
+            "--drop",
+            "is_anomaly",
+            "--labels",
+            "short.csv",
+        ],
+        "2 labels for 100 rows",
+        &keep2,
+    );
+    fails(
+        &sb,
+        &["score", "m.safetensors", "normal.csv", "--label-column", "is_anomaly"],
+        "AUC needs both classes",
+        &keep2,
+    );
+}
+
+#[test]
+fn select_rows_by_label_and_position() {
+    let sb = Sandbox::new();
+    let x = Matrix::from_vec(6, 2, (0..12).map(|v| v as f32).collect()).unwrap();
+    hourglass::data::write(&sb.path("x.npy"), &x, &[], &[]).unwrap();
+    sb.write("y.csv", "3\n1\n3\n2\n3\n1\n");
+    let out = sb
+        .cmd()
+        .args([
+            "select", "x.npy", "x.npy", "--labels", "y.csv", "--labels", "y.csv", "--label", "3,2",
+        ])
+        .args(["--rows", "1..4", "-o", "s.csv", "--labels-output", "l.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Rows with label 3 or 2 in x ++ x: 0, 2, 3, 4, 6, 8, 9, 10; then positions 1..4.
+    assert_eq!(
+        std::fs::read_to_string(sb.path("s.csv")).unwrap(),
+        "c0,c1\n4,5\n6,7\n8,9\n"
+    );
+    assert_eq!(std::fs::read_to_string(sb.path("l.csv")).unwrap(), "label\n3\n2\n3\n");
+    fails(
+        &sb,
+        &[
+            "select", "x.npy", "--labels", "y.csv", "--label", "3", "--rows", "0..9", "-o", "o.npy",
+        ],
+        "only 3 rows",
+        &["x.npy", "y.csv", "s.csv", "l.csv"],
+    );
+}

@@ -135,6 +135,7 @@ fn save_load_is_bit_identical_and_outputs_agree() {
     let file = hourglass::ModelFile {
         model: m.clone(),
         provenance: Default::default(),
+        anomaly: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");

@@ -17,12 +17,20 @@ proptest! {
     #[test]
     fn model_save_load_is_bit_identical(
         input in 1usize..20, code in 1usize..6, hidden in proptest::collection::vec(1usize..12, 0..3),
-        act in 0usize..7, seed in any::<u64>(),
+        act in 0usize..7, seed in any::<u64>(), threshold in proptest::option::of(0.0f64..10.0),
     ) {
         let mut cfg = AutoencoderConfig::new(input, code).with_hidden(&hidden);
         cfg.activation = Activation::ALL[act];
         let model = cfg.init(seed).unwrap();
-        let file = ModelFile { model, provenance: Default::default() };
+        let anomaly = threshold.map(|value| hourglass::score::Threshold {
+            metric: hourglass::score::ScoreMetric::Mae,
+            value,
+            rule: hourglass::score::ThresholdRule::Fpr(0.01),
+            calibration_rows: 7,
+            flagged_fraction: 0.0,
+            data_path: None,
+        });
+        let file = ModelFile { model, provenance: Default::default(), anomaly };
         let bytes = format::to_bytes(&file).unwrap();
         let back = format::from_bytes(std::path::Path::new("mem"), &bytes).unwrap();
         prop_assert_eq!(&back, &file);

@@ -174,3 +174,63 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
+
+/// Reads labels, one per row: an IDX or NPY vector (e.g. MNIST's label files), or a CSV file of
+/// one column (the first line is a header when it is not a number and the second line is).
+/// Whole numbers are written without a fraction (`3`, not `3.0`).
+///
+/// # Errors
+/// [`Error::Data`] naming the file when it holds more than one column or no rows.
+pub fn load_labels(path: &Path) -> Result<Vec<String>> {
+    let labels = match detect(path)? {
+        Format::Csv => {
+            let mut r = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .trim(::csv::Trim::All)
+                .flexible(true)
+                .from_path(path)
+                .map_err(|e| Error::data(path, e.to_string()))?;
+            let mut out = Vec::new();
+            for (line, rec) in r.records().enumerate() {
+                let rec = rec.map_err(|e| Error::data(path, e.to_string()))?;
+                if rec.len() != 1 {
+                    return Err(Error::Parse {
+                        path: path.into(),
+                        line: line as u64 + 1,
+                        column: rec.len(),
+                        message: format!("a labels file has one column; this line has {}", rec.len()),
+                    });
+                }
+                out.push(rec[0].to_string());
+            }
+            let number = |s: &str| s.parse::<f64>().is_ok();
+            if out.len() >= 2 && !number(&out[0]) && number(&out[1]) {
+                out.remove(0);
+            }
+            out
+        }
+        _ => {
+            let ds = load(path, &ColumnSelection::default())?;
+            if ds.x.cols() != 1 {
+                return Err(Error::data(
+                    path,
+                    format!("a labels file has one value per row; this one has {}", ds.x.cols()),
+                ));
+            }
+            ds.x.as_slice()
+                .iter()
+                .map(|&v| {
+                    if v.fract() == 0.0 && v.abs() < 1e9 {
+                        format!("{}", v as i64)
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect()
+        }
+    };
+    if labels.is_empty() {
+        return Err(Error::data(path, "no labels"));
+    }
+    Ok(labels)
+}

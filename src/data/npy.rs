@@ -24,7 +24,8 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Reads a `.npy` file. 8-bit unsigned data is divided by 255 when `u8_unit` (image data).
+/// Reads a `.npy` file. 8-bit unsigned data of two or more dimensions (images) is divided by
+/// 255 when `u8_unit`; a vector of u8 (labels) is read as is.
 ///
 /// # Errors
 /// [`Error::Data`] naming the file for a bad magic, an unsupported dtype or order, a declared
@@ -106,7 +107,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
             .collect(),
-        ('u', 1) if u8_unit => data.iter().map(|&v| v as f32 / 255.0).collect(),
+        ('u', 1) if u8_unit && shape.len() >= 2 => data.iter().map(|&v| v as f32 / 255.0).collect(),
         ('u', 1) => data.iter().map(|&v| v as f32).collect(),
         ('i', 4) => data
             .chunks_exact(4)

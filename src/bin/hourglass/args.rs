@@ -35,6 +35,115 @@ pub enum Command {
     Filters(FiltersArgs),
     /// Draw originals, corrupted inputs and reconstructions side by side as a PNG.
     Show(ShowArgs),
+    /// Anomaly scores: each row's reconstruction error (higher = more anomalous), a 0/1 flag
+    /// once the model is calibrated, and ROC-AUC / PR-AUC when labels are given.
+    Score(ScoreArgs),
+    /// Set the model's anomaly threshold from data that is (mostly) normal.
+    Calibrate(CalibrateArgs),
+    /// Concatenate data files and keep rows by label or position (e.g. one digit of MNIST,
+    /// or the first 500 rows): writes the rows and their labels.
+    Select(SelectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Data files, concatenated in this order (same width).
+    #[arg(required = true)]
+    pub data: Vec<PathBuf>,
+    /// Labels of each data file, in the same order (IDX, NPY or one-column CSV).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Vec<PathBuf>,
+    /// Keep rows whose label is one of these values.
+    #[arg(long, value_delimiter = ',', value_name = "VALUES", requires = "labels")]
+    pub label: Vec<String>,
+    /// Then keep rows START..END (0-based, end excluded; either may be left out).
+    #[arg(long, value_parser = parse_range, value_name = "START..END")]
+    pub rows: Option<(usize, Option<usize>)>,
+    /// Output rows: .npy or .csv.
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Write the kept rows' labels here (.csv, one column `label`).
+    #[arg(long, value_name = "CSV", requires = "labels")]
+    pub labels_output: Option<PathBuf>,
+}
+
+fn parse_range(s: &str) -> Result<(usize, Option<usize>), String> {
+    let err = || format!("bad range `{s}`; expected START..END, START.. or ..END");
+    let (a, b) = s.split_once("..").ok_or_else(err)?;
+    let start = if a.trim().is_empty() {
+        0
+    } else {
+        a.trim().parse().map_err(|_| err())?
+    };
+    let end = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse().map_err(|_| err())?)
+    };
+    if end.is_some_and(|e| e < start) {
+        return Err(err());
+    }
+    Ok((start, end))
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Rows to score.
+    pub data: PathBuf,
+    /// Output CSV: `score` (higher = more anomalous), `anomaly` (1 above the calibrated
+    /// threshold), the label column if any, and with --per-feature the explanation columns.
+    #[arg(long, short, value_name = "CSV")]
+    pub output: Option<PathBuf>,
+    /// Reconstruction error per row: mse (mean squared) or mae (mean absolute), in the model's
+    /// scaled units. Default: the calibrated metric, else mse.
+    #[arg(long, value_name = "METRIC")]
+    pub metric: Option<hourglass::score::ScoreMetric>,
+    /// Explain each score: `top_feature`, and for every feature `NAME.expected` (the
+    /// reconstruction, in the data's units) and `NAME.share` (its fraction of the row's error).
+    #[arg(long)]
+    pub per_feature: bool,
+    /// Known labels, one per row (IDX, NPY or one-column CSV); or use --label-column.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Label values that mark an anomaly (default 1) ...
+    #[arg(long, value_delimiter = ',', value_name = "VALUES", conflicts_with = "normal_labels")]
+    pub anomaly_labels: Vec<String>,
+    /// ... or the label values that are normal (every other value is an anomaly).
+    #[arg(long, value_delimiter = ',', value_name = "VALUES")]
+    pub normal_labels: Vec<String>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["contamination", "quantile", "fpr"])))]
+pub struct CalibrateArgs {
+    /// The model file; the threshold is written into it (or into --output).
+    pub model: PathBuf,
+    /// Calibration rows, normal or mostly normal.
+    pub data: PathBuf,
+    /// The data holds about this fraction of anomalies: flag that top fraction.
+    #[arg(long, value_name = "P")]
+    pub contamination: Option<f64>,
+    /// The threshold is this quantile of the calibration scores.
+    #[arg(long, value_name = "Q")]
+    pub quantile: Option<f64>,
+    /// The data is all normal: allow this false-positive rate on it.
+    #[arg(long, value_name = "F")]
+    pub fpr: Option<f64>,
+    /// Score metric: mse or mae.
+    #[arg(long, default_value = "mse", value_name = "METRIC")]
+    pub metric: hourglass::score::ScoreMetric,
+    /// Write the calibrated model here instead of replacing MODEL.
+    #[arg(long, short, value_name = "MODEL")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "params": m.num_params(),
             "scaler": m.scaler().kind,
             "provenance": p,
+            "anomaly": file.anomaly,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -102,6 +103,20 @@ pub fn run(a: InspectArgs) -> Result<()> {
             pca.eigenvalues.len(),
             100.0 * pca.explained_ratio(),
             pca.train_sse_per_sample()
+        );
+    }
+    if let Some(t) = &file.anomaly {
+        let rule = match t.rule {
+            hourglass::score::ThresholdRule::Contamination(v) => format!("contamination {v}"),
+            hourglass::score::ThresholdRule::Quantile(v) => format!("quantile {v}"),
+            hourglass::score::ThresholdRule::Fpr(v) => format!("fpr {v}"),
+        };
+        println!(
+            "anomaly          {} > {:.6} ({rule}; {:.2} % of {} calibration rows above)",
+            t.metric.name(),
+            t.value,
+            100.0 * t.flagged_fraction,
+            t.calibration_rows
         );
     }
     println!("written by       hourglass {}", p.crate_version);

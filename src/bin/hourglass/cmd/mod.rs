@@ -7,6 +7,8 @@ mod inspect;
 mod pca;
 mod pictures;
 mod reconstruct;
+mod score;
+mod select;
 mod train;
 
 use crate::args::{Cli, ColumnArgs, Command};
@@ -27,6 +29,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pca(a) => pca::run(a),
         Command::Filters(a) => pictures::filters(a),
         Command::Show(a) => pictures::show(a),
+        Command::Score(a) => score::run(a),
+        Command::Calibrate(a) => score::calibrate(a),
+        Command::Select(a) => select::run(a),
     })?
 }
 

@@ -26,7 +26,11 @@ pub fn run(a: PcaArgs) -> Result<()> {
         pca: Some(summary),
         ..Provenance::default()
     };
-    let file = ModelFile { model, provenance };
+    let file = ModelFile {
+        model,
+        provenance,
+        anomaly: None,
+    };
     format::save(&a.output, &file)?;
     println!("{line}");
     println!("largest eigenvalues: {} …", top.join(", "));

@@ -195,6 +195,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             let file = ModelFile {
                 model,
                 provenance: provenance(None),
+                anomaly: None,
             };
             format::save(&a.output, &file)?;
             return Err(anyhow::Error::new(e).context(format!(
@@ -225,6 +226,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let file = ModelFile {
         model,
         provenance: provenance(Some(report)),
+        anomaly: None,
     };
     format::save(&a.output, &file)?;
     println!("{summary}");

@@ -1,0 +1,78 @@
+//! `hourglass select`.
+
+use super::{load_data, write_output};
+use crate::args::SelectArgs;
+use anyhow::{Result, bail};
+use hourglass::data::{self, ColumnSelection};
+
+pub fn run(a: SelectArgs) -> Result<()> {
+    if !a.labels.is_empty() && a.labels.len() != a.data.len() {
+        bail!(
+            "{} data files but {} --labels files; give one labels file per data file",
+            a.data.len(),
+            a.labels.len()
+        );
+    }
+    let mut parts = Vec::with_capacity(a.data.len());
+    let mut labels: Vec<String> = Vec::new();
+    for (i, path) in a.data.iter().enumerate() {
+        let ds = load_data(path, &ColumnSelection::default())?;
+        if let Some(first) = parts.first().map(|m: &hourglass::Matrix| m.cols())
+            && ds.x.cols() != first
+        {
+            bail!(
+                "{}: has {} columns, {} has {first}",
+                path.display(),
+                ds.x.cols(),
+                a.data[0].display()
+            );
+        }
+        if let Some(lp) = a.labels.get(i) {
+            let l = data::load_labels(lp)?;
+            if l.len() != ds.x.rows() {
+                bail!(
+                    "{}: {} labels for the {} rows of {}",
+                    lp.display(),
+                    l.len(),
+                    ds.x.rows(),
+                    path.display()
+                );
+            }
+            labels.extend(l);
+        }
+        parts.push(ds.x);
+    }
+    let cols = parts[0].cols();
+    let total: usize = parts.iter().map(|m| m.rows()).sum();
+    let mut keep: Vec<usize> = (0..total)
+        .filter(|&i| a.label.is_empty() || a.label.contains(&labels[i]))
+        .collect();
+    if let Some((start, end)) = a.rows {
+        let end = end.unwrap_or(keep.len());
+        if end > keep.len() {
+            bail!(
+                "--rows {start}..{end}: only {} rows are left to choose from",
+                keep.len()
+            );
+        }
+        keep = keep[start..end].to_vec();
+    }
+    if keep.is_empty() {
+        bail!("no rows selected (of {total})");
+    }
+    let mut all = Vec::with_capacity(total * cols);
+    for m in parts {
+        all.extend(m.into_vec());
+    }
+    let x = hourglass::Matrix::from_vec(total, cols, all)?.select_rows(&keep);
+    if let Some(out) = &a.labels_output {
+        let kept: Vec<String> = keep.iter().map(|&i| labels[i].clone()).collect();
+        data::write(
+            out,
+            &hourglass::Matrix::zeros(kept.len(), 0),
+            &[],
+            &[("label".into(), kept)],
+        )?;
+    }
+    write_output(&a.output, &x, &data::numbered("c", cols), &[])
+}

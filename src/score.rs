@@ -1,0 +1,371 @@
+//! Anomaly detection by reconstruction error: scores, thresholds, and how well scores rank
+//! known anomalies (ROC-AUC, average precision, precision/recall/F1 at a threshold).
+//!
+//! A row's score is its reconstruction error in the model's units (after the stored scaler),
+//! so a feature does not weigh more for being measured in larger units. Higher = more anomalous.
+
+use crate::error::{Error, Result};
+use crate::model::Autoencoder;
+use crate::tensor::Matrix;
+use serde::{Deserialize, Serialize};
+
+/// How a row's reconstruction error is summarized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreMetric {
+    /// Mean squared error over the features.
+    #[default]
+    Mse,
+    /// Mean absolute error over the features.
+    Mae,
+}
+
+impl ScoreMetric {
+    /// The metric's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreMetric::Mse => "mse",
+            ScoreMetric::Mae => "mae",
+        }
+    }
+
+    fn term(self, d: f32) -> f64 {
+        match self {
+            ScoreMetric::Mse => f64::from(d) * f64::from(d),
+            ScoreMetric::Mae => f64::from(d.abs()),
+        }
+    }
+}
+
+impl std::str::FromStr for ScoreMetric {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mse" => Ok(ScoreMetric::Mse),
+            "mae" => Ok(ScoreMetric::Mae),
+            _ => Err(format!("unknown metric `{s}`; expected mse or mae")),
+        }
+    }
+}
+
+/// How a threshold is chosen from scores of (mostly) normal data.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "rule", content = "value")]
+pub enum ThresholdRule {
+    /// The data holds about this fraction of anomalies: flag the top fraction.
+    Contamination(f64),
+    /// The threshold is this quantile of the scores.
+    Quantile(f64),
+    /// The data is all normal: flag at most this fraction of it (the false-positive rate).
+    Fpr(f64),
+}
+
+impl ThresholdRule {
+    /// The fraction of the calibration rows allowed above the threshold.
+    pub fn flagged_fraction(self) -> f64 {
+        match self {
+            ThresholdRule::Contamination(p) | ThresholdRule::Fpr(p) => p,
+            ThresholdRule::Quantile(q) => 1.0 - q,
+        }
+    }
+
+    /// Checks the value is a fraction in `[0, 1)` (`(0, 1]` for a quantile).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the option.
+    pub fn validate(self) -> Result<()> {
+        let (name, v, ok) = match self {
+            ThresholdRule::Contamination(p) => ("--contamination", p, (0.0..1.0).contains(&p)),
+            ThresholdRule::Fpr(p) => ("--fpr", p, (0.0..1.0).contains(&p)),
+            ThresholdRule::Quantile(q) => ("--quantile", q, q > 0.0 && q <= 1.0),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("{name} {v} is not a fraction in range")))
+        }
+    }
+}
+
+/// A calibrated anomaly threshold, stored in the model file: rows scoring above it are anomalies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// The score metric the threshold applies to.
+    pub metric: ScoreMetric,
+    /// Scores strictly above this value are flagged.
+    pub value: f64,
+    /// How it was chosen.
+    pub rule: ThresholdRule,
+    /// Number of calibration rows.
+    pub calibration_rows: usize,
+    /// Fraction of the calibration rows above the threshold.
+    pub flagged_fraction: f64,
+    /// The calibration data file, when known.
+    pub data_path: Option<String>,
+}
+
+/// Per-row anomaly scores (higher = more anomalous).
+///
+/// # Errors
+/// [`Error::Shape`] if `x` does not have the model's input width.
+pub fn scores(model: &Autoencoder, x: &Matrix, metric: ScoreMetric) -> Result<Vec<f64>> {
+    let (xs, xh) = model.reconstruct_scaled(x)?;
+    Ok(row_scores(&xs, &xh, metric))
+}
+
+/// Scores of rows `x` against reconstructions `x_hat` in the same units.
+pub fn row_scores(x: &Matrix, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
+    let d = x.cols().max(1) as f64;
+    (0..x.rows())
+        .map(|i| {
+            let s: f64 = x.row(i).iter().zip(x_hat.row(i)).map(|(a, b)| metric.term(a - b)).sum();
+            s / d
+        })
+        .collect()
+}
+
+/// Why each row scores as it does.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// The scores, as [`scores`].
+    pub scores: Vec<f64>,
+    /// The reconstruction in the data's own units: what the model expected each value to be.
+    pub expected: Matrix,
+    /// Each feature's share of its row's score (rows sum to 1; 0 where the score is 0).
+    pub share: Matrix,
+}
+
+/// Scores with each feature's share of the error and the expected (reconstructed) values.
+///
+/// # Errors
+/// [`Error::Shape`] if `x` does not have the model's input width.
+pub fn explain(model: &Autoencoder, x: &Matrix, metric: ScoreMetric) -> Result<Explanation> {
+    let (xs, mut xh) = model.reconstruct_scaled(x)?;
+    let scores = row_scores(&xs, &xh, metric);
+    let mut share = Matrix::zeros(x.rows(), x.cols());
+    let d = x.cols() as f64;
+    for (i, &s) in scores.iter().enumerate() {
+        let total = s * d;
+        for (j, (a, b)) in xs.row(i).iter().zip(xh.row(i)).enumerate() {
+            share.row_mut(i)[j] = if total > 0.0 {
+                (metric.term(a - b) / total) as f32
+            } else {
+                0.0
+            };
+        }
+    }
+    model.scaler().inverse(&mut xh);
+    Ok(Explanation {
+        scores,
+        expected: xh,
+        share,
+    })
+}
+
+/// The threshold that `rule` picks from calibration scores: the smallest order statistic with
+/// at most the rule's fraction of the scores strictly above it.
+///
+/// # Errors
+/// [`Error::Config`] for a rule out of range; [`Error::InvalidData`] for no scores or a NaN.
+pub fn threshold(scores: &[f64], rule: ThresholdRule) -> Result<f64> {
+    rule.validate()?;
+    if scores.is_empty() {
+        return Err(Error::InvalidData {
+            what: "calibration data".into(),
+            message: "no rows".into(),
+        });
+    }
+    if scores.iter().any(|s| s.is_nan()) {
+        return Err(Error::InvalidData {
+            what: "calibration scores".into(),
+            message: "a score is NaN (non-finite input?)".into(),
+        });
+    }
+    let mut s = scores.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let allowed = (rule.flagged_fraction() * n as f64 + 1e-9).floor() as usize;
+    // Index n - 1 - allowed has `allowed` rows after it; those equal to it are not strictly
+    // above, so ties can only lower the flagged count.
+    Ok(s[n - 1 - allowed.min(n - 1)])
+}
+
+/// Ranking quality of scores against known labels (`true` = anomaly).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Detection {
+    /// Number of rows.
+    pub n: usize,
+    /// Number of anomalies among them.
+    pub anomalies: usize,
+    /// Area under the ROC curve (ties count one half).
+    pub roc_auc: f64,
+    /// Area under the precision-recall curve as average precision (ties grouped).
+    pub pr_auc: f64,
+    /// At the threshold, when one is given.
+    pub at_threshold: Option<AtThreshold>,
+}
+
+/// Counts and rates of the rows flagged by a threshold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AtThreshold {
+    /// The threshold.
+    pub threshold: f64,
+    /// Anomalies flagged.
+    pub true_positives: usize,
+    /// Normal rows flagged.
+    pub false_positives: usize,
+    /// Anomalies not flagged.
+    pub false_negatives: usize,
+    /// Flagged rows that are anomalies.
+    pub precision: f64,
+    /// Anomalies that are flagged.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+}
+
+/// ROC-AUC, average precision and (with a threshold) precision/recall/F1.
+///
+/// # Errors
+/// [`Error::InvalidData`] when lengths differ or only one class is present.
+pub fn detection(scores: &[f64], anomaly: &[bool], threshold: Option<f64>) -> Result<Detection> {
+    let bad = |m: String| Error::InvalidData {
+        what: "labels".into(),
+        message: m,
+    };
+    if scores.len() != anomaly.len() {
+        return Err(bad(format!("{} labels for {} scores", anomaly.len(), scores.len())));
+    }
+    let pos = anomaly.iter().filter(|&&a| a).count();
+    let neg = anomaly.len() - pos;
+    if pos == 0 || neg == 0 {
+        return Err(bad(format!(
+            "AUC needs both classes; found {pos} anomalies and {neg} normal rows"
+        )));
+    }
+    // Descending by score; groups of equal scores are handled as one step.
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut auc, mut ap) = (0.0f64, 0.0f64);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        let (mut gp, mut gn) = (0usize, 0usize);
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if anomaly[order[j]] {
+                gp += 1
+            } else {
+                gn += 1
+            }
+            j += 1;
+        }
+        // Each normal row in the group is beaten by all anomalies before it and half the tied ones.
+        auc += gn as f64 * (tp as f64 + 0.5 * gp as f64);
+        tp += gp;
+        fp += gn;
+        if gp > 0 {
+            ap += (gp as f64 / pos as f64) * (tp as f64 / (tp + fp) as f64);
+        }
+        i = j;
+    }
+    // auc counted pairs (normal, anomaly) with the anomaly ranked higher.
+    let roc_auc = auc / (pos as f64 * neg as f64);
+    let at_threshold = threshold.map(|t| {
+        let tp = (0..scores.len()).filter(|&i| anomaly[i] && scores[i] > t).count();
+        let fp = (0..scores.len()).filter(|&i| !anomaly[i] && scores[i] > t).count();
+        let fneg = pos - tp;
+        let precision = if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { 0.0 };
+        let recall = tp as f64 / pos as f64;
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        AtThreshold {
+            threshold: t,
+            true_positives: tp,
+            false_positives: fp,
+            false_negatives: fneg,
+            precision,
+            recall,
+            f1,
+        }
+    });
+    Ok(Detection {
+        n: scores.len(),
+        anomalies: pos,
+        roc_auc,
+        pr_auc: ap,
+        at_threshold,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_hand_computed_cases() {
+        // Perfect ranking, reversed ranking, and one swapped pair out of 2 x 2.
+        let y = [true, true, false, false];
+        assert_eq!(detection(&[4.0, 3.0, 2.0, 1.0], &y, None).unwrap().roc_auc, 1.0);
+        assert_eq!(detection(&[1.0, 2.0, 3.0, 4.0], &y, None).unwrap().roc_auc, 0.0);
+        assert_eq!(detection(&[4.0, 2.0, 3.0, 1.0], &y, None).unwrap().roc_auc, 0.75);
+        // All tied: 0.5.
+        assert_eq!(detection(&[1.0; 4], &y, None).unwrap().roc_auc, 0.5);
+        // Average precision: ranking (+, -, +): (1/2)(1/1) + (1/2)(2/3) = 5/6.
+        let d = detection(&[3.0, 2.0, 1.0], &[true, false, true], None).unwrap();
+        assert!((d.pr_auc - 5.0 / 6.0).abs() < 1e-12);
+        assert!((d.roc_auc - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn precision_recall_at_threshold() {
+        let d = detection(
+            &[5.0, 4.0, 3.0, 2.0, 1.0],
+            &[true, false, true, false, false],
+            Some(2.5),
+        )
+        .unwrap();
+        let t = d.at_threshold.unwrap();
+        assert_eq!((t.true_positives, t.false_positives, t.false_negatives), (2, 1, 0));
+        assert!((t.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(t.recall, 1.0);
+        assert!((t.f1 - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_class_labels_are_an_error() {
+        assert!(detection(&[1.0, 2.0], &[false, false], None).is_err());
+        assert!(detection(&[1.0, 2.0], &[true], None).is_err());
+    }
+
+    #[test]
+    fn threshold_flags_the_requested_fraction() {
+        let s: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let t = threshold(&s, ThresholdRule::Contamination(0.01)).unwrap();
+        assert_eq!(s.iter().filter(|&&v| v > t).count(), 10);
+        assert_eq!(t, 990.0);
+        let q = threshold(&s, ThresholdRule::Quantile(0.95)).unwrap();
+        assert_eq!(s.iter().filter(|&&v| v > q).count(), 50);
+        // Ties never let more than the fraction through.
+        let tied = [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+        let t = threshold(&tied, ThresholdRule::Fpr(0.3)).unwrap();
+        assert!(tied.iter().filter(|&&v| v > t).count() <= 3);
+        assert!(threshold(&s, ThresholdRule::Fpr(1.5)).is_err());
+    }
+
+    #[test]
+    fn threshold_matches_the_quantile_of_a_known_distribution() {
+        // Exponential(1) scores by inversion: the 1 - p quantile is -ln p.
+        let mut rng = crate::Rng::new(7);
+        let s: Vec<f64> = (0..200_000).map(|_| -(1.0 - rng.uniform_f64()).ln()).collect();
+        for p in [0.1, 0.01] {
+            let t = threshold(&s, ThresholdRule::Fpr(p)).unwrap();
+            assert!((t - (-p.ln())).abs() < 0.05 * -p.ln(), "p {p}: threshold {t}");
+            let flagged = s.iter().filter(|&&v| v > t).count() as f64 / s.len() as f64;
+            assert!((flagged - p).abs() < 1e-4, "p {p}: flagged {flagged}");
+        }
+    }
+}
