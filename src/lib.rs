@@ -22,6 +22,7 @@ pub mod model;
 pub mod noise;
 pub mod optim;
 pub mod pca;
+pub mod probe;
 pub mod rng;
 pub mod score;
 pub mod tensor;

@@ -380,6 +380,27 @@ impl Autoencoder {
         &self.layers
     }
 
+    /// Sets how many code units top-k keeps at encode time (e.g. 3k, as Makhzani & Frey do for
+    /// classification features).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the code has no top-k or `k` is 0 or wider than the code.
+    pub fn set_encode_k(&mut self, k: usize) -> Result<()> {
+        let code = self.config.code;
+        let Some(t) = self.config.regularizer.topk.as_mut() else {
+            return Err(Error::Config(
+                "the model's code has no top-k (--topk-encode needs one)".into(),
+            ));
+        };
+        if k == 0 || k > code {
+            return Err(Error::Config(format!(
+                "--topk-encode {k}: must be 1 ..= {code} (the code width)"
+            )));
+        }
+        t.encode_k = Some(k);
+        Ok(())
+    }
+
     /// The fitted scaler.
     pub fn scaler(&self) -> &Scaler {
         &self.scaler

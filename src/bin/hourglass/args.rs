@@ -43,6 +43,47 @@ pub enum Command {
     /// Concatenate data files and keep rows by label or position (e.g. one digit of MNIST,
     /// or the first 500 rows): writes the rows and their labels.
     Select(SelectArgs),
+    /// Judge features: fit a multinomial logistic regression (L2, to convergence) on training
+    /// rows and report its test accuracy. Features are the files as given, or their codes
+    /// under --model.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Training features (or raw data with --model).
+    pub train: PathBuf,
+    /// Test features (or raw data with --model).
+    pub test: PathBuf,
+    /// Labels of the training rows (IDX, NPY or one-column CSV); or use --label-column.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Labels of the test rows.
+    #[arg(long, value_name = "FILE")]
+    pub test_labels: Option<PathBuf>,
+    /// Encode both files with this model first (an autoencoder or a PCA model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// With --model: use this encoder layer (default: the code).
+    #[arg(long, value_name = "I", requires = "model")]
+    pub layer: Option<usize>,
+    /// With a k-sparse --model: keep this many code units when encoding (e.g. 3 x k).
+    #[arg(long, value_name = "K", requires = "model")]
+    pub topk_encode: Option<usize>,
+    /// L2 strength (default: chosen from 1e-2 .. 1e-6 on a held-out tenth of the training rows).
+    #[arg(long, value_name = "F")]
+    pub l2: Option<f64>,
+    /// Most L-BFGS iterations.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_iter: usize,
+    /// Write the test predictions here (.csv: label, predicted, then one probability per class).
+    #[arg(long, short, value_name = "CSV")]
+    pub output: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod eval;
 mod inspect;
 mod pca;
 mod pictures;
+mod probe;
 mod reconstruct;
 mod score;
 mod select;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score::run(a),
         Command::Calibrate(a) => score::calibrate(a),
         Command::Select(a) => select::run(a),
+        Command::Probe(a) => probe::run(a),
     })?
 }
 

@@ -1,0 +1,127 @@
+//! `hourglass probe`.
+
+use super::{load_data, load_data_for, load_model, write_output};
+use crate::args::ProbeArgs;
+use anyhow::{Result, bail};
+use hourglass::Matrix;
+use hourglass::probe::{self, ProbeConfig};
+use std::path::Path;
+
+/// Features and labels of one file.
+fn features(a: &ProbeArgs, path: &Path, labels: Option<&Path>) -> Result<(Matrix, Vec<String>)> {
+    let (x, from_column) = match &a.model {
+        Some(m) => {
+            let mut file = load_model(m)?;
+            if let Some(k) = a.topk_encode {
+                file.model.set_encode_k(k)?;
+            }
+            let ds = load_data_for(&file, path, &a.columns)?;
+            let layer = a.layer.unwrap_or(file.model.config().encoder_layers() - 1);
+            (file.model.encode_layer(&ds.x, layer)?, ds.labels)
+        }
+        None => {
+            let ds = load_data(path, &a.columns.selection())?;
+            (ds.x, ds.labels)
+        }
+    };
+    let labels = match (labels, from_column) {
+        (Some(p), _) => hourglass::data::load_labels(p)?,
+        (None, Some(l)) => l,
+        (None, None) => bail!("{}: no labels; give a labels file or --label-column", path.display()),
+    };
+    if labels.len() != x.rows() {
+        bail!("{}: {} labels for {} rows", path.display(), labels.len(), x.rows());
+    }
+    Ok((x, labels))
+}
+
+pub fn run(a: ProbeArgs) -> Result<()> {
+    let (xtr, ltr) = features(&a, &a.train, a.labels.as_deref())?;
+    let (xte, lte) = features(&a, &a.test, a.test_labels.as_deref())?;
+    if xtr.cols() != xte.cols() {
+        bail!(
+            "{} has {} features, {} has {}",
+            a.train.display(),
+            xtr.cols(),
+            a.test.display(),
+            xte.cols()
+        );
+    }
+    let (names, ytr) = probe::encode_labels(&ltr);
+    if names.len() < 2 {
+        bail!(
+            "{}: the labels have one class ({}); a probe needs two or more",
+            a.train.display(),
+            names[0]
+        );
+    }
+    let cfg = ProbeConfig {
+        l2: a.l2,
+        max_iter: a.max_iter,
+        ..ProbeConfig::default()
+    };
+    let t0 = std::time::Instant::now();
+    let p = probe::fit(&xtr, &ytr, names.len(), &cfg)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let train_acc = probe::accuracy(&p.predict(&xtr), &ytr);
+    let proba = p.predict_proba(&xte);
+    let pred: Vec<usize> = (0..proba.rows())
+        .map(|i| {
+            let r = proba.row(i);
+            (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })
+        })
+        .collect();
+    // A test label never seen in training counts as an error.
+    let hits = pred.iter().zip(&lte).filter(|&(&k, l)| names[k] == **l).count();
+    let unseen = lte.iter().filter(|l| !names.contains(l)).count();
+    let test_acc = hits as f64 / lte.len() as f64;
+    if let Some(out) = &a.output {
+        let predicted = pred.iter().map(|&k| names[k].clone()).collect();
+        let cols: Vec<String> = names.iter().map(|n| format!("p_{n}")).collect();
+        write_output(
+            out,
+            &proba,
+            &cols,
+            &[("label".into(), lte.clone()), ("predicted".into(), predicted)],
+        )?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "train_rows": xtr.rows(), "test_rows": xte.rows(), "features": xtr.cols(), "classes": names.len(),
+            "l2": p.l2, "iterations": p.iterations, "converged": p.converged, "loss": p.loss,
+            "train_accuracy": train_acc, "test_accuracy": test_acc, "test_error": 1.0 - test_acc,
+            "unseen_test_labels": unseen, "l2_search": p.search, "seconds": seconds,
+        });
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    println!(
+        "logistic regression on {} features, {} classes, {} training rows",
+        xtr.cols(),
+        names.len(),
+        xtr.rows()
+    );
+    for (l, acc) in &p.search {
+        println!("  l2 {l:<8e} held-out accuracy {:.2} %", 100.0 * acc);
+    }
+    println!(
+        "l2 {:e}: {} L-BFGS iterations ({}), {seconds:.1} s",
+        p.l2,
+        p.iterations,
+        if p.converged {
+            "converged"
+        } else {
+            "stopped at --max-iter"
+        }
+    );
+    println!("train accuracy   {:.2} %", 100.0 * train_acc);
+    println!(
+        "test accuracy    {:.2} %  (error {:.2} %)",
+        100.0 * test_acc,
+        100.0 * (1.0 - test_acc)
+    );
+    if unseen > 0 {
+        println!("note             {unseen} test rows have labels not seen in training (counted as errors)");
+    }
+    Ok(())
+}
