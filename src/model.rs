@@ -101,17 +101,58 @@ pub struct CodeRegularizer {
     /// Dropout on the code in training (the "redundant" autoencoder); off at encode time.
     #[serde(default)]
     pub dropout: f32,
+    /// Binary code (semantic hashing): sigmoid units pushed to 0/1 in training and thresholded
+    /// at 0.5 at encode time.
+    #[serde(default)]
+    pub binary: Option<BinaryCode>,
+}
+
+/// How training pushes a sigmoid code to 0/1.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryCode {
+    /// Gaussian noise of this standard deviation added before the sigmoid (Salakhutdinov &
+    /// Hinton): the decoder can only use what survives the noise, so units saturate.
+    Noise {
+        /// Standard deviation of the noise on the pre-activation.
+        sigma: f32,
+    },
+    /// Straight-through estimator: the forward pass uses the thresholded 0/1 code, the backward
+    /// pass treats the threshold as the identity.
+    StraightThrough,
+}
+
+impl BinaryCode {
+    /// Parses `noise:SIGMA` or `ste`.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let err = || format!("bad binary code `{s}`; expected noise:SIGMA or ste");
+        match s.split_once(':') {
+            None if s == "ste" => Ok(BinaryCode::StraightThrough),
+            Some(("noise", v)) => {
+                let sigma: f32 = v.trim().parse().map_err(|_| err())?;
+                if sigma.is_finite() && sigma > 0.0 {
+                    Ok(BinaryCode::Noise { sigma })
+                } else {
+                    Err(err())
+                }
+            }
+            _ => Err(err()),
+        }
+    }
 }
 
 impl CodeRegularizer {
     /// Whether training multiplies the code by a mask (top-k or dropout).
     pub fn masks(&self) -> bool {
-        self.topk.is_some() || self.dropout > 0.0
+        self.topk.is_some() || self.dropout > 0.0 || self.binary == Some(BinaryCode::StraightThrough)
     }
 
     /// Whether anything is on.
     pub fn is_active(&self) -> bool {
-        self.masks() || self.l1 > 0.0 || self.kl.is_some()
+        self.masks() || self.l1 > 0.0 || self.kl.is_some() || self.binary.is_some()
     }
 }
 
@@ -165,6 +206,11 @@ impl AutoencoderConfig {
                     kl.rho, kl.beta
                 ));
             }
+        }
+        if r.binary.is_some() && act != Activation::Sigmoid {
+            return bad(format!(
+                "a binary code needs sigmoid units (--code-activation sigmoid), got {act}"
+            ));
         }
         if let Some(t) = r.topk {
             let ok = |k: usize| (1..=width).contains(&k);
@@ -510,8 +556,13 @@ impl Autoencoder {
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
                 let mut next = vec![0.0; rows * l.n_out];
                 l.forward(&cur, &mut next, None);
-                if let Some(t) = self.config.regularizer_at(layers.start + i).and_then(|r| r.topk) {
-                    top_k_rows(&mut next, l.n_out, t.encode_k.unwrap_or(t.k));
+                if let Some(r) = self.config.regularizer_at(layers.start + i) {
+                    if let Some(t) = r.topk {
+                        top_k_rows(&mut next, l.n_out, t.encode_k.unwrap_or(t.k));
+                    }
+                    if r.binary.is_some() {
+                        next.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
+                    }
                 }
                 cur = next;
             }

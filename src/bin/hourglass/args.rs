@@ -354,6 +354,11 @@ pub struct TrainArgs {
     /// ... over this many epochs.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub topk_anneal: usize,
+    /// Binary code for semantic hashing (needs --code-activation sigmoid): noise:SIGMA adds
+    /// Gaussian noise before the sigmoid in training; ste trains through the 0/1 threshold
+    /// (straight-through). Codes are thresholded at 0.5 when encoding.
+    #[arg(long, value_parser = hourglass::model::BinaryCode::parse, value_name = "METHOD")]
+    pub binary_code: Option<hourglass::model::BinaryCode>,
     /// Dropout on the code in training (the "redundant" autoencoder).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub code_dropout: f32,

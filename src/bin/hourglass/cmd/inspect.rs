@@ -64,6 +64,15 @@ pub fn run(a: InspectArgs) -> Result<()> {
         if r.dropout > 0.0 {
             parts.push(format!("dropout {}", r.dropout));
         }
+        match r.binary {
+            Some(hourglass::model::BinaryCode::Noise { sigma }) => {
+                parts.push(format!("binary (noise sigma {sigma} in training)"))
+            }
+            Some(hourglass::model::BinaryCode::StraightThrough) => {
+                parts.push("binary (straight-through in training)".into())
+            }
+            None => {}
+        }
         parts.join(", ")
     };
     if cfg.regularizer.is_active() {

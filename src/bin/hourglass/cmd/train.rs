@@ -31,6 +31,7 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
                 anneal_epochs: a.topk_anneal,
             }),
             dropout: a.code_dropout,
+            binary: a.binary_code,
         },
         tied: a.tied,
         hidden_regularizers: a.hidden_reg.iter().cloned().collect(),
