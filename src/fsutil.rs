@@ -38,6 +38,6 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
 }
 
 /// Maps an I/O error while writing `path` to [`Error::Io`].
-pub(crate) fn io_at(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+pub fn io_at(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }

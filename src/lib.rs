@@ -13,6 +13,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod fsutil;
+pub mod hash;
 #[allow(unsafe_code)]
 pub mod kernels;
 pub mod layer;

@@ -967,3 +967,287 @@ fn select_rows_by_label_and_position() {
         &["x.npy", "y.csv", "s.csv", "l.csv"],
     );
 }
+
+/// `n` rows of 8 features in 3 well-separated clusters, with the cluster as `label`.
+fn clusters(sb: &Sandbox, name: &str, n: usize, seed: u64) -> PathBuf {
+    let mut rng = Rng::new(seed);
+    let mut text = String::from("x0,x1,x2,x3,x4,x5,x6,x7,label\n");
+    for i in 0..n {
+        let c = i % 3;
+        let vals: Vec<String> = (0..8)
+            .map(|j| {
+                let centre = if j % 3 == c { 0.8 } else { 0.2 };
+                format!("{:.4}", centre + 0.08 * rng.normal())
+            })
+            .collect();
+        text.push_str(&format!("{},{}\n", vals.join(","), ["a", "b", "c"][c]));
+    }
+    sb.write(name, &text)
+}
+
+#[test]
+fn probe_on_features_and_on_codes() {
+    let sb = Sandbox::new();
+    clusters(&sb, "train.csv", 150, 1);
+    clusters(&sb, "test.csv", 60, 2);
+    snapshot!(sb.cmd().args([
+        "probe",
+        "train.csv",
+        "test.csv",
+        "--label-column",
+        "label",
+        "--l2",
+        "0.01"
+    ]));
+    let out = sb
+        .cmd()
+        .args([
+            "pca",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--components",
+            "2",
+            "-o",
+            "p.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json = sb
+        .cmd()
+        .args([
+            "probe",
+            "train.csv",
+            "test.csv",
+            "--label-column",
+            "label",
+            "--model",
+            "p.safetensors",
+        ])
+        .args(["--json", "-o", "pred.csv"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["features"], 2);
+    assert_eq!(v["l2_search"].as_array().unwrap().len(), 5);
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.95, "{v}");
+    assert!(v["converged"].as_bool().unwrap());
+    let pred = std::fs::read_to_string(sb.path("pred.csv")).unwrap();
+    assert!(pred.starts_with("label,predicted,p_a,p_b,p_c\n"), "{pred}");
+    assert_eq!(pred.lines().count(), 61);
+    let keep = ["train.csv", "test.csv", "p.safetensors", "pred.csv"];
+    fails(&sb, &["probe", "train.csv", "test.csv", "--drop", "label"], "no labels", &keep);
+    fails(
+        &sb,
+        &[
+            "probe",
+            "train.csv",
+            "test.csv",
+            "--label-column",
+            "label",
+            "--model",
+            "p.safetensors",
+            "--topk-encode",
+            "2",
+        ],
+        "has no top-k",
+        &keep,
+    );
+}
+
+#[test]
+fn hashing_search_and_retrieval() {
+    let sb = Sandbox::new();
+    clusters(&sb, "train.csv", 150, 1);
+    clusters(&sb, "test.csv", 30, 2);
+    sb.write(
+        "db-labels.csv",
+        &std::iter::once("label\n".to_string())
+            .chain((0..150).map(|i| format!("{}\n", ["a", "b", "c"][i % 3])))
+            .collect::<String>(),
+    );
+    sb.write(
+        "q-labels.csv",
+        &std::iter::once("label\n".to_string())
+            .chain((0..30).map(|i| format!("{}\n", ["a", "b", "c"][i % 3])))
+            .collect::<String>(),
+    );
+    // A binary code learned with each method, and the ITQ baseline.
+    for method in ["noise:2", "ste"] {
+        let out = sb
+            .cmd()
+            .args([
+                "train",
+                "train.csv",
+                "--label-column",
+                "label",
+                "--hidden",
+                "16",
+                "--code",
+                "8",
+            ])
+            .args([
+                "--code-activation",
+                "sigmoid",
+                "--binary-code",
+                method,
+                "--epochs",
+                "60",
+                "--batch-size",
+                "16",
+            ])
+            .args(["--lr", "0.01", "--seed", "1", "-q", "-o", "b.safetensors"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let codes = sb
+            .cmd()
+            .args([
+                "encode",
+                "b.safetensors",
+                "test.csv",
+                "--label-column",
+                "label",
+                "-o",
+                "codes.csv",
+            ])
+            .output()
+            .unwrap();
+        assert!(codes.status.success());
+        let text = std::fs::read_to_string(sb.path("codes.csv")).unwrap();
+        assert!(
+            text.lines()
+                .skip(1)
+                .all(|l| l.split(',').skip(1).all(|v| v == "0" || v == "1")),
+            "{text}"
+        );
+    }
+    let out = sb
+        .cmd()
+        .args([
+            "pca",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--components",
+            "8",
+            "--itq",
+            "20",
+            "-o",
+            "itq.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for m in ["b", "itq"] {
+        snapshot!(sb.cmd().args([
+            "hash",
+            &format!("{m}.safetensors"),
+            "train.csv",
+            "--label-column",
+            "label",
+            "-o",
+            &format!("{m}-db.hgh")
+        ]));
+        sb.cmd()
+            .args([
+                "hash",
+                &format!("{m}.safetensors"),
+                "test.csv",
+                "--label-column",
+                "label",
+                "-o",
+                &format!("{m}-q.hgh"),
+            ])
+            .output()
+            .unwrap();
+    }
+    snapshot!(sb.cmd().args([
+        "eval-retrieval",
+        "itq-db.hgh",
+        "--labels",
+        "db-labels.csv",
+        "--query-codes",
+        "itq-q.hgh",
+        "--query-labels",
+        "q-labels.csv",
+        "--k",
+        "10"
+    ]));
+    let json = sb
+        .cmd()
+        .args([
+            "eval-retrieval",
+            "itq-db.hgh",
+            "--labels",
+            "db-labels.csv",
+            "--queries",
+            "30",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(v["map"].as_f64().unwrap() > 0.9, "{v}");
+    assert_eq!(v["database"], 120);
+    let out = sb
+        .cmd()
+        .args(["search", "itq-db.hgh", "itq-q.hgh", "-k", "3", "-o", "hits.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hits = std::fs::read_to_string(sb.path("hits.csv")).unwrap();
+    assert!(hits.starts_with("query,rank,item,distance\n"));
+    assert_eq!(hits.lines().count(), 1 + 30 * 3);
+    let keep = [
+        "train.csv",
+        "test.csv",
+        "db-labels.csv",
+        "q-labels.csv",
+        "b.safetensors",
+        "codes.csv",
+        "itq.safetensors",
+        "b-db.hgh",
+        "b-q.hgh",
+        "itq-db.hgh",
+        "itq-q.hgh",
+        "hits.csv",
+    ];
+    fails(
+        &sb,
+        &["search", "itq-db.hgh", "train.csv", "-o", "x.csv"],
+        "not a .hgh code file",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "eval-retrieval",
+            "itq-db.hgh",
+            "--labels",
+            "q-labels.csv",
+            "--queries",
+            "3",
+        ],
+        "30 labels for the 150 codes",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "4",
+            "--binary-code",
+            "ste",
+            "-o",
+            "z.safetensors",
+        ],
+        "binary code needs sigmoid",
+        &keep,
+    );
+}

@@ -176,7 +176,8 @@ pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
 }
 
 /// Reads labels, one per row: an IDX or NPY vector (e.g. MNIST's label files), or a CSV file of
-/// one column (the first line is a header when it is not a number and the second line is).
+/// one column. Its first line is a header when it is not a number and either every other line
+/// is a number or the value does not occur again.
 /// Whole numbers are written without a fraction (`3`, not `3.0`).
 ///
 /// # Errors
@@ -204,7 +205,10 @@ pub fn load_labels(path: &Path) -> Result<Vec<String>> {
                 out.push(rec[0].to_string());
             }
             let number = |s: &str| s.parse::<f64>().is_ok();
-            if out.len() >= 2 && !number(&out[0]) && number(&out[1]) {
+            let header = out.len() >= 2
+                && !number(&out[0])
+                && (out[1..].iter().all(|s| number(s)) || !out[1..].contains(&out[0]));
+            if header {
                 out.remove(0);
             }
             out

@@ -47,6 +47,69 @@ pub enum Command {
     /// rows and report its test accuracy. Features are the files as given, or their codes
     /// under --model.
     Probe(ProbeArgs),
+    /// Binary codes for semantic hashing: the model's code thresholded (0.5 for sigmoid codes,
+    /// 0 otherwise), packed 64 bits to a word into a .hgh file.
+    Hash(HashArgs),
+    /// Nearest codes by Hamming distance: for each query, the k closest items (or all within
+    /// --radius), ties by item index.
+    Search(SearchArgs),
+    /// Retrieval quality of codes given labels (relevant = same label): mAP and precision@k.
+    EvalRetrieval(EvalRetrievalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// The model file (e.g. trained with --binary-code, or `pca --itq`).
+    pub model: PathBuf,
+    /// Data files, hashed in this order into one code file.
+    #[arg(required = true)]
+    pub data: Vec<PathBuf>,
+    /// Output code file (.hgh).
+    #[arg(long, short, value_name = "HGH")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Database codes (.hgh).
+    pub codes: PathBuf,
+    /// Query codes (.hgh) with the same number of bits.
+    pub queries: PathBuf,
+    /// Results per query.
+    #[arg(long, short, default_value_t = 10, value_name = "K")]
+    pub k: usize,
+    /// Return every item within this Hamming distance instead of the k nearest.
+    #[arg(long, value_name = "R")]
+    pub radius: Option<u32>,
+    /// Output CSV: query, rank, item, distance.
+    #[arg(long, short, value_name = "CSV")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalRetrievalArgs {
+    /// Codes (.hgh).
+    pub codes: PathBuf,
+    /// Labels of the codes' rows; several files are concatenated in order.
+    #[arg(long, required = true, value_name = "FILE")]
+    pub labels: Vec<PathBuf>,
+    /// The first N rows are the queries and the rest the database ...
+    #[arg(long, value_name = "N", conflicts_with = "query_codes")]
+    pub queries: Option<usize>,
+    /// ... or queries from another code file (then every row of CODES is the database).
+    #[arg(long, value_name = "HGH", requires = "query_labels")]
+    pub query_codes: Option<PathBuf>,
+    /// Labels of --query-codes.
+    #[arg(long, value_name = "FILE")]
+    pub query_labels: Option<PathBuf>,
+    /// k of precision@k.
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub k: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +303,13 @@ pub struct PcaArgs {
     pub scale: Scaling,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    /// Rotate the components by iterative quantization (ITQ) with this many rounds, so that the
+    /// code's signs make a good binary hash (`hourglass hash`); reconstructions are unchanged.
+    #[arg(long, value_name = "ROUNDS")]
+    pub itq: Option<usize>,
+    /// Seed of ITQ's initial rotation.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
     /// Where to save the model (.safetensors).
     #[arg(long, short, value_name = "MODEL")]
     pub output: PathBuf,

@@ -3,6 +3,7 @@
 mod decode;
 mod encode;
 mod eval;
+mod hash;
 mod inspect;
 mod pca;
 mod pictures;
@@ -34,6 +35,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(a) => score::calibrate(a),
         Command::Select(a) => select::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Hash(a) => hash::hash(a),
+        Command::Search(a) => hash::search(a),
+        Command::EvalRetrieval(a) => hash::eval(a),
     })?
 }
 

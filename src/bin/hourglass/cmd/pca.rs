@@ -8,7 +8,10 @@ use hourglass::format::{self, ModelFile, Provenance};
 pub fn run(a: PcaArgs) -> Result<()> {
     let ds = load_data(&a.data, &a.columns.selection())?;
     let scaler = hourglass::Scaler::fit(a.scale, &ds.x);
-    let (model, summary) = hourglass::pca::fit(&ds.x, a.components, scaler)?;
+    let (mut model, summary) = hourglass::pca::fit(&ds.x, a.components, scaler)?;
+    if let Some(rounds) = a.itq {
+        model = hourglass::pca::itq(&model, &ds.x, rounds, a.seed)?;
+    }
     let top: Vec<String> = summary.eigenvalues.iter().take(5).map(|v| format!("{v:.4}")).collect();
     let line = format!(
         "pca: {} components keep {:.2} % of the variance; train SSE per sample {:.4} (the {} eigenvalues left out)",
