@@ -92,12 +92,24 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
         tensors.push((format!("{name}.weight"), vec![l.n_out, l.n_in], &l.weight));
         tensors.push((format!("{name}.bias"), vec![l.n_out], &l.bias));
     }
+    write_safetensors(meta, &mut tensors)
+}
+
+/// The bytes of a `.safetensors` file with metadata `meta` and f32 `tensors` (name, shape,
+/// data), header keys sorted and tensors in name order, so equal inputs give equal bytes.
+///
+/// # Errors
+/// [`Error::Config`] if the header cannot be serialized.
+pub fn write_safetensors(
+    meta: serde_json::Map<String, serde_json::Value>,
+    tensors: &mut [(String, Vec<usize>, &[f32])],
+) -> Result<Vec<u8>> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     // serde_json's Map is a BTreeMap: keys come out sorted ("__metadata__" first).
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
     let mut offset = 0usize;
-    for (name, shape, data) in &tensors {
+    for (name, shape, data) in tensors.iter() {
         let end = offset + 4 * data.len();
         header.insert(
             name.clone(),
@@ -110,10 +122,83 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(8 + text.len() + offset);
     bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
     bytes.extend_from_slice(text.as_bytes());
-    for (_, _, data) in &tensors {
+    for (_, _, data) in tensors.iter() {
         bytes.extend(data.iter().flat_map(|x| x.to_le_bytes()));
     }
     Ok(bytes)
+}
+
+/// Parses a `.safetensors` file written by hourglass: checks `format` and `format_version`
+/// and returns the metadata with the tensors.
+///
+/// # Errors
+/// [`Error::UnknownFormat`] for a foreign or truncated file, [`Error::NewerVersion`] for a file
+/// from a newer hourglass.
+pub fn read_safetensors<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(std::collections::HashMap<String, String>, SafeTensors<'a>)> {
+    let unknown = |reason: String| Error::UnknownFormat {
+        path: path.into(),
+        reason,
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| unknown(e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    match meta.get("format").map(String::as_str) {
+        Some(FORMAT_NAME) => {}
+        Some(other) => return Err(unknown(format!("its format is `{other}`"))),
+        None => {
+            return Err(unknown(
+                "a safetensors file without hourglass metadata (no `format` key)".into(),
+            ));
+        }
+    }
+    let version: u32 = meta
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unknown("missing or bad `format_version`".into()))?;
+    if version > FORMAT_VERSION {
+        return Err(Error::NewerVersion {
+            path: path.into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok((meta, st))
+}
+
+/// Tensor `name` as f32 values of exactly `shape`, all finite.
+///
+/// # Errors
+/// [`Error::MissingTensor`], or [`Error::BadTensor`] for another dtype, shape or a non-finite value.
+pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let view = st.tensor(name).map_err(|_| Error::MissingTensor {
+        path: path.into(),
+        name: name.into(),
+    })?;
+    if view.dtype() != Dtype::F32 || view.shape() != shape {
+        return Err(Error::BadTensor {
+            path: path.into(),
+            name: name.into(),
+            expected: format!("F32 {shape:?}"),
+            got: format!("{:?} {:?}", view.dtype(), view.shape()),
+        });
+    }
+    let v: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::BadTensor {
+            path: path.into(),
+            name: name.into(),
+            expected: "finite values".into(),
+            got: format!("{} at index {k}", v[k]),
+        });
+    }
+    Ok(v)
 }
 
 /// Saves a model file atomically (temporary file, then rename).
@@ -145,28 +230,11 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         path: path.into(),
         reason,
     };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| unknown(e.to_string()))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    match meta.get("format").map(String::as_str) {
-        Some(FORMAT_NAME) => {}
-        Some(other) => return Err(unknown(format!("its format is `{other}`"))),
-        None => {
-            return Err(unknown(
-                "a safetensors file without hourglass metadata (no `format` key)".into(),
-            ));
-        }
-    }
-    let version: u32 = meta
-        .get("format_version")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| unknown("missing or bad `format_version`".into()))?;
-    if version > FORMAT_VERSION {
-        return Err(Error::NewerVersion {
-            path: path.into(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+    let (meta, st) = read_safetensors(path, bytes)?;
+    if meta.get("kind").map(String::as_str) == Some("classifier") {
+        return Err(unknown(
+            "a classifier, not an autoencoder (use it with `hourglass predict` or `eval`)".into(),
+        ));
     }
     let parse = |key: &str| -> Result<serde_json::Value> {
         let text = meta
@@ -189,36 +257,8 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     let mut layers = Vec::with_capacity(shapes.len());
     for (name, i) in tensor_names(&config) {
         let (n_in, n_out, act) = shapes[i];
-        let get = |t: String, shape: Vec<usize>| -> Result<Vec<f32>> {
-            let view = st.tensor(&t).map_err(|_| Error::MissingTensor {
-                path: path.into(),
-                name: t.clone(),
-            })?;
-            if view.dtype() != Dtype::F32 || view.shape() != shape.as_slice() {
-                return Err(Error::BadTensor {
-                    path: path.into(),
-                    name: t,
-                    expected: format!("F32 {shape:?}"),
-                    got: format!("{:?} {:?}", view.dtype(), view.shape()),
-                });
-            }
-            let v: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            if let Some(k) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::BadTensor {
-                    path: path.into(),
-                    name: t,
-                    expected: "finite values".into(),
-                    got: format!("{} at index {k}", v[k]),
-                });
-            }
-            Ok(v)
-        };
-        let w = get(format!("{name}.weight"), vec![n_out, n_in])?;
-        let b = get(format!("{name}.bias"), vec![n_out])?;
+        let w = tensor_f32(path, &st, &format!("{name}.weight"), &[n_out, n_in])?;
+        let b = tensor_f32(path, &st, &format!("{name}.bias"), &[n_out])?;
         layers.push(Dense::from_parts(n_in, n_out, act, w, b));
     }
     let model = Autoencoder::from_parts(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;

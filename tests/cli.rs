@@ -1037,7 +1037,12 @@ fn probe_on_features_and_on_codes() {
     assert!(pred.starts_with("label,predicted,p_a,p_b,p_c\n"), "{pred}");
     assert_eq!(pred.lines().count(), 61);
     let keep = ["train.csv", "test.csv", "p.safetensors", "pred.csv"];
-    fails(&sb, &["probe", "train.csv", "test.csv", "--drop", "label"], "no labels", &keep);
+    fails(
+        &sb,
+        &["probe", "train.csv", "test.csv", "--drop", "label"],
+        "no labels",
+        &keep,
+    );
     fails(
         &sb,
         &[
@@ -1248,6 +1253,158 @@ fn hashing_search_and_retrieval() {
             "z.safetensors",
         ],
         "binary code needs sigmoid",
+        &keep,
+    );
+}
+
+#[test]
+fn pretrain_finetune_predict_and_eval() {
+    let sb = Sandbox::new();
+    clusters(&sb, "train.csv", 150, 1);
+    clusters(&sb, "test.csv", 60, 2);
+    snapshot!(
+        sb.cmd()
+            .args([
+                "pretrain",
+                "train.csv",
+                "--drop",
+                "label",
+                "--hidden",
+                "6,4",
+                "--noise",
+                "mask:0.2"
+            ])
+            .args([
+                "--epochs",
+                "20",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--seed",
+                "1",
+                "-o",
+                "sda.safetensors"
+            ])
+    );
+    let out = sb.cmd().args(["inspect", "sda.safetensors"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("autoencoder 8-6-4-6-8"), "{text}");
+    for (extra, name) in [(&[][..], "c.safetensors"), (&["--from-scratch"][..], "s.safetensors")] {
+        let out = sb
+            .cmd()
+            .args([
+                "finetune",
+                "sda.safetensors",
+                "train.csv",
+                "--label-column",
+                "label",
+                "--epochs",
+                "30",
+            ])
+            .args([
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--freeze-epochs",
+                "2",
+                "--seed",
+                "1",
+                "-q",
+                "-o",
+                name,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    snapshot!(
+        sb.cmd()
+            .args(["eval", "c.safetensors", "test.csv", "--label-column", "label"])
+    );
+    let out = sb
+        .cmd()
+        .args([
+            "predict",
+            "c.safetensors",
+            "test.csv",
+            "--label-column",
+            "label",
+            "-o",
+            "p.csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let p = std::fs::read_to_string(sb.path("p.csv")).unwrap();
+    assert!(p.starts_with("label,predicted,p_a,p_b,p_c\n"), "{p}");
+    let right = p
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[0] == f[1]
+        })
+        .count();
+    assert!(right >= 57, "{right} of 60");
+    let keep = [
+        "train.csv",
+        "test.csv",
+        "sda.safetensors",
+        "c.safetensors",
+        "s.safetensors",
+        "p.csv",
+    ];
+    fails(
+        &sb,
+        &[
+            "predict",
+            "sda.safetensors",
+            "test.csv",
+            "--drop",
+            "label",
+            "-o",
+            "q.csv",
+        ],
+        "an autoencoder, not a classifier",
+        &keep,
+    );
+    fails(
+        &sb,
+        &["encode", "c.safetensors", "test.csv", "--drop", "label", "-o", "q.csv"],
+        "a classifier, not an autoencoder",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "finetune",
+            "sda.safetensors",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--classes",
+            "2",
+            "-o",
+            "q.safetensors",
+        ],
+        "label `a` is not one of the classes 0, 1",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "finetune",
+            "sda.safetensors",
+            "train.csv",
+            "--drop",
+            "label",
+            "-o",
+            "q.safetensors",
+        ],
+        "no labels",
         &keep,
     );
 }

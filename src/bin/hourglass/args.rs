@@ -55,6 +55,120 @@ pub enum Command {
     Search(SearchArgs),
     /// Retrieval quality of codes given labels (relevant = same label): mAP and precision@k.
     EvalRetrieval(EvalRetrievalArgs),
+    /// Greedy layer-wise pretraining: one autoencoder per hidden layer, each on the codes of
+    /// the one below, stacked into a deep autoencoder ready for `finetune`.
+    Pretrain(PretrainArgs),
+    /// Train a classifier: a model's encoder plus a softmax head, fine-tuned end to end on
+    /// labelled rows (or the same network from random weights with --from-scratch).
+    Finetune(FinetuneArgs),
+    /// Class and class probabilities of each row, from a classifier.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// Training data (labels not needed).
+    pub data: PathBuf,
+    /// Hidden widths, input side first, e.g. 1000,1000,1000; the last is the code.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "WIDTHS")]
+    pub hidden: Vec<usize>,
+    /// Activation of every hidden layer (and of the higher layers' reconstructions).
+    #[arg(long, default_value = "sigmoid", value_name = "ACT")]
+    pub activation: Activation,
+    /// Output activation of the first layer's reconstruction.
+    #[arg(long, default_value = "sigmoid", value_name = "ACT")]
+    pub output_activation: Activation,
+    /// Reconstruction loss: mse or bce (bce where the reconstruction is a sigmoid).
+    #[arg(long, default_value = "mse", value_name = "LOSS")]
+    pub loss: Loss,
+    /// Corrupt each layer's input (stacked denoising autoencoder), e.g. mask:0.25.
+    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
+    pub noise: Vec<hourglass::Noise>,
+    /// Epochs per layer.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub batch_size: usize,
+    /// Learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3, value_name = "F")]
+    pub lr: f32,
+    /// Feature scaling of the input, fitted on the data and stored in the model.
+    #[arg(long, default_value = "none", value_name = "SCALE")]
+    pub scale: Scaling,
+    /// Arithmetic of the training GEMMs: f32 or bf16.
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: hourglass::Precision,
+    /// Seed.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Where to save the stacked autoencoder.
+    #[arg(long, short, value_name = "MODEL")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// A (pretrained) autoencoder, or a classifier to train further.
+    pub model: PathBuf,
+    /// Labelled training rows.
+    pub data: PathBuf,
+    /// Labels of the rows (IDX, NPY or one-column CSV); or use --label-column.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Number of classes: the labels are 0 .. N-1 (default: the distinct labels seen).
+    #[arg(long, value_name = "N")]
+    pub classes: Option<usize>,
+    /// Train the same network from random weights (the baseline for pretraining).
+    #[arg(long)]
+    pub from_scratch: bool,
+    /// Epochs.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub epochs: usize,
+    /// Train only the head for the first N epochs (the encoder frozen).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub freeze_epochs: usize,
+    /// Rows per mini-batch.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub batch_size: usize,
+    /// Learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3, value_name = "F")]
+    pub lr: f32,
+    /// Decoupled weight decay.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub weight_decay: f32,
+    /// Dropout on every hidden layer's output in training.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub dropout: f32,
+    /// Arithmetic of the training GEMMs: f32 or bf16.
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: hourglass::Precision,
+    /// Seed of the head's weights, shuffles and dropout.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Print nothing but the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    /// Where to save the classifier.
+    #[arg(long, short, value_name = "CLASSIFIER")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The classifier (from `finetune`).
+    pub classifier: PathBuf,
+    /// Rows to classify.
+    pub data: PathBuf,
+    /// Output CSV: predicted, then p_CLASS for each class.
+    #[arg(long, short, value_name = "CSV")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
 }
 
 #[derive(Debug, Args)]
@@ -599,6 +713,10 @@ pub struct EvalArgs {
     /// Image shape H,W[,C] for image-shaped noise (default: the data's or the training data's).
     #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
     pub image_shape: Option<(usize, usize, usize)>,
+    /// For a classifier: the true labels (or --label-column); prints accuracy and the
+    /// confusion matrix.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub columns: ColumnArgs,
 }

@@ -5,6 +5,9 @@ use crate::args::EvalArgs;
 use anyhow::Result;
 
 pub fn run(a: EvalArgs) -> Result<()> {
+    if super::pretrain::is_classifier(&a.model) {
+        return super::pretrain::eval(a);
+    }
     let file = load_model(&a.model)?;
     let ds = load_data_for(&file, &a.data, &a.columns)?;
     // The data is copied only when it is to be corrupted.

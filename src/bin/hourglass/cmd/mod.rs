@@ -7,6 +7,7 @@ mod hash;
 mod inspect;
 mod pca;
 mod pictures;
+mod pretrain;
 mod probe;
 mod reconstruct;
 mod score;
@@ -38,6 +39,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Hash(a) => hash::hash(a),
         Command::Search(a) => hash::search(a),
         Command::EvalRetrieval(a) => hash::eval(a),
+        Command::Pretrain(a) => pretrain::pretrain(a),
+        Command::Finetune(a) => pretrain::finetune(a),
+        Command::Predict(a) => pretrain::predict(a),
     })?
 }
 
