@@ -707,6 +707,7 @@ mod tests {
                 model: ae,
                 provenance: Default::default(),
                 anomaly: None,
+                tabular: None,
             },
         )
         .unwrap();

@@ -51,6 +51,9 @@ pub struct ModelFile {
     pub provenance: Provenance,
     /// The anomaly threshold set by `calibrate`, if any (metadata key `anomaly`).
     pub anomaly: Option<crate::score::Threshold>,
+    /// How CSV columns become features (categories, missing values, dropped constant columns),
+    /// when training needed it (metadata key `tabular`).
+    pub tabular: Option<crate::data::tabular::Tabular>,
 }
 
 fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
@@ -85,6 +88,9 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
     if let Some(t) = &file.anomaly {
         meta.insert("anomaly".into(), json(t)?.into());
+    }
+    if let Some(t) = &file.tabular {
+        meta.insert("tabular".into(), json(t)?.into());
     }
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
     for (name, i) in tensor_names(&m.config) {
@@ -268,10 +274,24 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         ),
         None => None,
     };
+    let tabular: Option<crate::data::tabular::Tabular> = match meta.get("tabular") {
+        Some(_) => Some(
+            serde_json::from_value(parse("tabular")?).map_err(|e| unknown(format!("bad `tabular` metadata: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(t) = &tabular
+        && t.feature_names().len() != model.input_dim()
+    {
+        return Err(unknown(
+            "`tabular` metadata does not match the model's input width".into(),
+        ));
+    }
     Ok(ModelFile {
         model,
         provenance,
         anomaly,
+        tabular,
     })
 }
 

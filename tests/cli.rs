@@ -1408,3 +1408,93 @@ fn pretrain_finetune_predict_and_eval() {
         &keep,
     );
 }
+
+#[test]
+fn tabular_categories_missing_values_and_constant_columns() {
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(5);
+    let mut text = String::from("amount,channel,region,version\n");
+    for i in 0..300 {
+        let channel = ["web", "store", "phone"][i % 3];
+        let base = [0.2, 0.5, 0.8][i % 3];
+        let amount = if i % 17 == 0 {
+            "NA".to_string()
+        } else {
+            format!("{:.3}", base + 0.05 * rng.normal())
+        };
+        text.push_str(&format!("{amount},{channel},{},7\n", ["north", "south"][i % 2]));
+    }
+    sb.write("train.csv", &text);
+    sb.write(
+        "new.csv",
+        "amount,channel,region,version\n0.21,web,north,7\n0.5,fax,south,7\n,store,north,7\n0.9,web,south,7\n",
+    );
+    snapshot!(
+        sb.cmd()
+            .args([
+                "train",
+                "train.csv",
+                "--categorical",
+                "auto",
+                "--impute",
+                "mean",
+                "--hidden",
+                "8"
+            ])
+            .args([
+                "--code",
+                "3",
+                "--epochs",
+                "40",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--seed",
+                "1",
+                "-q",
+                "-o",
+                "m.safetensors"
+            ])
+    );
+    let out = sb
+        .cmd()
+        .args(["score", "m.safetensors", "new.csv", "--per-feature", "-o", "s.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = std::fs::read_to_string(sb.path("s.csv")).unwrap();
+    let header: Vec<&str> = s.lines().next().unwrap().split(',').collect();
+    assert_eq!(header[0], "top_feature");
+    assert!(
+        header.contains(&"amount.missing.share") && header.contains(&"channel=<other>.expected"),
+        "{header:?}"
+    );
+    assert!(
+        !header.iter().any(|h| h.starts_with("version")),
+        "the constant column is dropped: {header:?}"
+    );
+    let rows: Vec<Vec<&str>> = s.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let score = |r: &Vec<&str>| r[1].parse::<f64>().unwrap();
+    // The unseen channel and the web amount far from its usual value stand out; their culprits
+    // are named.
+    assert_eq!(rows[1][0], "channel=<other>");
+    assert!(score(&rows[1]) > 3.0 * score(&rows[0]), "{s}");
+    assert!(score(&rows[3]) > 3.0 * score(&rows[0]), "{s}");
+    // A missing amount is filled and flagged, not an error.
+    assert!(score(&rows[2]).is_finite());
+    sb.write("bad.csv", "amount,channel,region,version\nabc,web,north,7\n");
+    fails(
+        &sb,
+        &["score", "m.safetensors", "bad.csv"],
+        "bad.csv:2:1",
+        &["train.csv", "new.csv", "m.safetensors", "s.csv", "bad.csv"],
+    );
+    sb.write("nocol.csv", "amount,region\n1,north\n");
+    fails(
+        &sb,
+        &["score", "m.safetensors", "nocol.csv"],
+        "no column `channel`",
+        &["train.csv", "new.csv", "m.safetensors", "s.csv", "bad.csv", "nocol.csv"],
+    );
+}

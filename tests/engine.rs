@@ -136,6 +136,7 @@ fn save_load_is_bit_identical_and_outputs_agree() {
         model: m.clone(),
         provenance: Default::default(),
         anomaly: None,
+        tabular: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");

@@ -52,12 +52,88 @@ fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, flag: &st
     ))
 }
 
+/// A table read from CSV as text: the selected columns' fields, for categorical columns and
+/// missing values (see [`tabular`](super::tabular)).
+#[derive(Clone, Debug)]
+pub struct RawTable {
+    /// Names of the selected columns.
+    pub names: Vec<String>,
+    /// 1-based column number of each selected column in the file.
+    pub file_columns: Vec<usize>,
+    /// Fields, row-major: `rows * names.len()`.
+    pub fields: Vec<String>,
+    /// 1-based line of each row.
+    pub lines: Vec<u64>,
+    /// Whether the file had a header line.
+    pub has_header: bool,
+    /// Values of the label column, as written.
+    pub labels: Option<Vec<String>>,
+}
+
+impl RawTable {
+    /// Number of data rows.
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Field of row `i`, selected column `j`.
+    pub fn get(&self, i: usize, j: usize) -> &str {
+        &self.fields[i * self.names.len() + j]
+    }
+}
+
 /// Reads a CSV file. The first line is a header when any of its fields is not a number.
 ///
 /// # Errors
 /// [`Error::Parse`] with line and column for a ragged row, a non-numeric or non-finite value;
 /// [`Error::Data`] for an empty file or an unknown column name.
 pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
+    let raw = read_raw(path, sel)?;
+    let mut values = Vec::with_capacity(raw.fields.len());
+    let cols = raw.names.len();
+    for (k, field) in raw.fields.iter().enumerate() {
+        let (i, j) = (k / cols, k % cols);
+        let at = |message: String| Error::Parse {
+            path: path.into(),
+            line: raw.lines[i],
+            column: raw.file_columns[j],
+            message,
+        };
+        let v: f32 = field.parse().map_err(|_| {
+            at(format!(
+                "column `{}`: expected a number, found {}{}",
+                raw.names[j],
+                if field.is_empty() {
+                    "an empty field".to_string()
+                } else {
+                    format!("`{field}`")
+                },
+                if super::tabular::is_missing(field) {
+                    " (hint: --impute mean fills missing values)"
+                } else {
+                    " (hint: --categorical for text columns)"
+                }
+            ))
+        })?;
+        if !v.is_finite() {
+            return Err(at(format!("column `{}`: non-finite value `{field}`", raw.names[j])));
+        }
+        values.push(v);
+    }
+    Ok(Table {
+        matrix: Matrix::from_vec(raw.rows(), cols, values)?,
+        names: raw.names,
+        has_header: raw.has_header,
+        labels: raw.labels,
+    })
+}
+
+/// Reads a CSV file as text fields (same header rule, selection and errors for ragged rows as
+/// [`read`]).
+///
+/// # Errors
+/// [`Error::Parse`] for a ragged row; [`Error::Data`] for an empty file or an unknown column.
+pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -122,9 +198,9 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
         ));
     }
     let names: Vec<String> = keep.iter().map(|&i| all_names[i].clone()).collect();
-    let mut values = Vec::new();
+    let mut fields = Vec::new();
+    let mut lines = Vec::new();
     let mut labels = label.map(|_| Vec::new());
-    let mut rows = 0usize;
     let mut handle = |rec: &csv::StringRecord| -> Result<()> {
         let line = rec.position().map_or(0, |p| p.line());
         if rec.len() == 1 && rec.get(0) == Some("") {
@@ -139,35 +215,12 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
             });
         }
         for &j in &keep {
-            let field = &rec[j];
-            let v: f32 = field.parse().map_err(|_| Error::Parse {
-                path: path.into(),
-                line,
-                column: j + 1,
-                message: format!(
-                    "column `{}`: expected a number, found {}",
-                    all_names[j],
-                    if field.is_empty() {
-                        "an empty field".to_string()
-                    } else {
-                        format!("`{field}`")
-                    }
-                ),
-            })?;
-            if !v.is_finite() {
-                return Err(Error::Parse {
-                    path: path.into(),
-                    line,
-                    column: j + 1,
-                    message: format!("column `{}`: non-finite value `{field}`", all_names[j]),
-                });
-            }
-            values.push(v);
+            fields.push(rec[j].to_string());
         }
+        lines.push(line);
         if let (Some(l), Some(labels)) = (label, labels.as_mut()) {
             labels.push(rec[l].to_string());
         }
-        rows += 1;
         Ok(())
     };
     if !has_header {
@@ -176,12 +229,14 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
     for rec in records {
         handle(&rec.map_err(csv_err)?)?;
     }
-    if rows == 0 {
+    if lines.is_empty() {
         return Err(Error::data(path, "no data rows (only a header)"));
     }
-    Ok(Table {
-        matrix: Matrix::from_vec(rows, keep.len(), values)?,
+    Ok(RawTable {
         names,
+        file_columns: keep.iter().map(|&j| j + 1).collect(),
+        fields,
+        lines,
         has_header,
         labels,
     })

@@ -7,6 +7,7 @@ pub mod csv;
 pub mod idx;
 pub mod npy;
 pub mod scale;
+pub mod tabular;
 
 use crate::error::{Error, Result};
 use crate::fsutil::io_at;

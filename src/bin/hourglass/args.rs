@@ -571,9 +571,27 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub tabular: TabularArgs,
     /// Where to save the model (.safetensors).
     #[arg(long, short, value_name = "MODEL")]
     pub output: PathBuf,
+}
+
+/// How CSV tables become features; the fitted encoding is stored in the model.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TabularArgs {
+    /// Categorical columns, one-hot encoded: names, or `auto` for every column holding text.
+    /// Categories are stored in the model; unseen ones go to NAME=<other>.
+    #[arg(long, value_delimiter = ',', value_name = "COLS|auto")]
+    pub categorical: Vec<String>,
+    /// Fill missing numbers (empty, NA, NaN, null, ?) with the training mean or median and add
+    /// a NAME.missing indicator column.
+    #[arg(long, value_name = "mean|median")]
+    pub impute: Option<hourglass::data::tabular::Impute>,
+    /// Most categories kept per column (the most frequent); the rest become NAME=<other>.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub max_categories: usize,
 }
 
 pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {

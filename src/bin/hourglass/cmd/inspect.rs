@@ -32,6 +32,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "scaler": m.scaler().kind,
             "provenance": p,
             "anomaly": file.anomaly,
+            "tabular": file.tabular,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -112,6 +113,33 @@ pub fn run(a: InspectArgs) -> Result<()> {
             pca.eigenvalues.len(),
             100.0 * pca.explained_ratio(),
             pca.train_sse_per_sample()
+        );
+    }
+    if let Some(t) = &file.tabular {
+        use hourglass::data::tabular::Column;
+        let cats: Vec<String> = t
+            .columns
+            .iter()
+            .filter_map(|c| match c {
+                Column::Categorical { name, categories } => Some(format!("{name} ({})", categories.len())),
+                _ => None,
+            })
+            .collect();
+        let imputed: Vec<&str> = t
+            .columns
+            .iter()
+            .filter_map(|c| match c {
+                Column::Numeric { name, indicator: true, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        println!(
+            "table            {} columns -> {} features; categorical: {}; imputed: {}; dropped: {}",
+            t.columns.len(),
+            t.feature_names().len(),
+            if cats.is_empty() { "-".into() } else { cats.join(", ") },
+            if imputed.is_empty() { "-".into() } else { imputed.join(", ") },
+            if t.dropped.is_empty() { "-".into() } else { t.dropped.join(", ") }
         );
     }
     if let Some(t) = &file.anomaly {

@@ -16,6 +16,7 @@ mod train;
 
 use crate::args::{Cli, ColumnArgs, Command};
 use anyhow::{Context, Result};
+use hourglass::data::tabular::Tabular;
 use hourglass::data::{self, ColumnSelection, Dataset};
 use hourglass::format::{self, ModelFile};
 use std::path::Path;
@@ -60,9 +61,91 @@ pub fn load_data(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
     Ok(data::load(path, sel)?)
 }
 
+/// Reads training data. A CSV becomes a [`Tabular`] encoding when asked (categorical columns,
+/// imputation) or when it has constant columns (dropped, with a note).
+pub fn load_training_table(
+    path: &Path,
+    sel: &ColumnSelection,
+    t: &crate::args::TabularArgs,
+) -> Result<(Dataset, Option<Tabular>)> {
+    use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    let asked = !t.categorical.is_empty() || t.impute.is_some();
+    if !is_csv {
+        anyhow::ensure!(
+            !asked,
+            "{}: --categorical and --impute apply to CSV files only",
+            path.display()
+        );
+        return Ok((load_data(path, sel)?, None));
+    }
+    if !asked {
+        let ds = load_data(path, sel)?;
+        let constant = (0..ds.x.cols()).any(|j| (1..ds.x.rows()).all(|i| ds.x.row(i)[j] == ds.x.row(0)[j]));
+        if !constant || ds.x.rows() < 2 {
+            return Ok((ds, None));
+        }
+    }
+    let opts = TabularOptions {
+        categorical: match t.categorical.as_slice() {
+            [] => CategoricalColumns::None,
+            [a] if a == "auto" => CategoricalColumns::Auto,
+            names => CategoricalColumns::Names(names.to_vec()),
+        },
+        impute: t.impute,
+        max_categories: t.max_categories.max(1),
+    };
+    let raw = data::csv::read_raw(path, sel)?;
+    let (tab, notes) = Tabular::fit(path, &raw, &opts)?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let x = tab.transform(path, &raw)?;
+    let ds = Dataset {
+        x,
+        names: tab.feature_names(),
+        labels: raw.labels,
+        image_shape: None,
+        format: data::Format::Csv,
+    };
+    Ok((ds, Some(tab)))
+}
+
+/// Encodes a CSV with a fitted [`Tabular`]: its input columns by name (plus the label column).
+pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    anyhow::ensure!(
+        is_csv,
+        "{}: the model was trained on a CSV table with encoded columns; give a CSV with the columns {}",
+        path.display(),
+        tab.input_names().join(", ")
+    );
+    let sel = ColumnSelection {
+        columns: Some(tab.input_names()),
+        drop: Vec::new(),
+        label_column: sel.label_column.clone(),
+    };
+    let raw = data::csv::read_raw(path, &sel)?;
+    let x = tab.transform(path, &raw)?;
+    Ok(Dataset {
+        x,
+        names: tab.feature_names(),
+        labels: raw.labels,
+        image_shape: None,
+        format: data::Format::Csv,
+    })
+}
+
 /// Reads data for a trained model: a CSV with a header uses the model's training columns by
 /// name unless columns were chosen explicitly; the width must match the model.
 pub fn load_data_for(file: &ModelFile, path: &Path, cols: &ColumnArgs) -> Result<Dataset> {
+    if let Some(tab) = &file.tabular {
+        return encode_table(tab, path, &cols.selection());
+    }
     let mut sel = cols.selection();
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if sel.columns.is_none()

@@ -33,6 +33,7 @@ pub fn run(a: PcaArgs) -> Result<()> {
         model,
         provenance,
         anomaly: None,
+        tabular: None,
     };
     format::save(&a.output, &file)?;
     println!("{line}");

@@ -58,6 +58,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
             ..Provenance::default()
         },
         anomaly: None,
+        tabular: None,
     };
     format::save(&a.output, &file).with_context(|| format!("cannot write {}", a.output.display()))?;
     println!(

@@ -83,10 +83,13 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let sel = a.columns.selection();
-    let ds = load_data(&a.data, &sel)?;
+    let (ds, tabular) = super::load_training_table(&a.data, &sel, &a.tabular)?;
     let valid = match &a.valid {
         Some(p) => {
-            let v = load_data(p, &sel)?;
+            let v = match &tabular {
+                Some(t) => super::encode_table(t, p, &sel)?,
+                None => load_data(p, &sel)?,
+            };
             if v.x.cols() != ds.x.cols() {
                 anyhow::bail!(
                     "{}: has {} feature columns, the training data has {}",
@@ -197,6 +200,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 model,
                 provenance: provenance(None),
                 anomaly: None,
+                tabular: tabular.clone(),
             };
             format::save(&a.output, &file)?;
             return Err(anyhow::Error::new(e).context(format!(
@@ -228,6 +232,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         model,
         provenance: provenance(Some(report)),
         anomaly: None,
+        tabular,
     };
     format::save(&a.output, &file)?;
     println!("{summary}");

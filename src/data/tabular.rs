@@ -1,0 +1,406 @@
+//! Tables as they come: categorical columns (one-hot, with a bucket for rare and unseen
+//! values), missing values (filled with the training mean or median, plus an indicator
+//! column), and constant columns (dropped). Fitted on the training CSV and stored in the model
+//! file, so every later command encodes its input the same way.
+
+use super::csv::RawTable;
+use crate::error::{Error, Result};
+use crate::tensor::Matrix;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The one-hot column of categories that were rare in training or never seen.
+pub const OTHER: &str = "<other>";
+
+/// Whether a CSV field means "missing": empty, `NA`, `N/A`, `NaN`, `null`, `None` or `?`.
+pub fn is_missing(field: &str) -> bool {
+    matches!(
+        field,
+        "" | "NA" | "na" | "N/A" | "n/a" | "NaN" | "nan" | "NULL" | "null" | "None" | "none" | "?"
+    )
+}
+
+/// Which columns are categorical.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum CategoricalColumns {
+    /// None: a text value is an error.
+    #[default]
+    None,
+    /// Every column with a value that is neither a number nor missing.
+    Auto,
+    /// These columns (by name).
+    Names(Vec<String>),
+}
+
+/// The statistic that fills missing numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impute {
+    /// Mean of the column's training values.
+    Mean,
+    /// Median of the column's training values.
+    Median,
+}
+
+impl std::str::FromStr for Impute {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mean" => Ok(Impute::Mean),
+            "median" => Ok(Impute::Median),
+            _ => Err(format!("unknown --impute `{s}`; expected mean or median")),
+        }
+    }
+}
+
+/// How [`Tabular::fit`] treats the columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TabularOptions {
+    /// Categorical columns.
+    pub categorical: CategoricalColumns,
+    /// Fill missing numbers (`None`: a missing number is an error).
+    pub impute: Option<Impute>,
+    /// Keep at most this many categories per column (the most frequent); the rest go to
+    /// [`OTHER`].
+    pub max_categories: usize,
+}
+
+impl Default for TabularOptions {
+    fn default() -> Self {
+        TabularOptions {
+            categorical: CategoricalColumns::None,
+            impute: None,
+            max_categories: 50,
+        }
+    }
+}
+
+/// How one input column becomes features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Column {
+    /// A number; `fill` replaces a missing value, and `indicator` adds `NAME.missing` (0/1).
+    Numeric {
+        /// Column name.
+        name: String,
+        /// Value used for a missing field (the training mean or median).
+        fill: Option<f32>,
+        /// Whether a `NAME.missing` indicator feature follows.
+        indicator: bool,
+    },
+    /// One-hot over `categories`, then `NAME=<other>` for anything else (missing included
+    /// unless the empty category was common in training).
+    Categorical {
+        /// Column name.
+        name: String,
+        /// Known categories, most frequent first.
+        categories: Vec<String>,
+    },
+}
+
+/// The fitted encoding of a table, stored in the model file (metadata key `tabular`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tabular {
+    /// Input columns in file order (their names select the columns of later files).
+    pub columns: Vec<Column>,
+    /// Constant columns left out.
+    pub dropped: Vec<String>,
+}
+
+impl Tabular {
+    /// Fits the encoding to training rows; returns it with notes for the user (dropped
+    /// columns, imputed columns, capped categories).
+    ///
+    /// # Errors
+    /// [`Error::Parse`] naming line and column for a text value in a numeric column or a
+    /// missing value without `impute`; [`Error::Config`] for an unknown categorical column.
+    pub fn fit(path: &Path, raw: &RawTable, opts: &TabularOptions) -> Result<(Tabular, Vec<String>)> {
+        if let CategoricalColumns::Names(names) = &opts.categorical
+            && let Some(bad) = names.iter().find(|n| !raw.names.contains(n))
+        {
+            return Err(Error::data(
+                path,
+                format!(
+                    "--categorical: no column `{bad}`; the columns are {}",
+                    raw.names.join(", ")
+                ),
+            ));
+        }
+        let mut columns = Vec::new();
+        let mut dropped = Vec::new();
+        let mut notes = Vec::new();
+        for (j, name) in raw.names.iter().enumerate() {
+            let values = || (0..raw.rows()).map(move |i| raw.get(i, j));
+            let is_text = |v: &str| !is_missing(v) && v.parse::<f64>().is_err();
+            let categorical = match &opts.categorical {
+                CategoricalColumns::None => false,
+                CategoricalColumns::Auto => values().any(is_text),
+                CategoricalColumns::Names(n) => n.contains(name),
+            };
+            if categorical {
+                let mut counts: HashMap<&str, usize> = HashMap::new();
+                for v in values() {
+                    *counts.entry(if is_missing(v) { "" } else { v }).or_default() += 1;
+                }
+                let mut cats: Vec<(&str, usize)> = counts.into_iter().collect();
+                cats.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                if cats.len() <= 1 {
+                    dropped.push(name.clone());
+                    notes.push(format!("column `{name}` has one value in the training data: dropped"));
+                    continue;
+                }
+                if cats.len() > opts.max_categories {
+                    notes.push(format!(
+                        "column `{name}`: {} categories; the {} most frequent are kept, the rest are `{OTHER}`",
+                        cats.len(),
+                        opts.max_categories
+                    ));
+                    cats.truncate(opts.max_categories);
+                }
+                columns.push(Column::Categorical {
+                    name: name.clone(),
+                    categories: cats.into_iter().map(|(c, _)| c.to_string()).collect(),
+                });
+                continue;
+            }
+            let mut present = Vec::with_capacity(raw.rows());
+            let mut missing = 0usize;
+            for (i, v) in values().enumerate() {
+                if is_missing(v) && opts.impute.is_some() {
+                    missing += 1;
+                    continue;
+                }
+                let x: f32 = v
+                    .parse()
+                    .ok()
+                    .filter(|x: &f32| x.is_finite())
+                    .ok_or_else(|| Error::Parse {
+                        path: path.into(),
+                        line: raw.lines[i],
+                        column: raw.file_columns[j],
+                        message: format!(
+                            "column `{name}`: expected a number, found {}{}",
+                            if v.is_empty() {
+                                "an empty field".to_string()
+                            } else {
+                                format!("`{v}`")
+                            },
+                            if is_missing(v) {
+                                " (hint: --impute mean fills missing values)"
+                            } else {
+                                " (hint: --categorical NAME or auto for text columns)"
+                            }
+                        ),
+                    })?;
+                present.push(x);
+            }
+            if present.is_empty() {
+                dropped.push(name.clone());
+                notes.push(format!("column `{name}` is missing in every row: dropped"));
+                continue;
+            }
+            let constant = present.iter().all(|&v| v == present[0]);
+            if constant && missing == 0 {
+                dropped.push(name.clone());
+                notes.push(format!(
+                    "column `{name}` is constant ({}) in the training data: dropped",
+                    present[0]
+                ));
+                continue;
+            }
+            let fill = opts.impute.map(|how| match how {
+                Impute::Mean => (present.iter().map(|&v| f64::from(v)).sum::<f64>() / present.len() as f64) as f32,
+                Impute::Median => {
+                    let mut s = present.clone();
+                    s.sort_by(f32::total_cmp);
+                    s[s.len() / 2]
+                }
+            });
+            if missing > 0 {
+                notes.push(format!(
+                    "column `{name}`: {missing} missing values filled with {} and flagged in `{name}.missing`",
+                    fill.unwrap_or(0.0)
+                ));
+            }
+            columns.push(Column::Numeric {
+                name: name.clone(),
+                fill,
+                indicator: missing > 0,
+            });
+        }
+        if columns.is_empty() {
+            return Err(Error::data(path, "every column is constant; nothing to learn from"));
+        }
+        Ok((Tabular { columns, dropped }, notes))
+    }
+
+    /// Names of the input columns this encoding reads.
+    pub fn input_names(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                Column::Numeric { name, .. } | Column::Categorical { name, .. } => name.clone(),
+            })
+            .collect()
+    }
+
+    /// Names of the encoded features: `NAME`, `NAME.missing`, `NAME=CATEGORY`, `NAME=<other>`.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.columns {
+            match c {
+                Column::Numeric { name, indicator, .. } => {
+                    out.push(name.clone());
+                    if *indicator {
+                        out.push(format!("{name}.missing"));
+                    }
+                }
+                Column::Categorical { name, categories } => {
+                    out.extend(categories.iter().map(|k| format!("{name}={k}")));
+                    out.push(format!("{name}={OTHER}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Encodes rows that have (at least) the columns [`Tabular::input_names`], found by name.
+    ///
+    /// # Errors
+    /// [`Error::Data`] for a missing column; [`Error::Parse`] naming line and column for a text
+    /// value in a numeric column, or a missing number in a column trained without imputation.
+    pub fn transform(&self, path: &Path, raw: &RawTable) -> Result<Matrix> {
+        let index: Vec<usize> = self
+            .input_names()
+            .iter()
+            .map(|n| {
+                raw.names.iter().position(|r| r == n).ok_or_else(|| {
+                    Error::data(
+                        path,
+                        format!("no column `{n}`; the model reads {}", self.input_names().join(", ")),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        let width = self.feature_names().len();
+        let mut m = Matrix::zeros(raw.rows(), width);
+        for i in 0..raw.rows() {
+            let row = m.row_mut(i);
+            let mut at = 0;
+            for (&j, c) in index.iter().zip(&self.columns) {
+                let v = raw.get(i, j);
+                match c {
+                    Column::Numeric { name, fill, indicator } => {
+                        let x = if is_missing(v) && fill.is_some() {
+                            if *indicator {
+                                row[at + 1] = 1.0;
+                            }
+                            fill.unwrap()
+                        } else {
+                            v.parse::<f32>()
+                                .ok()
+                                .filter(|x| x.is_finite())
+                                .ok_or_else(|| Error::Parse {
+                                    path: path.into(),
+                                    line: raw.lines[i],
+                                    column: raw.file_columns[j],
+                                    message: format!(
+                                        "column `{name}`: expected a number, found {}",
+                                        if v.is_empty() {
+                                            "an empty field".to_string()
+                                        } else {
+                                            format!("`{v}`")
+                                        }
+                                    ),
+                                })?
+                        };
+                        row[at] = x;
+                        at += 1 + usize::from(*indicator);
+                    }
+                    Column::Categorical { categories, .. } => {
+                        let key = if is_missing(v) { "" } else { v };
+                        let k = categories.iter().position(|c| c == key).unwrap_or(categories.len());
+                        row[at + k] = 1.0;
+                        at += categories.len() + 1;
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::csv::{ColumnSelection, read_raw};
+
+    fn table(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn categories_missing_values_and_constant_columns() {
+        let (_d, p) = table("age,color,k,size\n30,red,1,\n40,blue,1,2\n,red,1,4\nNA,green,1,6\n");
+        let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
+        let opts = TabularOptions {
+            categorical: CategoricalColumns::Auto,
+            impute: Some(Impute::Mean),
+            max_categories: 2,
+        };
+        let (t, notes) = Tabular::fit(&p, &raw, &opts).unwrap();
+        assert_eq!(t.dropped, ["k"]);
+        assert_eq!(
+            t.feature_names(),
+            [
+                "age",
+                "age.missing",
+                "color=red",
+                "color=blue",
+                "color=<other>",
+                "size",
+                "size.missing"
+            ]
+        );
+        assert!(notes.iter().any(|n| n.contains("`k` is constant")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("3 categories")), "{notes:?}");
+        let m = t.transform(&p, &raw).unwrap();
+        // Row 3: age missing -> mean 35 and flagged; green is rare -> <other>; size 6.
+        assert_eq!(m.row(3), [35.0, 1.0, 0.0, 0.0, 1.0, 6.0, 0.0]);
+        assert_eq!(m.row(0), [30.0, 0.0, 1.0, 0.0, 0.0, 4.0, 1.0]);
+        // Unseen category at scoring time -> <other>.
+        let (_d2, q) = table("age,color,size\n50,purple,3\n");
+        let raw2 = read_raw(
+            &q,
+            &ColumnSelection {
+                columns: Some(t.input_names()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.transform(&q, &raw2).unwrap().row(0),
+            [50.0, 0.0, 0.0, 0.0, 1.0, 3.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn text_in_a_numeric_column_is_named_with_a_hint() {
+        let (_d, p) = table("a,b\n1,2\n3,x\n");
+        let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
+        let err = Tabular::fit(&p, &raw, &TabularOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.csv:3:2") && err.contains("--categorical"), "{err}");
+        let (_d, p) = table("a,b\n1,2\n3,\n");
+        let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
+        let err = Tabular::fit(&p, &raw, &TabularOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.csv:3:2") && err.contains("--impute"), "{err}");
+    }
+}
