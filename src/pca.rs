@@ -189,6 +189,67 @@ pub fn itq(pca: &Autoencoder, x: &Matrix, iterations: usize, seed: u64) -> Resul
     Autoencoder::from_parts(pca.config().clone(), layers, pca.scaler().clone())
 }
 
+/// Stacks a linear model (PCA or ITQ, fitted on `ae`'s codes) on top of `ae`: the encoder
+/// becomes `ae`'s encoder followed by the linear code, the decoder the linear decoder followed
+/// by `ae`'s decoder. `ae`'s code layer becomes a hidden layer (its regularizer moves along),
+/// and the linear decoder's output takes the hidden activation (for ReLU codes, negative
+/// reconstructions are clipped at 0).
+///
+/// # Errors
+/// [`Error::Config`] when `ae`'s code activation differs from its hidden activation (the
+/// stacked model has one hidden activation), or the widths do not fit.
+pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
+    let a = ae.config();
+    if linear.input_dim() != ae.code_dim() {
+        return Err(Error::Config(format!(
+            "the linear model reads {} values, the autoencoder's code has {}",
+            linear.input_dim(),
+            ae.code_dim()
+        )));
+    }
+    if !a.hidden.is_empty() && a.code_activation != a.activation {
+        return Err(Error::Config(format!(
+            "cannot stack on a model whose code activation ({}) differs from its hidden activation ({})",
+            a.code_activation, a.activation
+        )));
+    }
+    if !linear.scaler().is_identity() {
+        return Err(Error::Config(
+            "fit the linear model on the codes without scaling to stack it".into(),
+        ));
+    }
+    let act = a.code_activation;
+    let mut hidden = a.hidden.clone();
+    hidden.push(a.code);
+    let mut dec_hidden = vec![a.code];
+    dec_hidden.extend(a.decoder_widths());
+    let mut cfg = AutoencoderConfig::new(a.input_dim, linear.code_dim()).with_hidden(&hidden);
+    cfg.decoder_hidden = Some(dec_hidden);
+    cfg.activation = act;
+    cfg.code_activation = Activation::Identity;
+    cfg.output_activation = a.output_activation;
+    cfg.loss = a.loss;
+    cfg.init = a.init;
+    cfg.hidden_regularizers = a.hidden_regularizers.clone();
+    if a.regularizer.is_active() {
+        cfg.hidden_regularizers
+            .insert(a.encoder_layers() - 1, a.regularizer.clone());
+    }
+    let n_enc = a.encoder_layers();
+    let mut layers: Vec<Dense> = ae.layers()[..n_enc].to_vec();
+    layers.push(linear.layers()[0].clone());
+    let lin_dec = &linear.layers()[1];
+    layers.push(Dense::from_parts(
+        lin_dec.n_in,
+        lin_dec.n_out,
+        act,
+        lin_dec.weight.clone(),
+        lin_dec.bias.clone(),
+    ));
+    layers.extend(ae.layers()[n_enc..].iter().cloned());
+    Autoencoder::from_parts(cfg, layers, ae.scaler().clone())
+}
+
 /// Cosines of the principal angles between the column spaces of `a` and `b` (both `d x k`,
 /// row-major), largest first: 1 for identical subspaces.
 ///
@@ -254,6 +315,24 @@ mod tests {
             .fold(0f32, f32::max);
         assert!(diff < 1e-3, "{diff}");
         assert_eq!(itq(&pca, &x, 50, 1).unwrap(), rot);
+    }
+
+    #[test]
+    fn stacked_itq_encodes_like_the_two_models_in_turn() {
+        let x = gapped(300, 12, 6);
+        let ae = AutoencoderConfig::new(12, 8)
+            .with_hidden(&[10])
+            .with_activations(Activation::Relu, Activation::Relu, Activation::Identity)
+            .init(2)
+            .unwrap();
+        let codes = ae.encode(&x).unwrap();
+        let (p, _) = fit(&codes, 3, Scaler::default()).unwrap();
+        let lin = itq(&p, &codes, 10, 1).unwrap();
+        let stacked = stack(&ae, &lin).unwrap();
+        assert_eq!(stacked.config().hidden, [10, 8]);
+        let (a, b) = (stacked.encode(&x).unwrap(), lin.encode(&codes).unwrap());
+        assert!(a.as_slice().iter().zip(b.as_slice()).all(|(u, v)| (u - v).abs() < 1e-4));
+        assert_eq!(stacked.reconstruct(&x).unwrap().shape(), (300, 12));
     }
 
     #[test]

@@ -1498,3 +1498,103 @@ fn tabular_categories_missing_values_and_constant_columns() {
         &["train.csv", "new.csv", "m.safetensors", "s.csv", "bad.csv", "nocol.csv"],
     );
 }
+
+#[test]
+fn itq_on_an_autoencoders_codes_is_one_model() {
+    let sb = Sandbox::new();
+    clusters(&sb, "train.csv", 150, 1);
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--code",
+            "12",
+            "--code-activation",
+            "relu",
+        ])
+        .args([
+            "--noise",
+            "mask:0.3",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--seed",
+            "1",
+            "-q",
+            "-o",
+            "dn.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = sb
+        .cmd()
+        .args([
+            "pca",
+            "train.csv",
+            "--label-column",
+            "label",
+            "--on",
+            "dn.safetensors",
+            "--components",
+            "4",
+        ])
+        .args(["--itq", "20", "-o", "s.safetensors"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspect = sb.cmd().args(["inspect", "s.safetensors"]).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.starts_with("autoencoder 8-12-4-12-8"), "{text}");
+    // The stacked model hashes raw rows; its codes equal ITQ applied to the AE's codes.
+    let out = sb
+        .cmd()
+        .args([
+            "encode",
+            "dn.safetensors",
+            "train.csv",
+            "--drop",
+            "label",
+            "-o",
+            "codes.npy",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = sb
+        .cmd()
+        .args([
+            "pca",
+            "codes.npy",
+            "--components",
+            "4",
+            "--itq",
+            "20",
+            "-o",
+            "i.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for (m, data, extra) in [
+        ("s", "train.csv", &["--label-column", "label"][..]),
+        ("i", "codes.npy", &[][..]),
+    ] {
+        let out = sb
+            .cmd()
+            .args(["hash", &format!("{m}.safetensors"), data])
+            .args(extra)
+            .args(["-o", &format!("{m}.hgh")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(
+        std::fs::read(sb.path("s.hgh")).unwrap(),
+        std::fs::read(sb.path("i.hgh")).unwrap()
+    );
+}

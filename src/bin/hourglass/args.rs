@@ -424,6 +424,10 @@ pub struct PcaArgs {
     /// Seed of ITQ's initial rotation.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
+    /// Fit on the codes of this autoencoder and save the two stacked as one model (e.g. ITQ on
+    /// a denoising autoencoder's features: `hash` then takes raw data).
+    #[arg(long, value_name = "MODEL")]
+    pub on: Option<PathBuf>,
     /// Where to save the model (.safetensors).
     #[arg(long, short, value_name = "MODEL")]
     pub output: PathBuf,

@@ -129,7 +129,9 @@ pub fn run(a: InspectArgs) -> Result<()> {
             .columns
             .iter()
             .filter_map(|c| match c {
-                Column::Numeric { name, indicator: true, .. } => Some(name.as_str()),
+                Column::Numeric {
+                    name, indicator: true, ..
+                } => Some(name.as_str()),
                 _ => None,
             })
             .collect();
@@ -138,8 +140,16 @@ pub fn run(a: InspectArgs) -> Result<()> {
             t.columns.len(),
             t.feature_names().len(),
             if cats.is_empty() { "-".into() } else { cats.join(", ") },
-            if imputed.is_empty() { "-".into() } else { imputed.join(", ") },
-            if t.dropped.is_empty() { "-".into() } else { t.dropped.join(", ") }
+            if imputed.is_empty() {
+                "-".into()
+            } else {
+                imputed.join(", ")
+            },
+            if t.dropped.is_empty() {
+                "-".into()
+            } else {
+                t.dropped.join(", ")
+            }
         );
     }
     if let Some(t) = &file.anomaly {

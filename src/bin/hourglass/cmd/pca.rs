@@ -6,11 +6,27 @@ use anyhow::Result;
 use hourglass::format::{self, ModelFile, Provenance};
 
 pub fn run(a: PcaArgs) -> Result<()> {
-    let ds = load_data(&a.data, &a.columns.selection())?;
+    let base = a.on.as_deref().map(super::load_model).transpose()?;
+    let mut ds = match &base {
+        Some(f) => super::load_data_for(f, &a.data, &a.columns)?,
+        None => load_data(&a.data, &a.columns.selection())?,
+    };
+    if let Some(f) = &base {
+        anyhow::ensure!(
+            a.scale == hourglass::Scaling::None,
+            "--on: codes are not scaled; drop --scale"
+        );
+        ds.x = f.model.encode(&ds.x)?;
+    }
     let scaler = hourglass::Scaler::fit(a.scale, &ds.x);
     let (mut model, summary) = hourglass::pca::fit(&ds.x, a.components, scaler)?;
     if let Some(rounds) = a.itq {
         model = hourglass::pca::itq(&model, &ds.x, rounds, a.seed)?;
+    }
+    if let Some(f) = &base {
+        model = hourglass::pca::stack(&f.model, &model)?;
+        ds.image_shape = f.provenance.image_shape;
+        ds.names = super::feature_names(f);
     }
     let top: Vec<String> = summary.eigenvalues.iter().take(5).map(|v| format!("{v:.4}")).collect();
     let line = format!(
@@ -33,7 +49,7 @@ pub fn run(a: PcaArgs) -> Result<()> {
         model,
         provenance,
         anomaly: None,
-        tabular: None,
+        tabular: base.as_ref().and_then(|f| f.tabular.clone()),
     };
     format::save(&a.output, &file)?;
     println!("{line}");
