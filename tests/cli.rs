@@ -1598,3 +1598,42 @@ fn itq_on_an_autoencoders_codes_is_one_model() {
         std::fs::read(sb.path("i.hgh")).unwrap()
     );
 }
+
+#[test]
+fn encode_keeps_columns_for_downstream_models() {
+    let sb = Sandbox::new();
+    let out = train_small(&sb, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .cmd()
+        .args([
+            "encode",
+            "m.safetensors",
+            "t.csv",
+            "--keep-columns",
+            "label,a",
+            "-o",
+            "codes.csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(sb.path("codes.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "label,a,code0,code1");
+    assert!(lines.next().unwrap().starts_with("even,"));
+    fails(
+        &sb,
+        &[
+            "encode",
+            "m.safetensors",
+            "t.csv",
+            "--keep-columns",
+            "nope",
+            "-o",
+            "c2.csv",
+        ],
+        "no column `nope`",
+        &["t.csv", "m.safetensors", "codes.csv"],
+    );
+}

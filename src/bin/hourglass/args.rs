@@ -688,6 +688,10 @@ pub struct EncodeArgs {
     /// Encoder layer whose activations to write (0-based; default: the code layer).
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
+    /// Copy these input columns (e.g. an id and the target) in front of the codes, so the CSV
+    /// feeds XGBoost or LightGBM directly; they must not be model features.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub keep_columns: Vec<String>,
     #[command(flatten)]
     pub columns: ColumnArgs,
 }
