@@ -39,7 +39,7 @@ impl Default for ProbeConfig {
 }
 
 /// L2 strengths tried when none is given (largest first: ties go to the simpler model).
-pub const L2_GRID: [f64; 5] = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+pub const L2_GRID: [f64; 4] = [1e-1, 1e-2, 1e-3, 1e-4];
 
 /// Pairs of L-BFGS history kept (the usual 10).
 const HISTORY: usize = 10;

@@ -1030,7 +1030,7 @@ fn probe_on_features_and_on_codes() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["features"], 2);
-    assert_eq!(v["l2_search"].as_array().unwrap().len(), 5);
+    assert_eq!(v["l2_search"].as_array().unwrap().len(), 4);
     assert!(v["test_accuracy"].as_f64().unwrap() > 0.95, "{v}");
     assert!(v["converged"].as_bool().unwrap());
     let pred = std::fs::read_to_string(sb.path("pred.csv")).unwrap();
