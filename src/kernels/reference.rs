@@ -64,3 +64,84 @@ pub fn matmul_bf16(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f3
     };
     matmul(&round(a), &round(b), m, k, n)
 }
+
+/// Direct 2-D convolution of one (C, H, W) image: weight `(c_out, c, k, k)`, zero padding `p`,
+/// stride `s`; returns (c_out, Ho, Wo). Sums in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    (c, h, wd): (usize, usize, usize),
+    c_out: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Vec<f32> {
+    let ho = (h + 2 * p - k) / s + 1;
+    let wo = (wd + 2 * p - k) / s + 1;
+    let mut y = vec![0.0; c_out * ho * wo];
+    for o in 0..c_out {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = f64::from(b[o]);
+                for ci in 0..c {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as isize - p as isize;
+                            let ix = (ox * s + kx) as isize - p as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                acc += f64::from(w[((o * c + ci) * k + ky) * k + kx])
+                                    * f64::from(x[(ci * h + iy as usize) * wd + ix as usize]);
+                            }
+                        }
+                    }
+                }
+                y[(o * ho + oy) * wo + ox] = acc as f32;
+            }
+        }
+    }
+    y
+}
+
+/// Direct transposed convolution of one (C, H, W) image: weight `(c, c_out, k, k)` (PyTorch's
+/// layout); each input pixel scatters its kernel onto the (c_out, Ho, Wo) output with
+/// `Ho = (H - 1) s - 2p + k + output_padding`. Sums in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    (c, h, wd): (usize, usize, usize),
+    c_out: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    op: usize,
+) -> Vec<f32> {
+    let ho = (h - 1) * s + k + op - 2 * p;
+    let wo = (wd - 1) * s + k + op - 2 * p;
+    let mut acc = vec![0.0f64; c_out * ho * wo];
+    for ci in 0..c {
+        for iy in 0..h {
+            for ix in 0..wd {
+                let v = f64::from(x[(ci * h + iy) * wd + ix]);
+                for o in 0..c_out {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let oy = (iy * s + ky) as isize - p as isize;
+                            let ox = (ix * s + kx) as isize - p as isize;
+                            if oy >= 0 && ox >= 0 && (oy as usize) < ho && (ox as usize) < wo {
+                                acc[(o * ho + oy as usize) * wo + ox as usize] +=
+                                    v * f64::from(w[((ci * c_out + o) * k + ky) * k + kx]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (0..c_out * ho * wo)
+        .map(|i| (acc[i] + f64::from(b[i / (ho * wo)])) as f32)
+        .collect()
+}

@@ -3,8 +3,13 @@
 //! Rows are samples throughout; an image (C, H, W) is one row of `C * H * W` values, so
 //! convolutional layers fit the same `(batch, n_in) -> (batch, n_out)` interface.
 
+pub mod conv;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod dense;
 
+pub use conv_transpose2d::ConvTranspose2d;
+pub use conv2d::Conv2d;
 pub use dense::Dense;
 
 use crate::activation::Activation;
