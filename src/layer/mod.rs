@@ -7,10 +7,12 @@ pub mod conv;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod dense;
+pub mod pool;
 
 pub use conv_transpose2d::ConvTranspose2d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
+pub use pool::{MaxPool2d, Upsample};
 
 use crate::activation::Activation;
 
