@@ -3,7 +3,7 @@
 //!
 //! Features are standardized with the training statistics. The objective is the mean
 //! cross-entropy plus `l2 / 2 · ‖W‖²` (the bias is not penalized). Every product runs through
-//! [`kernels::matmul_rows`](crate::kernels::matmul_rows), so the fit is the same for any
+//! [`kernels::matmul_rows`], so the fit is the same for any
 //! number of threads.
 
 use crate::error::{Error, Result};
