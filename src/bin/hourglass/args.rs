@@ -25,7 +25,8 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Write the reconstruction of each row.
     Reconstruct(ReconstructArgs),
-    /// Report reconstruction error on a data file: MSE, SSE per sample, PSNR, BCE.
+    /// Evaluate on a data file: reconstruction error (MSE, SSE per sample, PSNR, BCE) of an
+    /// autoencoder, or accuracy and the confusion matrix of a classifier.
     Eval(EvalArgs),
     /// Show a model's architecture, parameter count and training provenance.
     Inspect(InspectArgs),
