@@ -144,7 +144,7 @@ impl Classifier {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = |v: &dyn erased_json::Json| v.to_json();
+        let json = |v: &dyn crate::format::erased::Json| v.to_json();
         let mut meta = serde_json::Map::new();
         meta.insert("format".into(), crate::format::FORMAT_NAME.into());
         meta.insert(
@@ -216,18 +216,6 @@ fn softmax_rows(a: &mut [f32], c: usize) {
             sum += *v;
         }
         row.iter_mut().for_each(|v| *v /= sum);
-    }
-}
-
-mod erased_json {
-    use crate::error::{Error, Result};
-    pub trait Json {
-        fn to_json(&self) -> Result<String>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<String> {
-            serde_json::to_string(self).map_err(|e| Error::Config(e.to_string()))
-        }
     }
 }
 

@@ -295,7 +295,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     })
 }
 
-mod erased {
+pub(crate) mod erased {
     use crate::error::{Error, Result};
     /// Serializes any serde value to a JSON string (object-safe helper).
     pub trait Json {

@@ -68,16 +68,7 @@ impl ConvTranspose2d {
         }
         let fan_in = c_in * kernel * kernel;
         let fan_out = c_out * kernel * kernel;
-        let he = match init {
-            Init::Auto => activation.is_relu_like(),
-            Init::He => true,
-            Init::Xavier => false,
-        };
-        let a = if he {
-            (6.0 / fan_in as f64).sqrt()
-        } else {
-            (6.0 / (fan_in + fan_out) as f64).sqrt()
-        } as f32;
+        let a = init.bound(activation, fan_in, fan_out);
         Ok(ConvTranspose2d {
             input,
             geometry,

@@ -18,16 +18,7 @@ pub struct Dense {
 impl Dense {
     /// A layer with weights drawn by `init` from `rng` and zero bias.
     pub fn new(n_in: usize, n_out: usize, activation: Activation, init: Init, rng: &mut Rng) -> Self {
-        let he = match init {
-            Init::Auto => activation.is_relu_like(),
-            Init::He => true,
-            Init::Xavier => false,
-        };
-        let a = if he {
-            (6.0 / n_in as f64).sqrt()
-        } else {
-            (6.0 / (n_in + n_out) as f64).sqrt()
-        } as f32;
+        let a = init.bound(activation, n_in, n_out);
         let weight = (0..n_in * n_out).map(|_| rng.uniform_range(-a, a)).collect();
         Dense {
             n_in,

@@ -76,3 +76,20 @@ pub enum Init {
     /// Xavier (Glorot) uniform: `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
     Xavier,
 }
+
+impl Init {
+    /// The bound `a` of the uniform draw `U(-a, a)` for a layer with this activation and fans.
+    pub fn bound(self, activation: Activation, fan_in: usize, fan_out: usize) -> f32 {
+        let he = match self {
+            Init::Auto => activation.is_relu_like(),
+            Init::He => true,
+            Init::Xavier => false,
+        };
+        let a = if he {
+            6.0 / fan_in as f64
+        } else {
+            6.0 / (fan_in + fan_out) as f64
+        };
+        a.sqrt() as f32
+    }
+}
