@@ -14,7 +14,7 @@ use crate::layer::{Dense, Init, PrevActivation};
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, argmax};
 use crate::train::{TrainConfig, fit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -201,10 +201,6 @@ impl Classifier {
         }
         Ok(Classifier { config, layers, scaler })
     }
-}
-
-fn argmax(r: &[f32]) -> usize {
-    (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })
 }
 
 fn softmax_rows(a: &mut [f32], c: usize) {

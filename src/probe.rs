@@ -388,12 +388,7 @@ impl Probe {
     /// The most probable class of each row.
     pub fn predict(&self, x: &Matrix) -> Vec<usize> {
         let p = self.predict_proba(x);
-        (0..p.rows())
-            .map(|i| {
-                let r = p.row(i);
-                (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })
-            })
-            .collect()
+        (0..p.rows()).map(|i| crate::tensor::argmax(p.row(i))).collect()
     }
 }
 

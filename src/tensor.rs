@@ -134,3 +134,8 @@ impl Matrix {
         Some((i / self.cols.max(1), i % self.cols.max(1)))
     }
 }
+
+/// Index of the largest value of `row` (the first one on ties; 0 for an empty row).
+pub fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })
+}

@@ -174,10 +174,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let p = model.predict_proba(&ds.x)?;
     let names = &model.config.classes;
     let pred: Vec<String> = (0..p.rows())
-        .map(|i| {
-            let r = p.row(i);
-            names[(0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })].clone()
-        })
+        .map(|i| names[hourglass::tensor::argmax(p.row(i))].clone())
         .collect();
     let cols: Vec<String> = names.iter().map(|n| format!("p_{n}")).collect();
     let mut leading = Vec::new();

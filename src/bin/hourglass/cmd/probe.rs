@@ -66,10 +66,7 @@ pub fn run(a: ProbeArgs) -> Result<()> {
     let train_acc = probe::accuracy(&p.predict(&xtr), &ytr);
     let proba = p.predict_proba(&xte);
     let pred: Vec<usize> = (0..proba.rows())
-        .map(|i| {
-            let r = proba.row(i);
-            (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b })
-        })
+        .map(|i| hourglass::tensor::argmax(proba.row(i)))
         .collect();
     // A test label never seen in training counts as an error.
     let hits = pred.iter().zip(&lte).filter(|&(&k, l)| names[k] == **l).count();

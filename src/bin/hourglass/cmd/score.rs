@@ -80,11 +80,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
         if let Some(e) = &explained {
             let top = (0..scores.len())
-                .map(|i| {
-                    let r = e.share.row(i);
-                    let j = (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
-                    features[j].clone()
-                })
+                .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
                 .collect();
             leading.push(("top_feature".into(), top));
         }
