@@ -8,10 +8,26 @@ use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::{Matrix, TrainConfig};
 use std::path::Path;
 
-/// Whether `path` is a classifier file (reads only the header).
+/// Whether `path` is a classifier file. Reads only the safetensors header: the 8-byte length,
+/// then the JSON header with its `__metadata__`.
 pub fn is_classifier(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else { return false };
-    format::read_safetensors(path, &bytes).is_ok_and(|(meta, _)| meta.get("kind").is_some_and(|k| k == "classifier"))
+    use std::io::Read;
+    let header = || -> Option<serde_json::Value> {
+        let mut f = std::fs::File::open(path).ok()?;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len).ok()?;
+        let len = u64::from_le_bytes(len);
+        // A header larger than the file is not a model file; never allocate for it.
+        if len > f.metadata().ok()?.len() {
+            return None;
+        }
+        let mut text = vec![0u8; len as usize];
+        f.read_exact(&mut text).ok()?;
+        serde_json::from_slice(&text).ok()
+    };
+    header().is_some_and(|h| {
+        h["__metadata__"]["format"] == format::FORMAT_NAME && h["__metadata__"]["kind"] == "classifier"
+    })
 }
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
@@ -92,19 +108,30 @@ fn labelled(path: &Path, labels: Option<&Path>, cols: &ColumnArgs, width: usize)
     Ok((ds.x, l))
 }
 
+/// What `finetune` starts from.
+enum Start {
+    /// A classifier, trained further.
+    Trained(Classifier),
+    /// An autoencoder, whose encoder gets a new head.
+    Encoder(hourglass::Autoencoder),
+}
+
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
-    let mut model = if is_classifier(&a.model) {
-        Classifier::load(&a.model)?
+    // A classifier trains further; an autoencoder gets a head once the classes are known.
+    let start = if is_classifier(&a.model) {
+        Start::Trained(Classifier::load(&a.model)?)
     } else {
-        let file = load_model(&a.model)?;
-        // Classes come from the labels; the head is rebuilt below once they are known.
-        Classifier::from_encoder(&file.model, vec!["0".into(), "1".into()], a.seed)?
+        Start::Encoder(load_model(&a.model)?.model)
     };
-    let (x, labels) = labelled(&a.data, a.labels.as_deref(), &a.columns, model.config.input_dim)?;
-    let names: Vec<String> = match a.classes {
-        Some(n) => (0..n).map(|i| i.to_string()).collect(),
-        None if is_classifier(&a.model) => model.config.classes.clone(),
-        None => hourglass::probe::encode_labels(&labels).0,
+    let input_dim = match &start {
+        Start::Trained(c) => c.config.input_dim,
+        Start::Encoder(e) => e.input_dim(),
+    };
+    let (x, labels) = labelled(&a.data, a.labels.as_deref(), &a.columns, input_dim)?;
+    let names: Vec<String> = match (a.classes, &start) {
+        (Some(n), _) => (0..n).map(|i| i.to_string()).collect(),
+        (None, Start::Trained(c)) => c.config.classes.clone(),
+        (None, Start::Encoder(_)) => hourglass::probe::encode_labels(&labels).0,
     };
     if let Some(bad) = labels.iter().find(|l| !names.contains(l)) {
         bail!(
@@ -113,10 +140,10 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
             names.join(", ")
         );
     }
-    if !is_classifier(&a.model) {
-        let file = load_model(&a.model)?;
-        model = Classifier::from_encoder(&file.model, names.clone(), a.seed)?;
-    }
+    let mut model = match start {
+        Start::Trained(c) => c,
+        Start::Encoder(e) => Classifier::from_encoder(&e, names.clone(), a.seed)?,
+    };
     if a.from_scratch {
         model = model.reinit(a.seed);
     }
