@@ -147,12 +147,7 @@ fn standardization(x: &Matrix) -> (Vec<f32>, Vec<f32>) {
 /// Standardized copy of `x` and its transpose.
 fn prepare(x: &Matrix, mean: &[f32], std: &[f32]) -> (Matrix, Matrix) {
     let (n, d) = x.shape();
-    let mut xs = x.clone();
-    for i in 0..n {
-        for ((v, m), s) in xs.row_mut(i).iter_mut().zip(mean).zip(std) {
-            *v = (*v - m) / s;
-        }
-    }
+    let xs = standardize(x, mean, std);
     let mut xt = Matrix::zeros(d, n);
     for i in 0..n {
         for (j, &v) in xs.row(i).iter().enumerate() {

@@ -107,6 +107,35 @@ pub fn col2im(g: &Geometry, (ho, wo): (usize, usize), cols: &[f32], img: &mut [f
     }
 }
 
+/// Adds the per-channel bias to each channel plane of the pre-activation `z` (one image,
+/// planes of `plane` values) and writes `y = act(z)`.
+pub fn bias_activation(z: &mut [f32], y: &mut [f32], bias: &[f32], act: crate::Activation, plane: usize) {
+    for (c, (zr, yr)) in z.chunks_exact_mut(plane).zip(y.chunks_exact_mut(plane)).enumerate() {
+        for (zv, yv) in zr.iter_mut().zip(yr.iter_mut()) {
+            *zv += bias[c];
+            *yv = act.apply(*zv);
+        }
+    }
+}
+
+/// Adds per-block partial weight gradients in block order (the thread-invariant sum).
+pub fn sum_blocks(partial: &[Vec<f32>], dw: &mut [f32]) {
+    dw.fill(0.0);
+    for p in partial {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Bias gradient: the sum of `dz` over the batch and each channel plane, in a fixed order.
+pub fn channel_sums(dz: &[f32], n_out: usize, plane: usize, db: &mut [f32]) {
+    db.fill(0.0);
+    for g in dz.chunks_exact(n_out) {
+        for (c, r) in g.chunks_exact(plane).enumerate() {
+            db[c] += r.iter().sum::<f32>();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

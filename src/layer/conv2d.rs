@@ -1,7 +1,7 @@
 //! 2-D convolution over rows of (C, H, W) images: `y = act(W * x + b)` by im2col + GEMM.
 
 use super::Init;
-use super::conv::{Geometry, Shape, col2im, im2col};
+use super::conv::{Geometry, Shape, bias_activation, channel_sums, col2im, im2col, sum_blocks};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::kernels::{self, Precision, view};
@@ -102,12 +102,7 @@ impl Conv2d {
                 {
                     im2col(&self.geometry, self.out_hw, img, &mut cols);
                     kernels::matmul_rows(pre, w, view(&cols, patch, hw), false, precision, |_, _| {});
-                    for (c, (zr, yr)) in pre.chunks_exact_mut(hw).zip(out.chunks_exact_mut(hw)).enumerate() {
-                        for (zv, yv) in zr.iter_mut().zip(yr.iter_mut()) {
-                            *zv += self.bias[c];
-                            *yv = self.activation.apply(*zv);
-                        }
-                    }
+                    bias_activation(pre, out, &self.bias, self.activation, hw);
                 }
             });
     }
@@ -149,16 +144,8 @@ impl Conv2d {
                 acc
             })
             .collect();
-        dw.fill(0.0);
-        for p in &partial {
-            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        db.fill(0.0);
-        for g in dz.chunks_exact(n_out) {
-            for (c, r) in g.chunks_exact(hw).enumerate() {
-                db[c] += r.iter().sum::<f32>();
-            }
-        }
+        sum_blocks(&partial, dw);
+        channel_sums(dz, n_out, hw, db);
         if let Some(dx) = dx {
             let wt = view(&self.weight, self.c_out, patch).transpose();
             dx.par_chunks_mut(SAMPLE_BLOCK * n_in)

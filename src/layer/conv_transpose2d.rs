@@ -4,7 +4,7 @@
 //! [`Conv2d`]: super::Conv2d
 
 use super::Init;
-use super::conv::{Geometry, Shape, col2im, im2col};
+use super::conv::{Geometry, Shape, bias_activation, channel_sums, col2im, im2col, sum_blocks};
 use super::conv2d::SAMPLE_BLOCK;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -129,16 +129,7 @@ impl ConvTranspose2d {
                     kernels::matmul_rows(&mut cols, wt, view(img, c_in, hw), false, precision, |_, _| {});
                     pre.fill(0.0);
                     col2im(&self.geometry, self.in_hw(), &cols, pre);
-                    for (c, (zr, yr)) in pre
-                        .chunks_exact_mut(out_hw)
-                        .zip(out.chunks_exact_mut(out_hw))
-                        .enumerate()
-                    {
-                        for (zv, yv) in zr.iter_mut().zip(yr.iter_mut()) {
-                            *zv += self.bias[c];
-                            *yv = self.activation.apply(*zv);
-                        }
-                    }
+                    bias_activation(pre, out, &self.bias, self.activation, out_hw);
                 }
             });
     }
@@ -180,16 +171,8 @@ impl ConvTranspose2d {
                 acc
             })
             .collect();
-        dw.fill(0.0);
-        for p in &partial {
-            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        db.fill(0.0);
-        for g in dz.chunks_exact(n_out) {
-            for (c, r) in g.chunks_exact(out_hw).enumerate() {
-                db[c] += r.iter().sum::<f32>();
-            }
-        }
+        sum_blocks(&partial, dw);
+        channel_sums(dz, n_out, out_hw, db);
         if let Some(dx) = dx {
             let w = view(&self.weight, c_in, patch);
             dx.par_chunks_mut(SAMPLE_BLOCK * n_in)
