@@ -171,28 +171,7 @@ impl Tabular {
                     missing += 1;
                     continue;
                 }
-                let x: f32 = v
-                    .parse()
-                    .ok()
-                    .filter(|x: &f32| x.is_finite())
-                    .ok_or_else(|| Error::Parse {
-                        path: path.into(),
-                        line: raw.lines[i],
-                        column: raw.file_columns[j],
-                        message: format!(
-                            "column `{name}`: expected a number, found {}{}",
-                            if v.is_empty() {
-                                "an empty field".to_string()
-                            } else {
-                                format!("`{v}`")
-                            },
-                            if is_missing(v) {
-                                " (hint: --impute mean fills missing values)"
-                            } else {
-                                " (hint: --categorical NAME or auto for text columns)"
-                            }
-                        ),
-                    })?;
+                let x = number(path, raw, (i, j), name, true)?;
                 present.push(x);
             }
             if present.is_empty() {
@@ -298,22 +277,7 @@ impl Tabular {
                             }
                             fill.unwrap()
                         } else {
-                            v.parse::<f32>()
-                                .ok()
-                                .filter(|x| x.is_finite())
-                                .ok_or_else(|| Error::Parse {
-                                    path: path.into(),
-                                    line: raw.lines[i],
-                                    column: raw.file_columns[j],
-                                    message: format!(
-                                        "column `{name}`: expected a number, found {}",
-                                        if v.is_empty() {
-                                            "an empty field".to_string()
-                                        } else {
-                                            format!("`{v}`")
-                                        }
-                                    ),
-                                })?
+                            number(path, raw, (i, j), name, false)?
                         };
                         row[at] = x;
                         at += 1 + usize::from(*indicator);
@@ -329,6 +293,33 @@ impl Tabular {
         }
         Ok(m)
     }
+}
+
+/// Field `(row, column)` of `raw` as a finite number, or an error at its line and column;
+/// with `hint`, the message says which training option accepts such a value.
+fn number(path: &Path, raw: &RawTable, (i, j): (usize, usize), name: &str, hint: bool) -> Result<f32> {
+    let v = raw.get(i, j);
+    v.parse::<f32>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| Error::Parse {
+            path: path.into(),
+            line: raw.lines[i],
+            column: raw.file_columns[j],
+            message: format!(
+                "column `{name}`: expected a number, found {}{}",
+                if v.is_empty() {
+                    "an empty field".to_string()
+                } else {
+                    format!("`{v}`")
+                },
+                match (hint, is_missing(v)) {
+                    (false, _) => "",
+                    (true, true) => " (hint: --impute mean fills missing values)",
+                    (true, false) => " (hint: --categorical NAME or auto for text columns)",
+                }
+            ),
+        })
 }
 
 #[cfg(test)]

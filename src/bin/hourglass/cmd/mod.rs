@@ -69,9 +69,7 @@ pub fn load_training_table(
     t: &crate::args::TabularArgs,
 ) -> Result<(Dataset, Option<Tabular>)> {
     use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    let is_csv = is_table(path);
     let asked = !t.categorical.is_empty() || t.impute.is_some();
     if !is_csv {
         anyhow::ensure!(
@@ -113,11 +111,15 @@ pub fn load_training_table(
     Ok((ds, Some(tab)))
 }
 
+/// Whether `path` names a CSV table (`.csv` or `.txt`), the files a [`Tabular`] encoding reads.
+fn is_table(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+}
+
 /// Encodes a CSV with a fitted [`Tabular`]: its input columns by name (plus the label column).
 pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    let is_csv = is_table(path);
     anyhow::ensure!(
         is_csv,
         "{}: the model was trained on a CSV table with encoded columns; give a CSV with the columns {}",
