@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("error: decoder shapes differ");
         std::process::exit(2);
     }
-    let cos = hourglass::pca::subspace_cosines(la.weight(), lb.weight(), la.n_out(), la.n_in());
+    let cos = hourglass::pca::subspace_cosines(la.params().0, lb.params().0, la.n_out(), la.n_in());
     println!(
         "largest cosine {:.6}, smallest cosine {:.6}",
         cos[0],

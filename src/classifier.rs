@@ -56,7 +56,13 @@ impl Classifier {
                 classes.len()
             )));
         }
-        let enc: Vec<Dense> = ae.layers()[..ae.config().encoder_layers()].to_vec();
+        let enc: Vec<Dense> = ae.layers()[..ae.config().encoder_layers()]
+            .iter()
+            .map(|l| l.as_dense().cloned())
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::Config("fine-tuning needs an encoder of dense layers (this one has convolutions)".into())
+            })?;
         let code = ae.code_dim();
         let mut rng = Rng::new(seed);
         let head = Dense::new(code, classes.len(), Activation::Identity, Init::Xavier, &mut rng);
@@ -535,8 +541,9 @@ pub fn pretrain(
             scaler = ae.scaler().clone();
         }
         let codes = ae.encode(&input)?;
-        enc.push(ae.layers()[0].clone());
-        dec.push(ae.layers()[1].clone());
+        let dense = ae.dense_layers().expect("pretraining builds dense layers");
+        enc.push(dense[0].clone());
+        dec.push(dense[1].clone());
         input = std::borrow::Cow::Owned(codes);
     }
     let code = *widths.last().unwrap();
@@ -669,7 +676,7 @@ mod tests {
             ..FinetuneConfig::default()
         };
         finetune(&mut frozen, &x, &y, &cfg, |_| {}).unwrap();
-        assert_eq!(frozen.layers[0], ae.layers()[0]);
+        assert_eq!(Some(&frozen.layers[0]), ae.layers()[0].as_dense());
         assert_ne!(
             frozen.layers[2].weight,
             Classifier::from_encoder(&ae, classes(), 1).unwrap().layers[2].weight

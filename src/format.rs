@@ -8,7 +8,6 @@
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::fsutil::{io_at, write_atomic};
-use crate::layer::Dense;
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::train::{TrainConfig, TrainReport};
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -95,8 +94,11 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
     for (name, i) in tensor_names(&m.config) {
         let l = &m.layers[i];
-        tensors.push((format!("{name}.weight"), vec![l.n_out, l.n_in], &l.weight));
-        tensors.push((format!("{name}.bias"), vec![l.n_out], &l.bias));
+        if let Some(shape) = l.weight_shape() {
+            let (w, b) = l.params();
+            tensors.push((format!("{name}.weight"), shape, w));
+            tensors.push((format!("{name}.bias"), vec![b.len()], b));
+        }
     }
     write_safetensors(meta, &mut tensors)
 }
@@ -259,15 +261,17 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         Some(_) => serde_json::from_value(parse("provenance")?).unwrap_or_default(),
         None => Provenance::default(),
     };
-    let shapes = config.layer_shapes();
-    let mut layers = Vec::with_capacity(shapes.len());
+    // The architecture gives the layers; the file gives their parameters.
+    let mut layers = config.init(0).map_err(|e| unknown(e.to_string()))?.layers;
     for (name, i) in tensor_names(&config) {
-        let (n_in, n_out, act) = shapes[i];
-        let w = tensor_f32(path, &st, &format!("{name}.weight"), &[n_out, n_in])?;
-        let b = tensor_f32(path, &st, &format!("{name}.bias"), &[n_out])?;
-        layers.push(Dense::from_parts(n_in, n_out, act, w, b));
+        let l = &mut layers[i];
+        let Some(shape) = l.weight_shape() else { continue };
+        let (w, b) = l.params_mut();
+        let n_b = b.len();
+        w.copy_from_slice(&tensor_f32(path, &st, &format!("{name}.weight"), &shape)?);
+        b.copy_from_slice(&tensor_f32(path, &st, &format!("{name}.bias"), &[n_b])?);
     }
-    let model = Autoencoder::from_parts(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
+    let model = Autoencoder::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
     let anomaly = match meta.get("anomaly") {
         Some(_) => Some(
             serde_json::from_value(parse("anomaly")?).map_err(|e| unknown(format!("bad `anomaly` metadata: {e}")))?,

@@ -9,6 +9,7 @@
 //! - [`kernels`]: the only module with `unsafe` (runtime-dispatched SIMD); reference twins.
 
 pub mod activation;
+pub mod arch;
 pub mod classifier;
 pub mod data;
 pub mod error;

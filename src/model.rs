@@ -4,7 +4,7 @@ use crate::activation::Activation;
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::kernels::ROW_BLOCK;
-use crate::layer::{Dense, Init};
+use crate::layer::{Dense, Init, Layer, Shape};
 use crate::loss::Loss;
 use crate::rng::Rng;
 use crate::tensor::Matrix;
@@ -44,6 +44,10 @@ pub struct AutoencoderConfig {
     /// layer uses `regularizer`, the output layer takes none).
     #[serde(default)]
     pub hidden_regularizers: std::collections::BTreeMap<usize, CodeRegularizer>,
+    /// An architecture read from a file ([`crate::arch`]): when set, it defines the layers
+    /// and `hidden`, `decoder_hidden` and `tied` are unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<crate::arch::Arch>,
 }
 
 /// KL-divergence sparsity for sigmoid code units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
@@ -173,6 +177,7 @@ impl AutoencoderConfig {
             regularizer: CodeRegularizer::default(),
             tied: false,
             hidden_regularizers: Default::default(),
+            arch: None,
         }
     }
 
@@ -262,6 +267,17 @@ impl AutoencoderConfig {
 
     /// `(n_in, n_out, activation)` of every layer, encoder first.
     pub fn layer_shapes(&self) -> Vec<(usize, usize, Activation)> {
+        if let Some(arch) = &self.arch {
+            return arch
+                .plan()
+                .map(|plan| {
+                    plan.iter()
+                        .filter(|p| p.computes)
+                        .map(|p| (p.input.len(), p.output.len(), p.activation))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
         let mut shapes = Vec::new();
         let mut n_in = self.input_dim;
         for &h in &self.hidden {
@@ -280,7 +296,20 @@ impl AutoencoderConfig {
 
     /// Number of encoder layers (the code layer included).
     pub fn encoder_layers(&self) -> usize {
-        self.hidden.len() + 1
+        match &self.arch {
+            Some(arch) => arch.encoder.iter().filter(|s| s.computes()).count(),
+            None => self.hidden.len() + 1,
+        }
+    }
+
+    /// The input image `(channels, height, width)` of a model whose rows are images with more
+    /// than one channel: the data's rows are channels-last (interleaved) and the layers see them
+    /// channel-major, so the model reorders them on the way in and out.
+    pub fn planar_input(&self) -> Option<Shape> {
+        match self.arch.as_ref()?.input[..] {
+            [c, h, w] if c > 1 => Some((c, h, w)),
+            _ => None,
+        }
     }
 
     /// Checks sizes and combinations.
@@ -294,6 +323,20 @@ impl AutoencoderConfig {
         }
         if self.code == 0 {
             return bad("code width must be positive".into());
+        }
+        if let Some(arch) = &self.arch {
+            let plan = arch.plan()?;
+            let input = arch.input_dims()?.len();
+            let code = plan.iter().rfind(|p| p.encoder && p.computes).map(|p| p.output.len());
+            if input != self.input_dim || code != Some(self.code) {
+                return bad(format!(
+                    "the architecture maps {input} values to a code of {code:?}, the config says {} and {}",
+                    self.input_dim, self.code
+                ));
+            }
+            if self.tied {
+                return bad("tied weights are for dense autoencoders given by --hidden, not architecture files".into());
+            }
         }
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return bad(format!("hidden layer {} has width 0", i + 1));
@@ -341,11 +384,14 @@ impl AutoencoderConfig {
     pub fn init(&self, seed: u64) -> Result<Autoencoder> {
         self.validate()?;
         let mut rng = Rng::stream(seed, 0x1417);
-        let layers = self
-            .layer_shapes()
-            .into_iter()
-            .map(|(i, o, a)| Dense::new(i, o, a, self.init, &mut rng))
-            .collect();
+        let layers = match &self.arch {
+            Some(arch) => arch.build(self.init, &mut rng)?,
+            None => self
+                .layer_shapes()
+                .into_iter()
+                .map(|(i, o, a)| Layer::Dense(Dense::new(i, o, a, self.init, &mut rng)))
+                .collect(),
+        };
         let mut model = Autoencoder {
             config: self.clone(),
             layers,
@@ -363,7 +409,7 @@ impl AutoencoderConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Autoencoder {
     pub(crate) config: AutoencoderConfig,
-    pub(crate) layers: Vec<Dense>,
+    pub(crate) layers: Vec<Layer>,
     pub(crate) scaler: Scaler,
 }
 
@@ -373,13 +419,34 @@ impl Autoencoder {
     /// # Errors
     /// [`Error::Config`] when the layers do not match the config.
     pub fn from_parts(config: AutoencoderConfig, layers: Vec<Dense>, scaler: Scaler) -> Result<Self> {
+        Self::from_layers(config, layers.into_iter().map(Layer::Dense).collect(), scaler)
+    }
+
+    /// Assembles a model of any architecture from its layers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the layers do not match the config.
+    pub fn from_layers(config: AutoencoderConfig, layers: Vec<Layer>, scaler: Scaler) -> Result<Self> {
         config.validate()?;
         let shapes = config.layer_shapes();
-        let ok = shapes.len() == layers.len()
+        let kinds_ok = match &config.arch {
+            // Convolutions: the kinds and weight shapes (the widths alone do not pin them down).
+            Some(arch) => {
+                let template = arch.build(config.init, &mut Rng::new(0))?;
+                template.len() == layers.len()
+                    && template
+                        .iter()
+                        .zip(&layers)
+                        .all(|(t, l)| t.kind() == l.kind() && t.weight_shape() == l.weight_shape())
+            }
+            None => layers.iter().all(|l| l.as_dense().is_some()),
+        };
+        let ok = kinds_ok
+            && shapes.len() == layers.len()
             && shapes
                 .iter()
                 .zip(&layers)
-                .all(|(&(i, o, a), l)| l.n_in == i && l.n_out == o && l.activation == a);
+                .all(|(&(i, o, a), l)| l.n_in() == i && l.n_out() == o && l.activation() == a);
         if !ok {
             return Err(Error::Config("layers do not match the architecture".into()));
         }
@@ -405,9 +472,9 @@ impl Autoencoder {
     /// Copies each tied encoder weight, transposed, into its decoder layer.
     pub(crate) fn sync_tied(&mut self) {
         for (e, d) in self.config.tied_pairs() {
-            let (n_in, n_out) = (self.layers[e].n_in, self.layers[e].n_out);
+            let (n_in, n_out) = (self.layers[e].n_in(), self.layers[e].n_out());
             let (enc, dec) = self.layers.split_at_mut(d);
-            let (w, wt) = (&enc[e].weight, &mut dec[0].weight);
+            let (w, wt) = (enc[e].params().0, dec[0].params_mut().0);
             for o in 0..n_out {
                 for i in 0..n_in {
                     wt[i * n_out + o] = w[o * n_in + i];
@@ -422,8 +489,13 @@ impl Autoencoder {
     }
 
     /// All layers, encoder first.
-    pub fn layers(&self) -> &[Dense] {
+    pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// The layers as dense layers, when they all are (MLP autoencoders).
+    pub fn dense_layers(&self) -> Option<Vec<&Dense>> {
+        self.layers.iter().map(Layer::as_dense).collect()
     }
 
     /// Sets how many code units top-k keeps at encode time (e.g. 3k, as Makhzani & Frey do for
@@ -464,7 +536,7 @@ impl Autoencoder {
 
     /// Total number of parameters.
     pub fn num_params(&self) -> usize {
-        self.layers.iter().map(Dense::num_params).sum()
+        self.layers.iter().map(Layer::num_params).sum()
     }
 
     fn check_width(&self, x: &Matrix, expected: usize, what: &str) -> Result<()> {
@@ -547,24 +619,31 @@ impl Autoencoder {
     /// Runs `layers` on already-scaled rows: blocks of [`ROW_BLOCK`] rows go through all the
     /// layers on one thread each (no synchronization between layers).
     pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
-        let out_dim = self.layers[layers.end - 1].n_out;
+        let out_dim = self.layers[layers.end - 1].n_out();
         let in_dim = x.cols();
         let mut out = Matrix::zeros(x.rows(), out_dim);
+        let planar = self.config.planar_input();
         let run = |(xb, ob): (&[f32], &mut [f32])| {
             let rows = xb.len() / in_dim;
             let mut cur = xb.to_vec();
+            if let (Some(s), 0) = (planar, layers.start) {
+                reorder_channels(&mut cur, s, true);
+            }
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
-                let mut next = vec![0.0; rows * l.n_out];
-                l.forward(&cur, &mut next, None);
+                let mut next = vec![0.0; rows * l.n_out()];
+                l.infer(&cur, &mut next, crate::kernels::Precision::F32);
                 if let Some(r) = self.config.regularizer_at(layers.start + i) {
                     if let Some(t) = r.topk {
-                        top_k_rows(&mut next, l.n_out, t.encode_k.unwrap_or(t.k));
+                        top_k_rows(&mut next, l.n_out(), t.encode_k.unwrap_or(t.k));
                     }
                     if r.binary.is_some() {
                         next.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
                     }
                 }
                 cur = next;
+            }
+            if let Some(s) = planar.filter(|_| layers.end == self.layers.len()) {
+                reorder_channels(&mut cur, s, false);
             }
             ob.copy_from_slice(&cur);
         };
@@ -577,6 +656,27 @@ impl Autoencoder {
                 .for_each(run);
         }
         out
+    }
+}
+
+/// Reorders rows of `(c, h, w)` images between channels-last (interleaved, how data files
+/// hold them) and channel-major (how the convolution layers see them): `to_planar` picks the
+/// direction.
+pub(crate) fn reorder_channels(rows: &mut [f32], (c, h, w): Shape, to_planar: bool) {
+    let n = c * h * w;
+    let mut tmp = vec![0.0f32; n];
+    for row in rows.chunks_exact_mut(n) {
+        tmp.copy_from_slice(row);
+        for ch in 0..c {
+            for p in 0..h * w {
+                let (planar, interleaved) = (ch * h * w + p, p * c + ch);
+                if to_planar {
+                    row[planar] = tmp[interleaved];
+                } else {
+                    row[interleaved] = tmp[planar];
+                }
+            }
+        }
     }
 }
 

@@ -162,7 +162,11 @@ pub fn itq(pca: &Autoencoder, x: &Matrix, iterations: usize, seed: u64) -> Resul
         r = svd.U() * svd.V().transpose();
     }
     // code' = Rᵀ code: encoder W' = Rᵀ W, b' = Rᵀ b; decoder D' = D R.
-    let (enc, dec) = (&pca.layers()[0], &pca.layers()[1]);
+    let dense = pca
+        .dense_layers()
+        .filter(|l| l.len() == 2)
+        .ok_or_else(|| Error::Config("ITQ rotates a linear (PCA) model".into()))?;
+    let (enc, dec) = (dense[0], dense[1]);
     let d = enc.n_in;
     let mut ew = vec![0f32; k * d];
     let mut eb = vec![0f32; k];
@@ -200,6 +204,11 @@ pub fn itq(pca: &Autoencoder, x: &Matrix, iterations: usize, seed: u64) -> Resul
 /// stacked model has one hidden activation), or the widths do not fit.
 pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
     let a = ae.config();
+    let (Some(dense), Some(lin)) = (ae.dense_layers(), linear.dense_layers()) else {
+        return Err(Error::Config(
+            "stacking needs dense models; this autoencoder comes from an architecture file".into(),
+        ));
+    };
     if linear.input_dim() != ae.code_dim() {
         return Err(Error::Config(format!(
             "the linear model reads {} values, the autoencoder's code has {}",
@@ -236,9 +245,9 @@ pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
             .insert(a.encoder_layers() - 1, a.regularizer.clone());
     }
     let n_enc = a.encoder_layers();
-    let mut layers: Vec<Dense> = ae.layers()[..n_enc].to_vec();
-    layers.push(linear.layers()[0].clone());
-    let lin_dec = &linear.layers()[1];
+    let mut layers: Vec<Dense> = dense[..n_enc].iter().map(|&l| l.clone()).collect();
+    layers.push(lin[0].clone());
+    let lin_dec = lin[1];
     layers.push(Dense::from_parts(
         lin_dec.n_in,
         lin_dec.n_out,
@@ -246,7 +255,7 @@ pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
         lin_dec.weight.clone(),
         lin_dec.bias.clone(),
     ));
-    layers.extend(ae.layers()[n_enc..].iter().cloned());
+    layers.extend(dense[n_enc..].iter().map(|&l| l.clone()));
     Autoencoder::from_parts(cfg, layers, ae.scaler().clone())
 }
 
@@ -349,7 +358,7 @@ mod tests {
         assert!(pca.explained_ratio() > 0.9, "{}", pca.explained_ratio());
         assert!(pca.eigenvalues.windows(2).all(|w| w[0] >= w[1]));
         // Components are orthonormal.
-        let w = &model.layers()[0].weight;
+        let w = model.layers()[0].params().0;
         for a in 0..4 {
             for b in 0..4 {
                 let dot: f64 = (0..12).map(|j| w[a * 12 + j] as f64 * w[b * 12 + j] as f64).sum();
@@ -387,7 +396,7 @@ mod tests {
         let sse_ae = crate::metrics::reconstruction(&x, &ae.reconstruct(&x).unwrap()).sse_per_sample;
         let sse_pca = pca.train_sse_per_sample();
         assert!(sse_ae < 1.01 * sse_pca, "AE {sse_ae} vs PCA {sse_pca}");
-        let cos = subspace_cosines(&ae.layers()[1].weight, &pca_model.layers()[1].weight, 12, 4);
+        let cos = subspace_cosines(ae.layers()[1].params().0, pca_model.layers()[1].params().0, 12, 4);
         assert!(cos[3] > 0.999, "smallest cosine {}", cos[3]);
     }
 }

@@ -206,6 +206,8 @@ struct Workspace {
     dw: Vec<Vec<f32>>,
     db: Vec<Vec<f32>>,
     loss_blocks: Vec<f64>,
+    /// What a layer's forward pass keeps for its backward pass (max-pooling argmax).
+    aux: Vec<Vec<u32>>,
     /// The code before the top-k/dropout mask, and the mask (empty without one).
     code_raw: Vec<Vec<f32>>,
     code_mask: Vec<Vec<f32>>,
@@ -225,7 +227,7 @@ impl Workspace {
                 .enumerate()
                 .map(|(l, layer)| {
                     if reg(l).is_some_and(want) {
-                        vec![0.0; rows * layer.n_out]
+                        vec![0.0; rows * layer.n_out()]
                     } else {
                         Vec::new()
                     }
@@ -233,9 +235,9 @@ impl Workspace {
                 .collect()
         };
         let last = model.layers.len() - 1;
-        let keep_pre = |i: usize, l: &crate::layer::Dense| {
-            l.activation.needs_preactivation()
-                || (i == last && model.config.loss.needs_output_preactivation(l.activation))
+        let keep_pre = |i: usize, l: &crate::layer::Layer| {
+            l.activation().needs_preactivation()
+                || (i == last && model.config.loss.needs_output_preactivation(l.activation()))
         };
         Workspace {
             x: vec![0.0; batch * model.config.input_dim],
@@ -244,22 +246,23 @@ impl Workspace {
             } else {
                 Vec::new()
             },
-            acts: model.layers.iter().map(|l| vec![0.0; batch * l.n_out]).collect(),
+            acts: model.layers.iter().map(|l| vec![0.0; batch * l.n_out()]).collect(),
             pre: model
                 .layers
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
                     if keep_pre(i, l) {
-                        vec![0.0; batch * l.n_out]
+                        vec![0.0; batch * l.n_out()]
                     } else {
                         Vec::new()
                     }
                 })
                 .collect(),
-            dz: model.layers.iter().map(|l| vec![0.0; batch * l.n_out]).collect(),
-            dw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
-            db: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
+            dz: model.layers.iter().map(|l| vec![0.0; batch * l.n_out()]).collect(),
+            dw: model.layers.iter().map(|l| vec![0.0; l.params().0.len()]).collect(),
+            db: model.layers.iter().map(|l| vec![0.0; l.params().1.len()]).collect(),
+            aux: model.layers.iter().map(|l| vec![0; batch * l.aux_len()]).collect(),
             loss_blocks: vec![0.0; batch.div_ceil(ROW_BLOCK)],
             code_raw: per_layer(&|r| r.masks(), batch),
             code_mask: per_layer(&|r| r.masks(), batch),
@@ -283,7 +286,7 @@ fn regularize_code(model: &Autoencoder, ws: &mut Workspace, b: usize, c: usize, 
     let Some(reg) = model.config.regularizer_at(c) else {
         return 0.0;
     };
-    let width = model.layers[c].n_out;
+    let width = model.layers[c].n_out();
     let h = &mut ws.acts[c][..b * width];
     if reg.masks() {
         let (raw, mask) = (&mut ws.code_raw[c][..b * width], &mut ws.code_mask[c][..b * width]);
@@ -356,14 +359,19 @@ fn forward_backward(
             &ws.x_in[..b * d]
         };
         let (before, after) = ws.acts.split_at_mut(l);
-        let input = if l == 0 { x_in } else { &before[l - 1][..b * layer.n_in] };
-        let out = &mut after[0][..b * layer.n_out];
+        let input = if l == 0 {
+            x_in
+        } else {
+            &before[l - 1][..b * layer.n_in()]
+        };
+        let out = &mut after[0][..b * layer.n_out()];
         let pre = if ws.pre[l].is_empty() {
             None
         } else {
-            Some(&mut ws.pre[l][..b * layer.n_out])
+            Some(&mut ws.pre[l][..b * layer.n_out()])
         };
-        layer.forward_with(input, out, pre, precision);
+        let aux = &mut ws.aux[l][..b * layer.aux_len()];
+        layer.forward(input, out, pre, aux, precision);
         if model.config.regularizer_at(l).is_some() {
             penalty += regularize_code(model, ws, b, l, step);
         }
@@ -392,7 +400,7 @@ fn forward_backward(
         .for_each(|(i, (dz, sum))| {
             let r = i * ROW_BLOCK * d..i * ROW_BLOCK * d + dz.len();
             *sum = loss.output_grad(
-                out_layer.activation,
+                out_layer.activation(),
                 &y[r.clone()],
                 &t[r.clone()],
                 z.map(|z| &z[r]),
@@ -405,17 +413,17 @@ fn forward_backward(
     for l in (0..n_layers).rev() {
         let layer = &model.layers[l];
         let (dz_below, dz_here) = ws.dz.split_at_mut(l);
-        let dz = &dz_here[0][..b * layer.n_out];
+        let dz = &dz_here[0][..b * layer.n_out()];
         let input = if l == 0 {
             x_in
         } else {
-            &ws.acts[l - 1][..b * layer.n_in]
+            &ws.acts[l - 1][..b * layer.n_in()]
         };
         let dx = if l == 0 {
             None
         } else {
             let prev = &model.layers[l - 1];
-            let n = b * prev.n_out;
+            let n = b * prev.n_out();
             let z = if ws.pre[l - 1].is_empty() {
                 None
             } else {
@@ -438,14 +446,15 @@ fn forward_backward(
             Some((
                 &mut dz_below[l - 1][..n],
                 PrevActivation {
-                    act: prev.activation,
+                    act: prev.activation(),
                     y,
                     z,
                     code,
                 },
             ))
         };
-        layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, precision);
+        let aux = &ws.aux[l][..b * layer.aux_len()];
+        layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision);
     }
     total / (b * d) as f64 + penalty
 }
@@ -554,7 +563,7 @@ pub fn fit(
     let sizes: Vec<usize> = model
         .layers
         .iter()
-        .flat_map(|l| [l.weight.len(), l.bias.len()])
+        .flat_map(|l| [l.params().0.len(), l.params().1.len()])
         .collect();
     let mut opt = Optimizer::new(config.optimizer, &sizes);
     let mut ws = Workspace::new(model, batch, !config.noise.is_empty());
@@ -563,11 +572,12 @@ pub fn fit(
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
     let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, usize, Vec<crate::layer::Dense>)> = None;
+    let mut best: Option<(f64, usize, Vec<crate::layer::Layer>)> = None;
     let mut last_good = model.layers.clone();
     let mut stopped_early = false;
     let mut step = 0usize;
     let tied = model.config.tied_pairs(); // computed once: the training step allocates nothing
+    let planar = model.config.planar_input();
 
     for epoch in 1..=config.epochs {
         on_event(&Event::EpochStart {
@@ -594,6 +604,13 @@ pub fn fit(
                     &mut noise_rng,
                 );
             }
+            if let Some(shape) = planar {
+                // Convolutions see channel-major images; the data holds them channels-last.
+                crate::model::reorder_channels(&mut ws.x[..b * d], shape, true);
+                if !config.noise.is_empty() {
+                    crate::model::reorder_channels(&mut ws.x_in[..b * d], shape, true);
+                }
+            }
             let mut code_step = CodeStep {
                 epoch: epoch - 1,
                 rng: &mut dropout_rng,
@@ -610,7 +627,7 @@ pub fn fit(
             }
             // Tied weights: the decoder's gradient, transposed, joins its encoder's.
             for &(e, d) in &tied {
-                let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
+                let (n_in, n_out) = (model.layers[e].n_in(), model.layers[e].n_out());
                 let (lo, hi) = ws.dw.split_at_mut(d);
                 let (g, gt) = (&mut lo[e], &hi[0]);
                 for o in 0..n_out {
@@ -639,12 +656,14 @@ pub fn fit(
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
             opt.begin_step();
             for (l, layer) in model.layers.iter_mut().enumerate() {
+                let unit_rows = layer.unit_rows();
+                let (weight, bias) = layer.params_mut();
                 if !tied.iter().any(|&(_, d)| d == l) {
-                    opt.update(2 * l, &mut layer.weight, &ws.dw[l], lr, true);
+                    opt.update(2 * l, weight, &ws.dw[l], lr, true);
                 }
-                opt.update(2 * l + 1, &mut layer.bias, &ws.db[l], lr, false);
-                if let Some(c) = config.max_norm {
-                    kernels::max_norm_rows(&mut layer.weight, layer.n_in, c);
+                opt.update(2 * l + 1, bias, &ws.db[l], lr, false);
+                if let (Some(c), Some(n_in)) = (config.max_norm, unit_rows) {
+                    kernels::max_norm_rows(weight, n_in, c);
                 }
             }
             model.sync_tied();
@@ -766,14 +785,14 @@ mod tests {
         let (_, ws) = run(&model);
         let h = 1e-3f32;
         for l in 0..model.layers.len() {
-            let n_w = model.layers[l].weight.len();
-            for i in 0..n_w + model.layers[l].bias.len() {
+            let n_w = model.layers[l].params().0.len();
+            for i in 0..n_w + model.layers[l].params().1.len() {
                 let eval = |delta: f32| {
                     let mut m = model.clone();
                     if i < n_w {
-                        m.layers[l].weight[i] += delta
+                        m.layers[l].params_mut().0[i] += delta
                     } else {
-                        m.layers[l].bias[i - n_w] += delta
+                        m.layers[l].params_mut().1[i - n_w] += delta
                     }
                     run(&m).0
                 };
@@ -798,17 +817,17 @@ mod tests {
         );
         cfg.tied = true;
         let model = cfg.init(3).unwrap();
-        assert_eq!(model.layers[3].weight[1], model.layers[0].weight[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
+        assert_eq!(model.layers[3].params().0[1], model.layers[0].params().0[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
         let x = batch();
         let run = |m: &Autoencoder| loss_and_grads(m, &x);
         let (_, ws) = run(&model);
         for (e, d) in cfg.tied_pairs() {
-            let (n_in, n_out) = (model.layers[e].n_in, model.layers[e].n_out);
+            let (n_in, n_out) = (model.layers[e].n_in(), model.layers[e].n_out());
             for o in 0..n_out {
                 for i in 0..n_in {
                     let eval = |delta: f32| {
                         let mut m = model.clone();
-                        m.layers[e].weight[o * n_in + i] += delta;
+                        m.layers[e].params_mut().0[o * n_in + i] += delta;
                         m.sync_tied();
                         run(&m).0
                     };
@@ -839,7 +858,7 @@ mod tests {
         let mut synced = m.clone();
         synced.sync_tied();
         assert_eq!(synced, m);
-        assert_ne!(m.layers[0].weight, model.layers[0].weight);
+        assert_ne!(m.layers[0].params().0, model.layers[0].params().0);
     }
 
     #[test]
@@ -957,10 +976,10 @@ mod tests {
         assert!(ws.dw[0].iter().any(|&g| g != 0.0));
         let h = 1e-3f32;
         for l in 2..model.layers.len() {
-            for i in 0..model.layers[l].weight.len() {
+            for i in 0..model.layers[l].params().0.len() {
                 let eval = |delta: f32| {
                     let mut m = model.clone();
-                    m.layers[l].weight[i] += delta;
+                    m.layers[l].params_mut().0[i] += delta;
                     loss_and_grads(&m, &x).0
                 };
                 let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
@@ -1093,10 +1112,175 @@ mod tests {
         };
         fit(&mut m, &x, None, &train, |_| {}).unwrap();
         for l in m.layers() {
-            for row in l.weight().chunks_exact(l.n_in()) {
+            for row in l.params().0.chunks_exact(l.n_in()) {
                 let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
                 assert!(norm <= 0.5 + 1e-5, "{norm}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod conv_tests {
+    use super::*;
+    use crate::arch::{Dims, parse};
+
+    /// Conv → pool → dense code (L1 + top-k) → dense → reshape → upsample → conv: the whole
+    /// network's gradient, by central differences on every parameter.
+    const NET: &str = r#"
+        activation = "tanh"
+        code_activation = "tanh"
+        [code]
+        l1 = 0.01
+        topk = { k = 3 }
+        [[encoder]]
+        type = "conv"
+        filters = 2
+        kernel = 3
+        padding = 1
+        [[encoder]]
+        type = "max_pool"
+        size = 2
+        [[encoder]]
+        type = "dense"
+        units = 4
+        [[decoder]]
+        type = "dense"
+        units = 18
+        [[decoder]]
+        type = "reshape"
+        shape = [2, 3, 3]
+        [[decoder]]
+        type = "upsample"
+        factor = 2
+        [[decoder]]
+        type = "conv_transpose"
+        filters = 2
+        kernel = 3
+        padding = 1
+    "#;
+
+    fn step(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
+        let b = x.len() / m.input_dim();
+        let mut ws = Workspace::new(m, b, false);
+        ws.x[..x.len()].copy_from_slice(x);
+        let mut r = Rng::new(77);
+        let loss = forward_backward(m, &mut ws, b, Precision::F32, &mut CodeStep { epoch: 0, rng: &mut r });
+        (loss, ws)
+    }
+
+    #[test]
+    fn whole_conv_network_gradient_matches_finite_differences() {
+        let cfg = parse(NET, Dims::Image((2, 6, 6))).unwrap();
+        let mut model = cfg.init(5).unwrap();
+        let mut rng = Rng::new(1);
+        for l in &mut model.layers {
+            l.params_mut()
+                .1
+                .iter_mut()
+                .for_each(|b| *b = rng.uniform_range(-0.2, 0.2));
+        }
+        let x: Vec<f32> = (0..3 * 72).map(|_| rng.uniform()).collect();
+        let (_, ws) = step(&model, &x);
+        let h = 1e-3f32;
+        let mut checked = 0;
+        for l in 0..model.layers.len() {
+            let n_w = model.layers[l].weight().len();
+            for i in 0..n_w + model.layers[l].bias().len() {
+                let eval = |delta: f32| {
+                    let mut m = model.clone();
+                    let (w, b) = m.layers[l].params_mut();
+                    if i < n_w {
+                        w[i] += delta
+                    } else {
+                        b[i - n_w] += delta
+                    }
+                    step(&m, &x).0
+                };
+                let numeric = (eval(h) - eval(-h)) / (2.0 * f64::from(h));
+                let analytic = f64::from(if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] });
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                    "layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
+                    model.layers[l].kind()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, model.num_params());
+    }
+
+    #[test]
+    fn conv_training_is_thread_invariant_and_learns() {
+        let cfg = parse(NET, Dims::Image((2, 6, 6))).unwrap();
+        let mut rng = Rng::new(3);
+        let data = Matrix::from_vec(70, 72, (0..70 * 72).map(|_| rng.uniform()).collect()).unwrap();
+        let run = |t| {
+            crate::with_threads(Some(t), || {
+                let mut m = cfg.init(2).unwrap();
+                let config = TrainConfig {
+                    epochs: 3,
+                    batch_size: 32,
+                    noise: vec![Noise::Mask { p: 0.2 }],
+                    ..Default::default()
+                };
+                let r = fit(&mut m, &data, None, &config, |_| {}).unwrap();
+                (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
+            })
+            .unwrap()
+        };
+        let (a, la) = run(1);
+        let (b, lb) = run(3);
+        assert_eq!(a, b);
+        assert_eq!(la, lb);
+        assert!(la[2] < la[0], "the loss goes down: {la:?}");
+    }
+
+    #[test]
+    fn multi_channel_rows_are_reordered_in_and_out() {
+        // 1x1 convolutions, identity activations: encoder scales channel c by 10^c, decoder
+        // passes through. Interleaved rows must come back interleaved, each value scaled by its
+        // own channel's factor.
+        let text = r#"
+            activation = "identity"
+            code_activation = "identity"
+            output_activation = "identity"
+            [[encoder]]
+            type = "conv"
+            filters = 3
+            kernel = 1
+            [[decoder]]
+            type = "conv"
+            filters = 3
+            kernel = 1
+        "#;
+        let mut m = parse(text, Dims::Image((3, 2, 2))).unwrap().init(0).unwrap();
+        for (l, scale) in [(0, [1.0, 10.0, 100.0]), (1, [1.0, 1.0, 1.0])] {
+            let (w, b) = m.layers[l].params_mut();
+            w.fill(0.0);
+            b.fill(0.0);
+            for c in 0..3 {
+                w[c * 3 + c] = scale[c];
+            }
+        }
+        // Pixel p has channels (p, p + 0.1, p + 0.2), interleaved.
+        let value = |p: usize, c: usize| p as f32 + 0.1 * c as f32;
+        let x: Vec<f32> = (0..4).flat_map(|p| (0..3).map(move |c| value(p, c))).collect();
+        let y = m.reconstruct(&Matrix::from_vec(1, 12, x).unwrap()).unwrap();
+        let want: Vec<f32> = (0..4)
+            .flat_map(|p| (0..3).map(move |c| value(p, c) * [1.0, 10.0, 100.0][c]))
+            .collect();
+        for (a, b) in y.as_slice().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-3, "{:?} vs {want:?}", y.as_slice());
+        }
+        // Training sees the same order: the loss of one step equals the validation loss.
+        let data = Matrix::from_vec(2, 12, (0..24).map(|i| (i % 7) as f32 / 7.0).collect()).unwrap();
+        let mut ws = Workspace::new(&m, 2, false);
+        ws.x.copy_from_slice(data.as_slice());
+        crate::model::reorder_channels(&mut ws.x, (3, 2, 2), true);
+        let mut r = Rng::new(1);
+        let loss = forward_backward(&m, &mut ws, 2, Precision::F32, &mut CodeStep { epoch: 0, rng: &mut r });
+        let valid = mean_loss_scaled(&m, &data);
+        assert!((loss - valid).abs() < 1e-5 * loss.max(1.0), "{loss} vs {valid}");
     }
 }

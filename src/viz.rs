@@ -85,20 +85,67 @@ fn check_image(len: usize, image: (usize, usize, usize), what: &str) -> Result<(
 /// # Errors
 /// [`Error::Config`] when the layer's width does not match the image shape.
 pub fn filters(model: &Autoencoder, decoder: bool, image: (usize, usize, usize), n: usize) -> Result<Picture> {
+    use crate::layer::Layer;
     let layers = model.layers();
-    let tiles: Vec<Vec<f32>> = if decoder {
-        let l = &layers[layers.len() - 1];
-        check_image(l.n_out(), image, "decoder columns")?;
-        (0..l.n_in().min(n))
-            .map(|j| normalize(&(0..l.n_out()).map(|i| l.weight()[i * l.n_in() + j]).collect::<Vec<_>>()))
-            .collect()
-    } else {
-        let l = &layers[0];
-        check_image(l.n_in(), image, "encoder rows")?;
-        l.weight().chunks_exact(l.n_in()).take(n).map(normalize).collect()
+    let l = if decoder { &layers[layers.len() - 1] } else { &layers[0] };
+    // A convolution's filters are its kernels, (channels, k, k) each, drawn channels-last.
+    let kernels = |w: &[f32], count: usize, c: usize, k: usize| -> (Vec<Vec<f32>>, (usize, usize, usize)) {
+        let tiles = w
+            .chunks_exact(c * k * k)
+            .take(count.min(n))
+            .map(|f| {
+                let mut t = vec![0.0; c * k * k];
+                for ch in 0..c {
+                    for p in 0..k * k {
+                        t[p * c + ch] = f[ch * k * k + p];
+                    }
+                }
+                normalize(&t)
+            })
+            .collect();
+        (tiles, (k, k, c))
     };
+    let (tiles, shape, zoom) = match l {
+        Layer::Conv2d(conv) if !decoder => {
+            let (c, k) = (conv.geometry.input.0, conv.geometry.kernel);
+            let (t, s) = kernels(&conv.weight, conv.c_out, c, k);
+            (t, s, (24 / k).max(1))
+        }
+        Layer::ConvTranspose2d(conv) if decoder => {
+            let (c, k) = (conv.geometry.input.0, conv.geometry.kernel);
+            let (t, s) = kernels(&conv.weight, conv.input.0, c, k);
+            (t, s, (24 / k).max(1))
+        }
+        Layer::Dense(l) if decoder => {
+            check_image(l.n_out(), image, "decoder columns")?;
+            let t = (0..l.n_in().min(n))
+                .map(|j| normalize(&(0..l.n_out()).map(|i| l.weight()[i * l.n_in() + j]).collect::<Vec<_>>()))
+                .collect();
+            (t, image, 1)
+        }
+        Layer::Dense(l) => {
+            check_image(l.n_in(), image, "encoder rows")?;
+            (
+                l.weight().chunks_exact(l.n_in()).take(n).map(normalize).collect(),
+                image,
+                1,
+            )
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "the {} layer has no filters to draw",
+                other.kind()
+            )));
+        }
+    };
+    if !(shape.2 == 1 || shape.2 == 3) {
+        return Err(Error::Config(format!(
+            "filters with {} channels cannot be drawn as gray or RGB pictures",
+            shape.2
+        )));
+    }
     let cols = (tiles.len() as f64).sqrt().ceil() as usize;
-    Ok(grid(&tiles, image, cols, 1))
+    Ok(grid(&tiles, shape, cols, zoom))
 }
 
 /// Rows of originals, corrupted inputs (when `noise` is given; drawn from `seed`) and

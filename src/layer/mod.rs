@@ -9,12 +9,14 @@ pub mod conv_transpose2d;
 pub mod dense;
 pub mod pool;
 
+pub use conv::Shape;
 pub use conv_transpose2d::ConvTranspose2d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use pool::{MaxPool2d, Upsample};
 
 use crate::activation::Activation;
+use crate::kernels::Precision;
 
 /// The activation of the layer below, applied to `dx` inside the backward GEMM's epilogue.
 #[derive(Clone, Copy, Debug)]
@@ -92,4 +94,225 @@ impl Init {
         };
         a.sqrt() as f32
     }
+}
+
+/// One layer of a network: what [`crate::Autoencoder`] holds. Every layer maps rows of
+/// `n_in` values to rows of `n_out` values; images are rows of (C, H, W) values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Layer {
+    /// Fully connected.
+    Dense(Dense),
+    /// 2-D convolution.
+    Conv2d(Conv2d),
+    /// 2-D transposed convolution.
+    ConvTranspose2d(ConvTranspose2d),
+    /// Max pooling.
+    MaxPool2d(MaxPool2d),
+    /// Nearest-neighbour upsampling.
+    Upsample(Upsample),
+}
+
+impl Layer {
+    /// Input width of a row.
+    pub fn n_in(&self) -> usize {
+        match self {
+            Layer::Dense(l) => l.n_in,
+            Layer::Conv2d(l) => l.n_in(),
+            Layer::ConvTranspose2d(l) => l.n_in(),
+            Layer::MaxPool2d(l) => l.input.0 * l.input.1 * l.input.2,
+            Layer::Upsample(l) => l.input.0 * l.input.1 * l.input.2,
+        }
+    }
+
+    /// Output width of a row.
+    pub fn n_out(&self) -> usize {
+        match self {
+            Layer::Dense(l) => l.n_out,
+            Layer::Conv2d(l) => l.n_out(),
+            Layer::ConvTranspose2d(l) => l.n_out(),
+            Layer::MaxPool2d(l) => {
+                let (c, h, w) = l.out_shape();
+                c * h * w
+            }
+            Layer::Upsample(l) => {
+                let (c, h, w) = l.out_shape();
+                c * h * w
+            }
+        }
+    }
+
+    /// The activation (identity for pooling and upsampling).
+    pub fn activation(&self) -> Activation {
+        match self {
+            Layer::Dense(l) => l.activation,
+            Layer::Conv2d(l) => l.activation,
+            Layer::ConvTranspose2d(l) => l.activation,
+            Layer::MaxPool2d(_) | Layer::Upsample(_) => Activation::Identity,
+        }
+    }
+
+    /// Short name of the kind, as architecture files spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Dense(_) => "dense",
+            Layer::Conv2d(_) => "conv",
+            Layer::ConvTranspose2d(_) => "conv_transpose",
+            Layer::MaxPool2d(_) => "max_pool",
+            Layer::Upsample(_) => "upsample",
+        }
+    }
+
+    /// The dense layer, if this is one.
+    pub fn as_dense(&self) -> Option<&Dense> {
+        match self {
+            Layer::Dense(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Weight and bias (empty for layers without parameters).
+    pub fn params(&self) -> (&[f32], &[f32]) {
+        match self {
+            Layer::Dense(l) => (&l.weight, &l.bias),
+            Layer::Conv2d(l) => (&l.weight, &l.bias),
+            Layer::ConvTranspose2d(l) => (&l.weight, &l.bias),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) => (&[], &[]),
+        }
+    }
+
+    /// The weight (empty for layers without parameters), in [`Layer::weight_shape`].
+    pub fn weight(&self) -> &[f32] {
+        self.params().0
+    }
+
+    /// The bias (empty for layers without parameters).
+    pub fn bias(&self) -> &[f32] {
+        self.params().1
+    }
+
+    /// Weight and bias, mutable (empty for layers without parameters).
+    pub fn params_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        match self {
+            Layer::Dense(l) => (&mut l.weight, &mut l.bias),
+            Layer::Conv2d(l) => (&mut l.weight, &mut l.bias),
+            Layer::ConvTranspose2d(l) => (&mut l.weight, &mut l.bias),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) => (&mut [], &mut []),
+        }
+    }
+
+    /// Shape of the weight tensor as stored in model files (PyTorch's layouts), `None` for
+    /// layers without parameters.
+    pub fn weight_shape(&self) -> Option<Vec<usize>> {
+        match self {
+            Layer::Dense(l) => Some(vec![l.n_out, l.n_in]),
+            Layer::Conv2d(l) => {
+                let k = l.geometry.kernel;
+                Some(vec![l.c_out, l.geometry.input.0, k, k])
+            }
+            Layer::ConvTranspose2d(l) => {
+                let k = l.geometry.kernel;
+                Some(vec![l.input.0, l.geometry.input.0, k, k])
+            }
+            Layer::MaxPool2d(_) | Layer::Upsample(_) => None,
+        }
+    }
+
+    /// `(rows, cols)` of the weight seen as a matrix whose rows are the units' incoming
+    /// weights (what a max-norm constraint caps); `None` where that has no meaning.
+    pub fn unit_rows(&self) -> Option<usize> {
+        match self {
+            Layer::Dense(l) => Some(l.n_in),
+            Layer::Conv2d(l) => Some(l.geometry.patch()),
+            _ => None,
+        }
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        let (w, b) = self.params();
+        w.len() + b.len()
+    }
+
+    /// Per-row length of the auxiliary state the forward pass keeps for backward (the argmax
+    /// of max pooling).
+    pub fn aux_len(&self) -> usize {
+        match self {
+            Layer::MaxPool2d(_) => self.n_out(),
+            _ => 0,
+        }
+    }
+
+    /// x: (batch, n_in) -> y: (batch, n_out); `z` receives the pre-activation when given and
+    /// `aux` (batch * [`Layer::aux_len`]) what backward needs.
+    pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, aux: &mut [u32], precision: Precision) {
+        match self {
+            Layer::Dense(l) => l.forward_with(x, y, z, precision),
+            Layer::Conv2d(l) => l.forward(x, y, z, precision),
+            Layer::ConvTranspose2d(l) => l.forward(x, y, z, precision),
+            Layer::MaxPool2d(l) => l.forward(x, y, aux),
+            Layer::Upsample(l) => l.forward(x, y),
+        }
+    }
+
+    /// x -> y without keeping anything for backward (inference).
+    pub fn infer(&self, x: &[f32], y: &mut [f32], precision: Precision) {
+        let mut aux = vec![0u32; self.aux_len() * (x.len() / self.n_in().max(1))];
+        self.forward(x, y, None, &mut aux, precision);
+    }
+
+    /// Backward pass. `dz`: gradient with respect to this layer's pre-activation. Writes the
+    /// parameter gradients and, when asked, the gradient with respect to the previous layer's
+    /// pre-activation (its code terms and activation derivative applied, as [`Dense::backward`]
+    /// does in its GEMM epilogue).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        dz: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        dx: Option<(&mut [f32], PrevActivation<'_>)>,
+        aux: &[u32],
+        precision: Precision,
+    ) {
+        if let Layer::Dense(l) = self {
+            return l.backward(x, dz, dw, db, dx, precision);
+        }
+        let (mut dx, prev) = match dx {
+            Some((d, p)) => (Some(d), Some(p)),
+            None => (None, None),
+        };
+        match self {
+            Layer::Dense(_) => unreachable!("handled above"),
+            Layer::Conv2d(l) => l.backward(x, dz, dw, db, dx.as_deref_mut(), precision),
+            Layer::ConvTranspose2d(l) => l.backward(x, dz, dw, db, dx.as_deref_mut(), precision),
+            Layer::MaxPool2d(l) => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    l.backward(dz, aux, dx);
+                }
+            }
+            Layer::Upsample(l) => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    l.backward(dz, dx);
+                }
+            }
+        }
+        if let (Some(dx), Some(prev)) = (dx, prev) {
+            apply_prev(dx, &prev);
+        }
+    }
+}
+
+/// Applies the previous layer's code terms and activation derivative to a plain input
+/// gradient, in fixed blocks of rows (the same result for any thread count).
+fn apply_prev(dx: &mut [f32], prev: &PrevActivation<'_>) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 14;
+    dx.par_chunks_mut(BLOCK).enumerate().for_each(|(i, blk)| {
+        let range = i * BLOCK..i * BLOCK + blk.len();
+        if let Some(code) = &prev.code {
+            code.apply(blk, range.start);
+        }
+        crate::kernels::activation_backward(blk, &prev.y[range.clone()], prev.z.map(|z| &z[range]), prev.act);
+    });
 }

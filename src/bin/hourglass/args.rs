@@ -457,8 +457,13 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
     pub hidden: Vec<usize>,
     /// Width of the code.
-    #[arg(long, value_name = "N")]
-    pub code: usize,
+    #[arg(long, value_name = "N", required_unless_present = "arch")]
+    pub code: Option<usize>,
+    /// Architecture file (TOML): any mix of dense, convolution, pooling and upsampling layers,
+    /// their activations, the loss and the code's regularizers (see examples/*.toml). Replaces
+    /// --hidden/--code/--activation...; regularizer flags given here add to the file's [code].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hidden", "code", "decoder_hidden", "tied"])]
+    pub arch: Option<PathBuf>,
     /// Decoder hidden widths, code side first (default: the encoder's, mirrored).
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
     pub decoder_hidden: Option<Vec<usize>>,

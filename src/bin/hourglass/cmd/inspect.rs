@@ -23,11 +23,37 @@ pub fn run(a: InspectArgs) -> Result<()> {
             (name, l.n_in(), l.n_out(), l.activation(), l.num_params())
         })
         .collect();
+    // Architecture files: every layer (flatten and reshape too) with its shapes and kind.
+    let plan = cfg.arch.as_ref().map(|arch| arch.plan()).transpose()?;
+    let arch_rows: Vec<_> = plan
+        .iter()
+        .flatten()
+        .scan(0usize, |next, p| {
+            let params = if p.computes {
+                *next += 1;
+                m.layers()[*next - 1].num_params()
+            } else {
+                0
+            };
+            Some((
+                p.name.clone(),
+                p.kind,
+                p.input.to_string(),
+                p.output.to_string(),
+                p.activation,
+                params,
+            ))
+        })
+        .collect();
     let p = &file.provenance;
     if a.json {
         let out = json!({
             "config": cfg,
-            "layers": layers.iter().map(|(n, i, o, act, p)| json!({"name": n, "in": i, "out": o, "activation": act, "params": p})).collect::<Vec<_>>(),
+            "layers": if plan.is_some() {
+                arch_rows.iter().map(|(n, k, i, o, act, p)| json!({"name": n, "kind": k, "in": i, "out": o, "activation": act, "params": p})).collect::<Vec<_>>()
+            } else {
+                layers.iter().map(|(n, i, o, act, p)| json!({"name": n, "in": i, "out": o, "activation": act, "params": p})).collect::<Vec<_>>()
+            },
             "params": m.num_params(),
             "scaler": m.scaler().kind,
             "provenance": p,
@@ -47,8 +73,14 @@ pub fn run(a: InspectArgs) -> Result<()> {
         cfg.code,
         cfg.loss.name()
     );
-    for (name, i, o, act, params) in &layers {
-        println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
+    if plan.is_some() {
+        for (name, kind, i, o, act, params) in &arch_rows {
+            println!("  {name:<12} {kind:<15} {i:>9} -> {o:<9} {act:<10} {params:>10} params");
+        }
+    } else {
+        for (name, i, o, act, params) in &layers {
+            println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
+        }
     }
     println!("parameters       {}", m.num_params());
     let describe = |r: &hourglass::model::CodeRegularizer| {

@@ -3,6 +3,7 @@
 use super::load_data;
 use crate::args::TrainArgs;
 use anyhow::{Context, Result};
+use hourglass::arch::Dims;
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::model::{CodeRegularizer, KlSparsity, TopK};
 use hourglass::{AutoencoderConfig, EpochStats, Event, OptimizerConfig, TrainConfig};
@@ -10,11 +11,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
 
-fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>) -> (AutoencoderConfig, TrainConfig) {
-    let model = AutoencoderConfig {
+fn configs(
+    a: &TrainArgs,
+    input_dim: usize,
+    image: Option<(usize, usize, usize)>,
+) -> Result<(AutoencoderConfig, TrainConfig)> {
+    let mut model = AutoencoderConfig {
         input_dim,
         hidden: a.hidden.clone(),
-        code: a.code,
+        code: a.code.unwrap_or(0),
         decoder_hidden: a.decoder_hidden.clone(),
         activation: a.activation,
         code_activation: a.code_activation,
@@ -35,7 +40,27 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
         },
         tied: a.tied,
         hidden_regularizers: a.hidden_reg.iter().cloned().collect(),
+        arch: None,
     };
+    if let Some(path) = &a.arch {
+        let dims = match a.image_shape.or(image) {
+            Some((h, w, c)) if h * w * c == input_dim => Dims::Image((c, h, w)),
+            _ => Dims::Flat(input_dim),
+        };
+        let mut from_file = hourglass::arch::read(path, dims)?;
+        let (flags, file) = (&model.regularizer, &mut from_file.regularizer);
+        if flags.l1 > 0.0 {
+            file.l1 = flags.l1;
+        }
+        file.kl = flags.kl.or(file.kl);
+        file.topk = flags.topk.or(file.topk);
+        file.binary = flags.binary.or(file.binary);
+        if flags.dropout > 0.0 {
+            file.dropout = flags.dropout;
+        }
+        from_file.hidden_regularizers = model.hidden_regularizers;
+        model = from_file;
+    }
     let optimizer = match a.optimizer.as_str() {
         "sgd" => OptimizerConfig::sgd(a.momentum, a.nesterov, a.weight_decay),
         _ => OptimizerConfig::adam(a.weight_decay),
@@ -57,7 +82,7 @@ fn configs(a: &TrainArgs, input_dim: usize, image: Option<(usize, usize, usize)>
         image_shape: a.image_shape.or(image),
         max_norm: a.max_norm,
     };
-    (model, train)
+    Ok((model, train))
 }
 
 fn epoch_line(s: &EpochStats, epochs: usize) -> String {
@@ -102,7 +127,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape);
+    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape)?;
     let mut model = model_cfg.init(a.seed)?;
     // Fail on an unwritable output before spending time on training.
     let out_dir = a
