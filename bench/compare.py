@@ -12,7 +12,7 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 mnist = os.path.join(root, "data/mnist/train-images-idx3-ubyte")
 threads = os.environ.get("THREADS", "2")
 rounds = int(os.environ.get("ROUNDS", "3"))
-tasks = sys.argv[1:] or ["train_small", "train_deep", "encode_small", "latency_small"]
+tasks = sys.argv[1:] or ["train_small", "train_deep", "train_conv", "encode_small", "encode_conv", "latency_small"]
 sides = {
     "hourglass": [os.path.join(root, "target/release/examples/bench_mlp")],
     "pytorch": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/torch_mlp.py")],
@@ -46,7 +46,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, best of {rounds} alternating rounds\n")
 print("| task | unit | hourglass | PyTorch | ratio (higher = hourglass better) | peak RSS hourglass / PyTorch (MiB) |")
 print("|---|---|---|---|---|---|")
-units = {"train_small": "samples/s", "train_deep": "samples/s", "encode_small": "samples/s", "latency_small": "µs (median)"}
+units = {"train_small": "samples/s", "train_deep": "samples/s", "train_conv": "samples/s", "encode_small": "samples/s", "encode_conv": "samples/s", "latency_small": "µs (median)"}
 for task in tasks:
     lower_better = task.startswith("latency")
     pick = min if lower_better else max

@@ -1,7 +1,7 @@
 //! hourglass side of `bench/run`: one measurement per process, printed as one JSON line.
 //!
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
-//! TASK: train_small | train_deep | encode_small | latency_small
+//! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small
 
 use hourglass::{Activation, AutoencoderConfig, Event, Loss, Matrix, TrainConfig, fit, with_threads};
 use std::time::Instant;
@@ -14,8 +14,16 @@ fn config(deep: bool) -> AutoencoderConfig {
         .with_loss(Loss::Mse)
 }
 
-fn train(x: &Matrix, deep: bool) -> f64 {
-    let mut model = config(deep).init(1).unwrap();
+/// The issue-4 benchmark network (examples/conv-mnist.toml), with MSE as the PyTorch side.
+fn conv_config() -> AutoencoderConfig {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/conv-mnist.toml");
+    let mut c = hourglass::arch::read(path.as_ref(), hourglass::arch::Dims::Flat(784)).unwrap();
+    c.loss = Loss::Mse;
+    c
+}
+
+fn train(x: &Matrix, config: AutoencoderConfig) -> f64 {
+    let mut model = config.init(1).unwrap();
     // Warm-up on 10 batches (thread pool, page faults), as the PyTorch side does.
     let warm = x.slice_rows(0, 2560);
     // PRECISION=bf16 selects the AMX path (bench/run reports it as its own row).
@@ -44,10 +52,16 @@ fn main() {
     let (task, path, threads) = (&args[1], &args[2], args[3].parse::<usize>().unwrap());
     let x = hourglass::data::load(path.as_ref(), &Default::default()).unwrap().x;
     let value = with_threads(Some(threads), || match task.as_str() {
-        "train_small" => train(&x, false),
-        "train_deep" => train(&x, true),
-        "encode_small" => {
-            let model = config(false).init(1).unwrap();
+        "train_small" => train(&x, config(false)),
+        "train_deep" => train(&x, config(true)),
+        "train_conv" => train(&x, conv_config()),
+        "encode_small" | "encode_conv" => {
+            let c = if task == "encode_conv" {
+                conv_config()
+            } else {
+                config(false)
+            };
+            let model = c.init(1).unwrap();
             let chunks: Vec<Matrix> = (0..x.rows() / 1024)
                 .map(|i| x.slice_rows(i * 1024, (i + 1) * 1024))
                 .collect();

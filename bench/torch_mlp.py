@@ -42,8 +42,23 @@ def autoencoder(deep):
     return nn.Sequential(*enc), nn.Sequential(*dec)
 
 
+def conv_autoencoder():
+    """The issue-4 benchmark network, as examples/conv-mnist.toml describes it."""
+    enc = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+    )
+    dec = nn.Sequential(
+        nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),
+        nn.Flatten(),
+    )
+    return enc, dec
+
+
 def train(deep):
-    enc, dec = autoencoder(deep)
+    enc, dec = conv_autoencoder() if deep == "conv" else autoencoder(deep)
     model = nn.Sequential(enc, dec)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.MSELoss()
@@ -66,13 +81,15 @@ def train(deep):
     return x.shape[0] / (time.perf_counter() - t)
 
 
-with torch.inference_mode(mode=task in ("encode_small", "latency_small")):
+with torch.inference_mode(mode=task in ("encode_small", "encode_conv", "latency_small")):
     if task == "train_small":
         value = train(False)
     elif task == "train_deep":
         value = train(True)
-    elif task == "encode_small":
-        enc, _ = autoencoder(False)
+    elif task == "train_conv":
+        value = train("conv")
+    elif task in ("encode_small", "encode_conv"):
+        enc, _ = conv_autoencoder() if task == "encode_conv" else autoencoder(False)
         chunks = [x[i * 1024 : (i + 1) * 1024] for i in range(x.shape[0] // 1024)]
         enc(chunks[0])
         t = time.perf_counter()

@@ -629,8 +629,11 @@ impl Autoencoder {
             if let (Some(s), 0) = (planar, layers.start) {
                 reorder_channels(&mut cur, s, true);
             }
+            // Two buffers, swapped between layers (large fresh allocations would page-fault).
+            let mut next = Vec::new();
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
-                let mut next = vec![0.0; rows * l.n_out()];
+                next.clear();
+                next.resize(rows * l.n_out(), 0.0);
                 l.infer(&cur, &mut next, crate::kernels::Precision::F32);
                 if let Some(r) = self.config.regularizer_at(layers.start + i) {
                     if let Some(t) = r.topk {
@@ -640,7 +643,7 @@ impl Autoencoder {
                         next.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
                     }
                 }
-                cur = next;
+                std::mem::swap(&mut cur, &mut next);
             }
             if let Some(s) = planar.filter(|_| layers.end == self.layers.len()) {
                 reorder_channels(&mut cur, s, false);

@@ -334,6 +334,35 @@ multiversion! {
 }
 
 multiversion! {
+    /// `y += bias`, `z = y` when given, then `y = act(y)`, over one channel plane (a
+    /// convolution's epilogue).
+    pub fn plane_bias_activation(y: &mut [f32], z: Option<&mut [f32]>, bias: f32, act: Activation) {
+        if let Some(z) = z {
+            for (yv, zv) in y.iter_mut().zip(z.iter_mut()) {
+                *yv += bias;
+                *zv = *yv;
+            }
+        } else {
+            y.iter_mut().for_each(|v| *v += bias);
+        }
+        macro_rules! each {
+            ($f:expr) => {
+                y.iter_mut().for_each(|v| *v = $f(*v))
+            };
+        }
+        match act {
+            Activation::Identity => {}
+            Activation::Relu => each!(|v: f32| v.max(0.0)),
+            Activation::LeakyRelu => each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
+            Activation::Elu => each!(|v| Activation::Elu.apply_with(v, fast_exp)),
+            Activation::Sigmoid => each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
+            Activation::Tanh => each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
+            Activation::Gelu => each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
+        }
+    }
+}
+
+multiversion! {
     /// `d *= act'(z, y)` elementwise; `z` is needed only when `act.needs_preactivation()`.
     pub fn activation_backward(d: &mut [f32], y: &[f32], z: Option<&[f32]>, act: Activation) {
         macro_rules! each {
@@ -686,5 +715,68 @@ mod tests {
             .map(|(&y, &t)| -(t as f64 * (y as f64).ln() + (1.0 - t as f64) * (1.0 - y as f64).ln()))
             .sum();
         assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
+    }
+}
+
+/// A gather pattern: `dst[i] = src[index[i]]` for sources of exactly `src_len` values. The
+/// indices are checked once, when the table is made, so the gather itself runs unchecked
+/// (it is the inner loop of im2col).
+#[derive(Clone, Debug)]
+pub struct GatherTable {
+    index: Vec<u32>,
+    src_len: usize,
+}
+
+impl GatherTable {
+    /// A table; `None` if an index is not below `src_len`.
+    pub fn new(index: Vec<u32>, src_len: usize) -> Option<Self> {
+        index
+            .iter()
+            .all(|&i| (i as usize) < src_len)
+            .then_some(GatherTable { index, src_len })
+    }
+
+    /// Length of the destination.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// `dst[i] = src[index[i]]`.
+    ///
+    /// # Panics
+    /// If `src` or `dst` has the wrong length.
+    pub fn gather(&self, src: &[f32], dst: &mut [f32]) {
+        assert_eq!(src.len(), self.src_len, "gather: source length");
+        assert_eq!(dst.len(), self.index.len(), "gather: destination length");
+        gather_kernel(&self.index, src, dst);
+    }
+
+    /// `dst[index[i]] += src[i]` (the adjoint of [`GatherTable::gather`]), in index order.
+    ///
+    /// # Panics
+    /// If `src` or `dst` has the wrong length.
+    pub fn scatter_add(&self, src: &[f32], dst: &mut [f32]) {
+        assert_eq!(dst.len(), self.src_len, "scatter: destination length");
+        assert_eq!(src.len(), self.index.len(), "scatter: source length");
+        for (&i, &v) in self.index.iter().zip(src) {
+            // SAFETY: every index is below `src_len` (checked in `new`) = `dst.len()` (asserted).
+            unsafe { *dst.get_unchecked_mut(i as usize) += v };
+        }
+    }
+}
+
+multiversion! {
+    /// The gather loop; callers guarantee every index is in bounds of `src`.
+    fn gather_kernel(index: &[u32], src: &[f32], dst: &mut [f32]) {
+        for (d, &i) in dst.iter_mut().zip(index) {
+            // SAFETY: GatherTable::new checked every index against the source length that
+            // GatherTable::gather asserts.
+            *d = unsafe { *src.get_unchecked(i as usize) };
+        }
     }
 }

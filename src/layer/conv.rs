@@ -48,73 +48,74 @@ impl Geometry {
     }
 }
 
-/// im2col of one image: `cols (C*k*k, Ho*Wo)` row-major, zero where the kernel covers padding.
-pub fn im2col(g: &Geometry, (ho, wo): (usize, usize), img: &[f32], cols: &mut [f32]) {
-    let (c, h, w) = g.input;
-    let (k, s, p) = (g.kernel, g.stride, g.padding);
-    let hw = ho * wo;
-    debug_assert_eq!(cols.len(), c * k * k * hw);
-    for ch in 0..c {
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut cols[((ch * k + ky) * k + kx) * hw..][..hw];
-                for oy in 0..ho {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    let out = &mut row[oy * wo..(oy + 1) * wo];
-                    if iy < 0 || iy >= h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &img[(ch * h + iy as usize) * w..][..w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let ix = (ox * s + kx) as isize - p as isize;
-                        *o = if ix < 0 || ix >= w as isize {
-                            0.0
-                        } else {
-                            src[ix as usize]
-                        };
-                    }
-                }
-            }
-        }
-    }
+/// im2col as a gather: entry `(r, j)` of the column matrix reads image value `index`, or the
+/// zero appended after the image (value `C*H*W`) where the kernel covers padding. Made once
+/// per layer call and shared by every image.
+pub struct Patches {
+    table: crate::kernels::GatherTable,
+    n_img: usize,
 }
 
-/// col2im of one image: adds `cols (C*k*k, Ho*Wo)` back onto `img` (the adjoint of [`im2col`]).
-pub fn col2im(g: &Geometry, (ho, wo): (usize, usize), cols: &[f32], img: &mut [f32]) {
-    let (c, h, w) = g.input;
-    let (k, s, p) = (g.kernel, g.stride, g.padding);
-    let hw = ho * wo;
-    for ch in 0..c {
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &cols[((ch * k + ky) * k + kx) * hw..][..hw];
-                for oy in 0..ho {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let dst = &mut img[(ch * h + iy as usize) * w..][..w];
-                    for ox in 0..wo {
-                        let ix = (ox * s + kx) as isize - p as isize;
-                        if ix >= 0 && ix < w as isize {
-                            dst[ix as usize] += row[oy * wo + ox];
+impl Patches {
+    /// The pattern of `g` with output size `(ho, wo)`.
+    pub fn new(g: &Geometry, (ho, wo): (usize, usize)) -> Self {
+        let (c, h, w) = g.input;
+        let (k, s, p) = (g.kernel, g.stride, g.padding);
+        let n_img = c * h * w;
+        let mut index = Vec::with_capacity(c * k * k * ho * wo);
+        for ch in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    for oy in 0..ho {
+                        for ox in 0..wo {
+                            let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                            let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                            index.push(if inside {
+                                ((ch * h + iy as usize) * w + ix as usize) as u32
+                            } else {
+                                n_img as u32
+                            });
                         }
                     }
                 }
             }
         }
+        let table = crate::kernels::GatherTable::new(index, n_img + 1).expect("indices are inside the padded image");
+        Patches { table, n_img }
+    }
+
+    /// im2col of `img` into `cols`, using `padded` (C*H*W + 1 values) as scratch.
+    pub fn im2col(&self, img: &[f32], padded: &mut [f32], cols: &mut [f32]) {
+        padded[..self.n_img].copy_from_slice(img);
+        padded[self.n_img] = 0.0;
+        self.table.gather(padded, cols);
+    }
+
+    /// col2im: adds `cols` onto `img`, using `padded` (C*H*W + 1 values) as scratch.
+    pub fn col2im(&self, cols: &[f32], padded: &mut [f32], img: &mut [f32]) {
+        padded[..self.n_img].copy_from_slice(img);
+        padded[self.n_img] = 0.0;
+        self.table.scatter_add(cols, padded);
+        img.copy_from_slice(&padded[..self.n_img]);
     }
 }
 
-/// Adds the per-channel bias to each channel plane of the pre-activation `z` (one image,
-/// planes of `plane` values) and writes `y = act(z)`.
-pub fn bias_activation(z: &mut [f32], y: &mut [f32], bias: &[f32], act: crate::Activation, plane: usize) {
-    for (c, (zr, yr)) in z.chunks_exact_mut(plane).zip(y.chunks_exact_mut(plane)).enumerate() {
-        for (zv, yv) in zr.iter_mut().zip(yr.iter_mut()) {
-            *zv += bias[c];
-            *yv = act.apply(*zv);
-        }
+/// The convolution epilogue on one image: `y` holds the convolution (channel planes of
+/// `plane` values); adds the per-channel bias, stores that pre-activation in `z` when given,
+/// and applies the activation to `y` in place.
+pub fn bias_activation(y: &mut [f32], mut z: Option<&mut [f32]>, bias: &[f32], act: crate::Activation, plane: usize) {
+    for (c, yr) in y.chunks_exact_mut(plane).enumerate() {
+        let zr = z.as_deref_mut().map(|z| &mut z[c * plane..(c + 1) * plane]);
+        crate::kernels::plane_bias_activation(yr, zr, bias[c], act);
+    }
+}
+
+/// Per-block slots of an optional buffer: the chunks of `buf` when given, else `None`s, so
+/// a parallel loop can zip them with the blocks of its other buffers.
+pub fn optional_chunks(buf: Option<&mut [f32]>, chunk: usize, blocks: usize) -> Vec<Option<&mut [f32]>> {
+    match buf {
+        Some(b) => b.chunks_mut(chunk).map(Some).collect(),
+        None => (0..blocks).map(|_| None).collect(),
     }
 }
 
@@ -160,10 +161,12 @@ mod tests {
             let mut rng = Rng::new(1);
             let x: Vec<f32> = (0..c * h * w).map(|_| rng.normal()).collect();
             let cv: Vec<f32> = (0..g.patch() * o.0 * o.1).map(|_| rng.normal()).collect();
+            let patches = Patches::new(&g, o);
+            let mut padded = vec![0.0; x.len() + 1];
             let mut cols = vec![0.0; cv.len()];
-            im2col(&g, o, &x, &mut cols);
+            patches.im2col(&x, &mut padded, &mut cols);
             let mut back = vec![0.0; x.len()];
-            col2im(&g, o, &cv, &mut back);
+            patches.col2im(&cv, &mut padded, &mut back);
             let a: f64 = cols.iter().zip(&cv).map(|(u, v)| f64::from(*u) * f64::from(*v)).sum();
             let b: f64 = x.iter().zip(&back).map(|(u, v)| f64::from(*u) * f64::from(*v)).sum();
             assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");

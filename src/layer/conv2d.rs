@@ -1,7 +1,7 @@
 //! 2-D convolution over rows of (C, H, W) images: `y = act(W * x + b)` by im2col + GEMM.
 
 use super::Init;
-use super::conv::{Geometry, Shape, bias_activation, channel_sums, col2im, im2col, sum_blocks};
+use super::conv::{Geometry, Patches, Shape, bias_activation, channel_sums, optional_chunks, sum_blocks};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::kernels::{self, Precision, view};
@@ -81,28 +81,24 @@ impl Conv2d {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
-        let w = view(&self.weight, self.c_out, patch);
-        let mut z_dummy = Vec::new();
-        let z = match z {
-            Some(z) => z,
-            None => {
-                z_dummy.resize(y.len(), 0.0);
-                &mut z_dummy[..]
-            }
+        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
         };
+        let w = view(&self.weight, self.c_out, patch);
+        let zs = optional_chunks(z, SAMPLE_BLOCK * n_out, x.len().div_ceil(SAMPLE_BLOCK * n_in));
         x.par_chunks(SAMPLE_BLOCK * n_in)
             .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
-            .zip(z.par_chunks_mut(SAMPLE_BLOCK * n_out))
-            .for_each(|((xb, yb), zb)| {
+            .zip(zs)
+            .for_each(|((xb, yb), mut zb)| {
                 let mut cols = vec![0.0; patch * hw];
-                for ((img, out), pre) in xb
-                    .chunks_exact(n_in)
-                    .zip(yb.chunks_exact_mut(n_out))
-                    .zip(zb.chunks_exact_mut(n_out))
-                {
-                    im2col(&self.geometry, self.out_hw, img, &mut cols);
-                    kernels::matmul_rows(pre, w, view(&cols, patch, hw), false, precision, |_, _| {});
-                    bias_activation(pre, out, &self.bias, self.activation, hw);
+                let mut padded = vec![0.0; patches_len];
+                for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
+                    patches.im2col(img, &mut padded, &mut cols);
+                    kernels::matmul_rows(out, w, view(&cols, patch, hw), false, precision, |_, _| {});
+                    let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
+                    bias_activation(out, pre, &self.bias, self.activation, hw);
                 }
             });
     }
@@ -122,6 +118,11 @@ impl Conv2d {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
+        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         // Weight gradient: per block of samples, then the blocks in order.
         let partial: Vec<Vec<f32>> = x
             .par_chunks(SAMPLE_BLOCK * n_in)
@@ -129,8 +130,9 @@ impl Conv2d {
             .map(|(xb, gb)| {
                 let mut acc = vec![0.0; self.c_out * patch];
                 let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
                 for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
-                    im2col(&self.geometry, self.out_hw, img, &mut cols);
+                    patches.im2col(img, &mut padded, &mut cols);
                     // acc (c_out x patch) += g (c_out x hw) * cols^T (hw x patch)
                     kernels::matmul_rows(
                         &mut acc,
@@ -152,10 +154,11 @@ impl Conv2d {
                 .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
                 .for_each(|(db_, gb)| {
                     let mut cols = vec![0.0; patch * hw];
+                    let mut padded = vec![0.0; patches_len];
                     for (d, g) in db_.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
                         kernels::matmul_rows(&mut cols, wt, view(g, self.c_out, hw), false, precision, |_, _| {});
                         d.fill(0.0);
-                        col2im(&self.geometry, self.out_hw, &cols, d);
+                        patches.col2im(&cols, &mut padded, d);
                     }
                 });
         }

@@ -4,7 +4,7 @@
 //! [`Conv2d`]: super::Conv2d
 
 use super::Init;
-use super::conv::{Geometry, Shape, bias_activation, channel_sums, col2im, im2col, sum_blocks};
+use super::conv::{Geometry, Patches, Shape, bias_activation, channel_sums, optional_chunks, sum_blocks};
 use super::conv2d::SAMPLE_BLOCK;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -105,31 +105,27 @@ impl ConvTranspose2d {
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
+        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         let out_hw = self.geometry.input.1 * self.geometry.input.2;
         let wt = view(&self.weight, c_in, patch).transpose();
-        let mut z_dummy = Vec::new();
-        let z = match z {
-            Some(z) => z,
-            None => {
-                z_dummy.resize(y.len(), 0.0);
-                &mut z_dummy[..]
-            }
-        };
+        let zs = optional_chunks(z, SAMPLE_BLOCK * n_out, x.len().div_ceil(SAMPLE_BLOCK * n_in));
         x.par_chunks(SAMPLE_BLOCK * n_in)
             .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
-            .zip(z.par_chunks_mut(SAMPLE_BLOCK * n_out))
-            .for_each(|((xb, yb), zb)| {
+            .zip(zs)
+            .for_each(|((xb, yb), mut zb)| {
                 let mut cols = vec![0.0; patch * hw];
-                for ((img, out), pre) in xb
-                    .chunks_exact(n_in)
-                    .zip(yb.chunks_exact_mut(n_out))
-                    .zip(zb.chunks_exact_mut(n_out))
-                {
+                let mut padded = vec![0.0; patches_len];
+                for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
                     // cols (c_out*k*k, h*w) = Wᵀ (c_out*k*k, c_in) * x (c_in, h*w), scattered.
                     kernels::matmul_rows(&mut cols, wt, view(img, c_in, hw), false, precision, |_, _| {});
-                    pre.fill(0.0);
-                    col2im(&self.geometry, self.in_hw(), &cols, pre);
-                    bias_activation(pre, out, &self.bias, self.activation, out_hw);
+                    out.fill(0.0);
+                    patches.col2im(&cols, &mut padded, out);
+                    let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
+                    bias_activation(out, pre, &self.bias, self.activation, out_hw);
                 }
             });
     }
@@ -149,6 +145,11 @@ impl ConvTranspose2d {
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
+        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         let out_hw = self.geometry.input.1 * self.geometry.input.2;
         let partial: Vec<Vec<f32>> = x
             .par_chunks(SAMPLE_BLOCK * n_in)
@@ -156,8 +157,9 @@ impl ConvTranspose2d {
             .map(|(xb, gb)| {
                 let mut acc = vec![0.0; c_in * patch];
                 let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
                 for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
-                    im2col(&self.geometry, self.in_hw(), g, &mut cols);
+                    patches.im2col(g, &mut padded, &mut cols);
                     // acc (c_in x patch) += x (c_in x hw) * cols^T (hw x patch)
                     kernels::matmul_rows(
                         &mut acc,
@@ -179,8 +181,9 @@ impl ConvTranspose2d {
                 .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
                 .for_each(|(dxb, gb)| {
                     let mut cols = vec![0.0; patch * hw];
+                    let mut padded = vec![0.0; patches_len];
                     for (d, g) in dxb.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
-                        im2col(&self.geometry, self.in_hw(), g, &mut cols);
+                        patches.im2col(g, &mut padded, &mut cols);
                         kernels::matmul_rows(d, w, view(&cols, patch, hw), false, precision, |_, _| {});
                     }
                 });
