@@ -44,7 +44,7 @@ pub use noise::Noise;
 pub use optim::{OptimizerConfig, Schedule};
 pub use rng::Rng;
 pub use tensor::Matrix;
-pub use train::{EpochStats, Event, TrainConfig, TrainReport, fit};
+pub use train::{EpochStats, Event, TrainConfig, TrainReport, fit, fit_paired};
 
 /// Runs `f` on a pool of `threads` worker threads (all cores when `None`).
 ///

@@ -130,3 +130,57 @@ mod tests {
         assert!((m.psnr.unwrap() - 10.0 * (1.0f64 / 0.015).log10()).abs() < 1e-5);
     }
 }
+
+/// Segmentation quality of outputs against 0/1 targets (masks), thresholded at 0.5.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Segmentation {
+    /// Fraction of pixels classified right.
+    pub pixel_accuracy: f64,
+    /// Intersection over union of the foreground (target 1), pooled over all images.
+    pub iou: f64,
+    /// Mean of the foreground and background IoUs.
+    pub mean_iou: f64,
+}
+
+/// [`Segmentation`] of `out` against `target`; `None` unless every target value is 0 or 1.
+pub fn segmentation(target: &Matrix, out: &Matrix) -> Option<Segmentation> {
+    let t = target.as_slice();
+    if t.is_empty() || !t.iter().all(|&v| v == 0.0 || v == 1.0) {
+        return None;
+    }
+    let (mut tp, mut fp, mut fn_, mut tn) = (0u64, 0u64, 0u64, 0u64);
+    for (&y, &o) in t.iter().zip(out.as_slice()) {
+        match (y == 1.0, o > 0.5) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            (false, false) => tn += 1,
+        }
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    let iou = ratio(tp, tp + fp + fn_);
+    let iou_bg = ratio(tn, tn + fp + fn_);
+    Some(Segmentation {
+        pixel_accuracy: (tp + tn) as f64 / t.len() as f64,
+        iou,
+        mean_iou: (iou + iou_bg) / 2.0,
+    })
+}
+
+#[cfg(test)]
+mod segmentation_tests {
+    use super::*;
+
+    #[test]
+    fn iou_and_accuracy_by_hand() {
+        // Targets 1 1 0 0 0, outputs over 0.5 at 1 0 1 0 0: tp 1, fn 1, fp 1, tn 2.
+        let t = Matrix::from_vec(1, 5, vec![1.0, 1.0, 0.0, 0.0, 0.0]).unwrap();
+        let o = Matrix::from_vec(1, 5, vec![0.9, 0.2, 0.7, 0.1, 0.5]).unwrap();
+        let s = segmentation(&t, &o).unwrap();
+        assert_eq!(s.pixel_accuracy, 3.0 / 5.0);
+        assert_eq!(s.iou, 1.0 / 3.0);
+        assert_eq!(s.mean_iou, (1.0 / 3.0 + 2.0 / 4.0) / 2.0);
+        let soft = Matrix::from_vec(1, 5, vec![0.5; 5]).unwrap();
+        assert!(segmentation(&soft, &o).is_none(), "targets that are not 0/1");
+    }
+}

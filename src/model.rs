@@ -4,7 +4,7 @@ use crate::activation::Activation;
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::kernels::ROW_BLOCK;
-use crate::layer::{Dense, Init, Layer, Shape};
+use crate::layer::{Dense, Init, Layer};
 use crate::loss::Loss;
 use crate::rng::Rng;
 use crate::tensor::Matrix;
@@ -299,16 +299,6 @@ impl AutoencoderConfig {
         match &self.arch {
             Some(arch) => arch.encoder.iter().filter(|s| s.computes()).count(),
             None => self.hidden.len() + 1,
-        }
-    }
-
-    /// The input image `(channels, height, width)` of a model whose rows are images with more
-    /// than one channel: the data's rows are channels-last (interleaved) and the layers see them
-    /// channel-major, so the model reorders them on the way in and out.
-    pub fn planar_input(&self) -> Option<Shape> {
-        match self.arch.as_ref()?.input[..] {
-            [c, h, w] if c > 1 => Some((c, h, w)),
-            _ => None,
         }
     }
 
@@ -622,13 +612,9 @@ impl Autoencoder {
         let out_dim = self.layers[layers.end - 1].n_out();
         let in_dim = x.cols();
         let mut out = Matrix::zeros(x.rows(), out_dim);
-        let planar = self.config.planar_input();
         let run = |(xb, ob): (&[f32], &mut [f32])| {
             let rows = xb.len() / in_dim;
             let mut cur = xb.to_vec();
-            if let (Some(s), 0) = (planar, layers.start) {
-                reorder_channels(&mut cur, s, true);
-            }
             // Two buffers, swapped between layers (large fresh allocations would page-fault).
             let mut next = Vec::new();
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
@@ -645,9 +631,6 @@ impl Autoencoder {
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
-            if let Some(s) = planar.filter(|_| layers.end == self.layers.len()) {
-                reorder_channels(&mut cur, s, false);
-            }
             ob.copy_from_slice(&cur);
         };
         if x.rows() <= ROW_BLOCK {
@@ -659,27 +642,6 @@ impl Autoencoder {
                 .for_each(run);
         }
         out
-    }
-}
-
-/// Reorders rows of `(c, h, w)` images between channels-last (interleaved, how data files
-/// hold them) and channel-major (how the convolution layers see them): `to_planar` picks the
-/// direction.
-pub(crate) fn reorder_channels(rows: &mut [f32], (c, h, w): Shape, to_planar: bool) {
-    let n = c * h * w;
-    let mut tmp = vec![0.0f32; n];
-    for row in rows.chunks_exact_mut(n) {
-        tmp.copy_from_slice(row);
-        for ch in 0..c {
-            for p in 0..h * w {
-                let (planar, interleaved) = (ch * h * w + p, p * c + ch);
-                if to_planar {
-                    row[planar] = tmp[interleaved];
-                } else {
-                    row[interleaved] = tmp[planar];
-                }
-            }
-        }
     }
 }
 

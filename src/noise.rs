@@ -33,15 +33,18 @@ pub enum Noise {
         /// Rectangles per image.
         count: usize,
     },
+    /// Clamp every value to [0, 1] (after Gaussian noise on images: `gaussian:0.5` then `clip`).
+    Clip,
 }
 
 impl Noise {
-    /// Parses `gaussian:SIGMA`, `mask:P`, `saltpepper:P` or `block:HxW[:COUNT]`.
+    /// Parses `gaussian:SIGMA`, `mask:P`, `saltpepper:P`, `block:HxW[:COUNT]` or `clip`.
     ///
     /// # Errors
     /// A message with the accepted forms.
     pub fn parse(s: &str) -> Result<Noise, String> {
-        let err = || format!("bad noise `{s}`; expected gaussian:SIGMA, mask:P, saltpepper:P or block:HxW[:COUNT]");
+        let err =
+            || format!("bad noise `{s}`; expected gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] or clip");
         let mut parts = s.split(':');
         let kind = parts.next().unwrap_or("");
         let args: Vec<&str> = parts.collect();
@@ -63,6 +66,7 @@ impl Noise {
                 }
             }
             ("mask", [v]) => Ok(Noise::Mask { p: prob(v)? }),
+            ("clip", []) => Ok(Noise::Clip),
             ("saltpepper", [v]) => Ok(Noise::SaltPepper { p: prob(v)? }),
             ("block", [hw]) | ("block", [hw, _]) => {
                 let (h, w) = hw.split_once(['x', '×']).ok_or_else(err)?;
@@ -113,6 +117,7 @@ impl Noise {
                     *v = if rng.next_u64() & 1 == 0 { 0.0 } else { 1.0 }
                 }
             }),
+            Noise::Clip => row.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
             Noise::Block { height, width, count } => {
                 let (h, w, c) = image.expect("checked: block noise has an image shape");
                 for _ in 0..count {

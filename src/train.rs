@@ -504,8 +504,68 @@ pub fn fit(
     data: &Matrix,
     valid: Option<&Matrix>,
     config: &TrainConfig,
+    on_event: impl FnMut(&Event<'_>),
+) -> Result<TrainReport> {
+    fit_impl(model, data, None, valid.map(|v| (v, None)), config, on_event)
+}
+
+/// Trains `model` to map each row of `data` to the same row of `target` (paired data: noisy →
+/// clean images, images → segmentation masks) instead of to itself. `valid` pairs validation
+/// inputs with their targets. Otherwise as [`fit`]; the inputs are not scaled (targets are
+/// compared in their own units).
+///
+/// # Errors
+/// As [`fit`], and [`Error::Shape`] when the targets do not pair with the inputs (another row
+/// count or width), [`Error::Config`] for a scaling other than none.
+pub fn fit_paired(
+    model: &mut Autoencoder,
+    data: &Matrix,
+    target: &Matrix,
+    valid: Option<(&Matrix, &Matrix)>,
+    config: &TrainConfig,
+    on_event: impl FnMut(&Event<'_>),
+) -> Result<TrainReport> {
+    if config.scaling != Scaling::None {
+        return Err(Error::Config(
+            "training on paired targets takes unscaled inputs (--scale none)".into(),
+        ));
+    }
+    let pair = |x: &Matrix, t: &Matrix, what: &str| -> Result<()> {
+        if t.shape() != x.shape() {
+            return Err(Error::Shape {
+                what: format!("{what} targets"),
+                expected: format!("{} rows x {} columns, as the inputs", x.rows(), x.cols()),
+                got: format!("{} rows x {} columns", t.rows(), t.cols()),
+            });
+        }
+        check_data(model, t, &format!("{what} targets"))
+    };
+    pair(data, target, "training")?;
+    if let Some((v, vt)) = valid {
+        pair(v, vt, "validation")?;
+    }
+    fit_impl(
+        model,
+        data,
+        Some(target),
+        valid.map(|(v, t)| (v, Some(t))),
+        config,
+        on_event,
+    )
+}
+
+fn fit_impl(
+    model: &mut Autoencoder,
+    data: &Matrix,
+    target: Option<&Matrix>,
+    valid: Option<(&Matrix, Option<&Matrix>)>,
+    config: &TrainConfig,
     mut on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
+    let (valid, valid_target) = match valid {
+        Some((v, t)) => (Some(v), t),
+        None => (None, None),
+    };
     config.validate(valid.is_some())?;
     for n in &config.noise {
         n.check(model.config.input_dim, config.image_shape)
@@ -518,6 +578,8 @@ pub fn fit(
     let started = Instant::now();
     // Split off validation rows, then fit and apply the scaler.
     // Rows are copied only when they must change (split or scaled).
+    let mut targets: Option<(Cow<'_, Matrix>, Option<Cow<'_, Matrix>>)> =
+        target.map(|t| (Cow::Borrowed(t), valid_target.map(Cow::Borrowed)));
     let (mut train, mut valid): (Cow<'_, Matrix>, Option<Cow<'_, Matrix>>) = match valid {
         Some(v) => (Cow::Borrowed(data), Some(Cow::Borrowed(v))),
         None if config.valid_fraction > 0.0 => {
@@ -532,6 +594,9 @@ pub fn fit(
                     "too few rows to hold out a validation set",
                 ));
             }
+            if let Some(tg) = target {
+                targets = Some((Cow::Owned(tg.select_rows(t)), Some(Cow::Owned(tg.select_rows(v)))));
+            }
             (Cow::Owned(data.select_rows(t)), Some(Cow::Owned(data.select_rows(v))))
         }
         None => (Cow::Borrowed(data), None),
@@ -543,8 +608,9 @@ pub fn fit(
             model.scaler.transform(v.to_mut());
         }
     }
+    let loss_target = targets.as_ref().map_or(&*train, |(t, _)| &**t);
     if model.config.loss == Loss::Bce
-        && let Some(bad) = train.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v))
+        && let Some(bad) = loss_target.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v))
     {
         return Err(Error::invalid(
             "training data",
@@ -566,7 +632,7 @@ pub fn fit(
         .flat_map(|l| [l.params().0.len(), l.params().1.len()])
         .collect();
     let mut opt = Optimizer::new(config.optimizer, &sizes);
-    let mut ws = Workspace::new(model, batch, !config.noise.is_empty());
+    let mut ws = Workspace::new(model, batch, !config.noise.is_empty() || targets.is_some());
     let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
     let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);
     let mut order: Vec<usize> = (0..n).collect();
@@ -577,7 +643,6 @@ pub fn fit(
     let mut stopped_early = false;
     let mut step = 0usize;
     let tied = model.config.tied_pairs(); // computed once: the training step allocates nothing
-    let planar = model.config.planar_input();
 
     for epoch in 1..=config.epochs {
         on_event(&Event::EpochStart {
@@ -591,11 +656,19 @@ pub fn fit(
         let mut lr = config.lr;
         for (bi, rows) in order.chunks(batch).enumerate() {
             let b = rows.len();
+            // ws.x is what the loss compares with (the target), ws.x_in what the network sees.
+            let goal = targets.as_ref().map_or(&*train, |(t, _)| &**t);
             for (dst, &r) in ws.x.chunks_exact_mut(d).zip(rows) {
-                dst.copy_from_slice(train.row(r));
+                dst.copy_from_slice(goal.row(r));
+            }
+            if targets.is_some() {
+                for (dst, &r) in ws.x_in.chunks_exact_mut(d).zip(rows) {
+                    dst.copy_from_slice(train.row(r));
+                }
+            } else if !config.noise.is_empty() {
+                ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
             }
             if !config.noise.is_empty() {
-                ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
                 noise::corrupt(
                     &config.noise,
                     &mut ws.x_in[..b * d],
@@ -603,13 +676,6 @@ pub fn fit(
                     config.image_shape,
                     &mut noise_rng,
                 );
-            }
-            if let Some(shape) = planar {
-                // Convolutions see channel-major images; the data holds them channels-last.
-                crate::model::reorder_channels(&mut ws.x[..b * d], shape, true);
-                if !config.noise.is_empty() {
-                    crate::model::reorder_channels(&mut ws.x_in[..b * d], shape, true);
-                }
             }
             let mut code_step = CodeStep {
                 epoch: epoch - 1,
@@ -672,7 +738,15 @@ pub fn fit(
             on_event(&Event::Batch { batch: bi + 1, loss });
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let valid_loss = valid.as_ref().map(|v| mean_loss_scaled(model, v));
+        let valid_loss = valid
+            .as_ref()
+            .map(|v| match targets.as_ref().and_then(|(_, vt)| vt.as_ref()) {
+                Some(vt) => {
+                    let out = model.forward_scaled(v, 0..model.layers.len());
+                    model.config.loss.sum(out.as_slice(), vt.as_slice()) / (vt.rows() * vt.cols()).max(1) as f64
+                }
+                None => mean_loss_scaled(model, v),
+            });
         let code = valid.as_ref().map(|v| {
             let codes = model.forward_scaled(v, 0..model.config.encoder_layers());
             let mut m = crate::metrics::code(&codes, model.config.code_activation);
@@ -1237,10 +1311,9 @@ mod conv_tests {
     }
 
     #[test]
-    fn multi_channel_rows_are_reordered_in_and_out() {
+    fn multi_channel_rows_are_channel_major() {
         // 1x1 convolutions, identity activations: encoder scales channel c by 10^c, decoder
-        // passes through. Interleaved rows must come back interleaved, each value scaled by its
-        // own channel's factor.
+        // passes through. Rows are (C, H, W), as the NPY reader and pictures lay them out.
         let text = r#"
             activation = "identity"
             code_activation = "identity"
@@ -1263,24 +1336,11 @@ mod conv_tests {
                 w[c * 3 + c] = scale[c];
             }
         }
-        // Pixel p has channels (p, p + 0.1, p + 0.2), interleaved.
-        let value = |p: usize, c: usize| p as f32 + 0.1 * c as f32;
-        let x: Vec<f32> = (0..4).flat_map(|p| (0..3).map(move |c| value(p, c))).collect();
-        let y = m.reconstruct(&Matrix::from_vec(1, 12, x).unwrap()).unwrap();
-        let want: Vec<f32> = (0..4)
-            .flat_map(|p| (0..3).map(move |c| value(p, c) * [1.0, 10.0, 100.0][c]))
-            .collect();
-        for (a, b) in y.as_slice().iter().zip(&want) {
-            assert!((a - b).abs() < 1e-3, "{:?} vs {want:?}", y.as_slice());
+        let x: Vec<f32> = (0..12).map(|i| 0.5 + i as f32 / 12.0).collect();
+        let y = m.reconstruct(&Matrix::from_vec(1, 12, x.clone()).unwrap()).unwrap();
+        for (i, (a, b)) in y.as_slice().iter().zip(&x).enumerate() {
+            let want = b * [1.0, 10.0, 100.0][i / 4];
+            assert!((a - want).abs() < 1e-3, "{i}: {a} vs {want}");
         }
-        // Training sees the same order: the loss of one step equals the validation loss.
-        let data = Matrix::from_vec(2, 12, (0..24).map(|i| (i % 7) as f32 / 7.0).collect()).unwrap();
-        let mut ws = Workspace::new(&m, 2, false);
-        ws.x.copy_from_slice(data.as_slice());
-        crate::model::reorder_channels(&mut ws.x, (3, 2, 2), true);
-        let mut r = Rng::new(1);
-        let loss = forward_backward(&m, &mut ws, 2, Precision::F32, &mut CodeStep { epoch: 0, rng: &mut r });
-        let valid = mean_loss_scaled(&m, &data);
-        assert!((loss - valid).abs() < 1e-5 * loss.max(1.0), "{loss} vs {valid}");
     }
 }

@@ -1637,3 +1637,225 @@ fn encode_keeps_columns_for_downstream_models() {
         &["t.csv", "m.safetensors", "codes.csv"],
     );
 }
+
+/// `n` binary 8x8 gray PNGs in folder `name`: a bright 3x3 square at a position that varies,
+/// and (with `invert`) the same pictures inverted.
+fn square_images(sb: &Sandbox, name: &str, n: usize, invert: bool) -> PathBuf {
+    let dir = sb.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let (x0, y0) = ((i % 5) as u32, ((i / 5) % 5) as u32);
+        let img = image::GrayImage::from_fn(8, 8, |x, y| {
+            let on = (x0..x0 + 3).contains(&x) && (y0..y0 + 3).contains(&y);
+            image::Luma([if on != invert { 255 } else { 0 }])
+        });
+        img.save(dir.join(format!("img{i:02}.png"))).unwrap();
+    }
+    dir
+}
+
+const SMALL_CONV: &str = r#"
+activation = "relu"
+loss = "bce"
+
+[[encoder]]
+type = "conv"
+filters = 4
+kernel = 3
+stride = 2
+padding = 1
+
+[[encoder]]
+type = "flatten"
+
+[[encoder]]
+type = "dense"
+name = "code"
+units = 6
+
+[[decoder]]
+type = "dense"
+units = 64
+
+[[decoder]]
+type = "reshape"
+shape = [4, 4, 4]
+
+[[decoder]]
+type = "conv_transpose"
+name = "image"
+filters = 1
+kernel = 3
+stride = 2
+padding = 1
+output_padding = 1
+"#;
+
+#[test]
+fn conv_autoencoders_images_denoise_inpaint_and_targets() {
+    let sb = Sandbox::new();
+    square_images(&sb, "imgs", 24, false);
+    square_images(&sb, "inv", 24, true);
+    sb.write("arch.toml", SMALL_CONV);
+    let train = |extra: &[&str], out: &str| {
+        let o = sb
+            .cmd()
+            .args([
+                "train",
+                "imgs",
+                "--arch",
+                "arch.toml",
+                "--epochs",
+                "30",
+                "--batch-size",
+                "8",
+            ])
+            .args(["--lr", "0.01", "--seed", "1", "-q", "-o", out])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    train(&[], "conv.safetensors");
+    snapshot!(sb.cmd().args(["inspect", "conv.safetensors"]));
+
+    // denoise: a folder of PNGs named as the inputs, one per image.
+    let o = sb
+        .cmd()
+        .args(["denoise", "conv.safetensors", "imgs", "-o", "clean"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let clean = std::fs::read_dir(sb.path("clean")).unwrap().count();
+    assert_eq!(clean, 24);
+    assert!(sb.path("clean/img07.png").exists());
+
+    // inpaint keeps every known pixel and fills the rectangle from the reconstruction.
+    let o = sb
+        .cmd()
+        .args([
+            "inpaint",
+            "conv.safetensors",
+            "imgs",
+            "--rect",
+            "2,2,3,3",
+            "--json",
+            "-o",
+            "filled.npy",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["pixels"], 24 * 9);
+    let input = hourglass::data::load(&sb.path("imgs"), &Default::default()).unwrap().x;
+    let filled = hourglass::data::load(&sb.path("filled.npy"), &Default::default())
+        .unwrap()
+        .x;
+    let mut changed = 0;
+    for r in 0..24 {
+        for p in 0..64 {
+            let inside = (2..5).contains(&(p / 8)) && (2..5).contains(&(p % 8));
+            if !inside {
+                assert_eq!(filled.row(r)[p], input.row(r)[p], "row {r} pixel {p} was known");
+            } else if filled.row(r)[p] != input.row(r)[p] {
+                changed += 1;
+            }
+        }
+    }
+    assert!(changed > 0, "the region comes from the model");
+
+    // Paired targets: learn to invert the pictures; eval reports IoU against the targets,
+    // and the paired model beats the plain autoencoder on them.
+    train(&["--target", "inv"], "invert.safetensors");
+    let iou = |model: &str| -> f64 {
+        let o = sb
+            .cmd()
+            .args(["eval", model, "imgs", "--target", "inv", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["iou"].as_f64().unwrap()
+    };
+    let (paired, plain) = (iou("invert.safetensors"), iou("conv.safetensors"));
+    assert!(paired > 0.9 && paired > plain + 0.5, "paired {paired} plain {plain}");
+}
+
+#[test]
+fn architecture_and_image_mistakes_are_named() {
+    let sb = Sandbox::new();
+    square_images(&sb, "imgs", 4, false);
+    let mut keep = vec!["imgs"];
+    let bad = |name: &str, text: String| {
+        sb.write(name, &text);
+        name.to_string()
+    };
+    let cases = [
+        (
+            bad("t1.toml", SMALL_CONV.replace("units = 64", "units = 63")),
+            "layer decoder[1] (reshape): cannot reshape 63 (63 values) to 4x4x4 (64 values)",
+        ),
+        (
+            bad(
+                "t2.toml",
+                SMALL_CONV.replace("output_padding = 1", "output_padding = 0"),
+            ),
+            "the decoder's output is 1x7x7 (49 values) but the input is 1x8x8 (64 values)",
+        ),
+        (
+            bad("t3.toml", SMALL_CONV.replace("filters = 4", "filters = [4]")),
+            "t3.toml",
+        ),
+        (
+            bad("t4.toml", SMALL_CONV.replace("type = \"flatten\"", "type = \"flat\"")),
+            "unknown variant `flat`",
+        ),
+    ];
+    let names: Vec<String> = cases.iter().map(|c| c.0.clone()).collect();
+    keep.extend(names.iter().map(String::as_str));
+    for (file, want) in &cases {
+        let err = fails(
+            &sb,
+            &["train", "imgs", "--arch", file, "-o", "m.safetensors"],
+            want,
+            &keep,
+        );
+        assert!(err.contains(file.as_str()), "{err}");
+    }
+    // Targets that do not pair with the inputs.
+    square_images(&sb, "few", 3, true);
+    keep.push("few");
+    fails(
+        &sb,
+        &["train", "imgs", "--code", "2", "--target", "few", "-o", "m.safetensors"],
+        "training targets: expected 4 rows x 64 columns, as the inputs, got 3 rows x 64 columns",
+        &keep,
+    );
+    // A folder whose images differ in size: named, with the way out.
+    image::GrayImage::new(9, 8).save(sb.path("imgs/odd.png")).unwrap();
+    fails(
+        &sb,
+        &["train", "imgs", "--code", "2", "-o", "m.safetensors"],
+        "odd.png: 9x8 pixels (width x height), but",
+        &keep,
+    );
+    let o = sb
+        .cmd()
+        .args([
+            "train",
+            "imgs",
+            "--code",
+            "2",
+            "--epochs",
+            "1",
+            "--image-shape",
+            "8,8",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("note: resized 1 of 5 images"));
+}

@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod idx;
+pub mod images;
 pub mod npy;
 pub mod scale;
 pub mod tabular;
@@ -26,6 +27,8 @@ pub enum Format {
     Npy,
     /// IDX (MNIST), raw or gzipped.
     Idx,
+    /// A folder of PNG / JPEG images.
+    Images,
 }
 
 /// Rows read from a file, with what is known about them.
@@ -41,6 +44,8 @@ pub struct Dataset {
     pub image_shape: Option<(usize, usize, usize)>,
     /// The file's format.
     pub format: Format,
+    /// The image files, for data read from a folder (outputs can keep their names).
+    pub files: Option<Vec<std::path::PathBuf>>,
 }
 
 fn detect(path: &Path) -> Result<Format> {
@@ -76,6 +81,28 @@ fn detect(path: &Path) -> Result<Format> {
 /// Whatever the reader reports, naming the file; [`Error::Config`] when column options are
 /// given for a non-CSV file.
 pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    load_with(path, sel, None).map(|(ds, _)| ds)
+}
+
+/// [`load`], where a folder of images is resized to `image_shape` `(height, width, channels)`
+/// when given; also returns how many images were resized.
+///
+/// # Errors
+/// As [`load`] and [`images::read_folder`].
+pub fn load_with(
+    path: &Path,
+    sel: &ColumnSelection,
+    image_shape: Option<(usize, usize, usize)>,
+) -> Result<(Dataset, usize)> {
+    if path.is_dir() {
+        if *sel != ColumnSelection::default() {
+            return Err(Error::Config(format!(
+                "{}: --columns, --drop and --label-column apply to CSV files only",
+                path.display()
+            )));
+        }
+        return images::read_folder(path, image_shape);
+    }
     let format = detect(path)?;
     if format != Format::Csv && *sel != ColumnSelection::default() {
         return Err(Error::Config(format!(
@@ -90,6 +117,7 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
         _ => None,
     };
     let ds = match format {
+        Format::Images => unreachable!("detect() never returns Images: folders are handled above"),
         Format::Csv => {
             let t = csv::read(path, sel)?;
             Dataset {
@@ -98,6 +126,7 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
                 labels: t.labels,
                 image_shape: None,
                 format,
+                files: None,
             }
         }
         Format::Npy => {
@@ -113,6 +142,7 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
                 names,
                 labels: None,
                 format,
+                files: None,
             }
         }
         Format::Idx => {
@@ -124,13 +154,14 @@ pub fn load(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
                 names,
                 labels: None,
                 format,
+                files: None,
             }
         }
     };
     if ds.x.rows() == 0 {
         return Err(Error::data(path, "no rows"));
     }
-    Ok(ds)
+    Ok((ds, 0))
 }
 
 /// Reorders rows of `(H, W, C)` images into `(C, H, W)`.

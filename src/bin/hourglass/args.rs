@@ -64,6 +64,63 @@ pub enum Command {
     Finetune(FinetuneArgs),
     /// Class and class probabilities of each row, from a classifier.
     Predict(PredictArgs),
+    /// Clean images with a (denoising) autoencoder: writes each image's reconstruction as PNG
+    /// files (a folder), a PNG grid, or an array (.npy/.csv).
+    Denoise(DenoiseArgs),
+    /// Fill hidden regions of images from the reconstruction while keeping the known pixels;
+    /// prints the error inside the regions against the input's own values there.
+    Inpaint(InpaintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DenoiseArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// Images: a folder of PNG/JPEG files (resized to the model's image size), IDX or NPY.
+    pub data: PathBuf,
+    /// Output: a folder (one PNG per image, named as the inputs), FILE.png (a grid of the first
+    /// --grid images) or FILE.npy / FILE.csv (the values).
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Images in a .png grid.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub grid: usize,
+    /// Image shape H,W[,C] (default: the model's training data's).
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("region").required(true).args(["rect", "mask", "random_rect"])))]
+pub struct InpaintArgs {
+    /// The model file (e.g. trained with --noise block:10x10).
+    pub model: PathBuf,
+    /// Images: a folder of PNG/JPEG files, IDX or NPY.
+    pub data: PathBuf,
+    /// The hidden region, the same in every image: left column, top row, width, height.
+    #[arg(long, value_delimiter = ',', value_name = "X,Y,W,H")]
+    pub rect: Option<Vec<usize>>,
+    /// The hidden region as a picture of the image's size: pixels brighter than half are hidden.
+    #[arg(long, value_name = "MASK.png")]
+    pub mask: Option<PathBuf>,
+    /// A rectangle of WxH pixels at a random position in each image (drawn from --seed).
+    #[arg(long, value_name = "WxH")]
+    pub random_rect: Option<String>,
+    /// Seed of --random-rect.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Output, as for `denoise`.
+    #[arg(long, short, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Images in a .png grid.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub grid: usize,
+    /// Image shape H,W[,C] (default: the model's training data's).
+    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Print the region metrics as JSON (pixels, region_mse, region_psnr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -459,6 +516,14 @@ pub struct TrainArgs {
     /// Width of the code.
     #[arg(long, value_name = "N", required_unless_present = "arch")]
     pub code: Option<usize>,
+    /// Paired targets, one row per training row and of the same width (noisy → clean images,
+    /// images → segmentation masks): the model learns to map each row to its target instead
+    /// of to itself. Needs --scale none.
+    #[arg(long, value_name = "DATA")]
+    pub target: Option<PathBuf>,
+    /// Targets of the --valid rows.
+    #[arg(long, value_name = "DATA", requires_all = ["target", "valid"])]
+    pub valid_target: Option<PathBuf>,
     /// Architecture file (TOML): any mix of dense, convolution, pooling and upsampling layers,
     /// their activations, the loss and the code's regularizers (see examples/*.toml). Replaces
     /// --hidden/--code/--activation...; regularizer flags given here add to the file's [code].
@@ -746,6 +811,10 @@ pub struct EvalArgs {
     /// Image shape H,W[,C] for image-shaped noise (default: the data's or the training data's).
     #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
     pub image_shape: Option<(usize, usize, usize)>,
+    /// Paired targets (a model trained with --target): compare the outputs with these instead
+    /// of the inputs; for 0/1 targets (masks) also prints pixel accuracy and IoU at 0.5.
+    #[arg(long, value_name = "DATA", conflicts_with = "noise")]
+    pub target: Option<PathBuf>,
     /// For a classifier: the true labels (or --label-column); prints accuracy and the
     /// confusion matrix.
     #[arg(long, value_name = "FILE")]

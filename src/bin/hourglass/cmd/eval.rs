@@ -20,7 +20,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let mut rng = hourglass::Rng::new(a.seed);
         hourglass::noise::corrupt(&a.noise, input.to_mut().as_mut_slice(), ds.x.cols(), image, &mut rng);
     }
+    if let Some(t) = &a.target {
+        return paired(&file, &ds, t, a.json);
+    }
     let x_hat = file.model.reconstruct(&input)?;
+    // With noise: how far the corrupted input itself is from the clean data, for comparison.
+    let noisy = (!a.noise.is_empty()).then(|| hourglass::metrics::reconstruction(&ds.x, &input));
     let m = hourglass::metrics::reconstruction(&ds.x, &x_hat);
     let codes = file.model.encode(&input)?;
     let c = hourglass::metrics::code(&codes, file.model.config().code_activation);
@@ -29,6 +34,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         v["l0"] = c.l0.into();
         v["dead_fraction"] = c.dead_fraction.into();
         v["mean_activation"] = c.mean_activation.into();
+        if let Some(n) = &noisy {
+            v["noisy_mse"] = n.mse.into();
+            v["noisy_psnr"] = n.psnr.into();
+        }
         println!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
@@ -38,6 +47,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
     match m.psnr {
         Some(p) => println!("psnr             {p:.2} dB"),
         None => println!("psnr             - (data not in [0, 1])"),
+    }
+    if let Some(n) = &noisy {
+        let psnr = n.psnr.map_or("-".into(), |p| format!("{p:.2} dB"));
+        println!(
+            "noisy input      mse {:.6}, psnr {psnr} (the corrupted input against the clean data)",
+            n.mse
+        );
     }
     match m.bce {
         Some(b) => println!("bce              {b:.6}"),
@@ -50,5 +66,63 @@ pub fn run(a: EvalArgs) -> Result<()> {
     );
     println!("dead units       {:.2} %", 100.0 * c.dead_fraction);
     println!("mean activation  {:.4}", c.mean_activation);
+    Ok(())
+}
+
+/// `eval --target`: outputs against paired targets; pixel accuracy and IoU for 0/1 masks.
+fn paired(
+    file: &hourglass::ModelFile,
+    ds: &hourglass::data::Dataset,
+    target: &std::path::Path,
+    json: bool,
+) -> Result<()> {
+    let t = super::load_data_shaped(target, &Default::default(), ds.image_shape)?;
+    anyhow::ensure!(
+        t.x.shape() == ds.x.shape(),
+        "{}: {} rows x {} columns of targets for {} rows x {} columns of inputs",
+        target.display(),
+        t.x.rows(),
+        t.x.cols(),
+        ds.x.rows(),
+        ds.x.cols()
+    );
+    let out = file.model.reconstruct(&ds.x)?;
+    let m = hourglass::metrics::reconstruction(&t.x, &out);
+    let seg = hourglass::metrics::segmentation(&t.x, &out);
+    if json {
+        let mut v = serde_json::to_value(&m)?;
+        if let Some(s) = &seg {
+            v["pixel_accuracy"] = s.pixel_accuracy.into();
+            v["iou"] = s.iou.into();
+            v["mean_iou"] = s.mean_iou.into();
+        }
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    println!("rows             {}", m.n);
+    println!("mse              {:.6} (outputs against the targets)", m.mse);
+    if let Some(p) = m.psnr {
+        println!("psnr             {p:.2} dB");
+    }
+    if let Some(b) = m.bce {
+        println!("bce              {b:.6}");
+    }
+    match &seg {
+        Some(s) => {
+            println!(
+                "pixel accuracy   {:.4} (output > 0.5 against the 0/1 targets)",
+                s.pixel_accuracy
+            );
+            println!(
+                "IoU              {:.4} (foreground: pixels with target 1, over all images)",
+                s.iou
+            );
+            println!(
+                "mean IoU         {:.4} (foreground and background averaged)",
+                s.mean_iou
+            );
+        }
+        None => println!("pixel accuracy   - (targets are not all 0 or 1)"),
+    }
     Ok(())
 }

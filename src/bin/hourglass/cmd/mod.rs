@@ -4,6 +4,7 @@ mod decode;
 mod encode;
 mod eval;
 mod hash;
+mod images;
 mod inspect;
 mod pca;
 mod pictures;
@@ -43,6 +44,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pretrain(a) => pretrain::pretrain(a),
         Command::Finetune(a) => pretrain::finetune(a),
         Command::Predict(a) => pretrain::predict(a),
+        Command::Denoise(a) => images::denoise(a),
+        Command::Inpaint(a) => images::inpaint(a),
     })?
 }
 
@@ -58,7 +61,22 @@ impl ColumnArgs {
 
 /// Reads a data file.
 pub fn load_data(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
-    Ok(data::load(path, sel)?)
+    load_data_shaped(path, sel, None)
+}
+
+/// Reads a data file; a folder of images is resized to `shape` (height, width, channels) when
+/// given, with a note saying how many images were.
+pub fn load_data_shaped(path: &Path, sel: &ColumnSelection, shape: Option<(usize, usize, usize)>) -> Result<Dataset> {
+    let (ds, resized) = data::load_with(path, sel, shape)?;
+    if resized > 0 {
+        let (h, w, _) = ds.image_shape.unwrap_or_default();
+        eprintln!(
+            "note: resized {resized} of {} images in {} to {h}x{w} (height x width)",
+            ds.x.rows(),
+            path.display()
+        );
+    }
+    Ok(ds)
 }
 
 /// Reads training data. A CSV becomes a [`Tabular`] encoding when asked (categorical columns,
@@ -67,6 +85,7 @@ pub fn load_training_table(
     path: &Path,
     sel: &ColumnSelection,
     t: &crate::args::TabularArgs,
+    image_shape: Option<(usize, usize, usize)>,
 ) -> Result<(Dataset, Option<Tabular>)> {
     use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
     let is_csv = is_table(path);
@@ -77,7 +96,7 @@ pub fn load_training_table(
             "{}: --categorical and --impute apply to CSV files only",
             path.display()
         );
-        return Ok((load_data(path, sel)?, None));
+        return Ok((load_data_shaped(path, sel, image_shape)?, None));
     }
     if !asked {
         let ds = load_data(path, sel)?;
@@ -107,6 +126,7 @@ pub fn load_training_table(
         labels: raw.labels,
         image_shape: None,
         format: data::Format::Csv,
+        files: None,
     };
     Ok((ds, Some(tab)))
 }
@@ -139,6 +159,7 @@ pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result
         labels: raw.labels,
         image_shape: None,
         format: data::Format::Csv,
+        files: None,
     })
 }
 
@@ -159,7 +180,8 @@ pub fn load_data_for(file: &ModelFile, path: &Path, cols: &ColumnArgs) -> Result
     {
         sel.columns = Some(names.clone());
     }
-    let ds = load_data(path, &sel)?;
+    // A folder of images takes the size the model was trained on.
+    let ds = load_data_shaped(path, &sel, file.provenance.image_shape)?;
     if ds.x.cols() != file.model.input_dim() {
         anyhow::bail!(
             "{}: has {} feature columns, the model expects {}",

@@ -108,7 +108,7 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let sel = a.columns.selection();
-    let (ds, tabular) = super::load_training_table(&a.data, &sel, &a.tabular)?;
+    let (ds, tabular) = super::load_training_table(&a.data, &sel, &a.tabular, a.image_shape)?;
     let valid = match &a.valid {
         Some(p) => {
             let v = match &tabular {
@@ -128,6 +128,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None => None,
     };
     let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape)?;
+    let read_target = |p: &std::path::PathBuf| super::load_data_shaped(p, &Default::default(), ds.image_shape);
+    let target = a.target.as_ref().map(read_target).transpose()?;
+    anyhow::ensure!(
+        a.valid.is_none() || a.target.is_none() || a.valid_target.is_some(),
+        "--valid with --target needs --valid-target (the validation rows' targets)"
+    );
+    let valid_target = a.valid_target.as_ref().map(read_target).transpose()?;
     let mut model = model_cfg.init(a.seed)?;
     // Fail on an unwritable output before spending time on training.
     let out_dir = a
@@ -156,45 +163,50 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mut loss_sum = 0.0f64;
     let mut log_lines = Vec::new();
     let batch = a.batch_size.max(1);
-    let result = hourglass::fit(
-        &mut model,
-        &ds.x,
-        valid.as_ref().map(|v| &v.x),
-        &train_cfg,
-        |e| match e {
-            Event::EpochStart { epoch, epochs, batches } => {
-                epoch_start = Instant::now();
-                rows_done = 0;
-                loss_sum = 0.0;
-                if let Some(b) = &bar {
-                    b.set_length(*batches as u64);
-                    b.set_position(0);
-                    b.set_prefix(format!("{epoch}/{epochs}"));
-                }
+    let on_event = |e: &Event<'_>| match e {
+        Event::EpochStart { epoch, epochs, batches } => {
+            epoch_start = Instant::now();
+            rows_done = 0;
+            loss_sum = 0.0;
+            if let Some(b) = &bar {
+                b.set_length(*batches as u64);
+                b.set_position(0);
+                b.set_prefix(format!("{epoch}/{epochs}"));
             }
-            Event::Batch { batch: i, loss } => {
-                rows_done += batch;
-                loss_sum += loss;
-                if let Some(b) = &bar {
-                    let rate = rows_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-                    b.set_position(*i as u64);
-                    b.set_message(format!("loss {:.6}  {rate:.0} samples/s", loss_sum / *i as f64));
-                }
+        }
+        Event::Batch { batch: i, loss } => {
+            rows_done += batch;
+            loss_sum += loss;
+            if let Some(b) = &bar {
+                let rate = rows_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
+                b.set_position(*i as u64);
+                b.set_message(format!("loss {:.6}  {rate:.0} samples/s", loss_sum / *i as f64));
             }
-            Event::EpochEnd(s) => {
-                let line = epoch_line(s, train_cfg.epochs);
-                match &bar {
-                    Some(b) => b.println(line),
-                    None if !a.quiet => eprintln!("{line}"),
-                    None => {}
-                }
-                if a.log.is_some() {
-                    log_lines.push(serde_json::to_string(s).expect("stats serialize"));
-                }
+        }
+        Event::EpochEnd(s) => {
+            let line = epoch_line(s, train_cfg.epochs);
+            match &bar {
+                Some(b) => b.println(line),
+                None if !a.quiet => eprintln!("{line}"),
+                None => {}
             }
-            _ => {}
-        },
-    );
+            if a.log.is_some() {
+                log_lines.push(serde_json::to_string(s).expect("stats serialize"));
+            }
+        }
+        _ => {}
+    };
+    let result = match &target {
+        Some(t) => hourglass::fit_paired(
+            &mut model,
+            &ds.x,
+            &t.x,
+            valid.as_ref().zip(valid_target.as_ref()).map(|(v, vt)| (&v.x, &vt.x)),
+            &train_cfg,
+            on_event,
+        ),
+        None => hourglass::fit(&mut model, &ds.x, valid.as_ref().map(|v| &v.x), &train_cfg, on_event),
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -1,0 +1,223 @@
+//! Folders of PNG and JPEG images in, PNG files and grids out.
+//!
+//! A folder becomes one row per image file (sorted by name), values in [0, 1], channel-major
+//! (C, H, W) like every image row in hourglass. All images must have one size unless a shape
+//! is given, in which case they are resized to it (and the caller is told how many were).
+
+use super::{Dataset, Format};
+use crate::error::{Error, Result};
+use crate::fsutil::io_at;
+use crate::tensor::Matrix;
+use image::{DynamicImage, GenericImageView, imageops::FilterType};
+use std::path::{Path, PathBuf};
+
+/// Image files in `dir`, sorted by name.
+///
+/// # Errors
+/// [`Error::Io`] when the folder cannot be listed, [`Error::Data`] when it holds no images.
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_at(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::data(dir, "no .png, .jpg or .jpeg files in this folder"));
+    }
+    Ok(files)
+}
+
+/// Reads a folder of images. `shape` = `(height, width, channels)`: images of another size
+/// are resized to it (bilinear) and converted to its channels; without it, every image must
+/// have the first one's size, and the rows are RGB when any image has color, gray otherwise.
+///
+/// Returns the rows and the number of images that were resized.
+///
+/// # Errors
+/// [`Error::Data`] naming a file that cannot be decoded, or whose size differs from the first
+/// one's when no shape is given (the message says both sizes and how to resize).
+pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(Dataset, usize)> {
+    let files = list(dir)?;
+    let mut images = Vec::with_capacity(files.len());
+    for f in &files {
+        let img = image::open(f).map_err(|e| Error::data(f, format!("cannot decode the image: {e}")))?;
+        images.push(img);
+    }
+    if let Some((h, w, c)) = shape
+        && (h == 0 || w == 0 || !(c == 1 || c == 3))
+    {
+        return Err(Error::Config(format!(
+            "--image-shape {h},{w},{c}: height and width must be positive and channels 1 or 3"
+        )));
+    }
+    let (h, w, c) = match shape {
+        Some(s) => s,
+        None => {
+            let (w0, h0) = images[0].dimensions();
+            for (f, img) in files.iter().zip(&images) {
+                let (wi, hi) = img.dimensions();
+                if (wi, hi) != (w0, h0) {
+                    return Err(Error::data(
+                        f,
+                        format!(
+                            "{wi}x{hi} pixels (width x height), but {} is {w0}x{h0}; images of one folder must have one size, or give --image-shape H,W[,C] to resize them all",
+                            files[0].display()
+                        ),
+                    ));
+                }
+            }
+            let color = images.iter().any(|i| i.color().has_color());
+            (h0 as usize, w0 as usize, if color { 3 } else { 1 })
+        }
+    };
+    let mut x = Matrix::zeros(files.len(), c * h * w);
+    let mut resized = 0;
+    for (i, img) in images.into_iter().enumerate() {
+        let img = if img.dimensions() != (w as u32, h as u32) {
+            resized += 1;
+            img.resize_exact(w as u32, h as u32, FilterType::Triangle)
+        } else {
+            img
+        };
+        write_row(&img, (h, w, c), x.row_mut(i));
+    }
+    let names = (0..c * h * w).map(|i| format!("p{i}")).collect();
+    Ok((
+        Dataset {
+            x,
+            names,
+            labels: None,
+            image_shape: Some((h, w, c)),
+            format: Format::Images,
+            files: Some(files),
+        },
+        resized,
+    ))
+}
+
+fn write_row(img: &DynamicImage, (h, w, c): (usize, usize, usize), row: &mut [f32]) {
+    if c == 1 {
+        let g = img.to_luma8();
+        for (v, p) in row.iter_mut().zip(g.as_raw()) {
+            *v = f32::from(*p) / 255.0;
+        }
+    } else {
+        let rgb = img.to_rgb8();
+        let raw = rgb.as_raw();
+        for ch in 0..3 {
+            for p in 0..h * w {
+                row[ch * h * w + p] = f32::from(raw[p * 3 + ch]) / 255.0;
+            }
+        }
+    }
+}
+
+/// The 8-bit picture of one channel-major image row (values clamped to [0, 1]).
+pub fn picture(row: &[f32], (h, w, c): (usize, usize, usize)) -> crate::viz::Picture {
+    let mut pixels = vec![0u8; h * w * c];
+    for ch in 0..c {
+        for p in 0..h * w {
+            pixels[p * c + ch] = (row[ch * h * w + p].clamp(0.0, 1.0) * 255.0).round() as u8;
+        }
+    }
+    crate::viz::Picture {
+        width: w,
+        height: h,
+        channels: c,
+        pixels,
+    }
+}
+
+/// Writes each row of `x` as a PNG file in folder `dir` (created if missing): named after
+/// `names` (their file stems) when given, else `00000.png`, `00001.png`, … Each file is
+/// written atomically.
+///
+/// # Errors
+/// [`Error::Config`] when the rows do not match the shape or channels are not 1 or 3;
+/// [`Error::Io`] naming the file or folder.
+pub fn write_folder(dir: &Path, x: &Matrix, shape: (usize, usize, usize), names: Option<&[PathBuf]>) -> Result<()> {
+    let (h, w, c) = shape;
+    if h * w * c != x.cols() || !(c == 1 || c == 3) {
+        return Err(Error::Config(format!(
+            "rows of {} values cannot be written as {h}x{w} images with {c} channels",
+            x.cols()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let width = x.rows().saturating_sub(1).to_string().len().max(5);
+    for i in 0..x.rows() {
+        let name = match names.and_then(|n| n.get(i)).and_then(|p| p.file_stem()) {
+            Some(stem) => format!("{}.png", stem.to_string_lossy()),
+            None => format!("{i:0width$}.png"),
+        };
+        crate::viz::write_png(&dir.join(name), &picture(x.row(i), shape))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn save(path: &Path, img: DynamicImage) {
+        img.save(path).unwrap();
+    }
+
+    #[test]
+    fn gray_and_rgb_pngs_are_read_channel_major() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = image::GrayImage::from_fn(3, 2, |x, y| image::Luma([(10 * x + 100 * y) as u8]));
+        save(&dir.path().join("a.png"), DynamicImage::ImageLuma8(gray));
+        let rgb = image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8, y as u8, 200]));
+        save(&dir.path().join("b.png"), DynamicImage::ImageRgb8(rgb));
+        let (ds, resized) = read_folder(dir.path(), None).unwrap();
+        assert_eq!(resized, 0);
+        assert_eq!(ds.image_shape, Some((2, 3, 3)), "one color image makes the rows RGB");
+        assert_eq!(ds.x.shape(), (2, 18));
+        // b.png: channel 0 is x, channel 1 is y, channel 2 is 200, planes of 6 values.
+        let b = ds.x.row(1);
+        let px = |v: u8| f32::from(v) / 255.0;
+        assert_eq!(&b[0..6], &[0, 1, 2, 0, 1, 2].map(px));
+        assert_eq!(&b[6..12], &[0, 0, 0, 1, 1, 1].map(px));
+        assert_eq!(&b[12..18], &[200; 6].map(px));
+        // a.png, gray, is repeated on all three channels.
+        assert_eq!(&ds.x.row(0)[0..6], &[0, 10, 20, 100, 110, 120].map(px));
+        assert_eq!(&ds.x.row(0)[12..18], &[0, 10, 20, 100, 110, 120].map(px));
+        // Gray only: one channel.
+        std::fs::remove_file(dir.path().join("b.png")).unwrap();
+        let (ds, _) = read_folder(dir.path(), None).unwrap();
+        assert_eq!(ds.image_shape, Some((2, 3, 1)));
+    }
+
+    #[test]
+    fn a_mismatched_size_is_named_or_resized() {
+        let dir = tempfile::tempdir().unwrap();
+        save(&dir.path().join("a.png"), DynamicImage::new_luma8(4, 4));
+        save(&dir.path().join("b.png"), DynamicImage::new_luma8(5, 4));
+        let err = read_folder(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("b.png"), "{err}");
+        assert!(err.contains("5x4 pixels (width x height), but"), "{err}");
+        assert!(err.contains("--image-shape"), "{err}");
+        let (ds, resized) = read_folder(dir.path(), Some((4, 4, 1))).unwrap();
+        assert_eq!((ds.x.shape(), resized), ((2, 16), 1));
+        std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();
+        let err = read_folder(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("c.png") && err.contains("cannot decode"), "{err}");
+    }
+
+    #[test]
+    fn written_folders_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = Matrix::from_vec(2, 12, (0..24).map(|i| (i * 10) as f32 / 255.0).collect()).unwrap();
+        write_folder(dir.path(), &x, (2, 2, 3), None).unwrap();
+        let (back, _) = read_folder(dir.path(), None).unwrap();
+        assert_eq!(back.x, x);
+        assert!(dir.path().join("00000.png").exists());
+    }
+}
