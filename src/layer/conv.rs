@@ -48,29 +48,21 @@ impl Geometry {
     }
 }
 
-/// im2col as a gather, for a block of `count` images side by side: entry `(r, i * Ho*Wo + j)`
-/// of the column matrix `(C*k*k, count * Ho*Wo)` reads value `index` of the padded block, where
-/// image `i` starts at `i * (C*H*W + 1)` and is followed by the zero that padding reads. One
-/// GEMM then convolves the whole block. Made once per layer call and block size.
+/// im2col as a gather: entry `(r, j)` of the column matrix reads image value `index`, or the
+/// zero appended after the image (value `C*H*W`) where the kernel covers padding. Made once
+/// per layer call and shared by every image.
 pub struct Patches {
     table: crate::kernels::GatherTable,
     n_img: usize,
-    count: usize,
 }
 
 impl Patches {
-    /// The pattern of `g` with output size `(ho, wo)` for one image.
-    pub fn new(g: &Geometry, out_hw: (usize, usize)) -> Self {
-        Self::batched(g, out_hw, 1)
-    }
-
-    /// The pattern of `g` with output size `(ho, wo)` for blocks of `count` images.
-    pub fn batched(g: &Geometry, (ho, wo): (usize, usize), count: usize) -> Self {
+    /// The pattern of `g` with output size `(ho, wo)`.
+    pub fn new(g: &Geometry, (ho, wo): (usize, usize)) -> Self {
         let (c, h, w) = g.input;
         let (k, s, p) = (g.kernel, g.stride, g.padding);
         let n_img = c * h * w;
-        // One image's pattern, then shifted for each image of the block.
-        let mut one = Vec::with_capacity(c * k * k * ho * wo);
+        let mut index = Vec::with_capacity(c * k * k * ho * wo);
         for ch in 0..c {
             for ky in 0..k {
                 for kx in 0..k {
@@ -78,7 +70,7 @@ impl Patches {
                         for ox in 0..wo {
                             let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
                             let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
-                            one.push(if inside {
+                            index.push(if inside {
                                 ((ch * h + iy as usize) * w + ix as usize) as u32
                             } else {
                                 n_img as u32
@@ -88,71 +80,23 @@ impl Patches {
                 }
             }
         }
-        let hw = ho * wo;
-        let mut index = Vec::with_capacity(one.len() * count);
-        for row in one.chunks_exact(hw.max(1)) {
-            for i in 0..count {
-                let shift = (i * (n_img + 1)) as u32;
-                index.extend(row.iter().map(|&v| v + shift));
-            }
-        }
-        let table =
-            crate::kernels::GatherTable::new(index, count * (n_img + 1)).expect("indices are inside the padded block");
-        Patches { table, n_img, count }
+        let table = crate::kernels::GatherTable::new(index, n_img + 1).expect("indices are inside the padded image");
+        Patches { table, n_img }
     }
 
-    /// Length of the padded scratch block: `count * (C*H*W + 1)`.
-    pub fn padded_len(&self) -> usize {
-        self.count * (self.n_img + 1)
-    }
-
-    fn pad(&self, imgs: &[f32], padded: &mut [f32]) {
-        for (dst, src) in padded
-            .chunks_exact_mut(self.n_img + 1)
-            .zip(imgs.chunks_exact(self.n_img))
-        {
-            dst[..self.n_img].copy_from_slice(src);
-            dst[self.n_img] = 0.0;
-        }
-    }
-
-    /// im2col of the block `imgs` (`count` images) into `cols`, using `padded` as scratch.
-    pub fn im2col(&self, imgs: &[f32], padded: &mut [f32], cols: &mut [f32]) {
-        self.pad(imgs, padded);
+    /// im2col of `img` into `cols`, using `padded` (C*H*W + 1 values) as scratch.
+    pub fn im2col(&self, img: &[f32], padded: &mut [f32], cols: &mut [f32]) {
+        padded[..self.n_img].copy_from_slice(img);
+        padded[self.n_img] = 0.0;
         self.table.gather(padded, cols);
     }
 
-    /// col2im: adds `cols` onto the block `imgs`, using `padded` as scratch.
-    pub fn col2im(&self, cols: &[f32], padded: &mut [f32], imgs: &mut [f32]) {
-        self.pad(imgs, padded);
+    /// col2im: adds `cols` onto `img`, using `padded` (C*H*W + 1 values) as scratch.
+    pub fn col2im(&self, cols: &[f32], padded: &mut [f32], img: &mut [f32]) {
+        padded[..self.n_img].copy_from_slice(img);
+        padded[self.n_img] = 0.0;
         self.table.scatter_add(cols, padded);
-        for (src, dst) in padded
-            .chunks_exact(self.n_img + 1)
-            .zip(imgs.chunks_exact_mut(self.n_img))
-        {
-            dst.copy_from_slice(&src[..self.n_img]);
-        }
-    }
-}
-
-/// Rows of `count` images of `c` planes of `hw` values (image-major) into one matrix
-/// `(c, count * hw)` (channel-major), so a block's images sit side by side for one GEMM.
-pub fn planes_to_block(imgs: &[f32], c: usize, hw: usize, block: &mut [f32]) {
-    let count = imgs.len() / (c * hw);
-    for (i, img) in imgs.chunks_exact(c * hw).enumerate() {
-        for ch in 0..c {
-            block[(ch * count + i) * hw..][..hw].copy_from_slice(&img[ch * hw..(ch + 1) * hw]);
-        }
-    }
-}
-
-/// The inverse of [`planes_to_block`].
-pub fn block_to_planes(block: &[f32], c: usize, hw: usize, imgs: &mut [f32]) {
-    let count = imgs.len() / (c * hw);
-    for (i, img) in imgs.chunks_exact_mut(c * hw).enumerate() {
-        for ch in 0..c {
-            img[ch * hw..(ch + 1) * hw].copy_from_slice(&block[(ch * count + i) * hw..][..hw]);
-        }
+        img.copy_from_slice(&padded[..self.n_img]);
     }
 }
 
@@ -218,7 +162,7 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|_| rng.normal()).collect();
             let cv: Vec<f32> = (0..g.patch() * o.0 * o.1).map(|_| rng.normal()).collect();
             let patches = Patches::new(&g, o);
-            let mut padded = vec![0.0; patches.padded_len()];
+            let mut padded = vec![0.0; x.len() + 1];
             let mut cols = vec![0.0; cv.len()];
             patches.im2col(&x, &mut padded, &mut cols);
             let mut back = vec![0.0; x.len()];

@@ -1,10 +1,7 @@
 //! 2-D convolution over rows of (C, H, W) images: `y = act(W * x + b)` by im2col + GEMM.
 
 use super::Init;
-use super::conv::{
-    Geometry, Patches, Shape, bias_activation, block_to_planes, channel_sums, optional_chunks, planes_to_block,
-    sum_blocks,
-};
+use super::conv::{Geometry, Patches, Shape, bias_activation, channel_sums, optional_chunks, sum_blocks};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::kernels::{self, Precision, view};
@@ -80,34 +77,26 @@ impl Conv2d {
     }
 
     /// x: (batch, c_in*h*w) -> y: (batch, c_out*ho*wo); `z` receives the pre-activation.
-    ///
-    /// Each block of [`SAMPLE_BLOCK`] images is one im2col and one GEMM, the images side by side.
     pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, precision: Precision) {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
+        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         let w = view(&self.weight, self.c_out, patch);
-        let full = Patches::batched(&self.geometry, self.out_hw, SAMPLE_BLOCK);
         let zs = optional_chunks(z, SAMPLE_BLOCK * n_out, x.len().div_ceil(SAMPLE_BLOCK * n_in));
         x.par_chunks(SAMPLE_BLOCK * n_in)
             .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
             .zip(zs)
             .for_each(|((xb, yb), mut zb)| {
-                let count = xb.len() / n_in;
-                let partial;
-                let patches = if count == SAMPLE_BLOCK {
-                    &full
-                } else {
-                    partial = Patches::batched(&self.geometry, self.out_hw, count);
-                    &partial
-                };
-                let mut cols = vec![0.0; patch * count * hw];
-                let mut padded = vec![0.0; patches.padded_len()];
-                patches.im2col(xb, &mut padded, &mut cols);
-                let mut res = vec![0.0; self.c_out * count * hw];
-                kernels::matmul_rows(&mut res, w, view(&cols, patch, count * hw), false, precision, |_, _| {});
-                block_to_planes(&res, self.c_out, hw, yb);
-                for (i, out) in yb.chunks_exact_mut(n_out).enumerate() {
+                let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
+                for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
+                    patches.im2col(img, &mut padded, &mut cols);
+                    kernels::matmul_rows(out, w, view(&cols, patch, hw), false, precision, |_, _| {});
                     let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
                     bias_activation(out, pre, &self.bias, self.activation, hw);
                 }
@@ -129,32 +118,31 @@ impl Conv2d {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
-        let full = Patches::batched(&self.geometry, self.out_hw, SAMPLE_BLOCK);
-        let patches_for =
-            |count: usize| (count != SAMPLE_BLOCK).then(|| Patches::batched(&self.geometry, self.out_hw, count));
-        // Weight gradient: one GEMM per block of samples, then the blocks in order.
+        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
+        // Weight gradient: per block of samples, then the blocks in order.
         let partial: Vec<Vec<f32>> = x
             .par_chunks(SAMPLE_BLOCK * n_in)
             .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
             .map(|(xb, gb)| {
-                let count = xb.len() / n_in;
-                let own = patches_for(count);
-                let patches = own.as_ref().unwrap_or(&full);
-                let mut cols = vec![0.0; patch * count * hw];
-                let mut padded = vec![0.0; patches.padded_len()];
-                patches.im2col(xb, &mut padded, &mut cols);
-                let mut g = vec![0.0; self.c_out * count * hw];
-                planes_to_block(gb, self.c_out, hw, &mut g);
-                // acc (c_out x patch) = g (c_out x count*hw) * cols^T (count*hw x patch)
                 let mut acc = vec![0.0; self.c_out * patch];
-                kernels::matmul_rows(
-                    &mut acc,
-                    view(&g, self.c_out, count * hw),
-                    view(&cols, patch, count * hw).transpose(),
-                    false,
-                    precision,
-                    |_, _| {},
-                );
+                let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
+                for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
+                    patches.im2col(img, &mut padded, &mut cols);
+                    // acc (c_out x patch) += g (c_out x hw) * cols^T (hw x patch)
+                    kernels::matmul_rows(
+                        &mut acc,
+                        view(g, self.c_out, hw),
+                        view(&cols, patch, hw).transpose(),
+                        true,
+                        precision,
+                        |_, _| {},
+                    );
+                }
                 acc
             })
             .collect();
@@ -164,24 +152,14 @@ impl Conv2d {
             let wt = view(&self.weight, self.c_out, patch).transpose();
             dx.par_chunks_mut(SAMPLE_BLOCK * n_in)
                 .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
-                .for_each(|(dxb, gb)| {
-                    let count = dxb.len() / n_in;
-                    let own = patches_for(count);
-                    let patches = own.as_ref().unwrap_or(&full);
-                    let mut g = vec![0.0; self.c_out * count * hw];
-                    planes_to_block(gb, self.c_out, hw, &mut g);
-                    let mut cols = vec![0.0; patch * count * hw];
-                    kernels::matmul_rows(
-                        &mut cols,
-                        wt,
-                        view(&g, self.c_out, count * hw),
-                        false,
-                        precision,
-                        |_, _| {},
-                    );
-                    dxb.fill(0.0);
-                    let mut padded = vec![0.0; patches.padded_len()];
-                    patches.col2im(&cols, &mut padded, dxb);
+                .for_each(|(db_, gb)| {
+                    let mut cols = vec![0.0; patch * hw];
+                    let mut padded = vec![0.0; patches_len];
+                    for (d, g) in db_.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
+                        kernels::matmul_rows(&mut cols, wt, view(g, self.c_out, hw), false, precision, |_, _| {});
+                        d.fill(0.0);
+                        patches.col2im(&cols, &mut padded, d);
+                    }
                 });
         }
     }

@@ -4,10 +4,7 @@
 //! [`Conv2d`]: super::Conv2d
 
 use super::Init;
-use super::conv::{
-    Geometry, Patches, Shape, bias_activation, block_to_planes, channel_sums, optional_chunks, planes_to_block,
-    sum_blocks,
-};
+use super::conv::{Geometry, Patches, Shape, bias_activation, channel_sums, optional_chunks, sum_blocks};
 use super::conv2d::SAMPLE_BLOCK;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -103,14 +100,16 @@ impl ConvTranspose2d {
     }
 
     /// x: (batch, c_in*h*w) -> y: (batch, c_out*ho*wo); `z` receives the pre-activation.
-    ///
-    /// Each block of [`SAMPLE_BLOCK`] images is one GEMM, the images side by side, then col2im.
     pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, precision: Precision) {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
-        let full = Patches::batched(&self.geometry, self.in_hw(), SAMPLE_BLOCK);
+        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         let out_hw = self.geometry.input.1 * self.geometry.input.2;
         let wt = view(&self.weight, c_in, patch).transpose();
         let zs = optional_chunks(z, SAMPLE_BLOCK * n_out, x.len().div_ceil(SAMPLE_BLOCK * n_in));
@@ -118,18 +117,13 @@ impl ConvTranspose2d {
             .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
             .zip(zs)
             .for_each(|((xb, yb), mut zb)| {
-                let count = xb.len() / n_in;
-                let own = (count != SAMPLE_BLOCK).then(|| Patches::batched(&self.geometry, self.in_hw(), count));
-                let patches = own.as_ref().unwrap_or(&full);
-                let mut xs = vec![0.0; c_in * count * hw];
-                planes_to_block(xb, c_in, hw, &mut xs);
-                // cols (c_out*k*k, count*h*w) = Wᵀ (c_out*k*k, c_in) * x (c_in, count*h*w), scattered.
-                let mut cols = vec![0.0; patch * count * hw];
-                kernels::matmul_rows(&mut cols, wt, view(&xs, c_in, count * hw), false, precision, |_, _| {});
-                yb.fill(0.0);
-                let mut padded = vec![0.0; patches.padded_len()];
-                patches.col2im(&cols, &mut padded, yb);
-                for (i, out) in yb.chunks_exact_mut(n_out).enumerate() {
+                let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
+                for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
+                    // cols (c_out*k*k, h*w) = Wᵀ (c_out*k*k, c_in) * x (c_in, h*w), scattered.
+                    kernels::matmul_rows(&mut cols, wt, view(img, c_in, hw), false, precision, |_, _| {});
+                    out.fill(0.0);
+                    patches.col2im(&cols, &mut padded, out);
                     let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
                     bias_activation(out, pre, &self.bias, self.activation, out_hw);
                 }
@@ -151,32 +145,31 @@ impl ConvTranspose2d {
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
-        let full = Patches::batched(&self.geometry, self.in_hw(), SAMPLE_BLOCK);
-        let patches_for =
-            |count: usize| (count != SAMPLE_BLOCK).then(|| Patches::batched(&self.geometry, self.in_hw(), count));
+        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches_len = {
+            let (c, h, w) = self.geometry.input;
+            c * h * w + 1
+        };
         let out_hw = self.geometry.input.1 * self.geometry.input.2;
         let partial: Vec<Vec<f32>> = x
             .par_chunks(SAMPLE_BLOCK * n_in)
             .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
             .map(|(xb, gb)| {
-                let count = xb.len() / n_in;
-                let own = patches_for(count);
-                let patches = own.as_ref().unwrap_or(&full);
-                let mut cols = vec![0.0; patch * count * hw];
-                let mut padded = vec![0.0; patches.padded_len()];
-                patches.im2col(gb, &mut padded, &mut cols);
-                let mut xs = vec![0.0; c_in * count * hw];
-                planes_to_block(xb, c_in, hw, &mut xs);
-                // acc (c_in x patch) = x (c_in x count*hw) * cols^T (count*hw x patch)
                 let mut acc = vec![0.0; c_in * patch];
-                kernels::matmul_rows(
-                    &mut acc,
-                    view(&xs, c_in, count * hw),
-                    view(&cols, patch, count * hw).transpose(),
-                    false,
-                    precision,
-                    |_, _| {},
-                );
+                let mut cols = vec![0.0; patch * hw];
+                let mut padded = vec![0.0; patches_len];
+                for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
+                    patches.im2col(g, &mut padded, &mut cols);
+                    // acc (c_in x patch) += x (c_in x hw) * cols^T (hw x patch)
+                    kernels::matmul_rows(
+                        &mut acc,
+                        view(img, c_in, hw),
+                        view(&cols, patch, hw).transpose(),
+                        true,
+                        precision,
+                        |_, _| {},
+                    );
+                }
                 acc
             })
             .collect();
@@ -187,15 +180,12 @@ impl ConvTranspose2d {
             dx.par_chunks_mut(SAMPLE_BLOCK * n_in)
                 .zip(dz.par_chunks(SAMPLE_BLOCK * n_out))
                 .for_each(|(dxb, gb)| {
-                    let count = dxb.len() / n_in;
-                    let own = patches_for(count);
-                    let patches = own.as_ref().unwrap_or(&full);
-                    let mut cols = vec![0.0; patch * count * hw];
-                    let mut padded = vec![0.0; patches.padded_len()];
-                    patches.im2col(gb, &mut padded, &mut cols);
-                    let mut d = vec![0.0; c_in * count * hw];
-                    kernels::matmul_rows(&mut d, w, view(&cols, patch, count * hw), false, precision, |_, _| {});
-                    block_to_planes(&d, c_in, hw, dxb);
+                    let mut cols = vec![0.0; patch * hw];
+                    let mut padded = vec![0.0; patches_len];
+                    for (d, g) in dxb.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
+                        patches.im2col(g, &mut padded, &mut cols);
+                        kernels::matmul_rows(d, w, view(&cols, patch, hw), false, precision, |_, _| {});
+                    }
                 });
         }
     }
