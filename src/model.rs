@@ -614,24 +614,30 @@ impl Autoencoder {
         let mut out = Matrix::zeros(x.rows(), out_dim);
         let run = |(xb, ob): (&[f32], &mut [f32])| {
             let rows = xb.len() / in_dim;
-            let mut cur = xb.to_vec();
-            // Two buffers, swapped between layers (large fresh allocations would page-fault).
-            let mut next = Vec::new();
+            let n = layers.len();
+            // The first layer reads the input block, the last writes the output block; two
+            // buffers in between, swapped (no copies, no fresh large allocations per layer).
+            let (mut cur, mut next) = (Vec::new(), Vec::new());
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
-                next.clear();
-                next.resize(rows * l.n_out(), 0.0);
-                l.infer(&cur, &mut next, crate::kernels::Precision::F32);
+                let dst: &mut [f32] = if i + 1 == n {
+                    &mut *ob
+                } else {
+                    next.clear();
+                    next.resize(rows * l.n_out(), 0.0);
+                    &mut next
+                };
+                let src: &[f32] = if i == 0 { xb } else { &cur };
+                l.infer(src, dst, crate::kernels::Precision::F32);
                 if let Some(r) = self.config.regularizer_at(layers.start + i) {
                     if let Some(t) = r.topk {
-                        top_k_rows(&mut next, l.n_out(), t.encode_k.unwrap_or(t.k));
+                        top_k_rows(dst, l.n_out(), t.encode_k.unwrap_or(t.k));
                     }
                     if r.binary.is_some() {
-                        next.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
+                        dst.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
                     }
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
-            ob.copy_from_slice(&cur);
         };
         if x.rows() <= ROW_BLOCK {
             run((x.as_slice(), out.as_mut_slice()));
