@@ -1747,7 +1747,7 @@ fn conv_autoencoders_images_denoise_inpaint_and_targets() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(m["pixels"], 24 * 9);
+    assert_eq!(m["values"], 24 * 9);
     let input = hourglass::data::load(&sb.path("imgs"), &Default::default()).unwrap().x;
     let filled = hourglass::data::load(&sb.path("filled.npy"), &Default::default())
         .unwrap()

@@ -118,7 +118,8 @@ pub struct InpaintArgs {
     /// Image shape H,W[,C] (default: the model's training data's).
     #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
     pub image_shape: Option<(usize, usize, usize)>,
-    /// Print the region metrics as JSON (pixels, region_mse, region_psnr).
+    /// Print the region metrics as JSON (values: hidden pixels x channels, region_mse,
+    /// region_psnr).
     #[arg(long)]
     pub json: bool,
 }

@@ -155,10 +155,10 @@ pub fn inpaint(a: InpaintArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"pixels": n, "region_mse": mse, "region_psnr": psnr})
+            serde_json::json!({"values": n, "region_mse": mse, "region_psnr": psnr})
         );
     } else {
-        println!("hidden pixels    {n} in {} images", ds.x.rows());
+        println!("hidden values    {n} in {} images (pixels x channels)", ds.x.rows());
         println!("region mse       {mse:.6} (filled values against the input's own values there)");
         if let Some(p) = psnr {
             println!("region psnr      {p:.2} dB");
