@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! input = [1, 28, 28]          # channels, height, width (default: the data's image shape)
+//! # output = [1, 28, 28]       # only for paired targets of another shape (default: input)
 //! activation = "relu"          # hidden layers (default relu)
 //! code_activation = "identity" # the last encoder layer (default identity)
 //! output_activation = "sigmoid"# the last decoder layer (default sigmoid)
@@ -233,6 +234,10 @@ pub struct Arch {
     pub encoder: Vec<LayerSpec>,
     /// Decoder layers, code side first; the last one is the output.
     pub decoder: Vec<LayerSpec>,
+    /// Output shape when it differs from the input's (a model of paired targets, e.g.
+    /// `[1, 32, 32]` masks for `[3, 32, 32]` images); `None`: the input's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Vec<usize>>,
 }
 
 /// One row of [`Arch::plan`]: a layer with the shapes it maps between.
@@ -261,14 +266,7 @@ impl Arch {
     /// # Errors
     /// [`Error::Config`] unless `input` has 1 or 3 positive entries.
     pub fn input_dims(&self) -> Result<Dims> {
-        match self.input[..] {
-            [n] if n > 0 => Ok(Dims::Flat(n)),
-            [c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Dims::Image((c, h, w))),
-            _ => Err(Error::Config(format!(
-                "input = {:?}: expected [width] or [channels, height, width], all positive",
-                self.input
-            ))),
-        }
+        shape_of(&self.input, "input")
     }
 
     /// Every layer with its input and output shapes; checks that each fits the one before,
@@ -402,11 +400,15 @@ impl Arch {
         if !self.decoder.iter().any(LayerSpec::computes) {
             return Err(Error::Config("the decoder has no layer".into()));
         }
-        if cur.len() != input.len() {
+        let (want, what) = match &self.output {
+            Some(o) => (shape_of(o, "output")?, "the declared output"),
+            None => (input, "the input"),
+        };
+        if cur.len() != want.len() {
             return Err(Error::Config(format!(
-                "the decoder's output is {cur} ({} values) but the input is {input} ({} values)",
+                "the decoder's output is {cur} ({} values) but {what} is {want} ({} values)",
                 cur.len(),
-                input.len()
+                want.len()
             )));
         }
         Ok(out)
@@ -474,6 +476,17 @@ impl Arch {
     }
 }
 
+/// `[n]` or `[channels, height, width]`, all positive.
+fn shape_of(v: &[usize], what: &str) -> Result<Dims> {
+    match v[..] {
+        [n] if n > 0 => Ok(Dims::Flat(n)),
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Dims::Image((c, h, w))),
+        _ => Err(Error::Config(format!(
+            "{what} = {v:?}: expected [width] or [channels, height, width], all positive"
+        ))),
+    }
+}
+
 /// An error's message without the "invalid configuration: " prefix.
 fn plain(e: Error) -> String {
     match e {
@@ -488,6 +501,8 @@ fn plain(e: Error) -> String {
 struct ArchFile {
     #[serde(default)]
     input: Option<Vec<usize>>,
+    #[serde(default)]
+    output: Option<Vec<usize>>,
     #[serde(default)]
     activation: Option<Activation>,
     #[serde(default)]
@@ -513,8 +528,18 @@ struct ArchFile {
 /// [`Error::InvalidData`] naming the file, with the line and column of a TOML mistake or the
 /// layer whose shapes do not fit.
 pub fn read(path: &Path, data: Dims) -> Result<AutoencoderConfig> {
+    read_paired(path, data, None)
+}
+
+/// [`read`] for a model of paired targets whose rows have shape `target`: when the file gives
+/// no `output` and the targets' width differs from the inputs', the output takes the targets'
+/// shape.
+///
+/// # Errors
+/// As [`read`].
+pub fn read_paired(path: &Path, data: Dims, target: Option<Dims>) -> Result<AutoencoderConfig> {
     let text = std::fs::read_to_string(path).map_err(crate::fsutil::io_at(path))?;
-    parse(&text, data).map_err(|m| Error::invalid(path.display().to_string(), m))
+    parse_paired(&text, data, target).map_err(|m| Error::invalid(path.display().to_string(), m))
 }
 
 /// [`read`] on the text of a file.
@@ -522,6 +547,14 @@ pub fn read(path: &Path, data: Dims) -> Result<AutoencoderConfig> {
 /// # Errors
 /// The message, without the file name.
 pub fn parse(text: &str, data: Dims) -> std::result::Result<AutoencoderConfig, String> {
+    parse_paired(text, data, None)
+}
+
+/// [`read_paired`] on the text of a file.
+///
+/// # Errors
+/// The message, without the file name.
+pub fn parse_paired(text: &str, data: Dims, target: Option<Dims>) -> std::result::Result<AutoencoderConfig, String> {
     let file: ArchFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
     let input = file.input.clone().unwrap_or_else(|| match data {
         Dims::Flat(n) => vec![n],
@@ -534,6 +567,12 @@ pub fn parse(text: &str, data: Dims) -> std::result::Result<AutoencoderConfig, S
         input,
         encoder: file.encoder,
         decoder: file.decoder,
+        output: file.output.or_else(|| {
+            target.filter(|t| t.len() != data.len()).map(|t| match t {
+                Dims::Flat(n) => vec![n],
+                Dims::Image((c, h, w)) => vec![c, h, w],
+            })
+        }),
     };
     let last = |specs: &[LayerSpec]| specs.iter().rposition(LayerSpec::has_params);
     let (code_at, out_at) = (last(&arch.encoder), last(&arch.decoder));
@@ -561,6 +600,9 @@ pub fn parse(text: &str, data: Dims) -> std::result::Result<AutoencoderConfig, S
     let output = plan.iter().rfind(|p| p.computes).map(|p| p.activation);
     let code_activation = plan.iter().rfind(|p| p.encoder && p.computes).map(|p| p.activation);
     let mut config = AutoencoderConfig::new(dims.len(), code.unwrap_or(0));
+    if let Some(o) = &arch.output {
+        config.output_dim = Some(shape_of(o, "output").map_err(plain)?.len()).filter(|&n| n != dims.len());
+    }
     config.code_activation = code_activation.unwrap_or(code_act);
     config.output_activation = output.unwrap_or(out_act);
     config.activation = hidden;

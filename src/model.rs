@@ -48,6 +48,10 @@ pub struct AutoencoderConfig {
     /// and `hidden`, `decoder_hidden` and `tied` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<crate::arch::Arch>,
+    /// Width of the output when it differs from the input: a model trained on paired targets
+    /// of another width (image -> mask). `None`: the input width (an autoencoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_dim: Option<usize>,
 }
 
 /// KL-divergence sparsity for sigmoid code units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
@@ -178,6 +182,7 @@ impl AutoencoderConfig {
             tied: false,
             hidden_regularizers: Default::default(),
             arch: None,
+            output_dim: None,
         }
     }
 
@@ -290,8 +295,20 @@ impl AutoencoderConfig {
             shapes.push((n_in, h, self.activation));
             n_in = h;
         }
-        shapes.push((n_in, self.input_dim, self.output_activation));
+        shapes.push((n_in, self.output_width(), self.output_activation));
         shapes
+    }
+
+    /// Width of the output rows: the input width, or `output_dim` for a model of paired
+    /// targets of another width.
+    pub fn output_width(&self) -> usize {
+        self.output_dim.unwrap_or(self.input_dim)
+    }
+
+    /// Whether the output has the input's width (what reconstruction errors, anomaly scores and
+    /// pictures compare).
+    pub fn reconstructs_input(&self) -> bool {
+        self.output_width() == self.input_dim
     }
 
     /// Number of encoder layers (the code layer included).
@@ -316,6 +333,13 @@ impl AutoencoderConfig {
         }
         if let Some(arch) = &self.arch {
             let plan = arch.plan()?;
+            let out = plan.last().map_or(0, |p| p.output.len());
+            if out != self.output_width() {
+                return bad(format!(
+                    "the architecture's output has {out} values, the config says {}",
+                    self.output_width()
+                ));
+            }
             let input = arch.input_dims()?.len();
             let code = plan.iter().rfind(|p| p.encoder && p.computes).map(|p| p.output.len());
             if input != self.input_dim || code != Some(self.code) {
@@ -349,6 +373,12 @@ impl AutoencoderConfig {
                 ));
             }
             self.check_regularizer(r, shapes[l].1, shapes[l].2, &format!("regularizer of layer {l}"))?;
+        }
+        if self.output_dim == Some(0) {
+            return bad("output width must be positive".into());
+        }
+        if self.tied && !self.reconstructs_input() {
+            return bad("tied weights need the output to have the input's width".into());
         }
         if self.tied
             && self
@@ -529,6 +559,22 @@ impl Autoencoder {
         self.layers.iter().map(Layer::num_params).sum()
     }
 
+    /// An error unless the output has the input's width (see
+    /// [`AutoencoderConfig::reconstructs_input`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming both widths.
+    pub fn check_reconstructs(&self) -> Result<()> {
+        if self.config.reconstructs_input() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "this model maps {} input values to {} output values (trained on paired targets): it has no reconstruction error; compare its outputs with targets (eval --target)",
+            self.config.input_dim,
+            self.config.output_width()
+        )))
+    }
+
     fn check_width(&self, x: &Matrix, expected: usize, what: &str) -> Result<()> {
         if x.cols() != expected {
             return Err(Error::Shape {
@@ -592,6 +638,7 @@ impl Autoencoder {
     /// [`Error::Shape`] if `x` does not have `input_dim` columns.
     pub fn reconstruct_scaled<'a>(&self, x: &'a Matrix) -> Result<(std::borrow::Cow<'a, Matrix>, Matrix)> {
         self.check_width(x, self.config.input_dim, "autoencoder input")?;
+        self.check_reconstructs()?;
         let xs = self.scaled(x);
         let out = self.forward_scaled(&xs, 0..self.layers.len());
         Ok((xs, out))

@@ -240,7 +240,7 @@ impl Workspace {
                 || (i == last && model.config.loss.needs_output_preactivation(l.activation()))
         };
         Workspace {
-            x: vec![0.0; batch * model.config.input_dim],
+            x: vec![0.0; batch * model.config.output_width()],
             x_in: if noisy {
                 vec![0.0; batch * model.config.input_dim]
             } else {
@@ -348,6 +348,7 @@ fn forward_backward(
     step: &mut CodeStep<'_>,
 ) -> f64 {
     let d = model.config.input_dim;
+    let d_out = model.config.output_width();
     let n_layers = model.layers.len();
     let mut penalty = 0.0;
     for l in 0..n_layers {
@@ -385,20 +386,20 @@ fn forward_backward(
     let last = n_layers - 1;
     let out_layer = &model.layers[last];
     let loss = model.config.loss;
-    let scale = 1.0 / (b * d) as f32;
-    let (y, t) = (&ws.acts[last][..b * d], &ws.x[..b * d]);
+    let scale = 1.0 / (b * d_out) as f32;
+    let (y, t) = (&ws.acts[last][..b * d_out], &ws.x[..b * d_out]);
     let z = if ws.pre[last].is_empty() {
         None
     } else {
-        Some(&ws.pre[last][..b * d])
+        Some(&ws.pre[last][..b * d_out])
     };
     let n_blocks = b.div_ceil(ROW_BLOCK);
-    ws.dz[last][..b * d]
-        .par_chunks_mut(ROW_BLOCK * d)
+    ws.dz[last][..b * d_out]
+        .par_chunks_mut(ROW_BLOCK * d_out)
         .zip(ws.loss_blocks[..n_blocks].par_iter_mut())
         .enumerate()
         .for_each(|(i, (dz, sum))| {
-            let r = i * ROW_BLOCK * d..i * ROW_BLOCK * d + dz.len();
+            let r = i * ROW_BLOCK * d_out..i * ROW_BLOCK * d_out + dz.len();
             *sum = loss.output_grad(
                 out_layer.activation(),
                 &y[r.clone()],
@@ -456,7 +457,7 @@ fn forward_backward(
         let aux = &ws.aux[l][..b * layer.aux_len()];
         layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision);
     }
-    total / (b * d) as f64 + penalty
+    total / (b * d_out) as f64 + penalty
 }
 
 /// Mean loss of the model on already-scaled rows.
@@ -530,15 +531,22 @@ pub fn fit_paired(
             "training on paired targets takes unscaled inputs (--scale none)".into(),
         ));
     }
+    let out = model.config.output_width();
     let pair = |x: &Matrix, t: &Matrix, what: &str| -> Result<()> {
-        if t.shape() != x.shape() {
+        if t.rows() != x.rows() || t.cols() != out {
             return Err(Error::Shape {
                 what: format!("{what} targets"),
-                expected: format!("{} rows x {} columns, as the inputs", x.rows(), x.cols()),
+                expected: format!("{} rows (as the inputs) x {out} columns (the model's output)", x.rows()),
                 got: format!("{} rows x {} columns", t.rows(), t.cols()),
             });
         }
-        check_data(model, t, &format!("{what} targets"))
+        if let Some((r, c)) = t.find_non_finite() {
+            return Err(Error::invalid(
+                format!("{what} targets"),
+                format!("non-finite value at row {}, column {}", r + 1, c + 1),
+            ));
+        }
+        Ok(())
     };
     pair(data, target, "training")?;
     if let Some((v, vt)) = valid {
@@ -658,7 +666,7 @@ fn fit_impl(
             let b = rows.len();
             // ws.x is what the loss compares with (the target), ws.x_in what the network sees.
             let goal = targets.as_ref().map_or(&*train, |(t, _)| &**t);
-            for (dst, &r) in ws.x.chunks_exact_mut(d).zip(rows) {
+            for (dst, &r) in ws.x.chunks_exact_mut(goal.cols()).zip(rows) {
                 dst.copy_from_slice(goal.row(r));
             }
             if targets.is_some() {

@@ -163,6 +163,7 @@ pub fn show(
     seed: u64,
 ) -> Result<Picture> {
     check_image(x.cols(), image, "rows")?;
+    model.check_reconstructs()?;
     let n = n.min(x.rows());
     let originals = x.slice_rows(0, n);
     let mut corrupted = originals.clone();

@@ -1829,7 +1829,7 @@ fn architecture_and_image_mistakes_are_named() {
     fails(
         &sb,
         &["train", "imgs", "--code", "2", "--target", "few", "-o", "m.safetensors"],
-        "training targets: expected 4 rows x 64 columns, as the inputs, got 3 rows x 64 columns",
+        "training targets: expected 4 rows (as the inputs) x 64 columns (the model's output), got 3 rows x 64 columns",
         &keep,
     );
     // A folder whose images differ in size: named, with the way out.
@@ -1858,4 +1858,73 @@ fn architecture_and_image_mistakes_are_named() {
         .unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("note: resized 1 of 5 images"));
+}
+
+#[test]
+fn paired_targets_of_another_width_rgb_images_to_gray_masks() {
+    let sb = Sandbox::new();
+    // RGB pictures: a red 3x3 square on a blue background; the targets: its gray mask.
+    std::fs::create_dir_all(sb.path("rgb")).unwrap();
+    for i in 0..24u32 {
+        let (x0, y0) = (i % 5, (i / 5) % 5);
+        let img = image::RgbImage::from_fn(8, 8, |x, y| {
+            let on = (x0..x0 + 3).contains(&x) && (y0..y0 + 3).contains(&y);
+            image::Rgb(if on { [255, 0, 0] } else { [0, 0, 255] })
+        });
+        img.save(sb.path(&format!("rgb/img{i:02}.png"))).unwrap();
+    }
+    square_images(&sb, "masks", 24, false);
+    // The architecture file's decoder ends in one channel; the output shape comes from the
+    // targets.
+    sb.write("arch.toml", SMALL_CONV);
+    let train = |extra: &[&str], out: &str| {
+        let o = sb
+            .cmd()
+            .args([
+                "train",
+                "rgb",
+                "--target",
+                "masks",
+                "--epochs",
+                "150",
+                "--batch-size",
+                "8",
+            ])
+            .args(["--lr", "0.01", "--seed", "1", "-q", "-o", out])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    train(&["--arch", "arch.toml"], "conv.safetensors");
+    train(&["--hidden", "16", "--code", "4", "--loss", "bce"], "mlp.safetensors");
+    for model in ["conv.safetensors", "mlp.safetensors"] {
+        let o = sb
+            .cmd()
+            .args(["eval", model, "rgb", "--target", "masks", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let iou = v["iou"].as_f64().unwrap();
+        assert!(iou > 0.8, "{model}: IoU {iou}");
+        // 192 values in, 64 out: nothing to compare with the input.
+        let present = sb.files();
+        let keep: Vec<&str> = present.iter().map(String::as_str).collect();
+        let err = fails(
+            &sb,
+            &["eval", model, "rgb"],
+            "maps 192 input values to 64 output values",
+            &keep,
+        );
+        assert!(err.contains("--target"), "{err}");
+    }
+    let o = sb
+        .cmd()
+        .args(["reconstruct", "conv.safetensors", "rgb", "-o", "masks.npy"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let m = hourglass::data::load(&sb.path("masks.npy"), &Default::default()).unwrap();
+    assert_eq!(m.x.shape(), (24, 64));
 }

@@ -23,6 +23,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(t) = &a.target {
         return paired(&file, &ds, t, a.json);
     }
+    file.model.check_reconstructs()?;
     let x_hat = file.model.reconstruct(&input)?;
     // With noise: how far the corrupted input itself is from the clean data, for comparison.
     let noisy = (!a.noise.is_empty()).then(|| hourglass::metrics::reconstruction(&ds.x, &input));
@@ -76,15 +77,15 @@ fn paired(
     target: &std::path::Path,
     json: bool,
 ) -> Result<()> {
-    let t = super::load_data_shaped(target, &Default::default(), ds.image_shape)?;
+    let t = super::load_data(target, &Default::default())?;
+    let out_width = file.model.config().output_width();
     anyhow::ensure!(
-        t.x.shape() == ds.x.shape(),
-        "{}: {} rows x {} columns of targets for {} rows x {} columns of inputs",
+        t.x.rows() == ds.x.rows() && t.x.cols() == out_width,
+        "{}: {} rows x {} columns of targets; expected {} rows (the inputs) x {out_width} columns (the model's output)",
         target.display(),
         t.x.rows(),
         t.x.cols(),
-        ds.x.rows(),
-        ds.x.cols()
+        ds.x.rows()
     );
     let out = file.model.reconstruct(&ds.x)?;
     let m = hourglass::metrics::reconstruction(&t.x, &out);

@@ -59,6 +59,7 @@ fn write_images(
 
 pub fn denoise(a: DenoiseArgs) -> Result<()> {
     let file = load_model(&a.model)?;
+    file.model.check_reconstructs()?;
     let ds = load_data_for(&file, &a.data, &Default::default())?;
     let shape = image_shape(&file, &ds, a.image_shape)?;
     let out = file.model.reconstruct(&ds.x)?;
@@ -123,6 +124,7 @@ fn regions(a: &InpaintArgs, rows: usize, (h, w, c): (usize, usize, usize)) -> Re
 
 pub fn inpaint(a: InpaintArgs) -> Result<()> {
     let file = load_model(&a.model)?;
+    file.model.check_reconstructs()?;
     let ds = load_data_for(&file, &a.data, &Default::default())?;
     let shape = image_shape(&file, &ds, a.image_shape)?;
     let hidden = regions(&a, ds.x.rows(), shape)?;

@@ -113,7 +113,7 @@ enum Start {
     /// A classifier, trained further.
     Trained(Classifier),
     /// An autoencoder, whose encoder gets a new head.
-    Encoder(hourglass::Autoencoder),
+    Encoder(Box<hourglass::Autoencoder>),
 }
 
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
@@ -121,7 +121,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     let start = if is_classifier(&a.model) {
         Start::Trained(Classifier::load(&a.model)?)
     } else {
-        Start::Encoder(load_model(&a.model)?.model)
+        Start::Encoder(Box::new(load_model(&a.model)?.model))
     };
     let input_dim = match &start {
         Start::Trained(c) => c.config.input_dim,

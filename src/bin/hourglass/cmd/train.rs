@@ -11,10 +11,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
 
+/// The paired targets' width and image shape.
+type TargetShape = (usize, Option<(usize, usize, usize)>);
+
+/// The model and training configs; `target` is the paired targets' width and image shape.
 fn configs(
     a: &TrainArgs,
     input_dim: usize,
     image: Option<(usize, usize, usize)>,
+    target: Option<TargetShape>,
 ) -> Result<(AutoencoderConfig, TrainConfig)> {
     let mut model = AutoencoderConfig {
         input_dim,
@@ -41,13 +46,18 @@ fn configs(
         tied: a.tied,
         hidden_regularizers: a.hidden_reg.iter().cloned().collect(),
         arch: None,
+        output_dim: target.map(|(w, _)| w).filter(|&w| w != input_dim),
     };
     if let Some(path) = &a.arch {
         let dims = match a.image_shape.or(image) {
             Some((h, w, c)) if h * w * c == input_dim => Dims::Image((c, h, w)),
             _ => Dims::Flat(input_dim),
         };
-        let mut from_file = hourglass::arch::read(path, dims)?;
+        let target_dims = target.map(|(w, img)| match img {
+            Some((h, iw, c)) if h * iw * c == w => Dims::Image((c, h, iw)),
+            _ => Dims::Flat(w),
+        });
+        let mut from_file = hourglass::arch::read_paired(path, dims, target_dims)?;
         let (flags, file) = (&model.regularizer, &mut from_file.regularizer);
         if flags.l1 > 0.0 {
             file.l1 = flags.l1;
@@ -127,9 +137,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape)?;
-    let read_target = |p: &std::path::PathBuf| super::load_data_shaped(p, &Default::default(), ds.image_shape);
+    // Targets are read as they are (a folder of masks stays one channel beside RGB images).
+    let read_target = |p: &std::path::PathBuf| super::load_data(p, &Default::default());
     let target = a.target.as_ref().map(read_target).transpose()?;
+    let target_shape = target.as_ref().map(|t| (t.x.cols(), t.image_shape));
+    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape, target_shape)?;
     anyhow::ensure!(
         a.valid.is_none() || a.target.is_none() || a.valid_target.is_some(),
         "--valid with --target needs --valid-target (the validation rows' targets)"
