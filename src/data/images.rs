@@ -196,6 +196,18 @@ mod tests {
     }
 
     #[test]
+    fn jpeg_files_are_read_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_fn(6, 4, |x, _| image::Rgb([200, 40 * x as u8, 10]));
+        save(&dir.path().join("photo.JPG"), DynamicImage::ImageRgb8(img));
+        let (ds, _) = read_folder(dir.path(), None).unwrap();
+        assert_eq!(ds.image_shape, Some((4, 6, 3)));
+        // Lossy, but the red plane stays near 200/255.
+        let red = &ds.x.row(0)[..24];
+        assert!(red.iter().all(|&v| (v - 200.0 / 255.0).abs() < 0.1), "{red:?}");
+    }
+
+    #[test]
     fn a_mismatched_size_is_named_or_resized() {
         let dir = tempfile::tempdir().unwrap();
         save(&dir.path().join("a.png"), DynamicImage::new_luma8(4, 4));
