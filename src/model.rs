@@ -664,7 +664,9 @@ impl Autoencoder {
             let n = layers.len();
             // The first layer reads the input block, the last writes the output block; two
             // buffers in between, swapped (no copies, no fresh large allocations per layer).
-            let (mut cur, mut next) = (Vec::new(), Vec::new());
+            // Taken from the thread's scratch and put back after (a nested task on the same
+            // thread finds it empty and allocates its own).
+            let (mut cur, mut next) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
                 let dst: &mut [f32] = if i + 1 == n {
                     &mut *ob
@@ -685,6 +687,7 @@ impl Autoencoder {
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
+            SCRATCH.with(|s| *s.borrow_mut() = (cur, next));
         };
         if x.rows() <= ROW_BLOCK {
             run((x.as_slice(), out.as_mut_slice()));
@@ -696,6 +699,12 @@ impl Autoencoder {
         }
         out
     }
+}
+
+thread_local! {
+    /// Per-thread activation buffers of inference, reused between calls (fresh multi-megabyte
+    /// buffers would page-fault on every call).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Keeps the `k` largest values of each row (ties: the lower index) and zeroes the rest;

@@ -721,7 +721,7 @@ mod tests {
 /// A gather pattern: `dst[i] = src[index[i]]` for sources of exactly `src_len` values. The
 /// indices are checked once, when the table is made, so the gather itself runs unchecked
 /// (it is the inner loop of im2col).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GatherTable {
     index: Vec<u32>,
     src_len: usize,

@@ -51,6 +51,7 @@ impl Geometry {
 /// im2col as a gather: entry `(r, j)` of the column matrix reads image value `index`, or the
 /// zero appended after the image (value `C*H*W`) where the kernel covers padding. Made once
 /// per layer call and shared by every image.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Patches {
     table: crate::kernels::GatherTable,
     n_img: usize,

@@ -22,6 +22,8 @@ pub struct Conv2d {
     pub(crate) activation: Activation,
     pub(crate) weight: Vec<f32>,
     pub(crate) bias: Vec<f32>,
+    /// The im2col gather table of this geometry, made once (shared by clones).
+    pub(crate) patches: std::sync::Arc<Patches>,
 }
 
 impl Conv2d {
@@ -51,6 +53,7 @@ impl Conv2d {
         let fan_out = c_out * kernel * kernel;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(Conv2d {
+            patches: std::sync::Arc::new(Patches::new(&geometry, out_hw)),
             geometry,
             c_out,
             out_hw,
@@ -81,7 +84,7 @@ impl Conv2d {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
-        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches = &*self.patches;
         let patches_len = {
             let (c, h, w) = self.geometry.input;
             c * h * w + 1
@@ -118,7 +121,7 @@ impl Conv2d {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let hw = self.out_hw.0 * self.out_hw.1;
         let patch = self.geometry.patch();
-        let patches = Patches::new(&self.geometry, self.out_hw);
+        let patches = &*self.patches;
         let patches_len = {
             let (c, h, w) = self.geometry.input;
             c * h * w + 1

@@ -24,6 +24,8 @@ pub struct ConvTranspose2d {
     pub(crate) activation: Activation,
     pub(crate) weight: Vec<f32>,
     pub(crate) bias: Vec<f32>,
+    /// The im2col gather table of the output-side geometry, made once (shared by clones).
+    pub(crate) patches: std::sync::Arc<Patches>,
 }
 
 impl ConvTranspose2d {
@@ -70,6 +72,7 @@ impl ConvTranspose2d {
         let fan_out = c_out * kernel * kernel;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(ConvTranspose2d {
+            patches: std::sync::Arc::new(Patches::new(&geometry, (h, w))),
             input,
             geometry,
             output_padding,
@@ -95,17 +98,13 @@ impl ConvTranspose2d {
         c * h * w
     }
 
-    fn in_hw(&self) -> (usize, usize) {
-        (self.input.1, self.input.2)
-    }
-
     /// x: (batch, c_in*h*w) -> y: (batch, c_out*ho*wo); `z` receives the pre-activation.
     pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, precision: Precision) {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
-        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches = &*self.patches;
         let patches_len = {
             let (c, h, w) = self.geometry.input;
             c * h * w + 1
@@ -145,7 +144,7 @@ impl ConvTranspose2d {
         let c_in = self.input.0;
         let hw = self.input.1 * self.input.2;
         let patch = self.geometry.patch();
-        let patches = Patches::new(&self.geometry, self.in_hw());
+        let patches = &*self.patches;
         let patches_len = {
             let (c, h, w) = self.geometry.input;
             c * h * w + 1
