@@ -117,7 +117,8 @@ pub fn load_with(
         _ => None,
     };
     let ds = match format {
-        Format::Images => unreachable!("detect() never returns Images: folders are handled above"),
+        // `detect` reads files; folders were handled above.
+        Format::Images => return Err(Error::data(path, "expected a file, found a folder of images")),
         Format::Csv => {
             let t = csv::read(path, sel)?;
             Dataset {
