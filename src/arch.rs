@@ -45,6 +45,7 @@
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
+use crate::layer::conv::Geometry;
 use crate::layer::{Conv2d, ConvTranspose2d, Dense, Init, Layer, MaxPool2d, Shape, Upsample};
 use crate::loss::Loss;
 use crate::model::{AutoencoderConfig, CodeRegularizer};
@@ -278,7 +279,6 @@ impl Arch {
         let input = self.input_dims()?;
         let mut cur = input;
         let mut out = Vec::new();
-        let mut rng = Rng::new(0); // conv constructors draw weights; these are discarded
         for (encoder, specs) in [(true, &self.encoder), (false, &self.decoder)] {
             for (i, spec) in specs.iter().enumerate() {
                 let side = if encoder { "encoder" } else { "decoder" };
@@ -307,23 +307,20 @@ impl Arch {
                         kernel,
                         stride,
                         padding,
-                        activation,
                         ..
                     } => {
                         positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
                         let s = image("a convolution")?;
-                        let l = Conv2d::new(
-                            s,
-                            *filters,
-                            *kernel,
-                            *stride,
-                            *padding,
-                            act(activation),
-                            Init::Auto,
-                            &mut rng,
-                        )
-                        .map_err(|e| bad(format!("input {}: {}", Dims::Image(s), plain(e))))?;
-                        Dims::Image(l.out_shape())
+                        let g = Geometry {
+                            input: s,
+                            kernel: *kernel,
+                            stride: *stride,
+                            padding: *padding,
+                        };
+                        let (ho, wo) = g
+                            .output_hw()
+                            .map_err(|e| bad(format!("input {}: {}", Dims::Image(s), plain(e))))?;
+                        Dims::Image((*filters, ho, wo))
                     }
                     LayerSpec::ConvTranspose {
                         filters,
@@ -331,24 +328,13 @@ impl Arch {
                         stride,
                         padding,
                         output_padding,
-                        activation,
                         ..
                     } => {
                         positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
                         let s = image("a transposed convolution")?;
-                        let l = ConvTranspose2d::new(
-                            s,
-                            *filters,
-                            *kernel,
-                            *stride,
-                            *padding,
-                            *output_padding,
-                            act(activation),
-                            Init::Auto,
-                            &mut rng,
-                        )
-                        .map_err(|e| bad(format!("input {}: {}", Dims::Image(s), plain(e))))?;
-                        Dims::Image(l.out_shape())
+                        let g = ConvTranspose2d::geometry(s, *filters, *kernel, *stride, *padding, *output_padding)
+                            .map_err(|e| bad(format!("input {}: {}", Dims::Image(s), plain(e))))?;
+                        Dims::Image(g.input)
                     }
                     LayerSpec::MaxPool { size, .. } => {
                         let s = image("pooling")?;

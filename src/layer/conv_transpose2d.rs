@@ -45,7 +45,36 @@ impl ConvTranspose2d {
         init: Init,
         rng: &mut Rng,
     ) -> Result<Self> {
+        let geometry = Self::geometry(input, c_out, kernel, stride, padding, output_padding)?;
         let (c_in, h, w) = input;
+        let fan_in = c_in * kernel * kernel;
+        let fan_out = c_out * kernel * kernel;
+        let a = init.bound(activation, fan_in, fan_out);
+        Ok(ConvTranspose2d {
+            patches: std::sync::Arc::new(Patches::new(&geometry, (h, w))),
+            input,
+            geometry,
+            output_padding,
+            activation,
+            weight: (0..c_in * fan_out).map(|_| rng.uniform_range(-a, a)).collect(),
+            bias: vec![0.0; c_out],
+        })
+    }
+
+    /// The geometry of the convolution this layer transposes, seen from its output image
+    /// (whose shape is `geometry.input`), or the error naming the sizes that do not fit.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an output padding not below the stride, or sizes that do not fit.
+    pub fn geometry(
+        input: Shape,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Result<Geometry> {
+        let (_, h, w) = input;
         if output_padding >= stride.max(1) {
             return Err(Error::Config(format!(
                 "output padding {output_padding} must be smaller than the stride {stride}"
@@ -68,18 +97,7 @@ impl ConvTranspose2d {
                 "a transposed convolution cannot map {h}x{w} to {ho}x{wo}"
             )));
         }
-        let fan_in = c_in * kernel * kernel;
-        let fan_out = c_out * kernel * kernel;
-        let a = init.bound(activation, fan_in, fan_out);
-        Ok(ConvTranspose2d {
-            patches: std::sync::Arc::new(Patches::new(&geometry, (h, w))),
-            input,
-            geometry,
-            output_padding,
-            activation,
-            weight: (0..c_in * fan_out).map(|_| rng.uniform_range(-a, a)).collect(),
-            bias: vec![0.0; c_out],
-        })
+        Ok(geometry)
     }
 
     /// Input width of a row.

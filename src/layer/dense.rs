@@ -143,18 +143,7 @@ impl Dense {
                         view(&self.weight, n_out, n_in),
                         false,
                         precision,
-                        |r0, blk| {
-                            let range = r0 * n_in..r0 * n_in + blk.len();
-                            if let Some(code) = &prev.code {
-                                code.apply(blk, range.start);
-                            }
-                            kernels::activation_backward(
-                                blk,
-                                &prev.y[range.clone()],
-                                prev.z.map(|z| &z[range]),
-                                prev.act,
-                            )
-                        },
+                        |r0, blk| prev.apply(blk, r0 * n_in),
                     )
                 };
                 rayon::join(weights, inputs);

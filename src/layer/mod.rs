@@ -31,6 +31,19 @@ pub struct PrevActivation<'a> {
     pub code: Option<CodeGrad<'a>>,
 }
 
+impl PrevActivation<'_> {
+    /// Turns `g`, gradient rows with respect to the previous layer's output starting at element
+    /// `start`, into the gradient with respect to its pre-activation: the code terms first, then
+    /// the activation derivative.
+    pub fn apply(&self, g: &mut [f32], start: usize) {
+        let range = start..start + g.len();
+        if let Some(code) = &self.code {
+            code.apply(g, start);
+        }
+        crate::kernels::activation_backward(g, &self.y[range.clone()], self.z.map(|z| &z[range]), self.act);
+    }
+}
+
 /// Gradient terms of a regularized code layer, fused into the backward pass of the layer
 /// above: `dL/dh += l1 sign(h) + kl'(h)`, then `dL/dy = dL/dh * mask`.
 #[derive(Clone, Copy, Debug)]
@@ -308,11 +321,7 @@ impl Layer {
 fn apply_prev(dx: &mut [f32], prev: &PrevActivation<'_>) {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 14;
-    dx.par_chunks_mut(BLOCK).enumerate().for_each(|(i, blk)| {
-        let range = i * BLOCK..i * BLOCK + blk.len();
-        if let Some(code) = &prev.code {
-            code.apply(blk, range.start);
-        }
-        crate::kernels::activation_backward(blk, &prev.y[range.clone()], prev.z.map(|z| &z[range]), prev.act);
-    });
+    dx.par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(i, blk)| prev.apply(blk, i * BLOCK));
 }
