@@ -68,8 +68,12 @@ fn main() {
             model.encode(&chunks[0]).unwrap();
             let t = Instant::now();
             let mut n = 0;
-            for c in &chunks {
-                n += model.encode(c).unwrap().rows();
+            // REPEAT=N passes (for profiling; bench/run uses one, as the PyTorch side does).
+            let repeat = std::env::var("REPEAT").map_or(1, |r| r.parse().unwrap());
+            for _ in 0..repeat {
+                for c in &chunks {
+                    n += model.encode(c).unwrap().rows();
+                }
             }
             n as f64 / t.elapsed().as_secs_f64()
         }

@@ -4,11 +4,11 @@ use crate::activation::Activation;
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::kernels::ROW_BLOCK;
+use crate::kernels::direct::transpose_images;
 use crate::layer::{Dense, Init, Layer};
 use crate::loss::Loss;
 use crate::rng::Rng;
 use crate::tensor::Matrix;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The architecture of an MLP autoencoder. Plain data, validated once, saved in the model file.
@@ -658,26 +658,57 @@ impl Autoencoder {
     pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
         let out_dim = self.layers[layers.end - 1].n_out();
         let in_dim = x.cols();
-        let mut out = Matrix::zeros(x.rows(), out_dim);
-        let run = |(xb, ob): (&[f32], &mut [f32])| {
+        let run = |xb: &[f32], ob: &mut [f32]| {
             let rows = xb.len() / in_dim;
             let n = layers.len();
             // The first layer reads the input block, the last writes the output block; two
             // buffers in between, swapped (no copies, no fresh large allocations per layer).
             // Taken from the thread's scratch and put back after (a nested task on the same
             // thread finds it empty and allocates its own).
-            let (mut cur, mut next) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            let [mut cur, mut next, mut tmp_in, mut tmp_out] = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            // Consecutive convolutions pass channels-last images (`last` = their channels) and
+            // convert back to channel-major only before another kind of layer, a code
+            // regularizer or the output.
+            let mut last: Option<usize> = None;
             for (i, l) in self.layers[layers.clone()].iter().enumerate() {
+                // Every layer writes all of its output: the buffers grow but are never cleared.
                 let dst: &mut [f32] = if i + 1 == n {
                     &mut *ob
                 } else {
-                    next.clear();
-                    next.resize(rows * l.n_out(), 0.0);
-                    &mut next
+                    grow(&mut next, rows * l.n_out())
                 };
-                let src: &[f32] = if i == 0 { xb } else { &cur };
-                l.infer(src, dst, crate::kernels::Precision::F32);
-                if let Some(r) = self.config.regularizer_at(layers.start + i) {
+                let src: &[f32] = if i == 0 { xb } else { &cur[..rows * l.n_in()] };
+                let reg = self.config.regularizer_at(layers.start + i);
+                let ends = i + 1 == n || reg.is_some();
+                if let Some(conv) = l.channels_last() {
+                    let (c_in, c_out) = (conv.geometry.input.0, conv.c_out);
+                    let input: &[f32] = if last.is_none() && c_in > 1 {
+                        let t = grow(&mut tmp_in, src.len());
+                        transpose_images(src, l.n_in(), c_in, t, true);
+                        t
+                    } else {
+                        src
+                    };
+                    if ends && c_out > 1 {
+                        let t = grow(&mut tmp_out, dst.len());
+                        conv.infer_channels_last(input, t);
+                        transpose_images(t, l.n_out(), c_out, dst, false);
+                    } else {
+                        conv.infer_channels_last(input, dst);
+                    }
+                    last = (c_out > 1 && !ends).then_some(c_out);
+                } else {
+                    let input: &[f32] = match last.take() {
+                        Some(c) => {
+                            let t = grow(&mut tmp_in, src.len());
+                            transpose_images(src, l.n_in(), c, t, false);
+                            t
+                        }
+                        None => src,
+                    };
+                    l.infer(input, dst, crate::kernels::Precision::F32);
+                }
+                if let Some(r) = reg {
                     if let Some(t) = r.topk {
                         top_k_rows(dst, l.n_out(), t.encode_k.unwrap_or(t.k));
                     }
@@ -687,24 +718,31 @@ impl Autoencoder {
                 }
                 std::mem::swap(&mut cur, &mut next);
             }
-            SCRATCH.with(|s| *s.borrow_mut() = (cur, next));
+            SCRATCH.with(|s| *s.borrow_mut() = [cur, next, tmp_in, tmp_out]);
         };
-        if x.rows() <= ROW_BLOCK {
-            run((x.as_slice(), out.as_mut_slice()));
-        } else {
-            x.as_slice()
-                .par_chunks(ROW_BLOCK * in_dim)
-                .zip(out.as_mut_slice().par_chunks_mut(ROW_BLOCK * out_dim))
-                .for_each(run);
-        }
-        out
+        // Each block's output is zeroed by the task that writes it (in cache, in parallel).
+        let data = crate::kernels::par_fill_blocks(x.rows() * out_dim, ROW_BLOCK * out_dim, |i, ob| {
+            run(
+                &x.as_slice()[i * ROW_BLOCK * in_dim..][..ob.len() / out_dim * in_dim],
+                ob,
+            )
+        });
+        Matrix::from_vec(x.rows(), out_dim, data).expect("rows * out_dim values")
     }
 }
 
 thread_local! {
     /// Per-thread activation buffers of inference, reused between calls (fresh multi-megabyte
     /// buffers would page-fault on every call).
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 4]> = const { std::cell::RefCell::new([const { Vec::new() }; 4]) };
+}
+
+/// The first `len` values of `buf`, grown (never shrunk or cleared) to hold them.
+fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 /// Keeps the `k` largest values of each row (ties: the lower index) and zeroes the rest;

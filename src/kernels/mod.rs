@@ -10,6 +10,7 @@
 //! number of threads, and no reduction is split across blocks. Results are therefore
 //! bit-identical for any thread count.
 
+pub mod direct;
 pub mod reference;
 
 use crate::activation::Activation;
@@ -297,6 +298,35 @@ where
         .for_each(|(i, (a, b))| f(i * ROW_BLOCK, a, b));
 }
 
+/// A vector of `n` values written by `fill(i, block)` over its blocks of `block` values (the
+/// last may be shorter), in parallel. Each block is zeroed by the task that fills it, just
+/// before, instead of all `n` values up front on one thread.
+pub fn par_fill_blocks<F: Fn(usize, &mut [f32]) + Sync>(n: usize, block: usize, fill: F) -> Vec<f32> {
+    if n <= block {
+        // One block: no task (a single-row call keeps its latency).
+        let mut out = vec![0.0; n];
+        fill(0, &mut out);
+        return out;
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(block)
+        .enumerate()
+        .for_each(|(i, b)| {
+            b.iter_mut().for_each(|v| {
+                v.write(0.0);
+            });
+            // SAFETY: every element of `b` was written just above, and MaybeUninit<f32> has the
+            // layout of f32.
+            let b = unsafe { &mut *(std::ptr::from_mut(b) as *mut [f32]) };
+            fill(i, b);
+        });
+    // SAFETY: the loop above initialized all `n` values (the capacity is at least `n`); had a
+    // task panicked, the panic would have propagated before this line.
+    unsafe { out.set_len(n) };
+    out
+}
+
 multiversion! {
     /// `y = act(y + bias)` for each row of `y` (`bias.len()` columns); when `z` is given, the
     /// pre-activation `y + bias` is stored there too.
@@ -545,6 +575,17 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_are_filled_in_place_from_zero() {
+        for (n, block) in [(10, 3), (5, 8), (0, 4), (4096, 128)] {
+            let v = par_fill_blocks(n, block, |i, b| {
+                assert!(b.iter().all(|&v| v == 0.0) && b.len() <= block);
+                b.iter_mut().enumerate().for_each(|(j, v)| *v = (i * block + j) as f32);
+            });
+            assert_eq!(v, (0..n).map(|j| j as f32).collect::<Vec<_>>());
+        }
+    }
     use crate::rng::Rng;
 
     const AWKWARD: [usize; 11] = [1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65];

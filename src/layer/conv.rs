@@ -27,11 +27,11 @@ impl Geometry {
     /// # Errors
     /// [`Error::Config`] when the kernel is larger than the padded image or a size is 0.
     pub fn output_hw(&self) -> Result<(usize, usize)> {
-        let (_, h, w) = self.input;
+        let (c, h, w) = self.input;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        if k == 0 || s == 0 || h == 0 || w == 0 {
+        if k == 0 || s == 0 || c == 0 || h == 0 || w == 0 {
             return Err(Error::Config(format!(
-                "kernel {k}, stride {s} and input {h}x{w} must all be positive"
+                "kernel {k}, stride {s} and input {c}x{h}x{w} must all be positive"
             )));
         }
         if k > h + 2 * p || k > w + 2 * p {

@@ -4,7 +4,7 @@ use super::Init;
 use super::conv::{Geometry, Patches, Shape, bias_activation, channel_sums, optional_chunks, sum_blocks};
 use crate::activation::Activation;
 use crate::error::Result;
-use crate::kernels::{self, Precision, view};
+use crate::kernels::{self, Precision, direct, view};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -24,6 +24,8 @@ pub struct Conv2d {
     pub(crate) bias: Vec<f32>,
     /// The im2col gather table of this geometry, made once (shared by clones).
     pub(crate) patches: std::sync::Arc<Patches>,
+    /// The direct (channels-last) kernel's plan of this geometry, made once (shared by clones).
+    pub(crate) direct: std::sync::Arc<direct::Plan>,
 }
 
 impl Conv2d {
@@ -49,11 +51,16 @@ impl Conv2d {
             padding,
         };
         let out_hw = geometry.output_hw()?;
+        let (c_in, h, w) = input;
         let fan_in = geometry.patch();
         let fan_out = c_out * kernel * kernel;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(Conv2d {
             patches: std::sync::Arc::new(Patches::new(&geometry, out_hw)),
+            direct: std::sync::Arc::new(
+                direct::Plan::new(c_in, (h + 2 * padding, w + 2 * padding), kernel, stride, out_hw)
+                    .expect("output_hw() checked that every window lies inside the padded input"),
+            ),
             geometry,
             c_out,
             out_hw,
@@ -104,6 +111,79 @@ impl Conv2d {
                     bias_activation(out, pre, &self.bias, self.activation, hw);
                 }
             });
+    }
+
+    /// Inference, `y = act(W * x + b)` on channel-major rows without the pre-activation: the
+    /// direct kernel where it is the fast choice ([`direct::available`]), else
+    /// [`Conv2d::forward`].
+    pub fn infer(&self, x: &[f32], y: &mut [f32]) {
+        if !direct::available() {
+            return self.forward(x, y, None, Precision::F32);
+        }
+        let c = self.geometry.input.0;
+        let mut last = vec![0.0; x.len()];
+        direct::transpose_images(x, self.n_in(), c, &mut last, true);
+        let mut out = vec![0.0; y.len()];
+        self.infer_channels_last(&last, &mut out);
+        direct::transpose_images(&out, self.n_out(), self.c_out, y, false);
+    }
+
+    /// Inference on channels-last rows (H, W, C) into channels-last rows, by the direct kernel
+    /// (any machine; fast with AVX-512).
+    pub fn infer_channels_last(&self, x: &[f32], y: &mut [f32]) {
+        let (n_in, n_out) = (self.n_in(), self.n_out());
+        let (c, _, w) = self.geometry.input;
+        let (k, p) = (self.geometry.kernel, self.geometry.padding);
+        let (hp, wp) = self.padded_hw();
+        let plan = &*self.direct;
+        let co_pad = self.c_out.next_multiple_of(direct::LANES);
+        // (c_out, c, k, k) -> rows (ky, kx, c) of co_pad output channels.
+        let mut wt = vec![0.0; plan.taps() * co_pad];
+        for (o, wo) in self.weight.chunks_exact(self.geometry.patch()).enumerate() {
+            for (i, &v) in wo.iter().enumerate() {
+                let (ch, t) = (i / (k * k), i % (k * k));
+                wt[(t * c + ch) * co_pad + o] = v;
+            }
+        }
+        let mut bias = self.bias.clone();
+        bias.resize(co_pad, 0.0);
+        let relu = self.activation == Activation::Relu;
+        x.par_chunks(SAMPLE_BLOCK * n_in)
+            .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
+            .for_each(|(xb, yb)| {
+                // The border stays zero; each image overwrites the interior, row by row.
+                let mut padded = vec![0.0; hp * wp * c];
+                let mut wide = vec![
+                    0.0;
+                    if co_pad == self.c_out {
+                        0
+                    } else {
+                        plan.pixels() * co_pad
+                    }
+                ];
+                for (img, dst) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)) {
+                    for (iy, row) in img.chunks_exact(w * c).enumerate() {
+                        padded[((iy + p) * wp + p) * c..][..w * c].copy_from_slice(row);
+                    }
+                    if wide.is_empty() {
+                        plan.run(&padded, &wt, &bias, relu, dst);
+                    } else {
+                        plan.run(&padded, &wt, &bias, relu, &mut wide);
+                        for (d, v) in dst.chunks_exact_mut(self.c_out).zip(wide.chunks_exact(co_pad)) {
+                            d.copy_from_slice(&v[..self.c_out]);
+                        }
+                    }
+                }
+                if !relu {
+                    kernels::plane_bias_activation(yb, None, 0.0, self.activation);
+                }
+            });
+    }
+
+    /// The input's height and width with the zero padding.
+    fn padded_hw(&self) -> (usize, usize) {
+        let (_, h, w) = self.geometry.input;
+        (h + 2 * self.geometry.padding, w + 2 * self.geometry.padding)
     }
 
     /// Backward pass. x: the layer's input; dz: (batch, n_out) gradient with respect to the
@@ -198,6 +278,22 @@ mod tests {
             let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.normal()).collect();
             let mut y = vec![0.0; batch * l.n_out()];
             l.forward(&x, &mut y, None, Precision::F32);
+            // Inference: the direct channels-last kernel (where available) with its layout
+            // changes, and the same kernel without them.
+            let mut inferred = vec![0.0; y.len()];
+            l.infer(&x, &mut inferred);
+            let mut last = vec![0.0; x.len()];
+            direct::transpose_images(&x, l.n_in(), input.0, &mut last, true);
+            let mut direct_out = vec![0.0; y.len()];
+            l.infer_channels_last(&last, &mut direct_out);
+            let mut direct_first = vec![0.0; y.len()];
+            direct::transpose_images(&direct_out, l.n_out(), c_out, &mut direct_first, false);
+            for (a, b) in [(&y, &inferred), (&y, &direct_first)] {
+                assert!(
+                    a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4),
+                    "{input:?} k{k} s{s} p{p}"
+                );
+            }
             for b in 0..batch {
                 let want = reference::conv2d(
                     &x[b * l.n_in()..(b + 1) * l.n_in()],

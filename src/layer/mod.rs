@@ -267,8 +267,20 @@ impl Layer {
         }
     }
 
+    /// The convolution to run on channels-last images in inference chains, where the direct
+    /// kernel is the fast choice on this machine.
+    pub fn channels_last(&self) -> Option<&Conv2d> {
+        match self {
+            Layer::Conv2d(l) if crate::kernels::direct::available() => Some(l),
+            _ => None,
+        }
+    }
+
     /// x -> y without keeping anything for backward (inference).
     pub fn infer(&self, x: &[f32], y: &mut [f32], precision: Precision) {
+        if let (Layer::Conv2d(l), Precision::F32) = (self, precision) {
+            return l.infer(x, y);
+        }
         let mut aux = vec![0u32; self.aux_len() * (x.len() / self.n_in().max(1))];
         self.forward(x, y, None, &mut aux, precision);
     }
