@@ -1928,3 +1928,73 @@ fn paired_targets_of_another_width_rgb_images_to_gray_masks() {
     let m = hourglass::data::load(&sb.path("masks.npy"), &Default::default()).unwrap();
     assert_eq!(m.x.shape(), (24, 64));
 }
+
+#[test]
+fn high_cardinality_categories_are_hashed() {
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(6);
+    let mut text = String::from("amount,customer,channel\n");
+    for i in 0..200 {
+        let channel = ["web", "store", "phone"][i % 3];
+        text.push_str(&format!("{:.3},c{},{channel}\n", 0.5 + 0.1 * rng.normal(), i % 80));
+    }
+    sb.write("train.csv", &text);
+    sb.write(
+        "new.csv",
+        "amount,customer,channel\n0.5,c3,web\n0.4,never-seen,store\n0.6,,phone\n",
+    );
+    let out = sb
+        .cmd()
+        .args(["train", "train.csv", "--categorical", "auto", "--max-categories", "10"])
+        .args([
+            "--hash-buckets",
+            "16",
+            "--code",
+            "2",
+            "--epochs",
+            "3",
+            "-q",
+            "-o",
+            "m.safetensors",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("column `customer`: 80 categories, hashed into 16 features `customer#0`..`customer#15`"),
+        "{err}"
+    );
+    let out = sb.cmd().args(["inspect", "m.safetensors"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 columns -> 21 features; categorical: customer (hashed, 16), channel (3)"),
+        "{text}"
+    );
+    // Seen, unseen and missing customers all encode.
+    let out = sb
+        .cmd()
+        .args(["encode", "m.safetensors", "new.csv", "-o", "codes.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(sb.path("codes.csv")).unwrap().lines().count(),
+        4
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "train.csv",
+            "--hash-buckets",
+            "8",
+            "--code",
+            "2",
+            "-o",
+            "x.safetensors",
+        ],
+        "--hash-buckets hashes categorical columns",
+        &["train.csv", "new.csv", "m.safetensors", "codes.csv"],
+    );
+}

@@ -64,6 +64,9 @@ pub struct TabularOptions {
     /// Keep at most this many categories per column (the most frequent); the rest go to
     /// [`OTHER`].
     pub max_categories: usize,
+    /// Columns with more categories than `max_categories` are hashed into this many buckets
+    /// instead ([`Column::Hashed`]); `None` keeps the most frequent and pools the rest.
+    pub hash_buckets: Option<usize>,
 }
 
 impl Default for TabularOptions {
@@ -72,6 +75,7 @@ impl Default for TabularOptions {
             categorical: CategoricalColumns::None,
             impute: None,
             max_categories: 50,
+            hash_buckets: None,
         }
     }
 }
@@ -97,6 +101,23 @@ pub enum Column {
         /// Known categories, most frequent first.
         categories: Vec<String>,
     },
+    /// Feature hashing for many categories: the value (missing = the empty string) sets
+    /// feature `NAME#h` with `h` = [`category_hash`] mod `buckets`. Any value, seen in
+    /// training or not, lands in a bucket; nothing but the bucket count is stored.
+    Hashed {
+        /// Column name.
+        name: String,
+        /// Number of buckets (features).
+        buckets: usize,
+    },
+}
+
+/// FNV-1a (64-bit) of the UTF-8 bytes: a hash fixed by its definition, so a model hashes the
+/// same way on every machine and in every version.
+pub fn category_hash(value: &str) -> u64 {
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The fitted encoding of a table, stored in the model file (metadata key `tabular`).
@@ -148,6 +169,20 @@ impl Tabular {
                 if cats.len() <= 1 {
                     dropped.push(name.clone());
                     notes.push(format!("column `{name}` has one value in the training data: dropped"));
+                    continue;
+                }
+                if let Some(buckets) = opts.hash_buckets
+                    && cats.len() > opts.max_categories
+                {
+                    notes.push(format!(
+                        "column `{name}`: {} categories, hashed into {buckets} features `{name}#0`..`{name}#{}`",
+                        cats.len(),
+                        buckets - 1
+                    ));
+                    columns.push(Column::Hashed {
+                        name: name.clone(),
+                        buckets,
+                    });
                     continue;
                 }
                 if cats.len() > opts.max_categories {
@@ -219,12 +254,15 @@ impl Tabular {
         self.columns
             .iter()
             .map(|c| match c {
-                Column::Numeric { name, .. } | Column::Categorical { name, .. } => name.clone(),
+                Column::Numeric { name, .. } | Column::Categorical { name, .. } | Column::Hashed { name, .. } => {
+                    name.clone()
+                }
             })
             .collect()
     }
 
-    /// Names of the encoded features: `NAME`, `NAME.missing`, `NAME=CATEGORY`, `NAME=<other>`.
+    /// Names of the encoded features: `NAME`, `NAME.missing`, `NAME=CATEGORY`, `NAME=<other>`,
+    /// `NAME#BUCKET`.
     pub fn feature_names(&self) -> Vec<String> {
         let mut out = Vec::new();
         for c in &self.columns {
@@ -239,6 +277,7 @@ impl Tabular {
                     out.extend(categories.iter().map(|k| format!("{name}={k}")));
                     out.push(format!("{name}={OTHER}"));
                 }
+                Column::Hashed { name, buckets } => out.extend((0..*buckets).map(|h| format!("{name}#{h}"))),
             }
         }
         out
@@ -287,6 +326,11 @@ impl Tabular {
                         let k = categories.iter().position(|c| c == key).unwrap_or(categories.len());
                         row[at + k] = 1.0;
                         at += categories.len() + 1;
+                    }
+                    Column::Hashed { buckets, .. } => {
+                        let key = if is_missing(v) { "" } else { v };
+                        row[at + (category_hash(key) % *buckets as u64) as usize] = 1.0;
+                        at += buckets;
                     }
                 }
             }
@@ -342,6 +386,7 @@ mod tests {
             categorical: CategoricalColumns::Auto,
             impute: Some(Impute::Mean),
             max_categories: 2,
+            hash_buckets: None,
         };
         let (t, notes) = Tabular::fit(&p, &raw, &opts).unwrap();
         assert_eq!(t.dropped, ["k"]);
@@ -377,6 +422,45 @@ mod tests {
             t.transform(&q, &raw2).unwrap().row(0),
             [50.0, 0.0, 0.0, 0.0, 1.0, 3.0, 0.0]
         );
+    }
+
+    /// High-cardinality columns are hashed into buckets (FNV-1a, checked against its published
+    /// test vectors); seen and unseen values set exactly one bucket; low-cardinality columns
+    /// stay one-hot.
+    #[test]
+    fn many_categories_are_hashed_into_buckets() {
+        assert_eq!(category_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(category_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(category_hash("foobar"), 0x8594_4171_f739_67e8);
+        let (_d, path) = table("city,size,color\nparis,1,red\nlyon,2,blue\nnice,3,red\nbrest,4,blue\n");
+        let raw = read_raw(&path, &ColumnSelection::default()).unwrap();
+        let opts = TabularOptions {
+            categorical: CategoricalColumns::Auto,
+            max_categories: 3,
+            hash_buckets: Some(8),
+            ..TabularOptions::default()
+        };
+        let (tab, notes) = Tabular::fit(&path, &raw, &opts).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("column `city`: 4 categories, hashed into 8 features"))
+        );
+        let names = tab.feature_names();
+        assert_eq!(names[..8], (0..8).map(|h| format!("city#{h}")).collect::<Vec<_>>()[..]);
+        assert_eq!(&names[8..], ["size", "color=blue", "color=red", "color=<other>"]);
+        let (_d2, path2) = table("city,size,color\nparis,5,red\ntoulouse,6,red\n,7,blue\n");
+        let raw2 = read_raw(&path2, &ColumnSelection::default()).unwrap();
+        let m = tab.transform(&path2, &raw2).unwrap();
+        for (i, city) in ["paris", "toulouse", ""].iter().enumerate() {
+            let row = &m.row(i)[..8];
+            let bucket = (category_hash(city) % 8) as usize;
+            assert_eq!(row.iter().sum::<f32>(), 1.0);
+            assert_eq!(row[bucket], 1.0, "{city}");
+        }
+        // The encoding survives the model file's JSON.
+        let back: Tabular = serde_json::from_str(&serde_json::to_string(&tab).unwrap()).unwrap();
+        assert_eq!(back, tab);
     }
 
     #[test]

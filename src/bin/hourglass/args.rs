@@ -669,6 +669,10 @@ pub struct TabularArgs {
     /// Most categories kept per column (the most frequent); the rest become NAME=<other>.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_categories: usize,
+    /// Columns with more categories than --max-categories are hashed into N features
+    /// (NAME#0..NAME#N-1, FNV-1a of the value) instead; any value, seen or not, lands in one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    pub hash_buckets: Option<u32>,
 }
 
 pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {

@@ -154,6 +154,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             .iter()
             .filter_map(|c| match c {
                 Column::Categorical { name, categories } => Some(format!("{name} ({})", categories.len())),
+                Column::Hashed { name, buckets } => Some(format!("{name} (hashed, {buckets})")),
                 _ => None,
             })
             .collect();

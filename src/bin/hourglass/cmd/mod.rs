@@ -89,6 +89,10 @@ pub fn load_training_table(
 ) -> Result<(Dataset, Option<Tabular>)> {
     use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
     let is_csv = is_table(path);
+    anyhow::ensure!(
+        t.hash_buckets.is_none() || !t.categorical.is_empty(),
+        "--hash-buckets hashes categorical columns: name them with --categorical COLS or --categorical auto"
+    );
     let asked = !t.categorical.is_empty() || t.impute.is_some();
     if !is_csv {
         anyhow::ensure!(
@@ -113,6 +117,7 @@ pub fn load_training_table(
         },
         impute: t.impute,
         max_categories: t.max_categories.max(1),
+        hash_buckets: t.hash_buckets.map(|n| n as usize),
     };
     let raw = data::csv::read_raw(path, sel)?;
     let (tab, notes) = Tabular::fit(path, &raw, &opts)?;
