@@ -604,6 +604,25 @@ pub fn parse_paired(text: &str, data: Dims, target: Option<Dims>) -> std::result
 mod tests {
     use super::*;
 
+    /// Every shipped example builds a model: the 32x32 segmentation net on its own image size,
+    /// the others on 28x28 MNIST (a file's `input`, where given, must agree).
+    #[test]
+    fn shipped_examples_build() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let side = if path.ends_with("conv-segment.toml") { 32 } else { 28 };
+            let cfg = read(&path, Dims::Image((1, side, side))).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.init(0).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+        assert!(seen >= 6, "{seen} examples");
+    }
+
     const CONV: &str = r#"
         input = [1, 28, 28]
         loss = "bce"
