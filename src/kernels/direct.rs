@@ -38,6 +38,10 @@ impl Plan {
     ) -> Option<Plan> {
         let (hp, wp) = padded_hw;
         let padded_len = hp * wp * channels;
+        // Offsets are stored as u32 (half the table); an image too large for them has no plan.
+        if u32::try_from(padded_len).is_err() {
+            return None;
+        }
         let pixels: Vec<u32> = (0..out_hw.0)
             .flat_map(|oy| (0..out_hw.1).map(move |ox| ((oy * stride * wp + ox * stride) * channels) as u32))
             .collect();
@@ -46,8 +50,9 @@ impl Plan {
                 (0..kernel).flat_map(move |kx| (0..channels).map(move |c| ((ky * wp + kx) * channels + c) as u32))
             })
             .collect();
-        let last = pixels.iter().max()? + taps.iter().max()?;
-        ((last as usize) < padded_len).then_some(Plan {
+        // The kernel reads `pixel + tap` in usize: checked here once, in the same arithmetic.
+        let last = *pixels.iter().max()? as usize + *taps.iter().max()? as usize;
+        (last < padded_len).then_some(Plan {
             pixels,
             taps,
             padded_len,

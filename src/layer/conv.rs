@@ -34,6 +34,15 @@ impl Geometry {
                 "kernel {k}, stride {s} and input {c}x{h}x{w} must all be positive"
             )));
         }
+        // The im2col and direct-kernel tables index the padded image with u32.
+        if c.checked_mul(h + 2 * p)
+            .and_then(|v| v.checked_mul(w + 2 * p))
+            .is_none_or(|v| v >= u32::MAX as usize)
+        {
+            return Err(Error::Config(format!(
+                "a {c}x{h}x{w} image with padding {p} is too large for a convolution (at most 2^32 values)"
+            )));
+        }
         if k > h + 2 * p || k > w + 2 * p {
             return Err(Error::Config(format!(
                 "a {k}x{k} kernel does not fit a {h}x{w} input with padding {p}"
@@ -172,6 +181,22 @@ mod tests {
             let b: f64 = x.iter().zip(&back).map(|(u, v)| f64::from(*u) * f64::from(*v)).sum();
             assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn images_too_large_for_the_tables_are_refused() {
+        let g = Geometry {
+            input: (64, 1 << 13, 1 << 13),
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        assert!(
+            g.output_hw()
+                .unwrap_err()
+                .to_string()
+                .contains("too large for a convolution")
+        );
     }
 
     #[test]

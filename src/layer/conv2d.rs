@@ -58,8 +58,9 @@ impl Conv2d {
         Ok(Conv2d {
             patches: std::sync::Arc::new(Patches::new(&geometry, out_hw)),
             direct: std::sync::Arc::new(
-                direct::Plan::new(c_in, (h + 2 * padding, w + 2 * padding), kernel, stride, out_hw)
-                    .expect("output_hw() checked that every window lies inside the padded input"),
+                direct::Plan::new(c_in, (h + 2 * padding, w + 2 * padding), kernel, stride, out_hw).ok_or_else(
+                    || crate::Error::Config(format!("a {c_in}x{h}x{w} input is too large for a convolution")),
+                )?,
             ),
             geometry,
             c_out,
