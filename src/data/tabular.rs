@@ -112,6 +112,11 @@ pub enum Column {
     },
 }
 
+/// The category a field stands for: missing values (see [`is_missing`]) are the empty one.
+fn category_key(v: &str) -> &str {
+    if is_missing(v) { "" } else { v }
+}
+
 /// FNV-1a (64-bit) of the UTF-8 bytes: a hash fixed by its definition, so a model hashes the
 /// same way on every machine and in every version.
 pub fn category_hash(value: &str) -> u64 {
@@ -162,7 +167,7 @@ impl Tabular {
             if categorical {
                 let mut counts: HashMap<&str, usize> = HashMap::new();
                 for v in values() {
-                    *counts.entry(if is_missing(v) { "" } else { v }).or_default() += 1;
+                    *counts.entry(category_key(v)).or_default() += 1;
                 }
                 let mut cats: Vec<(&str, usize)> = counts.into_iter().collect();
                 cats.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -322,14 +327,13 @@ impl Tabular {
                         at += 1 + usize::from(*indicator);
                     }
                     Column::Categorical { categories, .. } => {
-                        let key = if is_missing(v) { "" } else { v };
+                        let key = category_key(v);
                         let k = categories.iter().position(|c| c == key).unwrap_or(categories.len());
                         row[at + k] = 1.0;
                         at += categories.len() + 1;
                     }
                     Column::Hashed { buckets, .. } => {
-                        let key = if is_missing(v) { "" } else { v };
-                        row[at + (category_hash(key) % *buckets as u64) as usize] = 1.0;
+                        row[at + (category_hash(category_key(v)) % *buckets as u64) as usize] = 1.0;
                         at += buckets;
                     }
                 }

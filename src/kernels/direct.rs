@@ -103,7 +103,7 @@ fn portable(plan: &Plan, x: &[f32], w: &[f32], bias: &[f32], relu: bool, y: &mut
     for (&pix, yr) in plan.pixels.iter().zip(y.chunks_exact_mut(co_pad)) {
         yr.copy_from_slice(bias);
         for (&tap, wr) in plan.taps.iter().zip(w.chunks_exact(co_pad)) {
-            let v = x[(pix + tap) as usize];
+            let v = x[pix as usize + tap as usize];
             for (a, &wv) in yr.iter_mut().zip(wr) {
                 *a = v.mul_add(wv, *a);
             }

@@ -34,21 +34,28 @@ impl Geometry {
                 "kernel {k}, stride {s} and input {c}x{h}x{w} must all be positive"
             )));
         }
+        let (hp, wp) = self.padded_hw();
         // The im2col and direct-kernel tables index the padded image with u32.
-        if c.checked_mul(h + 2 * p)
-            .and_then(|v| v.checked_mul(w + 2 * p))
+        if c.checked_mul(hp)
+            .and_then(|v| v.checked_mul(wp))
             .is_none_or(|v| v >= u32::MAX as usize)
         {
             return Err(Error::Config(format!(
                 "a {c}x{h}x{w} image with padding {p} is too large for a convolution (at most 2^32 values)"
             )));
         }
-        if k > h + 2 * p || k > w + 2 * p {
+        if k > hp || k > wp {
             return Err(Error::Config(format!(
                 "a {k}x{k} kernel does not fit a {h}x{w} input with padding {p}"
             )));
         }
-        Ok(((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1))
+        Ok(((hp - k) / s + 1, (wp - k) / s + 1))
+    }
+
+    /// The input's height and width with the zero padding on every side.
+    pub fn padded_hw(&self) -> (usize, usize) {
+        let (_, h, w) = self.input;
+        (h + 2 * self.padding, w + 2 * self.padding)
     }
 
     /// Rows of the im2col matrix: `C * k * k`.

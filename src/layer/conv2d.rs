@@ -51,16 +51,14 @@ impl Conv2d {
             padding,
         };
         let out_hw = geometry.output_hw()?;
-        let (c_in, h, w) = input;
         let fan_in = geometry.patch();
         let fan_out = c_out * kernel * kernel;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(Conv2d {
             patches: std::sync::Arc::new(Patches::new(&geometry, out_hw)),
             direct: std::sync::Arc::new(
-                direct::Plan::new(c_in, (h + 2 * padding, w + 2 * padding), kernel, stride, out_hw).ok_or_else(
-                    || crate::Error::Config(format!("a {c_in}x{h}x{w} input is too large for a convolution")),
-                )?,
+                direct::Plan::new(input.0, geometry.padded_hw(), kernel, stride, out_hw)
+                    .expect("output_hw() checked that the padded image fits u32 offsets and every window fits it"),
             ),
             geometry,
             c_out,
@@ -114,28 +112,13 @@ impl Conv2d {
             });
     }
 
-    /// Inference, `y = act(W * x + b)` on channel-major rows without the pre-activation: the
-    /// direct kernel where it is the fast choice ([`direct::available`]), else
-    /// [`Conv2d::forward`].
-    pub fn infer(&self, x: &[f32], y: &mut [f32]) {
-        if !direct::available() {
-            return self.forward(x, y, None, Precision::F32);
-        }
-        let c = self.geometry.input.0;
-        let mut last = vec![0.0; x.len()];
-        direct::transpose_images(x, self.n_in(), c, &mut last, true);
-        let mut out = vec![0.0; y.len()];
-        self.infer_channels_last(&last, &mut out);
-        direct::transpose_images(&out, self.n_out(), self.c_out, y, false);
-    }
-
     /// Inference on channels-last rows (H, W, C) into channels-last rows, by the direct kernel
     /// (any machine; fast with AVX-512).
     pub fn infer_channels_last(&self, x: &[f32], y: &mut [f32]) {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let (c, _, w) = self.geometry.input;
         let (k, p) = (self.geometry.kernel, self.geometry.padding);
-        let (hp, wp) = self.padded_hw();
+        let (hp, wp) = self.geometry.padded_hw();
         let plan = &*self.direct;
         let co_pad = self.c_out.next_multiple_of(direct::LANES);
         // (c_out, c, k, k) -> rows (ky, kx, c) of co_pad output channels.
@@ -179,12 +162,6 @@ impl Conv2d {
                     kernels::plane_bias_activation(yb, None, 0.0, self.activation);
                 }
             });
-    }
-
-    /// The input's height and width with the zero padding.
-    fn padded_hw(&self) -> (usize, usize) {
-        let (_, h, w) = self.geometry.input;
-        (h + 2 * self.geometry.padding, w + 2 * self.geometry.padding)
     }
 
     /// Backward pass. x: the layer's input; dz: (batch, n_out) gradient with respect to the
@@ -279,22 +256,17 @@ mod tests {
             let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.normal()).collect();
             let mut y = vec![0.0; batch * l.n_out()];
             l.forward(&x, &mut y, None, Precision::F32);
-            // Inference: the direct channels-last kernel (where available) with its layout
-            // changes, and the same kernel without them.
-            let mut inferred = vec![0.0; y.len()];
-            l.infer(&x, &mut inferred);
+            // Inference: the direct channels-last kernel between layout changes.
             let mut last = vec![0.0; x.len()];
             direct::transpose_images(&x, l.n_in(), input.0, &mut last, true);
             let mut direct_out = vec![0.0; y.len()];
             l.infer_channels_last(&last, &mut direct_out);
             let mut direct_first = vec![0.0; y.len()];
             direct::transpose_images(&direct_out, l.n_out(), c_out, &mut direct_first, false);
-            for (a, b) in [(&y, &inferred), (&y, &direct_first)] {
-                assert!(
-                    a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4),
-                    "{input:?} k{k} s{s} p{p}"
-                );
-            }
+            assert!(
+                y.iter().zip(&direct_first).all(|(a, b)| (a - b).abs() < 1e-4),
+                "{input:?} k{k} s{s} p{p}"
+            );
             for b in 0..batch {
                 let want = reference::conv2d(
                     &x[b * l.n_in()..(b + 1) * l.n_in()],
