@@ -309,11 +309,17 @@ pub fn to_channels_first(src: &[f32], c: usize, dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::testing::at_every_level;
     use crate::rng::Rng;
 
-    /// The plan reads the same window as a direct loop over a padded channel-major image.
+    /// The plan reads the same window as a direct loop over a padded channel-major image, with
+    /// the AVX-512 kernel and with the portable one.
     #[test]
     fn direct_convolution_matches_a_loop() {
+        at_every_level(|_| direct_convolution_at_this_level());
+    }
+
+    fn direct_convolution_at_this_level() {
         for &(c, h, w, k, s, co) in &[
             (1, 6, 6, 3, 1, 16),
             (3, 7, 5, 3, 2, 48),
@@ -365,6 +371,10 @@ mod tests {
     /// the plain loops' result.
     #[test]
     fn image_transposes_match_the_loops() {
+        at_every_level(|_| image_transposes_at_this_level());
+    }
+
+    fn image_transposes_at_this_level() {
         for &(c, plane) in &[(16, 49), (32, 196), (48, 5), (16, 16), (3, 10), (20, 33), (17, 1)] {
             let x: Vec<f32> = (0..2 * c * plane).map(|v| v as f32).collect();
             let mut last = vec![0.0; x.len()];

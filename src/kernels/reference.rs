@@ -145,3 +145,105 @@ pub fn conv_transpose2d(
         .map(|i| (acc[i] + f64::from(b[i / (ho * wo)])) as f32)
         .collect()
 }
+
+/// `y = act(y + bias)` over one channel plane (one bias value), the pre-activation in `z`.
+pub fn plane_bias_activation(y: &mut [f32], z: &mut [f32], bias: f32, act: Activation) {
+    for (v, zv) in y.iter_mut().zip(z.iter_mut()) {
+        *zv = *v + bias;
+        *v = act.apply(*zv);
+    }
+}
+
+/// `Σ v²` in f64, one value at a time.
+pub fn sum_squares(a: &[f32]) -> f64 {
+    a.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// `a *= s`.
+pub fn scale_in_place(a: &mut [f32], s: f32) {
+    a.iter_mut().for_each(|v| *v *= s);
+}
+
+/// Each row of `cols` values whose L2 norm exceeds `max` is scaled to norm `max`.
+pub fn max_norm_rows(w: &mut [f32], cols: usize, max: f32) {
+    for row in w.chunks_exact_mut(cols) {
+        let norm = sum_squares(row).sqrt();
+        if norm > f64::from(max) {
+            scale_in_place(row, (f64::from(max) / norm) as f32);
+        }
+    }
+}
+
+/// MSE output gradient `dz = scale · 2 (y − t) · act'(z, y)` and `Σ (y − t)²` (in f64).
+pub fn mse_output_grad(y: &[f32], t: &[f32], z: &[f32], act: Activation, scale: f32, dz: &mut [f32]) -> f64 {
+    let mut total = 0.0;
+    for (i, d) in dz.iter_mut().enumerate() {
+        let e = y[i] - t[i];
+        total += f64::from(e) * f64::from(e);
+        *d = scale * 2.0 * e * act.grad(z[i], y[i]);
+    }
+    total
+}
+
+/// BCE of a sigmoid output from its pre-activation `z`, in f64 with the standard library:
+/// `dz = scale · (y − t)` and `Σ −t ln σ(z) − (1 − t) ln(1 − σ(z))`.
+pub fn bce_sigmoid_output_grad(y: &[f32], t: &[f32], z: &[f32], scale: f32, dz: &mut [f32]) -> f64 {
+    let mut total = 0.0;
+    for (i, d) in dz.iter_mut().enumerate() {
+        *d = scale * (y[i] - t[i]);
+        let (z, t) = (f64::from(z[i]), f64::from(t[i]));
+        // ln σ(z) = −ln(1 + e^{−z}), ln(1 − σ(z)) = −z − ln(1 + e^{−z}).
+        let softplus = (-z).exp().ln_1p();
+        total += t * softplus + (1.0 - t) * (z + softplus);
+    }
+    total
+}
+
+/// One AdamW step, one value at a time, in f64 (`lr_t` includes the first moment's bias
+/// correction, `bc2_sqrt` is `sqrt(1 − beta2^t)`, `decay` is `lr · weight_decay`).
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    lr_t: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    bc2_sqrt: f32,
+    decay: f32,
+) {
+    for i in 0..w.len() {
+        let (gi, b1, b2) = (f64::from(g[i]), f64::from(beta1), f64::from(beta2));
+        let mi = b1 * f64::from(m[i]) + (1.0 - b1) * gi;
+        let vi = b2 * f64::from(v[i]) + (1.0 - b2) * gi * gi;
+        let denom = vi.sqrt() / f64::from(bc2_sqrt) + f64::from(eps);
+        let wi = f64::from(w[i]);
+        w[i] = (wi - f64::from(decay) * wi - f64::from(lr_t) * mi / denom) as f32;
+        m[i] = mi as f32;
+        v[i] = vi as f32;
+    }
+}
+
+/// One SGD step with momentum (PyTorch semantics), one value at a time.
+pub fn sgd_update(w: &mut [f32], g: &[f32], buf: &mut [f32], lr: f32, momentum: f32, nesterov: bool, wd: f32) {
+    for i in 0..w.len() {
+        let g = g[i] + wd * w[i];
+        buf[i] = momentum * buf[i] + g;
+        let step = if nesterov { g + momentum * buf[i] } else { buf[i] };
+        w[i] -= lr * step;
+    }
+}
+
+/// `dst[i] = src[index[i]]`, bounds-checked.
+pub fn gather(index: &[u32], src: &[f32]) -> Vec<f32> {
+    index.iter().map(|&i| src[i as usize]).collect()
+}
+
+/// `dst[index[i]] += src[i]`, bounds-checked, in index order.
+pub fn scatter_add(index: &[u32], src: &[f32], dst: &mut [f32]) {
+    for (&i, &v) in index.iter().zip(src) {
+        dst[i as usize] += v;
+    }
+}
