@@ -2,6 +2,8 @@
 //! Random codes (seeded); 1,000 queries, top-10 each, all cores; prints code comparisons per
 //! second and checks one query against a brute-force sort.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use hourglass::Matrix;
 use hourglass::hash::{Codes, search};
 use rayon::prelude::*;

@@ -3,21 +3,24 @@
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
 //! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small
 
-use hourglass::{Activation, AutoencoderConfig, Event, Loss, Matrix, TrainConfig, fit, with_threads};
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use hourglass::{Activation, AutoencoderConfig, Event, Loss, Matrix, Mlp, TrainConfig, fit, with_threads};
 use std::time::Instant;
 
 fn config(deep: bool) -> AutoencoderConfig {
     let hidden: &[usize] = if deep { &[1000, 500, 250] } else { &[256] };
-    AutoencoderConfig::new(784, if deep { 30 } else { 64 })
+    Mlp::new(784, if deep { 30 } else { 64 })
         .with_hidden(hidden)
         .with_activations(Activation::Relu, Activation::Identity, Activation::Sigmoid)
         .with_loss(Loss::Mse)
+        .config()
 }
 
 /// The issue-4 benchmark network (examples/conv-mnist.toml), with MSE as the PyTorch side.
 fn conv_config() -> AutoencoderConfig {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/conv-mnist.toml");
-    let mut c = hourglass::arch::read(path.as_ref(), hourglass::arch::Dims::Flat(784)).unwrap();
+    let mut c = hourglass::model::toml::read(path.as_ref(), hourglass::model::Dims::Flat(784)).unwrap();
     c.loss = Loss::Mse;
     c
 }

@@ -5,6 +5,8 @@
 //! writes PREFIX-{train,test}-{images,masks}.npy and prints the IoU of the best single
 //! threshold on pixel values (the baseline a learned model has to beat).
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use hourglass::{Matrix, Rng};
 
 const SIDE: usize = 32;

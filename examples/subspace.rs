@@ -3,6 +3,8 @@
 //!
 //! Usage: cargo run --release --example subspace -- A.safetensors B.safetensors
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<String> = std::env::args().skip(1).collect();
     let [a, b] = paths.as_slice() else {

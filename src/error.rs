@@ -48,6 +48,48 @@ pub enum Error {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A setting has a value that cannot be used. `name` is the setting's name in the library
+    /// (a field of a config, e.g. `valid_fraction`); front ends map it to their own spelling
+    /// (the command line's `--valid-fraction`).
+    #[error("invalid {name} {value}: {reason}")]
+    Setting {
+        /// The setting.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong, or what was expected.
+        reason: String,
+    },
+    /// A column named by a setting is not in the table.
+    #[error("{}: no column `{name}` (setting `{setting}`); the columns are {columns}", path.display())]
+    NoColumn {
+        /// The table.
+        path: PathBuf,
+        /// The column asked for.
+        name: String,
+        /// The setting that named it (`columns`, `drop`, `label_column`, `keep_columns`).
+        setting: &'static str,
+        /// The table's columns (the first dozen and a count when there are more).
+        columns: String,
+    },
+    /// An error with a hint at the setting that would fix it.
+    #[error("{error} (hint: {hint})")]
+    Hinted {
+        /// The error.
+        error: Box<Error>,
+        /// What to change.
+        hint: Hint,
+    },
+    /// A layer of an architecture does not fit (its shapes, its settings or its regularizer).
+    #[error("layer {layer} ({kind}): {message}")]
+    Layer {
+        /// The layer's name (its own, or its place such as `encoder[1]`, or its index).
+        layer: String,
+        /// Its kind (`dense`, `conv`, …).
+        kind: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// Two shapes that must agree do not.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     Shape {
@@ -117,7 +159,63 @@ pub enum Error {
     },
 }
 
+/// A setting that would fix an error. Front ends name the setting their own way (the command
+/// line says `--impute mean`, the library's text says `impute = mean`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// Missing values: impute them (table setting `impute`).
+    Impute,
+    /// Text in a numeric column: encode the column as categories (table setting `categorical`).
+    Categorical,
+    /// The rows are images of unknown (or another) shape: give it (`image_shape`).
+    ImageShape,
+    /// A model of paired targets: compare its outputs with targets (`target`).
+    Target,
+}
+
+impl Hint {
+    /// The setting the hint is about.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Hint::Impute => "impute",
+            Hint::Categorical => "categorical",
+            Hint::ImageShape => "image_shape",
+            Hint::Target => "target",
+        }
+    }
+
+    /// The hint with the setting spelled by `name` (e.g. a command-line flag).
+    pub fn with_setting(self, name: &str) -> String {
+        match self {
+            Hint::Impute => format!("{name} mean fills missing values"),
+            Hint::Categorical => format!("{name} NAME or auto for text columns"),
+            Hint::ImageShape => format!("give {name} H,W[,C]"),
+            Hint::Target => format!("compare its outputs with targets: {name} DATA"),
+        }
+    }
+}
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let setting = match self {
+            Hint::Impute | Hint::Categorical => format!("the table setting `{}`", self.setting()),
+            Hint::ImageShape => "the image shape".to_string(),
+            Hint::Target => "the targets".to_string(),
+        };
+        f.write_str(&self.with_setting(&setting))
+    }
+}
+
 impl Error {
+    /// This error with a hint.
+    pub fn with_hint(self, hint: Hint) -> Self {
+        Error::Hinted {
+            error: Box::new(self),
+            hint,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -129,6 +227,14 @@ impl Error {
         Error::Data {
             path: path.into(),
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn setting(name: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
+        Error::Setting {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
         }
     }
 

@@ -1,10 +1,20 @@
-//! Model files: one `.safetensors` file whose metadata makes it self-describing.
+//! Model files: one `.safetensors` file whose metadata makes it self-describing, for both
+//! kinds of model ([`kind`], [`load_any`]).
 //!
-//! Metadata keys: `format` (= `"hourglass"`), `format_version`, `model` (the
+//! Autoencoders: metadata keys `format` (= `"hourglass"`), `format_version`, `model` (the
 //! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
-//! shape; optional), `crate_version` and, once calibrated, `anomaly` (the threshold). Tensors: `encoder.{i}.weight` `(n_out, n_in)`,
-//! `encoder.{i}.bias` `(n_out)`, `decoder.{i}.…`, all f32 little-endian.
+//! shape; optional), `crate_version`, once calibrated `anomaly` (the threshold) and for
+//! encoded tables `tabular`. Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
+//! for dense layers, `(c_out, c_in, k, k)` for convolutions), `encoder.{i}.bias` `(n_out)`,
+//! `decoder.{i}.…`, all f32 little-endian; `i` counts the layers that compute.
+//!
+//! Classifiers: `kind` = `classifier`, `classifier` (the [`ClassifierConfig`] as JSON),
+//! `scaler`; tensors `layer.{i}.weight` and `layer.{i}.bias`, the head last.
+//!
+//! Versions: 2 stores every network as a layer stack; version-1 files (MLP fields, or an
+//! architecture beside them; dense classifiers) are converted on load.
 
+use crate::classifier::{Classifier, ClassifierConfig};
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::fsutil::{io_at, write_atomic};
@@ -17,7 +27,7 @@ use std::path::Path;
 /// The value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "hourglass";
 /// The newest model-file version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Where a model came from: saved beside the weights, shown by `inspect`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -41,6 +51,37 @@ pub struct Provenance {
     pub pca: Option<crate::pca::PcaSummary>,
 }
 
+impl Provenance {
+    /// The provenance of a model trained with `train` on `data`, read from `path`; `report` is
+    /// what training reported (none when it stopped early with an error).
+    pub fn training(
+        train: &TrainConfig,
+        report: Option<TrainReport>,
+        path: &Path,
+        data: &crate::data::Dataset,
+    ) -> Self {
+        Provenance {
+            train: Some(train.clone()),
+            report,
+            image_shape: train.image_shape.or(data.image_shape),
+            ..Provenance::of_data(path, data)
+        }
+    }
+
+    /// What is known about the data a model was made from: its path, shape, image shape and
+    /// feature names.
+    pub fn of_data(path: &Path, data: &crate::data::Dataset) -> Self {
+        Provenance {
+            data_path: Some(path.display().to_string()),
+            data_shape: Some(data.x.shape()),
+            image_shape: data.image_shape,
+            feature_names: Some(data.names.clone()),
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Provenance::default()
+        }
+    }
+}
+
 /// A model with its provenance, as stored in a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelFile {
@@ -55,9 +96,57 @@ pub struct ModelFile {
     pub tabular: Option<crate::data::tabular::Tabular>,
 }
 
-fn tensor_names(config: &AutoencoderConfig) -> Vec<(String, usize)> {
+impl ModelFile {
+    /// A model without provenance, threshold or table encoding.
+    pub fn new(model: Autoencoder) -> Self {
+        ModelFile {
+            model,
+            provenance: Provenance::default(),
+            anomaly: None,
+            tabular: None,
+        }
+    }
+
+    /// Names of the model's input features: the training columns, else `c0`, `c1`, …
+    pub fn feature_names(&self) -> Vec<String> {
+        self.provenance
+            .feature_names
+            .clone()
+            .filter(|n| n.len() == self.model.input_dim())
+            .unwrap_or_else(|| crate::data::numbered("c", self.model.input_dim()))
+    }
+
+    /// The image shape `(height, width, channels)` of the model's rows: `given`, else the
+    /// data's, else the training data's, else square gray images when the width is a square.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when none fits the model's input width (with a hint to give one).
+    pub fn image_shape(
+        &self,
+        given: Option<(usize, usize, usize)>,
+        data: Option<(usize, usize, usize)>,
+    ) -> Result<(usize, usize, usize)> {
+        let d = self.model.input_dim();
+        let shape = given.or(data).or(self.provenance.image_shape).or_else(|| {
+            let side = (d as f64).sqrt().round() as usize;
+            (side * side == d).then_some((side, side, 1))
+        });
+        match shape {
+            Some((h, w, c)) if h.checked_mul(w).and_then(|p| p.checked_mul(c)) == Some(d) => Ok((h, w, c)),
+            Some((h, w, c)) => Err(Error::Config(format!(
+                "image shape {h}x{w}x{c} does not fit the model's {d} inputs"
+            ))),
+            None => Err(
+                Error::Config(format!("the model's {d} inputs are not square gray images"))
+                    .with_hint(crate::error::Hint::ImageShape),
+            ),
+        }
+    }
+}
+
+fn tensor_names(config: &AutoencoderConfig, layers: usize) -> Vec<(String, usize)> {
     let n_enc = config.encoder_layers();
-    (0..config.layer_shapes().len())
+    (0..layers)
         .map(|i| {
             if i < n_enc {
                 (format!("encoder.{i}"), i)
@@ -92,7 +181,7 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
         meta.insert("tabular".into(), json(t)?.into());
     }
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-    for (name, i) in tensor_names(&m.config) {
+    for (name, i) in tensor_names(&m.config, m.layers.len()) {
         let l = &m.layers[i];
         if let Some(shape) = l.weight_shape() {
             let (w, b) = l.params();
@@ -137,7 +226,7 @@ pub fn write_safetensors(
 }
 
 /// Parses a `.safetensors` file written by hourglass: checks `format` and `format_version`
-/// and returns the metadata with the tensors.
+/// and returns the metadata (with `format_version` parsed) and the tensors.
 ///
 /// # Errors
 /// [`Error::UnknownFormat`] for a foreign or truncated file, [`Error::NewerVersion`] for a file
@@ -241,7 +330,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     let (meta, st) = read_safetensors(path, bytes)?;
     if meta.get("kind").map(String::as_str) == Some("classifier") {
         return Err(unknown(
-            "a classifier, not an autoencoder (use it with `hourglass predict` or `eval`)".into(),
+            "a classifier, not an autoencoder (use it to predict classes or evaluate accuracy)".into(),
         ));
     }
     let parse = |key: &str| -> Result<serde_json::Value> {
@@ -250,8 +339,14 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
             .ok_or_else(|| unknown(format!("missing `{key}` metadata")))?;
         serde_json::from_str(text).map_err(|e| unknown(format!("bad `{key}` metadata: {e}")))
     };
-    let config: AutoencoderConfig =
-        serde_json::from_value(parse("model")?).map_err(|e| unknown(format!("bad `model` metadata: {e}")))?;
+    let model_text = meta
+        .get("model")
+        .ok_or_else(|| unknown("missing `model` metadata".into()))?;
+    let config: AutoencoderConfig = match version(&meta) {
+        1 => AutoencoderConfig::from_v1(model_text),
+        _ => serde_json::from_str(model_text),
+    }
+    .map_err(|e| unknown(format!("bad `model` metadata: {e}")))?;
     config
         .validate()
         .map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
@@ -263,7 +358,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     };
     // The architecture gives the layers; the file gives their parameters.
     let mut layers = config.init(0).map_err(|e| unknown(e.to_string()))?.layers;
-    for (name, i) in tensor_names(&config) {
+    for (name, i) in tensor_names(&config, layers.len()) {
         let l = &mut layers[i];
         let Some(shape) = l.weight_shape() else { continue };
         let (w, b) = l.params_mut();
@@ -297,6 +392,173 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         anomaly,
         tabular,
     })
+}
+
+/// The `format_version` of metadata that [`read_safetensors`] accepted.
+fn version(meta: &std::collections::HashMap<String, String>) -> u32 {
+    meta.get("format_version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FORMAT_VERSION)
+}
+
+/// The kinds of model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An autoencoder (PCA models included).
+    Autoencoder,
+    /// A classifier (an encoder with a softmax head).
+    Classifier,
+}
+
+/// The kind of the model file at `path`, from its header alone (the weights are not read).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read, [`Error::UnknownFormat`] for a file that is not
+/// an hourglass model, [`Error::NewerVersion`] for a file from a newer hourglass.
+pub fn kind(path: &Path) -> Result<Kind> {
+    use std::io::Read;
+    let unknown = |reason: &str| Error::UnknownFormat {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    let mut f = std::fs::File::open(path).map_err(io_at(path))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| unknown("not a valid safetensors file (too short)"))?;
+    let len = u64::from_le_bytes(len);
+    // A header larger than the file is not a model file; never allocate for it.
+    if len > f.metadata().map_err(io_at(path))?.len() {
+        return Err(unknown("not a valid safetensors file (bad header length)"));
+    }
+    let mut text = vec![0u8; len as usize];
+    f.read_exact(&mut text).map_err(io_at(path))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|_| unknown("not a valid safetensors file (bad header)"))?;
+    let meta = &header["__metadata__"];
+    if meta["format"] != FORMAT_NAME {
+        return Err(unknown(
+            "a safetensors file without hourglass metadata (no `format` key)",
+        ));
+    }
+    let found: u32 = meta["format_version"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if found > FORMAT_VERSION {
+        return Err(Error::NewerVersion {
+            path: path.into(),
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(if meta["kind"] == "classifier" {
+        Kind::Classifier
+    } else {
+        Kind::Autoencoder
+    })
+}
+
+/// A model file of either kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyModel {
+    /// An autoencoder with its provenance, threshold and table encoding.
+    Autoencoder(Box<ModelFile>),
+    /// A classifier.
+    Classifier(Box<Classifier>),
+}
+
+/// Loads a model file of either kind.
+///
+/// # Errors
+/// As [`load`] and [`load_classifier`].
+pub fn load_any(path: &Path) -> Result<AnyModel> {
+    Ok(match kind(path)? {
+        Kind::Autoencoder => AnyModel::Autoencoder(Box::new(load(path)?)),
+        Kind::Classifier => AnyModel::Classifier(Box::new(load_classifier(path)?)),
+    })
+}
+
+/// The bytes of a classifier file (deterministic, as [`to_bytes`]).
+///
+/// # Errors
+/// [`Error::Config`] if the config cannot be serialized.
+pub fn classifier_to_bytes(model: &Classifier) -> Result<Vec<u8>> {
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut meta = serde_json::Map::new();
+    meta.insert("format".into(), FORMAT_NAME.into());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string().into());
+    meta.insert("kind".into(), "classifier".into());
+    meta.insert("classifier".into(), json(&model.config)?.into());
+    meta.insert("scaler".into(), json(&model.scaler)?.into());
+    meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+    for (i, l) in model.layers.iter().enumerate() {
+        if let Some(shape) = l.weight_shape() {
+            let (w, b) = l.params();
+            tensors.push((format!("layer.{i}.weight"), shape, w));
+            tensors.push((format!("layer.{i}.bias"), vec![b.len()], b));
+        }
+    }
+    write_safetensors(meta, &mut tensors)
+}
+
+/// Saves a classifier atomically.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn save_classifier(path: &Path, model: &Classifier) -> Result<()> {
+    let bytes = classifier_to_bytes(model)?;
+    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+}
+
+/// Loads a classifier file.
+///
+/// # Errors
+/// [`Error::UnknownFormat`] for a file that is not an hourglass classifier (an autoencoder
+/// file is named as such); [`Error::MissingTensor`]/[`Error::BadTensor`] for bad tensors.
+pub fn load_classifier(path: &Path) -> Result<Classifier> {
+    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    classifier_from_bytes(path, &bytes)
+}
+
+/// Parses the bytes of a classifier file; `path` is used in error messages.
+///
+/// # Errors
+/// As [`load_classifier`].
+pub fn classifier_from_bytes(path: &Path, bytes: &[u8]) -> Result<Classifier> {
+    let (meta, st) = read_safetensors(path, bytes)?;
+    let unknown = |reason: String| Error::UnknownFormat {
+        path: path.into(),
+        reason,
+    };
+    if meta.get("kind").map(String::as_str) != Some("classifier") {
+        return Err(unknown(
+            "an autoencoder, not a classifier (make one by fine-tuning an autoencoder's encoder)".into(),
+        ));
+    }
+    let get = |k: &str| meta.get(k).ok_or_else(|| unknown(format!("missing `{k}` metadata")));
+    let text = get("classifier")?;
+    let config = match version(&meta) {
+        1 => ClassifierConfig::from_v1(text),
+        _ => serde_json::from_str::<ClassifierConfig>(text).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| unknown(format!("bad `classifier` metadata: {e}")))?;
+    let scaler: Scaler =
+        serde_json::from_str(get("scaler")?).map_err(|e| unknown(format!("bad `scaler` metadata: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
+    let plan = config.plan().map_err(|e| unknown(e.to_string()))?;
+    let mut layers = crate::model::arch::build(&plan, crate::layer::Init::Auto, &mut crate::rng::Rng::new(0))
+        .map_err(|e| unknown(e.to_string()))?;
+    for (i, l) in layers.iter_mut().enumerate() {
+        let Some(shape) = l.weight_shape() else { continue };
+        let (w, b) = l.params_mut();
+        let n_b = b.len();
+        w.copy_from_slice(&tensor_f32(path, &st, &format!("layer.{i}.weight"), &shape)?);
+        b.copy_from_slice(&tensor_f32(path, &st, &format!("layer.{i}.bias"), &[n_b])?);
+    }
+    Classifier::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))
 }
 
 pub(crate) mod erased {

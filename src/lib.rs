@@ -1,31 +1,38 @@
 #![doc = include_str!("../README.md")]
 //!
 //! # Crate map
-//! - [`AutoencoderConfig`] → [`AutoencoderConfig::init`] → [`Autoencoder`]: the model.
-//! - [`fit`] with a [`TrainConfig`]: training, validation, early stopping; progress via [`Event`].
+//! - [`AutoencoderConfig`] (a layer stack; [`Mlp`] is the dense shorthand, [`model::toml`]
+//!   reads architecture files) → [`AutoencoderConfig::init`] → [`Autoencoder`]: the model.
+//! - [`regularize`]: sparsity, top-k, dropout, binary codes on any layer.
+//! - [`fit`] with a [`TrainConfig`]: the one training loop (validation, early stopping;
+//!   progress via [`Event`]); [`classifier::finetune`] runs it with a cross-entropy head.
 //! - [`format`](mod@format): versioned, self-describing `.safetensors` model files.
-//! - [`data`]: CSV, NPY and IDX readers and writers; the [`Scaler`].
-//! - [`metrics`]: reconstruction error, PSNR, BCE.
+//! - [`data`]: CSV, NPY, IDX and image readers and writers; the [`Scaler`].
+//! - [`metrics`]: reconstruction error, PSNR, BCE, code sparsity, confusion matrices.
 //! - [`kernels`]: the only module with `unsafe` (runtime-dispatched SIMD); reference twins.
 
 pub mod activation;
-pub mod arch;
 pub mod classifier;
 pub mod data;
 pub mod error;
 pub mod format;
 pub mod fsutil;
 pub mod hash;
+mod infer;
+pub mod inpaint;
 #[allow(unsafe_code)]
 pub mod kernels;
 pub mod layer;
+pub mod load;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod noise;
 pub mod optim;
 pub mod pca;
+pub mod pretrain;
 pub mod probe;
+pub mod regularize;
 pub mod rng;
 pub mod score;
 pub mod tensor;
@@ -34,14 +41,15 @@ pub mod viz;
 
 pub use activation::Activation;
 pub use data::scale::{Scaler, Scaling};
-pub use error::{Error, Result};
+pub use error::{Error, Hint, Result};
 pub use format::{ModelFile, Provenance};
 pub use kernels::Precision;
 pub use layer::{Dense, Init};
 pub use loss::Loss;
-pub use model::{Autoencoder, AutoencoderConfig};
+pub use model::{Autoencoder, AutoencoderConfig, Mlp};
 pub use noise::Noise;
 pub use optim::{OptimizerConfig, Schedule};
+pub use regularize::Regularizer;
 pub use rng::Rng;
 pub use tensor::Matrix;
 pub use train::{EpochStats, Event, TrainConfig, TrainReport, fit, fit_paired};
@@ -51,10 +59,10 @@ pub use train::{EpochStats, Event, TrainConfig, TrainReport, fit, fit_paired};
 /// Results do not depend on the count: hourglass splits work at fixed boundaries.
 ///
 /// # Errors
-/// [`Error::Config`] if the pool cannot be built (e.g. `threads == Some(0)`).
+/// [`Error::Setting`] for `threads == Some(0)`, [`Error::Config`] if the pool cannot be built.
 pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
     if threads == Some(0) {
-        return Err(Error::Config("--threads must be at least 1".into()));
+        return Err(Error::setting("threads", 0, "must be at least 1"));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))

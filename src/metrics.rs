@@ -99,6 +99,47 @@ pub fn code(codes: &Matrix, act: crate::Activation) -> CodeMetrics {
     }
 }
 
+/// How a classifier's predictions compare with true labels.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Confusion {
+    /// Rows scored.
+    pub n: usize,
+    /// Fraction predicted right (labels the classifier does not know count as errors).
+    pub accuracy: f64,
+    /// `matrix[true][predicted]` counts over the known classes.
+    pub matrix: Vec<Vec<usize>>,
+    /// Rows whose label is not one of the classes.
+    pub unknown_labels: usize,
+}
+
+/// The confusion matrix of predicted class indices `pred` against true `labels`, for classes
+/// named `classes`.
+///
+/// # Panics
+/// If `labels` and `pred` differ in length or a prediction is not a class index.
+#[track_caller]
+pub fn confusion(labels: &[String], pred: &[usize], classes: &[String]) -> Confusion {
+    assert_eq!(labels.len(), pred.len(), "confusion: one prediction per label");
+    let c = classes.len();
+    let mut matrix = vec![vec![0usize; c]; c];
+    let (mut hits, mut unknown) = (0, 0);
+    for (l, &p) in labels.iter().zip(pred) {
+        match classes.iter().position(|n| n == l) {
+            Some(t) => {
+                matrix[t][p] += 1;
+                hits += usize::from(t == p);
+            }
+            None => unknown += 1,
+        }
+    }
+    Confusion {
+        n: labels.len(),
+        accuracy: hits as f64 / labels.len().max(1) as f64,
+        matrix,
+        unknown_labels: unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +223,15 @@ mod segmentation_tests {
         assert_eq!(s.mean_iou, (1.0 / 3.0 + 2.0 / 4.0) / 2.0);
         let soft = Matrix::from_vec(1, 5, vec![0.5; 5]).unwrap();
         assert!(segmentation(&soft, &o).is_none(), "targets that are not 0/1");
+    }
+
+    #[test]
+    fn confusion_counts_true_against_predicted() {
+        let classes: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let labels: Vec<String> = ["a", "a", "b", "z"].iter().map(|s| s.to_string()).collect();
+        let c = confusion(&labels, &[0, 1, 1, 0], &classes);
+        assert_eq!(c.matrix, vec![vec![1, 1], vec![0, 1]]);
+        assert_eq!((c.n, c.unknown_labels), (4, 1));
+        assert_eq!(c.accuracy, 0.5);
     }
 }

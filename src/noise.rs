@@ -1,6 +1,7 @@
 //! Input corruption for denoising autoencoders. Training only: the loss compares the
 //! reconstruction of the corrupted input with the clean input.
 
+use crate::error::{Error, Hint};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,10 @@ pub enum Noise {
 }
 
 impl Noise {
+    /// The accepted forms, as help texts list them.
+    pub const FORMS: &'static str =
+        "gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape), clip";
+
     /// Parses `gaussian:SIGMA`, `mask:P`, `saltpepper:P`, `block:HxW[:COUNT]` or `clip`.
     ///
     /// # Errors
@@ -84,19 +89,25 @@ impl Noise {
     /// Checks that the noise fits rows of `cols` values with the given image shape.
     ///
     /// # Errors
-    /// A message naming the problem.
-    pub fn check(&self, cols: usize, image: Option<(usize, usize, usize)>) -> Result<(), String> {
+    /// [`Error::Config`] naming the problem, with a hint when the image shape is missing.
+    pub fn check(&self, cols: usize, image: Option<(usize, usize, usize)>) -> crate::Result<()> {
         if let Noise::Block { height, width, .. } = *self {
-            let (h, w, c) = image
-                .ok_or("block noise needs the image shape: IDX/NPY images carry it, or give --image-shape H,W[,C]")?;
+            let Some((h, w, c)) = image else {
+                return Err(
+                    Error::Config("block noise needs the image shape (IDX/NPY images carry it)".into())
+                        .with_hint(Hint::ImageShape),
+                );
+            };
             if h * w * c != cols {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "image shape {h}x{w}x{c} has {} values, the rows have {cols}",
                     h * w * c
-                ));
+                )));
             }
             if height > h || width > w {
-                return Err(format!("a {height}x{width} block does not fit a {h}x{w} image"));
+                return Err(Error::Config(format!(
+                    "a {height}x{width} block does not fit a {h}x{w} image"
+                )));
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::layer::Dense;
-use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::model::{Autoencoder, LayerSpec, Mlp};
 use crate::tensor::Matrix;
 use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
@@ -53,9 +53,11 @@ impl PcaSummary {
 pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSummary)> {
     let (n, d) = x.shape();
     if k == 0 || k > d {
-        return Err(Error::Config(format!(
-            "--components must be in 1..={d} (the number of features), got {k}"
-        )));
+        return Err(Error::setting(
+            "components",
+            k,
+            format!("must be in 1..={d} (the number of features)"),
+        ));
     }
     if n < 2 {
         return Err(Error::invalid("PCA data", "needs at least 2 rows"));
@@ -115,7 +117,7 @@ pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSumm
     }
     let dec_b: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
     let id = Activation::Identity;
-    let config = AutoencoderConfig::new(d, k).with_activations(id, id, id);
+    let config = Mlp::new(d, k).with_activations(id, id, id).config();
     let layers = vec![
         Dense::from_parts(d, k, id, enc_w, enc_b),
         Dense::from_parts(k, d, id, dec_w, dec_b),
@@ -196,30 +198,23 @@ pub fn itq(pca: &Autoencoder, x: &Matrix, iterations: usize, seed: u64) -> Resul
 /// Stacks a linear model (PCA or ITQ, fitted on `ae`'s codes) on top of `ae`: the encoder
 /// becomes `ae`'s encoder followed by the linear code, the decoder the linear decoder followed
 /// by `ae`'s decoder. `ae`'s code layer becomes a hidden layer (its regularizer moves along),
-/// and the linear decoder's output takes the hidden activation (for ReLU codes, negative
+/// and the linear decoder's output takes `ae`'s code activation (for ReLU codes, negative
 /// reconstructions are clipped at 0).
 ///
 /// # Errors
-/// [`Error::Config`] when `ae`'s code activation differs from its hidden activation (the
-/// stacked model has one hidden activation), or the widths do not fit.
+/// [`Error::Config`] when the models are not dense or the widths do not fit.
 pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
     let a = ae.config();
     let (Some(dense), Some(lin)) = (ae.dense_layers(), linear.dense_layers()) else {
         return Err(Error::Config(
-            "stacking needs dense models; this autoencoder comes from an architecture file".into(),
+            "stacking needs dense models; this autoencoder has other kinds of layers".into(),
         ));
     };
-    if linear.input_dim() != ae.code_dim() {
+    if linear.input_dim() != ae.code_dim() || lin.len() != 2 {
         return Err(Error::Config(format!(
             "the linear model reads {} values, the autoencoder's code has {}",
             linear.input_dim(),
             ae.code_dim()
-        )));
-    }
-    if !a.hidden.is_empty() && a.code_activation != a.activation {
-        return Err(Error::Config(format!(
-            "cannot stack on a model whose code activation ({}) differs from its hidden activation ({})",
-            a.code_activation, a.activation
         )));
     }
     if !linear.scaler().is_identity() {
@@ -227,24 +222,24 @@ pub fn stack(ae: &Autoencoder, linear: &Autoencoder) -> Result<Autoencoder> {
             "fit the linear model on the codes without scaling to stack it".into(),
         ));
     }
-    let act = a.code_activation;
-    let mut hidden = a.hidden.clone();
-    hidden.push(a.code);
-    let mut dec_hidden = vec![a.code];
-    dec_hidden.extend(a.decoder_widths());
-    let mut cfg = AutoencoderConfig::new(a.input_dim, linear.code_dim()).with_hidden(&hidden);
-    cfg.decoder_hidden = Some(dec_hidden);
-    cfg.activation = act;
-    cfg.code_activation = Activation::Identity;
-    cfg.output_activation = a.output_activation;
-    cfg.loss = a.loss;
-    cfg.init = a.init;
-    cfg.hidden_regularizers = a.hidden_regularizers.clone();
-    if a.regularizer.is_active() {
-        cfg.hidden_regularizers
-            .insert(a.encoder_layers() - 1, a.regularizer.clone());
-    }
+    let act = a.code_activation();
     let n_enc = a.encoder_layers();
+    let dense_spec = |units, act| LayerSpec::Dense {
+        units,
+        activation: Some(act),
+        name: None,
+    };
+    let mut cfg = a.clone();
+    cfg.arch
+        .encoder
+        .push(dense_spec(linear.code_dim(), Activation::Identity));
+    cfg.arch.decoder.insert(0, dense_spec(ae.code_dim(), act));
+    // Decoder layers move up by the two new layers; encoder layers keep their index.
+    cfg.regularizers = a
+        .regularizers
+        .iter()
+        .map(|(&l, r)| (if l < n_enc { l } else { l + 2 }, r.clone()))
+        .collect();
     let mut layers: Vec<Dense> = dense[..n_enc].iter().map(|&l| l.clone()).collect();
     layers.push(lin[0].clone());
     let lin_dec = lin[1];
@@ -329,7 +324,7 @@ mod tests {
     #[test]
     fn stacked_itq_encodes_like_the_two_models_in_turn() {
         let x = gapped(300, 12, 6);
-        let ae = AutoencoderConfig::new(12, 8)
+        let ae = Mlp::new(12, 8)
             .with_hidden(&[10])
             .with_activations(Activation::Relu, Activation::Relu, Activation::Identity)
             .init(2)
@@ -338,7 +333,8 @@ mod tests {
         let (p, _) = fit(&codes, 3, Scaler::default()).unwrap();
         let lin = itq(&p, &codes, 10, 1).unwrap();
         let stacked = stack(&ae, &lin).unwrap();
-        assert_eq!(stacked.config().hidden, [10, 8]);
+        assert_eq!(stacked.encoder_layers(), 3);
+        assert_eq!((stacked.layers()[0].n_out(), stacked.layers()[1].n_out()), (10, 8));
         let (a, b) = (stacked.encode(&x).unwrap(), lin.encode(&codes).unwrap());
         assert!(a.as_slice().iter().zip(b.as_slice()).all(|(u, v)| (u - v).abs() < 1e-4));
         assert_eq!(stacked.reconstruct(&x).unwrap().shape(), (300, 12));
@@ -381,10 +377,7 @@ mod tests {
         let x = gapped(3000, 12, 2);
         let (pca_model, pca) = fit(&x, 4, Scaler::default()).unwrap();
         let id = Activation::Identity;
-        let mut ae = AutoencoderConfig::new(12, 4)
-            .with_activations(id, id, id)
-            .init(5)
-            .unwrap();
+        let mut ae = Mlp::new(12, 4).with_activations(id, id, id).init(5).unwrap();
         let cfg = TrainConfig {
             epochs: 150,
             batch_size: 32,

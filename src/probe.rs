@@ -89,7 +89,7 @@ pub fn fit(x: &Matrix, y: &[usize], classes: usize, cfg: &ProbeConfig) -> Result
         return Err(bad(format!("non-finite value at row {r}, column {c}")));
     }
     if cfg.l2.is_some_and(|l| !(l >= 0.0)) {
-        return Err(Error::Config("--l2 must be >= 0".into()));
+        return Err(Error::setting("l2", cfg.l2.unwrap_or_default(), "must be >= 0"));
     }
     let (mean, std) = standardization(x);
     let mut search = Vec::new();

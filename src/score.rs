@@ -72,17 +72,17 @@ impl ThresholdRule {
     /// Checks the value is a fraction in `[0, 1)` (`(0, 1]` for a quantile).
     ///
     /// # Errors
-    /// [`Error::Config`] naming the option.
+    /// [`Error::Setting`] naming the rule.
     pub fn validate(self) -> Result<()> {
-        let (name, v, ok) = match self {
-            ThresholdRule::Contamination(p) => ("--contamination", p, (0.0..1.0).contains(&p)),
-            ThresholdRule::Fpr(p) => ("--fpr", p, (0.0..1.0).contains(&p)),
-            ThresholdRule::Quantile(q) => ("--quantile", q, q > 0.0 && q <= 1.0),
+        let (name, v, ok, range) = match self {
+            ThresholdRule::Contamination(p) => ("contamination", p, (0.0..1.0).contains(&p), "[0, 1)"),
+            ThresholdRule::Fpr(p) => ("fpr", p, (0.0..1.0).contains(&p), "[0, 1)"),
+            ThresholdRule::Quantile(q) => ("quantile", q, q > 0.0 && q <= 1.0, "(0, 1]"),
         };
         if ok {
             Ok(())
         } else {
-            Err(Error::Config(format!("{name} {v} is not a fraction in range")))
+            Err(Error::setting(name, v, format!("not a fraction in {range}")))
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Pictures of what was learned: filter grids and original / corrupted / reconstructed rows.
 //! Deterministic PNGs, written atomically.
 
+pub use crate::data::images::{Picture, write_png};
 use crate::error::{Error, Result};
-use crate::fsutil::{io_at, write_atomic};
 use crate::model::Autoencoder;
-use crate::noise::{self, Noise};
+use crate::noise::Noise;
 use crate::rng::Rng;
 use crate::tensor::Matrix;
 
@@ -12,19 +12,6 @@ use crate::tensor::Matrix;
 const GAP: usize = 1;
 /// Gray level of the gaps and the background.
 const BACKGROUND: u8 = 64;
-
-/// An 8-bit image, gray (1 channel) or RGB (3), row-major, channels interleaved.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Picture {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// 1 or 3.
-    pub channels: usize,
-    /// `height * width * channels` bytes.
-    pub pixels: Vec<u8>,
-}
 
 /// Lays out `tiles` (each a channel-major `(C, H, W)` image with values in [0, 1]) in a grid of
 /// `cols` columns, each pixel drawn `zoom x zoom`.
@@ -72,8 +59,9 @@ fn check_image(len: usize, image: (usize, usize, usize), what: &str) -> Result<(
     let (h, w, c) = image;
     if h * w * c != len || !(c == 1 || c == 3) {
         return Err(Error::Config(format!(
-            "{what} have {len} values; image shape {h}x{w}x{c} does not fit (give --image-shape H,W[,C], C = 1 or 3)"
-        )));
+            "{what} have {len} values; image shape {h}x{w}x{c} does not fit (C must be 1 or 3)"
+        ))
+        .with_hint(crate::error::Hint::ImageShape));
     }
     Ok(())
 }
@@ -148,7 +136,8 @@ pub fn filters(model: &Autoencoder, decoder: bool, image: (usize, usize, usize),
     Ok(grid(&tiles, shape, cols, zoom))
 }
 
-/// Rows of originals, corrupted inputs (when `noise` is given; drawn from `seed`) and
+/// Rows of originals, corrupted inputs (when `noise` is given: drawn from `seed`, in the
+/// network's units as [`Autoencoder::reconstruct_corrupted`] does) and
 /// reconstructions of the first `n` rows of `x`, drawn side by side. Values in [0, 1] are drawn
 /// as they are; other data is mapped by the originals' overall range.
 ///
@@ -166,18 +155,8 @@ pub fn show(
     model.check_reconstructs()?;
     let n = n.min(x.rows());
     let originals = x.slice_rows(0, n);
-    let mut corrupted = originals.clone();
-    for nz in noise {
-        nz.check(x.cols(), Some(image)).map_err(Error::Config)?;
-    }
-    noise::corrupt(
-        noise,
-        corrupted.as_mut_slice(),
-        x.cols(),
-        Some(image),
-        &mut Rng::new(seed),
-    );
-    let recon = model.reconstruct(&corrupted)?;
+    // Corrupted in the network's units, as in training, and drawn in the data's.
+    let (corrupted, recon) = model.reconstruct_corrupted(&originals, noise, Some(image), &mut Rng::new(seed))?;
     let (lo, hi) = originals
         .as_slice()
         .iter()
@@ -199,24 +178,6 @@ pub fn show(
     }
     tiles.extend(scale(&recon));
     Ok(grid(&tiles, image, n, 2))
-}
-
-/// Writes a picture as PNG, atomically.
-///
-/// # Errors
-/// [`Error::Io`] naming the file.
-pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
-    use image::ImageEncoder;
-    let mut bytes = Vec::new();
-    let color = if p.channels == 3 {
-        image::ExtendedColorType::Rgb8
-    } else {
-        image::ExtendedColorType::L8
-    };
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(&p.pixels, p.width as u32, p.height as u32, color)
-        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
 }
 
 #[cfg(test)]

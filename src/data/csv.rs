@@ -1,6 +1,6 @@
 //! CSV tables: header detection, column selection, a label column, precise error positions.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::fsutil::{io_at, write_atomic};
 use crate::tensor::Matrix;
 use std::path::Path;
@@ -16,6 +16,27 @@ pub struct ColumnSelection {
     pub label_column: Option<String>,
 }
 
+impl ColumnSelection {
+    /// An error for a file that is not a table when columns are chosen (they apply to CSV
+    /// files only).
+    ///
+    /// # Errors
+    /// [`Error::Setting`] naming the first column setting given.
+    pub fn check_csv_only(&self, path: &Path) -> Result<()> {
+        let given = match (&self.columns, self.drop.first(), &self.label_column) {
+            (Some(c), _, _) => ("columns", c.join(",")),
+            (None, Some(d), _) => ("drop", d.clone()),
+            (None, None, Some(l)) => ("label_column", l.clone()),
+            (None, None, None) => return Ok(()),
+        };
+        Err(Error::setting(
+            given.0,
+            given.1,
+            format!("{}: column choices apply to CSV files only", path.display()),
+        ))
+    }
+}
+
 /// A table read from CSV.
 #[derive(Clone, Debug)]
 pub struct Table {
@@ -29,7 +50,9 @@ pub struct Table {
     pub labels: Option<Vec<String>>,
 }
 
-fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, flag: &str) -> Result<usize> {
+/// The index of column `key` (a name, or a 0-based index in a file without a header), chosen
+/// by the column setting `setting`.
+fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, setting: &'static str) -> Result<usize> {
     if let Some(i) = names.iter().position(|n| n == key) {
         return Ok(i);
     }
@@ -39,17 +62,74 @@ fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, flag: &st
     {
         return Ok(i);
     }
-    Err(Error::data(
-        path,
-        format!(
-            "{flag}: no column `{key}`; the columns are {}",
-            if names.len() > 12 {
-                format!("{} … ({} in all)", names[..12].join(", "), names.len())
-            } else {
-                names.join(", ")
-            }
-        ),
-    ))
+    Err(Error::NoColumn {
+        path: path.into(),
+        name: key.into(),
+        setting,
+        columns: if names.len() > 12 {
+            format!("{} … ({} in all)", names[..12].join(", "), names.len())
+        } else {
+            names.join(", ")
+        },
+    })
+}
+
+/// Whether a CSV field means "missing": empty, `NA`, `N/A`, `NaN`, `null`, `None` or `?`.
+pub fn is_missing(field: &str) -> bool {
+    matches!(
+        field,
+        "" | "NA" | "na" | "N/A" | "n/a" | "NaN" | "nan" | "NULL" | "null" | "None" | "none" | "?"
+    )
+}
+
+/// Whether the first line of the CSV file at `path` is a header naming all of `names` (it
+/// holds a field that is not a number). Unreadable files say no.
+pub fn header_has(path: &Path, names: &[String]) -> bool {
+    let Ok(mut r) = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_path(path)
+    else {
+        return false;
+    };
+    let Some(Ok(first)) = r.records().next() else {
+        return false;
+    };
+    names.iter().all(|n| first.iter().any(|f| f == n)) && first.iter().any(|f| f.parse::<f64>().is_err())
+}
+
+/// The named columns of a CSV file as text, `(name, values)` each (e.g. ids passed through
+/// beside codes).
+///
+/// # Errors
+/// As [`read_raw`]; [`Error::NoColumn`] names the setting `keep_columns`.
+pub fn read_columns(path: &Path, columns: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    let sel = ColumnSelection {
+        columns: Some(columns.to_vec()),
+        ..Default::default()
+    };
+    let raw = read_raw(path, &sel).map_err(|e| match e {
+        Error::NoColumn {
+            path, name, columns, ..
+        } => Error::NoColumn {
+            path,
+            name,
+            setting: "keep_columns",
+            columns,
+        },
+        e => e,
+    })?;
+    Ok(raw
+        .names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            (
+                name.clone(),
+                (0..raw.rows()).map(|i| raw.get(i, j).to_string()).collect(),
+            )
+        })
+        .collect())
 }
 
 /// A table read from CSV as text: the selected columns' fields, for categorical columns and
@@ -101,19 +181,19 @@ pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
         };
         let v: f32 = field.parse().map_err(|_| {
             at(format!(
-                "column `{}`: expected a number, found {}{}",
+                "column `{}`: expected a number, found {}",
                 raw.names[j],
                 if field.is_empty() {
                     "an empty field".to_string()
                 } else {
                     format!("`{field}`")
                 },
-                if super::tabular::is_missing(field) {
-                    " (hint: --impute mean fills missing values)"
-                } else {
-                    " (hint: --categorical for text columns)"
-                }
             ))
+            .with_hint(if is_missing(field) {
+                Hint::Impute
+            } else {
+                Hint::Categorical
+            })
         })?;
         if !v.is_finite() {
             return Err(at(format!("column `{}`: non-finite value `{field}`", raw.names[j])));
@@ -176,25 +256,25 @@ pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
     let label = sel
         .label_column
         .as_deref()
-        .map(|k| resolve(path, &all_names, has_header, k, "--label-column"))
+        .map(|k| resolve(path, &all_names, has_header, k, "label_column"))
         .transpose()?;
     let mut keep: Vec<usize> = match &sel.columns {
         Some(cols) => cols
             .iter()
-            .map(|k| resolve(path, &all_names, has_header, k, "--columns"))
+            .map(|k| resolve(path, &all_names, has_header, k, "columns"))
             .collect::<Result<_>>()?,
         None => (0..width).collect(),
     };
     let dropped: Vec<usize> = sel
         .drop
         .iter()
-        .map(|k| resolve(path, &all_names, has_header, k, "--drop"))
+        .map(|k| resolve(path, &all_names, has_header, k, "drop"))
         .collect::<Result<_>>()?;
     keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
     if keep.is_empty() {
         return Err(Error::data(
             path,
-            "no feature columns are left after --columns/--drop/--label-column",
+            "no feature columns are left after the column choices (columns, drop, label column)",
         ));
     }
     let names: Vec<String> = keep.iter().map(|&i| all_names[i].clone()).collect();

@@ -5,8 +5,8 @@
 //! is given, in which case they are resized to it (and the caller is told how many were).
 
 use super::{Dataset, Format};
-use crate::error::{Error, Result};
-use crate::fsutil::io_at;
+use crate::error::{Error, Hint, Result};
+use crate::fsutil::{io_at, write_atomic};
 use crate::tensor::Matrix;
 use image::{DynamicImage, GenericImageView, imageops::FilterType};
 use std::path::{Path, PathBuf};
@@ -52,9 +52,11 @@ pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(
     if let Some((h, w, c)) = shape
         && (h == 0 || w == 0 || !(c == 1 || c == 3))
     {
-        return Err(Error::Config(format!(
-            "--image-shape {h},{w},{c}: height and width must be positive and channels 1 or 3"
-        )));
+        return Err(Error::setting(
+            "image_shape",
+            format!("{h},{w},{c}"),
+            "height and width must be positive and channels 1 or 3",
+        ));
     }
     let (h, w, c) = match shape {
         Some(s) => s,
@@ -66,10 +68,11 @@ pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(
                     return Err(Error::data(
                         f,
                         format!(
-                            "{wi}x{hi} pixels (width x height), but {} is {w0}x{h0}; images of one folder must have one size, or give --image-shape H,W[,C] to resize them all",
+                            "{wi}x{hi} pixels (width x height), but {} is {w0}x{h0}; images of one folder must have one size, or be resized to one",
                             files[0].display()
                         ),
-                    ));
+                    )
+                    .with_hint(Hint::ImageShape));
                 }
             }
             let color = images.iter().any(|i| i.color().has_color());
@@ -118,15 +121,46 @@ fn write_row(img: &DynamicImage, (h, w, c): (usize, usize, usize), row: &mut [f3
     }
 }
 
+/// An 8-bit image, gray (1 channel) or RGB (3), row-major, channels interleaved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// 1 or 3.
+    pub channels: usize,
+    /// `height * width * channels` bytes.
+    pub pixels: Vec<u8>,
+}
+
+/// Writes a picture as PNG, atomically.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
+    use image::ImageEncoder;
+    let mut bytes = Vec::new();
+    let color = if p.channels == 3 {
+        image::ExtendedColorType::Rgb8
+    } else {
+        image::ExtendedColorType::L8
+    };
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(&p.pixels, p.width as u32, p.height as u32, color)
+        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+}
+
 /// The 8-bit picture of one channel-major image row (values clamped to [0, 1]).
-pub fn picture(row: &[f32], (h, w, c): (usize, usize, usize)) -> crate::viz::Picture {
+pub fn picture(row: &[f32], (h, w, c): (usize, usize, usize)) -> Picture {
     let mut pixels = vec![0u8; h * w * c];
     for ch in 0..c {
         for p in 0..h * w {
             pixels[p * c + ch] = (row[ch * h * w + p].clamp(0.0, 1.0) * 255.0).round() as u8;
         }
     }
-    crate::viz::Picture {
+    Picture {
         width: w,
         height: h,
         channels: c,
@@ -156,9 +190,59 @@ pub fn write_folder(dir: &Path, x: &Matrix, shape: (usize, usize, usize), names:
             Some(stem) => format!("{}.png", stem.to_string_lossy()),
             None => format!("{i:0width$}.png"),
         };
-        crate::viz::write_png(&dir.join(name), &picture(x.row(i), shape))?;
+        write_png(&dir.join(name), &picture(x.row(i), shape))?;
     }
     Ok(())
+}
+
+/// Parses an image shape `H,W` or `H,W,C` (height, width, channels; one channel when left
+/// out), all positive.
+///
+/// # Errors
+/// A message naming the expected form.
+pub fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("bad image shape `{s}`; expected H,W or H,W,C"))?;
+    match v.as_slice() {
+        [h, w] if *h > 0 && *w > 0 => Ok((*h, *w, 1)),
+        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((*h, *w, *c)),
+        _ => Err(format!(
+            "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
+        )),
+    }
+}
+
+/// A mask picture: pixels brighter than half are true (hidden). It must have the images'
+/// size, `(height, width)`.
+///
+/// # Errors
+/// [`Error::Data`] naming the file when it cannot be decoded, has another size or marks
+/// nothing.
+pub fn read_mask(path: &Path, (h, w): (usize, usize)) -> Result<Vec<bool>> {
+    let img = image::open(path)
+        .map_err(|e| Error::data(path, format!("cannot read the mask image: {e}")))?
+        .to_luma8();
+    if (img.width() as usize, img.height() as usize) != (w, h) {
+        return Err(Error::data(
+            path,
+            format!(
+                "the mask is {}x{} pixels, the images are {w}x{h} (width x height)",
+                img.width(),
+                img.height()
+            ),
+        ));
+    }
+    let m: Vec<bool> = img.pixels().map(|p| p[0] > 127).collect();
+    if !m.contains(&true) {
+        return Err(Error::data(
+            path,
+            "the mask hides no pixel (hidden = brighter than half)",
+        ));
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -212,10 +296,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         save(&dir.path().join("a.png"), DynamicImage::new_luma8(4, 4));
         save(&dir.path().join("b.png"), DynamicImage::new_luma8(5, 4));
-        let err = read_folder(dir.path(), None).unwrap_err().to_string();
+        let e = read_folder(dir.path(), None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Hinted {
+                    hint: Hint::ImageShape,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let err = e.to_string();
         assert!(err.contains("b.png"), "{err}");
         assert!(err.contains("5x4 pixels (width x height), but"), "{err}");
-        assert!(err.contains("--image-shape"), "{err}");
+        assert!(err.contains("image shape"), "{err}");
         let (ds, resized) = read_folder(dir.path(), Some((4, 4, 1))).unwrap();
         assert_eq!((ds.x.shape(), resized), ((2, 16), 1));
         std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();

@@ -95,20 +95,12 @@ pub fn load_with(
     image_shape: Option<(usize, usize, usize)>,
 ) -> Result<(Dataset, usize)> {
     if path.is_dir() {
-        if *sel != ColumnSelection::default() {
-            return Err(Error::Config(format!(
-                "{}: --columns, --drop and --label-column apply to CSV files only",
-                path.display()
-            )));
-        }
+        sel.check_csv_only(path)?;
         return images::read_folder(path, image_shape);
     }
     let format = detect(path)?;
-    if format != Format::Csv && *sel != ColumnSelection::default() {
-        return Err(Error::Config(format!(
-            "{}: --columns, --drop and --label-column apply to CSV files only",
-            path.display()
-        )));
+    if format != Format::Csv {
+        sel.check_csv_only(path)?;
     }
     let generated = |cols: usize| (0..cols).map(|i| format!("c{i}")).collect::<Vec<_>>();
     let image = |dims: &[usize]| match dims.len() {
@@ -201,6 +193,29 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
             path.display()
         ))),
     }
+}
+
+/// Parses a row range `START..END`, `START..` or `..END` (0-based, end excluded).
+///
+/// # Errors
+/// A message naming the expected form, or for an end before the start.
+pub fn parse_rows(s: &str) -> std::result::Result<(usize, Option<usize>), String> {
+    let err = || format!("bad range `{s}`; expected START..END, START.. or ..END");
+    let (a, b) = s.split_once("..").ok_or_else(err)?;
+    let start = if a.trim().is_empty() {
+        0
+    } else {
+        a.trim().parse().map_err(|_| err())?
+    };
+    let end = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse().map_err(|_| err())?)
+    };
+    if end.is_some_and(|e| e < start) {
+        return Err(err());
+    }
+    Ok((start, end))
 }
 
 /// Column names `prefix0`, `prefix1`, …

@@ -4,7 +4,8 @@
 //! file, so every later command encodes its input the same way.
 
 use super::csv::RawTable;
-use crate::error::{Error, Result};
+pub use super::csv::is_missing;
+use crate::error::{Error, Hint, Result};
 use crate::tensor::Matrix;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -12,14 +13,6 @@ use std::path::Path;
 
 /// The one-hot column of categories that were rare in training or never seen.
 pub const OTHER: &str = "<other>";
-
-/// Whether a CSV field means "missing": empty, `NA`, `N/A`, `NaN`, `null`, `None` or `?`.
-pub fn is_missing(field: &str) -> bool {
-    matches!(
-        field,
-        "" | "NA" | "na" | "N/A" | "n/a" | "NaN" | "nan" | "NULL" | "null" | "None" | "none" | "?"
-    )
-}
 
 /// Which columns are categorical.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -49,7 +42,7 @@ impl std::str::FromStr for Impute {
         match s {
             "mean" => Ok(Impute::Mean),
             "median" => Ok(Impute::Median),
-            _ => Err(format!("unknown --impute `{s}`; expected mean or median")),
+            _ => Err(format!("unknown imputation `{s}`; expected mean or median")),
         }
     }
 }
@@ -145,10 +138,12 @@ impl Tabular {
         if let CategoricalColumns::Names(names) = &opts.categorical
             && let Some(bad) = names.iter().find(|n| !raw.names.contains(n))
         {
-            return Err(Error::data(
-                path,
+            return Err(Error::setting(
+                "categorical",
+                bad,
                 format!(
-                    "--categorical: no column `{bad}`; the columns are {}",
+                    "{}: no such column; the columns are {}",
+                    path.display(),
                     raw.names.join(", ")
                 ),
             ));
@@ -355,18 +350,18 @@ fn number(path: &Path, raw: &RawTable, (i, j): (usize, usize), name: &str, hint:
             line: raw.lines[i],
             column: raw.file_columns[j],
             message: format!(
-                "column `{name}`: expected a number, found {}{}",
+                "column `{name}`: expected a number, found {}",
                 if v.is_empty() {
                     "an empty field".to_string()
                 } else {
                     format!("`{v}`")
                 },
-                match (hint, is_missing(v)) {
-                    (false, _) => "",
-                    (true, true) => " (hint: --impute mean fills missing values)",
-                    (true, false) => " (hint: --categorical NAME or auto for text columns)",
-                }
             ),
+        })
+        .map_err(|e| match (hint, is_missing(v)) {
+            (false, _) => e,
+            (true, true) => e.with_hint(Hint::Impute),
+            (true, false) => e.with_hint(Hint::Categorical),
         })
 }
 
@@ -471,15 +466,24 @@ mod tests {
     fn text_in_a_numeric_column_is_named_with_a_hint() {
         let (_d, p) = table("a,b\n1,2\n3,x\n");
         let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
-        let err = Tabular::fit(&p, &raw, &TabularOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("t.csv:3:2") && err.contains("--categorical"), "{err}");
+        let e = Tabular::fit(&p, &raw, &TabularOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Hinted {
+                    hint: Hint::Categorical,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let err = e.to_string();
+        assert!(err.contains("t.csv:3:2") && err.contains("`categorical`"), "{err}");
         let (_d, p) = table("a,b\n1,2\n3,\n");
         let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
-        let err = Tabular::fit(&p, &raw, &TabularOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("t.csv:3:2") && err.contains("--impute"), "{err}");
+        let e = Tabular::fit(&p, &raw, &TabularOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Hinted { hint: Hint::Impute, .. }), "{e:?}");
+        let err = e.to_string();
+        assert!(err.contains("t.csv:3:2") && err.contains("`impute`"), "{err}");
     }
 }

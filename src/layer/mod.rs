@@ -17,6 +17,7 @@ pub use pool::{MaxPool2d, Upsample};
 
 use crate::activation::Activation;
 use crate::kernels::Precision;
+pub use crate::regularize::CodeGrad;
 
 /// The activation of the layer below, applied to `dx` inside the backward GEMM's epilogue.
 #[derive(Clone, Copy, Debug)]
@@ -44,41 +45,6 @@ impl PrevActivation<'_> {
     }
 }
 
-/// Gradient terms of a regularized code layer, fused into the backward pass of the layer
-/// above: `dL/dh += l1 sign(h) + kl'(h)`, then `dL/dy = dL/dh * mask`.
-#[derive(Clone, Copy, Debug)]
-pub struct CodeGrad<'a> {
-    /// The code as the layer above saw it (after the mask), (batch, code).
-    pub h: &'a [f32],
-    /// Top-k / dropout multipliers, (batch, code).
-    pub mask: Option<&'a [f32]>,
-    /// L1 weight divided by the batch size.
-    pub l1: f32,
-    /// KL sparsity: `(rho, beta / batch, mean activation per unit)`.
-    pub kl: Option<(f32, f32, &'a [f32])>,
-}
-
-impl CodeGrad<'_> {
-    /// Applies the terms to `g`, the gradient rows starting at element `start` of the code.
-    pub fn apply(&self, g: &mut [f32], start: usize) {
-        let cols = self.kl.map_or(0, |(_, _, r)| r.len());
-        for (i, g) in g.iter_mut().enumerate() {
-            let at = start + i;
-            let h = self.h[at];
-            if self.l1 > 0.0 && h != 0.0 {
-                *g += self.l1 * h.signum();
-            }
-            if let Some((rho, beta_b, rho_hat)) = self.kl {
-                let r = rho_hat[at % cols];
-                *g += beta_b * (-rho / r + (1.0 - rho) / (1.0 - r));
-            }
-            if let Some(m) = self.mask {
-                *g *= m[at];
-            }
-        }
-    }
-}
-
 /// How initial weights are drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +56,18 @@ pub enum Init {
     He,
     /// Xavier (Glorot) uniform: `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
     Xavier,
+}
+
+impl std::str::FromStr for Init {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Init::Auto),
+            "he" => Ok(Init::He),
+            "xavier" => Ok(Init::Xavier),
+            _ => Err(format!("unknown init `{s}`; expected auto, he or xavier")),
+        }
+    }
 }
 
 impl Init {

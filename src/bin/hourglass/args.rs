@@ -1,7 +1,11 @@
 //! Command-line arguments. Doc comments are the help text.
 
 use clap::{Args, Parser, Subcommand};
-use hourglass::{Activation, Init, Loss, Scaling};
+use hourglass::data::ColumnSelection;
+use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
+use hourglass::inpaint::Region;
+use hourglass::regularize::{BinaryCode, KlSparsity, Setting};
+use hourglass::{Activation, Init, Loss, Noise, OptimizerConfig, Scaling};
 use std::path::PathBuf;
 
 /// Train and use autoencoders: compression, features, anomaly scores, denoising.
@@ -85,9 +89,8 @@ pub struct DenoiseArgs {
     /// Images in a .png grid.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub grid: usize,
-    /// Image shape H,W[,C] (default: the model's training data's).
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
 }
 
 #[derive(Debug, Args)]
@@ -98,14 +101,14 @@ pub struct InpaintArgs {
     /// Images: a folder of PNG/JPEG files, IDX or NPY.
     pub data: PathBuf,
     /// The hidden region, the same in every image: left column, top row, width, height.
-    #[arg(long, value_delimiter = ',', value_name = "X,Y,W,H")]
-    pub rect: Option<Vec<usize>>,
+    #[arg(long, value_parser = Region::parse_rect, value_name = "X,Y,W,H")]
+    pub rect: Option<(usize, usize, usize, usize)>,
     /// The hidden region as a picture of the image's size: pixels brighter than half are hidden.
     #[arg(long, value_name = "MASK.png")]
     pub mask: Option<PathBuf>,
     /// A rectangle of WxH pixels at a random position in each image (drawn from --seed).
-    #[arg(long, value_name = "WxH")]
-    pub random_rect: Option<String>,
+    #[arg(long, value_parser = Region::parse_size, value_name = "WxH")]
+    pub random_rect: Option<(usize, usize)>,
     /// Seed of --random-rect.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
@@ -115,9 +118,8 @@ pub struct InpaintArgs {
     /// Images in a .png grid.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub grid: usize,
-    /// Image shape H,W[,C] (default: the model's training data's).
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
     /// Print the region metrics as JSON (values: hidden pixels x channels, region_mse,
     /// region_psnr).
     #[arg(long)]
@@ -140,9 +142,8 @@ pub struct PretrainArgs {
     /// Reconstruction loss: mse or bce (bce where the reconstruction is a sigmoid).
     #[arg(long, default_value = "mse", value_name = "LOSS")]
     pub loss: Loss,
-    /// Corrupt each layer's input (stacked denoising autoencoder), e.g. mask:0.25.
-    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
-    pub noise: Vec<hourglass::Noise>,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
     /// Epochs per layer.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub epochs: usize,
@@ -335,7 +336,7 @@ pub struct SelectArgs {
     #[arg(long, value_delimiter = ',', value_name = "VALUES", requires = "labels")]
     pub label: Vec<String>,
     /// Then keep rows START..END (0-based, end excluded; either may be left out).
-    #[arg(long, value_parser = parse_range, value_name = "START..END")]
+    #[arg(long, value_parser = hourglass::data::parse_rows, value_name = "START..END")]
     pub rows: Option<(usize, Option<usize>)>,
     /// Output rows: .npy or .csv.
     #[arg(long, short, value_name = "OUT")]
@@ -343,25 +344,6 @@ pub struct SelectArgs {
     /// Write the kept rows' labels here (.csv, one column `label`).
     #[arg(long, value_name = "CSV", requires = "labels")]
     pub labels_output: Option<PathBuf>,
-}
-
-fn parse_range(s: &str) -> Result<(usize, Option<usize>), String> {
-    let err = || format!("bad range `{s}`; expected START..END, START.. or ..END");
-    let (a, b) = s.split_once("..").ok_or_else(err)?;
-    let start = if a.trim().is_empty() {
-        0
-    } else {
-        a.trim().parse().map_err(|_| err())?
-    };
-    let end = if b.trim().is_empty() {
-        None
-    } else {
-        Some(b.trim().parse().map_err(|_| err())?)
-    };
-    if end.is_some_and(|e| e < start) {
-        return Err(err());
-    }
-    Ok((start, end))
 }
 
 #[derive(Debug, Args)]
@@ -434,9 +416,8 @@ pub struct FiltersArgs {
     /// At most this many filters.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub n: usize,
-    /// Image shape H,W[,C] (default: the training data's).
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
     /// Output PNG.
     #[arg(long, short, value_name = "PNG")]
     pub output: PathBuf,
@@ -448,18 +429,16 @@ pub struct ShowArgs {
     pub model: PathBuf,
     /// Images to show (the first N rows).
     pub data: PathBuf,
-    /// Corrupt the inputs first (as `train --noise`); adds a row of corrupted images.
-    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
-    pub noise: Vec<hourglass::Noise>,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
     /// Number of images.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub n: usize,
     /// Seed of the corruption.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Image shape H,W[,C] (default: the data's or the training data's).
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
     /// Output PNG.
     #[arg(long, short, value_name = "PNG")]
     pub output: PathBuf,
@@ -546,7 +525,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "mse", value_name = "LOSS")]
     pub loss: Loss,
     /// Weight initialization: auto (He for ReLU-like, else Xavier), he, xavier.
-    #[arg(long, default_value = "auto", value_parser = parse_init, value_name = "INIT")]
+    #[arg(long, default_value = "auto", value_name = "INIT")]
     pub init: Init,
     /// Passes over the training data.
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -558,8 +537,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-3, value_name = "F")]
     pub lr: f32,
     /// Optimizer: adam (AdamW: decoupled weight decay) or sgd.
-    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"], value_name = "OPT")]
-    pub optimizer: String,
+    #[arg(long, value_enum, default_value_t = Optimizer::Adam, value_name = "OPT")]
+    pub optimizer: Optimizer,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9, value_name = "F")]
     pub momentum: f32,
@@ -598,45 +577,47 @@ pub struct TrainArgs {
     #[arg(long)]
     pub tied: bool,
     /// L1 penalty on code activations: λ Σ|h|, averaged per sample.
-    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA")]
-    pub l1: f32,
+    #[arg(long, value_name = "LAMBDA")]
+    pub l1: Option<f32>,
     /// KL sparsity toward mean activation RHO with weight BETA (needs --code-activation sigmoid).
-    #[arg(long, value_parser = parse_kl, value_name = "RHO,BETA")]
-    pub kl: Option<(f32, f32)>,
+    #[arg(long, value_parser = KlSparsity::parse, value_name = "RHO,BETA")]
+    pub kl: Option<KlSparsity>,
     /// k-sparse autoencoder: keep the K largest code activations per sample.
     #[arg(long, value_name = "K")]
     pub topk: Option<usize>,
     /// Units kept at encode time (e.g. 2-3 x K; default K).
-    #[arg(long, value_name = "K", requires = "topk")]
+    #[arg(long, value_name = "K")]
     pub topk_encode: Option<usize>,
     /// Start training with this many units and lower it linearly to --topk ...
-    #[arg(long, value_name = "K", requires = "topk")]
+    #[arg(long, value_name = "K")]
     pub topk_start: Option<usize>,
     /// ... over this many epochs.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub topk_anneal: usize,
+    #[arg(long, value_name = "N")]
+    pub topk_anneal: Option<usize>,
     /// Binary code for semantic hashing (needs --code-activation sigmoid): noise:SIGMA adds
     /// Gaussian noise before the sigmoid in training; ste trains through the 0/1 threshold
     /// (straight-through). Codes are thresholded at 0.5 when encoding.
-    #[arg(long, value_parser = hourglass::model::BinaryCode::parse, value_name = "METHOD")]
-    pub binary_code: Option<hourglass::model::BinaryCode>,
+    #[arg(long, value_parser = BinaryCode::parse, value_name = "METHOD")]
+    pub binary_code: Option<BinaryCode>,
     /// Dropout on the code in training (the "redundant" autoencoder).
-    #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub code_dropout: f32,
+    #[arg(long, value_name = "P")]
+    pub code_dropout: Option<f32>,
+    /// The code's regularizers in one list, e.g. `l1=1e-4,topk=25,topk-encode=50`; keys l1,
+    /// kl=RHO/BETA, topk, topk-encode, topk-start, topk-anneal, dropout, binary=noise:SIGMA|ste.
+    /// The flags above are the same keys and go after it; both go over an --arch file's [code].
+    #[arg(long, value_parser = parse_spec, value_name = "SPEC")]
+    pub code_reg: Option<Spec>,
+    /// Regularize another layer (0-based, as `inspect` lists them), repeatable, e.g.
+    /// `0:l1=1e-4,dropout=0.1`; the keys of --code-reg.
+    #[arg(long, value_parser = Setting::parse_layer, value_name = "LAYER:SPEC")]
+    pub hidden_reg: Vec<(usize, Vec<Setting>)>,
     /// Rescale each unit's incoming weights to at most this L2 norm after every step.
     #[arg(long, value_name = "C")]
     pub max_norm: Option<f32>,
-    /// Regularize another hidden layer (0-based, as `inspect` lists them), repeatable, e.g.
-    /// `0:l1=1e-4,dropout=0.1`; keys l1, kl=RHO/BETA, topk, topk-encode, dropout.
-    #[arg(long, value_parser = parse_hidden_reg, value_name = "LAYER:SPEC")]
-    pub hidden_reg: Vec<(usize, hourglass::model::CodeRegularizer)>,
-    /// Corrupt the training input (denoising autoencoder); repeat to compose:
-    /// gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape).
-    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
-    pub noise: Vec<hourglass::Noise>,
-    /// Image shape of each row, H,W[,C] (channels last); IDX and NPY images carry it.
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
@@ -675,81 +656,90 @@ pub struct TabularArgs {
     pub hash_buckets: Option<u32>,
 }
 
-pub fn parse_image_shape(s: &str) -> Result<(usize, usize, usize), String> {
-    let v: Vec<usize> = s
-        .split(',')
-        .map(|p| p.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("bad image shape `{s}`; expected H,W or H,W,C"))?;
-    match v.as_slice() {
-        [h, w] if *h > 0 && *w > 0 => Ok((*h, *w, 1)),
-        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((*h, *w, *c)),
-        _ => Err(format!(
-            "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
-        )),
-    }
-}
-
-fn parse_hidden_reg(s: &str) -> Result<(usize, hourglass::model::CodeRegularizer), String> {
-    use hourglass::model::{CodeRegularizer, KlSparsity, TopK};
-    let err = || {
-        format!(
-            "bad --hidden-reg `{s}`; expected LAYER:KEY=VALUE[,KEY=VALUE...] with keys l1, kl=RHO/BETA, topk, topk-encode, dropout"
-        )
-    };
-    let (layer, spec) = s.split_once(':').ok_or_else(err)?;
-    let layer: usize = layer.trim().parse().map_err(|_| err())?;
-    let mut r = CodeRegularizer::default();
-    let mut encode_k = None;
-    for item in spec.split(',') {
-        let (k, v) = item.split_once('=').ok_or_else(err)?;
-        let num = |v: &str| v.trim().parse::<f32>().map_err(|_| err());
-        match k.trim() {
-            "l1" => r.l1 = num(v)?,
-            "dropout" => r.dropout = num(v)?,
-            "kl" => {
-                let (rho, beta) = v.split_once('/').ok_or_else(err)?;
-                r.kl = Some(KlSparsity {
-                    rho: num(rho)?,
-                    beta: num(beta)?,
-                });
-            }
-            "topk" => {
-                r.topk = Some(TopK {
-                    k: v.trim().parse().map_err(|_| err())?,
-                    encode_k: None,
-                    start_k: None,
-                    anneal_epochs: 0,
-                })
-            }
-            "topk-encode" => encode_k = Some(v.trim().parse().map_err(|_| err())?),
-            _ => return Err(err()),
+impl TabularArgs {
+    /// The library's table options.
+    pub fn options(&self) -> TabularOptions {
+        TabularOptions {
+            categorical: match self.categorical.as_slice() {
+                [] => CategoricalColumns::None,
+                [a] if a == "auto" => CategoricalColumns::Auto,
+                names => CategoricalColumns::Names(names.to_vec()),
+            },
+            impute: self.impute,
+            max_categories: self.max_categories,
+            hash_buckets: self.hash_buckets.map(|n| n as usize),
         }
     }
-    if let (Some(t), Some(e)) = (r.topk.as_mut(), encode_k) {
-        t.encode_k = Some(e);
+}
+
+/// `--image-shape`, shared by every command that reads images.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ImageShapeArg {
+    /// Image shape of the rows, H,W[,C] (default: the data's, else the model's training
+    /// data's; IDX and NPY images carry it). A folder of images is resized to it.
+    #[arg(long, value_parser = hourglass::data::images::parse_shape, value_name = "H,W[,C]")]
+    pub image_shape: Option<(usize, usize, usize)>,
+}
+
+/// `--noise`, shared by `train`, `pretrain`, `eval` and `show`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NoiseArgs {
+    /// Corrupt the inputs, in the network's units (after --scale), repeatable to compose:
+    /// gaussian:SIGMA, mask:P, saltpepper:P, block:HxW[:COUNT] (needs the image shape), clip
+    /// (clamp to [0, 1], e.g. after gaussian).
+    #[arg(long, value_parser = Noise::parse, value_name = "NOISE")]
+    pub noise: Vec<Noise>,
+}
+
+/// The optimizers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Optimizer {
+    /// AdamW (decoupled weight decay).
+    Adam,
+    /// SGD with momentum.
+    Sgd,
+}
+
+/// A list of regularizer settings (`--code-reg`).
+#[derive(Clone, Debug)]
+pub struct Spec(pub Vec<Setting>);
+
+fn parse_spec(s: &str) -> Result<Spec, String> {
+    Setting::parse_list(s).map(Spec)
+}
+
+impl TrainArgs {
+    /// The code's regularizer settings: `--code-reg`, then the single flags.
+    pub fn code_settings(&self) -> Vec<Setting> {
+        let mut s = self.code_reg.clone().map(|s| s.0).unwrap_or_default();
+        s.extend(self.l1.map(Setting::L1));
+        s.extend(self.kl.map(Setting::Kl));
+        s.extend(self.topk.map(Setting::TopK));
+        s.extend(self.topk_encode.map(Setting::TopKEncode));
+        s.extend(self.topk_start.map(Setting::TopKStart));
+        s.extend(self.topk_anneal.map(Setting::TopKAnneal));
+        s.extend(self.code_dropout.map(Setting::Dropout));
+        s.extend(self.binary_code.map(Setting::Binary));
+        s
     }
-    Ok((layer, r))
+
+    /// The optimizer's config.
+    pub fn optimizer(&self) -> OptimizerConfig {
+        match self.optimizer {
+            Optimizer::Sgd => OptimizerConfig::sgd(self.momentum, self.nesterov, self.weight_decay),
+            Optimizer::Adam => OptimizerConfig::adam(self.weight_decay),
+        }
+    }
 }
 
-fn parse_kl(s: &str) -> Result<(f32, f32), String> {
-    let (r, b) = s
-        .split_once(',')
-        .ok_or_else(|| format!("bad --kl `{s}`; expected RHO,BETA"))?;
-    let num = |v: &str| {
-        v.trim()
-            .parse::<f32>()
-            .map_err(|_| format!("bad --kl `{s}`; expected RHO,BETA"))
-    };
-    Ok((num(r)?, num(b)?))
-}
-
-fn parse_init(s: &str) -> Result<Init, String> {
-    match s {
-        "auto" => Ok(Init::Auto),
-        "he" => Ok(Init::He),
-        "xavier" => Ok(Init::Xavier),
-        _ => Err(format!("unknown init `{s}`; expected auto, he or xavier")),
+impl ColumnArgs {
+    /// The library's column selection.
+    pub fn selection(&self) -> ColumnSelection {
+        ColumnSelection {
+            columns: self.columns.clone(),
+            drop: self.drop.clone(),
+            label_column: self.label_column.clone(),
+        }
     }
 }
 
@@ -806,16 +796,13 @@ pub struct EvalArgs {
     /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, l0, dead_fraction, mean_activation.
     #[arg(long)]
     pub json: bool,
-    /// Corrupt the inputs first (as `train --noise`) and score the reconstructions against the
-    /// clean data: how well the model denoises.
-    #[arg(long, value_parser = hourglass::Noise::parse, value_name = "NOISE")]
-    pub noise: Vec<hourglass::Noise>,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
     /// Seed of the corruption.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Image shape H,W[,C] for image-shaped noise (default: the data's or the training data's).
-    #[arg(long, value_parser = parse_image_shape, value_name = "H,W[,C]")]
-    pub image_shape: Option<(usize, usize, usize)>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
     /// Paired targets (a model trained with --target): compare the outputs with these instead
     /// of the inputs; for 0/1 targets (masks) also prints pixel accuracy and IoU at 0.5.
     #[arg(long, value_name = "DATA", conflicts_with = "noise")]

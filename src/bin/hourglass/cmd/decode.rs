@@ -1,12 +1,12 @@
 //! `hourglass decode`.
 
-use super::{feature_names, load_data, load_model, write_output};
+use super::{load_model, read, write_output};
 use crate::args::DecodeArgs;
 use anyhow::Result;
 
 pub fn run(a: DecodeArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let codes = load_data(&a.codes, &Default::default())?;
+    let codes = read(&a.codes, &Default::default(), None)?.data;
     if codes.x.cols() != file.model.code_dim() {
         anyhow::bail!(
             "{}: has {} columns, the model's code has {}",
@@ -16,5 +16,5 @@ pub fn run(a: DecodeArgs) -> Result<()> {
         );
     }
     let out = file.model.decode(&codes.x)?;
-    write_output(&a.output, &out, &feature_names(&file), &[])
+    write_output(&a.output, &out, &file.feature_names(), &[])
 }

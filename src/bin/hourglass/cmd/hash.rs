@@ -1,6 +1,6 @@
 //! `hourglass hash`, `search` and `eval-retrieval`.
 
-use super::{load_data_for, load_model};
+use super::{load_model, outln, read_for};
 use crate::args::{EvalRetrievalArgs, HashArgs, SearchArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::hash::{self, Codes};
@@ -10,7 +10,7 @@ use std::path::Path;
 
 pub fn hash(a: HashArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let threshold = if file.model.config().code_activation == Activation::Sigmoid {
+    let threshold = if file.model.config().code_activation() == Activation::Sigmoid {
         0.5
     } else {
         0.0
@@ -18,7 +18,7 @@ pub fn hash(a: HashArgs) -> Result<()> {
     let mut data = Vec::new();
     let mut rows = 0;
     for path in &a.data {
-        let ds = load_data_for(&file, path, &a.columns)?;
+        let ds = read_for(&file, path, &a.columns.selection())?.data;
         rows += ds.x.rows();
         data.extend(ds.x.into_vec());
     }
@@ -145,14 +145,16 @@ pub fn eval(a: EvalRetrievalArgs) -> Result<()> {
         let mut v = serde_json::to_value(&r)?;
         v["bits"] = db.bits.into();
         v["seconds"] = secs.into();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{} queries against {} items, {} bits (ties ranked by item index)",
-        r.queries, r.database, db.bits
+        r.queries,
+        r.database,
+        db.bits
     );
-    println!("mAP              {:.4}", r.map);
-    println!("precision@{:<6} {:.4}", r.k, r.precision_at_k);
+    outln!("mAP              {:.4}", r.map);
+    outln!("precision@{:<6} {:.4}", r.k, r.precision_at_k);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `hourglass inspect`.
 
-use super::load_model;
+use super::{load_model, outln};
 use crate::args::InspectArgs;
 use anyhow::Result;
 use serde_json::json;
@@ -23,8 +23,16 @@ pub fn run(a: InspectArgs) -> Result<()> {
             (name, l.n_in(), l.n_out(), l.activation(), l.num_params())
         })
         .collect();
-    // Architecture files: every layer (flatten and reshape too) with its shapes and kind.
-    let plan = cfg.arch.as_ref().map(|arch| arch.plan()).transpose()?;
+    // Stacks of plain dense layers print compactly; others list every layer (flatten and
+    // reshape too) with its shapes and kind.
+    let compact = cfg.arch.is_dense()
+        && cfg
+            .arch
+            .encoder
+            .iter()
+            .chain(&cfg.arch.decoder)
+            .all(|s| s.name().is_none());
+    let plan = (!compact).then(|| cfg.plan()).transpose()?;
     let arch_rows: Vec<_> = plan
         .iter()
         .flatten()
@@ -60,71 +68,46 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "anomaly": file.anomaly,
             "tabular": file.tabular,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    let widths: Vec<String> = std::iter::once(cfg.input_dim)
+    let widths: Vec<String> = std::iter::once(m.input_dim())
         .chain(m.layers().iter().map(|l| l.n_out()))
         .map(|w| w.to_string())
         .collect();
-    println!(
+    outln!(
         "autoencoder {}  (code {}, loss {})",
         widths.join("-"),
-        cfg.code,
+        m.code_dim(),
         cfg.loss.name()
     );
     if plan.is_some() {
         for (name, kind, i, o, act, params) in &arch_rows {
-            println!("  {name:<12} {kind:<15} {i:>9} -> {o:<9} {act:<10} {params:>10} params");
+            outln!("  {name:<12} {kind:<15} {i:>9} -> {o:<9} {act:<10} {params:>10} params");
         }
     } else {
         for (name, i, o, act, params) in &layers {
-            println!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
+            outln!("  {name:<12} {i:>6} -> {o:<6} {act:<10} {params:>10} params");
         }
     }
-    println!("parameters       {}", m.num_params());
-    let describe = |r: &hourglass::model::CodeRegularizer| {
-        let mut parts = Vec::new();
-        if r.l1 > 0.0 {
-            parts.push(format!("l1 {}", r.l1));
-        }
-        if let Some(kl) = r.kl {
-            parts.push(format!("kl rho {} beta {}", kl.rho, kl.beta));
-        }
-        if let Some(t) = r.topk {
-            parts.push(format!("top-k {} (encode {})", t.k, t.encode_k.unwrap_or(t.k)));
-        }
-        if r.dropout > 0.0 {
-            parts.push(format!("dropout {}", r.dropout));
-        }
-        match r.binary {
-            Some(hourglass::model::BinaryCode::Noise { sigma }) => {
-                parts.push(format!("binary (noise sigma {sigma} in training)"))
-            }
-            Some(hourglass::model::BinaryCode::StraightThrough) => {
-                parts.push("binary (straight-through in training)".into())
-            }
-            None => {}
-        }
-        parts.join(", ")
-    };
-    if cfg.regularizer.is_active() {
-        println!("code             {}", describe(&cfg.regularizer));
+    outln!("parameters       {}", m.num_params());
+    if let Some(r) = cfg.regularizer_at(cfg.code_layer()) {
+        outln!("code             {r}");
     }
-    for (l, r) in &cfg.hidden_regularizers {
-        println!("layer {l:<10} {}", describe(r));
+    for (l, r) in cfg.regularizers.iter().filter(|(l, _)| **l != cfg.code_layer()) {
+        outln!("layer {l:<10} {r}");
     }
-    println!("scaling          {}", m.scaler().kind);
+    outln!("scaling          {}", m.scaler().kind);
     if let Some(path) = &p.data_path {
         let shape = p
             .data_shape
             .map(|(r, c)| format!(" ({r} rows x {c} columns)"))
             .unwrap_or_default();
-        println!("trained on       {path}{shape}");
+        outln!("trained on       {path}{shape}");
     }
     if let (Some(t), Some(r)) = (&p.train, &p.report) {
         let last = r.history.last();
-        println!(
+        outln!(
             "training         {} epochs (best {}), batch {}, lr {}, seed {}, {:.1} s",
             r.history.len(),
             r.best_epoch,
@@ -135,11 +118,11 @@ pub fn run(a: InspectArgs) -> Result<()> {
         );
         if let Some(l) = last {
             let valid = l.valid_loss.map(|v| format!(", valid loss {v:.6}")).unwrap_or_default();
-            println!("final            train loss {:.6}{valid}", l.train_loss);
+            outln!("final            train loss {:.6}{valid}", l.train_loss);
         }
     }
     if let Some(pca) = &p.pca {
-        println!(
+        outln!(
             "pca              {} of {} components, {:.2} % of the variance, train SSE/sample {:.4}",
             pca.components,
             pca.eigenvalues.len(),
@@ -168,7 +151,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 _ => None,
             })
             .collect();
-        println!(
+        outln!(
             "table            {} columns -> {} features; categorical: {}; imputed: {}; dropped: {}",
             t.columns.len(),
             t.feature_names().len(),
@@ -191,7 +174,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             hourglass::score::ThresholdRule::Quantile(v) => format!("quantile {v}"),
             hourglass::score::ThresholdRule::Fpr(v) => format!("fpr {v}"),
         };
-        println!(
+        outln!(
             "anomaly          {} > {:.6} ({rule}; {:.2} % of {} calibration rows above)",
             t.metric.name(),
             t.value,
@@ -199,6 +182,6 @@ pub fn run(a: InspectArgs) -> Result<()> {
             t.calibration_rows
         );
     }
-    println!("written by       hourglass {}", p.crate_version);
+    outln!("written by       hourglass {}", p.crate_version);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `hourglass pca`.
 
-use super::load_data;
+use super::{outln, read, read_for};
 use crate::args::PcaArgs;
 use anyhow::Result;
 use hourglass::format::{self, ModelFile, Provenance};
@@ -8,8 +8,8 @@ use hourglass::format::{self, ModelFile, Provenance};
 pub fn run(a: PcaArgs) -> Result<()> {
     let base = a.on.as_deref().map(super::load_model).transpose()?;
     let mut ds = match &base {
-        Some(f) => super::load_data_for(f, &a.data, &a.columns)?,
-        None => load_data(&a.data, &a.columns.selection())?,
+        Some(f) => read_for(f, &a.data, &a.columns.selection())?.data,
+        None => read(&a.data, &a.columns.selection(), None)?.data,
     };
     if let Some(f) = &base {
         anyhow::ensure!(
@@ -26,7 +26,7 @@ pub fn run(a: PcaArgs) -> Result<()> {
     if let Some(f) = &base {
         model = hourglass::pca::stack(&f.model, &model)?;
         ds.image_shape = f.provenance.image_shape;
-        ds.names = super::feature_names(f);
+        ds.names = f.feature_names();
     }
     let top: Vec<String> = summary.eigenvalues.iter().take(5).map(|v| format!("{v:.4}")).collect();
     let line = format!(
@@ -37,13 +37,8 @@ pub fn run(a: PcaArgs) -> Result<()> {
         summary.eigenvalues.len() - summary.components
     );
     let provenance = Provenance {
-        data_path: Some(a.data.display().to_string()),
-        data_shape: Some(ds.x.shape()),
-        image_shape: ds.image_shape,
-        feature_names: Some(ds.names.clone()),
-        crate_version: env!("CARGO_PKG_VERSION").to_string(),
         pca: Some(summary),
-        ..Provenance::default()
+        ..Provenance::of_data(&a.data, &ds)
     };
     let file = ModelFile {
         model,
@@ -52,8 +47,8 @@ pub fn run(a: PcaArgs) -> Result<()> {
         tabular: base.as_ref().and_then(|f| f.tabular.clone()),
     };
     format::save(&a.output, &file)?;
-    println!("{line}");
-    println!("largest eigenvalues: {} …", top.join(", "));
-    println!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
+    outln!("{line}");
+    outln!("largest eigenvalues: {} …", top.join(", "));
+    outln!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
     Ok(())
 }

@@ -1,37 +1,14 @@
 //! `hourglass pretrain`, `finetune`, `predict`, and `eval` of a classifier.
 
-use super::{load_data, load_model, write_output};
-use crate::args::{ColumnArgs, EvalArgs, FinetuneArgs, PredictArgs, PretrainArgs};
+use super::{out, outln, read, write_output};
+use crate::args::{EvalArgs, FinetuneArgs, PredictArgs, PretrainArgs};
 use anyhow::{Context, Result, bail};
-use hourglass::classifier::{self, Classifier, FinetuneConfig};
-use hourglass::format::{self, ModelFile, Provenance};
-use hourglass::{Matrix, TrainConfig};
-use std::path::Path;
-
-/// Whether `path` is a classifier file. Reads only the safetensors header: the 8-byte length,
-/// then the JSON header with its `__metadata__`.
-pub fn is_classifier(path: &Path) -> bool {
-    use std::io::Read;
-    let header = || -> Option<serde_json::Value> {
-        let mut f = std::fs::File::open(path).ok()?;
-        let mut len = [0u8; 8];
-        f.read_exact(&mut len).ok()?;
-        let len = u64::from_le_bytes(len);
-        // A header larger than the file is not a model file; never allocate for it.
-        if len > f.metadata().ok()?.len() {
-            return None;
-        }
-        let mut text = vec![0u8; len as usize];
-        f.read_exact(&mut text).ok()?;
-        serde_json::from_slice(&text).ok()
-    };
-    header().is_some_and(|h| {
-        h["__metadata__"]["format"] == format::FORMAT_NAME && h["__metadata__"]["kind"] == "classifier"
-    })
-}
+use hourglass::classifier::{self, Classifier};
+use hourglass::format::{self, AnyModel, ModelFile, Provenance};
+use hourglass::{OptimizerConfig, TrainConfig};
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
-    let ds = load_data(&a.data, &a.columns.selection())?;
+    let ds = read(&a.data, &a.columns.selection(), None)?.data;
     let train = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -39,12 +16,12 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         seed: a.seed,
         scaling: a.scale,
         precision: a.precision,
-        noise: a.noise.clone(),
+        noise: a.noise.noise.clone(),
         image_shape: ds.image_shape,
         ..TrainConfig::default()
     };
     let t0 = std::time::Instant::now();
-    let ae = classifier::pretrain(
+    let ae = hourglass::pretrain::pretrain(
         &ds.x,
         &a.hidden,
         a.activation,
@@ -63,21 +40,11 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         },
     )?;
     let file = ModelFile {
-        model: ae,
-        provenance: Provenance {
-            train: Some(train),
-            data_path: Some(a.data.display().to_string()),
-            data_shape: Some(ds.x.shape()),
-            image_shape: ds.image_shape,
-            feature_names: Some(ds.names.clone()),
-            crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            ..Provenance::default()
-        },
-        anomaly: None,
-        tabular: None,
+        provenance: Provenance::training(&train, None, &a.data, &ds),
+        ..ModelFile::new(ae)
     };
     format::save(&a.output, &file).with_context(|| format!("cannot write {}", a.output.display()))?;
-    println!(
+    outln!(
         "pretrained {} layers in {:.1} s; model: {} ({} parameters)",
         a.hidden.len(),
         t0.elapsed().as_secs_f64(),
@@ -87,51 +54,18 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rows and labels of a labelled file.
-fn labelled(path: &Path, labels: Option<&Path>, cols: &ColumnArgs, width: usize) -> Result<(Matrix, Vec<String>)> {
-    let ds = load_data(path, &cols.selection())?;
-    if ds.x.cols() != width {
-        bail!(
-            "{}: has {} feature columns, the model expects {width}",
-            path.display(),
-            ds.x.cols()
-        );
-    }
-    let l = match (labels, ds.labels) {
-        (Some(p), _) => hourglass::data::load_labels(p)?,
-        (None, Some(l)) => l,
-        (None, None) => bail!("{}: no labels; give --labels FILE or --label-column", path.display()),
-    };
-    if l.len() != ds.x.rows() {
-        bail!("{}: {} labels for {} rows", path.display(), l.len(), ds.x.rows());
-    }
-    Ok((ds.x, l))
-}
-
-/// What `finetune` starts from.
-enum Start {
-    /// A classifier, trained further.
-    Trained(Classifier),
-    /// An autoencoder, whose encoder gets a new head.
-    Encoder(Box<hourglass::Autoencoder>),
-}
-
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
     // A classifier trains further; an autoencoder gets a head once the classes are known.
-    let start = if is_classifier(&a.model) {
-        Start::Trained(Classifier::load(&a.model)?)
-    } else {
-        Start::Encoder(Box::new(load_model(&a.model)?.model))
-    };
+    let start = format::load_any(&a.model)?;
     let input_dim = match &start {
-        Start::Trained(c) => c.config.input_dim,
-        Start::Encoder(e) => e.input_dim(),
+        AnyModel::Classifier(c) => c.input_dim(),
+        AnyModel::Autoencoder(f) => f.model.input_dim(),
     };
-    let (x, labels) = labelled(&a.data, a.labels.as_deref(), &a.columns, input_dim)?;
+    let (x, labels) = hourglass::load::labelled(&a.data, a.labels.as_deref(), &a.columns.selection(), input_dim)?;
     let names: Vec<String> = match (a.classes, &start) {
         (Some(n), _) => (0..n).map(|i| i.to_string()).collect(),
-        (None, Start::Trained(c)) => c.config.classes.clone(),
-        (None, Start::Encoder(_)) => hourglass::probe::encode_labels(&labels).0,
+        (None, AnyModel::Classifier(c)) => c.config.classes.clone(),
+        (None, AnyModel::Autoencoder(_)) => hourglass::probe::encode_labels(&labels).0,
     };
     if let Some(bad) = labels.iter().find(|l| !names.contains(l)) {
         bail!(
@@ -141,63 +75,57 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         );
     }
     let mut model = match start {
-        Start::Trained(c) => c,
-        Start::Encoder(e) => Classifier::from_encoder(&e, names.clone(), a.seed)?,
+        AnyModel::Classifier(c) => *c,
+        AnyModel::Autoencoder(f) => Classifier::from_encoder(&f.model, names.clone(), a.seed)?,
     };
     if a.from_scratch {
-        model = model.reinit(a.seed);
+        model = model.reinit(a.seed)?;
     }
+    model.config.dropout = a.dropout;
     let y: Vec<usize> = labels
         .iter()
-        .map(|l| names.iter().position(|n| n == l).unwrap())
+        .map(|l| {
+            names
+                .iter()
+                .position(|n| n == l)
+                .expect("checked: every label is a class")
+        })
         .collect();
-    let cfg = FinetuneConfig {
+    let cfg = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr,
-        weight_decay: a.weight_decay,
+        optimizer: OptimizerConfig::adam(a.weight_decay),
         freeze_epochs: a.freeze_epochs,
-        dropout: a.dropout,
         seed: a.seed,
         precision: a.precision,
+        ..TrainConfig::default()
     };
-    let t0 = std::time::Instant::now();
-    let quiet = a.quiet;
-    let history = classifier::finetune(&mut model, &x, &y, &cfg, |e| {
-        if !quiet {
-            eprintln!(
-                "epoch {:>3}  loss {:.5}  train accuracy {:.2} %{}",
-                e.epoch,
-                e.loss,
-                100.0 * e.accuracy,
-                if e.frozen { "  (encoder frozen)" } else { "" }
-            );
-        }
-    })?;
-    model
-        .save(&a.output)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
-    let last = history.last().unwrap();
-    println!(
+    let mut progress = super::train::Progress::new(a.quiet, a.batch_size, a.epochs, false);
+    let report = classifier::finetune(&mut model, &x, &y, None, &cfg, |e| progress.on(e))?;
+    progress.finish();
+    format::save_classifier(&a.output, &model).with_context(|| format!("cannot write {}", a.output.display()))?;
+    let last = report.history.last().expect("at least one epoch");
+    outln!(
         "{} {} epochs in {:.1} s on {} rows: loss {:.5}, train accuracy {:.2} %; classifier: {}",
         if a.from_scratch {
             "trained from scratch"
         } else {
             "fine-tuned"
         },
-        history.len(),
-        t0.elapsed().as_secs_f64(),
+        report.history.len(),
+        report.seconds,
         x.rows(),
-        last.loss,
-        100.0 * last.accuracy,
+        last.train_loss,
+        100.0 * last.train_accuracy.unwrap_or_default(),
         a.output.display()
     );
     Ok(())
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let model = Classifier::load(&a.classifier)?;
-    let ds = load_data(&a.data, &a.columns.selection())?;
+    let model = format::load_classifier(&a.classifier)?;
+    let ds = read(&a.data, &a.columns.selection(), None)?.data;
     let p = model.predict_proba(&ds.x)?;
     let names = &model.config.classes;
     let pred: Vec<String> = (0..p.rows())
@@ -212,52 +140,41 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     write_output(&a.output, &p, &cols, &leading)
 }
 
-pub fn eval(a: EvalArgs) -> Result<()> {
-    let model = Classifier::load(&a.model)?;
-    let (x, labels) = labelled(&a.data, a.labels.as_deref(), &a.columns, model.config.input_dim)?;
-    let pred = model.predict(&x)?;
+pub fn eval(a: EvalArgs, model: &Classifier) -> Result<()> {
+    let (x, labels) =
+        hourglass::load::labelled(&a.data, a.labels.as_deref(), &a.columns.selection(), model.input_dim())?;
     let names = &model.config.classes;
-    let c = names.len();
-    let mut confusion = vec![vec![0usize; c]; c];
-    let mut unseen = 0;
-    let mut hits = 0;
-    for (l, &p) in labels.iter().zip(&pred) {
-        match names.iter().position(|n| n == l) {
-            Some(t) => {
-                confusion[t][p] += 1;
-                hits += usize::from(t == p);
-            }
-            None => unseen += 1,
-        }
-    }
-    let acc = hits as f64 / labels.len() as f64;
+    let c = hourglass::metrics::confusion(&labels, &model.predict(&x)?, names);
     if a.json {
-        let v = serde_json::json!({"n": labels.len(), "accuracy": acc, "error": 1.0 - acc, "classes": names, "confusion": confusion, "unknown_labels": unseen});
-        println!("{}", serde_json::to_string(&v)?);
+        let v = serde_json::json!({"n": c.n, "accuracy": c.accuracy, "error": 1.0 - c.accuracy, "classes": names, "confusion": c.matrix, "unknown_labels": c.unknown_labels});
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
-    println!("rows             {}", labels.len());
-    println!(
+    outln!("rows             {}", c.n);
+    outln!(
         "accuracy         {:.2} %  (error {:.2} %)",
-        100.0 * acc,
-        100.0 * (1.0 - acc)
+        100.0 * c.accuracy,
+        100.0 * (1.0 - c.accuracy)
     );
-    if unseen > 0 {
-        println!("note             {unseen} rows have labels the classifier does not know (counted as errors)");
+    if c.unknown_labels > 0 {
+        outln!(
+            "note             {} rows have labels the classifier does not know (counted as errors)",
+            c.unknown_labels
+        );
     }
     let w = names.iter().map(|n| n.len()).max().unwrap_or(1).max(5);
-    println!("confusion (rows: true, columns: predicted)");
-    print!("{:>w$}", "");
+    outln!("confusion (rows: true, columns: predicted)");
+    out!("{:>w$}", "");
     for n in names {
-        print!(" {n:>w$}");
+        out!(" {n:>w$}");
     }
-    println!();
-    for (t, row) in confusion.iter().enumerate() {
-        print!("{:>w$}", names[t]);
+    outln!();
+    for (t, row) in c.matrix.iter().enumerate() {
+        out!("{:>w$}", names[t]);
         for v in row {
-            print!(" {v:>w$}");
+            out!(" {v:>w$}");
         }
-        println!();
+        outln!();
     }
     Ok(())
 }

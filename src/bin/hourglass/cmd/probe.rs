@@ -1,6 +1,6 @@
 //! `hourglass probe`.
 
-use super::{load_data, load_data_for, load_model, write_output};
+use super::{load_model, outln, read, read_for, write_output};
 use crate::args::ProbeArgs;
 use anyhow::{Result, bail};
 use hourglass::Matrix;
@@ -15,23 +15,16 @@ fn features(a: &ProbeArgs, path: &Path, labels: Option<&Path>) -> Result<(Matrix
             if let Some(k) = a.topk_encode {
                 file.model.set_encode_k(k)?;
             }
-            let ds = load_data_for(&file, path, &a.columns)?;
-            let layer = a.layer.unwrap_or(file.model.config().encoder_layers() - 1);
+            let ds = read_for(&file, path, &a.columns.selection())?.data;
+            let layer = a.layer.unwrap_or(file.model.encoder_layers() - 1);
             (file.model.encode_layer(&ds.x, layer)?, ds.labels)
         }
         None => {
-            let ds = load_data(path, &a.columns.selection())?;
+            let ds = read(path, &a.columns.selection(), None)?.data;
             (ds.x, ds.labels)
         }
     };
-    let labels = match (labels, from_column) {
-        (Some(p), _) => hourglass::data::load_labels(p)?,
-        (None, Some(l)) => l,
-        (None, None) => bail!("{}: no labels; give a labels file or --label-column", path.display()),
-    };
-    if labels.len() != x.rows() {
-        bail!("{}: {} labels for {} rows", path.display(), labels.len(), x.rows());
-    }
+    let labels = hourglass::load::labels(path, labels, from_column, x.rows())?;
     Ok((x, labels))
 }
 
@@ -89,19 +82,19 @@ pub fn run(a: ProbeArgs) -> Result<()> {
             "train_accuracy": train_acc, "test_accuracy": test_acc, "test_error": 1.0 - test_acc,
             "unseen_test_labels": unseen, "l2_search": p.search, "seconds": seconds,
         });
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "logistic regression on {} features, {} classes, {} training rows",
         xtr.cols(),
         names.len(),
         xtr.rows()
     );
     for (l, acc) in &p.search {
-        println!("  l2 {l:<8e} held-out accuracy {:.2} %", 100.0 * acc);
+        outln!("  l2 {l:<8e} held-out accuracy {:.2} %", 100.0 * acc);
     }
-    println!(
+    outln!(
         "l2 {:e}: {} L-BFGS iterations ({}), {seconds:.1} s",
         p.l2,
         p.iterations,
@@ -111,14 +104,14 @@ pub fn run(a: ProbeArgs) -> Result<()> {
             "stopped at --max-iter"
         }
     );
-    println!("train accuracy   {:.2} %", 100.0 * train_acc);
-    println!(
+    outln!("train accuracy   {:.2} %", 100.0 * train_acc);
+    outln!(
         "test accuracy    {:.2} %  (error {:.2} %)",
         100.0 * test_acc,
         100.0 * (1.0 - test_acc)
     );
     if unseen > 0 {
-        println!("note             {unseen} test rows have labels not seen in training (counted as errors)");
+        outln!("note             {unseen} test rows have labels not seen in training (counted as errors)");
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `hourglass score` and `hourglass calibrate`.
 
-use super::{feature_names, load_data_for, load_model, write_output};
+use super::{load_model, outln, read_for, write_output};
 use crate::args::{CalibrateArgs, ScoreArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::Matrix;
@@ -9,7 +9,7 @@ use hourglass::score::{self, ThresholdRule};
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let ds = load_data_for(&file, &a.data, &a.columns)?;
+    let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
     let threshold = file.anomaly.as_ref();
     let metric = match (a.metric, threshold) {
         (Some(m), Some(t)) if m != t.metric => bail!(
@@ -56,7 +56,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             names.push("anomaly".into());
         }
         let fixed = names.len();
-        let features = feature_names(&file);
+        let features = file.feature_names();
         if explained.is_some() {
             names.extend(features.iter().map(|n| format!("{n}.expected")));
             names.extend(features.iter().map(|n| format!("{n}.share")));
@@ -115,12 +115,12 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         if let Some(d) = &detection {
             v["detection"] = serde_json::to_value(d)?;
         }
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     let mut sorted = scores.clone();
     sorted.sort_by(f64::total_cmp);
-    println!(
+    outln!(
         "scored {} rows by {} (higher = more anomalous): median {:.6}, max {:.6}",
         scores.len(),
         metric.name(),
@@ -128,22 +128,27 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         sorted[sorted.len() - 1]
     );
     match (threshold, flagged) {
-        (Some(t), Some(k)) => println!(
+        (Some(t), Some(k)) => outln!(
             "threshold {:.6}: {} rows flagged ({:.2} %)",
             t.value,
             k,
             100.0 * k as f64 / scores.len() as f64
         ),
-        _ => println!("not calibrated: run `hourglass calibrate` to flag rows"),
+        _ => outln!("not calibrated: run `hourglass calibrate` to flag rows"),
     }
     if let Some(d) = &detection {
-        println!("anomalies        {} of {}", d.anomalies, d.n);
-        println!("ROC-AUC          {:.4}", d.roc_auc);
-        println!("PR-AUC           {:.4}", d.pr_auc);
+        outln!("anomalies        {} of {}", d.anomalies, d.n);
+        outln!("ROC-AUC          {:.4}", d.roc_auc);
+        outln!("PR-AUC           {:.4}", d.pr_auc);
         if let Some(t) = &d.at_threshold {
-            println!(
+            outln!(
                 "at threshold     precision {:.4}  recall {:.4}  F1 {:.4}  (TP {}, FP {}, FN {})",
-                t.precision, t.recall, t.f1, t.true_positives, t.false_positives, t.false_negatives
+                t.precision,
+                t.recall,
+                t.f1,
+                t.true_positives,
+                t.false_positives,
+                t.false_negatives
             );
         }
     }
@@ -152,7 +157,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
-    let ds = load_data_for(&file, &a.data, &a.columns)?;
+    let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
     let rule = match (a.contamination, a.quantile, a.fpr) {
         (Some(p), _, _) => ThresholdRule::Contamination(p),
         (_, Some(q), _) => ThresholdRule::Quantile(q),
@@ -173,7 +178,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     });
     let out = a.output.as_ref().unwrap_or(&a.model);
     format::save(out, &file).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    outln!(
         "threshold {value:.6} ({} above it: {flagged} of {} calibration rows, {:.2} %); saved in {}",
         a.metric.name(),
         scores.len(),

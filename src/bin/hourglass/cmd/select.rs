@@ -1,6 +1,6 @@
 //! `hourglass select`.
 
-use super::{load_data, write_output};
+use super::{read, write_output};
 use crate::args::SelectArgs;
 use anyhow::{Result, bail};
 use hourglass::data::{self, ColumnSelection};
@@ -16,7 +16,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
     let mut parts = Vec::with_capacity(a.data.len());
     let mut labels: Vec<String> = Vec::new();
     for (i, path) in a.data.iter().enumerate() {
-        let ds = load_data(path, &ColumnSelection::default())?;
+        let ds = read(path, &ColumnSelection::default(), None)?.data;
         if let Some(first) = parts.first().map(|m: &hourglass::Matrix| m.cols())
             && ds.x.cols() != first
         {

@@ -1,85 +1,57 @@
 //! `hourglass train`: args → configs → `hourglass::fit` → model file. Draws the progress.
 
-use super::load_data;
+use super::{noted, outln, read};
 use crate::args::TrainArgs;
 use anyhow::{Context, Result};
-use hourglass::arch::Dims;
+use hourglass::data::Dataset;
 use hourglass::format::{self, ModelFile, Provenance};
-use hourglass::model::{CodeRegularizer, KlSparsity, TopK};
-use hourglass::{AutoencoderConfig, EpochStats, Event, OptimizerConfig, TrainConfig};
+use hourglass::model::{Dims, Mlp};
+use hourglass::{AutoencoderConfig, EpochStats, Event, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
 
-/// The paired targets' width and image shape.
-type TargetShape = (usize, Option<(usize, usize, usize)>);
-
-/// The model and training configs; `target` is the paired targets' width and image shape.
-fn configs(
-    a: &TrainArgs,
-    input_dim: usize,
-    image: Option<(usize, usize, usize)>,
-    target: Option<TargetShape>,
-) -> Result<(AutoencoderConfig, TrainConfig)> {
-    let mut model = AutoencoderConfig {
-        input_dim,
-        hidden: a.hidden.clone(),
-        code: a.code.unwrap_or(0),
-        decoder_hidden: a.decoder_hidden.clone(),
-        activation: a.activation,
-        code_activation: a.code_activation,
-        output_activation: a.output_activation,
-        loss: a.loss,
-        init: a.init,
-        regularizer: CodeRegularizer {
-            l1: a.l1,
-            kl: a.kl.map(|(rho, beta)| KlSparsity { rho, beta }),
-            topk: a.topk.map(|k| TopK {
-                k,
-                encode_k: a.topk_encode,
-                start_k: a.topk_start,
-                anneal_epochs: a.topk_anneal,
-            }),
-            dropout: a.code_dropout,
-            binary: a.binary_code,
-        },
-        tied: a.tied,
-        hidden_regularizers: a.hidden_reg.iter().cloned().collect(),
-        arch: None,
-        output_dim: target.map(|(w, _)| w).filter(|&w| w != input_dim),
-    };
-    if let Some(path) = &a.arch {
-        let dims = match a.image_shape.or(image) {
-            Some((h, w, c)) if h * w * c == input_dim => Dims::Image((c, h, w)),
-            _ => Dims::Flat(input_dim),
-        };
-        let target_dims = target.map(|(w, img)| match img {
-            Some((h, iw, c)) if h * iw * c == w => Dims::Image((c, h, iw)),
-            _ => Dims::Flat(w),
-        });
-        let mut from_file = hourglass::arch::read_paired(path, dims, target_dims)?;
-        let (flags, file) = (&model.regularizer, &mut from_file.regularizer);
-        if flags.l1 > 0.0 {
-            file.l1 = flags.l1;
-        }
-        file.kl = flags.kl.or(file.kl);
-        file.topk = flags.topk.or(file.topk);
-        file.binary = flags.binary.or(file.binary);
-        if flags.dropout > 0.0 {
-            file.dropout = flags.dropout;
-        }
-        from_file.hidden_regularizers = model.hidden_regularizers;
-        model = from_file;
+/// The rows' shape as an architecture sees it.
+fn dims(width: usize, image: Option<(usize, usize, usize)>) -> Dims {
+    match image {
+        Some((h, w, c)) if h * w * c == width => Dims::Image((c, h, w)),
+        _ => Dims::Flat(width),
     }
-    let optimizer = match a.optimizer.as_str() {
-        "sgd" => OptimizerConfig::sgd(a.momentum, a.nesterov, a.weight_decay),
-        _ => OptimizerConfig::adam(a.weight_decay),
+}
+
+/// The model and training configs; `target` is the paired targets' rows, if any.
+fn settings(a: &TrainArgs, data: &Dataset, target: Option<&Dataset>) -> Result<(AutoencoderConfig, TrainConfig)> {
+    let input_dim = data.x.cols();
+    let image = a.image.image_shape.or(data.image_shape);
+    let mut model = match &a.arch {
+        Some(path) => {
+            let target = target.map(|t| dims(t.x.cols(), t.image_shape));
+            hourglass::model::toml::read_paired(path, dims(input_dim, image), target)?
+        }
+        None => Mlp {
+            hidden: a.hidden.clone(),
+            decoder_hidden: a.decoder_hidden.clone(),
+            activation: a.activation,
+            code_activation: a.code_activation,
+            output_activation: a.output_activation,
+            loss: a.loss,
+            init: a.init,
+            tied: a.tied,
+            output_dim: target.map(|t| t.x.cols()).filter(|&w| w != input_dim),
+            ..Mlp::new(input_dim, a.code.unwrap_or(0))
+        }
+        .config(),
     };
+    let code = model.code_layer();
+    model.regularize(code, &a.code_settings())?;
+    for (layer, s) in &a.hidden_reg {
+        model.regularize(*layer, s)?;
+    }
     let train = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr,
-        optimizer,
+        optimizer: a.optimizer(),
         schedule: a.schedule,
         warmup_epochs: a.warmup,
         clip_norm: a.clip_norm,
@@ -88,9 +60,10 @@ fn configs(
         seed: a.seed,
         scaling: a.scale,
         precision: a.precision,
-        noise: a.noise.clone(),
-        image_shape: a.image_shape.or(image),
+        noise: a.noise.noise.clone(),
+        image_shape: image,
         max_norm: a.max_norm,
+        freeze_epochs: 0,
     };
     Ok((model, train))
 }
@@ -116,32 +89,120 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
     )
 }
 
+/// Draws training progress: a bar on a terminal, one line per epoch, and the `--log` lines.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    batch: usize,
+    epochs: usize,
+    epoch_start: Instant,
+    rows_done: usize,
+    loss_sum: f64,
+    /// One JSON line per epoch, when logging.
+    pub log: Option<Vec<String>>,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, batch: usize, epochs: usize, log: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        Progress {
+            bar,
+            quiet,
+            batch: batch.max(1),
+            epochs,
+            epoch_start: Instant::now(),
+            rows_done: 0,
+            loss_sum: 0.0,
+            log: log.then(Vec::new),
+        }
+    }
+
+    /// Takes one training event.
+    pub fn on(&mut self, e: &Event<'_>) {
+        match e {
+            Event::EpochStart { epoch, epochs, batches } => {
+                self.epoch_start = Instant::now();
+                self.rows_done = 0;
+                self.loss_sum = 0.0;
+                if let Some(b) = &self.bar {
+                    b.set_length(*batches as u64);
+                    b.set_position(0);
+                    b.set_prefix(format!("{epoch}/{epochs}"));
+                }
+            }
+            Event::Batch { batch: i, loss } => {
+                self.rows_done += self.batch;
+                self.loss_sum += loss;
+                if let Some(b) = &self.bar {
+                    let rate = self.rows_done as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
+                    b.set_position(*i as u64);
+                    b.set_message(format!("loss {:.6}  {rate:.0} samples/s", self.loss_sum / *i as f64));
+                }
+            }
+            Event::EpochEnd(s) => {
+                let mut line = epoch_line(s, self.epochs);
+                if let Some(acc) = s.train_accuracy {
+                    line.push_str(&format!("  train accuracy {:.2} %", 100.0 * acc));
+                }
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None if !self.quiet => eprintln!("{line}"),
+                    None => {}
+                }
+                if let Some(log) = &mut self.log {
+                    log.push(serde_json::to_string(s).expect("stats serialize"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     let sel = a.columns.selection();
-    let (ds, tabular) = super::load_training_table(&a.data, &sel, &a.tabular, a.image_shape)?;
+    let loaded = noted(hourglass::load::training_data(
+        &a.data,
+        &sel,
+        &a.tabular.options(),
+        a.image.image_shape,
+    )?);
+    let (ds, tabular) = (loaded.data, loaded.tabular);
     let valid = match &a.valid {
         Some(p) => {
             let v = match &tabular {
-                Some(t) => super::encode_table(t, p, &sel)?,
-                None => load_data(p, &sel)?,
+                Some(t) => hourglass::load::encode_table(t, p, &sel)?,
+                None => read(p, &sel, None)?.data,
             };
-            if v.x.cols() != ds.x.cols() {
-                anyhow::bail!(
-                    "{}: has {} feature columns, the training data has {}",
-                    p.display(),
-                    v.x.cols(),
-                    ds.x.cols()
-                );
-            }
+            anyhow::ensure!(
+                v.x.cols() == ds.x.cols(),
+                "{}: has {} feature columns, the training data has {}",
+                p.display(),
+                v.x.cols(),
+                ds.x.cols()
+            );
             Some(v)
         }
         None => None,
     };
     // Targets are read as they are (a folder of masks stays one channel beside RGB images).
-    let read_target = |p: &std::path::PathBuf| super::load_data(p, &Default::default());
+    let read_target = |p: &std::path::PathBuf| read(p, &Default::default(), None).map(|l| l.data);
     let target = a.target.as_ref().map(read_target).transpose()?;
-    let target_shape = target.as_ref().map(|t| (t.x.cols(), t.image_shape));
-    let (model_cfg, train_cfg) = configs(&a, ds.x.cols(), ds.image_shape, target_shape)?;
+    let (model_cfg, train_cfg) = settings(&a, &ds, target.as_ref())?;
     anyhow::ensure!(
         a.valid.is_none() || a.target.is_none() || a.valid_target.is_some(),
         "--valid with --target needs --valid-target (the validation rows' targets)"
@@ -160,54 +221,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         a.output.display(),
         out_dir.display()
     );
-
-    let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        b
-    });
-    let mut epoch_start = Instant::now();
-    let mut rows_done = 0usize;
-    let mut loss_sum = 0.0f64;
-    let mut log_lines = Vec::new();
-    let batch = a.batch_size.max(1);
-    let on_event = |e: &Event<'_>| match e {
-        Event::EpochStart { epoch, epochs, batches } => {
-            epoch_start = Instant::now();
-            rows_done = 0;
-            loss_sum = 0.0;
-            if let Some(b) = &bar {
-                b.set_length(*batches as u64);
-                b.set_position(0);
-                b.set_prefix(format!("{epoch}/{epochs}"));
-            }
-        }
-        Event::Batch { batch: i, loss } => {
-            rows_done += batch;
-            loss_sum += loss;
-            if let Some(b) = &bar {
-                let rate = rows_done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-                b.set_position(*i as u64);
-                b.set_message(format!("loss {:.6}  {rate:.0} samples/s", loss_sum / *i as f64));
-            }
-        }
-        Event::EpochEnd(s) => {
-            let line = epoch_line(s, train_cfg.epochs);
-            match &bar {
-                Some(b) => b.println(line),
-                None if !a.quiet => eprintln!("{line}"),
-                None => {}
-            }
-            if a.log.is_some() {
-                log_lines.push(serde_json::to_string(s).expect("stats serialize"));
-            }
-        }
-        _ => {}
-    };
+    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs, a.log.is_some());
+    let on_event = |e: &Event<'_>| progress.on(e);
     let result = match &target {
         Some(t) => hourglass::fit_paired(
             &mut model,
@@ -219,26 +234,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ),
         None => hourglass::fit(&mut model, &ds.x, valid.as_ref().map(|v| &v.x), &train_cfg, on_event),
     };
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let provenance = |report| Provenance {
-        train: Some(train_cfg.clone()),
-        report,
-        data_path: Some(a.data.display().to_string()),
-        data_shape: Some(ds.x.shape()),
-        image_shape: train_cfg.image_shape,
-        feature_names: Some(ds.names.clone()),
-        crate_version: env!("CARGO_PKG_VERSION").to_string(),
-        pca: None,
-    };
-    if let Some(log) = &a.log {
-        let text = log_lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    progress.finish();
+    if let (Some(log), Some(lines)) = (&a.log, &progress.log) {
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
         hourglass::fsutil::write_atomic(log, |w| {
-            w.write_all(text.as_bytes()).map_err(|e| hourglass::Error::Io {
-                path: log.clone(),
-                cause: e,
-            })
+            w.write_all(text.as_bytes()).map_err(hourglass::fsutil::io_at(log))
         })
         .with_context(|| format!("cannot write log {}", log.display()))?;
     }
@@ -247,9 +247,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Err(e @ hourglass::Error::Diverged { last_good_epoch, .. }) if last_good_epoch > 0 => {
             let file = ModelFile {
                 model,
-                provenance: provenance(None),
+                provenance: Provenance::training(&train_cfg, None, &a.data, &ds),
                 anomaly: None,
-                tabular: tabular.clone(),
+                tabular,
             };
             format::save(&a.output, &file)?;
             return Err(anyhow::Error::new(e).context(format!(
@@ -279,12 +279,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     let file = ModelFile {
         model,
-        provenance: provenance(Some(report)),
+        provenance: Provenance::training(&train_cfg, Some(report), &a.data, &ds),
         anomaly: None,
         tabular,
     };
     format::save(&a.output, &file)?;
-    println!("{summary}");
-    println!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
+    outln!("{summary}");
+    outln!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
     Ok(())
 }

@@ -359,7 +359,8 @@ fn bad_model_files_and_mismatched_data() {
         out.extend_from_slice(&bytes[8 + n..]);
         std::fs::write(sb.path(name), out).unwrap();
     };
-    rewrite("v9.safetensors", "\"format_version\":\"1\"", "\"format_version\":\"9\"");
+    let current = format!("\"format_version\":\"{}\"", hourglass::format::FORMAT_VERSION);
+    rewrite("v9.safetensors", &current, "\"format_version\":\"9\"");
     let keep = ["m.safetensors", "t.csv", "v9.safetensors"];
     let e = fails(
         &sb,
@@ -447,13 +448,13 @@ fn bad_model_files_and_mismatched_data() {
     fails(
         &sb,
         &["encode", "m.safetensors", "t.csv", "--layer", "7", "-o", "c.npy"],
-        "encoder layer 7 does not exist",
+        "invalid --layer 7: the encoder has layers 0..=0",
         &base,
     );
     fails(
         &sb,
         &["--threads", "0", "inspect", "m.safetensors"],
-        "--threads must be at least 1",
+        "invalid --threads 0: must be at least 1",
         &base,
     );
 }
@@ -516,7 +517,7 @@ fn pca_model_works_with_every_command() {
             "-o",
             "q.safetensors",
         ],
-        "--components must be in 1..=6",
+        "invalid --components 9: must be in 1..=6",
         &["c.npy", "p.safetensors", "t.csv"],
     );
 }
@@ -712,7 +713,9 @@ fn hidden_layer_regularizers_from_the_command_line() {
         .unwrap();
     // Layer 2 (decoder hidden) is relu: KL is refused with the reason.
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("regularizer of layer 2: KL sparsity needs sigmoid units"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("layer 2 (dense): regularizer: KL sparsity needs sigmoid units")
+    );
     let out = sb
         .cmd()
         .args([
@@ -1994,7 +1997,7 @@ fn high_cardinality_categories_are_hashed() {
             "-o",
             "x.safetensors",
         ],
-        "--hash-buckets hashes categorical columns",
+        "invalid --hash-buckets 8: hashing applies to categorical columns",
         &["train.csv", "new.csv", "m.safetensors", "codes.csv"],
     );
 }

@@ -1,6 +1,6 @@
 //! Property tests: save → load is bit-identical; NPY and CSV writers round-trip; encode shapes.
 
-use hourglass::{Activation, AutoencoderConfig, Matrix, ModelFile, Rng, format};
+use hourglass::{Activation, Matrix, Mlp, ModelFile, Rng, format};
 use proptest::prelude::*;
 
 fn matrix(rows: usize, cols: usize, seed: u64) -> Matrix {
@@ -19,7 +19,7 @@ proptest! {
         input in 1usize..20, code in 1usize..6, hidden in proptest::collection::vec(1usize..12, 0..3),
         act in 0usize..7, seed in any::<u64>(), threshold in proptest::option::of(0.0f64..10.0),
     ) {
-        let mut cfg = AutoencoderConfig::new(input, code).with_hidden(&hidden);
+        let mut cfg = Mlp::new(input, code).with_hidden(&hidden);
         cfg.activation = Activation::ALL[act];
         let model = cfg.init(seed).unwrap();
         let anomaly = threshold.map(|value| hourglass::score::Threshold {

@@ -24,8 +24,9 @@ fn assert_close(got: &hourglass::Matrix, want: &hourglass::Matrix) {
 fn golden_v1_model_loads_and_reproduces_its_outputs() {
     let file = format::load(&golden("model_v1.safetensors")).unwrap();
     let m = &file.model;
-    assert_eq!(m.config().input_dim, 8);
-    assert_eq!(m.config().hidden, vec![6]);
+    assert_eq!(m.input_dim(), 8);
+    assert_eq!(m.encoder_layers(), 2);
+    assert_eq!(m.layers()[0].n_out(), 6);
     assert_eq!(m.code_dim(), 3);
     assert_eq!(m.scaler().kind, hourglass::Scaling::Standard);
     assert_eq!(file.provenance.feature_names.as_deref().map(<[String]>::len), Some(8));

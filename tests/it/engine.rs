@@ -2,8 +2,8 @@
 //! save/load round trips, early stopping and divergence.
 
 use hourglass::{
-    Activation, AutoencoderConfig, Event, Loss, Matrix, OptimizerConfig, Rng, Scaling, Schedule, TrainConfig, fit,
-    format, with_threads,
+    Activation, Event, Loss, Matrix, Mlp, OptimizerConfig, Rng, Scaling, Schedule, TrainConfig, fit, format,
+    with_threads,
 };
 
 /// 100 inputs: 20 independent numbers and 80 fixed linear combinations of them.
@@ -35,8 +35,8 @@ fn relative_error(model: &hourglass::Autoencoder, x: &Matrix) -> f64 {
     num / den
 }
 
-fn linear(code: usize) -> AutoencoderConfig {
-    AutoencoderConfig::new(100, code).with_activations(Activation::Identity, Activation::Identity, Activation::Identity)
+fn linear(code: usize) -> Mlp {
+    Mlp::new(100, code).with_activations(Activation::Identity, Activation::Identity, Activation::Identity)
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn linear_autoencoder_recovers_rank_20_data_with_20_units_but_not_10() {
 
 fn small_run(threads: usize, precision: hourglass::Precision) -> (Vec<f32>, Vec<f64>) {
     let x = rank20(300, 5);
-    let cfg = AutoencoderConfig::new(100, 8).with_hidden(&[37, 19]).with_activations(
+    let cfg = Mlp::new(100, 8).with_hidden(&[37, 19]).with_activations(
         Activation::Gelu,
         Activation::Tanh,
         Activation::Identity,
@@ -125,7 +125,7 @@ fn same_seed_gives_bit_identical_model_for_any_thread_count() {
 #[test]
 fn save_load_is_bit_identical_and_outputs_agree() {
     let x = rank20(50, 8);
-    let mut m = AutoencoderConfig::new(100, 5).with_hidden(&[16]).init(1).unwrap();
+    let mut m = Mlp::new(100, 5).with_hidden(&[16]).init(1).unwrap();
     let cfg = TrainConfig {
         epochs: 1,
         scaling: Scaling::Minmax,
@@ -149,7 +149,7 @@ fn save_load_is_bit_identical_and_outputs_agree() {
 #[test]
 fn early_stopping_restores_the_best_epoch() {
     let x = rank20(400, 4);
-    let mut m = AutoencoderConfig::new(100, 30).with_hidden(&[200]).init(2).unwrap();
+    let mut m = Mlp::new(100, 30).with_hidden(&[200]).init(2).unwrap();
     // A learning rate high enough that validation loss stops improving early.
     let cfg = TrainConfig {
         epochs: 40,
@@ -197,7 +197,7 @@ fn divergence_is_reported_with_epoch_and_batch() {
 #[test]
 fn bce_refuses_data_outside_unit_range() {
     let x = rank20(20, 4);
-    let mut m = AutoencoderConfig::new(100, 5).with_loss(Loss::Bce).init(1).unwrap();
+    let mut m = Mlp::new(100, 5).with_loss(Loss::Bce).init(1).unwrap();
     let err = fit(&mut m, &x, None, &TrainConfig::default(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
 }
@@ -216,7 +216,7 @@ fn denoising_training_beats_plain_training_on_masked_inputs() {
         &mut Rng::new(5),
     );
     let error_on_masked = |noise: Vec<Noise>| {
-        let mut m = AutoencoderConfig::new(100, 20).with_hidden(&[64]).with_activations(
+        let mut m = Mlp::new(100, 20).with_hidden(&[64]).with_activations(
             Activation::Relu,
             Activation::Identity,
             Activation::Identity,

@@ -1,0 +1,239 @@
+//! The front door for data: reading a file the way training reads it (a CSV table becomes a
+//! stored [`Tabular`] encoding when it needs one), and reading data for a trained model the way
+//! its training data was read (the table's columns by name, images at the trained size). The
+//! command line and any other front end call these; the library never prints, so what a
+//! person should know (resized images, dropped columns) comes back as notes.
+
+use crate::data::tabular::{CategoricalColumns, Tabular, TabularOptions};
+use crate::data::{self, ColumnSelection, Dataset, Format};
+use crate::error::{Error, Result};
+use crate::format::ModelFile;
+use crate::tensor::Matrix;
+use std::path::Path;
+
+/// Rows read from a file, with the table encoding that made them (if any) and notes for the
+/// person who asked.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The rows and what is known about them.
+    pub data: Dataset,
+    /// The encoding fitted on (or used for) a CSV table.
+    pub tabular: Option<Tabular>,
+    /// Things worth telling: images resized, constant columns dropped, …
+    pub notes: Vec<String>,
+}
+
+/// Whether `path` names a CSV table (`.csv` or `.txt`), the files a [`Tabular`] encoding reads.
+pub fn is_table(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+}
+
+/// Reads a data file (CSV, NPY, IDX or a folder of images); a folder is resized to
+/// `image_shape` `(height, width, channels)` when given.
+///
+/// # Errors
+/// As [`data::load_with`].
+pub fn read(path: &Path, sel: &ColumnSelection, image_shape: Option<(usize, usize, usize)>) -> Result<Loaded> {
+    let (ds, resized) = data::load_with(path, sel, image_shape)?;
+    let mut notes = Vec::new();
+    if resized > 0 {
+        let (h, w, _) = ds.image_shape.unwrap_or_default();
+        notes.push(format!(
+            "resized {resized} of {} images in {} to {h}x{w} (height x width)",
+            ds.x.rows(),
+            path.display()
+        ));
+    }
+    Ok(Loaded {
+        data: ds,
+        tabular: None,
+        notes,
+    })
+}
+
+/// Reads training data. A CSV becomes a [`Tabular`] encoding when `table` asks for one
+/// (categorical columns, imputation) or when it has constant columns (dropped, with a note).
+///
+/// # Errors
+/// As [`read`]; [`Error::Setting`] for table settings on a file that is not a CSV table, or
+/// hashing without categorical columns; as [`Tabular::fit`] for the table's values.
+pub fn training_data(
+    path: &Path,
+    sel: &ColumnSelection,
+    table: &TabularOptions,
+    image_shape: Option<(usize, usize, usize)>,
+) -> Result<Loaded> {
+    if let Some(n) = table.hash_buckets
+        && table.categorical == CategoricalColumns::None
+    {
+        return Err(Error::setting(
+            "hash_buckets",
+            n,
+            "hashing applies to categorical columns: name them, or choose them automatically",
+        ));
+    }
+    let asked = table.categorical != CategoricalColumns::None || table.impute.is_some();
+    if !is_table(path) {
+        if asked {
+            let name = if table.impute.is_some() {
+                "impute"
+            } else {
+                "categorical"
+            };
+            return Err(Error::setting(
+                name,
+                path.display(),
+                "categorical columns and imputation apply to CSV files only",
+            ));
+        }
+        return read(path, sel, image_shape);
+    }
+    if !asked {
+        let plain = read(path, sel, None)?;
+        let x = &plain.data.x;
+        let constant = (0..x.cols()).any(|j| (1..x.rows()).all(|i| x.row(i)[j] == x.row(0)[j]));
+        if !constant || x.rows() < 2 {
+            return Ok(plain);
+        }
+    }
+    let opts = TabularOptions {
+        max_categories: table.max_categories.max(1),
+        ..table.clone()
+    };
+    let raw = data::csv::read_raw(path, sel)?;
+    let (tab, notes) = Tabular::fit(path, &raw, &opts)?;
+    let x = tab.transform(path, &raw)?;
+    Ok(Loaded {
+        data: Dataset {
+            x,
+            names: tab.feature_names(),
+            labels: raw.labels,
+            image_shape: None,
+            format: Format::Csv,
+            files: None,
+        },
+        tabular: Some(tab),
+        notes,
+    })
+}
+
+/// Encodes a CSV with a fitted [`Tabular`]: its input columns by name (plus the label column).
+///
+/// # Errors
+/// [`Error::Data`] for a file that is not a CSV table; as [`Tabular::transform`].
+pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    if !is_table(path) {
+        return Err(Error::data(
+            path,
+            format!(
+                "the model was trained on a CSV table with encoded columns; give a CSV with the columns {}",
+                tab.input_names().join(", ")
+            ),
+        ));
+    }
+    let sel = ColumnSelection {
+        columns: Some(tab.input_names()),
+        drop: Vec::new(),
+        label_column: sel.label_column.clone(),
+    };
+    let raw = data::csv::read_raw(path, &sel)?;
+    let x = tab.transform(path, &raw)?;
+    Ok(Dataset {
+        x,
+        names: tab.feature_names(),
+        labels: raw.labels,
+        image_shape: None,
+        format: Format::Csv,
+        files: None,
+    })
+}
+
+/// Reads data for a trained model the way its training data was read: a table through its
+/// stored encoding; a CSV with a header by the training columns' names unless columns are
+/// chosen in `sel`; a folder of images at the trained size. The width must match the model.
+///
+/// # Errors
+/// As [`read`] and [`encode_table`]; [`Error::Data`] when the width differs from the model's.
+pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
+    if let Some(tab) = &file.tabular {
+        return Ok(Loaded {
+            data: encode_table(tab, path, sel)?,
+            tabular: Some(tab.clone()),
+            notes: Vec::new(),
+        });
+    }
+    let mut sel = sel.clone();
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if sel.columns.is_none()
+        && sel.drop.is_empty()
+        && is_csv
+        && let Some(names) = &file.provenance.feature_names
+        && names.len() == file.model.input_dim()
+        && data::csv::header_has(path, names)
+    {
+        sel.columns = Some(names.clone());
+    }
+    let loaded = read(path, &sel, file.provenance.image_shape)?;
+    let cols = loaded.data.x.cols();
+    if cols != file.model.input_dim() {
+        return Err(Error::data(
+            path,
+            format!(
+                "has {cols} feature columns, the model expects {}",
+                file.model.input_dim()
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
+/// Labels for `rows` rows: from a labels file when given, else from the data's label column.
+///
+/// # Errors
+/// [`Error::Data`] when there are none, or not one per row.
+pub fn labels(
+    data_path: &Path,
+    file: Option<&Path>,
+    from_column: Option<Vec<String>>,
+    rows: usize,
+) -> Result<Vec<String>> {
+    let (l, source) = match (file, from_column) {
+        (Some(p), _) => (data::load_labels(p)?, p),
+        (None, Some(l)) => (l, data_path),
+        (None, None) => {
+            return Err(Error::data(
+                data_path,
+                "no labels; give a labels file or a label column",
+            ));
+        }
+    };
+    if l.len() != rows {
+        return Err(Error::data(
+            source,
+            format!("{} labels for {rows} rows of {}", l.len(), data_path.display()),
+        ));
+    }
+    Ok(l)
+}
+
+/// Rows of `width` features and their labels (from `labels`, or the label column of `sel`).
+///
+/// # Errors
+/// As [`read`] and [`labels`]; [`Error::Data`] for another width.
+pub fn labelled(
+    path: &Path,
+    labels_file: Option<&Path>,
+    sel: &ColumnSelection,
+    width: usize,
+) -> Result<(Matrix, Vec<String>)> {
+    let ds = read(path, sel, None)?.data;
+    if ds.x.cols() != width {
+        return Err(Error::data(
+            path,
+            format!("has {} feature columns, the model expects {width}", ds.x.cols()),
+        ));
+    }
+    let l = labels(path, labels_file, ds.labels, ds.x.rows())?;
+    Ok((ds.x, l))
+}

@@ -1,0 +1,529 @@
+//! The one description of a network: a stack of layers ([`LayerSpec`]) with the shapes
+//! between them. Autoencoders ([`Arch`]: encoder, then decoder) and classifiers (encoder, then
+//! a head) are both planned by [`plan_stack`] and built by [`build`]; the `--hidden/--code`
+//! shorthand ([`super::Mlp`]) and architecture files ([`super::toml`]) both make one.
+//!
+//! Rows stay (C, H, W) values, channel-major. A dense layer flattens an image input by
+//! itself; `flatten` and `reshape` only change how the next layer sees a row. Shape mistakes
+//! name the layer and the shapes that do not fit.
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::layer::conv::Geometry;
+use crate::layer::{Conv2d, ConvTranspose2d, Dense, Init, Layer, MaxPool2d, Shape, Upsample};
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One entry of `[[encoder]]` or `[[decoder]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Fully connected layer (flattens an image input).
+    Dense {
+        /// Output width.
+        units: usize,
+        /// Activation (default: the file's, by position).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        /// Name shown in messages and `inspect`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// 2-D convolution.
+    Conv {
+        /// Output channels.
+        filters: usize,
+        /// Kernel size (square).
+        kernel: usize,
+        /// Stride (default 1).
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding (default 0).
+        #[serde(default)]
+        padding: usize,
+        /// Activation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// 2-D transposed convolution.
+    ConvTranspose {
+        /// Output channels.
+        filters: usize,
+        /// Kernel size (square).
+        kernel: usize,
+        /// Stride (default 1).
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding (default 0).
+        #[serde(default)]
+        padding: usize,
+        /// Extra rows and columns on the bottom/right of the output (below the stride).
+        #[serde(default)]
+        output_padding: usize,
+        /// Activation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// `size x size` max pooling, stride `size`.
+    MaxPool {
+        /// Window and stride.
+        size: usize,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Nearest-neighbour upsampling.
+    Upsample {
+        /// Scale factor.
+        factor: usize,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Images become flat rows (no computation).
+    Flatten {
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Flat rows become images of `shape = [channels, height, width]` (no computation).
+    Reshape {
+        /// Channels, height, width.
+        shape: [usize; 3],
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+impl LayerSpec {
+    /// The name given in the file, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            LayerSpec::Dense { name, .. }
+            | LayerSpec::Conv { name, .. }
+            | LayerSpec::ConvTranspose { name, .. }
+            | LayerSpec::MaxPool { name, .. }
+            | LayerSpec::Upsample { name, .. }
+            | LayerSpec::Flatten { name }
+            | LayerSpec::Reshape { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// The kind, as architecture files spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Dense { .. } => "dense",
+            LayerSpec::Conv { .. } => "conv",
+            LayerSpec::ConvTranspose { .. } => "conv_transpose",
+            LayerSpec::MaxPool { .. } => "max_pool",
+            LayerSpec::Upsample { .. } => "upsample",
+            LayerSpec::Flatten { .. } => "flatten",
+            LayerSpec::Reshape { .. } => "reshape",
+        }
+    }
+
+    pub(crate) fn activation_mut(&mut self) -> Option<&mut Option<Activation>> {
+        match self {
+            LayerSpec::Dense { activation, .. }
+            | LayerSpec::Conv { activation, .. }
+            | LayerSpec::ConvTranspose { activation, .. } => Some(activation),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn has_params(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::Dense { .. } | LayerSpec::Conv { .. } | LayerSpec::ConvTranspose { .. }
+        )
+    }
+
+    /// Whether the layer computes anything (`flatten` and `reshape` do not).
+    pub fn computes(&self) -> bool {
+        !matches!(self, LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. })
+    }
+}
+
+/// The shape of a row between layers: flat, or an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dims {
+    /// A vector of this many values.
+    Flat(usize),
+    /// An image (channels, height, width).
+    Image(Shape),
+}
+
+impl Dims {
+    /// Number of values in a row.
+    pub fn len(self) -> usize {
+        match self {
+            Dims::Flat(n) => n,
+            Dims::Image((c, h, w)) => c * h * w,
+        }
+    }
+
+    /// Whether a row is empty.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dims::Flat(n) => write!(f, "{n}"),
+            Dims::Image((c, h, w)) => write!(f, "{c}x{h}x{w}"),
+        }
+    }
+}
+
+/// A described architecture, as stored in the model config (activations resolved).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Arch {
+    /// Input shape: `[n]` for flat rows or `[channels, height, width]` for images.
+    pub input: Vec<usize>,
+    /// Encoder layers, input side first; the last one that computes is the code.
+    pub encoder: Vec<LayerSpec>,
+    /// Decoder layers, code side first; the last one is the output.
+    pub decoder: Vec<LayerSpec>,
+    /// Output shape when it differs from the input's (a model of paired targets, e.g.
+    /// `[1, 32, 32]` masks for `[3, 32, 32]` images); `None`: the input's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Vec<usize>>,
+}
+
+/// One row of a plan ([`plan_stack`], [`Arch::plan`]): a layer with the shapes it maps between.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    /// The layer's name (its own, or `encoder[i]` / `decoder[i]`).
+    pub name: String,
+    /// Its kind, as the file spells it.
+    pub kind: &'static str,
+    /// Input shape.
+    pub input: Dims,
+    /// Output shape.
+    pub output: Dims,
+    /// Activation (identity for layers without one).
+    pub activation: Activation,
+    /// Whether the layer is in the encoder.
+    pub encoder: bool,
+    /// Whether it computes anything (`flatten` and `reshape` do not).
+    pub computes: bool,
+    spec: LayerSpec,
+}
+
+impl Planned {
+    /// The shape of the layer's weight tensor as stored in model files (PyTorch's layouts),
+    /// `None` for layers without parameters.
+    pub fn weight_shape(&self) -> Option<Vec<usize>> {
+        let channels = |d: Dims| match d {
+            Dims::Image((c, _, _)) => c,
+            Dims::Flat(n) => n,
+        };
+        match self.spec {
+            LayerSpec::Dense { units, .. } => Some(vec![units, self.input.len()]),
+            LayerSpec::Conv { filters, kernel, .. } => Some(vec![filters, channels(self.input), kernel, kernel]),
+            LayerSpec::ConvTranspose { filters, kernel, .. } => {
+                Some(vec![channels(self.input), filters, kernel, kernel])
+            }
+            _ => None,
+        }
+    }
+
+    /// The layer's description.
+    pub fn spec(&self) -> &LayerSpec {
+        &self.spec
+    }
+}
+
+impl Arch {
+    /// The input shape.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `input` has 1 or 3 positive entries.
+    pub fn input_dims(&self) -> Result<Dims> {
+        shape_of(&self.input, "input")
+    }
+
+    /// The output shape: the declared one, else the input's.
+    ///
+    /// # Errors
+    /// As [`Arch::input_dims`].
+    pub fn output_dims(&self) -> Result<Dims> {
+        match &self.output {
+            Some(o) => shape_of(o, "output"),
+            None => self.input_dims(),
+        }
+    }
+
+    /// Every layer with its input and output shapes; checks that each fits the one before,
+    /// that the encoder and the decoder each have a layer that computes and that the output
+    /// has the input's size (or the declared output's).
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming the layer and the shapes that do not fit; [`Error::Config`] for
+    /// the whole stack's mistakes.
+    pub fn plan(&self) -> Result<Vec<Planned>> {
+        let input = self.input_dims()?;
+        let plan = plan_stack(input, &[(true, &self.encoder), (false, &self.decoder)])?;
+        if !self.encoder.iter().any(LayerSpec::computes) {
+            return Err(Error::Config("the encoder has no layer that computes a code".into()));
+        }
+        if !self.decoder.iter().any(LayerSpec::computes) {
+            return Err(Error::Config("the decoder has no layer".into()));
+        }
+        let cur = plan.last().map_or(input, |p| p.output);
+        let want = self.output_dims()?;
+        let what = if self.output.is_some() {
+            "the declared output"
+        } else {
+            "the input"
+        };
+        if cur.len() != want.len() {
+            return Err(Error::Config(format!(
+                "the decoder's output is {cur} ({} values) but {what} is {want} ({} values)",
+                cur.len(),
+                want.len()
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The layers that compute, with weights drawn from `rng`.
+    ///
+    /// # Errors
+    /// As [`Arch::plan`].
+    pub fn build(&self, init: Init, rng: &mut Rng) -> Result<Vec<Layer>> {
+        build(&self.plan()?, init, rng)
+    }
+
+    /// Whether every layer is dense (no convolution, pooling, flatten or reshape).
+    pub fn is_dense(&self) -> bool {
+        self.encoder
+            .iter()
+            .chain(&self.decoder)
+            .all(|s| matches!(s, LayerSpec::Dense { .. }))
+    }
+}
+
+/// Plans a stack of layer groups (`(is_encoder, specs)`, e.g. encoder then decoder, or
+/// encoder then a classifier's head) from `input`: every layer with the shapes it maps
+/// between. Layers without a name are called `encoder[i]` or `decoder[i]`.
+///
+/// # Errors
+/// [`Error::Layer`] naming the first layer whose shapes do not fit.
+pub fn plan_stack(input: Dims, groups: &[(bool, &[LayerSpec])]) -> Result<Vec<Planned>> {
+    let mut cur = input;
+    let mut out = Vec::new();
+    for &(encoder, specs) in groups {
+        for (i, spec) in specs.iter().enumerate() {
+            let side = if encoder { "encoder" } else { "decoder" };
+            let name = spec.name().map_or_else(|| format!("{side}[{i}]"), str::to_string);
+            let output = plan_one(spec, cur).map_err(|message| Error::Layer {
+                layer: name.clone(),
+                kind: spec.kind(),
+                message,
+            })?;
+            let mut s = spec.clone();
+            let activation = s
+                .activation_mut()
+                .map_or(Activation::Identity, |a| a.unwrap_or(Activation::Identity));
+            out.push(Planned {
+                name,
+                kind: spec.kind(),
+                input: cur,
+                output,
+                activation,
+                encoder,
+                computes: spec.computes(),
+                spec: s,
+            });
+            cur = output;
+        }
+    }
+    Ok(out)
+}
+
+/// The output shape of one layer on input `cur`, or what does not fit.
+fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
+    let image = |what: &str| match cur {
+        Dims::Image(s) => Ok(s),
+        Dims::Flat(n) => Err(format!(
+            "{what} needs an image input, got a flat row of {n}; add a reshape layer before it"
+        )),
+    };
+    let positive = |v: &[(&str, usize)]| -> std::result::Result<(), String> {
+        match v.iter().find(|(_, x)| *x == 0) {
+            Some((k, _)) => Err(format!("{k} must be positive")),
+            None => Ok(()),
+        }
+    };
+    Ok(match spec {
+        LayerSpec::Dense { units, .. } => {
+            positive(&[("units", *units)])?;
+            Dims::Flat(*units)
+        }
+        LayerSpec::Conv {
+            filters,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
+            let s = image("a convolution")?;
+            let g = Geometry {
+                input: s,
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+            };
+            let (ho, wo) = g
+                .output_hw()
+                .map_err(|e| format!("input {}: {}", Dims::Image(s), plain(e)))?;
+            Dims::Image((*filters, ho, wo))
+        }
+        LayerSpec::ConvTranspose {
+            filters,
+            kernel,
+            stride,
+            padding,
+            output_padding,
+            ..
+        } => {
+            positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
+            let s = image("a transposed convolution")?;
+            let g = ConvTranspose2d::geometry(s, *filters, *kernel, *stride, *padding, *output_padding)
+                .map_err(|e| format!("input {}: {}", Dims::Image(s), plain(e)))?;
+            Dims::Image(g.input)
+        }
+        LayerSpec::MaxPool { size, .. } => {
+            let s = image("pooling")?;
+            let l = MaxPool2d::new(s, *size).map_err(plain)?;
+            Dims::Image(l.out_shape())
+        }
+        LayerSpec::Upsample { factor, .. } => {
+            positive(&[("factor", *factor)])?;
+            let s = image("upsampling")?;
+            Dims::Image(
+                Upsample {
+                    input: s,
+                    factor: *factor,
+                }
+                .out_shape(),
+            )
+        }
+        LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
+        LayerSpec::Reshape { shape: [c, h, w], .. } => {
+            let to = Dims::Image((*c, *h, *w));
+            if to.len() != cur.len() || to.is_empty() {
+                return Err(format!(
+                    "cannot reshape {cur} ({} values) to {to} ({} values)",
+                    cur.len(),
+                    to.len()
+                ));
+            }
+            to
+        }
+    })
+}
+
+/// The layers of a plan that compute, with weights drawn from `rng` in order.
+///
+/// # Errors
+/// [`Error::Config`] when a convolution's tables cannot be made (images too large).
+pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> {
+    let mut layers = Vec::new();
+    for p in plan {
+        let image = |d: Dims| match d {
+            Dims::Image(s) => s,
+            Dims::Flat(n) => (n, 1, 1),
+        };
+        let layer = match &p.spec {
+            LayerSpec::Dense { units, .. } => Layer::Dense(Dense::new(p.input.len(), *units, p.activation, init, rng)),
+            LayerSpec::Conv {
+                filters,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => Layer::Conv2d(Conv2d::new(
+                image(p.input),
+                *filters,
+                *kernel,
+                *stride,
+                *padding,
+                p.activation,
+                init,
+                rng,
+            )?),
+            LayerSpec::ConvTranspose {
+                filters,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+                ..
+            } => Layer::ConvTranspose2d(ConvTranspose2d::new(
+                image(p.input),
+                *filters,
+                *kernel,
+                *stride,
+                *padding,
+                *output_padding,
+                p.activation,
+                init,
+                rng,
+            )?),
+            LayerSpec::MaxPool { size, .. } => Layer::MaxPool2d(MaxPool2d::new(image(p.input), *size)?),
+            LayerSpec::Upsample { factor, .. } => Layer::Upsample(Upsample {
+                input: image(p.input),
+                factor: *factor,
+            }),
+            LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. } => continue,
+        };
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// `[n]` or `[channels, height, width]`, all positive.
+pub(crate) fn shape_of(v: &[usize], what: &str) -> Result<Dims> {
+    match v[..] {
+        [n] if n > 0 => Ok(Dims::Flat(n)),
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Dims::Image((c, h, w))),
+        _ => Err(Error::Config(format!(
+            "{what} = {v:?}: expected [width] or [channels, height, width], all positive"
+        ))),
+    }
+}
+
+/// An error's message without the "invalid configuration: " prefix.
+pub(crate) fn plain(e: Error) -> String {
+    match e {
+        Error::Config(m) => m,
+        e => e.to_string(),
+    }
+}
+
+impl Dims {
+    /// As written in an architecture file: `[n]` or `[c, h, w]`.
+    pub fn to_vec(self) -> Vec<usize> {
+        match self {
+            Dims::Flat(n) => vec![n],
+            Dims::Image((c, h, w)) => vec![c, h, w],
+        }
+    }
+}

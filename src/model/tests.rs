@@ -1,0 +1,175 @@
+//! Model tests: inference against the training forward, layouts, the v1 conversion, noise in
+//! the network's units.
+
+use super::*;
+use crate::kernels::{Precision, ROW_BLOCK};
+use crate::model::toml::parse;
+use crate::rng::Rng;
+
+/// Every layer's training forward (im2col + GEMM for convolutions), channel-major, with
+/// the code's top-k: what inference must reproduce.
+fn forward_reference(m: &Autoencoder, x: &[f32], layers: std::ops::Range<usize>) -> Vec<f32> {
+    let mut cur = x.to_vec();
+    for i in layers {
+        let l = &m.layers[i];
+        let rows = cur.len() / l.n_in();
+        let mut y = vec![0.0; rows * l.n_out()];
+        let mut aux = vec![0u32; l.aux_len() * rows];
+        l.forward(&cur, &mut y, None, &mut aux, Precision::F32);
+        if let Some(r) = m.config.regularizer_at(i) {
+            r.encode(&mut y, l.n_out());
+        }
+        cur = y;
+    }
+    cur
+}
+
+/// Inference runs chains of convolutions channels-last with the direct kernel (on AVX-512
+/// machines): entering and leaving chains around pooling, dense and transposed layers, RGB
+/// input, channel counts that are not multiples of 16, a conv code with top-k and a conv
+/// output. It must give the training forward's values, for any thread count.
+#[test]
+fn inference_matches_the_training_forward() {
+    const CONV_CODE: &str = r#"
+            activation = "relu"
+            [code]
+            topk = { k = 120 }
+            [[encoder]]
+            type = "conv"
+            filters = 20
+            kernel = 3
+            stride = 2
+            padding = 1
+            activation = "tanh"
+            [[encoder]]
+            type = "conv"
+            filters = 33
+            kernel = 2
+            [[decoder]]
+            type = "conv_transpose"
+            filters = 16
+            kernel = 3
+            stride = 2
+            padding = 1
+            [[decoder]]
+            type = "conv_transpose"
+            filters = 8
+            kernel = 3
+            [[decoder]]
+            type = "conv"
+            filters = 16
+            kernel = 3
+            padding = 1
+            activation = "elu"
+            [[decoder]]
+            type = "conv"
+            filters = 3
+            kernel = 3
+            padding = 1
+        "#;
+    const POOLED: &str = r#"
+            activation = "relu"
+            [[encoder]]
+            type = "conv"
+            filters = 17
+            kernel = 3
+            padding = 1
+            [[encoder]]
+            type = "max_pool"
+            size = 2
+            [[encoder]]
+            type = "conv"
+            filters = 32
+            kernel = 3
+            padding = 1
+            [[encoder]]
+            type = "dense"
+            units = 6
+            [[decoder]]
+            type = "dense"
+            units = 128
+            [[decoder]]
+            type = "reshape"
+            shape = [8, 4, 4]
+            [[decoder]]
+            type = "conv_transpose"
+            filters = 4
+            kernel = 2
+            stride = 2
+            [[decoder]]
+            type = "conv"
+            filters = 1
+            kernel = 3
+            padding = 1
+        "#;
+    for (text, input) in [(CONV_CODE, (3, 9, 9)), (POOLED, (1, 8, 8))] {
+        let mut m = parse(text, Dims::Image(input)).unwrap().init(4).unwrap();
+        let mut rng = Rng::new(8);
+        for l in &mut m.layers {
+            l.params_mut()
+                .1
+                .iter_mut()
+                .for_each(|b| *b = rng.uniform_range(-0.2, 0.2));
+        }
+        // More rows than one inference block, the last block partial.
+        let rows = ROW_BLOCK + 22;
+        let x = Matrix::from_vec(
+            rows,
+            m.input_dim(),
+            (0..rows * m.input_dim()).map(|_| rng.uniform()).collect(),
+        )
+        .unwrap();
+        let enc = m.config.encoder_layers();
+        let checks = [
+            (m.encode(&x).unwrap(), forward_reference(&m, x.as_slice(), 0..enc)),
+            (
+                m.reconstruct(&x).unwrap(),
+                forward_reference(&m, x.as_slice(), 0..m.layers.len()),
+            ),
+        ];
+        for (got, want) in &checks {
+            assert_eq!(got.as_slice().len(), want.len());
+            for (g, w) in got.as_slice().iter().zip(want) {
+                assert!((g - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            }
+        }
+        let one = crate::with_threads(Some(1), || m.encode(&x).unwrap()).unwrap();
+        let three = crate::with_threads(Some(3), || m.encode(&x).unwrap()).unwrap();
+        assert_eq!(one.as_slice(), three.as_slice());
+        assert_eq!(one.as_slice(), checks[0].0.as_slice());
+    }
+}
+
+#[test]
+fn multi_channel_rows_are_channel_major() {
+    // 1x1 convolutions, identity activations: encoder scales channel c by 10^c, decoder
+    // passes through. Rows are (C, H, W), as the NPY reader and pictures lay them out.
+    let text = r#"
+            activation = "identity"
+            code_activation = "identity"
+            output_activation = "identity"
+            [[encoder]]
+            type = "conv"
+            filters = 3
+            kernel = 1
+            [[decoder]]
+            type = "conv"
+            filters = 3
+            kernel = 1
+        "#;
+    let mut m = parse(text, Dims::Image((3, 2, 2))).unwrap().init(0).unwrap();
+    for (l, scale) in [(0, [1.0, 10.0, 100.0]), (1, [1.0, 1.0, 1.0])] {
+        let (w, b) = m.layers[l].params_mut();
+        w.fill(0.0);
+        b.fill(0.0);
+        for c in 0..3 {
+            w[c * 3 + c] = scale[c];
+        }
+    }
+    let x: Vec<f32> = (0..12).map(|i| 0.5 + i as f32 / 12.0).collect();
+    let y = m.reconstruct(&Matrix::from_vec(1, 12, x.clone()).unwrap()).unwrap();
+    for (i, (a, b)) in y.as_slice().iter().zip(&x).enumerate() {
+        let want = b * [1.0, 10.0, 100.0][i / 4];
+        assert!((a - want).abs() < 1e-3, "{i}: {a} vs {want}");
+    }
+}

@@ -1,0 +1,611 @@
+//! Regularizers of a layer's output — the code, or any hidden layer — and everything about
+//! them: the settings grammar, validation, merging, display, the training forward (mask and
+//! penalty), the gradient terms fused into the backward pass, and the encode-time rule.
+//!
+//! Adding a regularizer is a change to this file (a field, a [`Setting`], and its lines in
+//! `validate`, `fmt`, the training `State::forward` and [`CodeGrad::apply`]) plus its
+//! command-line flag.
+//!
+//! # The settings grammar
+//! One grammar serves the command line's flags, `--hidden-reg LAYER:SPEC`, `--code-reg SPEC`
+//! and architecture files: a comma-separated list of `key=value` items (see [`Setting`]):
+//! `l1=1e-4,topk=25,topk-encode=50,dropout=0.1`. Architecture files also take the `[code]`
+//! table of the serialized form (`l1 = 1e-4`, `topk = { k = 25 }`).
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Regularizers of one layer's output; they combine. Stored in the model config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Regularizer {
+    /// L1 penalty on the activations, `λ Σ|h|` averaged per sample (0: off).
+    #[serde(default)]
+    pub l1: f32,
+    /// KL sparsity (sigmoid units only).
+    #[serde(default)]
+    pub kl: Option<KlSparsity>,
+    /// k-sparse activations.
+    #[serde(default)]
+    pub topk: Option<TopK>,
+    /// Dropout in training (the "redundant" autoencoder); off at encode time.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Binary code (semantic hashing): sigmoid units pushed to 0/1 in training and thresholded
+    /// at 0.5 at encode time.
+    #[serde(default)]
+    pub binary: Option<BinaryCode>,
+}
+
+/// KL-divergence sparsity for sigmoid units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
+/// `rho_hat_j` is the mean activation of unit j over the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KlSparsity {
+    /// Target mean activation.
+    pub rho: f32,
+    /// Weight of the penalty.
+    pub beta: f32,
+}
+
+/// k-sparse activations (Makhzani & Frey 2013): only the k largest activations of each sample
+/// are kept; the gradient flows through the kept units only.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    /// Units kept per sample in training (after the schedule).
+    pub k: usize,
+    /// Units kept at encode time (e.g. 2–3 × k); `None`: k.
+    #[serde(default)]
+    pub encode_k: Option<usize>,
+    /// Start training with this many units and lower it linearly to `k`.
+    #[serde(default)]
+    pub start_k: Option<usize>,
+    /// Epochs over which `start_k` goes down to `k`.
+    #[serde(default)]
+    pub anneal_epochs: usize,
+}
+
+impl TopK {
+    /// `k` units, the same at encode time, no schedule.
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            encode_k: None,
+            start_k: None,
+            anneal_epochs: 0,
+        }
+    }
+
+    /// Units kept in training at (0-based) `epoch`.
+    pub fn k_at(&self, epoch: usize) -> usize {
+        match self.start_k {
+            Some(s) if epoch < self.anneal_epochs && s > self.k => {
+                let t = epoch as f64 / self.anneal_epochs as f64;
+                (s as f64 - t * (s - self.k) as f64).round() as usize
+            }
+            _ => self.k,
+        }
+    }
+}
+
+/// How training pushes a sigmoid code to 0/1.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryCode {
+    /// Gaussian noise of this standard deviation added before the sigmoid (Salakhutdinov &
+    /// Hinton): the decoder can only use what survives the noise, so units saturate.
+    Noise {
+        /// Standard deviation of the noise on the pre-activation.
+        sigma: f32,
+    },
+    /// Straight-through estimator: the forward pass uses the thresholded 0/1 code, the backward
+    /// pass treats the threshold as the identity.
+    StraightThrough,
+}
+
+impl BinaryCode {
+    /// Parses `noise:SIGMA` or `ste`.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let err = || format!("bad binary code `{s}`; expected noise:SIGMA or ste");
+        match s.split_once(':') {
+            None if s == "ste" => Ok(BinaryCode::StraightThrough),
+            Some(("noise", v)) => {
+                let sigma: f32 = v.trim().parse().map_err(|_| err())?;
+                if sigma.is_finite() && sigma > 0.0 {
+                    Ok(BinaryCode::Noise { sigma })
+                } else {
+                    Err(err())
+                }
+            }
+            _ => Err(err()),
+        }
+    }
+}
+
+/// One item of the settings grammar: `key=value`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Setting {
+    /// `l1=LAMBDA`: L1 penalty weight.
+    L1(f32),
+    /// `kl=RHO/BETA`: KL sparsity toward mean activation RHO with weight BETA.
+    Kl(KlSparsity),
+    /// `topk=K`: keep the K largest activations per sample.
+    TopK(usize),
+    /// `topk-encode=K`: units kept at encode time.
+    TopKEncode(usize),
+    /// `topk-start=K`: start training with K units ...
+    TopKStart(usize),
+    /// `topk-anneal=N`: ... and lower it to `topk` over N epochs.
+    TopKAnneal(usize),
+    /// `dropout=P`: dropout in training.
+    Dropout(f32),
+    /// `binary=noise:SIGMA|ste`: binary code.
+    Binary(BinaryCode),
+}
+
+/// The keys of the grammar, as help texts list them.
+pub const KEYS: &str = "l1=LAMBDA, kl=RHO/BETA, topk=K, topk-encode=K, topk-start=K, topk-anneal=N, dropout=P, \
+                        binary=noise:SIGMA|ste";
+
+impl Setting {
+    /// Parses one `key=value` item.
+    ///
+    /// # Errors
+    /// A message naming the item and the accepted keys.
+    pub fn parse(item: &str) -> std::result::Result<Self, String> {
+        let err = || format!("bad regularizer setting `{item}`; expected one of {KEYS}");
+        let (key, value) = item.split_once('=').ok_or_else(err)?;
+        let value = value.trim();
+        let num = || value.parse::<f32>().map_err(|_| err());
+        let count = || value.parse::<usize>().map_err(|_| err());
+        Ok(match key.trim() {
+            "l1" => Setting::L1(num()?),
+            "kl" => Setting::Kl(KlSparsity::parse(value).map_err(|_| err())?),
+            "topk" => Setting::TopK(count()?),
+            "topk-encode" => Setting::TopKEncode(count()?),
+            "topk-start" => Setting::TopKStart(count()?),
+            "topk-anneal" => Setting::TopKAnneal(count()?),
+            "dropout" => Setting::Dropout(num()?),
+            "binary" => Setting::Binary(BinaryCode::parse(value).map_err(|e| format!("{e} (in `{item}`)"))?),
+            _ => return Err(err()),
+        })
+    }
+
+    /// Parses a comma-separated list of items (`binary=noise:2` keeps its colon).
+    ///
+    /// # Errors
+    /// As [`Setting::parse`], for the first bad item.
+    pub fn parse_list(s: &str) -> std::result::Result<Vec<Setting>, String> {
+        s.split(',').map(Setting::parse).collect()
+    }
+
+    /// Parses `LAYER:ITEMS` (the `--hidden-reg` form): a 0-based layer index and its items.
+    ///
+    /// # Errors
+    /// A message naming the expected form.
+    pub fn parse_layer(s: &str) -> std::result::Result<(usize, Vec<Setting>), String> {
+        let err = || format!("bad layer regularizer `{s}`; expected LAYER:KEY=VALUE[,KEY=VALUE...] with keys {KEYS}");
+        let (layer, items) = s.split_once(':').ok_or_else(err)?;
+        let layer = layer.trim().parse().map_err(|_| err())?;
+        Ok((layer, Setting::parse_list(items)?))
+    }
+
+    /// Settings that modify another one come after it (top-k's schedule after top-k).
+    fn order(&self) -> u8 {
+        match self {
+            Setting::TopKEncode(_) | Setting::TopKStart(_) | Setting::TopKAnneal(_) => 1,
+            _ => 0,
+        }
+    }
+}
+
+impl KlSparsity {
+    /// Parses `RHO/BETA` (or `RHO,BETA`).
+    ///
+    /// # Errors
+    /// A message naming the expected form.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let err = || format!("bad KL sparsity `{s}`; expected RHO,BETA");
+        let (r, b) = s.split_once(['/', ',']).ok_or_else(err)?;
+        Ok(KlSparsity {
+            rho: r.trim().parse().map_err(|_| err())?,
+            beta: b.trim().parse().map_err(|_| err())?,
+        })
+    }
+}
+
+impl Regularizer {
+    /// `base` (e.g. from an architecture file) with `settings` (e.g. from flags) applied on
+    /// top: a setting replaces the same key of `base`, keys it does not name stay.
+    ///
+    /// # Errors
+    /// A message when a top-k modifier comes without top-k.
+    pub fn merged(base: Option<&Regularizer>, settings: &[Setting]) -> std::result::Result<Regularizer, String> {
+        let mut r = base.cloned().unwrap_or_default();
+        let mut sorted = settings.to_vec();
+        sorted.sort_by_key(Setting::order);
+        for s in &sorted {
+            r.set(s)?;
+        }
+        Ok(r)
+    }
+
+    fn set(&mut self, s: &Setting) -> std::result::Result<(), String> {
+        fn topk<'t>(t: &'t mut Option<TopK>, what: &str) -> std::result::Result<&'t mut TopK, String> {
+            t.as_mut()
+                .ok_or_else(|| format!("{what} needs topk (the units kept in training)"))
+        }
+        match *s {
+            Setting::L1(v) => self.l1 = v,
+            Setting::Kl(kl) => self.kl = Some(kl),
+            Setting::TopK(k) => match &mut self.topk {
+                Some(t) => t.k = k,
+                None => self.topk = Some(TopK::new(k)),
+            },
+            Setting::TopKEncode(k) => topk(&mut self.topk, "topk-encode")?.encode_k = Some(k),
+            Setting::TopKStart(k) => topk(&mut self.topk, "topk-start")?.start_k = Some(k),
+            Setting::TopKAnneal(n) => topk(&mut self.topk, "topk-anneal")?.anneal_epochs = n,
+            Setting::Dropout(p) => self.dropout = p,
+            Setting::Binary(b) => self.binary = Some(b),
+        }
+        Ok(())
+    }
+
+    /// Whether training multiplies the output by a mask (top-k, dropout, straight-through).
+    pub fn masks(&self) -> bool {
+        self.topk.is_some() || self.dropout > 0.0 || self.binary == Some(BinaryCode::StraightThrough)
+    }
+
+    /// Whether anything is on.
+    pub fn is_active(&self) -> bool {
+        self.masks() || self.l1 > 0.0 || self.kl.is_some() || self.binary.is_some()
+    }
+
+    /// Whether encoding changes the layer's output (top-k, binary threshold).
+    pub fn acts_at_encode(&self) -> bool {
+        self.topk.is_some() || self.binary.is_some()
+    }
+
+    /// Checks the values for a layer of `width` units with activation `act`.
+    ///
+    /// # Errors
+    /// A message naming the problem (the caller names the layer).
+    pub fn validate(&self, width: usize, act: Activation) -> std::result::Result<(), String> {
+        if !(self.l1 >= 0.0 && self.l1.is_finite()) {
+            return Err(format!("l1 must be >= 0, got {}", self.l1));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if let Some(kl) = self.kl {
+            if act != Activation::Sigmoid {
+                return Err(format!("KL sparsity needs sigmoid units, got {act}"));
+            }
+            if !(kl.rho > 0.0 && kl.rho < 1.0 && kl.beta >= 0.0) {
+                return Err(format!(
+                    "KL needs 0 < rho < 1 and beta >= 0, got {}, {}",
+                    kl.rho, kl.beta
+                ));
+            }
+        }
+        if self.binary.is_some() && act != Activation::Sigmoid {
+            return Err(format!("a binary code needs sigmoid units, got {act}"));
+        }
+        if let Some(t) = self.topk {
+            let ok = |k: usize| (1..=width).contains(&k);
+            if !ok(t.k) || !t.encode_k.is_none_or(ok) || !t.start_k.is_none_or(|s| ok(s) && s >= t.k) {
+                return Err(format!(
+                    "top-k needs 1 <= k <= start k and encode k <= width {width}, got k {}, encode {:?}, start {:?}",
+                    t.k, t.encode_k, t.start_k
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the encode-time k of a top-k layer of `width` units.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] when there is no top-k or `k` is not in `1..=width`.
+    pub fn set_encode_k(&mut self, k: usize, width: usize) -> Result<()> {
+        let Some(t) = self.topk.as_mut() else {
+            return Err(Error::setting("topk_encode", k, "the model's code has no top-k"));
+        };
+        if k == 0 || k > width {
+            return Err(Error::setting(
+                "topk_encode",
+                k,
+                format!("must be 1 ..= {width} (the code width)"),
+            ));
+        }
+        t.encode_k = Some(k);
+        Ok(())
+    }
+
+    /// The encode-time rule, on rows of `width` values: top-k keeps the encode k largest values,
+    /// a binary code is thresholded at 0.5.
+    pub fn encode(&self, out: &mut [f32], width: usize) {
+        if let Some(t) = self.topk {
+            top_k_rows(out, width, t.encode_k.unwrap_or(t.k));
+        }
+        if self.binary.is_some() {
+            out.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+impl fmt::Display for Regularizer {
+    /// `l1 0.01, top-k 3 (encode 3), dropout 0.1`, as `inspect` shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.l1 > 0.0 {
+            parts.push(format!("l1 {}", self.l1));
+        }
+        if let Some(kl) = self.kl {
+            parts.push(format!("kl rho {} beta {}", kl.rho, kl.beta));
+        }
+        if let Some(t) = self.topk {
+            parts.push(format!("top-k {} (encode {})", t.k, t.encode_k.unwrap_or(t.k)));
+        }
+        if self.dropout > 0.0 {
+            parts.push(format!("dropout {}", self.dropout));
+        }
+        match self.binary {
+            Some(BinaryCode::Noise { sigma }) => parts.push(format!("binary (noise sigma {sigma} in training)")),
+            Some(BinaryCode::StraightThrough) => parts.push("binary (straight-through in training)".into()),
+            None => {}
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Training buffers of one regularized layer, sized once for the largest batch.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct State {
+    /// The output before the mask (the activation derivative needs it).
+    raw: Vec<f32>,
+    /// Top-k / dropout multipliers.
+    mask: Vec<f32>,
+    /// Mean activation per unit (KL sparsity).
+    rho_hat: Vec<f32>,
+    /// Scratch of the top-k selection.
+    topk_idx: Vec<usize>,
+}
+
+/// What the training forward of a regularizer needs besides the activations.
+pub(crate) struct Step<'r> {
+    /// 0-based epoch (for the top-k schedule).
+    pub epoch: usize,
+    /// Draws of dropout and binary-code noise.
+    pub rng: &'r mut Rng,
+}
+
+impl State {
+    /// Buffers for batches of up to `rows` rows of `width` units.
+    pub fn new(reg: &Regularizer, rows: usize, width: usize) -> Self {
+        let per_row = |on: bool| if on { vec![0.0; rows * width] } else { Vec::new() };
+        State {
+            raw: per_row(reg.masks()),
+            mask: per_row(reg.masks()),
+            rho_hat: if reg.kl.is_some() { vec![0.0; width] } else { Vec::new() },
+            topk_idx: Vec::new(),
+        }
+    }
+
+    /// Builds the mask (top-k, dropout) from the layer's output `h` (`b` rows of `width`),
+    /// writes `h = h * mask` in place and returns the penalty (L1, KL) of `h`, averaged per
+    /// sample.
+    pub fn forward(&mut self, reg: &Regularizer, h: &mut [f32], b: usize, width: usize, step: &mut Step<'_>) -> f64 {
+        if reg.masks() {
+            let (raw, mask) = (&mut self.raw[..b * width], &mut self.mask[..b * width]);
+            raw.copy_from_slice(h);
+            mask.fill(1.0);
+            if let Some(k) = reg.topk.map(|t| t.k_at(step.epoch)) {
+                for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
+                    for &j in dropped_by_top_k(row, k, &mut self.topk_idx) {
+                        m[j] = 0.0;
+                    }
+                }
+            }
+            if reg.dropout > 0.0 {
+                let keep = 1.0 / (1.0 - reg.dropout);
+                for m in mask.iter_mut() {
+                    *m *= if step.rng.uniform() < reg.dropout { 0.0 } else { keep };
+                }
+            }
+            if reg.binary == Some(BinaryCode::StraightThrough) {
+                // Forward: the 0/1 code; backward: through the sigmoid as if unthresholded (the
+                // derivative uses `raw`, the mask is 1).
+                h.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
+            }
+            h.iter_mut().zip(mask.iter()).for_each(|(h, m)| *h *= m);
+        }
+        if let Some(BinaryCode::Noise { sigma }) = reg.binary {
+            // h = sigmoid(z + sigma * e), from h = sigmoid(z); the sigmoid derivative of the
+            // backward pass then uses the noisy h, which is the derivative at z + sigma * e.
+            for v in h.iter_mut() {
+                let p = v.clamp(1e-7, 1.0 - 1e-7);
+                let z = (p / (1.0 - p)).ln() + sigma * step.rng.normal();
+                *v = 1.0 / (1.0 + (-z).exp());
+            }
+        }
+        let mut penalty = 0.0f64;
+        if reg.l1 > 0.0 {
+            penalty += reg.l1 as f64 * h.iter().map(|v| v.abs() as f64).sum::<f64>() / b as f64;
+        }
+        if let Some(kl) = reg.kl {
+            let rho_hat = &mut self.rho_hat;
+            kernels::column_sums(h, rho_hat);
+            let (rho, eps) = (kl.rho as f64, 1e-6f64);
+            for r in rho_hat.iter_mut() {
+                *r = (*r / b as f32).clamp(eps as f32, 1.0 - eps as f32);
+                let q = *r as f64;
+                penalty += kl.beta as f64 * (rho * (rho / q).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - q)).ln());
+            }
+        }
+        penalty
+    }
+
+    /// The output the activation derivative of the backward pass needs: before the mask when
+    /// there is one, else `h` itself.
+    pub fn unmasked<'a>(&'a self, reg: &Regularizer, h: &'a [f32]) -> &'a [f32] {
+        if reg.masks() { &self.raw[..h.len()] } else { h }
+    }
+
+    /// The gradient terms for a batch of `b` rows whose masked output is `h`.
+    pub fn grad<'a>(&'a self, reg: &Regularizer, h: &'a [f32], b: usize) -> CodeGrad<'a> {
+        CodeGrad {
+            h,
+            mask: reg.masks().then(|| &self.mask[..h.len()]),
+            l1: reg.l1 / b as f32,
+            kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &self.rho_hat[..])),
+        }
+    }
+}
+
+/// Gradient terms of a regularized layer, fused into the backward pass of the layer above:
+/// `dL/dh += l1 sign(h) + kl'(h)`, then `dL/dy = dL/dh * mask`.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeGrad<'a> {
+    /// The output as the layer above saw it (after the mask), (batch, width).
+    pub h: &'a [f32],
+    /// Top-k / dropout multipliers, (batch, width).
+    pub mask: Option<&'a [f32]>,
+    /// L1 weight divided by the batch size.
+    pub l1: f32,
+    /// KL sparsity: `(rho, beta / batch, mean activation per unit)`.
+    pub kl: Option<(f32, f32, &'a [f32])>,
+}
+
+impl CodeGrad<'_> {
+    /// Applies the terms to `g`, the gradient rows starting at element `start` of the output.
+    pub fn apply(&self, g: &mut [f32], start: usize) {
+        let cols = self.kl.map_or(0, |(_, _, r)| r.len());
+        for (i, g) in g.iter_mut().enumerate() {
+            let at = start + i;
+            let h = self.h[at];
+            if self.l1 > 0.0 && h != 0.0 {
+                *g += self.l1 * h.signum();
+            }
+            if let Some((rho, beta_b, rho_hat)) = self.kl {
+                let r = rho_hat[at % cols];
+                *g += beta_b * (-rho / r + (1.0 - rho) / (1.0 - r));
+            }
+            if let Some(m) = self.mask {
+                *g *= m[at];
+            }
+        }
+    }
+}
+
+/// Keeps the `k` largest values of each row (ties: the lower index) and zeroes the rest, in
+/// place. Deterministic.
+pub(crate) fn top_k_rows(h: &mut [f32], cols: usize, k: usize) {
+    if k >= cols {
+        return;
+    }
+    let mut idx: Vec<usize> = Vec::with_capacity(cols);
+    for row in h.chunks_exact_mut(cols) {
+        for &j in dropped_by_top_k(row, k, &mut idx) {
+            row[j] = 0.0;
+        }
+    }
+}
+
+/// Indices of `row` outside its `k` largest values (ties: the lower index is kept), using
+/// `idx` as scratch. The one selection rule of training and encoding alike.
+fn dropped_by_top_k<'a>(row: &[f32], k: usize, idx: &'a mut Vec<usize>) -> &'a [usize] {
+    idx.clear();
+    idx.extend(0..row.len());
+    if k >= row.len() {
+        return &[];
+    }
+    idx.select_nth_unstable_by(k, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    &idx[k..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_grammar_for_flags_layers_and_files() {
+        let s = Setting::parse_list("l1=1e-4,topk-encode=6,topk=3,dropout=0.1,binary=noise:2,kl=0.05/1").unwrap();
+        let r = Regularizer::merged(None, &s).unwrap();
+        assert_eq!(r.l1, 1e-4);
+        assert_eq!(
+            r.topk,
+            Some(TopK {
+                encode_k: Some(6),
+                ..TopK::new(3)
+            })
+        );
+        assert_eq!(r.dropout, 0.1);
+        assert_eq!(r.binary, Some(BinaryCode::Noise { sigma: 2.0 }));
+        assert_eq!(r.kl, Some(KlSparsity { rho: 0.05, beta: 1.0 }));
+        assert_eq!(
+            r.to_string(),
+            "l1 0.0001, kl rho 0.05 beta 1, top-k 3 (encode 6), dropout 0.1, binary (noise sigma 2 in training)"
+        );
+        assert_eq!(Setting::parse_layer("2:l1=0.5").unwrap(), (2, vec![Setting::L1(0.5)]));
+        for bad in ["l2=1", "topk=x", "kl=0.1", "binary=yes", "l1"] {
+            assert!(Setting::parse(bad).unwrap_err().contains(bad), "{bad}");
+        }
+        assert!(Setting::parse_layer("x:l1=1").is_err());
+        assert!(
+            Regularizer::merged(None, &[Setting::TopKStart(4)])
+                .unwrap_err()
+                .contains("needs topk")
+        );
+    }
+
+    /// Settings given later (flags) replace only the keys they name in a base (a file).
+    #[test]
+    fn settings_merge_over_a_base_key_by_key() {
+        let file = Regularizer {
+            l1: 0.5,
+            topk: Some(TopK {
+                encode_k: Some(9),
+                ..TopK::new(4)
+            }),
+            ..Default::default()
+        };
+        let r = Regularizer::merged(Some(&file), &[Setting::TopK(6), Setting::Dropout(0.2)]).unwrap();
+        assert_eq!(r.l1, 0.5);
+        assert_eq!(r.topk.unwrap().k, 6);
+        assert_eq!(r.topk.unwrap().encode_k, Some(9));
+        assert_eq!(r.dropout, 0.2);
+        assert_eq!(Regularizer::merged(Some(&file), &[]).unwrap(), file);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let kl = Regularizer {
+            kl: Some(KlSparsity { rho: 0.05, beta: 1.0 }),
+            ..Default::default()
+        };
+        assert!(kl.validate(4, Activation::Relu).unwrap_err().contains("sigmoid units"));
+        assert!(kl.validate(4, Activation::Sigmoid).is_ok());
+        let topk = Regularizer::merged(None, &[Setting::TopK(5)]).unwrap();
+        assert!(topk.validate(4, Activation::Relu).unwrap_err().contains("width 4"));
+        let dropout = Regularizer::merged(None, &[Setting::Dropout(1.0)]).unwrap();
+        assert!(dropout.validate(4, Activation::Relu).unwrap_err().contains("dropout"));
+    }
+
+    #[test]
+    fn top_k_keeps_the_largest_and_the_lower_index_on_ties() {
+        let mut h = vec![1.0, 3.0, 3.0, -1.0, 2.0, 0.5, 0.5, 0.5];
+        top_k_rows(&mut h, 4, 2);
+        assert_eq!(&h[..4], &[0.0, 3.0, 3.0, 0.0]);
+        assert_eq!(&h[4..], &[2.0, 0.5, 0.0, 0.0]);
+        let mut topk = TopK::new(5);
+        topk.start_k = Some(20);
+        topk.anneal_epochs = 4;
+        assert_eq!((topk.k_at(0), topk.k_at(2), topk.k_at(4), topk.k_at(9)), (20, 13, 5, 5));
+    }
+}

@@ -1,0 +1,191 @@
+//! What training takes and reports: [`TrainConfig`], [`Event`], [`EpochStats`], [`TrainReport`].
+
+use crate::data::scale::Scaling;
+use crate::error::{Error, Result};
+use crate::kernels::Precision;
+use crate::noise::Noise;
+use crate::optim::{OptimizerConfig, Schedule};
+use serde::{Deserialize, Serialize};
+
+/// How to train. Plain data, validated once, saved in the model file as provenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Epochs of linear warm-up.
+    pub warmup_epochs: usize,
+    /// Clip the gradient's global L2 norm to this value.
+    pub clip_norm: Option<f32>,
+    /// Fraction of the training rows held out for validation when no validation set is given.
+    pub valid_fraction: f32,
+    /// Stop after this many epochs without a better validation loss, and restore the best weights.
+    pub patience: Option<usize>,
+    /// Seed of the shuffles and the validation split.
+    pub seed: u64,
+    /// Feature scaling fitted on the training rows.
+    pub scaling: Scaling,
+    /// Arithmetic of the training GEMMs (f32 by default; bf16 on AMX is opt-in).
+    #[serde(default)]
+    pub precision: Precision,
+    /// Input corruption (denoising); the loss compares with the clean input.
+    #[serde(default)]
+    pub noise: Vec<Noise>,
+    /// Image shape `(height, width, channels)` of the rows, for image-shaped noise.
+    #[serde(default)]
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Rescale each unit's incoming weights to at most this L2 norm after every step.
+    #[serde(default)]
+    pub max_norm: Option<f32>,
+    /// Classifiers: epochs at the start during which only the head trains (the encoder is
+    /// frozen). Each phase of the schedule starts its own optimizer state, as a model
+    /// recompiled with other trainable layers does in Keras.
+    #[serde(default)]
+    pub freeze_epochs: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 256,
+            lr: 1e-3,
+            optimizer: OptimizerConfig::adam(0.0),
+            schedule: Schedule::Constant,
+            warmup_epochs: 0,
+            clip_norm: None,
+            valid_fraction: 0.0,
+            patience: None,
+            seed: 0,
+            scaling: Scaling::None,
+            precision: Precision::F32,
+            noise: Vec::new(),
+            image_shape: None,
+            max_norm: None,
+            freeze_epochs: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges and combinations.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] naming the setting, [`Error::Config`] for combinations.
+    pub fn validate(&self, has_valid_set: bool) -> Result<()> {
+        let bad = |name, value: &dyn std::fmt::Display, reason: &str| Err(Error::setting(name, value, reason));
+        if self.epochs == 0 {
+            return bad("epochs", &self.epochs, "must be positive");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", &self.batch_size, "must be positive");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", &self.lr, "the learning rate must be positive");
+        }
+        if !(0.0..1.0).contains(&self.valid_fraction) {
+            return bad("valid_fraction", &self.valid_fraction, "must be in [0, 1)");
+        }
+        if let Some(c) = self.clip_norm
+            && !(c > 0.0)
+        {
+            return bad("clip_norm", &c, "the gradient clipping norm must be positive");
+        }
+        if self.patience.is_some() && !has_valid_set && self.valid_fraction == 0.0 {
+            return Err(Error::Config(
+                "early stopping (patience) needs validation data: give a validation set or a fraction".into(),
+            ));
+        }
+        if let Some(c) = self.max_norm
+            && !(c > 0.0)
+        {
+            return bad("max_norm", &c, "must be positive");
+        }
+        if let Schedule::Step { every, gamma } = self.schedule
+            && (every == 0 || !(gamma > 0.0))
+        {
+            return bad(
+                "schedule",
+                &format!("step:{every},{gamma}"),
+                "a step schedule needs every > 0 and gamma > 0",
+            );
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (in scaled units, as optimized).
+    pub train_loss: f64,
+    /// Validation loss after the epoch.
+    pub valid_loss: Option<f64>,
+    /// Learning rate at the epoch's last step.
+    pub lr: f32,
+    /// Wall time of the epoch's training steps.
+    pub seconds: f64,
+    /// Training throughput.
+    pub samples_per_sec: f64,
+    /// Whether this epoch has the best validation loss so far.
+    pub best: bool,
+    /// Code sparsity on the validation data (autoencoders with validation data).
+    #[serde(default)]
+    pub code: Option<crate::metrics::CodeMetrics>,
+    /// Fraction of training rows classified right during the epoch (classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
+    /// Accuracy on the validation data after the epoch (classifiers with validation data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_accuracy: Option<f64>,
+}
+
+/// Progress reported to the caller of [`fit`](super::fit) (and every other training call).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// An epoch starts.
+    EpochStart {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Total epochs planned.
+        epochs: usize,
+        /// Batches in this epoch.
+        batches: usize,
+    },
+    /// A batch finished.
+    Batch {
+        /// 1-based batch.
+        batch: usize,
+        /// Its loss.
+        loss: f64,
+    },
+    /// An epoch finished.
+    EpochEnd(&'a EpochStats),
+}
+
+/// The outcome of training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Per-epoch statistics.
+    pub history: Vec<EpochStats>,
+    /// Epoch whose weights the model holds.
+    pub best_epoch: usize,
+    /// Whether early stopping ended training.
+    pub stopped_early: bool,
+    /// Rows used for training and validation.
+    pub train_rows: usize,
+    /// Rows used for validation.
+    pub valid_rows: usize,
+    /// Total wall time, seconds.
+    pub seconds: f64,
+}

@@ -1,0 +1,572 @@
+//! The one training loop: mini-batches, shuffling, validation, early stopping, divergence
+//! checks, tied weights, a freeze schedule. [`fit`] and [`fit_paired`] train autoencoders;
+//! [`crate::classifier::finetune`] trains classifiers through the same [`run`].
+
+use super::config::{EpochStats, Event, TrainConfig, TrainReport};
+use super::step::{Head, Net, Workspace, forward_backward};
+use crate::activation::Activation;
+use crate::data::scale::{Scaler, Scaling};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::layer::Layer;
+use crate::loss::Loss;
+use crate::model::Autoencoder;
+use crate::noise;
+use crate::optim::Optimizer;
+use crate::regularize::{self, Regularizer};
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// RNG stream for the per-epoch shuffle.
+const STREAM_SHUFFLE: u64 = 0x5348;
+/// RNG stream for the validation split.
+const STREAM_SPLIT: u64 = 0x5350;
+/// RNG stream for input corruption.
+const STREAM_NOISE: u64 = 0x4e4f;
+/// RNG stream for dropout and binary-code noise.
+const STREAM_DROPOUT: u64 = 0x4452;
+
+/// Trains `model` on the rows of `data`.
+///
+/// Fits the scaler of `config.scaling` on the training rows (stored in the model), holds out
+/// `valid_fraction` of the rows when `valid` is `None`, shuffles every epoch from the seed,
+/// and reports progress through `on_event`. With `patience`, stops when the validation loss
+/// has not improved for that many epochs and restores the best weights.
+///
+/// The same seed gives a bit-identical model for any number of threads (run it inside
+/// [`with_threads`](crate::with_threads) to choose the count).
+///
+/// # Errors
+/// [`Error::Setting`]/[`Error::Config`] for bad settings, [`Error::Shape`]/
+/// [`Error::InvalidData`] for unusable data, [`Error::Diverged`] when a batch loss is NaN or
+/// infinite (the model then holds the weights of the last complete epoch).
+pub fn fit(
+    model: &mut Autoencoder,
+    data: &Matrix,
+    valid: Option<&Matrix>,
+    config: &TrainConfig,
+    on_event: impl FnMut(&Event<'_>),
+) -> Result<TrainReport> {
+    let valid = valid.map(|v| (v, Targets::Input));
+    run(
+        Trainee::autoencoder(model, true),
+        data,
+        Targets::Input,
+        valid,
+        config,
+        on_event,
+    )
+}
+
+/// Trains `model` to map each row of `data` to the same row of `target` (paired data: noisy →
+/// clean images, images → segmentation masks) instead of to itself. `valid` pairs validation
+/// inputs with their targets. Otherwise as [`fit`]; the inputs are not scaled (targets are
+/// compared in their own units).
+///
+/// # Errors
+/// As [`fit`], and [`Error::Shape`] when the targets do not pair with the inputs (another row
+/// count or width), [`Error::Setting`] for a scaling other than none.
+pub fn fit_paired(
+    model: &mut Autoencoder,
+    data: &Matrix,
+    target: &Matrix,
+    valid: Option<(&Matrix, &Matrix)>,
+    config: &TrainConfig,
+    on_event: impl FnMut(&Event<'_>),
+) -> Result<TrainReport> {
+    if config.scaling != Scaling::None {
+        return Err(Error::setting(
+            "scaling",
+            config.scaling,
+            "training on paired targets takes unscaled inputs (none)",
+        ));
+    }
+    let valid = valid.map(|(v, t)| (v, Targets::Rows(t)));
+    run(
+        Trainee::autoencoder(model, true),
+        data,
+        Targets::Rows(target),
+        valid,
+        config,
+        on_event,
+    )
+}
+
+/// What the loss compares the network's output with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Targets<'a> {
+    /// The input rows themselves (an autoencoder).
+    Input,
+    /// Paired target rows.
+    Rows(&'a Matrix),
+    /// Class indices (a classifier).
+    Classes(&'a [usize]),
+}
+
+/// What the loop trains.
+pub(crate) struct Trainee<'m> {
+    /// The layers, trained in place.
+    pub layers: &'m mut Vec<Layer>,
+    /// The input scaler: fitted on the training rows when `fit_scaler`, else applied as it is.
+    pub scaler: &'m mut Scaler,
+    /// Whether training fits the scaler.
+    pub fit_scaler: bool,
+    /// The active regularizer of each layer.
+    pub regs: Vec<Option<Regularizer>>,
+    /// The loss head.
+    pub head: Head,
+    /// Tied `(encoder, decoder)` layer pairs.
+    pub tied: Vec<(usize, usize)>,
+    /// The code layer and its activation, for sparsity numbers on validation data.
+    pub code: Option<(usize, Activation)>,
+}
+
+impl<'m> Trainee<'m> {
+    /// An autoencoder with its reconstruction loss.
+    pub fn autoencoder(model: &'m mut Autoencoder, fit_scaler: bool) -> Self {
+        let cfg = &model.config;
+        Trainee {
+            regs: (0..model.layers.len())
+                .map(|l| cfg.regularizer_at(l).cloned())
+                .collect(),
+            head: Head::Reconstruction(cfg.loss),
+            tied: cfg.tied_pairs(),
+            code: Some((cfg.code_layer(), model.layers[cfg.code_layer()].activation())),
+            layers: &mut model.layers,
+            scaler: &mut model.scaler,
+            fit_scaler,
+        }
+    }
+
+    fn net(&self) -> Net<'_> {
+        Net {
+            layers: self.layers,
+            regs: &self.regs,
+            head: self.head,
+        }
+    }
+}
+
+fn check_data(input_dim: usize, x: &Matrix, what: &str) -> Result<()> {
+    if x.rows() == 0 {
+        return Err(Error::invalid(what, "no rows"));
+    }
+    if x.cols() != input_dim {
+        return Err(Error::Shape {
+            what: what.into(),
+            expected: format!("{input_dim} columns (the model's input width)"),
+            got: format!("{} columns", x.cols()),
+        });
+    }
+    if let Some((r, c)) = x.find_non_finite() {
+        return Err(Error::invalid(
+            what,
+            format!("non-finite value at row {}, column {}", r + 1, c + 1),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `targets` pair with the rows of `x` for a network of `out` outputs.
+fn check_targets(x: &Matrix, targets: Targets<'_>, out: usize, what: &str) -> Result<()> {
+    match targets {
+        Targets::Input => Ok(()),
+        Targets::Rows(t) => {
+            if t.rows() != x.rows() || t.cols() != out {
+                return Err(Error::Shape {
+                    what: format!("{what} targets"),
+                    expected: format!("{} rows (as the inputs) x {out} columns (the model's output)", x.rows()),
+                    got: format!("{} rows x {} columns", t.rows(), t.cols()),
+                });
+            }
+            if let Some((r, c)) = t.find_non_finite() {
+                return Err(Error::invalid(
+                    format!("{what} targets"),
+                    format!("non-finite value at row {}, column {}", r + 1, c + 1),
+                ));
+            }
+            Ok(())
+        }
+        Targets::Classes(y) => {
+            if y.len() != x.rows() {
+                return Err(Error::invalid(
+                    format!("{what} labels"),
+                    format!("{} rows but {} labels", x.rows(), y.len()),
+                ));
+            }
+            if let Some(&k) = y.iter().find(|&&k| k >= out) {
+                return Err(Error::invalid(
+                    format!("{what} labels"),
+                    format!("class index {k} with {out} classes"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Owned or borrowed targets, split and shuffled with their rows.
+enum Held<'a> {
+    Input,
+    Rows(Cow<'a, Matrix>),
+    Classes(Cow<'a, [usize]>),
+}
+
+impl<'a> Held<'a> {
+    fn of(t: Targets<'a>) -> Self {
+        match t {
+            Targets::Input => Held::Input,
+            Targets::Rows(m) => Held::Rows(Cow::Borrowed(m)),
+            Targets::Classes(y) => Held::Classes(Cow::Borrowed(y)),
+        }
+    }
+
+    fn select(&self, rows: &[usize]) -> Self {
+        match self {
+            Held::Input => Held::Input,
+            Held::Rows(m) => Held::Rows(Cow::Owned(m.select_rows(rows))),
+            Held::Classes(y) => Held::Classes(rows.iter().map(|&i| y[i]).collect()),
+        }
+    }
+}
+
+/// The training loop behind every training call.
+pub(crate) fn run(
+    t: Trainee<'_>,
+    data: &Matrix,
+    targets: Targets<'_>,
+    valid: Option<(&Matrix, Targets<'_>)>,
+    config: &TrainConfig,
+    mut on_event: impl FnMut(&Event<'_>),
+) -> Result<TrainReport> {
+    config.validate(valid.is_some())?;
+    let input_dim = t.layers[0].n_in();
+    let out_dim = t.layers[t.layers.len() - 1].n_out();
+    let classes = matches!(targets, Targets::Classes(_));
+    for n in &config.noise {
+        n.check(input_dim, config.image_shape)?;
+    }
+    if config.freeze_epochs > 0 && !classes {
+        return Err(Error::setting(
+            "freeze_epochs",
+            config.freeze_epochs,
+            "freezing the encoder applies to classifiers",
+        ));
+    }
+    if !t.fit_scaler && config.scaling != Scaling::None {
+        return Err(Error::setting(
+            "scaling",
+            config.scaling,
+            "this model keeps its encoder's scaler (none)",
+        ));
+    }
+    check_data(input_dim, data, "training data")?;
+    check_targets(data, targets, out_dim, "training")?;
+    if let Some((v, vt)) = valid {
+        check_data(input_dim, v, "validation data")?;
+        check_targets(v, vt, out_dim, "validation")?;
+    }
+    let started = Instant::now();
+    // Split off validation rows, then fit and apply the scaler.
+    // Rows are copied only when they must change (split or scaled).
+    type Split<'a> = (Cow<'a, Matrix>, Held<'a>, Option<(Cow<'a, Matrix>, Held<'a>)>);
+    let (mut train, targets, mut valid): Split<'_> = match valid {
+        Some((v, vt)) => (
+            Cow::Borrowed(data),
+            Held::of(targets),
+            Some((Cow::Borrowed(v), Held::of(vt))),
+        ),
+        None if config.valid_fraction > 0.0 => {
+            let mut idx: Vec<usize> = (0..data.rows()).collect();
+            Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
+            let n_valid =
+                ((data.rows() as f64 * config.valid_fraction as f64).round() as usize).clamp(1, data.rows() - 1);
+            let (v, tr) = idx.split_at(n_valid);
+            if tr.is_empty() {
+                return Err(Error::invalid(
+                    "training data",
+                    "too few rows to hold out a validation set",
+                ));
+            }
+            let held = Held::of(targets);
+            (
+                Cow::Owned(data.select_rows(tr)),
+                held.select(tr),
+                Some((Cow::Owned(data.select_rows(v)), held.select(v))),
+            )
+        }
+        None => (Cow::Borrowed(data), Held::of(targets), None),
+    };
+    if t.fit_scaler {
+        *t.scaler = Scaler::fit(config.scaling, &train);
+    }
+    if !t.scaler.is_identity() {
+        t.scaler.transform(train.to_mut());
+        if let Some((v, _)) = valid.as_mut() {
+            t.scaler.transform(v.to_mut());
+        }
+    }
+    if t.head == Head::Reconstruction(Loss::Bce) {
+        let goal = match &targets {
+            Held::Rows(m) => &**m,
+            _ => &*train,
+        };
+        if let Some(bad) = goal.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            return Err(Error::invalid(
+                "training data",
+                format!(
+                    "loss bce needs values in [0, 1] after scaling, found {bad}; hint: scale to [0, 1] (minmax) or use the mse loss"
+                ),
+            ));
+        }
+    }
+
+    let n = train.rows();
+    let d = train.cols();
+    let batch = config.batch_size.min(n);
+    let batches = n.div_ceil(batch);
+    let total_steps = batches * config.epochs;
+    let warmup = config.warmup_epochs * batches;
+    let noisy = !config.noise.is_empty();
+    let mut ws = Workspace::new(t.net(), batch, noisy || matches!(targets, Held::Rows(_)));
+    let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
+    let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f64, usize, Vec<Layer>)> = None;
+    let mut last_good = t.layers.clone();
+    let mut stopped_early = false;
+    let mut step = 0usize;
+    let n_layers = t.layers.len();
+    // The freeze schedule: the lowest layer that trains, and an optimizer for the layers from
+    // it up, made anew when the phase changes.
+    let lowest_at = |epoch: usize| if epoch <= config.freeze_epochs { n_layers - 1 } else { 0 };
+    let optimizer_for = |layers: &[Layer], lowest: usize| {
+        let sizes: Vec<usize> = layers[lowest..]
+            .iter()
+            .flat_map(|l| [l.params().0.len(), l.params().1.len()])
+            .collect();
+        Optimizer::new(config.optimizer, &sizes)
+    };
+    let mut lowest = lowest_at(1);
+    let mut opt = optimizer_for(t.layers, lowest);
+
+    for epoch in 1..=config.epochs {
+        on_event(&Event::EpochStart {
+            epoch,
+            epochs: config.epochs,
+            batches,
+        });
+        if lowest_at(epoch) != lowest {
+            lowest = lowest_at(epoch);
+            opt = optimizer_for(t.layers, lowest);
+        }
+        let t0 = Instant::now();
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+        let mut lr = config.lr;
+        for (bi, rows) in order.chunks(batch).enumerate() {
+            let b = rows.len();
+            // ws.x is what the loss compares with (the target) or, for classes, the input;
+            // ws.x_in what the network sees when it differs.
+            let goal = match &targets {
+                Held::Rows(m) => &**m,
+                _ => &*train,
+            };
+            for (dst, &r) in ws.x.chunks_exact_mut(goal.cols()).zip(rows) {
+                dst.copy_from_slice(goal.row(r));
+            }
+            match &targets {
+                Held::Rows(_) => {
+                    for (dst, &r) in ws.x_in.chunks_exact_mut(d).zip(rows) {
+                        dst.copy_from_slice(train.row(r));
+                    }
+                }
+                Held::Classes(y) => {
+                    for (dst, &r) in ws.labels.iter_mut().zip(rows) {
+                        *dst = y[r];
+                    }
+                }
+                Held::Input if noisy => ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]),
+                Held::Input => {}
+            }
+            if noisy {
+                noise::corrupt(
+                    &config.noise,
+                    &mut ws.x_in[..b * d],
+                    d,
+                    config.image_shape,
+                    &mut noise_rng,
+                );
+            }
+            let mut reg_step = regularize::Step {
+                epoch: epoch - 1,
+                rng: &mut dropout_rng,
+            };
+            let out = forward_backward(t.net(), &mut ws, b, config.precision, &mut reg_step, lowest);
+            if !out.loss.is_finite() {
+                *t.layers = last_good;
+                return Err(Error::Diverged {
+                    epoch,
+                    batch: bi + 1,
+                    value: out.loss as f32,
+                    last_good_epoch: epoch - 1,
+                });
+            }
+            // Tied weights: the decoder's gradient, transposed, joins its encoder's.
+            for &(e, dl) in &t.tied {
+                let (n_in, n_out) = (t.layers[e].n_in(), t.layers[e].n_out());
+                let (lo, hi) = ws.dw.split_at_mut(dl);
+                let (g, gt) = (&mut lo[e], &hi[0]);
+                for o in 0..n_out {
+                    for i in 0..n_in {
+                        g[o * n_in + i] += gt[i * n_out + o];
+                    }
+                }
+                hi[0].fill(0.0);
+            }
+            if let Some(max) = config.clip_norm {
+                let norm = ws.dw[lowest..]
+                    .iter()
+                    .chain(&ws.db[lowest..])
+                    .map(|g| kernels::sum_squares(g))
+                    .sum::<f64>()
+                    .sqrt();
+                if norm > max as f64 {
+                    let s = (max as f64 / norm) as f32;
+                    ws.dw[lowest..]
+                        .iter_mut()
+                        .chain(ws.db[lowest..].iter_mut())
+                        .for_each(|g| kernels::scale_in_place(g, s));
+                }
+            }
+            lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
+            opt.begin_step();
+            for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
+                let unit_rows = layer.unit_rows();
+                let (weight, bias) = layer.params_mut();
+                let k = 2 * (l - lowest);
+                if !t.tied.iter().any(|&(_, dl)| dl == l) {
+                    opt.update(k, weight, &ws.dw[l], lr, true);
+                }
+                opt.update(k + 1, bias, &ws.db[l], lr, false);
+                if let (Some(c), Some(n_in)) = (config.max_norm, unit_rows) {
+                    kernels::max_norm_rows(weight, n_in, c);
+                }
+            }
+            crate::model::sync_tied(t.layers, &t.tied);
+            step += 1;
+            loss_sum += out.loss * b as f64;
+            hits += out.hits;
+            on_event(&Event::Batch {
+                batch: bi + 1,
+                loss: out.loss,
+            });
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let checked = valid.as_ref().map(|(v, vt)| validate(&t, v, vt));
+        let code = match (&valid, t.code) {
+            (Some((v, _)), Some((code, act))) => {
+                let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..code + 1);
+                let mut m = crate::metrics::code(&codes, act);
+                m.unit_mean_activation.clear(); // keep the per-epoch log small
+                Some(m)
+            }
+            _ => None,
+        };
+        let valid_loss = checked.map(|(loss, _)| loss);
+        if let Some(v) = valid_loss
+            && !v.is_finite()
+        {
+            *t.layers = last_good;
+            return Err(Error::Diverged {
+                epoch,
+                batch: batches,
+                value: v as f32,
+                last_good_epoch: epoch - 1,
+            });
+        }
+        let is_best = match (valid_loss, &best) {
+            (Some(v), Some((b, _, _))) => v < *b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if is_best {
+            let keep = if config.patience.is_some() {
+                t.layers.clone()
+            } else {
+                Vec::new()
+            };
+            best = Some((valid_loss.unwrap_or(f64::INFINITY), epoch, keep));
+        }
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / n as f64,
+            valid_loss,
+            lr,
+            seconds,
+            samples_per_sec: n as f64 / seconds.max(1e-9),
+            best: is_best,
+            code,
+            train_accuracy: classes.then(|| hits as f64 / n as f64),
+            valid_accuracy: checked.and_then(|(_, a)| a),
+        };
+        on_event(&Event::EpochEnd(&stats));
+        history.push(stats);
+        last_good.clone_from(t.layers);
+        if let (Some(p), Some((_, best_epoch, _))) = (config.patience, &best)
+            && epoch - best_epoch >= p
+        {
+            stopped_early = epoch < config.epochs;
+            break;
+        }
+    }
+    let mut best_epoch = history.len();
+    if config.patience.is_some()
+        && let Some((_, e, layers)) = best
+    {
+        *t.layers = layers;
+        best_epoch = e;
+    }
+    Ok(TrainReport {
+        history,
+        best_epoch,
+        stopped_early,
+        train_rows: n,
+        valid_rows: valid.as_ref().map_or(0, |(v, _)| v.rows()),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.
+fn validate(t: &Trainee<'_>, v: &Matrix, targets: &Held<'_>) -> (f64, Option<f64>) {
+    let out = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..t.layers.len());
+    match (t.head, targets) {
+        (Head::Reconstruction(loss), Held::Rows(goal)) => (
+            loss.sum(out.as_slice(), goal.as_slice()) / (goal.rows() * goal.cols()).max(1) as f64,
+            None,
+        ),
+        (Head::Reconstruction(loss), _) => (
+            loss.sum(out.as_slice(), v.as_slice()) / (v.rows() * v.cols()).max(1) as f64,
+            None,
+        ),
+        (Head::SoftmaxCrossEntropy, held) => {
+            let Held::Classes(y) = held else {
+                unreachable!("classifiers are validated on classes")
+            };
+            let c = out.cols();
+            let mut p = out.into_vec();
+            crate::infer::softmax_rows(&mut p, c);
+            let (mut loss, mut hits) = (0f64, 0usize);
+            for (row, &k) in p.chunks_exact(c).zip(y.iter()) {
+                loss -= f64::from(row[k].max(1e-30)).ln();
+                hits += usize::from(crate::tensor::argmax(row) == k);
+            }
+            let n = y.len().max(1) as f64;
+            (loss / n, Some(hits as f64 / n))
+        }
+    }
+}

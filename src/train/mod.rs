@@ -1,0 +1,18 @@
+//! Training: one loop ([`fit`]'s) over any stack of layers with a loss head.
+//!
+//! - `config.rs`: [`TrainConfig`], [`Event`], [`EpochStats`], [`TrainReport`].
+//! - `step.rs`: the workspace and the one forward/backward pass, with a reconstruction or a
+//!   softmax cross-entropy head.
+//! - `fit.rs`: the epoch loop (shuffling, validation, early stopping, divergence, tied
+//!   weights, the freeze schedule), behind [`fit`], [`fit_paired`] and
+//!   [`crate::classifier::finetune`].
+
+mod config;
+pub(crate) mod fit;
+pub(crate) mod step;
+
+pub use config::{EpochStats, Event, TrainConfig, TrainReport};
+pub use fit::{fit, fit_paired};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,512 @@
+//! Training tests: finite-difference checks of the whole loss (regularizers included), and
+//! what each regularizer does to a trained model.
+
+use super::step::{Head, Net, Workspace, forward_backward};
+use super::*;
+use crate::activation::Activation;
+use crate::kernels::Precision;
+use crate::model::{Autoencoder, Mlp};
+use crate::noise::Noise;
+use crate::regularize::{self, KlSparsity, Regularizer, TopK};
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+
+/// The regularizers of a model's layers, as the training loop takes them.
+fn regs(m: &Autoencoder) -> Vec<Option<Regularizer>> {
+    (0..m.layers.len())
+        .map(|l| m.config.regularizer_at(l).cloned())
+        .collect()
+}
+
+/// Loss and gradients of one step on rows `x` of the model's width, the regularizers' draws
+/// from a fixed seed.
+fn step(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
+    let b = x.len() / m.input_dim();
+    let regs = regs(m);
+    let net = Net {
+        layers: &m.layers,
+        regs: &regs,
+        head: Head::Reconstruction(m.config.loss),
+    };
+    let mut ws = Workspace::new(net, b, false);
+    ws.x[..x.len()].copy_from_slice(x);
+    let mut r = Rng::new(77);
+    let mut reg_step = regularize::Step { epoch: 0, rng: &mut r };
+    let out = forward_backward(net, &mut ws, b, Precision::F32, &mut reg_step, 0);
+    (out.loss, ws)
+}
+
+/// A fixed batch of 4 rows of 6 values in [0, 1].
+fn batch() -> Vec<f32> {
+    let mut rng = Rng::new(8);
+    (0..4 * 6).map(|_| rng.uniform()).collect()
+}
+
+/// Loss and gradients of one step on `x` (rows of 6), dropout drawn from a fixed seed.
+fn loss_and_grads(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
+    step(m, x)
+}
+
+/// Central differences (f64 steps on f32 weights) of the full training loss, code
+/// penalties included, against the analytic gradients, for every weight and bias. The
+/// dropout mask is held fixed by re-seeding its generator for every evaluation.
+fn check(reg: Regularizer, code_act: Activation) {
+    check_with(reg, code_act, Default::default());
+}
+
+/// [`check`] with regularizers on other hidden layers too.
+fn check_with(reg: Regularizer, code_act: Activation, hidden: std::collections::BTreeMap<usize, Regularizer>) {
+    let mut cfg = Mlp::new(6, 7)
+        .with_hidden(&[5])
+        .with_activations(Activation::Tanh, code_act, Activation::Sigmoid);
+    cfg.regularizer = reg.clone();
+    cfg.hidden_regularizers = hidden;
+    let model = cfg.init(3).unwrap();
+    let x = batch();
+    let run = |m: &Autoencoder| loss_and_grads(m, &x);
+    let (_, ws) = run(&model);
+    let h = 1e-3f32;
+    for l in 0..model.layers.len() {
+        let n_w = model.layers[l].params().0.len();
+        for i in 0..n_w + model.layers[l].params().1.len() {
+            let eval = |delta: f32| {
+                let mut m = model.clone();
+                if i < n_w {
+                    m.layers[l].params_mut().0[i] += delta
+                } else {
+                    m.layers[l].params_mut().1[i - n_w] += delta
+                }
+                run(&m).0
+            };
+            let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
+            let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                "{reg:?} layer {l} param {i}: numeric {numeric} analytic {analytic}"
+            );
+        }
+    }
+}
+
+/// Tied weights: perturbing a shared weight moves both layers; the combined gradient must
+/// match.
+#[test]
+fn tied_gradient() {
+    let mut cfg =
+        Mlp::new(6, 3)
+            .with_hidden(&[5])
+            .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid);
+    cfg.tied = true;
+    let model = cfg.init(3).unwrap();
+    assert_eq!(model.layers[3].params().0[1], model.layers[0].params().0[6]); // W_dec[0][1] = W_enc[1][0] (5 x 6)
+    let x = batch();
+    let run = |m: &Autoencoder| loss_and_grads(m, &x);
+    let (_, ws) = run(&model);
+    for (e, d) in model.config.tied_pairs() {
+        let (n_in, n_out) = (model.layers[e].n_in(), model.layers[e].n_out());
+        for o in 0..n_out {
+            for i in 0..n_in {
+                let eval = |delta: f32| {
+                    let mut m = model.clone();
+                    m.layers[e].params_mut().0[o * n_in + i] += delta;
+                    m.sync_tied();
+                    run(&m).0
+                };
+                let numeric = (eval(1e-3) - eval(-1e-3)) / 2e-3;
+                let analytic = (ws.dw[e][o * n_in + i] + ws.dw[d][i * n_out + o]) as f64;
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                    "pair ({e}, {d}) [{o}][{i}]: {numeric} vs {analytic}"
+                );
+            }
+        }
+    }
+    // Training keeps the tie.
+    let data = Matrix::from_vec(4, 6, x.clone()).unwrap();
+    let mut m = model.clone();
+    fit(
+        &mut m,
+        &data,
+        None,
+        &TrainConfig {
+            epochs: 3,
+            batch_size: 2,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let mut synced = m.clone();
+    synced.sync_tied();
+    assert_eq!(synced, m);
+    assert_ne!(m.layers[0].params().0, model.layers[0].params().0);
+}
+
+#[test]
+fn hidden_layer_regularizer_gradients() {
+    // Layers: 0 (6 -> 5, tanh, hidden), 1 (code), 2 (decoder hidden 7 -> 5, tanh), 3 (output).
+    let topk = Some(TopK {
+        k: 3,
+        encode_k: None,
+        start_k: None,
+        anneal_epochs: 0,
+    });
+    let mut hidden = std::collections::BTreeMap::new();
+    hidden.insert(
+        0,
+        Regularizer {
+            l1: 0.2,
+            dropout: 0.25,
+            topk,
+            ..Default::default()
+        },
+    );
+    hidden.insert(
+        2,
+        Regularizer {
+            l1: 0.1,
+            ..Default::default()
+        },
+    );
+    // (Code-layer L1 has its own check; here one sample's code unit sits within the finite
+    // difference step of |h|'s kink at 0, so the code layer stays unregularized.)
+    check_with(Regularizer::default(), Activation::Tanh, hidden);
+    // The output layer and out-of-range layers are refused with the list of hidden layers.
+    let mut cfg = Mlp::new(6, 7).with_hidden(&[5]);
+    cfg.hidden_regularizers.insert(
+        3,
+        Regularizer {
+            l1: 0.1,
+            ..Default::default()
+        },
+    );
+    let err = cfg.init(1).unwrap_err().to_string();
+    assert!(err.contains("the layers that take one are [0, 1, 2]"), "{err}");
+}
+
+#[test]
+fn l1_gradient() {
+    check(
+        Regularizer {
+            l1: 0.3,
+            ..Default::default()
+        },
+        Activation::Relu,
+    );
+}
+
+#[test]
+fn kl_gradient() {
+    let kl = Some(KlSparsity { rho: 0.1, beta: 0.7 });
+    check(
+        Regularizer {
+            kl,
+            ..Default::default()
+        },
+        Activation::Sigmoid,
+    );
+}
+
+#[test]
+fn topk_gradient() {
+    let topk = Some(TopK {
+        k: 3,
+        encode_k: None,
+        start_k: None,
+        anneal_epochs: 0,
+    });
+    check(
+        Regularizer {
+            topk,
+            ..Default::default()
+        },
+        Activation::Identity,
+    );
+}
+
+#[test]
+fn binary_code_by_noise_gradient() {
+    // The noise is drawn from a re-seeded generator, so the loss is a smooth function.
+    let binary = Some(crate::regularize::BinaryCode::Noise { sigma: 2.0 });
+    check(
+        Regularizer {
+            binary,
+            l1: 0.05,
+            ..Default::default()
+        },
+        Activation::Sigmoid,
+    );
+}
+
+#[test]
+fn straight_through_code_is_binary_forward_and_passes_gradients_back() {
+    let mut cfg =
+        Mlp::new(6, 7)
+            .with_hidden(&[5])
+            .with_activations(Activation::Tanh, Activation::Sigmoid, Activation::Sigmoid);
+    cfg.regularizer.binary = Some(crate::regularize::BinaryCode::StraightThrough);
+    let model = cfg.init(3).unwrap();
+    let x = batch();
+    let (_, ws) = loss_and_grads(&model, &x);
+    let code = ws.acts(1, 4, 7);
+    assert!(code.iter().all(|&v| v == 0.0 || v == 1.0), "{code:?}");
+    assert!(code.contains(&0.0) && code.contains(&1.0));
+    // The threshold is flat almost everywhere; straight-through still gives the encoder a
+    // gradient, and the decoder's is exact: check the decoder by finite differences.
+    assert!(ws.dw[0].iter().any(|&g| g != 0.0));
+    let h = 1e-3f32;
+    for l in 2..model.layers.len() {
+        for i in 0..model.layers[l].params().0.len() {
+            let eval = |delta: f32| {
+                let mut m = model.clone();
+                m.layers[l].params_mut().0[i] += delta;
+                loss_and_grads(&m, &x).0
+            };
+            let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
+            let analytic = ws.dw[l][i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-2 * numeric.abs() + 2e-4,
+                "{numeric} vs {analytic}"
+            );
+        }
+    }
+    // Encoding thresholds at 0.5.
+    let codes = model.encode(&Matrix::from_vec(4, 6, x.clone()).unwrap()).unwrap();
+    assert!(codes.as_slice().iter().all(|&v| v == 0.0 || v == 1.0));
+}
+
+#[test]
+fn binary_code_needs_a_sigmoid() {
+    let mut cfg = Mlp::new(6, 3);
+    cfg.regularizer.binary = Some(crate::regularize::BinaryCode::StraightThrough);
+    assert!(
+        cfg.init(1)
+            .unwrap_err()
+            .to_string()
+            .contains("a binary code needs sigmoid units")
+    );
+}
+
+#[test]
+fn dropout_and_everything_together_gradient() {
+    let topk = Some(TopK {
+        k: 4,
+        encode_k: None,
+        start_k: None,
+        anneal_epochs: 0,
+    });
+    let reg = Regularizer {
+        l1: 0.1,
+        dropout: 0.3,
+        topk,
+        ..Default::default()
+    };
+    check(reg, Activation::Sigmoid);
+    check(
+        Regularizer {
+            dropout: 0.5,
+            ..Default::default()
+        },
+        Activation::Tanh,
+    );
+}
+
+fn blobs(n: usize, d: usize, seed: u64) -> Matrix {
+    let mut rng = Rng::new(seed);
+    let mut x = Matrix::zeros(n, d);
+    for i in 0..n {
+        let c = rng.below(8);
+        for (j, v) in x.row_mut(i).iter_mut().enumerate() {
+            *v = (((j + c) % 8) as f32 / 8.0 + 0.1 * rng.uniform()).min(1.0);
+        }
+    }
+    x
+}
+
+#[test]
+fn topk_codes_have_exactly_k_active_units_and_k_anneals() {
+    let x = blobs(600, 16, 1);
+    let mut cfg = Mlp::new(16, 40);
+    cfg.regularizer.topk = Some(TopK {
+        k: 5,
+        encode_k: Some(10),
+        start_k: Some(20),
+        anneal_epochs: 4,
+    });
+    let mut m = cfg.init(1).unwrap();
+    let t = cfg.regularizer.topk.unwrap();
+    assert_eq!((t.k_at(0), t.k_at(2), t.k_at(4), t.k_at(9)), (20, 13, 5, 5));
+    fit(
+        &mut m,
+        &x,
+        None,
+        &TrainConfig {
+            epochs: 6,
+            batch_size: 50,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let codes = m.encode(&x).unwrap();
+    for i in 0..codes.rows() {
+        assert!(codes.row(i).iter().filter(|v| **v != 0.0).count() <= 10);
+    }
+}
+
+#[test]
+fn kl_sparsity_pulls_mean_activation_to_rho() {
+    let x = blobs(2000, 16, 2);
+    let mut cfg = Mlp::new(16, 32).with_activations(Activation::Relu, Activation::Sigmoid, Activation::Sigmoid);
+    cfg.regularizer.kl = Some(KlSparsity { rho: 0.05, beta: 1.0 });
+    let mut m = cfg.init(1).unwrap();
+    let train = TrainConfig {
+        epochs: 40,
+        batch_size: 100,
+        lr: 3e-3,
+        ..Default::default()
+    };
+    fit(&mut m, &x, None, &train, |_| {}).unwrap();
+    let codes = m.encode(&x).unwrap();
+    let mean = codes.as_slice().iter().map(|&v| v as f64).sum::<f64>() / codes.as_slice().len() as f64;
+    assert!((mean - 0.05).abs() < 0.2 * 0.05, "mean code activation {mean}");
+}
+
+#[test]
+fn kl_needs_a_sigmoid_code() {
+    let mut cfg = Mlp::new(16, 32);
+    cfg.regularizer.kl = Some(KlSparsity { rho: 0.05, beta: 1.0 });
+    assert!(
+        cfg.init(1)
+            .unwrap_err()
+            .to_string()
+            .contains("KL sparsity needs sigmoid units")
+    );
+}
+
+#[test]
+fn max_norm_caps_incoming_weights() {
+    let x = blobs(300, 16, 3);
+    let mut m = Mlp::new(16, 8).with_hidden(&[12]).init(1).unwrap();
+    let train = TrainConfig {
+        epochs: 3,
+        lr: 0.05,
+        max_norm: Some(0.5),
+        ..Default::default()
+    };
+    fit(&mut m, &x, None, &train, |_| {}).unwrap();
+    for l in m.layers() {
+        for row in l.params().0.chunks_exact(l.n_in()) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!(norm <= 0.5 + 1e-5, "{norm}");
+        }
+    }
+}
+
+mod conv {
+    use super::*;
+    use crate::model::Dims;
+    use crate::model::toml::parse;
+
+    /// Conv → pool → dense code (L1 + top-k) → dense → reshape → upsample → conv: the whole
+    /// network's gradient, by central differences on every parameter.
+    const NET: &str = r#"
+        activation = "tanh"
+        code_activation = "tanh"
+        [code]
+        l1 = 0.01
+        topk = { k = 3 }
+        [[encoder]]
+        type = "conv"
+        filters = 2
+        kernel = 3
+        padding = 1
+        [[encoder]]
+        type = "max_pool"
+        size = 2
+        [[encoder]]
+        type = "dense"
+        units = 4
+        [[decoder]]
+        type = "dense"
+        units = 18
+        [[decoder]]
+        type = "reshape"
+        shape = [2, 3, 3]
+        [[decoder]]
+        type = "upsample"
+        factor = 2
+        [[decoder]]
+        type = "conv_transpose"
+        filters = 2
+        kernel = 3
+        padding = 1
+    "#;
+
+    #[test]
+    fn whole_conv_network_gradient_matches_finite_differences() {
+        let cfg = parse(NET, Dims::Image((2, 6, 6))).unwrap();
+        let mut model = cfg.init(5).unwrap();
+        let mut rng = Rng::new(1);
+        for l in &mut model.layers {
+            l.params_mut()
+                .1
+                .iter_mut()
+                .for_each(|b| *b = rng.uniform_range(-0.2, 0.2));
+        }
+        let x: Vec<f32> = (0..3 * 72).map(|_| rng.uniform()).collect();
+        let (_, ws) = step(&model, &x);
+        let h = 1e-3f32;
+        let mut checked = 0;
+        for l in 0..model.layers.len() {
+            let n_w = model.layers[l].weight().len();
+            for i in 0..n_w + model.layers[l].bias().len() {
+                let eval = |delta: f32| {
+                    let mut m = model.clone();
+                    let (w, b) = m.layers[l].params_mut();
+                    if i < n_w {
+                        w[i] += delta
+                    } else {
+                        b[i - n_w] += delta
+                    }
+                    step(&m, &x).0
+                };
+                let numeric = (eval(h) - eval(-h)) / (2.0 * f64::from(h));
+                let analytic = f64::from(if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] });
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                    "layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
+                    model.layers[l].kind()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, model.num_params());
+    }
+
+    #[test]
+    fn conv_training_is_thread_invariant_and_learns() {
+        let cfg = parse(NET, Dims::Image((2, 6, 6))).unwrap();
+        let mut rng = Rng::new(3);
+        let data = Matrix::from_vec(70, 72, (0..70 * 72).map(|_| rng.uniform()).collect()).unwrap();
+        let run = |t| {
+            crate::with_threads(Some(t), || {
+                let mut m = cfg.init(2).unwrap();
+                let config = TrainConfig {
+                    epochs: 3,
+                    batch_size: 32,
+                    noise: vec![Noise::Mask { p: 0.2 }],
+                    ..Default::default()
+                };
+                let r = fit(&mut m, &data, None, &config, |_| {}).unwrap();
+                (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
+            })
+            .unwrap()
+        };
+        let (a, la) = run(1);
+        let (b, lb) = run(3);
+        assert_eq!(a, b);
+        assert_eq!(la, lb);
+        assert!(la[2] < la[0], "the loss goes down: {la:?}");
+    }
+}

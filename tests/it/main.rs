@@ -1,0 +1,8 @@
+//! The one integration test binary: the command line end to end (`cli`), properties of the
+//! engine (`engine`), the golden model files (`golden`) and round trips (`roundtrip`).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod engine;
+mod golden;
+mod roundtrip;
