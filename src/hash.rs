@@ -26,6 +26,26 @@ pub struct Codes {
 }
 
 impl Codes {
+    /// The binary codes of rows `x` (in the data's units) under `model`: its code thresholded at
+    /// 0.5 for sigmoid codes, at 0 otherwise. Returns the codes and the threshold.
+    ///
+    /// # Errors
+    /// As [`crate::Autoencoder::encode`].
+    pub fn of(model: &crate::Autoencoder, x: &Matrix) -> Result<(Codes, f32)> {
+        let threshold = if model.config().code_activation() == crate::Activation::Sigmoid {
+            0.5
+        } else {
+            0.0
+        };
+        Ok((Codes::pack(&model.encode(x)?, threshold), threshold))
+    }
+
+    /// Fraction of the bits that are set.
+    pub fn fraction_set(&self) -> f64 {
+        let ones: u64 = self.data.iter().map(|w| u64::from(w.count_ones())).sum();
+        ones as f64 / (self.rows() * self.bits).max(1) as f64
+    }
+
     /// Packs `x > threshold` of each row.
     pub fn pack(x: &Matrix, threshold: f32) -> Codes {
         let bits = x.cols();

@@ -54,39 +54,43 @@ impl OptimizerConfig {
     /// Checks the ranges.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the bad value.
+    /// [`Error::Setting`] naming the bad value, [`Error::Config`] for Nesterov without momentum.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
-        match *self {
+        let (weight_decay, momentum) = match *self {
             OptimizerConfig::Adam {
                 beta1,
                 beta2,
                 eps,
                 weight_decay,
             } => {
-                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
-                    return bad(format!("Adam betas must be in [0, 1), got {beta1}, {beta2}"));
+                for (name, v) in [("beta1", beta1), ("beta2", beta2)] {
+                    if !(0.0..1.0).contains(&v) {
+                        return Err(Error::setting(name, v, "an Adam beta must be in [0, 1)"));
+                    }
                 }
-                if !(eps > 0.0) || !(weight_decay >= 0.0) {
-                    return bad(format!(
-                        "Adam eps must be > 0 and weight decay >= 0, got {eps}, {weight_decay}"
-                    ));
+                if !(eps > 0.0) {
+                    return Err(Error::setting("eps", eps, "must be positive"));
                 }
+                (weight_decay, None)
             }
             OptimizerConfig::Sgd {
                 momentum,
                 weight_decay,
                 nesterov,
             } => {
-                if !(0.0..1.0).contains(&momentum) || !(weight_decay >= 0.0) {
-                    return bad(format!(
-                        "SGD momentum must be in [0, 1) and weight decay >= 0, got {momentum}, {weight_decay}"
-                    ));
-                }
                 if nesterov && momentum == 0.0 {
-                    return bad("Nesterov momentum needs momentum > 0".into());
+                    return Err(Error::Config("Nesterov momentum needs momentum > 0".into()));
                 }
+                (weight_decay, Some(momentum))
             }
+        };
+        if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+            return Err(Error::setting("weight_decay", weight_decay, "must be >= 0"));
+        }
+        if let Some(m) = momentum
+            && !(0.0..1.0).contains(&m)
+        {
+            return Err(Error::setting("momentum", m, "must be in [0, 1)"));
         }
         Ok(())
     }

@@ -132,6 +132,51 @@ pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSumm
     ))
 }
 
+/// What [`build`] makes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PcaSettings {
+    /// Components kept (the code width).
+    pub components: usize,
+    /// Feature scaling fitted before PCA (PCA always centres).
+    pub scaling: crate::Scaling,
+    /// Rotate the code by ITQ: `(rounds, seed)`.
+    pub itq: Option<(usize, u64)>,
+}
+
+/// PCA of rows `x` as a model: scaled by `settings.scaling`, rotated by ITQ when asked, and
+/// with `on`, fitted on the codes of that autoencoder and stacked on it (one model that takes
+/// raw data).
+///
+/// # Errors
+/// As [`fit`], [`itq`] and [`stack`]; [`Error::Setting`] for a scaling with `on` (codes are
+/// not scaled).
+pub fn build(x: &Matrix, settings: &PcaSettings, on: Option<&Autoencoder>) -> Result<(Autoencoder, PcaSummary)> {
+    let codes;
+    let x = match on {
+        Some(base) => {
+            if settings.scaling != crate::Scaling::None {
+                return Err(Error::setting(
+                    "scaling",
+                    settings.scaling,
+                    "PCA on an autoencoder's codes takes them unscaled (none)",
+                ));
+            }
+            codes = base.encode(x)?;
+            &codes
+        }
+        None => x,
+    };
+    let scaler = Scaler::fit(settings.scaling, x);
+    let (mut model, summary) = fit(x, settings.components, scaler)?;
+    if let Some((rounds, seed)) = settings.itq {
+        model = itq(&model, x, rounds, seed)?;
+    }
+    if let Some(base) = on {
+        model = stack(base, &model)?;
+    }
+    Ok((model, summary))
+}
+
 /// Iterative quantization (Gong & Lazebnik): rotates a PCA model's code so that its signs lose
 /// as little as possible, `min ‖sign(VR) − VR‖` over orthogonal `R`, alternating the signs and an
 /// orthogonal Procrustes step for `iterations` rounds from a seeded random rotation. The result

@@ -397,6 +397,37 @@ fn standardize(x: &Matrix, mean: &[f32], std: &[f32]) -> Matrix {
     xs
 }
 
+/// A fitted probe on test rows whose labels are names: predictions, probabilities and accuracy.
+#[derive(Clone, Debug)]
+pub struct Tested {
+    /// Class probabilities of each test row.
+    pub proba: Matrix,
+    /// The predicted class name of each test row.
+    pub predicted: Vec<String>,
+    /// Fraction of test rows predicted right (a label never seen in training is an error).
+    pub accuracy: f64,
+    /// Test rows whose label was not among the training classes.
+    pub unseen: usize,
+}
+
+impl Probe {
+    /// Predicts test rows `x` and compares with their labels; `names` are the training
+    /// classes in index order (from [`encode_labels`]).
+    pub fn test(&self, x: &Matrix, labels: &[String], names: &[String]) -> Tested {
+        let proba = self.predict_proba(x);
+        let predicted: Vec<String> = (0..proba.rows())
+            .map(|i| names[crate::tensor::argmax(proba.row(i))].clone())
+            .collect();
+        let hits = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+        Tested {
+            accuracy: hits as f64 / labels.len().max(1) as f64,
+            unseen: labels.iter().filter(|l| !names.contains(l)).count(),
+            proba,
+            predicted,
+        }
+    }
+}
+
 /// Fraction of `pred` equal to `truth`.
 pub fn accuracy(pred: &[usize], truth: &[usize]) -> f64 {
     let hit = pred.iter().zip(truth).filter(|(a, b)| a == b).count();

@@ -162,6 +162,46 @@ pub fn explain(model: &Autoencoder, x: &Matrix, metric: ScoreMetric) -> Result<E
     })
 }
 
+/// Which rows are anomalies by their labels: those with a label in `anomaly_labels` (default
+/// `1`), or, when `normal_labels` is given, every row whose label is not one of those.
+pub fn anomalies(labels: &[String], anomaly_labels: &[String], normal_labels: &[String]) -> Vec<bool> {
+    if !normal_labels.is_empty() {
+        return labels.iter().map(|v| !normal_labels.contains(v)).collect();
+    }
+    let default = ["1".to_string()];
+    let positive = if anomaly_labels.is_empty() {
+        &default[..]
+    } else {
+        anomaly_labels
+    };
+    labels.iter().map(|v| positive.contains(v)).collect()
+}
+
+/// Calibrates an anomaly threshold on rows `x` (normal, or mostly normal): scores them by
+/// `metric` and picks the threshold by `rule`. `data_path` is recorded with it.
+///
+/// # Errors
+/// As [`scores`] and [`threshold`].
+pub fn calibrate(
+    model: &Autoencoder,
+    x: &Matrix,
+    metric: ScoreMetric,
+    rule: ThresholdRule,
+    data_path: Option<String>,
+) -> Result<Threshold> {
+    let scores = scores(model, x, metric)?;
+    let value = threshold(&scores, rule)?;
+    let flagged = scores.iter().filter(|&&s| s > value).count();
+    Ok(Threshold {
+        metric,
+        value,
+        rule,
+        calibration_rows: scores.len(),
+        flagged_fraction: flagged as f64 / scores.len() as f64,
+        data_path,
+    })
+}
+
 /// The threshold that `rule` picks from calibration scores: the smallest order statistic with
 /// at most the rule's fraction of the scores strictly above it.
 ///

@@ -218,6 +218,38 @@ pub fn parse_rows(s: &str) -> std::result::Result<(usize, Option<usize>), String
     Ok((start, end))
 }
 
+/// Which of `total` rows to keep: those whose label is in `keep_labels` (all when empty;
+/// `labels` has one per row then), then positions `start..end` of those (`rows`).
+///
+/// # Errors
+/// [`Error::Setting`] for a range past the rows left, [`Error::InvalidData`] when nothing is
+/// left.
+pub fn select_rows(
+    total: usize,
+    labels: &[String],
+    keep_labels: &[String],
+    rows: Option<(usize, Option<usize>)>,
+) -> Result<Vec<usize>> {
+    let mut keep: Vec<usize> = (0..total)
+        .filter(|&i| keep_labels.is_empty() || keep_labels.contains(&labels[i]))
+        .collect();
+    if let Some((start, end)) = rows {
+        let end = end.unwrap_or(keep.len());
+        if end > keep.len() {
+            return Err(Error::setting(
+                "rows",
+                format!("{start}..{end}"),
+                format!("only {} rows are left to choose from", keep.len()),
+            ));
+        }
+        keep = keep[start..end].to_vec();
+    }
+    if keep.is_empty() {
+        return Err(Error::invalid("selection", format!("no rows selected (of {total})")));
+    }
+    Ok(keep)
+}
+
 /// Column names `prefix0`, `prefix1`, …
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()

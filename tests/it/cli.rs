@@ -2001,3 +2001,102 @@ fn high_cardinality_categories_are_hashed() {
         &["train.csv", "new.csv", "m.safetensors", "codes.csv"],
     );
 }
+
+/// Noise is applied in the network's units in `eval` and `show` as in `train`: with
+/// `--scale standard` on features of standard deviation 10, `gaussian:0.5` adds noise of
+/// standard deviation 5 in the data's units (before the fix, `eval` added 0.5 to the raw rows).
+#[test]
+fn eval_noise_is_in_the_networks_units() {
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(3);
+    let mut text = String::from("a,b,c,d\n");
+    for _ in 0..400 {
+        let u = rng.normal();
+        let row = [10.0 * u, 10.0 * rng.normal(), -10.0 * u, 10.0 * rng.normal()];
+        text.push_str(&row.map(|v| format!("{v:.4}")).join(","));
+        text.push('\n');
+    }
+    sb.write("wide.csv", &text);
+    let o = sb
+        .cmd()
+        .args([
+            "train", "wide.csv", "--code", "2", "--scale", "standard", "--epochs", "2",
+        ])
+        .args(["--output-activation", "identity", "-q", "-o", "m.safetensors"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = sb
+        .cmd()
+        .args(["eval", "m.safetensors", "wide.csv", "--noise", "gaussian:0.5", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let noisy = v["noisy_mse"].as_f64().unwrap();
+    // (0.5 * 10)^2 = 25, up to the sample's standard deviations.
+    assert!((noisy - 25.0).abs() < 3.0, "noisy-input MSE {noisy}, expected about 25");
+}
+
+/// Every command's help, so that a flag cannot change or vanish unnoticed.
+#[test]
+fn help_texts() {
+    let commands = [
+        "",
+        "train",
+        "encode",
+        "decode",
+        "reconstruct",
+        "eval",
+        "inspect",
+        "pca",
+        "filters",
+        "show",
+        "score",
+        "calibrate",
+        "select",
+        "probe",
+        "hash",
+        "search",
+        "eval-retrieval",
+        "pretrain",
+        "finetune",
+        "predict",
+        "denoise",
+        "inpaint",
+    ];
+    for c in commands {
+        let mut cmd = Command::new(get_cargo_bin("hourglass"));
+        cmd.env("NO_COLOR", "1");
+        if !c.is_empty() {
+            cmd.arg(c);
+        }
+        let o = cmd.arg("--help").output().unwrap();
+        assert!(o.status.success());
+        let name = if c.is_empty() {
+            "help".to_string()
+        } else {
+            format!("help_{c}")
+        };
+        insta::assert_snapshot!(name, String::from_utf8(o.stdout).unwrap());
+    }
+}
+
+/// A closed stdout (`hourglass score … | head -1`) ends the command quietly.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let sb = Sandbox::new();
+    assert!(train_small(&sb, &[]).status.success());
+    let mut child = sb
+        .cmd()
+        .args(["inspect", "m.safetensors", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the command writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -167,9 +167,19 @@ fn early_stopping_restores_the_best_epoch() {
         .fold(f64::INFINITY, f64::min);
     let best_epoch = report.history.iter().position(|h| h.valid_loss == Some(best)).unwrap() + 1;
     assert_eq!(report.best_epoch, best_epoch);
-    if report.stopped_early {
-        assert_eq!(report.history.len(), best_epoch + 2);
-    }
+    assert!(report.stopped_early, "this run stops early: {:?}", report.history.len());
+    assert_eq!(report.history.len(), best_epoch + 2);
+    // The model holds the best epoch's weights: the same run cut at that epoch (same seed, same
+    // split, same shuffles) ends with the same weights, bit for bit.
+    let mut at_best = Mlp::new(100, 30).with_hidden(&[200]).init(2).unwrap();
+    let cut = TrainConfig {
+        epochs: best_epoch,
+        patience: None,
+        ..cfg
+    };
+    fit(&mut at_best, &x, None, &cut, |_| {}).unwrap();
+    assert_eq!(m.layers(), at_best.layers());
+    assert!(best_epoch < report.history.len());
 }
 
 #[test]

@@ -3,18 +3,13 @@
 use super::{load_model, outln, read_for};
 use crate::args::{EvalRetrievalArgs, HashArgs, SearchArgs};
 use anyhow::{Context, Result, bail};
+use hourglass::Matrix;
 use hourglass::hash::{self, Codes};
-use hourglass::{Activation, Matrix};
 use rayon::prelude::*;
 use std::path::Path;
 
 pub fn hash(a: HashArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let threshold = if file.model.config().code_activation() == Activation::Sigmoid {
-        0.5
-    } else {
-        0.0
-    };
     let mut data = Vec::new();
     let mut rows = 0;
     for path in &a.data {
@@ -23,16 +18,15 @@ pub fn hash(a: HashArgs) -> Result<()> {
         data.extend(ds.x.into_vec());
     }
     let x = Matrix::from_vec(rows, file.model.input_dim(), data)?;
-    let codes = Codes::pack(&file.model.encode(&x)?, threshold);
+    let (codes, threshold) = Codes::of(&file.model, &x)?;
     codes
         .save(&a.output)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
-    let ones: u64 = codes.data.iter().map(|w| u64::from(w.count_ones())).sum();
     eprintln!(
         "wrote {rows} codes of {} bits to {} (code > {threshold}; {:.1} % of bits set)",
         codes.bits,
         a.output.display(),
-        100.0 * ones as f64 / (rows * codes.bits) as f64
+        100.0 * codes.fraction_set()
     );
     Ok(())
 }

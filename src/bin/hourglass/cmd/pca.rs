@@ -4,6 +4,7 @@ use super::{outln, read, read_for};
 use crate::args::PcaArgs;
 use anyhow::Result;
 use hourglass::format::{self, ModelFile, Provenance};
+use hourglass::pca::{self, PcaSettings};
 
 pub fn run(a: PcaArgs) -> Result<()> {
     let base = a.on.as_deref().map(super::load_model).transpose()?;
@@ -11,20 +12,13 @@ pub fn run(a: PcaArgs) -> Result<()> {
         Some(f) => read_for(f, &a.data, &a.columns.selection())?.data,
         None => read(&a.data, &a.columns.selection(), None)?.data,
     };
+    let settings = PcaSettings {
+        components: a.components,
+        scaling: a.scale,
+        itq: a.itq.map(|rounds| (rounds, a.seed)),
+    };
+    let (model, summary) = pca::build(&ds.x, &settings, base.as_ref().map(|f| &f.model))?;
     if let Some(f) = &base {
-        anyhow::ensure!(
-            a.scale == hourglass::Scaling::None,
-            "--on: codes are not scaled; drop --scale"
-        );
-        ds.x = f.model.encode(&ds.x)?;
-    }
-    let scaler = hourglass::Scaler::fit(a.scale, &ds.x);
-    let (mut model, summary) = hourglass::pca::fit(&ds.x, a.components, scaler)?;
-    if let Some(rounds) = a.itq {
-        model = hourglass::pca::itq(&model, &ds.x, rounds, a.seed)?;
-    }
-    if let Some(f) = &base {
-        model = hourglass::pca::stack(&f.model, &model)?;
         ds.image_shape = f.provenance.image_shape;
         ds.names = f.feature_names();
     }
@@ -36,15 +30,13 @@ pub fn run(a: PcaArgs) -> Result<()> {
         summary.train_sse_per_sample(),
         summary.eigenvalues.len() - summary.components
     );
-    let provenance = Provenance {
-        pca: Some(summary),
-        ..Provenance::of_data(&a.data, &ds)
-    };
     let file = ModelFile {
-        model,
-        provenance,
-        anomaly: None,
+        provenance: Provenance {
+            pca: Some(summary),
+            ..Provenance::of_data(&a.data, &ds)
+        },
         tabular: base.as_ref().and_then(|f| f.tabular.clone()),
+        ..ModelFile::new(model)
     };
     format::save(&a.output, &file)?;
     outln!("{line}");

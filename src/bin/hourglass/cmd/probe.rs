@@ -57,22 +57,15 @@ pub fn run(a: ProbeArgs) -> Result<()> {
     let p = probe::fit(&xtr, &ytr, names.len(), &cfg)?;
     let seconds = t0.elapsed().as_secs_f64();
     let train_acc = probe::accuracy(&p.predict(&xtr), &ytr);
-    let proba = p.predict_proba(&xte);
-    let pred: Vec<usize> = (0..proba.rows())
-        .map(|i| hourglass::tensor::argmax(proba.row(i)))
-        .collect();
-    // A test label never seen in training counts as an error.
-    let hits = pred.iter().zip(&lte).filter(|&(&k, l)| names[k] == **l).count();
-    let unseen = lte.iter().filter(|l| !names.contains(l)).count();
-    let test_acc = hits as f64 / lte.len() as f64;
+    let test = p.test(&xte, &lte, &names);
+    let (test_acc, unseen) = (test.accuracy, test.unseen);
     if let Some(out) = &a.output {
-        let predicted = pred.iter().map(|&k| names[k].clone()).collect();
         let cols: Vec<String> = names.iter().map(|n| format!("p_{n}")).collect();
         write_output(
             out,
-            &proba,
+            &test.proba,
             &cols,
-            &[("label".into(), lte.clone()), ("predicted".into(), predicted)],
+            &[("label".into(), lte.clone()), ("predicted".into(), test.predicted)],
         )?;
     }
     if a.json {

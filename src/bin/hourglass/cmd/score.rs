@@ -23,21 +23,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         (None, None) => Default::default(),
     };
     let labels = match (&a.labels, &ds.labels) {
-        (Some(path), _) => {
-            let l = hourglass::data::load_labels(path)?;
-            if l.len() != ds.x.rows() {
-                bail!(
-                    "{}: {} labels for {} rows of {}",
-                    path.display(),
-                    l.len(),
-                    ds.x.rows(),
-                    a.data.display()
-                );
-            }
-            Some(l)
-        }
-        (None, Some(l)) => Some(l.clone()),
         (None, None) => None,
+        (file, column) => Some(hourglass::load::labels(
+            &a.data,
+            file.as_deref(),
+            column.clone(),
+            ds.x.rows(),
+        )?),
     };
     let explained = if a.per_feature {
         Some(score::explain(&file.model, &ds.x, metric)?)
@@ -89,16 +81,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
 
     let detection = match &labels {
         Some(l) => {
-            let anomaly: Vec<bool> = if a.normal_labels.is_empty() {
-                let pos = if a.anomaly_labels.is_empty() {
-                    vec!["1".to_string()]
-                } else {
-                    a.anomaly_labels.clone()
-                };
-                l.iter().map(|v| pos.contains(v)).collect()
-            } else {
-                l.iter().map(|v| !a.normal_labels.contains(v)).collect()
-            };
+            let anomaly = score::anomalies(l, &a.anomaly_labels, &a.normal_labels);
             Some(score::detection(&scores, &anomaly, threshold.map(|t| t.value))?)
         }
         None => None,
@@ -164,24 +147,15 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         (_, _, Some(f)) => ThresholdRule::Fpr(f),
         _ => unreachable!("clap requires one rule"),
     };
-    let scores = score::scores(&file.model, &ds.x, a.metric)?;
-    let value = score::threshold(&scores, rule)?;
-    let flagged = scores.iter().filter(|&&s| s > value).count();
-    let fraction = flagged as f64 / scores.len() as f64;
-    file.anomaly = Some(score::Threshold {
-        metric: a.metric,
-        value,
-        rule,
-        calibration_rows: scores.len(),
-        flagged_fraction: fraction,
-        data_path: Some(a.data.display().to_string()),
-    });
+    let t = score::calibrate(&file.model, &ds.x, a.metric, rule, Some(a.data.display().to_string()))?;
+    let (value, rows, fraction) = (t.value, t.calibration_rows, t.flagged_fraction);
+    file.anomaly = Some(t);
     let out = a.output.as_ref().unwrap_or(&a.model);
     format::save(out, &file).with_context(|| format!("cannot write {}", out.display()))?;
+    let flagged = (fraction * rows as f64).round() as usize;
     outln!(
-        "threshold {value:.6} ({} above it: {flagged} of {} calibration rows, {:.2} %); saved in {}",
+        "threshold {value:.6} ({} above it: {flagged} of {rows} calibration rows, {:.2} %); saved in {}",
         a.metric.name(),
-        scores.len(),
         100.0 * fraction,
         out.display()
     );

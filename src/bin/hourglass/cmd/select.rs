@@ -44,22 +44,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
     }
     let cols = parts[0].cols();
     let total: usize = parts.iter().map(|m| m.rows()).sum();
-    let mut keep: Vec<usize> = (0..total)
-        .filter(|&i| a.label.is_empty() || a.label.contains(&labels[i]))
-        .collect();
-    if let Some((start, end)) = a.rows {
-        let end = end.unwrap_or(keep.len());
-        if end > keep.len() {
-            bail!(
-                "--rows {start}..{end}: only {} rows are left to choose from",
-                keep.len()
-            );
-        }
-        keep = keep[start..end].to_vec();
-    }
-    if keep.is_empty() {
-        bail!("no rows selected (of {total})");
-    }
+    let keep = data::select_rows(total, &labels, &a.label, a.rows)?;
     let mut all = Vec::with_capacity(total * cols);
     for m in parts {
         all.extend(m.into_vec());
