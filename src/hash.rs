@@ -30,9 +30,9 @@ impl Codes {
     /// 0.5 for sigmoid codes, at 0 otherwise. Returns the codes and the threshold.
     ///
     /// # Errors
-    /// As [`crate::Autoencoder::encode`].
-    pub fn of(model: &crate::Autoencoder, x: &Matrix) -> Result<(Codes, f32)> {
-        let threshold = if model.config().code_activation() == crate::Activation::Sigmoid {
+    /// As [`crate::model::Autoencoder::encode`].
+    pub fn of(model: &crate::model::Autoencoder, x: &Matrix) -> Result<(Codes, f32)> {
+        let threshold = if model.config().code_activation() == crate::activation::Activation::Sigmoid {
             0.5
         } else {
             0.0

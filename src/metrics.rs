@@ -68,10 +68,10 @@ pub struct CodeMetrics {
 }
 
 /// Computes [`CodeMetrics`] of `codes` produced by a code layer with activation `act`.
-pub fn code(codes: &Matrix, act: crate::Activation) -> CodeMetrics {
+pub fn code(codes: &Matrix, act: crate::activation::Activation) -> CodeMetrics {
     let (n, k) = codes.shape();
     let active = |v: f32| {
-        if act == crate::Activation::Sigmoid {
+        if act == crate::activation::Activation::Sigmoid {
             v > 0.5
         } else {
             v.abs() > 1e-6

@@ -90,7 +90,7 @@ impl Noise {
     ///
     /// # Errors
     /// [`Error::Config`] naming the problem, with a hint when the image shape is missing.
-    pub fn check(&self, cols: usize, image: Option<(usize, usize, usize)>) -> crate::Result<()> {
+    pub fn check(&self, cols: usize, image: Option<(usize, usize, usize)>) -> crate::error::Result<()> {
         if let Noise::Block { height, width, .. } = *self {
             let Some((h, w, c)) = image else {
                 return Err(

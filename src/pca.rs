@@ -138,7 +138,7 @@ pub struct PcaSettings {
     /// Components kept (the code width).
     pub components: usize,
     /// Feature scaling fitted before PCA (PCA always centres).
-    pub scaling: crate::Scaling,
+    pub scaling: crate::data::scale::Scaling,
     /// Rotate the code by ITQ: `(rounds, seed)`.
     pub itq: Option<(usize, u64)>,
 }
@@ -154,7 +154,7 @@ pub fn build(x: &Matrix, settings: &PcaSettings, on: Option<&Autoencoder>) -> Re
     let codes;
     let x = match on {
         Some(base) => {
-            if settings.scaling != crate::Scaling::None {
+            if settings.scaling != crate::data::scale::Scaling::None {
                 return Err(Error::setting(
                     "scaling",
                     settings.scaling,
