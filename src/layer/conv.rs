@@ -120,7 +120,13 @@ impl Patches {
 /// The convolution epilogue on one image: `y` holds the convolution (channel planes of
 /// `plane` values); adds the per-channel bias, stores that pre-activation in `z` when given,
 /// and applies the activation to `y` in place.
-pub fn bias_activation(y: &mut [f32], mut z: Option<&mut [f32]>, bias: &[f32], act: crate::activation::Activation, plane: usize) {
+pub fn bias_activation(
+    y: &mut [f32],
+    mut z: Option<&mut [f32]>,
+    bias: &[f32],
+    act: crate::activation::Activation,
+    plane: usize,
+) {
     for (c, yr) in y.chunks_exact_mut(plane).enumerate() {
         let zr = z.as_deref_mut().map(|z| &mut z[c * plane..(c + 1) * plane]);
         crate::kernels::plane_bias_activation(yr, zr, bias[c], act);
