@@ -38,6 +38,14 @@ pub struct Regularizer {
     /// at 0.5 at encode time.
     #[serde(default)]
     pub binary: Option<BinaryCode>,
+    /// Decorrelation (DeCov, Cogswell et al. 2016): `decov / 2 · Σ_{i≠j} C_ij²`, `C` the
+    /// batch covariance of the activations; pushes units to carry different information (0: off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decov: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// KL-divergence sparsity for sigmoid units: penalty `beta Σ_j KL(rho ‖ rho_hat_j)`, where
@@ -146,11 +154,13 @@ pub enum Setting {
     Dropout(f32),
     /// `binary=noise:SIGMA|ste`: binary code.
     Binary(BinaryCode),
+    /// `decov=BETA`: decorrelation of the activations.
+    Decov(f32),
 }
 
 /// The keys of the grammar, as help texts list them.
 pub const KEYS: &str = "l1=LAMBDA, kl=RHO/BETA, topk=K, topk-encode=K, topk-start=K, topk-anneal=N, dropout=P, \
-                        binary=noise:SIGMA|ste";
+                        binary=noise:SIGMA|ste, decov=BETA";
 
 impl Setting {
     /// Parses one `key=value` item.
@@ -172,6 +182,7 @@ impl Setting {
             "topk-anneal" => Setting::TopKAnneal(count()?),
             "dropout" => Setting::Dropout(num()?),
             "binary" => Setting::Binary(BinaryCode::parse(value).map_err(|e| format!("{e} (in `{item}`)"))?),
+            "decov" => Setting::Decov(num()?),
             _ => return Err(err()),
         })
     }
@@ -252,6 +263,7 @@ impl Regularizer {
             Setting::TopKAnneal(n) => topk(&mut self.topk, "topk-anneal")?.anneal_epochs = n,
             Setting::Dropout(p) => self.dropout = p,
             Setting::Binary(b) => self.binary = Some(b),
+            Setting::Decov(v) => self.decov = v,
         }
         Ok(())
     }
@@ -263,7 +275,7 @@ impl Regularizer {
 
     /// Whether anything is on.
     pub fn is_active(&self) -> bool {
-        self.masks() || self.l1 > 0.0 || self.kl.is_some() || self.binary.is_some()
+        self.masks() || self.l1 > 0.0 || self.kl.is_some() || self.binary.is_some() || self.decov > 0.0
     }
 
     /// Whether encoding changes the layer's output (top-k, binary threshold).
@@ -278,6 +290,9 @@ impl Regularizer {
     pub fn validate(&self, width: usize, act: Activation) -> std::result::Result<(), String> {
         if !(self.l1 >= 0.0 && self.l1.is_finite()) {
             return Err(format!("l1 must be >= 0, got {}", self.l1));
+        }
+        if !(self.decov >= 0.0 && self.decov.is_finite()) {
+            return Err(format!("decov must be >= 0, got {}", self.decov));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
@@ -360,6 +375,9 @@ impl fmt::Display for Regularizer {
             Some(BinaryCode::StraightThrough) => parts.push("binary (straight-through in training)".into()),
             None => {}
         }
+        if self.decov > 0.0 {
+            parts.push(format!("decov {}", self.decov));
+        }
         f.write_str(&parts.join(", "))
     }
 }
@@ -375,6 +393,69 @@ pub(crate) struct State {
     rho_hat: Vec<f32>,
     /// Scratch of the top-k selection.
     topk_idx: Vec<usize>,
+    /// Decorrelation: the centred batch, the covariance and the penalty's gradient.
+    decov: Decov,
+}
+
+/// Buffers of the decorrelation penalty.
+#[derive(Clone, Debug, Default)]
+struct Decov {
+    /// Column means, (width).
+    mean: Vec<f32>,
+    /// The batch minus its column means, (batch, width).
+    centred: Vec<f32>,
+    /// The covariance with a zero diagonal, times the weight, (width, width).
+    cov: Vec<f32>,
+    /// The penalty's gradient with respect to the activations, (batch, width).
+    grad: Vec<f32>,
+}
+
+impl Decov {
+    fn new(rows: usize, width: usize) -> Self {
+        Decov {
+            mean: vec![0.0; width],
+            centred: vec![0.0; rows * width],
+            cov: vec![0.0; width * width],
+            grad: vec![0.0; rows * width],
+        }
+    }
+
+    /// The penalty `beta / 2 · Σ_{i≠j} C_ij²` of `h` (`b` rows of `width`), `C = Hcᵀ Hc / b`
+    /// with `Hc` the centred batch, and its gradient `2 beta / b · Hc (C - diag C)` (the
+    /// centring adds nothing: the rows of `Hc` sum to zero). GEMMs in fixed row blocks.
+    fn forward(&mut self, h: &[f32], b: usize, width: usize, beta: f32) -> f64 {
+        use kernels::{Precision, matmul_rows, view};
+        let (centred, grad) = (&mut self.centred[..b * width], &mut self.grad[..b * width]);
+        kernels::column_sums(h, &mut self.mean);
+        self.mean.iter_mut().for_each(|m| *m /= b as f32);
+        for (c, row) in centred.chunks_exact_mut(width).zip(h.chunks_exact(width)) {
+            for ((c, &v), &m) in c.iter_mut().zip(row).zip(&self.mean) {
+                *c = v - m;
+            }
+        }
+        let hc = view(centred, b, width);
+        matmul_rows(&mut self.cov, hc.transpose(), hc, false, Precision::F32, |_, _| {});
+        let mut penalty = 0.0f64;
+        for (k, c) in self.cov.iter_mut().enumerate() {
+            *c /= b as f32;
+            if k / width == k % width {
+                *c = 0.0;
+            } else {
+                penalty += f64::from(*c) * f64::from(*c);
+            }
+            *c *= beta;
+        }
+        let scale = 2.0 / b as f32;
+        matmul_rows(
+            grad,
+            hc,
+            view(&self.cov, width, width),
+            false,
+            Precision::F32,
+            |_, blk| blk.iter_mut().for_each(|g| *g *= scale),
+        );
+        0.5 * f64::from(beta) * penalty
+    }
 }
 
 /// What the training forward of a regularizer needs besides the activations.
@@ -394,6 +475,11 @@ impl State {
             mask: per_row(reg.masks()),
             rho_hat: if reg.kl.is_some() { vec![0.0; width] } else { Vec::new() },
             topk_idx: Vec::new(),
+            decov: if reg.decov > 0.0 {
+                Decov::new(rows, width)
+            } else {
+                Decov::default()
+            },
         }
     }
 
@@ -435,6 +521,9 @@ impl State {
             }
         }
         let mut penalty = 0.0f64;
+        if reg.decov > 0.0 {
+            penalty += self.decov.forward(h, b, width, reg.decov);
+        }
         if reg.l1 > 0.0 {
             penalty += reg.l1 as f64 * h.iter().map(|v| v.abs() as f64).sum::<f64>() / b as f64;
         }
@@ -464,6 +553,7 @@ impl State {
             mask: reg.masks().then(|| &self.mask[..h.len()]),
             l1: reg.l1 / b as f32,
             kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &self.rho_hat[..])),
+            decov: (reg.decov > 0.0).then(|| &self.decov.grad[..h.len()]),
         }
     }
 }
@@ -480,6 +570,8 @@ pub struct CodeGrad<'a> {
     pub l1: f32,
     /// KL sparsity: `(rho, beta / batch, mean activation per unit)`.
     pub kl: Option<(f32, f32, &'a [f32])>,
+    /// The decorrelation penalty's gradient, (batch, width).
+    pub decov: Option<&'a [f32]>,
 }
 
 impl CodeGrad<'_> {
@@ -495,6 +587,9 @@ impl CodeGrad<'_> {
             if let Some((rho, beta_b, rho_hat)) = self.kl {
                 let r = rho_hat[at % cols];
                 *g += beta_b * (-rho / r + (1.0 - rho) / (1.0 - r));
+            }
+            if let Some(d) = self.decov {
+                *g += d[at];
             }
             if let Some(m) = self.mask {
                 *g *= m[at];
@@ -607,5 +702,108 @@ mod tests {
         topk.start_k = Some(20);
         topk.anneal_epochs = 4;
         assert_eq!((topk.k_at(0), topk.k_at(2), topk.k_at(4), topk.k_at(9)), (20, 13, 5, 5));
+    }
+
+    /// Every penalty's gradient, as the backward pass applies it, against central differences
+    /// of the penalty (f64 steps on f32 activations): each alone (so that none hides in the
+    /// others' tolerance), then all together.
+    #[test]
+    fn penalty_gradients_match_finite_differences() {
+        let (b, w) = (6, 5);
+        let mut rng = Rng::new(31);
+        // Correlated columns (a shared factor), so that decorrelation has work to do.
+        let h0: Vec<f32> = (0..b)
+            .flat_map(|_| {
+                let f = rng.uniform_range(0.2, 0.8);
+                (0..w)
+                    .map(|_| (f + rng.uniform_range(-0.15, 0.15)).clamp(0.05, 0.95))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let kl = Some(KlSparsity { rho: 0.2, beta: 0.4 });
+        let cases = [
+            Regularizer {
+                l1: 0.3,
+                ..Default::default()
+            },
+            Regularizer {
+                kl,
+                ..Default::default()
+            },
+            Regularizer {
+                decov: 2.0,
+                ..Default::default()
+            },
+            Regularizer {
+                l1: 0.3,
+                kl,
+                decov: 2.0,
+                ..Default::default()
+            },
+        ];
+        for reg in cases {
+            let penalty = |h: &[f32]| {
+                let mut state = State::new(&reg, b, w);
+                let mut h = h.to_vec();
+                state.forward(
+                    &reg,
+                    &mut h,
+                    b,
+                    w,
+                    &mut Step {
+                        epoch: 0,
+                        rng: &mut Rng::new(1),
+                    },
+                )
+            };
+            let mut state = State::new(&reg, b, w);
+            let mut h = h0.clone();
+            state.forward(
+                &reg,
+                &mut h,
+                b,
+                w,
+                &mut Step {
+                    epoch: 0,
+                    rng: &mut Rng::new(1),
+                },
+            );
+            let mut analytic = vec![0.0f32; b * w];
+            state.grad(&reg, &h, b).apply(&mut analytic, 0);
+            let largest = analytic.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(largest > 1e-3, "{reg:?}: the check needs a gradient, got {largest}");
+            let step = 1e-3f32;
+            for i in 0..b * w {
+                let (mut up, mut down) = (h0.clone(), h0.clone());
+                up[i] += step;
+                down[i] -= step;
+                let numeric = (penalty(&up) - penalty(&down)) / (2.0 * f64::from(step));
+                let a = f64::from(analytic[i]);
+                assert!(
+                    (numeric - a).abs() < 1e-2 * f64::from(largest) + 1e-6,
+                    "{reg:?} value {i}: numeric {numeric} analytic {a}"
+                );
+            }
+        }
+        // Decorrelated columns cost nothing; correlated ones do.
+        let same: Vec<f32> = (0..b).flat_map(|r| [r as f32; 2]).collect();
+        let only = Regularizer {
+            decov: 1.0,
+            ..Default::default()
+        };
+        let mut state = State::new(&only, b, 2);
+        let mut h = same.clone();
+        let p = state.forward(
+            &only,
+            &mut h,
+            b,
+            2,
+            &mut Step {
+                epoch: 0,
+                rng: &mut Rng::new(0),
+            },
+        );
+        assert!(p > 1.0, "{p}");
+        assert_eq!(Setting::parse("decov=0.5"), Ok(Setting::Decov(0.5)));
     }
 }

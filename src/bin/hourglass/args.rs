@@ -602,6 +602,10 @@ pub struct TrainArgs {
     /// Dropout on the code in training (the "redundant" autoencoder).
     #[arg(long, value_name = "P")]
     pub code_dropout: Option<f32>,
+    /// Decorrelate the code units (DeCov): BETA / 2 times the sum of the squared off-diagonal
+    /// covariances of the code over each batch.
+    #[arg(long, value_name = "BETA")]
+    pub decov: Option<f32>,
     /// The code's regularizers in one list, e.g. `l1=1e-4,topk=25,topk-encode=50`; keys l1,
     /// kl=RHO/BETA, topk, topk-encode, topk-start, topk-anneal, dropout, binary=noise:SIGMA|ste.
     /// The flags above are the same keys and go after it; both go over an --arch file's [code].
@@ -720,6 +724,7 @@ impl TrainArgs {
         s.extend(self.topk_anneal.map(Setting::TopKAnneal));
         s.extend(self.code_dropout.map(Setting::Dropout));
         s.extend(self.binary_code.map(Setting::Binary));
+        s.extend(self.decov.map(Setting::Decov));
         s
     }
 
