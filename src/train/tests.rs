@@ -510,3 +510,59 @@ mod conv {
         assert!(la[2] < la[0], "the loss goes down: {la:?}");
     }
 }
+
+/// Mean absolute correlation between different code units over the rows of `codes`.
+fn mean_abs_correlation(codes: &Matrix) -> f64 {
+    let (n, w) = codes.shape();
+    let col = |j: usize| (0..n).map(move |i| f64::from(codes.row(i)[j]));
+    let mean: Vec<f64> = (0..w).map(|j| col(j).sum::<f64>() / n as f64).collect();
+    let sd: Vec<f64> = (0..w)
+        .map(|j| {
+            (col(j).map(|v| (v - mean[j]).powi(2)).sum::<f64>() / n as f64)
+                .sqrt()
+                .max(1e-12)
+        })
+        .collect();
+    let mut total = 0.0;
+    for a in 0..w {
+        for b in 0..w {
+            if a != b {
+                let c: f64 = (0..n)
+                    .map(|i| (f64::from(codes.row(i)[a]) - mean[a]) * (f64::from(codes.row(i)[b]) - mean[b]))
+                    .sum::<f64>()
+                    / n as f64;
+                total += (c / (sd[a] * sd[b])).abs();
+            }
+        }
+    }
+    total / (w * (w - 1)) as f64
+}
+
+/// Decorrelation does what it says: the code units of a model trained with it are less
+/// correlated than without (measured here: mean |correlation| 0.29 -> 0.05 at decov 0.1, the
+/// training loss 0.0010 -> 0.0022: a trade).
+#[test]
+fn decorrelation_decorrelates_the_code() {
+    let x = blobs(1500, 16, 5);
+    let train = |decov: f32| {
+        let mut mlp = Mlp::new(16, 6).with_hidden(&[24]);
+        mlp.regularizer.decov = decov;
+        let mut m = mlp.init(2).unwrap();
+        let cfg = TrainConfig {
+            epochs: 30,
+            batch_size: 100,
+            lr: 3e-3,
+            ..TrainConfig::default()
+        };
+        let r = fit(&mut m, &x, None, &cfg, |_| {}).unwrap();
+        let codes = m.encode(&x).unwrap();
+        (mean_abs_correlation(&codes), r.history.last().unwrap().train_loss)
+    };
+    let (plain, plain_loss) = train(0.0);
+    let (decorrelated, loss) = train(0.1);
+    assert!(decorrelated < 0.5 * plain, "{plain} -> {decorrelated}");
+    assert!(
+        loss < 10.0 * plain_loss,
+        "the code still reconstructs: {plain_loss} -> {loss}"
+    );
+}
