@@ -1,6 +1,10 @@
 """Runs hourglass and PyTorch alternately on the same tasks, in the same run, and prints ratios.
 
-Each measurement is its own process, so peak RSS (from wait4) belongs to that task alone."""
+Each measurement is its own process, so peak RSS (from wait4) belongs to that task alone.
+HOURGLASS_BASELINE=path/to/another/bench_mlp adds that build as a side ("baseline", e.g. the
+commit before a change), measured in the same rounds, so a change is judged against its own
+baseline and against PyTorch in one sitting. The bf16 side runs only where AMX-BF16 is present
+(elsewhere it would measure f32 again); the CPU flags are printed with the results."""
 import json
 import os
 import platform
@@ -13,12 +17,17 @@ mnist = os.path.join(root, "data/mnist/train-images-idx3-ubyte")
 threads = os.environ.get("THREADS", "2")
 rounds = int(os.environ.get("ROUNDS", "3"))
 tasks = sys.argv[1:] or ["train_small", "train_deep", "train_conv", "encode_small", "encode_conv", "latency_small"]
+flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+amx = "amx_bf16" in flags and "amx_tile" in flags
 sides = {
     "hourglass": [os.path.join(root, "target/release/examples/bench_mlp")],
     "pytorch": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/torch_mlp.py")],
-    # Opt-in mixed precision (bf16 GEMMs on AMX, f32 weights and optimizer); training only.
-    "hourglass-bf16": [os.path.join(root, "target/release/examples/bench_mlp")],
 }
+if amx:
+    # Opt-in mixed precision (bf16 GEMMs on AMX, f32 weights and optimizer); training only.
+    sides["hourglass-bf16"] = [os.path.join(root, "target/release/examples/bench_mlp")]
+if os.environ.get("HOURGLASS_BASELINE"):
+    sides["baseline"] = [os.environ["HOURGLASS_BASELINE"]]
 
 
 def measure(cmd, side):
@@ -43,7 +52,9 @@ for r in range(rounds):
 
 torch_version = subprocess.run(sides["pytorch"][:1] + ["-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, best of {rounds} alternating rounds\n")
+print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, best of {rounds} alternating rounds")
+simd = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni", "fma")))
+print(f"CPU flags: {' '.join(simd)}; AMX-BF16 {'present' if amx else 'absent: no bf16 row'}\n")
 print("| task | unit | hourglass | PyTorch | ratio (higher = hourglass better) | peak RSS hourglass / PyTorch (MiB) |")
 print("|---|---|---|---|---|---|")
 units = {"train_small": "samples/s", "train_deep": "samples/s", "train_conv": "samples/s", "encode_small": "samples/s", "encode_conv": "samples/s", "latency_small": "µs (median)"}
@@ -56,6 +67,12 @@ for task in tasks:
     hr = min(m for _, m in results[(task, "hourglass")])
     tr = min(m for _, m in results[(task, "pytorch")])
     print(f"| {task} | {units[task]} | {h:,.1f} | {t:,.1f} | **{ratio:.2f}×** | {hr:.0f} / {tr:.0f} ({hr / tr:.2f}) |")
+    if (task, "baseline") in results:
+        b = pick(v for v, _ in results[(task, "baseline")])
+        br = min(m for _, m in results[(task, "baseline")])
+        ratio_b = t / b if lower_better else b / t
+        change = (h / b - 1) * 100 if not lower_better else (b / h - 1) * 100
+        print(f"| {task}, baseline build | {units[task]} | {b:,.1f} | {t:,.1f} | **{ratio_b:.2f}×** (this build {change:+.1f} % against it) | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")
     if (task, "hourglass-bf16") in results:
         hb = pick(v for v, _ in results[(task, "hourglass-bf16")])
         br = min(m for _, m in results[(task, "hourglass-bf16")])
