@@ -18,6 +18,7 @@ use crate::classifier::{Classifier, ClassifierConfig};
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::fsutil::{io_at, write_atomic};
+use crate::layer::Layer;
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::train::{TrainConfig, TrainReport};
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -157,6 +158,40 @@ fn tensor_names(config: &AutoencoderConfig, layers: usize) -> Vec<(String, usize
         .collect()
 }
 
+/// A classifier's tensor names: `layer.{i}`.
+fn classifier_names(layers: usize) -> Vec<(String, usize)> {
+    (0..layers).map(|i| (format!("layer.{i}"), i)).collect()
+}
+
+/// The weight and bias tensors of `layers` under `names` (`(name, layer)`), for
+/// [`write_safetensors`]; layers without parameters have none.
+fn params<'a>(layers: &'a [Layer], names: &[(String, usize)]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    let mut tensors = Vec::new();
+    for (name, i) in names {
+        let l = &layers[*i];
+        if let Some(shape) = l.weight_shape() {
+            let (w, b) = l.params();
+            tensors.push((format!("{name}.weight"), shape, w));
+            tensors.push((format!("{name}.bias"), vec![b.len()], b));
+        }
+    }
+    tensors
+}
+
+/// Reads the weight and bias of each layer under `names` (`(name, layer)`) from the file's
+/// tensors, checking shapes and values.
+fn read_params(path: &Path, st: &SafeTensors<'_>, layers: &mut [Layer], names: &[(String, usize)]) -> Result<()> {
+    for (name, i) in names {
+        let l = &mut layers[*i];
+        let Some(shape) = l.weight_shape() else { continue };
+        let (w, b) = l.params_mut();
+        let n_b = b.len();
+        w.copy_from_slice(&tensor_f32(path, st, &format!("{name}.weight"), &shape)?);
+        b.copy_from_slice(&tensor_f32(path, st, &format!("{name}.bias"), &[n_b])?);
+    }
+    Ok(())
+}
+
 /// Serializes a model to the bytes of a `.safetensors` file.
 ///
 /// The header is written with sorted keys and the tensors in name order, so the same model
@@ -180,16 +215,7 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     if let Some(t) = &file.tabular {
         meta.insert("tabular".into(), json(t)?.into());
     }
-    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-    for (name, i) in tensor_names(&m.config, m.layers.len()) {
-        let l = &m.layers[i];
-        if let Some(shape) = l.weight_shape() {
-            let (w, b) = l.params();
-            tensors.push((format!("{name}.weight"), shape, w));
-            tensors.push((format!("{name}.bias"), vec![b.len()], b));
-        }
-    }
-    write_safetensors(meta, &mut tensors)
+    write_safetensors(meta, &mut params(&m.layers, &tensor_names(&m.config, m.layers.len())))
 }
 
 /// The bytes of a `.safetensors` file with metadata `meta` and f32 `tensors` (name, shape,
@@ -358,14 +384,8 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
     };
     // The architecture gives the layers; the file gives their parameters.
     let mut layers = config.init(0).map_err(|e| unknown(e.to_string()))?.layers;
-    for (name, i) in tensor_names(&config, layers.len()) {
-        let l = &mut layers[i];
-        let Some(shape) = l.weight_shape() else { continue };
-        let (w, b) = l.params_mut();
-        let n_b = b.len();
-        w.copy_from_slice(&tensor_f32(path, &st, &format!("{name}.weight"), &shape)?);
-        b.copy_from_slice(&tensor_f32(path, &st, &format!("{name}.bias"), &[n_b])?);
-    }
+    let names = tensor_names(&config, layers.len());
+    read_params(path, &st, &mut layers, &names)?;
     let model = Autoencoder::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
     let anomaly = match meta.get("anomaly") {
         Some(_) => Some(
@@ -491,15 +511,7 @@ pub fn classifier_to_bytes(model: &Classifier) -> Result<Vec<u8>> {
     meta.insert("classifier".into(), json(&model.config)?.into());
     meta.insert("scaler".into(), json(&model.scaler)?.into());
     meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
-    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-    for (i, l) in model.layers.iter().enumerate() {
-        if let Some(shape) = l.weight_shape() {
-            let (w, b) = l.params();
-            tensors.push((format!("layer.{i}.weight"), shape, w));
-            tensors.push((format!("layer.{i}.bias"), vec![b.len()], b));
-        }
-    }
-    write_safetensors(meta, &mut tensors)
+    write_safetensors(meta, &mut params(&model.layers, &classifier_names(model.layers.len())))
 }
 
 /// Saves a classifier atomically.
@@ -551,13 +563,8 @@ pub fn classifier_from_bytes(path: &Path, bytes: &[u8]) -> Result<Classifier> {
     let plan = config.plan().map_err(|e| unknown(e.to_string()))?;
     let mut layers = crate::model::arch::build(&plan, crate::layer::Init::Auto, &mut crate::rng::Rng::new(0))
         .map_err(|e| unknown(e.to_string()))?;
-    for (i, l) in layers.iter_mut().enumerate() {
-        let Some(shape) = l.weight_shape() else { continue };
-        let (w, b) = l.params_mut();
-        let n_b = b.len();
-        w.copy_from_slice(&tensor_f32(path, &st, &format!("layer.{i}.weight"), &shape)?);
-        b.copy_from_slice(&tensor_f32(path, &st, &format!("layer.{i}.bias"), &[n_b])?);
-    }
+    let names = classifier_names(layers.len());
+    read_params(path, &st, &mut layers, &names)?;
     Classifier::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))
 }
 
