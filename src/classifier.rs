@@ -12,7 +12,7 @@ use crate::model::Autoencoder;
 use crate::model::arch::{Dims, LayerSpec, Planned, build, plan_stack, shape_of};
 use crate::regularize::Regularizer;
 use crate::rng::Rng;
-use crate::tensor::{Matrix, argmax};
+use crate::tensor::{Matrix, MatrixRef, Rows, argmax};
 use crate::train::fit::{Targets, Trainee, run};
 use crate::train::step::Head;
 use crate::train::{Event, TrainConfig, TrainReport};
@@ -212,7 +212,8 @@ impl Classifier {
     ///
     /// # Errors
     /// [`Error::Shape`] for a wrong input width.
-    pub fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
+    pub fn predict_proba<'a>(&self, x: impl Into<MatrixRef<'a>>) -> Result<Matrix> {
+        let x = x.into();
         if x.cols() != self.input_dim() {
             return Err(Error::Shape {
                 what: "classifier input".into(),
@@ -220,9 +221,11 @@ impl Classifier {
                 got: format!("{} columns", x.cols()),
             });
         }
-        let mut xs = x.clone();
-        self.scaler.transform(&mut xs);
-        let mut p = crate::infer::forward(&self.layers, |_| None, &xs, 0..self.layers.len());
+        let mut xs = Rows::Borrowed(x);
+        if !self.scaler.is_identity() {
+            self.scaler.transform(xs.to_mut());
+        }
+        let mut p = crate::infer::forward(&self.layers, |_| None, xs.view(), 0..self.layers.len());
         let c = p.cols();
         crate::infer::softmax_rows(p.as_mut_slice(), c);
         Ok(p)
@@ -232,7 +235,7 @@ impl Classifier {
     ///
     /// # Errors
     /// As [`Classifier::predict_proba`].
-    pub fn predict(&self, x: &Matrix) -> Result<Vec<usize>> {
+    pub fn predict<'a>(&self, x: impl Into<MatrixRef<'a>>) -> Result<Vec<usize>> {
         let p = self.predict_proba(x)?;
         Ok((0..p.rows()).map(|i| argmax(p.row(i))).collect())
     }
@@ -249,11 +252,11 @@ impl Classifier {
 /// [`Error::InvalidData`] for mismatched lengths, class indices out of range or non-finite
 /// data; [`Error::Setting`]/[`Error::Config`] for bad settings; [`Error::Diverged`] for a
 /// non-finite loss.
-pub fn finetune(
+pub fn finetune<'a>(
     model: &mut Classifier,
-    x: &Matrix,
+    x: impl Into<MatrixRef<'a>>,
     y: &[usize],
-    valid: Option<(&Matrix, &[usize])>,
+    valid: Option<(MatrixRef<'_>, &[usize])>,
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
@@ -278,7 +281,7 @@ pub fn finetune(
         code: None,
     };
     let valid = valid.map(|(v, t)| (v, Targets::Classes(t)));
-    run(trainee, x, Targets::Classes(y), valid, config, on_event)
+    run(trainee, x.into(), Targets::Classes(y), valid, config, on_event)
 }
 
 #[cfg(test)]
@@ -457,7 +460,7 @@ mod tests {
             lr: 0.01,
             ..TrainConfig::default()
         };
-        let report = finetune(&mut m, &x, &y, Some((&x, &y)), &cfg, |_| {}).unwrap();
+        let report = finetune(&mut m, &x, &y, Some((x.view(), &y)), &cfg, |_| {}).unwrap();
         let last = report.history.last().unwrap();
         assert!(last.valid_accuracy.unwrap() > 0.95, "{last:?}");
         let pred = m.predict(&x).unwrap();

@@ -11,7 +11,7 @@ use crate::kernels::direct::transpose_images;
 use crate::kernels::{self, Precision, ROW_BLOCK};
 use crate::layer::Layer;
 use crate::regularize::Regularizer;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, MatrixRef};
 use std::ops::Range;
 
 /// Runs `layers[range]` on rows `x` (already in the network's units); `rule(i)` is the
@@ -22,7 +22,7 @@ use std::ops::Range;
 pub(crate) fn forward<'r>(
     layers: &[Layer],
     rule: impl Fn(usize) -> Option<&'r Regularizer> + Sync,
-    x: &Matrix,
+    x: MatrixRef<'_>,
     range: Range<usize>,
 ) -> Matrix {
     assert!(!range.is_empty(), "infer::forward: no layers");

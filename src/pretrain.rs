@@ -7,9 +7,8 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::model::{Autoencoder, Mlp};
 use crate::noise::Noise;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Rows};
 use crate::train::{TrainConfig, TrainReport, fit};
-use std::borrow::Cow;
 
 /// Greedy layer-wise pretraining: an autoencoder with one hidden layer of `widths[0]` units is
 /// trained on `x`, the next on its codes, and so on; the stack is returned as one deep
@@ -35,7 +34,7 @@ pub fn pretrain(
             "pretraining needs at least one hidden width",
         ));
     }
-    let mut input = Cow::Borrowed(x);
+    let mut input = Rows::Borrowed(x.view());
     let (mut enc, mut dec) = (Vec::new(), Vec::new());
     let mut scaler = Scaler::default();
     for (i, &w) in widths.iter().enumerate() {
@@ -58,16 +57,16 @@ pub fn pretrain(
             t.image_shape = None;
             t.noise.retain(|n| !matches!(n, Noise::Block { .. }));
         }
-        let report = fit(&mut ae, &input, None, &t, |_| {})?;
+        let report = fit(&mut ae, input.view(), None, &t, |_| {})?;
         on_layer(i, &report);
         if i == 0 {
             scaler = ae.scaler().clone();
         }
-        let codes = ae.encode(&input)?;
+        let codes = ae.encode(input.view())?;
         let dense = ae.dense_layers().expect("pretraining builds dense layers");
         enc.push(dense[0].clone());
         dec.push(dense[1].clone());
-        input = Cow::Owned(codes);
+        input = Rows::Owned(codes);
     }
     let code = *widths.last().expect("checked: not empty");
     let mut mlp = Mlp::new(x.cols(), code)

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Autoencoder;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, MatrixRef};
 use serde::{Deserialize, Serialize};
 
 /// How a row's reconstruction error is summarized.
@@ -108,13 +108,14 @@ pub struct Threshold {
 ///
 /// # Errors
 /// [`Error::Shape`] if `x` does not have the model's input width.
-pub fn scores(model: &Autoencoder, x: &Matrix, metric: ScoreMetric) -> Result<Vec<f64>> {
+pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Vec<f64>> {
     let (xs, xh) = model.reconstruct_scaled(x)?;
-    Ok(row_scores(&xs, &xh, metric))
+    Ok(row_scores(xs.view(), &xh, metric))
 }
 
 /// Scores of rows `x` against reconstructions `x_hat` in the same units.
-pub fn row_scores(x: &Matrix, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
+pub fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
+    let x = x.into();
     let d = x.cols().max(1) as f64;
     (0..x.rows())
         .map(|i| {
@@ -139,9 +140,11 @@ pub struct Explanation {
 ///
 /// # Errors
 /// [`Error::Shape`] if `x` does not have the model's input width.
-pub fn explain(model: &Autoencoder, x: &Matrix, metric: ScoreMetric) -> Result<Explanation> {
+pub fn explain<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Explanation> {
+    let x = x.into();
     let (xs, mut xh) = model.reconstruct_scaled(x)?;
-    let scores = row_scores(&xs, &xh, metric);
+    let xs = xs.view();
+    let scores = row_scores(xs, &xh, metric);
     let mut share = Matrix::zeros(x.rows(), x.cols());
     let d = x.cols() as f64;
     for (i, &s) in scores.iter().enumerate() {
@@ -182,9 +185,9 @@ pub fn anomalies(labels: &[String], anomaly_labels: &[String], normal_labels: &[
 ///
 /// # Errors
 /// As [`scores`] and [`threshold`].
-pub fn calibrate(
+pub fn calibrate<'a>(
     model: &Autoencoder,
-    x: &Matrix,
+    x: impl Into<MatrixRef<'a>>,
     metric: ScoreMetric,
     rule: ThresholdRule,
     data_path: Option<String>,

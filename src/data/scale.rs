@@ -58,7 +58,8 @@ pub struct Scaler {
 
 impl Scaler {
     /// Fits `kind` on the rows of `x` (statistics in f64).
-    pub fn fit(kind: Scaling, x: &Matrix) -> Scaler {
+    pub fn fit<'a>(kind: Scaling, x: impl Into<crate::tensor::MatrixRef<'a>>) -> Scaler {
+        let x = x.into();
         let d = x.cols();
         let n = x.rows().max(1) as f64;
         let (offset, scale) = match kind {

@@ -15,8 +15,7 @@ use crate::layer::{Dense, Layer};
 use crate::noise::Noise;
 use crate::regularize::Regularizer;
 use crate::rng::Rng;
-use crate::tensor::Matrix;
-use std::borrow::Cow;
+use crate::tensor::{Matrix, MatrixRef, Rows};
 
 /// A multilayer autoencoder `x -> code -> x̂`, with the scaler fitted on its training data.
 ///
@@ -145,7 +144,7 @@ impl Autoencoder {
         .with_hint(crate::error::Hint::Target))
     }
 
-    fn check_width(&self, x: &Matrix, expected: usize, what: &str) -> Result<()> {
+    fn check_width(&self, x: MatrixRef<'_>, expected: usize, what: &str) -> Result<()> {
         if x.cols() != expected {
             return Err(Error::Shape {
                 what: what.into(),
@@ -160,7 +159,7 @@ impl Autoencoder {
     ///
     /// # Errors
     /// [`Error::Shape`] if `x` does not have `input_dim` columns.
-    pub fn encode(&self, x: &Matrix) -> Result<Matrix> {
+    pub fn encode<'a>(&self, x: impl Into<MatrixRef<'a>>) -> Result<Matrix> {
         self.encode_layer(x, self.config.code_layer())
     }
 
@@ -168,7 +167,8 @@ impl Autoencoder {
     ///
     /// # Errors
     /// [`Error::Shape`] for a wrong input width, [`Error::Setting`] for a layer out of range.
-    pub fn encode_layer(&self, x: &Matrix, layer: usize) -> Result<Matrix> {
+    pub fn encode_layer<'a>(&self, x: impl Into<MatrixRef<'a>>, layer: usize) -> Result<Matrix> {
+        let x = x.into();
         self.check_width(x, self.input_dim(), "encoder input")?;
         if layer >= self.encoder_layers() {
             return Err(Error::setting(
@@ -177,14 +177,15 @@ impl Autoencoder {
                 format!("the encoder has layers 0..={}", self.encoder_layers() - 1),
             ));
         }
-        Ok(self.forward_scaled(&self.scaled(x), 0..layer + 1))
+        Ok(self.forward_scaled(self.scaled(x).view(), 0..layer + 1))
     }
 
     /// Reconstructions of codes.
     ///
     /// # Errors
     /// [`Error::Shape`] if `codes` does not have `code_dim` columns.
-    pub fn decode(&self, codes: &Matrix) -> Result<Matrix> {
+    pub fn decode<'a>(&self, codes: impl Into<MatrixRef<'a>>) -> Result<Matrix> {
+        let codes = codes.into();
         self.check_width(codes, self.code_dim(), "decoder input (codes)")?;
         let mut out = self.forward_scaled(codes, self.encoder_layers()..self.layers.len());
         self.unscale(&mut out);
@@ -195,9 +196,10 @@ impl Autoencoder {
     ///
     /// # Errors
     /// [`Error::Shape`] if `x` does not have `input_dim` columns.
-    pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
+    pub fn reconstruct<'a>(&self, x: impl Into<MatrixRef<'a>>) -> Result<Matrix> {
+        let x = x.into();
         self.check_width(x, self.input_dim(), "autoencoder input")?;
-        let mut out = self.forward_scaled(&self.scaled(x), 0..self.layers.len());
+        let mut out = self.forward_scaled(self.scaled(x).view(), 0..self.layers.len());
         self.unscale(&mut out);
         Ok(out)
     }
@@ -207,11 +209,12 @@ impl Autoencoder {
     ///
     /// # Errors
     /// [`Error::Shape`] if `x` does not have `input_dim` columns.
-    pub fn reconstruct_scaled<'a>(&self, x: &'a Matrix) -> Result<(Cow<'a, Matrix>, Matrix)> {
+    pub fn reconstruct_scaled<'a>(&self, x: impl Into<MatrixRef<'a>>) -> Result<(Rows<'a>, Matrix)> {
+        let x = x.into();
         self.check_width(x, self.input_dim(), "autoencoder input")?;
         self.check_reconstructs()?;
         let xs = self.scaled(x);
-        let out = self.forward_scaled(&xs, 0..self.layers.len());
+        let out = self.forward_scaled(xs.view(), 0..self.layers.len());
         Ok((xs, out))
     }
 
@@ -224,13 +227,14 @@ impl Autoencoder {
     /// # Errors
     /// [`Error::Shape`] for a wrong width, [`Error::Config`] for a noise that does not fit the
     /// rows, or a model without a reconstruction.
-    pub fn reconstruct_corrupted(
+    pub fn reconstruct_corrupted<'a>(
         &self,
-        x: &Matrix,
+        x: impl Into<MatrixRef<'a>>,
         noise: &[Noise],
         image: Option<(usize, usize, usize)>,
         rng: &mut Rng,
     ) -> Result<(Matrix, Matrix)> {
+        let x = x.into();
         self.check_width(x, self.input_dim(), "autoencoder input")?;
         self.check_reconstructs()?;
         for n in noise {
@@ -238,15 +242,15 @@ impl Autoencoder {
         }
         let mut input = self.scaled(x).into_owned();
         crate::noise::corrupt(noise, input.as_mut_slice(), x.cols(), image, rng);
-        let mut out = self.forward_scaled(&input, 0..self.layers.len());
+        let mut out = self.forward_scaled(input.view(), 0..self.layers.len());
         self.unscale(&mut out);
         self.unscale(&mut input);
         Ok((input, out))
     }
 
     /// `x` scaled for the network (borrowed when the scaler is the identity).
-    fn scaled<'a>(&self, x: &'a Matrix) -> Cow<'a, Matrix> {
-        let mut x = Cow::Borrowed(x);
+    fn scaled<'a>(&self, x: MatrixRef<'a>) -> Rows<'a> {
+        let mut x = Rows::Borrowed(x);
         if !self.scaler.is_identity() {
             self.scaler.transform(x.to_mut());
         }
@@ -262,7 +266,7 @@ impl Autoencoder {
     }
 
     /// Runs `layers` on already-scaled rows, with the layers' encode-time rules.
-    pub(crate) fn forward_scaled(&self, x: &Matrix, layers: std::ops::Range<usize>) -> Matrix {
+    pub(crate) fn forward_scaled(&self, x: MatrixRef<'_>, layers: std::ops::Range<usize>) -> Matrix {
         crate::infer::forward(&self.layers, |l| self.config.regularizer_at(l), x, layers)
     }
 }

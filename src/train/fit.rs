@@ -15,7 +15,7 @@ use crate::noise;
 use crate::optim::Optimizer;
 use crate::regularize::{self, Regularizer};
 use crate::rng::Rng;
-use crate::tensor::Matrix;
+use crate::tensor::{MatrixRef, Rows};
 use std::borrow::Cow;
 use std::time::Instant;
 
@@ -42,17 +42,17 @@ const STREAM_DROPOUT: u64 = 0x4452;
 /// [`Error::Setting`]/[`Error::Config`] for bad settings, [`Error::Shape`]/
 /// [`Error::InvalidData`] for unusable data, [`Error::Diverged`] when a batch loss is NaN or
 /// infinite (the model then holds the weights of the last complete epoch).
-pub fn fit(
+pub fn fit<'a>(
     model: &mut Autoencoder,
-    data: &Matrix,
-    valid: Option<&Matrix>,
+    data: impl Into<MatrixRef<'a>>,
+    valid: Option<MatrixRef<'_>>,
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
     let valid = valid.map(|v| (v, Targets::Input));
     run(
         Trainee::autoencoder(model, true),
-        data,
+        data.into(),
         Targets::Input,
         valid,
         config,
@@ -68,11 +68,11 @@ pub fn fit(
 /// # Errors
 /// As [`fit`], and [`Error::Shape`] when the targets do not pair with the inputs (another row
 /// count or width), [`Error::Setting`] for a scaling other than none.
-pub fn fit_paired(
+pub fn fit_paired<'a, 'b>(
     model: &mut Autoencoder,
-    data: &Matrix,
-    target: &Matrix,
-    valid: Option<(&Matrix, &Matrix)>,
+    data: impl Into<MatrixRef<'a>>,
+    target: impl Into<MatrixRef<'b>>,
+    valid: Option<(MatrixRef<'_>, MatrixRef<'_>)>,
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
@@ -86,8 +86,8 @@ pub fn fit_paired(
     let valid = valid.map(|(v, t)| (v, Targets::Rows(t)));
     run(
         Trainee::autoencoder(model, true),
-        data,
-        Targets::Rows(target),
+        data.into(),
+        Targets::Rows(target.into()),
         valid,
         config,
         on_event,
@@ -100,7 +100,7 @@ pub(crate) enum Targets<'a> {
     /// The input rows themselves (an autoencoder).
     Input,
     /// Paired target rows.
-    Rows(&'a Matrix),
+    Rows(MatrixRef<'a>),
     /// Class indices (a classifier).
     Classes(&'a [usize]),
 }
@@ -149,7 +149,7 @@ impl<'m> Trainee<'m> {
     }
 }
 
-fn check_data(input_dim: usize, x: &Matrix, what: &str) -> Result<()> {
+fn check_data(input_dim: usize, x: MatrixRef<'_>, what: &str) -> Result<()> {
     if x.rows() == 0 {
         return Err(Error::invalid(what, "no rows"));
     }
@@ -170,7 +170,7 @@ fn check_data(input_dim: usize, x: &Matrix, what: &str) -> Result<()> {
 }
 
 /// Checks that `targets` pair with the rows of `x` for a network of `out` outputs.
-fn check_targets(x: &Matrix, targets: Targets<'_>, out: usize, what: &str) -> Result<()> {
+fn check_targets(x: MatrixRef<'_>, targets: Targets<'_>, out: usize, what: &str) -> Result<()> {
     match targets {
         Targets::Input => Ok(()),
         Targets::Rows(t) => {
@@ -210,7 +210,7 @@ fn check_targets(x: &Matrix, targets: Targets<'_>, out: usize, what: &str) -> Re
 /// Owned or borrowed targets, split and shuffled with their rows.
 enum Held<'a> {
     Input,
-    Rows(Cow<'a, Matrix>),
+    Rows(Rows<'a>),
     Classes(Cow<'a, [usize]>),
 }
 
@@ -218,7 +218,7 @@ impl<'a> Held<'a> {
     fn of(t: Targets<'a>) -> Self {
         match t {
             Targets::Input => Held::Input,
-            Targets::Rows(m) => Held::Rows(Cow::Borrowed(m)),
+            Targets::Rows(m) => Held::Rows(Rows::Borrowed(m)),
             Targets::Classes(y) => Held::Classes(Cow::Borrowed(y)),
         }
     }
@@ -226,7 +226,7 @@ impl<'a> Held<'a> {
     fn select(&self, rows: &[usize]) -> Self {
         match self {
             Held::Input => Held::Input,
-            Held::Rows(m) => Held::Rows(Cow::Owned(m.select_rows(rows))),
+            Held::Rows(m) => Held::Rows(Rows::Owned(m.view().select_rows(rows))),
             Held::Classes(y) => Held::Classes(rows.iter().map(|&i| y[i]).collect()),
         }
     }
@@ -235,9 +235,9 @@ impl<'a> Held<'a> {
 /// The training loop behind every training call.
 pub(crate) fn run(
     t: Trainee<'_>,
-    data: &Matrix,
+    data: MatrixRef<'_>,
     targets: Targets<'_>,
-    valid: Option<(&Matrix, Targets<'_>)>,
+    valid: Option<(MatrixRef<'_>, Targets<'_>)>,
     config: &TrainConfig,
     mut on_event: impl FnMut(&Event<'_>),
 ) -> Result<TrainReport> {
@@ -271,12 +271,12 @@ pub(crate) fn run(
     let started = Instant::now();
     // Split off validation rows, then fit and apply the scaler.
     // Rows are copied only when they must change (split or scaled).
-    type Split<'a> = (Cow<'a, Matrix>, Held<'a>, Option<(Cow<'a, Matrix>, Held<'a>)>);
+    type Split<'a> = (Rows<'a>, Held<'a>, Option<(Rows<'a>, Held<'a>)>);
     let (mut train, targets, mut valid): Split<'_> = match valid {
         Some((v, vt)) => (
-            Cow::Borrowed(data),
+            Rows::Borrowed(data),
             Held::of(targets),
-            Some((Cow::Borrowed(v), Held::of(vt))),
+            Some((Rows::Borrowed(v), Held::of(vt))),
         ),
         None if config.valid_fraction > 0.0 => {
             let mut idx: Vec<usize> = (0..data.rows()).collect();
@@ -292,15 +292,15 @@ pub(crate) fn run(
             }
             let held = Held::of(targets);
             (
-                Cow::Owned(data.select_rows(tr)),
+                Rows::Owned(data.select_rows(tr)),
                 held.select(tr),
-                Some((Cow::Owned(data.select_rows(v)), held.select(v))),
+                Some((Rows::Owned(data.select_rows(v)), held.select(v))),
             )
         }
-        None => (Cow::Borrowed(data), Held::of(targets), None),
+        None => (Rows::Borrowed(data), Held::of(targets), None),
     };
     if t.fit_scaler {
-        *t.scaler = Scaler::fit(config.scaling, &train);
+        *t.scaler = Scaler::fit(config.scaling, train.view());
     }
     if !t.scaler.is_identity() {
         t.scaler.transform(train.to_mut());
@@ -310,8 +310,8 @@ pub(crate) fn run(
     }
     if t.head == Head::Reconstruction(Loss::Bce) {
         let goal = match &targets {
-            Held::Rows(m) => &**m,
-            _ => &*train,
+            Held::Rows(m) => m.view(),
+            _ => train.view(),
         };
         if let Some(bad) = goal.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
             return Err(Error::invalid(
@@ -373,8 +373,8 @@ pub(crate) fn run(
             // ws.x is what the loss compares with (the target) or, for classes, the input;
             // ws.x_in what the network sees when it differs.
             let goal = match &targets {
-                Held::Rows(m) => &**m,
-                _ => &*train,
+                Held::Rows(m) => m.view(),
+                _ => train.view(),
             };
             for (dst, &r) in ws.x.chunks_exact_mut(goal.cols()).zip(rows) {
                 dst.copy_from_slice(goal.row(r));
@@ -382,7 +382,7 @@ pub(crate) fn run(
             match &targets {
                 Held::Rows(_) => {
                     for (dst, &r) in ws.x_in.chunks_exact_mut(d).zip(rows) {
-                        dst.copy_from_slice(train.row(r));
+                        dst.copy_from_slice(train.view().row(r));
                     }
                 }
                 Held::Classes(y) => {
@@ -467,10 +467,10 @@ pub(crate) fn run(
             });
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let checked = valid.as_ref().map(|(v, vt)| validate(&t, v, vt));
+        let checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
         let code = match (&valid, t.code) {
             (Some((v, _)), Some((code, act))) => {
-                let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..code + 1);
+                let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v.view(), 0..code + 1);
                 let mut m = crate::metrics::code(&codes, act);
                 m.unit_mean_activation.clear(); // keep the per-epoch log small
                 Some(m)
@@ -542,11 +542,11 @@ pub(crate) fn run(
 }
 
 /// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.
-fn validate(t: &Trainee<'_>, v: &Matrix, targets: &Held<'_>) -> (f64, Option<f64>) {
+fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Option<f64>) {
     let out = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..t.layers.len());
     match (t.head, targets) {
         (Head::Reconstruction(loss), Held::Rows(goal)) => (
-            loss.sum(out.as_slice(), goal.as_slice()) / (goal.rows() * goal.cols()).max(1) as f64,
+            loss.sum(out.as_slice(), goal.view().as_slice()) / (goal.rows() * goal.cols()).max(1) as f64,
             None,
         ),
         (Head::Reconstruction(loss), _) => (

@@ -228,11 +228,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
             &mut model,
             &ds.x,
             &t.x,
-            valid.as_ref().zip(valid_target.as_ref()).map(|(v, vt)| (&v.x, &vt.x)),
+            valid
+                .as_ref()
+                .zip(valid_target.as_ref())
+                .map(|(v, vt)| (v.x.view(), vt.x.view())),
             &train_cfg,
             on_event,
         ),
-        None => hourglass::fit(&mut model, &ds.x, valid.as_ref().map(|v| &v.x), &train_cfg, on_event),
+        None => hourglass::fit(
+            &mut model,
+            &ds.x,
+            valid.as_ref().map(|v| v.x.view()),
+            &train_cfg,
+            on_event,
+        ),
     };
     progress.finish();
     if let (Some(log), Some(lines)) = (&a.log, &progress.log) {
