@@ -252,13 +252,13 @@ impl Classifier {
 /// [`Error::InvalidData`] for mismatched lengths, class indices out of range or non-finite
 /// data; [`Error::Setting`]/[`Error::Config`] for bad settings; [`Error::Diverged`] for a
 /// non-finite loss.
-pub fn finetune<'a>(
+pub fn finetune<'a, R: Into<crate::train::Flow>>(
     model: &mut Classifier,
     x: impl Into<MatrixRef<'a>>,
     y: &[usize],
     valid: Option<(MatrixRef<'_>, &[usize])>,
     config: &TrainConfig,
-    on_event: impl FnMut(&Event<'_>),
+    on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     model.config.validate()?;
     let n = model.layers.len();

@@ -52,7 +52,7 @@ pub use optim::{OptimizerConfig, Schedule};
 pub use regularize::Regularizer;
 pub use rng::Rng;
 pub use tensor::{Matrix, MatrixRef};
-pub use train::{EpochStats, Event, TrainConfig, TrainReport, fit, fit_paired};
+pub use train::{EpochStats, Event, Flow, TrainConfig, TrainReport, fit, fit_paired};
 
 /// Runs `f` on a pool of `threads` worker threads (all cores when `None`).
 ///

@@ -188,4 +188,26 @@ pub struct TrainReport {
     pub valid_rows: usize,
     /// Total wall time, seconds.
     pub seconds: f64,
+    /// Whether the caller stopped training ([`Flow::Stop`]); the model then holds the weights
+    /// of the last complete epoch, or of the best one with early stopping.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// What the caller of a training function says after each event: go on, or stop cleanly
+/// (e.g. on Ctrl-C). Callbacks that return `()` go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Keep training.
+    #[default]
+    Continue,
+    /// Stop after this batch; keep the last complete epoch's weights (the best epoch's with
+    /// early stopping).
+    Stop,
+}
+
+impl From<()> for Flow {
+    fn from((): ()) -> Self {
+        Flow::Continue
+    }
 }

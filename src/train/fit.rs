@@ -2,7 +2,7 @@
 //! checks, tied weights, a freeze schedule. [`fit`] and [`fit_paired`] train autoencoders;
 //! [`crate::classifier::finetune`] trains classifiers through the same [`run`].
 
-use super::config::{EpochStats, Event, TrainConfig, TrainReport};
+use super::config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
 use super::step::{Head, Net, Workspace, forward_backward};
 use crate::activation::Activation;
 use crate::data::scale::{Scaler, Scaling};
@@ -36,18 +36,19 @@ const STREAM_DROPOUT: u64 = 0x4452;
 /// has not improved for that many epochs and restores the best weights.
 ///
 /// The same seed gives a bit-identical model for any number of threads (run it inside
-/// [`with_threads`](crate::with_threads) to choose the count).
+/// [`with_threads`](crate::with_threads) to choose the count). `on_event` may return
+/// [`Flow::Stop`] to end training cleanly (returning `()` goes on).
 ///
 /// # Errors
 /// [`Error::Setting`]/[`Error::Config`] for bad settings, [`Error::Shape`]/
 /// [`Error::InvalidData`] for unusable data, [`Error::Diverged`] when a batch loss is NaN or
 /// infinite (the model then holds the weights of the last complete epoch).
-pub fn fit<'a>(
+pub fn fit<'a, R: Into<Flow>>(
     model: &mut Autoencoder,
     data: impl Into<MatrixRef<'a>>,
     valid: Option<MatrixRef<'_>>,
     config: &TrainConfig,
-    on_event: impl FnMut(&Event<'_>),
+    on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     let valid = valid.map(|v| (v, Targets::Input));
     run(
@@ -68,13 +69,13 @@ pub fn fit<'a>(
 /// # Errors
 /// As [`fit`], and [`Error::Shape`] when the targets do not pair with the inputs (another row
 /// count or width), [`Error::Setting`] for a scaling other than none.
-pub fn fit_paired<'a, 'b>(
+pub fn fit_paired<'a, 'b, R: Into<Flow>>(
     model: &mut Autoencoder,
     data: impl Into<MatrixRef<'a>>,
     target: impl Into<MatrixRef<'b>>,
     valid: Option<(MatrixRef<'_>, MatrixRef<'_>)>,
     config: &TrainConfig,
-    on_event: impl FnMut(&Event<'_>),
+    on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     if config.scaling != Scaling::None {
         return Err(Error::setting(
@@ -233,13 +234,13 @@ impl<'a> Held<'a> {
 }
 
 /// The training loop behind every training call.
-pub(crate) fn run(
+pub(crate) fn run<R: Into<Flow>>(
     t: Trainee<'_>,
     data: MatrixRef<'_>,
     targets: Targets<'_>,
     valid: Option<(MatrixRef<'_>, Targets<'_>)>,
     config: &TrainConfig,
-    mut on_event: impl FnMut(&Event<'_>),
+    mut on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     config.validate(valid.is_some())?;
     let input_dim = t.layers[0].n_in();
@@ -339,6 +340,7 @@ pub(crate) fn run(
     let mut best: Option<(f64, usize, Vec<Layer>)> = None;
     let mut last_good = t.layers.clone();
     let mut stopped_early = false;
+    let mut interrupted = false;
     let mut step = 0usize;
     let n_layers = t.layers.len();
     // The freeze schedule: the lowest layer that trains, and an optimizer for the layers from
@@ -355,14 +357,20 @@ pub(crate) fn run(
     let mut opt = optimizer_for(t.layers, lowest);
 
     for epoch in 1..=config.epochs {
-        on_event(&Event::EpochStart {
+        let mut stop = on_event(&Event::EpochStart {
             epoch,
             epochs: config.epochs,
             batches,
-        });
+        })
+        .into()
+            == Flow::Stop;
         if lowest_at(epoch) != lowest {
             lowest = lowest_at(epoch);
             opt = optimizer_for(t.layers, lowest);
+        }
+        if stop {
+            interrupted = true;
+            break;
         }
         let t0 = Instant::now();
         rng.shuffle(&mut order);
@@ -461,10 +469,21 @@ pub(crate) fn run(
             step += 1;
             loss_sum += out.loss * b as f64;
             hits += out.hits;
-            on_event(&Event::Batch {
+            stop |= on_event(&Event::Batch {
                 batch: bi + 1,
                 loss: out.loss,
-            });
+            })
+            .into()
+                == Flow::Stop;
+            if stop {
+                break;
+            }
+        }
+        if stop {
+            // Mid-epoch: back to the last complete epoch's weights.
+            t.layers.clone_from(&last_good);
+            interrupted = true;
+            break;
         }
         let seconds = t0.elapsed().as_secs_f64();
         let checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
@@ -514,9 +533,13 @@ pub(crate) fn run(
             train_accuracy: classes.then(|| hits as f64 / n as f64),
             valid_accuracy: checked.and_then(|(_, a)| a),
         };
-        on_event(&Event::EpochEnd(&stats));
+        let stop = on_event(&Event::EpochEnd(&stats)).into() == Flow::Stop;
         history.push(stats);
         last_good.clone_from(t.layers);
+        if stop {
+            interrupted = true;
+            break;
+        }
         if let (Some(p), Some((_, best_epoch, _))) = (config.patience, &best)
             && epoch - best_epoch >= p
         {
@@ -538,6 +561,7 @@ pub(crate) fn run(
         train_rows: n,
         valid_rows: valid.as_ref().map_or(0, |(v, _)| v.rows()),
         seconds: started.elapsed().as_secs_f64(),
+        interrupted,
     })
 }
 

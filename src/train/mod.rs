@@ -11,7 +11,7 @@ mod config;
 pub(crate) mod fit;
 pub(crate) mod step;
 
-pub use config::{EpochStats, Event, TrainConfig, TrainReport};
+pub use config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
 pub use fit::{fit, fit_paired};
 
 #[cfg(test)]

@@ -249,3 +249,32 @@ fn denoising_training_beats_plain_training_on_masked_inputs() {
     let denoising = error_on_masked(vec![Noise::Mask { p: 0.3 }]);
     assert!(denoising < 0.5 * plain, "denoising {denoising} vs plain {plain}");
 }
+
+/// A caller can stop training cleanly: stopped in the middle of epoch 3, the model holds the
+/// weights of epoch 2, bit for bit those of a run of 2 epochs.
+#[test]
+fn stopping_mid_epoch_keeps_the_last_complete_epoch() {
+    let x = rank20(300, 6);
+    let cfg = TrainConfig {
+        epochs: 5,
+        batch_size: 50,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    let mut m = Mlp::new(100, 8).with_hidden(&[16]).init(1).unwrap();
+    let mut epoch = 0;
+    let report = fit(&mut m, &x, None, &cfg, |e| match e {
+        Event::EpochStart { epoch: n, .. } => {
+            epoch = *n;
+            hourglass::Flow::Continue
+        }
+        Event::Batch { batch: 2, .. } if epoch == 3 => hourglass::Flow::Stop,
+        _ => hourglass::Flow::Continue,
+    })
+    .unwrap();
+    assert!(report.interrupted);
+    assert_eq!(report.history.len(), 2);
+    let mut two = Mlp::new(100, 8).with_hidden(&[16]).init(1).unwrap();
+    fit(&mut two, &x, None, &TrainConfig { epochs: 2, ..cfg }, |_| {}).unwrap();
+    assert_eq!(m.layers(), two.layers());
+}
