@@ -4,6 +4,7 @@
 //! command line and any other front end call these; the library never prints, so what a
 //! person should know (resized images, dropped columns) comes back as notes.
 
+use crate::data::csv::RawTable;
 use crate::data::tabular::{CategoricalColumns, Tabular, TabularOptions};
 use crate::data::{self, ColumnSelection, Dataset, Format};
 use crate::error::{Error, Result};
@@ -89,19 +90,40 @@ pub fn training_data(
         }
         return read(path, sel, image_shape);
     }
+    training_table(path, data::csv::read_raw(path, sel)?, table)
+}
+
+/// [`training_data`] for a table already read as text (a CSV file, or a data frame held in
+/// memory: [`RawTable::from_columns`](data::csv::RawTable::from_columns)); `path` names it.
+///
+/// # Errors
+/// As [`Tabular::fit`], and [`Error::Parse`] for text in a numeric column without table
+/// settings.
+pub fn training_table(path: &Path, raw: RawTable, table: &TabularOptions) -> Result<Loaded> {
+    let asked = table.categorical != CategoricalColumns::None || table.impute.is_some();
     if !asked {
-        let plain = read(path, sel, None)?;
-        let x = &plain.data.x;
+        let t = data::csv::numeric(path, raw.clone())?;
+        let x = &t.matrix;
         let constant = (0..x.cols()).any(|j| (1..x.rows()).all(|i| x.row(i)[j] == x.row(0)[j]));
         if !constant || x.rows() < 2 {
-            return Ok(plain);
+            return Ok(Loaded {
+                data: Dataset {
+                    x: t.matrix,
+                    names: t.names,
+                    labels: t.labels,
+                    image_shape: None,
+                    format: Format::Csv,
+                    files: None,
+                },
+                tabular: None,
+                notes: Vec::new(),
+            });
         }
     }
     let opts = TabularOptions {
         max_categories: table.max_categories.max(1),
         ..table.clone()
     };
-    let raw = data::csv::read_raw(path, sel)?;
     let (tab, notes) = Tabular::fit(path, &raw, &opts)?;
     let x = tab.transform(path, &raw)?;
     Ok(Loaded {
@@ -115,6 +137,72 @@ pub fn training_data(
         },
         tabular: Some(tab),
         notes,
+    })
+}
+
+/// [`for_model`] for a table held in memory by column (`names`, text `columns`): the model's
+/// stored encoding, or its training columns by name when they are all there (else every
+/// column, in order); `label_column` is kept out of the features and returned as labels.
+///
+/// # Errors
+/// As [`RawTable::from_columns`](data::csv::RawTable::from_columns), [`Tabular::transform`]
+/// and [`data::csv::numeric`]; [`Error::Data`] when the width differs from the model's.
+pub fn table_for_model(
+    file: &ModelFile,
+    path: &Path,
+    names: Vec<String>,
+    columns: Vec<Vec<String>>,
+    label_column: Option<String>,
+) -> Result<Loaded> {
+    let chosen = match &file.tabular {
+        Some(tab) => Some(tab.input_names()),
+        None => file
+            .provenance
+            .feature_names
+            .clone()
+            .filter(|f| f.len() == file.model.input_dim() && f.iter().all(|n| names.contains(n))),
+    };
+    let sel = ColumnSelection {
+        columns: chosen,
+        drop: Vec::new(),
+        label_column,
+    };
+    let raw = RawTable::from_columns(path, names, columns, &sel)?;
+    let data = match &file.tabular {
+        Some(tab) => Dataset {
+            x: tab.transform(path, &raw)?,
+            names: tab.feature_names(),
+            labels: raw.labels,
+            image_shape: None,
+            format: Format::Csv,
+            files: None,
+        },
+        None => {
+            let t = data::csv::numeric(path, raw)?;
+            Dataset {
+                x: t.matrix,
+                names: t.names,
+                labels: t.labels,
+                image_shape: None,
+                format: Format::Csv,
+                files: None,
+            }
+        }
+    };
+    if data.x.cols() != file.model.input_dim() {
+        return Err(Error::data(
+            path,
+            format!(
+                "has {} feature columns, the model expects {}",
+                data.x.cols(),
+                file.model.input_dim()
+            ),
+        ));
+    }
+    Ok(Loaded {
+        data,
+        tabular: file.tabular.clone(),
+        notes: Vec::new(),
     })
 }
 

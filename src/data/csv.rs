@@ -151,6 +151,76 @@ pub struct RawTable {
 }
 
 impl RawTable {
+    /// A table held in memory (e.g. a data frame): columns of text fields, by name, with the
+    /// column choices of `sel` applied as to a CSV file. Rows are numbered as the lines of
+    /// that table written as CSV with a header (the first row is line 2); `path` names the
+    /// table in errors.
+    ///
+    /// # Errors
+    /// [`Error::NoColumn`] for a chosen column that is not in the table, [`Error::Shape`] for
+    /// columns of different lengths, [`Error::Data`] for no rows or no feature columns.
+    pub fn from_columns(
+        path: &Path,
+        names: Vec<String>,
+        columns: Vec<Vec<String>>,
+        sel: &ColumnSelection,
+    ) -> Result<RawTable> {
+        let rows = columns.first().map_or(0, Vec::len);
+        if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
+            return Err(Error::Shape {
+                what: format!("column `{}`", names[j]),
+                expected: format!("{rows} values (as the first column)"),
+                got: format!("{} values", c.len()),
+            });
+        }
+        if names.len() != columns.len() {
+            return Err(Error::Shape {
+                what: "table".into(),
+                expected: format!("{} columns (one per name)", names.len()),
+                got: format!("{} columns", columns.len()),
+            });
+        }
+        let label = sel
+            .label_column
+            .as_deref()
+            .map(|k| resolve(path, &names, true, k, "label_column"))
+            .transpose()?;
+        let mut keep: Vec<usize> = match &sel.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|k| resolve(path, &names, true, k, "columns"))
+                .collect::<Result<_>>()?,
+            None => (0..names.len()).collect(),
+        };
+        let dropped: Vec<usize> = sel
+            .drop
+            .iter()
+            .map(|k| resolve(path, &names, true, k, "drop"))
+            .collect::<Result<_>>()?;
+        keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
+        if keep.is_empty() {
+            return Err(Error::data(
+                path,
+                "no feature columns are left after the column choices (columns, drop, label column)",
+            ));
+        }
+        if rows == 0 {
+            return Err(Error::data(path, "no rows"));
+        }
+        let columns = &columns;
+        let fields: Vec<String> = (0..rows)
+            .flat_map(|i| keep.iter().map(move |&j| columns[j][i].clone()))
+            .collect();
+        Ok(RawTable {
+            names: keep.iter().map(|&j| names[j].clone()).collect(),
+            file_columns: keep.iter().map(|&j| j + 1).collect(),
+            fields,
+            lines: (0..rows as u64).map(|i| i + 2).collect(),
+            has_header: true,
+            labels: label.map(|l| columns[l].clone()),
+        })
+    }
+
     /// Number of data rows.
     pub fn rows(&self) -> usize {
         self.lines.len()
@@ -168,7 +238,14 @@ impl RawTable {
 /// [`Error::Parse`] with line and column for a ragged row, a non-numeric or non-finite value;
 /// [`Error::Data`] for an empty file or an unknown column name.
 pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
-    let raw = read_raw(path, sel)?;
+    numeric(path, read_raw(path, sel)?)
+}
+
+/// The numbers of a table read as text; `path` names it in errors.
+///
+/// # Errors
+/// [`Error::Parse`] with line and column for a non-numeric or non-finite value (with a hint).
+pub fn numeric(path: &Path, raw: RawTable) -> Result<Table> {
     let mut values = Vec::with_capacity(raw.fields.len());
     let cols = raw.names.len();
     for (k, field) in raw.fields.iter().enumerate() {

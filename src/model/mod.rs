@@ -4,10 +4,12 @@
 
 pub mod arch;
 pub mod config;
+pub mod design;
 pub mod toml;
 
 pub use arch::{Arch, Dims, LayerSpec, Planned};
 pub use config::{AutoencoderConfig, Mlp};
+pub use design::{ArchSource, Design};
 
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};

@@ -5,7 +5,7 @@ use crate::args::TrainArgs;
 use anyhow::{Context, Result};
 use hourglass::data::Dataset;
 use hourglass::format::{self, ModelFile, Provenance};
-use hourglass::model::{Dims, Mlp};
+use hourglass::model::{ArchSource, Design, Dims};
 use hourglass::{AutoencoderConfig, EpochStats, Event, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -21,32 +21,25 @@ fn dims(width: usize, image: Option<(usize, usize, usize)>) -> Dims {
 
 /// The model and training configs; `target` is the paired targets' rows, if any.
 fn settings(a: &TrainArgs, data: &Dataset, target: Option<&Dataset>) -> Result<(AutoencoderConfig, TrainConfig)> {
-    let input_dim = data.x.cols();
     let image = a.image.image_shape.or(data.image_shape);
-    let mut model = match &a.arch {
-        Some(path) => {
-            let target = target.map(|t| dims(t.x.cols(), t.image_shape));
-            hourglass::model::toml::read_paired(path, dims(input_dim, image), target)?
-        }
-        None => Mlp {
-            hidden: a.hidden.clone(),
-            decoder_hidden: a.decoder_hidden.clone(),
-            activation: a.activation,
-            code_activation: a.code_activation,
-            output_activation: a.output_activation,
-            loss: a.loss,
-            init: a.init,
-            tied: a.tied,
-            output_dim: target.map(|t| t.x.cols()).filter(|&w| w != input_dim),
-            ..Mlp::new(input_dim, a.code.unwrap_or(0))
-        }
-        .config(),
+    let design = Design {
+        hidden: a.hidden.clone(),
+        code: a.code,
+        decoder_hidden: a.decoder_hidden.clone(),
+        activation: a.activation,
+        code_activation: a.code_activation,
+        output_activation: a.output_activation,
+        loss: a.loss,
+        init: a.init,
+        tied: a.tied,
+        arch: a.arch.clone().map(ArchSource::File),
+        code_reg: a.code_settings(),
+        hidden_reg: a.hidden_reg.clone(),
     };
-    let code = model.code_layer();
-    model.regularize(code, &a.code_settings())?;
-    for (layer, s) in &a.hidden_reg {
-        model.regularize(*layer, s)?;
-    }
+    let model = design.config(
+        dims(data.x.cols(), image),
+        target.map(|t| dims(t.x.cols(), t.image_shape)),
+    )?;
     let train = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,

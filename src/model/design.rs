@@ -1,0 +1,168 @@
+//! [`Design`]: how a front end (the command line's flags, Python's keyword arguments) asks for
+//! an autoencoder — the MLP shorthand's widths and activations, or an architecture file, plus
+//! regularizer settings for the code and other layers — and the one place that turns it into
+//! an [`AutoencoderConfig`] for data of a given shape.
+
+use super::arch::Dims;
+use super::config::{AutoencoderConfig, Mlp};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::layer::Init;
+use crate::loss::Loss;
+use crate::regularize::Setting;
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+
+/// Where an architecture comes from.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchSource {
+    /// A TOML file.
+    File(PathBuf),
+    /// The text of one.
+    Text(String),
+}
+
+/// The autoencoder a front end asks for. Field defaults are the command line's.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Design {
+    /// Encoder hidden widths, input side first (the MLP shorthand).
+    pub hidden: Vec<usize>,
+    /// Width of the code (the MLP shorthand; required without `arch`).
+    pub code: Option<usize>,
+    /// Decoder hidden widths, code side first; `None` mirrors the encoder.
+    pub decoder_hidden: Option<Vec<usize>>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Code activation.
+    pub code_activation: Activation,
+    /// Output activation.
+    pub output_activation: Activation,
+    /// Reconstruction loss.
+    pub loss: Loss,
+    /// Weight initialization.
+    pub init: Init,
+    /// Tied weights.
+    pub tied: bool,
+    /// An architecture file (or its text) instead of the shorthand: its layers, activations,
+    /// loss, initialization and code regularizers.
+    pub arch: Option<ArchSource>,
+    /// Regularizer settings of the code, over the architecture file's.
+    #[serde(deserialize_with = "settings")]
+    pub code_reg: Vec<Setting>,
+    /// Regularizer settings of other layers, by 0-based layer index.
+    #[serde(deserialize_with = "layer_settings")]
+    pub hidden_reg: Vec<(usize, Vec<Setting>)>,
+}
+
+impl Default for Design {
+    fn default() -> Self {
+        Design {
+            hidden: Vec::new(),
+            code: None,
+            decoder_hidden: None,
+            activation: Activation::Relu,
+            code_activation: Activation::Identity,
+            output_activation: Activation::Sigmoid,
+            loss: Loss::Mse,
+            init: Init::Auto,
+            tied: false,
+            arch: None,
+            code_reg: Vec::new(),
+            hidden_reg: Vec::new(),
+        }
+    }
+}
+
+/// Settings as the grammar's strings (`"l1=1e-4"`), in JSON or any other serde format.
+fn settings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Setting>, D::Error> {
+    let items: Vec<String> = Vec::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| Setting::parse(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// `[[layer, ["l1=1e-4", …]], …]`.
+fn layer_settings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(usize, Vec<Setting>)>, D::Error> {
+    let items: Vec<(usize, Vec<String>)> = Vec::deserialize(d)?;
+    items
+        .into_iter()
+        .map(|(l, s)| {
+            s.iter()
+                .map(|s| Setting::parse(s).map_err(serde::de::Error::custom))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(|s| (l, s))
+        })
+        .collect()
+}
+
+impl Design {
+    /// The config for rows of shape `input`; `target` is the shape of paired targets' rows
+    /// (their width, when it differs from the input's, is the output's).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidData`] for an architecture file that does not fit, as
+    /// [`AutoencoderConfig::regularize`] for the settings; the config is validated by
+    /// [`AutoencoderConfig::init`].
+    pub fn config(&self, input: Dims, target: Option<Dims>) -> Result<AutoencoderConfig> {
+        let mut model = match &self.arch {
+            Some(ArchSource::File(path)) => super::toml::read_paired(path, input, target)?,
+            Some(ArchSource::Text(text)) => super::toml::parse_paired(text, input, target)
+                .map_err(|m| crate::error::Error::invalid("architecture", m))?,
+            None => Mlp {
+                hidden: self.hidden.clone(),
+                decoder_hidden: self.decoder_hidden.clone(),
+                activation: self.activation,
+                code_activation: self.code_activation,
+                output_activation: self.output_activation,
+                loss: self.loss,
+                init: self.init,
+                tied: self.tied,
+                output_dim: target.map(Dims::len).filter(|&w| w != input.len()),
+                ..Mlp::new(input.len(), self.code.unwrap_or(0))
+            }
+            .config(),
+        };
+        let code = model.code_layer();
+        model.regularize(code, &self.code_reg)?;
+        for (layer, s) in &self.hidden_reg {
+            model.regularize(*layer, s)?;
+        }
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A front end's JSON becomes the same config as the shorthand with the same settings.
+    #[test]
+    fn json_designs_build_configs() {
+        let d: Design = serde_json::from_str(
+            r#"{"hidden": [8], "code": 3, "activation": "tanh", "code_reg": ["topk=2", "l1=0.001"],
+                "hidden_reg": [[0, ["dropout=0.1"]]]}"#,
+        )
+        .unwrap();
+        let c = d.config(Dims::Flat(6), None).unwrap();
+        assert_eq!(c.code_dim(), 3);
+        assert_eq!(c.regularizers[&1].topk.unwrap().k, 2);
+        assert_eq!(c.regularizers[&0].dropout, 0.1);
+        c.init(1).unwrap();
+        let err = serde_json::from_str::<Design>(r#"{"code": 3, "code_reg": ["l2=1"]}"#).unwrap_err();
+        assert!(err.to_string().contains("l2=1"), "{err}");
+        assert!(
+            serde_json::from_str::<Design>(r#"{"cod": 3}"#).is_err(),
+            "unknown fields are refused"
+        );
+        let text = Design {
+            arch: Some(ArchSource::Text(
+                "[[encoder]]\ntype = \"dense\"\nunits = 2\n[[decoder]]\ntype = \"dense\"\nunits = 6\n".into(),
+            )),
+            ..Design::default()
+        };
+        assert_eq!(text.config(Dims::Flat(6), None).unwrap().code_dim(), 2);
+    }
+}
