@@ -31,7 +31,10 @@ impl Codes {
     ///
     /// # Errors
     /// As [`crate::model::Autoencoder::encode`].
-    pub fn of(model: &crate::model::Autoencoder, x: &Matrix) -> Result<(Codes, f32)> {
+    pub fn of<'a>(
+        model: &crate::model::Autoencoder,
+        x: impl Into<crate::tensor::MatrixRef<'a>>,
+    ) -> Result<(Codes, f32)> {
         let threshold = if model.config().code_activation() == crate::activation::Activation::Sigmoid {
             0.5
         } else {

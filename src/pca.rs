@@ -9,7 +9,7 @@ use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::layer::Dense;
 use crate::model::{Autoencoder, LayerSpec, Mlp};
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, MatrixRef};
 use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -150,8 +150,12 @@ pub struct PcaSettings {
 /// # Errors
 /// As [`fit`], [`itq`] and [`stack`]; [`Error::Setting`] for a scaling with `on` (codes are
 /// not scaled).
-pub fn build(x: &Matrix, settings: &PcaSettings, on: Option<&Autoencoder>) -> Result<(Autoencoder, PcaSummary)> {
-    let codes;
+pub fn build<'a>(
+    x: impl Into<MatrixRef<'a>>,
+    settings: &PcaSettings,
+    on: Option<&Autoencoder>,
+) -> Result<(Autoencoder, PcaSummary)> {
+    let x = x.into();
     let x = match on {
         Some(base) => {
             if settings.scaling != crate::data::scale::Scaling::None {
@@ -161,11 +165,11 @@ pub fn build(x: &Matrix, settings: &PcaSettings, on: Option<&Autoencoder>) -> Re
                     "PCA on an autoencoder's codes takes them unscaled (none)",
                 ));
             }
-            codes = base.encode(x)?;
-            &codes
+            base.encode(x)?
         }
-        None => x,
+        None => x.to_matrix(),
     };
+    let x = &x;
     let scaler = Scaler::fit(settings.scaling, x);
     let (mut model, summary) = fit(x, settings.components, scaler)?;
     if let Some((rounds, seed)) = settings.itq {

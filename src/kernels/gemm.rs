@@ -23,6 +23,7 @@ fn gemm_block(
     let rows = c.len() / n;
     match packed {
         Some(b) => amx::matmul(c, lhs.subrows(r0, rows), b, accumulate),
+        None if rows == 1 => one_row(c, lhs, rhs, r0, accumulate),
         None => faer::linalg::matmul::matmul(
             MatMut::from_row_major_slice_mut(c, rows, n),
             if accumulate { Accum::Add } else { Accum::Replace },
@@ -32,6 +33,43 @@ fn gemm_block(
             Par::Seq,
         ),
     }
+}
+
+thread_local! {
+    /// Two copies of one row of the left operand and of the output (see [`one_row`]).
+    static ONE_ROW: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A block of one row. faer multiplies a single row by a matrix-vector kernel that sums in
+/// another order than its matrix-matrix kernel, so a row's result would depend on whether it
+/// fell alone at the end of a batch; two copies of the row go through the matrix-matrix
+/// kernel instead, and every row gets the same result in any block (the buffers are
+/// per-thread and grow once).
+fn one_row(c: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, r0: usize, accumulate: bool) {
+    let (k, n) = (lhs.ncols(), rhs.ncols());
+    ONE_ROW.with(|bufs| {
+        let (a, out) = &mut *bufs.borrow_mut();
+        a.resize(2 * k, 0.0);
+        out.resize(2 * n, 0.0);
+        for j in 0..k {
+            let v = lhs[(r0, j)];
+            a[j] = v;
+            a[k + j] = v;
+        }
+        if accumulate {
+            out[..n].copy_from_slice(c);
+            out[n..].copy_from_slice(c);
+        }
+        faer::linalg::matmul::matmul(
+            MatMut::from_row_major_slice_mut(&mut out[..2 * n], 2, n),
+            if accumulate { Accum::Add } else { Accum::Replace },
+            view(&a[..2 * k], 2, k),
+            rhs,
+            1.0f32,
+            Par::Seq,
+        );
+        c.copy_from_slice(&out[..n]);
+    });
 }
 
 #[track_caller]
@@ -146,6 +184,41 @@ mod tests {
     use crate::kernels::reference;
     use crate::kernels::testing::{AWKWARD, random};
     use crate::rng::Rng;
+
+    /// A row gets the same result alone (a block of one row) as inside a block of others, in
+    /// plain and accumulating GEMMs, for plain and transposed operands.
+    #[test]
+    fn a_row_alone_gets_the_result_it_gets_among_others() {
+        let mut rng = Rng::new(19);
+        for &(k, n) in &[(1, 1), (7, 3), (64, 17), (300, 65)] {
+            let a = random(9 * k, &mut rng);
+            let b = random(k * n, &mut rng);
+            let at = reference::transpose(&a, 9, k);
+            for accumulate in [false, true] {
+                for transposed in [false, true] {
+                    let lhs = if transposed {
+                        view(&at, k, 9).transpose()
+                    } else {
+                        view(&a, 9, k)
+                    };
+                    let mut all = vec![0.25; 9 * n];
+                    matmul_rows(&mut all, lhs, view(&b, k, n), accumulate, Precision::F32, |_, _| {});
+                    for r in 0..9 {
+                        let mut one = vec![0.25; n];
+                        matmul_rows(
+                            &mut one,
+                            lhs.subrows(r, 1),
+                            view(&b, k, n),
+                            accumulate,
+                            Precision::F32,
+                            |_, _| {},
+                        );
+                        assert_eq!(one, all[r * n..(r + 1) * n], "k {k} n {n} row {r}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn blocks_are_filled_in_place_from_zero() {

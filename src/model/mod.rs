@@ -104,6 +104,22 @@ impl Autoencoder {
         }
     }
 
+    /// Replaces the scaler (e.g. one fitted for a model that is not trained as an autoencoder).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it does not have the input's width.
+    pub fn set_scaler(&mut self, scaler: Scaler) -> Result<()> {
+        let d = self.input_dim();
+        if !scaler.is_identity() && (scaler.offset.len() != d || scaler.scale.len() != d) {
+            return Err(Error::Config(format!(
+                "scaler has {} features, model input has {d}",
+                scaler.offset.len()
+            )));
+        }
+        self.scaler = scaler;
+        Ok(())
+    }
+
     /// The fitted scaler.
     pub fn scaler(&self) -> &Scaler {
         &self.scaler

@@ -1,0 +1,137 @@
+"""What the autoencoder estimators share: training through the native module, reading inputs
+the way the model was trained, model files and pickling through the file's bytes.
+
+Sign conventions, stated wherever a score is returned: scikit-learn's ``score_samples`` and
+``decision_function`` are higher for more *normal* rows; PyOD's ``decision_function`` and
+``decision_scores_``, the command line's ``score`` and the native ``scores`` are higher for
+more *anomalous* rows. Scores are the reconstruction error in the model's scaled units.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from . import _native
+from ._data import prepare
+from ._params import design, seed_of, table_settings, threads_of, training
+from ._progress import Progress
+
+
+def _image_shape(est, prep):
+    if prep.image_shape is not None:
+        return tuple(prep.image_shape)
+    shape = getattr(est, "image_shape", None)
+    if shape is None:
+        return None
+    shape = tuple(int(v) for v in shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or np.prod(shape) != prep.n_features:
+        raise ValueError(f"image_shape {shape} does not fit rows of {prep.n_features} values")
+    return shape
+
+
+class _AutoencoderBase:
+    """Fitting and reading through a native ``Model``; attributes set by ``_fit``:
+    ``model_``, ``n_features_in_`` (``feature_names_in_`` for named columns),
+    ``history_`` (one dict per epoch), ``n_iter_`` (epochs run), ``best_epoch_``,
+    ``code_dim_``, ``table_inputs_`` (the encoded table's columns, or None)."""
+
+    def _fit(self, X, scale=None):
+        prep = prepare(self, X, reset=True)
+        seed = seed_of(self.random_state)
+        image_shape = _image_shape(self, prep)
+        progress = Progress(self.verbose)
+        try:
+            model, report = _native.Model.fit(
+                prep.data,
+                design(self, prep.n_features),
+                training(self, prep.n_samples, seed, scale=scale),
+                image_shape=image_shape,
+                threads=threads_of(self.n_jobs),
+                progress=progress,
+                **table_settings(self),
+            )
+        finally:
+            progress.close()
+        report = json.loads(report)
+        self._set_model(model)
+        self.history_ = progress.history
+        self.n_iter_ = len(progress.history)
+        self.best_epoch_ = report["best_epoch"]
+        if report.get("interrupted"):
+            warnings.warn(
+                f"training interrupted after {self.n_iter_} complete epochs; the model keeps "
+                f"the weights of epoch {self.best_epoch_}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _set_model(self, model):
+        self.model_ = model
+        info = json.loads(model.info())
+        self.code_dim_ = info["code_dim"]
+        self.table_inputs_ = info["table_inputs"]
+        return info
+
+    def _input(self, X):
+        check_is_fitted(self, "model_")
+        return prepare(self, X, reset=False).data
+
+    def _threads(self):
+        return threads_of(self.n_jobs)
+
+    def reconstruct(self, X):
+        """The reconstruction of each row, in the data's units (flat rows, channel-major for
+        images)."""
+        x = self._input(X)
+        return self.model_.reconstruct(x, threads=self._threads())
+
+    def anomaly_scores(self, X, metric="mse"):
+        """Each row's reconstruction error in the model's scaled units: **higher = more
+        anomalous** (PyOD's and the command line's convention). ``metric``: mse or mae."""
+        x = self._input(X)
+        return self.model_.scores(x, metric=metric, threads=self._threads())
+
+    def explain(self, X, metric="mse"):
+        """Why each row scores as it does, as a pandas DataFrame: ``score`` (higher = more
+        anomalous), ``top_feature``, and for every feature its expected value (the
+        reconstruction, in the data's units) and its share of the row's error."""
+        import pandas as pd
+
+        x = self._input(X)
+        scores, expected, share = self.model_.explain(x, metric=metric, threads=self._threads())
+        names = self._feature_names()
+        frame = pd.DataFrame({"score": scores, "top_feature": np.asarray(names, dtype=object)[np.argmax(share, axis=1)]})
+        cols = {f"{n}.expected": expected[:, j] for j, n in enumerate(names)}
+        cols.update({f"{n}.share": share[:, j] for j, n in enumerate(names)})
+        return pd.concat([frame, pd.DataFrame(cols)], axis=1)
+
+    def _feature_names(self):
+        return json.loads(self.model_.info())["feature_names"]
+
+    def save(self, path):
+        """Writes the model file (the command line's format; written atomically)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
+        state = dict(state)
+        if "model_" in state:
+            state["model_"] = bytes(state["model_"].to_bytes())
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("model_"), (bytes, bytearray)):
+            state["model_"] = _native.Model.from_bytes(bytes(state["model_"]))
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)

@@ -1,0 +1,39 @@
+"""Loading model files made anywhere (the command line, Python) as fitted estimators."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from . import _native
+
+
+def load(path):
+    """A model file as a fitted estimator: an ``AutoEncoder`` (autoencoders and PCA models),
+    or a ``Classifier``. Its constructor parameters are the defaults; the model is the file's."""
+    kind, model = _native.load(str(path))
+    if kind == "classifier":
+        from .classifier import Classifier
+
+        est = Classifier()
+        est._set_native(model)
+        return est
+    from .autoencoder import AutoEncoder
+
+    est = AutoEncoder()
+    info = est._set_model(model)
+    est.n_features_in_ = info["input_dim"]
+    names = info["table_inputs"] or info["feature_names"]
+    generic = all(n == f"c{i}" for i, n in enumerate(names))
+    if not generic:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+        if info["table_inputs"] is not None:
+            est.n_features_in_ = len(names)
+    shape = info["provenance"].get("image_shape")
+    est.image_shape_ = None if shape is None else tuple(shape)
+    report = info["provenance"].get("report") or {}
+    est.history_ = report.get("history", [])
+    est.n_iter_ = len(est.history_)
+    est.best_epoch_ = report.get("best_epoch")
+    return est

@@ -1,0 +1,263 @@
+"""The estimators' parameters, stated once: names, defaults, meanings, and how they become the
+library's settings (the same ones the command line's flags make).
+
+scikit-learn's contract: ``__init__`` takes keyword-only parameters and stores them as they
+are; everything is checked in ``fit``. ``make_init`` writes such an ``__init__`` from a list of
+parameter names, so that three estimators sharing forty parameters state them once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+# name -> (default, meaning). Order is the signature's order.
+MODEL = {
+    "hidden": (None, "encoder hidden widths, input side first; None: one layer of "
+                     "min(256, max(4 * code, n_features // 2)) units"),
+    "code": (None, "width of the code; None: max(2, min(32, n_features // 4))"),
+    "decoder_hidden": (None, "decoder hidden widths, code side first; None mirrors the encoder"),
+    "activation": ("relu", "hidden activation: identity, relu, leaky_relu, elu, sigmoid, tanh, gelu"),
+    "code_activation": ("identity", "activation of the code layer"),
+    "output_activation": (None, "activation of the output layer; None: sigmoid for loss='bce', else identity"),
+    "loss": ("mse", "reconstruction loss: mse or bce"),
+    "init": ("auto", "weight initialization: auto, he or xavier"),
+    "tied": (False, "decoder weights are the transposes of the encoder's"),
+    "arch": (None, "an architecture file (path) or its TOML text, instead of hidden/code/activations"),
+    "l1": (0.0, "L1 penalty on the code"),
+    "kl": (None, "KL sparsity (rho, beta) for a sigmoid code"),
+    "topk": (None, "k-sparse code: keep the k largest code units"),
+    "topk_encode": (None, "code units kept at encode time (default: topk)"),
+    "code_dropout": (0.0, "dropout on the code in training"),
+    "binary_code": (None, "binary code for hashing: 'noise:SIGMA' or 'ste' (sigmoid code)"),
+    "decov": (0.0, "decorrelation penalty on the code (DeCov)"),
+    "hidden_reg": (None, "regularizers of other layers: {layer: 'l1=...,dropout=...'}"),
+    "max_norm": (None, "cap each unit's incoming weight norm after every step"),
+    "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
+    "image_shape": (None, "(height, width[, channels]) of flat image rows (2-D X); 3-D/4-D X carry it"),
+}
+TRAINING = {
+    "epochs": (50, "passes over the training rows (fewer with early stopping)"),
+    "batch_size": (None, "rows per mini-batch; None: n_samples // 32 within [16, 256] (small data needs "
+                         "more, smaller steps)"),
+    "learning_rate": (1e-3, "learning rate"),
+    "optimizer": ("adam", "adam (AdamW) or sgd"),
+    "momentum": (0.9, "SGD momentum"),
+    "nesterov": (False, "SGD with Nesterov momentum"),
+    "weight_decay": (0.0, "weight decay (decoupled for Adam)"),
+    "schedule": ("constant", "learning-rate schedule: constant, step:EVERY,GAMMA, cosine[:MIN]"),
+    "warmup": (0, "epochs of learning-rate warm-up"),
+    "clip_norm": (None, "clip the gradient's global norm"),
+    "validation_fraction": (0.1, "rows held out for validation and early stopping (0: none; "
+                                 "none either below 20 rows)"),
+    "patience": (10, "stop after this many epochs without a better validation loss and keep the best "
+                     "weights (None: train all epochs)"),
+    "scale": ("standard", "feature scaling fitted on the training rows: none, minmax or standard"),
+    "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX only)"),
+    "categorical": (None, "DataFrame columns to one-hot encode: names, or 'auto' for every text column"),
+    "impute": (None, "fill missing numbers with the training 'mean' or 'median' (plus indicators)"),
+    "max_categories": (50, "most categories kept per column"),
+    "hash_buckets": (None, "hash columns with more categories than max_categories into this many features"),
+    "random_state": (None, "seed (int), a RandomState, or None for a fresh seed"),
+    "n_jobs": (None, "threads (None or -1: all cores); results do not depend on it"),
+    "verbose": (0, "1: a progress bar per epoch (terminal or Jupyter); 2: a line per epoch"),
+}
+AUTOENCODER = {**MODEL, **TRAINING}
+
+
+def make_init(params: dict, extra: dict | None = None):
+    """An ``__init__`` taking ``params`` (and ``extra``) as keyword-only arguments and storing
+    them unchanged, as scikit-learn requires."""
+    allp = {**(extra or {}), **params}
+    args = ", ".join(f"{name}={default!r}" for name, (default, _) in allp.items())
+    body = "\n".join(f"    self.{name} = {name}" for name in allp) or "    pass"
+    ns: dict = {}
+    exec(f"def __init__(self, *, {args}):\n{body}\n", ns)  # noqa: S102 - our own literal names
+    init = ns["__init__"]
+    init.__doc__ = "Parameters (keyword-only):\n\n" + "\n".join(
+        f"{name} : default {default!r}\n    {meaning}" for name, (default, meaning) in allp.items()
+    )
+    return init
+
+
+def seed_of(random_state) -> int:
+    """A seed for the library from scikit-learn's ``random_state``."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return int(random_state)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def threads_of(n_jobs):
+    """The library's thread count from scikit-learn's ``n_jobs``."""
+    if n_jobs is None or n_jobs == -1:
+        return None
+    if not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def _widths(value, name):
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral):
+        value = (value,)
+    try:
+        widths = [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of positive integers, got {value!r}") from None
+    if any(w < 1 for w in widths):
+        raise ValueError(f"{name} must be a list of positive integers, got {value!r}")
+    return widths
+
+
+def _fraction(value, name, lo_open=False):
+    if not isinstance(value, numbers.Real) or not (0 < value < 1 if lo_open else 0 <= value < 1):
+        raise ValueError(f"{name} must be in {'(0, 1)' if lo_open else '[0, 1)'}, got {value!r}")
+    return float(value)
+
+
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu")
+CHOICES = {
+    "activation": ACTIVATIONS,
+    "code_activation": ACTIVATIONS,
+    "output_activation": (None, *ACTIVATIONS),
+    "loss": ("mse", "bce"),
+    "init": ("auto", "he", "xavier"),
+    "optimizer": ("adam", "sgd"),
+    "scale": ("none", "minmax", "standard"),
+    "precision": ("f32", "bf16"),
+    "impute": (None, "mean", "median"),
+}
+
+
+def check_choices(est):
+    """A ValueError naming the parameter for a value outside its choices."""
+    for name, allowed in CHOICES.items():
+        if hasattr(est, name):
+            v = getattr(est, name)
+            if v not in allowed:
+                shown = ", ".join(repr(a) for a in allowed)
+                raise ValueError(f"{name} must be one of {shown}, got {v!r}")
+
+
+def design(est, n_features: int) -> str:
+    """The library's ``Design`` (JSON) for an estimator with these parameters."""
+    check_choices(est)
+    code = est.code
+    if code is None and est.arch is None:
+        code = max(2, min(32, n_features // 4))
+    if code is not None and (not isinstance(code, numbers.Integral) or code < 1):
+        raise ValueError(f"code must be a positive integer, got {code!r}")
+    hidden = _widths(est.hidden, "hidden")
+    if hidden is None and est.arch is None:
+        hidden = [min(256, max(4 * int(code), n_features // 2))]
+    output = est.output_activation or ("sigmoid" if est.loss == "bce" else "identity")
+    code_reg = []
+    if est.l1:
+        code_reg.append(f"l1={float(est.l1)}")
+    if est.kl is not None:
+        rho, beta = est.kl
+        code_reg.append(f"kl={float(rho)}/{float(beta)}")
+    if est.topk is not None:
+        code_reg.append(f"topk={int(est.topk)}")
+    if est.topk_encode is not None:
+        code_reg.append(f"topk-encode={int(est.topk_encode)}")
+    if est.code_dropout:
+        code_reg.append(f"dropout={float(est.code_dropout)}")
+    if est.binary_code is not None:
+        code_reg.append(f"binary={est.binary_code}")
+    if est.decov:
+        code_reg.append(f"decov={float(est.decov)}")
+    hidden_reg = []
+    for layer, spec in (est.hidden_reg or {}).items():
+        hidden_reg.append([int(layer), [s for s in str(spec).split(",") if s]])
+    arch = None
+    if est.arch is not None:
+        text = str(est.arch)
+        arch = {"text": text} if ("\n" in text or "[[" in text) else {"file": text}
+    d = {
+        "hidden": hidden or [],
+        "code": None if code is None else int(code),
+        "decoder_hidden": _widths(est.decoder_hidden, "decoder_hidden"),
+        "activation": est.activation,
+        "code_activation": est.code_activation,
+        "output_activation": output,
+        "loss": est.loss,
+        "init": est.init,
+        "tied": bool(est.tied),
+        "arch": arch,
+        "code_reg": code_reg,
+        "hidden_reg": hidden_reg,
+    }
+    return json.dumps(d)
+
+
+def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str | None = None) -> str:
+    """The training settings (JSON) for an estimator with these parameters, on ``n_samples``."""
+    batch = est.batch_size
+    if batch is None:
+        batch = min(256, max(16, n_samples // 32))
+    for name, v in (("epochs", est.epochs), ("batch_size", batch), ("warmup", est.warmup), ("max_categories", getattr(est, "max_categories", 1))):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < (0 if name == "warmup" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    lr = est.learning_rate
+    if not isinstance(lr, numbers.Real) or not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"learning_rate must be positive, got {lr!r}")
+    valid = _fraction(est.validation_fraction, "validation_fraction")
+    patience = est.patience
+    if valid > 0 and (n_samples < 20 or round(n_samples * valid) < 1):
+        valid = 0.0
+    if valid == 0:
+        patience = None
+    if patience is not None and (not isinstance(patience, numbers.Integral) or patience < 1):
+        raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+    noise = est.noise
+    if noise is None:
+        noise = []
+    elif isinstance(noise, str):
+        noise = [noise]
+    t = {
+        "epochs": int(est.epochs),
+        "batch_size": int(batch),
+        "lr": float(lr),
+        "optimizer": est.optimizer,
+        "momentum": float(est.momentum),
+        "nesterov": bool(est.nesterov),
+        "weight_decay": float(est.weight_decay),
+        "schedule": est.schedule,
+        "warmup": int(est.warmup),
+        "clip_norm": None if est.clip_norm is None else float(est.clip_norm),
+        "valid_fraction": valid,
+        "patience": None if patience is None else int(patience),
+        "seed": seed,
+        "scale": est.scale if scale is None else scale,
+        "precision": est.precision,
+        "noise": [str(n) for n in noise],
+        "max_norm": None if est.max_norm is None else float(est.max_norm),
+        "freeze_epochs": int(freeze_epochs),
+    }
+    return json.dumps(t)
+
+
+def table_settings(est) -> dict:
+    """The table settings for the native module."""
+    cat = est.categorical
+    if isinstance(cat, str):
+        cat = [cat]
+    return {
+        "categorical": None if cat is None else [str(c) for c in cat],
+        "impute": est.impute,
+        "max_categories": int(est.max_categories),
+        "hash_buckets": None if est.hash_buckets is None else int(est.hash_buckets),
+    }
+
+
+def as_float_array(x) -> np.ndarray:
+    """A float32 C-contiguous array of ``x`` (no copy when it is one already)."""
+    return np.ascontiguousarray(x, dtype=np.float32)

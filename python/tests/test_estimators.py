@@ -1,0 +1,237 @@
+"""What the estimators do, beyond scikit-learn's generic checks."""
+
+import copy
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import hourglass
+
+
+def test_autoencoder_learns_codes_reconstructions_and_scores(manifold):
+    ae = hourglass.AutoEncoder(code=2, hidden=[16], epochs=60, scale="minmax", random_state=0).fit(manifold)
+    codes = ae.transform(manifold)
+    assert codes.shape == (400, 2) and codes.dtype == np.float32
+    r = ae.reconstruct(manifold)
+    assert r.shape == manifold.shape
+    mse = float(np.mean((r - manifold) ** 2))
+    assert mse < 0.1 * float(np.var(manifold)), mse
+    np.testing.assert_array_equal(ae.inverse_transform(codes), r)
+    # scikit-learn's sign: higher = more normal; PyOD's: higher = more anomalous.
+    np.testing.assert_allclose(ae.score_samples(manifold), -ae.anomaly_scores(manifold))
+    far = manifold[:5] + 3.0
+    assert ae.score_samples(far).max() < ae.score_samples(manifold).min()
+    assert ae.n_iter_ == len(ae.history_) <= 60
+    assert {"epoch", "train_loss", "valid_loss", "code"} <= set(ae.history_[0])
+    assert ae.transform(manifold, layer=0).shape == (400, 16)
+
+
+def test_results_do_not_depend_on_n_jobs(manifold):
+    fit = lambda n: hourglass.AutoEncoder(epochs=5, random_state=3, n_jobs=n).fit(manifold)  # noqa: E731
+    one, two = fit(1), fit(2)
+    np.testing.assert_array_equal(one.transform(manifold), two.transform(manifold))
+    np.testing.assert_array_equal(one.reconstruct(manifold), two.reconstruct(manifold))
+    assert [h["train_loss"] for h in one.history_] == [h["train_loss"] for h in two.history_]
+
+
+def test_the_same_seed_gives_the_same_model_and_none_draws_a_new_one(manifold):
+    a = hourglass.AutoEncoder(epochs=3, random_state=5).fit(manifold)
+    b = hourglass.AutoEncoder(epochs=3, random_state=5).fit(manifold)
+    np.testing.assert_array_equal(a.transform(manifold), b.transform(manifold))
+    c = hourglass.AutoEncoder(epochs=3, random_state=None).fit(manifold)
+    d = hourglass.AutoEncoder(epochs=3, random_state=None).fit(manifold)
+    assert not np.array_equal(c.transform(manifold), d.transform(manifold))
+
+
+def test_pickle_deepcopy_joblib_and_files_keep_the_model(manifold, tmp_path):
+    ae = hourglass.AutoEncoder(epochs=4, random_state=0).fit(manifold)
+    want = ae.transform(manifold)
+    for back in (
+        pickle.loads(pickle.dumps(ae)),
+        copy.deepcopy(ae),
+    ):
+        np.testing.assert_array_equal(back.transform(manifold), want)
+        assert back.get_params() == ae.get_params()
+    joblib.dump(ae, tmp_path / "ae.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "ae.joblib").transform(manifold), want)
+    ae.save(tmp_path / "ae.safetensors")
+    loaded = hourglass.load(tmp_path / "ae.safetensors")
+    np.testing.assert_array_equal(loaded.transform(manifold), want)
+    np.testing.assert_array_equal(loaded.score_samples(manifold), ae.score_samples(manifold))
+    assert loaded.n_iter_ == ae.n_iter_
+
+
+def test_dataframes_keep_names_and_get_the_table_encoding(table):
+    ae = hourglass.AutoEncoder(epochs=5, categorical="auto", impute="median", random_state=0).fit(table)
+    assert list(ae.feature_names_in_) == ["amount", "tenure", "region"]
+    assert ae.table_inputs_ == ["amount", "tenure", "region"]
+    assert ae.transform(table).shape[0] == len(table)
+    # An unseen category and a missing value are encoded as in the command line.
+    odd = table.head(3).copy()
+    odd.loc[odd.index[0], "region"] = "west"
+    odd.loc[odd.index[1], "tenure"] = np.nan
+    assert np.isfinite(ae.score_samples(odd)).all()
+    why = ae.explain(table.head(4))
+    assert list(why.columns[:2]) == ["score", "top_feature"]
+    assert "region=north.share" in why.columns
+    np.testing.assert_allclose(why["score"], ae.anomaly_scores(table.head(4)))
+    with pytest.raises(ValueError, match="DataFrame"):
+        ae.transform(table.to_numpy())
+
+
+def test_numeric_dataframes_check_their_column_names(manifold):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(manifold, columns=list("abcdefgh"))
+    ae = hourglass.AutoEncoder(epochs=2, random_state=0).fit(df)
+    assert list(ae.feature_names_in_) == list("abcdefgh")
+    np.testing.assert_array_equal(ae.transform(df), ae.transform(manifold))
+    with pytest.raises(ValueError, match="feature names"):
+        ae.transform(df.rename(columns={"a": "z"}))
+
+
+def test_float64_lists_and_read_only_memmaps_are_accepted(manifold, tmp_path):
+    ae = hourglass.AutoEncoder(epochs=2, random_state=0).fit(manifold)
+    want = ae.transform(manifold)
+    np.testing.assert_array_equal(ae.transform(manifold.astype(np.float64)), want)
+    np.testing.assert_array_equal(ae.transform(manifold.tolist()), want)
+    np.save(tmp_path / "x.npy", manifold)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert not mm.flags.writeable
+    np.testing.assert_array_equal(ae.transform(mm), want)
+    np.testing.assert_array_equal(ae.transform(np.asfortranarray(manifold)), want)
+
+
+def test_bad_input_raises_clear_errors(manifold):
+    ae = hourglass.AutoEncoder(epochs=2, random_state=0)
+    with pytest.raises(NotFittedError):
+        ae.transform(manifold)
+    bad = manifold.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ae.fit(bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        ae.fit(manifold[:0])
+    ae.fit(manifold)
+    with pytest.raises(ValueError, match="8 features"):
+        ae.transform(manifold[:, :5])
+    with pytest.raises(ValueError, match="codes must have"):
+        ae.inverse_transform(np.zeros((2, 7), np.float32))
+    for params, match in [
+        ({"epochs": 0, "batch_size": 8}, "epochs"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"noise": "blur:2"}, "noise"),
+        ({"activation": "swish"}, "activation"),
+        ({"loss": "bce", "scale": "standard"}, "bce"),
+        ({"topk": 50, "code": 4}, "top-k"),
+        ({"validation_fraction": 1.5}, "validation_fraction"),
+        ({"n_jobs": 0}, "n_jobs"),
+        ({"hidden_reg": {0: "l2=1"}}, "l2=1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            hourglass.AutoEncoder(**{"epochs": 2, **params}).fit(manifold)
+
+
+def test_images_train_convolutional_models():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(64, 8, 8)).astype(np.float32)
+    arch = """
+    [[encoder]]
+    type = "conv"
+    filters = 4
+    kernel = 3
+    stride = 2
+    padding = 1
+    [[decoder]]
+    type = "conv_transpose"
+    filters = 1
+    kernel = 3
+    stride = 2
+    padding = 1
+    output_padding = 1
+    """
+    ae = hourglass.AutoEncoder(arch=arch, epochs=3, scale="none", random_state=0).fit(images)
+    assert ae.image_shape_ == (8, 8, 1)
+    assert ae.transform(images).shape == (64, 4 * 4 * 4)
+    np.testing.assert_array_equal(ae.transform(images), ae.transform(images.reshape(64, 1, 8, 8).reshape(64, 64)))
+    rgb = rng.uniform(size=(16, 8, 8, 3)).astype(np.float32)
+    with pytest.raises(ValueError):
+        ae.transform(rgb)
+
+
+def test_progress_bar_history_and_verbose_lines(manifold, capsys):
+    ae = hourglass.AutoEncoder(epochs=3, validation_fraction=0.0, verbose=2, random_state=0).fit(manifold)
+    err = capsys.readouterr().err
+    assert err.count("epoch ") == 3, err
+    assert len(ae.history_) == 3 and ae.history_[0]["valid_loss"] is None
+    hourglass.AutoEncoder(epochs=2, verbose=1, random_state=0).fit(manifold)
+
+
+def test_ctrl_c_stops_training_cleanly_and_keeps_a_model(manifold):
+    import _thread
+    import threading
+
+    big = np.tile(manifold, (200, 1))
+    ae = hourglass.AutoEncoder(hidden=[256], epochs=10_000, patience=None, validation_fraction=0.0, random_state=0)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ae.fit(big)
+    timer.cancel()
+    assert any("interrupted" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert 0 < ae.n_iter_ < 10_000 or ae.n_iter_ == 0
+    assert np.isfinite(ae.score_samples(manifold)).all()
+
+
+def test_outlier_detector_flags_the_contamination(manifold):
+    rng = np.random.default_rng(0)
+    x = np.vstack([manifold, rng.uniform(-1, 2, size=(20, 8)).astype(np.float32)])
+    od = hourglass.OutlierDetector(contamination=0.05, epochs=60, scale="minmax", random_state=0).fit(x)
+    pred = od.predict(x)
+    assert set(np.unique(pred)) <= {-1, 1}
+    assert abs((pred == -1).mean() - 0.05) < 0.01
+    # The planted rows are the outliers.
+    assert (pred[-20:] == -1).mean() > 0.8
+    np.testing.assert_allclose(od.decision_function(x), od.score_samples(x) - od.offset_)
+    with pytest.raises(ValueError, match="contamination"):
+        hourglass.OutlierDetector(contamination=0.9).fit(x)
+
+
+def test_pca_is_the_exact_baseline(manifold):
+    from sklearn.decomposition import PCA as SkPCA
+
+    ours = hourglass.PCA(n_components=3).fit(manifold)
+    theirs = SkPCA(n_components=3).fit(manifold.astype(np.float64))
+    np.testing.assert_allclose(ours.explained_variance_, theirs.explained_variance_ * (399 / 400), rtol=1e-4)
+    recon = ours.inverse_transform(ours.transform(manifold))
+    np.testing.assert_allclose(recon, theirs.inverse_transform(theirs.transform(manifold)), atol=1e-4)
+
+
+def test_classifier_pretrains_and_fine_tunes():
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=600, n_features=12, n_informative=6, n_classes=3, random_state=0)
+    names = np.array(["red", "green", "blue"])[y]
+    clf = hourglass.Classifier(hidden=(32, 16), pretrain_epochs=5, epochs=40, random_state=0).fit(x[:400], names[:400])
+    assert list(clf.classes_) == sorted(set(names))
+    acc = (clf.predict(x[400:]) == names[400:]).mean()
+    assert acc > 0.7, acc
+    proba = clf.predict_proba(x[400:])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    back = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(back.predict_proba(x[400:]), proba)
+
+
+def test_hash_codes_and_hamming_search(manifold):
+    ae = hourglass.AutoEncoder(code=16, binary_code="ste", code_activation="sigmoid", epochs=5, random_state=0)
+    ae.fit(manifold)
+    words, bits = hourglass.hash_codes(ae, manifold)
+    assert bits == 16 and words.shape == (400, 1) and words.dtype == np.uint64
+    hits = hourglass.hamming_search(words, words[:3], bits, k=5)
+    assert hits.shape == (15, 4)
+    # Each query finds itself at distance 0 first.
+    assert (hits[::5, 2] == np.arange(3)).all() and (hits[::5, 3] == 0).all()
