@@ -188,6 +188,62 @@ impl Optimizer {
         self.step += 1;
     }
 
+    /// Updates every tensor in `tensors` — `(index, parameters, gradient, decay)`, indices
+    /// increasing — in one parallel pass over fixed blocks of [`ELEMENT_BLOCK`] elements. The
+    /// same arithmetic as [`Optimizer::update`] tensor by tensor, but the threads are woken
+    /// once per step instead of once per tensor: on 2 cores that halved the time of a
+    /// small-batch step (batch 32, 784-128-32: 34k → 66k samples/s with 2 threads).
+    ///
+    /// # Panics
+    /// If the indices do not increase or a size differs from the state's.
+    #[track_caller]
+    pub fn update_all(&mut self, tensors: Vec<(usize, &mut [f32], &[f32], bool)>, lr: f32) {
+        let config = self.config;
+        let t = self.step.max(1) as i32;
+        let mut state = self.state.iter_mut().enumerate();
+        let mut blocks = Vec::new();
+        for (index, w, g, decay) in tensors {
+            let (_, (m, v)) = state
+                .find(|(i, _)| *i == index)
+                .expect("optimizer tensors in increasing order");
+            assert_eq!(m.len(), w.len(), "optimizer state size differs from the parameter's");
+            let vs: Vec<&mut [f32]> = if v.is_empty() {
+                w.chunks(ELEMENT_BLOCK).map(|_| &mut [][..]).collect()
+            } else {
+                v.chunks_mut(ELEMENT_BLOCK).collect()
+            };
+            for (((w, g), m), v) in w
+                .chunks_mut(ELEMENT_BLOCK)
+                .zip(g.chunks(ELEMENT_BLOCK))
+                .zip(m.chunks_mut(ELEMENT_BLOCK))
+                .zip(vs)
+            {
+                blocks.push((w, g, m, v, decay));
+            }
+        }
+        blocks.into_par_iter().for_each(|(w, g, m, v, decay)| match config {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let bc1 = 1.0 - beta1.powi(t);
+                let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+                let wd = if decay { lr * weight_decay } else { 0.0 };
+                kernels::adam_update(w, g, m, v, lr / bc1, beta1, beta2, eps, bc2_sqrt, wd)
+            }
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
+                let wd = if decay { weight_decay } else { 0.0 };
+                kernels::sgd_update(w, g, m, lr, momentum, nesterov, wd)
+            }
+        });
+    }
+
     /// Updates tensor `index` in place from its gradient; `decay` says whether weight decay
     /// applies (weights yes, biases no). Runs in parallel over fixed element blocks.
     #[track_caller]

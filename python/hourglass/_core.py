@@ -54,6 +54,7 @@ class _AutoencoderBase:
                 image_shape=image_shape,
                 threads=threads_of(self.n_jobs),
                 progress=progress,
+                batches=progress.wants_batches,
                 **table_settings(self),
             )
         finally:

@@ -14,6 +14,8 @@ class Progress:
         self.verbose = int(verbose or 0)
         self.history: list[dict] = []
         self._bar = None
+        # Batch events only feed the bar.
+        self.wants_batches = self.verbose == 1
 
     def __call__(self, kind, *args):
         if kind == "epoch_start":

@@ -79,7 +79,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         try:
             if self.pretrain_epochs > 0:
                 encoder, _ = _native.Model.fit(
-                    x, design(pre, x.shape[1]), training(pre, x.shape[0], seed), threads=threads, progress=progress
+                    x, design(pre, x.shape[1]), training(pre, x.shape[0], seed), threads=threads, progress=progress,
+                    batches=progress.wants_batches,
                 )
             else:
                 # No pretraining: the same network from random weights, scaled as pretraining
@@ -96,6 +97,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 from_scratch=self.pretrain_epochs == 0,
                 threads=threads,
                 progress=progress,
+                batches=progress.wants_batches,
             )
         finally:
             progress.close()

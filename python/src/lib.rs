@@ -214,9 +214,10 @@ impl Message {
 }
 
 /// Runs a training call on its own thread while this one, without the GIL, waits for its
-/// events: each goes to `progress` (with the GIL), and Ctrl-C (`KeyboardInterrupt`) stops
+/// events: each goes to `progress` (with the GIL; batch events only when `batches`, since
+/// waking Python for every batch costs time), and Ctrl-C (`KeyboardInterrupt`) stops
 /// training cleanly at the next batch. Returns the report; an interrupted report says so.
-fn train_watched<F>(py: Python<'_>, progress: Option<&Py<PyAny>>, train: F) -> PyResult<TrainReport>
+fn train_watched<F>(py: Python<'_>, progress: Option<&Py<PyAny>>, batches: bool, train: F) -> PyResult<TrainReport>
 where
     F: FnOnce(&mut (dyn FnMut(&hourglass::Event<'_>) -> Flow + Send)) -> hourglass::Result<TrainReport> + Send,
 {
@@ -228,7 +229,9 @@ where
         let stop = &stop;
         let worker = s.spawn(move || {
             let mut on_event = |e: &hourglass::Event<'_>| {
-                if let Some(m) = Message::of(e) {
+                if let Some(m) = Message::of(e)
+                    && (batches || !matches!(m, Message::Batch(..)))
+                {
                     // The receiver lives until the worker is joined.
                     let _ = tx.send(m);
                 }
@@ -314,7 +317,7 @@ impl Model {
     /// library's `Design` and `TrainConfig`), the table settings, and `image_shape`
     /// `(h, w, c)` for image rows. Returns the model and the training report as JSON.
     #[staticmethod]
-    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None))]
+    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -328,6 +331,7 @@ impl Model {
         hash_buckets: Option<usize>,
         threads: Option<usize>,
         progress: Option<Py<PyAny>>,
+        batches: bool,
     ) -> PyResult<(Model, String)> {
         let design: Design = serde_json::from_str(design).map_err(json_err)?;
         let mut config = Training::parse(train)?;
@@ -368,7 +372,7 @@ impl Model {
             .map_err(py_err)?
             .init(config.seed)
             .map_err(py_err)?;
-        let report = train_watched(py, progress.as_ref(), |on_event| {
+        let report = train_watched(py, progress.as_ref(), batches, |on_event| {
             hourglass::with_threads(threads, || hourglass::fit(&mut model, x, None, &config, on_event))?
         })?;
         let provenance = Provenance {
@@ -656,7 +660,7 @@ impl Classifier {
     /// layer; `from_scratch` draws the same network's weights anew). Returns the classifier
     /// and the report as JSON.
     #[staticmethod]
-    #[pyo3(signature = (encoder, x, y, classes, train, dropout=0.0, from_scratch=false, threads=None, progress=None))]
+    #[pyo3(signature = (encoder, x, y, classes, train, dropout=0.0, from_scratch=false, threads=None, progress=None, batches=false))]
     #[allow(clippy::too_many_arguments)]
     fn finetune(
         py: Python<'_>,
@@ -669,6 +673,7 @@ impl Classifier {
         from_scratch: bool,
         threads: Option<usize>,
         progress: Option<Py<PyAny>>,
+        batches: bool,
     ) -> PyResult<(Classifier, String)> {
         let config = Training::parse(train)?;
         let data = Data::Array(x);
@@ -679,7 +684,7 @@ impl Classifier {
             model = model.reinit(config.seed).map_err(py_err)?;
         }
         model.config.dropout = dropout;
-        let report = train_watched(py, progress.as_ref(), |on_event| {
+        let report = train_watched(py, progress.as_ref(), batches, |on_event| {
             hourglass::with_threads(threads, || {
                 hourglass::classifier::finetune(&mut model, x, &y, None, &config, on_event)
             })?

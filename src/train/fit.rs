@@ -453,16 +453,21 @@ pub(crate) fn run<R: Into<Flow>>(
             }
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
             opt.begin_step();
+            let mut tensors = Vec::with_capacity(2 * n_layers);
             for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
-                let unit_rows = layer.unit_rows();
                 let (weight, bias) = layer.params_mut();
                 let k = 2 * (l - lowest);
                 if !t.tied.iter().any(|&(_, dl)| dl == l) {
-                    opt.update(k, weight, &ws.dw[l], lr, true);
+                    tensors.push((k, weight, &ws.dw[l][..], true));
                 }
-                opt.update(k + 1, bias, &ws.db[l], lr, false);
-                if let (Some(c), Some(n_in)) = (config.max_norm, unit_rows) {
-                    kernels::max_norm_rows(weight, n_in, c);
+                tensors.push((k + 1, bias, &ws.db[l][..], false));
+            }
+            opt.update_all(tensors, lr);
+            if let Some(c) = config.max_norm {
+                for layer in t.layers.iter_mut().skip(lowest) {
+                    if let Some(n_in) = layer.unit_rows() {
+                        kernels::max_norm_rows(layer.params_mut().0, n_in, c);
+                    }
                 }
             }
             crate::model::sync_tied(t.layers, &t.tied);
