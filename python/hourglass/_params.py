@@ -27,11 +27,14 @@ MODEL = {
     "loss": ("mse", "reconstruction loss: mse or bce"),
     "init": ("auto", "weight initialization: auto, he or xavier"),
     "tied": (False, "decoder weights are the transposes of the encoder's"),
-    "arch": (None, "an architecture file (path) or its TOML text, instead of hidden/code/activations"),
+    "arch": (None, "an architecture file (path), its TOML text, or a dict of the same keys, instead of "
+                   "hidden/code/activations"),
     "l1": (0.0, "L1 penalty on the code"),
     "kl": (None, "KL sparsity (rho, beta) for a sigmoid code"),
     "topk": (None, "k-sparse code: keep the k largest code units"),
     "topk_encode": (None, "code units kept at encode time (default: topk)"),
+    "topk_start": (None, "start training with this many code units ..."),
+    "topk_anneal": (0, "... and lower it to topk over this many epochs"),
     "code_dropout": (0.0, "dropout on the code in training"),
     "binary_code": (None, "binary code for hashing: 'noise:SIGMA' or 'ste' (sigmoid code)"),
     "decov": (0.0, "decorrelation penalty on the code (DeCov)"),
@@ -168,6 +171,10 @@ def design(est, n_features: int) -> str:
         code_reg.append(f"topk={int(est.topk)}")
     if est.topk_encode is not None:
         code_reg.append(f"topk-encode={int(est.topk_encode)}")
+    if est.topk_start is not None:
+        code_reg.append(f"topk-start={int(est.topk_start)}")
+    if est.topk_anneal:
+        code_reg.append(f"topk-anneal={int(est.topk_anneal)}")
     if est.code_dropout:
         code_reg.append(f"dropout={float(est.code_dropout)}")
     if est.binary_code is not None:
@@ -178,7 +185,9 @@ def design(est, n_features: int) -> str:
     for layer, spec in (est.hidden_reg or {}).items():
         hidden_reg.append([int(layer), [s for s in str(spec).split(",") if s]])
     arch = None
-    if est.arch is not None:
+    if isinstance(est.arch, dict):
+        arch = {"table": est.arch}
+    elif est.arch is not None:
         text = str(est.arch)
         arch = {"text": text} if ("\n" in text or "[[" in text) else {"file": text}
     d = {

@@ -44,6 +44,7 @@ class _Settings:
         self.activation, self.code_activation = clf.activation, clf.activation
         self.output_activation, self.loss, self.init, self.tied, self.arch = None, "mse", "auto", False, None
         self.l1, self.kl, self.topk, self.topk_encode, self.code_dropout = 0.0, None, None, None, 0.0
+        self.topk_start, self.topk_anneal = None, 0
         self.binary_code, self.decov, self.hidden_reg, self.max_norm = None, 0.0, None, None
         self.noise = noise
         self.epochs, self.batch_size, self.learning_rate = epochs, clf.batch_size, clf.learning_rate

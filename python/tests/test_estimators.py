@@ -235,3 +235,17 @@ def test_hash_codes_and_hamming_search(manifold):
     assert hits.shape == (15, 4)
     # Each query finds itself at distance 0 first.
     assert (hits[::5, 2] == np.arange(3)).all() and (hits[::5, 3] == 0).all()
+
+
+def test_architectures_as_dicts_and_annealed_topk(manifold):
+    arch = {
+        "activation": "tanh",
+        "encoder": [{"type": "dense", "units": 12}, {"type": "dense", "units": 6}],
+        "decoder": [{"type": "dense", "units": 12}, {"type": "dense", "units": 8}],
+        "code": {"l1": 1e-4},
+    }
+    ae = hourglass.AutoEncoder(arch=arch, epochs=3, random_state=0).fit(manifold)
+    assert ae.code_dim_ == 6 and ae.transform(manifold, layer=0).shape == (400, 12)
+    sparse = hourglass.AutoEncoder(code=12, topk=3, topk_start=9, topk_anneal=2, topk_encode=4, epochs=4,
+                                   random_state=0).fit(manifold)
+    assert ((sparse.transform(manifold) != 0).sum(axis=1) <= 4).all()

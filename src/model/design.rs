@@ -21,6 +21,8 @@ pub enum ArchSource {
     File(PathBuf),
     /// The text of one.
     Text(String),
+    /// Its contents as data (keys, tables and arrays, e.g. a Python dict).
+    Table(serde_json::Value),
 }
 
 /// The autoencoder a front end asks for. Field defaults are the command line's.
@@ -111,6 +113,8 @@ impl Design {
             Some(ArchSource::File(path)) => super::toml::read_paired(path, input, target)?,
             Some(ArchSource::Text(text)) => super::toml::parse_paired(text, input, target)
                 .map_err(|m| crate::error::Error::invalid("architecture", m))?,
+            Some(ArchSource::Table(value)) => super::toml::from_value(value.clone(), input, target)
+                .map_err(|m| crate::error::Error::invalid("architecture", m))?,
             None => Mlp {
                 hidden: self.hidden.clone(),
                 decoder_hidden: self.decoder_hidden.clone(),
@@ -164,5 +168,12 @@ mod tests {
             ..Design::default()
         };
         assert_eq!(text.config(Dims::Flat(6), None).unwrap().code_dim(), 2);
+        let table: Design = serde_json::from_str(
+            r#"{"arch": {"table": {"encoder": [{"type": "dense", "units": 3}], "decoder": [{"type": "dense", "units": 6}],
+                "code": "topk=2"}}}"#,
+        )
+        .unwrap();
+        let c = table.config(Dims::Flat(6), None).unwrap();
+        assert_eq!((c.code_dim(), c.regularizers[&0].topk.unwrap().k), (3, 2));
     }
 }

@@ -138,6 +138,25 @@ pub fn parse(text: &str, data: Dims) -> std::result::Result<AutoencoderConfig, S
 /// The message, without the file name.
 pub fn parse_paired(text: &str, data: Dims, target: Option<Dims>) -> std::result::Result<AutoencoderConfig, String> {
     let file: ArchFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+    config_of(file, data, target)
+}
+
+/// [`parse_paired`] on an architecture given as data of the file's shape (e.g. a Python dict
+/// passed as JSON): the same keys, tables and arrays.
+///
+/// # Errors
+/// The message.
+pub fn from_value(
+    value: serde_json::Value,
+    data: Dims,
+    target: Option<Dims>,
+) -> std::result::Result<AutoencoderConfig, String> {
+    let file: ArchFile = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    config_of(file, data, target)
+}
+
+/// The config an architecture file describes, for rows of shape `data`.
+fn config_of(file: ArchFile, data: Dims, target: Option<Dims>) -> std::result::Result<AutoencoderConfig, String> {
     let input = file.input.clone().unwrap_or_else(|| data.to_vec());
     let hidden = file.activation.unwrap_or(Activation::Relu);
     let code_act = file.code_activation.unwrap_or(Activation::Identity);
