@@ -11,6 +11,11 @@ pub fn view(data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
 }
 
 /// One block of rows: `c (rows x n) (+)= lhs[r0 .. r0 + rows] * rhs`, on AMX when `packed`.
+///
+/// In f32 the block is computed in fixed chunks of [`COL_BLOCK`] output columns, each one
+/// sequential faer call; the chunks run in parallel when the block is big enough to pay for
+/// the tasks (a small batch has one block of rows, and this is its parallelism). The chunks
+/// depend only on `n`, so a result depends neither on the thread count nor on the batch.
 fn gemm_block(
     c: &mut [f32],
     lhs: MatRef<'_, f32>,
@@ -19,21 +24,61 @@ fn gemm_block(
     accumulate: bool,
     packed: Option<&amx::PackedB>,
 ) {
-    let n = rhs.ncols();
+    let (k, n) = (lhs.ncols(), rhs.ncols());
     let rows = c.len() / n;
-    match packed {
-        Some(b) => amx::matmul(c, lhs.subrows(r0, rows), b, accumulate),
-        None if rows == 1 => one_row(c, lhs, rhs, r0, accumulate),
-        None => faer::linalg::matmul::matmul(
-            MatMut::from_row_major_slice_mut(c, rows, n),
-            if accumulate { Accum::Add } else { Accum::Replace },
-            lhs.subrows(r0, rows),
-            rhs,
-            1.0f32,
-            Par::Seq,
-        ),
+    if let Some(b) = packed {
+        return amx::matmul(c, lhs.subrows(r0, rows), b, accumulate);
+    }
+    if n == 1 {
+        return one_col(c, lhs, rhs, r0, accumulate);
+    }
+    let parallel = n > COL_BLOCK + 1 && rows * k * n >= PAR_MIN_MACS;
+    if rows == 1 {
+        let chunks = col_chunks(c, n, |c: &mut [f32], w| c.split_at_mut(w));
+        return run(chunks, parallel, |(i, c): (usize, &mut [f32])| {
+            one_row(c, lhs, rhs.subcols(i * COL_BLOCK, c.len()), r0, accumulate)
+        });
+    }
+    let lhs = lhs.subrows(r0, rows);
+    let chunks = col_chunks(MatMut::from_row_major_slice_mut(c, rows, n), n, |c, w| {
+        c.split_at_col_mut(w)
+    });
+    run(chunks, parallel, |(i, c): (usize, MatMut<'_, f32>)| {
+        let rhs = rhs.subcols(i * COL_BLOCK, c.ncols());
+        let accum = if accumulate { Accum::Add } else { Accum::Replace };
+        faer::linalg::matmul::matmul(c, accum, lhs, rhs, 1.0f32, Par::Seq)
+    })
+}
+
+/// `chunk((index, chunk))` on each chunk, as parallel tasks or in order.
+fn run<C: Send>(chunks: Vec<C>, parallel: bool, chunk: impl Fn((usize, C)) + Sync + Send) {
+    if parallel {
+        chunks.into_par_iter().enumerate().for_each(chunk)
+    } else {
+        chunks.into_iter().enumerate().for_each(chunk)
     }
 }
+
+/// `c` (`n` columns wide) split into chunks of [`COL_BLOCK`] columns, where a last single
+/// column joins the chunk before it: faer multiplies by one column with a matrix-vector
+/// kernel that sums in another order than its matrix-matrix kernel.
+fn col_chunks<C>(c: C, n: usize, split: impl Fn(C, usize) -> (C, C)) -> Vec<C> {
+    let mut chunks = Vec::with_capacity(n.div_ceil(COL_BLOCK));
+    let (mut rest, mut width) = (c, n);
+    while width > COL_BLOCK + 1 {
+        let (left, right) = split(rest, COL_BLOCK);
+        chunks.push(left);
+        (rest, width) = (right, width - COL_BLOCK);
+    }
+    chunks.push(rest);
+    chunks
+}
+
+/// Output columns per sequential GEMM call within a block of rows (see [`gemm_block`]).
+pub const COL_BLOCK: usize = 64;
+
+/// Multiply-adds in a block of rows from which its column chunks run as parallel tasks.
+const PAR_MIN_MACS: usize = 1 << 18;
 
 thread_local! {
     /// Two copies of one row of the left operand and of the output (see [`one_row`]).
@@ -69,6 +114,34 @@ fn one_row(c: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, r0: usize,
             Par::Seq,
         );
         c.copy_from_slice(&out[..n]);
+    });
+}
+
+thread_local! {
+    /// Two copies of the right operand's one column, and the output's (see [`one_col`]).
+    static ONE_COL: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A product with one output column. Like a lone row (see [`one_row`]), a lone column would
+/// go through faer's matrix-vector kernel, whose sums depend on the number of rows; two
+/// copies of the column go through the matrix-matrix kernel instead.
+fn one_col(c: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, r0: usize, accumulate: bool) {
+    let (k, rows) = (lhs.ncols(), c.len());
+    ONE_COL.with(|bufs| {
+        let (b, out) = &mut *bufs.borrow_mut();
+        b.resize(2 * k, 0.0);
+        out.resize(2 * rows, 0.0);
+        for j in 0..k {
+            b[2 * j] = rhs[(j, 0)];
+            b[2 * j + 1] = rhs[(j, 0)];
+        }
+        for (o, &v) in out.chunks_exact_mut(2).zip(c.iter()) {
+            o.fill(v);
+        }
+        gemm_block(&mut out[..], lhs, view(&b[..], k, 2), r0, accumulate, None);
+        for (v, o) in c.iter_mut().zip(out.chunks_exact(2)) {
+            *v = o[0];
+        }
     });
 }
 
@@ -109,6 +182,29 @@ pub fn matmul_rows<F>(
     } else {
         dst.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(block);
     }
+}
+
+/// `dst (m x n) = lhs (m x k) * rhs (k x n)` (or `+=` when `accumulate`) as one sequential
+/// GEMM, for callers that already run in parallel over fixed units (the convolutions, one
+/// image at a time): no blocks, no tasks, and the result depends only on the shapes.
+#[track_caller]
+pub fn matmul_seq(dst: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, accumulate: bool, precision: Precision) {
+    check_gemm(dst.len(), lhs, rhs);
+    if dst.is_empty() {
+        return;
+    }
+    if precision.uses_amx() {
+        return amx::matmul(dst, lhs, &amx::PackedB::new(rhs), accumulate);
+    }
+    let (m, n) = (lhs.nrows(), rhs.ncols());
+    faer::linalg::matmul::matmul(
+        MatMut::from_row_major_slice_mut(dst, m, n),
+        if accumulate { Accum::Add } else { Accum::Replace },
+        lhs,
+        rhs,
+        1.0f32,
+        Par::Seq,
+    );
 }
 
 /// [`matmul_rows`] with a second output buffer `aux` of `aux.1` columns, handed to the epilogue
@@ -190,7 +286,16 @@ mod tests {
     #[test]
     fn a_row_alone_gets_the_result_it_gets_among_others() {
         let mut rng = Rng::new(19);
-        for &(k, n) in &[(1, 1), (7, 3), (64, 17), (300, 65)] {
+        for &(k, n) in &[
+            (1, 1),
+            (7, 3),
+            (64, 17),
+            (300, 65),
+            (300, 1),
+            (300, 2),
+            (300, 129),
+            (2000, 200),
+        ] {
             let a = random(9 * k, &mut rng);
             let b = random(k * n, &mut rng);
             let at = reference::transpose(&a, 9, k);
@@ -220,6 +325,35 @@ mod tests {
         }
     }
 
+    /// Blocks big enough that their column chunks run as parallel tasks: the same bits on 1,
+    /// 2 and 3 threads, for one row and for a small batch, and the right product.
+    #[test]
+    fn parallel_column_chunks_do_not_depend_on_the_thread_count() {
+        let mut rng = Rng::new(23);
+        for &(m, k, n) in &[(1, 2000, 200), (32, 300, 200), (5, 1000, 129)] {
+            assert!(m * k * n >= PAR_MIN_MACS && n > COL_BLOCK);
+            let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
+            let run = |threads| {
+                crate::with_threads(Some(threads), || {
+                    let mut c = vec![0.5; m * n];
+                    matmul_rows(&mut c, view(&a, m, k), view(&b, k, n), true, Precision::F32, |_, _| {});
+                    c
+                })
+                .unwrap()
+            };
+            let one = run(1);
+            assert_eq!(run(2), one, "{m}x{k}x{n}");
+            assert_eq!(run(3), one, "{m}x{k}x{n}");
+            let want = reference::matmul(&a, &b, m, k, n);
+            for (g, w) in one.iter().zip(&want) {
+                assert!(
+                    (g - (w + 0.5)).abs() < 1e-5 * (k as f32).sqrt() + 1e-6,
+                    "{m}x{k}x{n}: {g} vs {w}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn blocks_are_filled_in_place_from_zero() {
         for (n, block) in [(10, 3), (5, 8), (0, 4), (4096, 128)] {
@@ -236,7 +370,7 @@ mod tests {
         let mut rng = Rng::new(11);
         for &m in &AWKWARD {
             for &k in &[1, 7, 17, 64, 65] {
-                for &n in &[1, 3, 16, 63] {
+                for &n in &[1, 3, 16, 63, 64, 65, 129] {
                     let a = random(m * k, &mut rng);
                     let b = random(k * n, &mut rng);
                     let want = reference::matmul(&a, &b, m, k, n);

@@ -10,7 +10,7 @@
 //! | file | kernels |
 //! |---|---|
 //! | `mod.rs` | SIMD level detection and dispatch, [`Precision`] |
-//! | `gemm.rs` | [`matmul_rows`] (faer or AMX per block of [`ROW_BLOCK`] rows), [`par_fill_blocks`] |
+//! | `gemm.rs` | [`matmul_rows`] (faer or AMX per block of [`ROW_BLOCK`] rows, in chunks of columns), [`matmul_seq`] (one call, for per-image loops), [`par_fill_blocks`] |
 //! | `elementwise.rs` | [`fast_exp`], [`bias_activation`], [`activation_backward`], [`column_sums`], [`sum_squares`], … |
 //! | `loss.rs` | output gradients of MSE and BCE |
 //! | `optim.rs` | AdamW and SGD updates |
@@ -37,7 +37,7 @@ pub use elementwise::{
     scale_in_place, sum_squares,
 };
 pub use gather::GatherTable;
-pub use gemm::{matmul_rows, matmul_rows_with, par_fill_blocks, view};
+pub use gemm::{matmul_rows, matmul_rows_with, matmul_seq, par_fill_blocks, view};
 pub use loss::{bce_sigmoid_output_grad, mse_output_grad};
 pub use optim::{adam_update, sgd_update};
 

@@ -105,7 +105,7 @@ impl Conv2d {
                 let mut padded = vec![0.0; patches_len];
                 for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
                     patches.im2col(img, &mut padded, &mut cols);
-                    kernels::matmul_rows(out, w, view(&cols, patch, hw), false, precision, |_, _| {});
+                    kernels::matmul_seq(out, w, view(&cols, patch, hw), false, precision);
                     let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
                     bias_activation(out, pre, &self.bias, self.activation, hw);
                 }
@@ -195,13 +195,12 @@ impl Conv2d {
                 for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
                     patches.im2col(img, &mut padded, &mut cols);
                     // acc (c_out x patch) += g (c_out x hw) * cols^T (hw x patch)
-                    kernels::matmul_rows(
+                    kernels::matmul_seq(
                         &mut acc,
                         view(g, self.c_out, hw),
                         view(&cols, patch, hw).transpose(),
                         true,
                         precision,
-                        |_, _| {},
                     );
                 }
                 acc
@@ -217,7 +216,7 @@ impl Conv2d {
                     let mut cols = vec![0.0; patch * hw];
                     let mut padded = vec![0.0; patches_len];
                     for (d, g) in db_.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
-                        kernels::matmul_rows(&mut cols, wt, view(g, self.c_out, hw), false, precision, |_, _| {});
+                        kernels::matmul_seq(&mut cols, wt, view(g, self.c_out, hw), false, precision);
                         d.fill(0.0);
                         patches.col2im(&cols, &mut padded, d);
                     }

@@ -138,7 +138,7 @@ impl ConvTranspose2d {
                 let mut padded = vec![0.0; patches_len];
                 for (i, (img, out)) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)).enumerate() {
                     // cols (c_out*k*k, h*w) = Wᵀ (c_out*k*k, c_in) * x (c_in, h*w), scattered.
-                    kernels::matmul_rows(&mut cols, wt, view(img, c_in, hw), false, precision, |_, _| {});
+                    kernels::matmul_seq(&mut cols, wt, view(img, c_in, hw), false, precision);
                     out.fill(0.0);
                     patches.col2im(&cols, &mut padded, out);
                     let pre = zb.as_deref_mut().map(|z| &mut z[i * n_out..(i + 1) * n_out]);
@@ -178,13 +178,12 @@ impl ConvTranspose2d {
                 for (img, g) in xb.chunks_exact(n_in).zip(gb.chunks_exact(n_out)) {
                     patches.im2col(g, &mut padded, &mut cols);
                     // acc (c_in x patch) += x (c_in x hw) * cols^T (hw x patch)
-                    kernels::matmul_rows(
+                    kernels::matmul_seq(
                         &mut acc,
                         view(img, c_in, hw),
                         view(&cols, patch, hw).transpose(),
                         true,
                         precision,
-                        |_, _| {},
                     );
                 }
                 acc
@@ -201,7 +200,7 @@ impl ConvTranspose2d {
                     let mut padded = vec![0.0; patches_len];
                     for (d, g) in dxb.chunks_exact_mut(n_in).zip(gb.chunks_exact(n_out)) {
                         patches.im2col(g, &mut padded, &mut cols);
-                        kernels::matmul_rows(d, w, view(&cols, patch, hw), false, precision, |_, _| {});
+                        kernels::matmul_seq(d, w, view(&cols, patch, hw), false, precision);
                     }
                 });
         }
