@@ -176,12 +176,7 @@ impl Classifier {
             ));
         }
         let d = config.input_dim();
-        if !scaler.is_identity() && scaler.offset.len() != d {
-            return Err(Error::Config(format!(
-                "scaler has {} features, classifier input has {d}",
-                scaler.offset.len()
-            )));
-        }
+        scaler.check(d)?;
         Ok(Classifier { config, layers, scaler })
     }
 

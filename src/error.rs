@@ -90,6 +90,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A size from a file or a setting that overflows or does not fit in memory (see
+    /// [`bounds`](crate::bounds)).
+    #[error("{what} is too large: {detail}")]
+    TooLarge {
+        /// What would be allocated (the data, the model's weights, an image, …).
+        what: String,
+        /// The sizes that overflow, or the bytes needed against the limit.
+        detail: String,
+    },
     /// Two shapes that must agree do not.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     Shape {

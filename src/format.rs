@@ -19,6 +19,7 @@ use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
 use crate::fsutil::{io_at, write_atomic};
 use crate::layer::Layer;
+use crate::model::arch::Planned;
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::train::{TrainConfig, TrainReport};
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -76,7 +77,7 @@ impl Provenance {
             data_path: Some(path.display().to_string()),
             data_shape: Some(data.x.shape()),
             image_shape: data.image_shape,
-            feature_names: Some(data.names.clone()),
+            feature_names: (!data.names.is_empty()).then(|| data.names.clone()),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             ..Provenance::default()
         }
@@ -291,11 +292,11 @@ pub fn read_safetensors<'a>(
     Ok((meta, st))
 }
 
-/// Tensor `name` as f32 values of exactly `shape`, all finite.
+/// Tensor `name` is f32 of exactly `shape` (read from the header alone).
 ///
 /// # Errors
-/// [`Error::MissingTensor`], or [`Error::BadTensor`] for another dtype, shape or a non-finite value.
-pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+/// [`Error::MissingTensor`], or [`Error::BadTensor`] for another dtype or shape.
+fn check_tensor(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<()> {
     let view = st.tensor(name).map_err(|_| Error::MissingTensor {
         path: path.into(),
         name: name.into(),
@@ -308,6 +309,37 @@ pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]
             got: format!("{:?} {:?}", view.dtype(), view.shape()),
         });
     }
+    Ok(())
+}
+
+/// Every tensor a plan's layers need, under `names` (`(name, index among the layers that
+/// compute)`), is in the file with its shape: checked before any layer is allocated, so what
+/// loading allocates is bounded by the file's own size, whatever its metadata declares.
+///
+/// # Errors
+/// As [`check_tensor`].
+fn check_shapes(path: &Path, st: &SafeTensors<'_>, plan: &[Planned], names: &[(String, usize)]) -> Result<()> {
+    let computing: Vec<&Planned> = plan.iter().filter(|p| p.computes).collect();
+    for (name, i) in names {
+        let Some(p) = computing.get(*i) else { continue };
+        if let Some(shape) = p.weight_shape() {
+            check_tensor(path, st, &format!("{name}.weight"), &shape)?;
+            check_tensor(path, st, &format!("{name}.bias"), &[p.bias_len()])?;
+        }
+    }
+    Ok(())
+}
+
+/// Tensor `name` as f32 values of exactly `shape`, all finite.
+///
+/// # Errors
+/// [`Error::MissingTensor`], or [`Error::BadTensor`] for another dtype, shape or a non-finite value.
+pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    check_tensor(path, st, name, shape)?;
+    let view = st.tensor(name).map_err(|_| Error::MissingTensor {
+        path: path.into(),
+        name: name.into(),
+    })?;
     let v: Vec<f32> = view
         .data()
         .chunks_exact(4)
@@ -383,8 +415,10 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         None => Provenance::default(),
     };
     // The architecture gives the layers; the file gives their parameters.
+    let plan = config.plan().map_err(|e| unknown(e.to_string()))?;
+    let names = tensor_names(&config, plan.iter().filter(|p| p.computes).count());
+    check_shapes(path, &st, &plan, &names)?;
     let mut layers = config.init(0).map_err(|e| unknown(e.to_string()))?.layers;
-    let names = tensor_names(&config, layers.len());
     read_params(path, &st, &mut layers, &names)?;
     let model = Autoencoder::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
     let anomaly = match meta.get("anomaly") {
@@ -399,12 +433,9 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         ),
         None => None,
     };
-    if let Some(t) = &tabular
-        && t.feature_names().len() != model.input_dim()
-    {
-        return Err(unknown(
-            "`tabular` metadata does not match the model's input width".into(),
-        ));
+    if let Some(t) = &tabular {
+        t.check(model.input_dim())
+            .map_err(|e| unknown(format!("bad `tabular` metadata: {e}")))?;
     }
     Ok(ModelFile {
         model,
@@ -561,9 +592,10 @@ pub fn classifier_from_bytes(path: &Path, bytes: &[u8]) -> Result<Classifier> {
         .validate()
         .map_err(|e| unknown(format!("stored architecture is invalid: {e}")))?;
     let plan = config.plan().map_err(|e| unknown(e.to_string()))?;
+    let names = classifier_names(plan.iter().filter(|p| p.computes).count());
+    check_shapes(path, &st, &plan, &names)?;
     let mut layers = crate::model::arch::build(&plan, crate::layer::Init::Auto, &mut crate::rng::Rng::new(0))
         .map_err(|e| unknown(e.to_string()))?;
-    let names = classifier_names(layers.len());
     read_params(path, &st, &mut layers, &names)?;
     Classifier::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))
 }

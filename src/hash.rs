@@ -133,10 +133,21 @@ impl Codes {
         }
         let mut bytes = Vec::with_capacity(size as usize - 24);
         f.read_to_end(&mut bytes).map_err(io_at(path))?;
-        let data = bytes
+        let data: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
+        // The bits past `bits` in each code's last word are zero in every file `hash` writes;
+        // set, they would count in distances and push items out of rankings.
+        if !bits.is_multiple_of(64) {
+            let unused = !0u64 << (bits % 64);
+            if let Some(i) = data.chunks_exact(words).position(|c| c[words - 1] & unused != 0) {
+                return Err(Error::data(
+                    path,
+                    format!("code {i} has bits set past its {bits} bits (the file is corrupt)"),
+                ));
+            }
+        }
         Ok(Codes { bits, words, data })
     }
 }

@@ -78,7 +78,9 @@ impl Region {
         };
         match *self {
             Region::Rect { x, y, width, height } => {
-                if width == 0 || height == 0 || x + width > w || y + height > h {
+                let inside =
+                    |start: usize, len: usize, size: usize| start.checked_add(len).is_some_and(|end| end <= size);
+                if width == 0 || height == 0 || !inside(x, width, w) || !inside(y, height, h) {
                     return Err(Error::setting(
                         "rect",
                         format!("{x},{y},{width},{height}"),

@@ -12,6 +12,7 @@
 //! - [`kernels`]: the only module with `unsafe` (runtime-dispatched SIMD); reference twins.
 
 pub mod activation;
+pub mod bounds;
 pub mod classifier;
 pub mod data;
 pub mod error;
@@ -59,10 +60,20 @@ pub use train::{EpochStats, Event, Flow, TrainConfig, TrainReport, fit, fit_pair
 /// Results do not depend on the count: hourglass splits work at fixed boundaries.
 ///
 /// # Errors
-/// [`Error::Setting`] for `threads == Some(0)`, [`Error::Config`] if the pool cannot be built.
+/// [`Error::Setting`] for `threads == Some(0)` or more than [`bounds::max_threads`], [`Error::Config`] if the pool cannot be built.
 pub fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
     if threads == Some(0) {
         return Err(Error::setting("threads", 0, "must be at least 1"));
+    }
+    if let Some(n) = threads.filter(|&n| n > bounds::max_threads()) {
+        return Err(Error::setting(
+            "threads",
+            n,
+            format!(
+                "at most {} on this machine (results do not depend on the count)",
+                bounds::max_threads()
+            ),
+        ));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))

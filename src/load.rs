@@ -65,6 +65,9 @@ pub fn training_data(
     table: &TabularOptions,
     image_shape: Option<(usize, usize, usize)>,
 ) -> Result<Loaded> {
+    if table.hash_buckets == Some(0) {
+        return Err(Error::setting("hash_buckets", 0, "must be at least 1"));
+    }
     if let Some(n) = table.hash_buckets
         && table.categorical == CategoricalColumns::None
     {
@@ -262,17 +265,23 @@ pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result
     {
         sel.columns = Some(names.clone());
     }
-    let loaded = read(path, &sel, file.provenance.image_shape)?;
-    let cols = loaded.data.x.cols();
-    if cols != file.model.input_dim() {
-        return Err(Error::data(
+    let width = |cols: usize| {
+        if cols == file.model.input_dim() {
+            return Ok(());
+        }
+        Err(Error::data(
             path,
             format!(
                 "has {cols} feature columns, the model expects {}",
                 file.model.input_dim()
             ),
-        ));
+        ))
+    };
+    if let Some(cols) = data::peek_width(path)? {
+        width(cols)?;
     }
+    let loaded = read(path, &sel, file.provenance.image_shape)?;
+    width(loaded.data.x.cols())?;
     Ok(loaded)
 }
 
@@ -287,7 +296,7 @@ pub fn labels(
     rows: usize,
 ) -> Result<Vec<String>> {
     let (l, source) = match (file, from_column) {
-        (Some(p), _) => (data::load_labels(p)?, p),
+        (Some(p), _) => (data::load_labels_for(p, rows)?, p),
         (None, Some(l)) => (l, data_path),
         (None, None) => {
             return Err(Error::data(
@@ -315,13 +324,20 @@ pub fn labelled(
     sel: &ColumnSelection,
     width: usize,
 ) -> Result<(Matrix, Vec<String>)> {
-    let ds = read(path, sel, None)?.data;
-    if ds.x.cols() != width {
-        return Err(Error::data(
+    let check = |cols: usize| {
+        if cols == width {
+            return Ok(());
+        }
+        Err(Error::data(
             path,
-            format!("has {} feature columns, the model expects {width}", ds.x.cols()),
-        ));
+            format!("has {cols} feature columns, the model expects {width}"),
+        ))
+    };
+    if let Some(cols) = data::peek_width(path)? {
+        check(cols)?;
     }
+    let ds = read(path, sel, None)?.data;
+    check(ds.x.cols())?;
     let l = labels(path, labels_file, ds.labels, ds.x.rows())?;
     Ok((ds.x, l))
 }

@@ -91,22 +91,37 @@ impl Noise {
     /// # Errors
     /// [`Error::Config`] naming the problem, with a hint when the image shape is missing.
     pub fn check(&self, cols: usize, image: Option<(usize, usize, usize)>) -> crate::error::Result<()> {
-        if let Noise::Block { height, width, .. } = *self {
+        if let Noise::Block { height, width, count } = *self {
             let Some((h, w, c)) = image else {
                 return Err(
                     Error::Config("block noise needs the image shape (IDX/NPY images carry it)".into())
                         .with_hint(Hint::ImageShape),
                 );
             };
-            if h * w * c != cols {
-                return Err(Error::Config(format!(
-                    "image shape {h}x{w}x{c} has {} values, the rows have {cols}",
-                    h * w * c
-                )));
+            match h.checked_mul(w).and_then(|p| p.checked_mul(c)) {
+                Some(n) if n == cols => {}
+                Some(n) => {
+                    return Err(Error::Config(format!(
+                        "image shape {h}x{w}x{c} has {n} values, the rows have {cols}"
+                    )));
+                }
+                None => {
+                    return Err(Error::Config(format!(
+                        "image shape {h}x{w}x{c} overflows; the rows have {cols} values"
+                    )));
+                }
             }
             if height > h || width > w {
                 return Err(Error::Config(format!(
                     "a {height}x{width} block does not fit a {h}x{w} image"
+                )));
+            }
+            // Each block costs its area in every row: more blocks than pixels is unbounded work
+            // that hides nothing more.
+            if count > h * w {
+                return Err(Error::Config(format!(
+                    "{count} blocks on a {h}x{w} image: at most {}, one per pixel",
+                    h * w
                 )));
             }
         }

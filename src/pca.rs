@@ -51,6 +51,7 @@ impl PcaSummary {
 /// [`Error::Config`] for `k` of 0 or more than the number of features; [`Error::InvalidData`]
 /// for fewer than 2 rows.
 pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSummary)> {
+    sequential_decompositions();
     let (n, d) = x.shape();
     if k == 0 || k > d {
         return Err(Error::setting(
@@ -132,6 +133,14 @@ pub fn fit(x: &Matrix, k: usize, scaler: Scaler) -> Result<(Autoencoder, PcaSumm
     ))
 }
 
+/// faer's decompositions (eigen, QR, SVD) run on its global parallelism, which defaults to
+/// every thread of the current pool, and their sums then depend on the thread count. hourglass
+/// runs them sequentially (its GEMMs pass `Par::Seq` themselves), so PCA and ITQ give the
+/// same bits on any number of threads.
+fn sequential_decompositions() {
+    faer::set_global_parallelism(Par::Seq);
+}
+
 /// What [`build`] makes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PcaSettings {
@@ -190,6 +199,7 @@ pub fn build<'a>(
 /// # Errors
 /// [`Error::Shape`] if `x` does not fit the model; [`Error::InvalidData`] if an SVD fails.
 pub fn itq(pca: &Autoencoder, x: &Matrix, iterations: usize, seed: u64) -> Result<Autoencoder> {
+    sequential_decompositions();
     let v = pca.encode(x)?;
     let (n, k) = v.shape();
     let vm = Mat::<f64>::from_fn(n, k, |i, j| v.row(i)[j] as f64);

@@ -88,8 +88,12 @@ pub fn fit(x: &Matrix, y: &[usize], classes: usize, cfg: &ProbeConfig) -> Result
     if let Some((r, c)) = x.find_non_finite() {
         return Err(bad(format!("non-finite value at row {r}, column {c}")));
     }
-    if cfg.l2.is_some_and(|l| !(l >= 0.0)) {
-        return Err(Error::setting("l2", cfg.l2.unwrap_or_default(), "must be >= 0"));
+    if cfg.l2.is_some_and(|l| !(l >= 0.0 && l.is_finite())) {
+        return Err(Error::setting(
+            "l2",
+            cfg.l2.unwrap_or_default(),
+            "must be finite and >= 0",
+        ));
     }
     let (mean, std) = standardization(x);
     let mut search = Vec::new();
@@ -296,7 +300,13 @@ fn fit_one(
         let dir: Vec<f64> = q.iter().map(|v| -v).collect();
         let slope = dot(&g, &dir);
         if !(slope < 0.0) {
-            // Not a descent direction (numerical noise): restart from steepest descent.
+            // Not a descent direction (numerical noise): restart from steepest descent, once;
+            // steepest descent itself not descending (a NaN slope) ends the search. A restart
+            // counts as an iteration, so the loop always ends.
+            iterations += 1;
+            if s_hist.is_empty() {
+                break;
+            }
             s_hist.clear();
             y_hist.clear();
             continue;

@@ -1,7 +1,7 @@
 //! CSV tables: header detection, column selection, a label column, precise error positions.
 
 use crate::error::{Error, Hint, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{Outputs, io_at};
 use crate::tensor::Matrix;
 use std::path::Path;
 
@@ -85,13 +85,13 @@ pub fn is_missing(field: &str) -> bool {
 /// Whether the first line of the CSV file at `path` is a header naming all of `names` (it
 /// holds a field that is not a number). Unreadable files say no.
 pub fn header_has(path: &Path, names: &[String]) -> bool {
-    let Ok(mut r) = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .trim(csv::Trim::All)
-        .from_path(path)
-    else {
+    let Ok(file) = open_limited(path) else {
         return false;
     };
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(file);
     let Some(Ok(first)) = r.records().next() else {
         return false;
     };
@@ -263,7 +263,7 @@ pub fn numeric(path: &Path, raw: RawTable) -> Result<Table> {
                 if field.is_empty() {
                     "an empty field".to_string()
                 } else {
-                    format!("`{field}`")
+                    quote(field)
                 },
             ))
             .with_hint(if is_missing(field) {
@@ -273,7 +273,11 @@ pub fn numeric(path: &Path, raw: RawTable) -> Result<Table> {
             })
         })?;
         if !v.is_finite() {
-            return Err(at(format!("column `{}`: non-finite value `{field}`", raw.names[j])));
+            return Err(at(format!(
+                "column `{}`: non-finite value {}",
+                raw.names[j],
+                quote(field)
+            )));
         }
         values.push(v);
     }
@@ -282,6 +286,76 @@ pub fn numeric(path: &Path, raw: RawTable) -> Result<Table> {
         names: raw.names,
         has_header: raw.has_header,
         labels: raw.labels,
+    })
+}
+
+/// A field as error messages show it: quoted, control characters escaped (a field may hold a
+/// quoted newline), and cut to 40 characters with its full length said.
+pub fn quote(field: &str) -> String {
+    const SHOWN: usize = 40;
+    let n = field.chars().count();
+    let shown: String = field.chars().take(SHOWN).flat_map(char::escape_debug).collect();
+    if n > SHOWN {
+        format!("`{shown}…` ({} bytes)", field.len())
+    } else {
+        format!("`{shown}`")
+    }
+}
+
+/// The longest line a CSV file may have: the smaller of 1 GiB and an eighth of the memory
+/// limit. A file without line ends (a device, a binary file) is refused at that point instead
+/// of growing one line until memory runs out.
+fn max_line() -> u64 {
+    (crate::bounds::memory_limit() / 8).min(1 << 30)
+}
+
+/// A reader that fails once a line grows past `limit` bytes.
+pub(crate) struct LineLimit<R> {
+    inner: R,
+    run: u64,
+    limit: u64,
+    line: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.run = 0;
+                self.line += 1;
+            } else {
+                self.run += 1;
+            }
+        }
+        if self.run > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} without a line end (not a CSV file?)",
+                    self.line + 1,
+                    crate::bounds::human(self.limit)
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Opens a CSV file for reading with the line limit, refusing a file too large for memory.
+pub(crate) fn open_limited(path: &Path) -> Result<LineLimit<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if let Ok(meta) = file.metadata()
+        && meta.is_file()
+    {
+        // The fields are held as text, and the numbers beside them.
+        crate::bounds::check_alloc(usize::try_from(meta.len()).unwrap_or(usize::MAX), 2, path.display())?;
+    }
+    Ok(LineLimit {
+        inner: file,
+        run: 0,
+        limit: max_line(),
+        line: 0,
     })
 }
 
@@ -295,11 +369,7 @@ pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::io(path, io),
-            other => Error::data(path, format!("{other:?}")),
-        })?;
+        .from_reader(open_limited(path)?);
     let mut records = reader.records();
     let csv_err = |e: csv::Error| -> Error {
         let line = e.position().map_or(0, |p| p.line());
@@ -399,17 +469,41 @@ pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
     })
 }
 
-/// Writes `m` as CSV with a header line, atomically. Extra leading columns (`leading`: a header
+/// Writes `m` as CSV with a header line (`names`, or `c0`, `c1`, … when empty), atomically. Extra leading columns (`leading`: a header
 /// name and one value per row) come first, e.g. ids or labels passed through.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<String>)]) -> Result<()> {
-    write_atomic(path, |w| {
+    let mut out = Outputs::new();
+    write_in(&mut out, path, m, names, leading)?;
+    out.commit()
+}
+
+/// [`write`], staged in `outputs` (renamed into place with the others at its commit).
+///
+/// # Errors
+/// As [`write`].
+pub fn write_in(
+    outputs: &mut Outputs,
+    path: &Path,
+    m: &Matrix,
+    names: &[String],
+    leading: &[(String, Vec<String>)],
+) -> Result<()> {
+    outputs.file(path, |w| {
         let mut out = csv::Writer::from_writer(w);
         let io = |e: csv::Error| match e.into_kind() {
             csv::ErrorKind::Io(io) => Error::io(path, io),
             other => Error::data(path, format!("{other:?}")),
+        };
+        // Rows without names (from NPY, IDX or images) get `c0`, `c1`, …
+        let numbered;
+        let names = if names.is_empty() && m.cols() > 0 {
+            numbered = super::numbered("c", m.cols());
+            &numbered[..]
+        } else {
+            names
         };
         let header: Vec<&str> = leading
             .iter()

@@ -26,41 +26,78 @@ pub fn sniff(head: &[u8]) -> bool {
         && (1..=8).contains(&head[3])
 }
 
-/// Reads an IDX file (gzip detected from the content). Unsigned 8-bit data of two or more
-/// dimensions (images) is divided by 255 when `u8_unit`.
-///
-/// # Errors
-/// [`Error::Data`] naming the file for a bad header, a declared size that does not match the
-/// data (never allocating more than the data actually present), or truncation.
-pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
+/// An IDX file opened past its header: the reader of its data, the element type and the
+/// declared dimensions.
+struct Opened {
+    reader: Box<dyn Read>,
+    dtype: u8,
+    dims: Vec<usize>,
+}
+
+/// Opens an IDX file (gzip detected from the content) and reads its header.
+fn open(path: &Path) -> Result<Opened> {
     let file = std::fs::File::open(path).map_err(io_at(path))?;
     let mut raw = std::io::BufReader::new(file);
     let mut magic = [0u8; 2];
     raw.read_exact(&mut magic)
         .map_err(|_| Error::data(path, "file is empty or too short for an IDX header"))?;
+    let gz = magic == [0x1f, 0x8b];
     let chained = std::io::Cursor::new(magic).chain(raw);
-    let mut reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+    let mut reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(chained))
     } else {
         Box::new(chained)
     };
     let bad = |m: String| Error::data(path, m);
+    // A gzip stream that cannot be inflated is named as such, not as a short header.
+    let short = |e: std::io::Error, what: &str| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => bad(what.into()),
+        _ if gz => bad(format!("corrupt gzip data: {e}")),
+        _ => bad(format!("cannot read the header: {e}")),
+    };
     let mut head = [0u8; 4];
     reader
         .read_exact(&mut head)
-        .map_err(|_| bad("too short for an IDX header".into()))?;
+        .map_err(|e| short(e, "too short for an IDX header"))?;
     if !sniff(&head) {
-        return Err(bad("not an IDX file (bad magic number)".into()));
+        return Err(bad(format!(
+            "not an IDX file (bad magic number){}",
+            if gz { " inside the gzip data" } else { "" }
+        )));
     }
     let (dtype, ndim) = (head[2], head[3] as usize);
     let mut dims = Vec::with_capacity(ndim);
     for _ in 0..ndim {
         let mut b = [0u8; 4];
-        reader
-            .read_exact(&mut b)
-            .map_err(|_| bad("header is truncated".into()))?;
+        reader.read_exact(&mut b).map_err(|e| short(e, "header is truncated"))?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
+    Ok(Opened { reader, dtype, dims })
+}
+
+/// The declared dimensions of an IDX file, from its header alone.
+///
+/// # Errors
+/// As [`read`], for the header.
+pub fn peek(path: &Path) -> Result<Vec<usize>> {
+    open(path).map(|o| o.dims)
+}
+
+/// Reads an IDX file (gzip detected from the content). Unsigned 8-bit data of two or more
+/// dimensions (images) is divided by 255 when `u8_unit`.
+///
+/// # Errors
+/// [`Error::Data`] naming the file for a bad header, corrupt gzip data, a declared size that
+/// does not match the data (never allocating more than the data actually present), or
+/// truncation; [`Error::TooLarge`] when the declared values do not fit in memory.
+pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
+    let Opened {
+        mut reader,
+        dtype,
+        dims,
+    } = open(path)?;
+    let bad = |m: String| Error::data(path, m);
+    let ndim = dims.len();
     let size = match dtype {
         0x08 | 0x09 => 1,
         0x0B => 2,
@@ -74,41 +111,42 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     let nbytes = count
         .checked_mul(size)
         .ok_or_else(|| bad("declared size overflows".into()))?;
-    // Read at most what was declared (+1 to detect trailing data); the buffer grows only with
-    // the bytes actually present, so an absurd header cannot trigger a huge allocation.
-    let mut data = Vec::new();
-    reader
-        .take(nbytes as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| bad(format!("cannot read data: {e}")))?;
-    if data.len() != nbytes {
+    crate::bounds::check_alloc(count, 4, format_args!("{} ({dims:?} values)", path.display()))?;
+    let convert = |c: &[u8]| -> f32 {
+        match dtype {
+            0x08 if u8_unit && ndim >= 2 => f32::from(c[0]) / 255.0,
+            0x08 => f32::from(c[0]),
+            0x09 => f32::from(c[0] as i8),
+            0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
+            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+        }
+    };
+    // The data is read and converted in chunks: the values grow only with the bytes actually
+    // present (an absurd header cannot trigger a huge allocation), and the raw bytes are never
+    // held whole beside the values.
+    let mut values: Vec<f32> = Vec::with_capacity(count.min(1 << 20));
+    let mut chunk = vec![0u8; (1 << 16) * size];
+    let mut left = nbytes;
+    while left > 0 {
+        let want = left.min(chunk.len());
+        let got = read_full(&mut reader, &mut chunk[..want]).map_err(|e| bad(format!("cannot read data: {e}")))?;
+        values.extend(chunk[..got - got % size].chunks_exact(size).map(convert));
+        left -= got;
+        if got < want {
+            return Err(bad(format!(
+                "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {}",
+                nbytes - left
+            )));
+        }
+    }
+    let mut extra = [0u8; 1];
+    if read_full(&mut reader, &mut extra).map_err(|e| bad(format!("cannot read data: {e}")))? > 0 {
         return Err(bad(format!(
-            "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {}{}",
-            data.len().min(nbytes),
-            if data.len() > nbytes { " or more" } else { "" }
+            "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {nbytes} or more"
         )));
     }
-    let values: Vec<f32> = match dtype {
-        0x08 if u8_unit && ndim >= 2 => data.iter().map(|&v| v as f32 / 255.0).collect(),
-        0x08 => data.iter().map(|&v| v as f32).collect(),
-        0x09 => data.iter().map(|&v| v as i8 as f32).collect(),
-        0x0B => data
-            .chunks_exact(2)
-            .map(|c| i16::from_be_bytes([c[0], c[1]]) as f32)
-            .collect(),
-        0x0C => data
-            .chunks_exact(4)
-            .map(|c| i32::from_be_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-        0x0D => data
-            .chunks_exact(4)
-            .map(|c| f32::from_be_bytes(c.try_into().unwrap()))
-            .collect(),
-        _ => data
-            .chunks_exact(8)
-            .map(|c| f64::from_be_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-    };
     let rows = dims.first().copied().unwrap_or(0);
     let cols = if ndim == 1 { 1 } else { dims[1..].iter().product() };
     let matrix = Matrix::from_vec(rows, cols, values)?;
@@ -120,6 +158,20 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         dims,
         is_u8: dtype == 0x08,
     })
+}
+
+/// Reads until `buf` is full or the data ends; the number of bytes read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Writes an unsigned 8-bit IDX file (used to make test fixtures), gzipped when the name ends

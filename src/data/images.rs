@@ -44,44 +44,55 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 /// one's when no shape is given (the message says both sizes and how to resize).
 pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(Dataset, usize)> {
     let files = list(dir)?;
-    let mut images = Vec::with_capacity(files.len());
-    for f in &files {
-        let img = image::open(f).map_err(|e| Error::data(f, format!("cannot decode the image: {e}")))?;
-        images.push(img);
-    }
     if let Some((h, w, c)) = shape
-        && (h == 0 || w == 0 || !(c == 1 || c == 3))
+        && (h == 0 || w == 0 || !(c == 1 || c == 3) || h > u32::MAX as usize || w > u32::MAX as usize)
     {
         return Err(Error::setting(
             "image_shape",
             format!("{h},{w},{c}"),
-            "height and width must be positive and channels 1 or 3",
+            "height and width must be positive (and below 2^32) and channels 1 or 3",
         ));
     }
+    // The shape comes from the files' headers, before anything is decoded: the rows are
+    // allocated once, checked against the memory limit, and each image is decoded (under
+    // the decoder's own limits), resized if asked and copied into its row in turn.
     let (h, w, c) = match shape {
         Some(s) => s,
         None => {
-            let (w0, h0) = images[0].dimensions();
-            for (f, img) in files.iter().zip(&images) {
-                let (wi, hi) = img.dimensions();
-                if (wi, hi) != (w0, h0) {
+            let mut first = None;
+            let mut color = false;
+            for f in &files {
+                let (dims, has_color) = header(f)?;
+                color |= has_color;
+                let (w0, h0) = *first.get_or_insert(dims);
+                if dims != (w0, h0) {
                     return Err(Error::data(
                         f,
                         format!(
-                            "{wi}x{hi} pixels (width x height), but {} is {w0}x{h0}; images of one folder must have one size, or be resized to one",
+                            "{}x{} pixels (width x height), but {} is {w0}x{h0}; images of one folder must have one size, or be resized to one",
+                            dims.0,
+                            dims.1,
                             files[0].display()
                         ),
                     )
                     .with_hint(Hint::ImageShape));
                 }
             }
-            let color = images.iter().any(|i| i.color().has_color());
+            let (w0, h0) = first.unwrap_or_default();
             (h0 as usize, w0 as usize, if color { 3 } else { 1 })
         }
     };
-    let mut x = Matrix::zeros(files.len(), c * h * w);
+    let cols = crate::bounds::product(&[c, h, w], "an image")?;
+    let what = format_args!(
+        "{} image{} of {h}x{w}x{c}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
+    crate::bounds::check_alloc(crate::bounds::product(&[files.len(), cols], what)?, 4, what)?;
+    let mut x = Matrix::zeros(files.len(), cols);
     let mut resized = 0;
-    for (i, img) in images.into_iter().enumerate() {
+    for (i, f) in files.iter().enumerate() {
+        let img = decode(f)?;
         let img = if img.dimensions() != (w as u32, h as u32) {
             resized += 1;
             img.resize_exact(w as u32, h as u32, FilterType::Triangle)
@@ -90,11 +101,10 @@ pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(
         };
         write_row(&img, (h, w, c), x.row_mut(i));
     }
-    let names = (0..c * h * w).map(|i| format!("p{i}")).collect();
     Ok((
         Dataset {
             x,
-            names,
+            names: Vec::new(),
             labels: None,
             image_shape: Some((h, w, c)),
             format: Format::Images,
@@ -102,6 +112,37 @@ pub fn read_folder(dir: &Path, shape: Option<(usize, usize, usize)>) -> Result<(
         },
         resized,
     ))
+}
+
+/// The decoder's limits: what one image may allocate while it is decoded (the smaller of
+/// 1 GiB and the memory limit).
+fn limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(crate::bounds::memory_limit().min(1 << 30));
+    l
+}
+
+fn reader(f: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+    let mut r = image::ImageReader::open(f)
+        .map_err(io_at(f))?
+        .with_guessed_format()
+        .map_err(io_at(f))?;
+    r.limits(limits());
+    Ok(r)
+}
+
+/// An image's `(width, height)` and whether it has color, from its header alone.
+fn header(f: &Path) -> Result<((u32, u32), bool)> {
+    use image::ImageDecoder;
+    let cannot = |e: image::ImageError| Error::data(f, format!("cannot decode the image: {e}"));
+    let d = reader(f)?.into_decoder().map_err(cannot)?;
+    Ok((d.dimensions(), d.color_type().has_color()))
+}
+
+fn decode(f: &Path) -> Result<DynamicImage> {
+    reader(f)?
+        .decode()
+        .map_err(|e| Error::data(f, format!("cannot decode the image: {e}")))
 }
 
 fn write_row(img: &DynamicImage, (h, w, c): (usize, usize, usize), row: &mut [f32]) {
@@ -168,31 +209,91 @@ pub fn picture(row: &[f32], (h, w, c): (usize, usize, usize)) -> Picture {
     }
 }
 
-/// Writes each row of `x` as a PNG file in folder `dir` (created if missing): named after
-/// `names` (their file stems) when given, else `00000.png`, `00001.png`, … Each file is
-/// written atomically.
+/// The PNG file names of `n` rows: each source file's stem (`x.png` for `x.jpg`), or
+/// `00000.png`, `00001.png`, … without sources. Sources whose stems clash (`x.png` and
+/// `x.PNG`, `x.jpg`; compared ignoring case, as some file systems do) keep their whole names
+/// (`x.png.png`, `x.PNG.png`, `x.jpg.png`), so no output overwrites another.
+pub fn output_names(n: usize, sources: Option<&[PathBuf]>) -> Vec<String> {
+    let width = n.saturating_sub(1).to_string().len().max(5);
+    let stem = |i: usize| {
+        sources
+            .and_then(|s| s.get(i))
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+    };
+    let mut count = std::collections::HashMap::new();
+    for i in 0..n {
+        if let Some(s) = stem(i) {
+            *count.entry(s.to_lowercase()).or_insert(0usize) += 1;
+        }
+    }
+    (0..n)
+        .map(|i| match stem(i) {
+            Some(s) if count[&s.to_lowercase()] > 1 => {
+                let whole = sources
+                    .and_then(|src| src[i].file_name())
+                    .map(|f| f.to_string_lossy().into_owned());
+                format!("{}.png", whole.unwrap_or(s))
+            }
+            Some(s) => format!("{s}.png"),
+            None => format!("{i:0width$}.png"),
+        })
+        .collect()
+}
+
+/// Writes each row of `x` as a PNG file in folder `dir` (created if missing), named by
+/// [`output_names`]. All or nothing: the files are written to a temporary folder beside `dir`
+/// and moved into it only when every one was written.
 ///
 /// # Errors
 /// [`Error::Config`] when the rows do not match the shape or channels are not 1 or 3;
 /// [`Error::Io`] naming the file or folder.
 pub fn write_folder(dir: &Path, x: &Matrix, shape: (usize, usize, usize), names: Option<&[PathBuf]>) -> Result<()> {
     let (h, w, c) = shape;
-    if h * w * c != x.cols() || !(c == 1 || c == 3) {
+    if h.checked_mul(w).and_then(|p| p.checked_mul(c)) != Some(x.cols()) || !(c == 1 || c == 3) {
         return Err(Error::Config(format!(
             "rows of {} values cannot be written as {h}x{w} images with {c} channels",
             x.cols()
         )));
     }
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a folder"),
+        ));
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+    }
+    let staging = crate::fsutil::TempFolder::beside(dir)?;
+    let files = output_names(x.rows(), names);
+    for (i, name) in files.iter().enumerate() {
+        let tmp = staging.path().join(name);
+        png_file(&tmp, &picture(x.row(i), shape)).map_err(|e| match e {
+            Error::Io { cause, .. } => Error::io(dir.join(name), cause),
+            e => e,
+        })?;
+    }
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-    let width = x.rows().saturating_sub(1).to_string().len().max(5);
-    for i in 0..x.rows() {
-        let name = match names.and_then(|n| n.get(i)).and_then(|p| p.file_stem()) {
-            Some(stem) => format!("{}.png", stem.to_string_lossy()),
-            None => format!("{i:0width$}.png"),
-        };
-        write_png(&dir.join(name), &picture(x.row(i), shape))?;
+    for name in &files {
+        std::fs::rename(staging.path().join(name), dir.join(name)).map_err(io_at(&dir.join(name)))?;
     }
     Ok(())
+}
+
+/// Writes a picture as PNG straight to `path` (a file of a staging folder).
+fn png_file(path: &Path, p: &Picture) -> Result<()> {
+    use image::ImageEncoder;
+    let mut bytes = Vec::new();
+    let color = if p.channels == 3 {
+        image::ExtendedColorType::Rgb8
+    } else {
+        image::ExtendedColorType::L8
+    };
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(&p.pixels, p.width as u32, p.height as u32, color)
+        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+    std::fs::write(path, bytes).map_err(io_at(path))
 }
 
 /// Parses an image shape `H,W` or `H,W,C` (height, width, channels; one channel when left
@@ -206,13 +307,24 @@ pub fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String
         .map(|p| p.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| format!("bad image shape `{s}`; expected H,W or H,W,C"))?;
-    match v.as_slice() {
-        [h, w] if *h > 0 && *w > 0 => Ok((*h, *w, 1)),
-        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => Ok((*h, *w, *c)),
-        _ => Err(format!(
-            "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
-        )),
+    let shape = match v.as_slice() {
+        [h, w] if *h > 0 && *w > 0 => (*h, *w, 1),
+        [h, w, c] if *h > 0 && *w > 0 && *c > 0 => (*h, *w, *c),
+        _ => {
+            return Err(format!(
+                "bad image shape `{s}`; expected H,W or H,W,C with positive sizes"
+            ));
+        }
+    };
+    if shape
+        .0
+        .checked_mul(shape.1)
+        .and_then(|p| p.checked_mul(shape.2))
+        .is_none()
+    {
+        return Err(format!("bad image shape `{s}`: its size overflows"));
     }
+    Ok(shape)
 }
 
 /// A mask picture: pixels brighter than half are true (hidden). It must have the images'
@@ -313,6 +425,7 @@ mod tests {
         assert!(err.contains("image shape"), "{err}");
         let (ds, resized) = read_folder(dir.path(), Some((4, 4, 1))).unwrap();
         assert_eq!((ds.x.shape(), resized), ((2, 16), 1));
+        std::fs::remove_file(dir.path().join("b.png")).unwrap();
         std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();
         let err = read_folder(dir.path(), None).unwrap_err().to_string();
         assert!(err.contains("c.png") && err.contains("cannot decode"), "{err}");

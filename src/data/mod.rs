@@ -36,7 +36,8 @@ pub enum Format {
 pub struct Dataset {
     /// The features, one row per sample.
     pub x: Matrix,
-    /// Feature names (CSV header, or generated).
+    /// Feature names: a CSV's header (or `c0`, `c1`, … for a CSV without one); empty for
+    /// files without names (NPY, IDX, images), whose columns can be counted in millions.
     pub names: Vec<String>,
     /// Labels from a CSV label column.
     pub labels: Option<Vec<String>>,
@@ -75,6 +76,28 @@ fn detect(path: &Path) -> Result<Format> {
     }
 }
 
+/// The width of a file's rows from its header alone, for the binary formats (NPY, IDX) whose
+/// headers declare it; `None` for CSV files and folders. Lets a command refuse data of the
+/// wrong width before reading (or inflating) any of it.
+///
+/// # Errors
+/// As the readers, for the header.
+pub fn peek_width(path: &Path) -> Result<Option<usize>> {
+    if path.is_dir() {
+        return Ok(None);
+    }
+    let dims = match detect(path)? {
+        Format::Npy => npy::peek(path)?,
+        Format::Idx => idx::peek(path)?,
+        Format::Csv | Format::Images => return Ok(None),
+    };
+    Ok(Some(if dims.len() <= 1 {
+        1
+    } else {
+        dims[1..].iter().fold(1usize, |a, &b| a.saturating_mul(b))
+    }))
+}
+
 /// Reads a data file, choosing the reader from the content and extension.
 ///
 /// # Errors
@@ -102,7 +125,6 @@ pub fn load_with(
     if format != Format::Csv {
         sel.check_csv_only(path)?;
     }
-    let generated = |cols: usize| (0..cols).map(|i| format!("c{i}")).collect::<Vec<_>>();
     let image = |dims: &[usize]| match dims.len() {
         3 => Some((dims[1], dims[2], 1)),
         4 => Some((dims[1], dims[2], dims[3])),
@@ -128,11 +150,10 @@ pub fn load_with(
                 // (N, H, W, C) images become channel-major rows (C, H, W).
                 a.matrix = hwc_to_chw(&a.matrix, n, h, w, c);
             }
-            let names = generated(a.matrix.cols());
             Dataset {
                 image_shape: image(&a.shape),
                 x: a.matrix,
-                names,
+                names: Vec::new(),
                 labels: None,
                 format,
                 files: None,
@@ -140,11 +161,10 @@ pub fn load_with(
         }
         Format::Idx => {
             let a = idx::read(path, true)?;
-            let names = generated(a.matrix.cols());
             Dataset {
                 image_shape: image(&a.dims),
                 x: a.matrix,
-                names,
+                names: Vec::new(),
                 labels: None,
                 format,
                 files: None,
@@ -171,23 +191,37 @@ pub fn hwc_to_chw(m: &Matrix, n: usize, h: usize, w: usize, c: usize) -> Matrix 
     out
 }
 
-/// Writes a matrix as `.npy` or `.csv` (chosen by the extension), atomically.
+/// Writes a matrix as `.npy` or `.csv` (chosen by the extension; CSV to a device or a pipe
+/// such as `/dev/stdout`), atomically.
 ///
 /// # Errors
 /// [`Error::Config`] for another extension; [`Error::Io`] naming the file.
 pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<String>)]) -> Result<()> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("npy") if leading.is_empty() => npy::write(path, m),
+    let mut out = crate::fsutil::Outputs::new();
+    write_in(&mut out, path, m, names, leading)?;
+    out.commit()
+}
+
+/// [`write`], staged in `out` with other outputs of the same command (all or nothing).
+///
+/// # Errors
+/// As [`write`].
+pub fn write_in(
+    out: &mut crate::fsutil::Outputs,
+    path: &Path,
+    m: &Matrix,
+    names: &[String],
+    leading: &[(String, Vec<String>)],
+) -> Result<()> {
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref().or(special.then_some("csv")) {
+        Some("npy") if leading.is_empty() => npy::write_in(out, path, m),
         Some("npy") => Err(Error::Config(format!(
             "{}: passed-through columns need a .csv output",
             path.display()
         ))),
-        Some("csv") => csv::write(path, m, names, leading),
+        Some("csv") => csv::write_in(out, path, m, names, leading),
         _ => Err(Error::Config(format!(
             "{}: output must end in .npy or .csv",
             path.display()
@@ -233,12 +267,12 @@ pub fn select_rows(
     let mut keep: Vec<usize> = (0..total)
         .filter(|&i| keep_labels.is_empty() || keep_labels.contains(&labels[i]))
         .collect();
-    if let Some((start, end)) = rows {
-        let end = end.unwrap_or(keep.len());
+    if let Some((start, given_end)) = rows {
+        let end = given_end.unwrap_or(keep.len().max(start));
         if end > keep.len() {
             return Err(Error::setting(
                 "rows",
-                format!("{start}..{end}"),
+                format!("{start}..{}", given_end.map(|e| e.to_string()).unwrap_or_default()),
                 format!("only {} rows are left to choose from", keep.len()),
             ));
         }
@@ -257,20 +291,34 @@ pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
 
 /// Reads labels, one per row: an IDX or NPY vector (e.g. MNIST's label files), or a CSV file of
 /// one column. Its first line is a header when it is not a number and either every other line
-/// is a number or the value does not occur again.
+/// is a number or the value does not occur again ([`load_labels_for`] decides by the row count
+/// instead, when it is known).
 /// Whole numbers are written without a fraction (`3`, not `3.0`).
 ///
 /// # Errors
 /// [`Error::Data`] naming the file when it holds more than one column or no rows.
 pub fn load_labels(path: &Path) -> Result<Vec<String>> {
+    load_labels_inner(path, None)
+}
+
+/// [`load_labels`] for `rows` rows of data: a CSV's first line is its header when the file has
+/// one line more than there are rows (and that line is not a number), and is a label when it
+/// has exactly as many, so a headerless file of text labels keeps its first label.
+///
+/// # Errors
+/// As [`load_labels`].
+pub fn load_labels_for(path: &Path, rows: usize) -> Result<Vec<String>> {
+    load_labels_inner(path, Some(rows))
+}
+
+fn load_labels_inner(path: &Path, rows: Option<usize>) -> Result<Vec<String>> {
     let labels = match detect(path)? {
         Format::Csv => {
             let mut r = ::csv::ReaderBuilder::new()
                 .has_headers(false)
                 .trim(::csv::Trim::All)
                 .flexible(true)
-                .from_path(path)
-                .map_err(|e| Error::data(path, e.to_string()))?;
+                .from_reader(csv::open_limited(path)?);
             let mut out = Vec::new();
             for (line, rec) in r.records().enumerate() {
                 let rec = rec.map_err(|e| Error::data(path, e.to_string()))?;
@@ -285,9 +333,16 @@ pub fn load_labels(path: &Path) -> Result<Vec<String>> {
                 out.push(rec[0].to_string());
             }
             let number = |s: &str| s.parse::<f64>().is_ok();
-            let header = out.len() >= 2
-                && !number(&out[0])
-                && (out[1..].iter().all(|s| number(s)) || !out[1..].contains(&out[0]));
+            let header = match rows {
+                Some(n) if out.len() == n + 1 => !number(&out[0]),
+                Some(n) if out.len() == n => false,
+                // The count is wrong either way: the usual rule, for the error message.
+                _ => {
+                    out.len() >= 2
+                        && !number(&out[0])
+                        && (out[1..].iter().all(|s| number(s)) || !out[1..].contains(&out[0]))
+                }
+            };
             if header {
                 out.remove(0);
             }

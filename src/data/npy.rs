@@ -1,7 +1,7 @@
 //! NumPy `.npy` files (format versions 1–3, C order).
 
 use crate::error::{Error, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{Outputs, io_at};
 use crate::tensor::Matrix;
 use std::path::Path;
 
@@ -24,14 +24,9 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Reads a `.npy` file. 8-bit unsigned data of two or more dimensions (images) is divided by
-/// 255 when `u8_unit`; a vector of u8 (labels) is read as is.
-///
-/// # Errors
-/// [`Error::Data`] naming the file for a bad magic, an unsupported dtype or order, a declared
-/// size that does not match the file length (checked before allocating), or non-finite values.
-pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(io_at(path))?;
+/// The header of a `.npy` file at the start of `bytes`: the shape, the dtype and where the
+/// data starts.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, String, usize)> {
     let bad = |m: String| Error::data(path, m);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("not a .npy file (bad magic)".into()));
@@ -74,6 +69,43 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
     if shape.is_empty() {
         return Err(bad("a scalar array has no rows".into()));
     }
+    Ok((shape, descr, hstart + hlen))
+}
+
+/// The declared shape of a `.npy` file, from its header alone.
+///
+/// # Errors
+/// As [`read`], for the header.
+pub fn peek(path: &Path) -> Result<Vec<usize>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(io_at(path))?;
+    let len = file.metadata().map_err(io_at(path))?.len();
+    let mut head = Vec::new();
+    file.take(12).read_to_end(&mut head).map_err(io_at(path))?;
+    let hlen = match head.get(6) {
+        Some(1) if head.len() >= 10 => u16::from_le_bytes([head[8], head[9]]) as u64 + 10,
+        Some(2 | 3) if head.len() >= 12 => u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64 + 12,
+        _ => 12,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io_at(path))?
+        .take(hlen.min(len))
+        .read_to_end(&mut bytes)
+        .map_err(io_at(path))?;
+    parse_header(path, &bytes).map(|(shape, _, _)| shape)
+}
+
+/// Reads a `.npy` file. 8-bit unsigned data of two or more dimensions (images) is divided by
+/// 255 when `u8_unit`; a vector of u8 (labels) is read as is.
+///
+/// # Errors
+/// [`Error::Data`] naming the file for a bad magic, an unsupported dtype or order, a declared
+/// size that does not match the file length (checked before allocating), or non-finite values.
+pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
+    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    let bad = |m: String| Error::data(path, m);
+    let (shape, descr, start) = parse_header(path, &bytes)?;
     let (size, kind) = match descr.as_str() {
         "<f4" => (4, 'f'),
         "<f8" => (8, 'f'),
@@ -90,7 +122,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
         .iter()
         .try_fold(1usize, |a, &b| a.checked_mul(b))
         .ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
-    let data = &bytes[hstart + hlen..];
+    let data = &bytes[start..];
     if Some(data.len()) != count.checked_mul(size) {
         return Err(bad(format!(
             "declared shape {shape:?} of {descr} needs {} bytes of data, the file has {}",
@@ -98,6 +130,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
             data.len()
         )));
     }
+    crate::bounds::check_alloc(count, 4, format_args!("{} ({shape:?} values)", path.display()))?;
     let values: Vec<f32> = match (kind, size) {
         ('f', 4) => data
             .chunks_exact(4)
@@ -133,6 +166,16 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write(path: &Path, m: &Matrix) -> Result<()> {
+    let mut out = Outputs::new();
+    write_in(&mut out, path, m)?;
+    out.commit()
+}
+
+/// [`write`], staged in `out` (renamed into place with the others at its commit).
+///
+/// # Errors
+/// As [`write`].
+pub fn write_in(out: &mut Outputs, path: &Path, m: &Matrix) -> Result<()> {
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
         m.rows(),
@@ -142,7 +185,7 @@ pub fn write(path: &Path, m: &Matrix) -> Result<()> {
     let total = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    write_atomic(path, |w| {
+    out.file(path, |w| {
         let io = io_at(path);
         w.write_all(MAGIC).map_err(&io)?;
         w.write_all(&[1, 0]).map_err(&io)?;

@@ -108,6 +108,35 @@ impl Scaler {
         Scaler { kind, offset, scale }
     }
 
+    /// Checks a scaler (from a file) against an input width: one offset and one scale per
+    /// feature (or none at all), offsets finite, scales finite and positive.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] saying what is wrong.
+    pub fn check(&self, width: usize) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::Config(format!("scaler: {m}")));
+        if self.offset.is_empty() && self.scale.is_empty() {
+            return Ok(());
+        }
+        if self.offset.len() != width || self.scale.len() != width {
+            return bad(format!(
+                "{} offsets and {} scales, the model reads {width} features",
+                self.offset.len(),
+                self.scale.len()
+            ));
+        }
+        if let Some(j) = self.offset.iter().position(|o| !o.is_finite()) {
+            return bad(format!("the offset of feature {j} is {}", self.offset[j]));
+        }
+        if let Some(j) = self.scale.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad(format!(
+                "the scale of feature {j} is {}; scales must be positive and finite",
+                self.scale[j]
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether this scaler changes values at all.
     pub fn is_identity(&self) -> bool {
         self.offset.is_empty()

@@ -261,6 +261,36 @@ impl Tabular {
             .collect()
     }
 
+    /// The number of encoded features, `None` when it overflows.
+    pub fn width(&self) -> Option<usize> {
+        self.columns.iter().try_fold(0usize, |w, c| {
+            w.checked_add(match c {
+                Column::Numeric { indicator, .. } => 1 + usize::from(*indicator),
+                Column::Categorical { categories, .. } => categories.len().checked_add(1)?,
+                Column::Hashed { buckets, .. } => *buckets,
+            })
+        })
+    }
+
+    /// Checks a stored encoding (from a model file) before it is used: every hashed column has
+    /// buckets, and the features number `width` (the model's input width).
+    ///
+    /// # Errors
+    /// What is wrong, for the file's error message.
+    pub fn check(&self, width: usize) -> std::result::Result<(), String> {
+        if let Some(name) = self.columns.iter().find_map(|c| match c {
+            Column::Hashed { name, buckets: 0 } => Some(name),
+            _ => None,
+        }) {
+            return Err(format!("column `{name}` is hashed into 0 buckets"));
+        }
+        match self.width() {
+            Some(w) if w == width => Ok(()),
+            Some(w) => Err(format!("it encodes {w} features, the model reads {width}")),
+            None => Err("its feature count overflows".into()),
+        }
+    }
+
     /// Names of the encoded features: `NAME`, `NAME.missing`, `NAME=CATEGORY`, `NAME=<other>`,
     /// `NAME#BUCKET`.
     pub fn feature_names(&self) -> Vec<String> {
@@ -301,7 +331,16 @@ impl Tabular {
                 })
             })
             .collect::<Result<_>>()?;
-        let width = self.feature_names().len();
+        let width = self.width().ok_or_else(|| Error::TooLarge {
+            what: "the encoded table".into(),
+            detail: "its feature count overflows".into(),
+        })?;
+        let cells = crate::bounds::product(&[raw.rows(), width], "the encoded table")?;
+        crate::bounds::check_alloc(
+            cells,
+            4,
+            format_args!("the encoded table ({} rows x {width} features)", raw.rows()),
+        )?;
         let mut m = Matrix::zeros(raw.rows(), width);
         for i in 0..raw.rows() {
             let row = m.row_mut(i);
@@ -354,7 +393,7 @@ fn number(path: &Path, raw: &RawTable, (i, j): (usize, usize), name: &str, hint:
                 if v.is_empty() {
                     "an empty field".to_string()
                 } else {
-                    format!("`{v}`")
+                    crate::data::csv::quote(v)
                 },
             ),
         })

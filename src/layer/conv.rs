@@ -55,7 +55,9 @@ impl Geometry {
     /// The input's height and width with the zero padding on every side.
     pub fn padded_hw(&self) -> (usize, usize) {
         let (_, h, w) = self.input;
-        (h + 2 * self.padding, w + 2 * self.padding)
+        // Saturating: an absurd padding fails the size check in `output_hw` instead of wrapping.
+        let p2 = self.padding.saturating_mul(2);
+        (h.saturating_add(p2), w.saturating_add(p2))
     }
 
     /// Rows of the im2col matrix: `C * k * k`.

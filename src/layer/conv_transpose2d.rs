@@ -80,7 +80,13 @@ impl ConvTranspose2d {
                 "output padding {output_padding} must be smaller than the stride {stride}"
             )));
         }
-        let size = |n: usize| ((n.max(1) - 1) * stride + kernel + output_padding).checked_sub(2 * padding);
+        let size = |n: usize| {
+            ((n.max(1) - 1)
+                .checked_mul(stride)?
+                .checked_add(kernel)?
+                .checked_add(output_padding)?)
+            .checked_sub(padding.checked_mul(2)?)
+        };
         let (Some(ho), Some(wo)) = (size(h), size(w)) else {
             return Err(Error::Config(format!(
                 "padding {padding} is too large for a {kernel}x{kernel} kernel on a {h}x{w} input"

@@ -166,11 +166,17 @@ pub enum Dims {
 }
 
 impl Dims {
-    /// Number of values in a row.
+    /// Number of values in a row (saturating: a plan refuses shapes whose size overflows,
+    /// see [`Dims::checked_len`]).
     pub fn len(self) -> usize {
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Number of values in a row, `None` when it overflows.
+    pub fn checked_len(self) -> Option<usize> {
         match self {
-            Dims::Flat(n) => n,
-            Dims::Image((c, h, w)) => c * h * w,
+            Dims::Flat(n) => Some(n),
+            Dims::Image((c, h, w)) => c.checked_mul(h)?.checked_mul(w),
         }
     }
 
@@ -239,6 +245,15 @@ impl Planned {
                 Some(vec![channels(self.input), filters, kernel, kernel])
             }
             _ => None,
+        }
+    }
+
+    /// The length of the layer's bias (0 for layers without parameters).
+    pub fn bias_len(&self) -> usize {
+        match self.spec {
+            LayerSpec::Dense { units, .. } => units,
+            LayerSpec::Conv { filters, .. } | LayerSpec::ConvTranspose { filters, .. } => filters,
+            _ => 0,
         }
     }
 
@@ -331,11 +346,20 @@ pub fn plan_stack(input: Dims, groups: &[(bool, &[LayerSpec])]) -> Result<Vec<Pl
         for (i, spec) in specs.iter().enumerate() {
             let side = if encoder { "encoder" } else { "decoder" };
             let name = spec.name().map_or_else(|| format!("{side}[{i}]"), str::to_string);
-            let output = plan_one(spec, cur).map_err(|message| Error::Layer {
+            let layer_error = |message| Error::Layer {
                 layer: name.clone(),
                 kind: spec.kind(),
                 message,
-            })?;
+            };
+            let output = plan_one(spec, cur).map_err(layer_error)?;
+            if output.checked_len().is_none() {
+                return Err(layer_error(format!("its output {output} overflows")));
+            }
+            crate::bounds::check_alloc(
+                output.len(),
+                4,
+                format_args!("layer {name}'s output ({output} values a row)"),
+            )?;
             let mut s = spec.clone();
             let activation = s
                 .activation_mut()
@@ -353,6 +377,21 @@ pub fn plan_stack(input: Dims, groups: &[(bool, &[LayerSpec])]) -> Result<Vec<Pl
             cur = output;
         }
     }
+    let mut params = 0usize;
+    for p in &out {
+        let weights = match p.weight_shape() {
+            Some(shape) => crate::bounds::product(&shape, format_args!("layer {}'s weights", p.name))?,
+            None => 0,
+        };
+        params = weights
+            .checked_add(p.bias_len())
+            .and_then(|n| params.checked_add(n))
+            .ok_or_else(|| Error::TooLarge {
+                what: "the model".into(),
+                detail: "its parameter count overflows".into(),
+            })?;
+    }
+    crate::bounds::check_alloc(params, 4, format_args!("the model ({params} parameters)"))?;
     Ok(out)
 }
 
@@ -417,6 +456,13 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
         LayerSpec::Upsample { factor, .. } => {
             positive(&[("factor", *factor)])?;
             let s = image("upsampling")?;
+            if s.1
+                .checked_mul(*factor)
+                .and_then(|h| s.2.checked_mul(*factor).map(|w| (h, w)))
+                .is_none()
+            {
+                return Err(format!("upsampling {}x{} by {factor} overflows", s.1, s.2));
+            }
             Dims::Image(
                 Upsample {
                     input: s,
@@ -428,7 +474,7 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
         LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
         LayerSpec::Reshape { shape: [c, h, w], .. } => {
             let to = Dims::Image((*c, *h, *w));
-            if to.len() != cur.len() || to.is_empty() {
+            if to.checked_len() != Some(cur.len()) || to.is_empty() {
                 return Err(format!(
                     "cannot reshape {cur} ({} values) to {to} ({} values)",
                     cur.len(),
@@ -503,7 +549,14 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
 pub(crate) fn shape_of(v: &[usize], what: &str) -> Result<Dims> {
     match v[..] {
         [n] if n > 0 => Ok(Dims::Flat(n)),
-        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Dims::Image((c, h, w))),
+        [c, h, w] if c > 0 && h > 0 && w > 0 => {
+            let d = Dims::Image((c, h, w));
+            d.checked_len().ok_or_else(|| Error::TooLarge {
+                what: format!("{what} = {v:?}"),
+                detail: "its size overflows".into(),
+            })?;
+            Ok(d)
+        }
         _ => Err(Error::Config(format!(
             "{what} = {v:?}: expected [width] or [channels, height, width], all positive"
         ))),

@@ -48,12 +48,7 @@ impl Autoencoder {
         config.validate()?;
         config::check_layers(&config, &layers)?;
         let d = config.input_dim();
-        if !scaler.is_identity() && (scaler.offset.len() != d || scaler.scale.len() != d) {
-            return Err(Error::Config(format!(
-                "scaler has {} features, model input has {d}",
-                scaler.offset.len()
-            )));
-        }
+        scaler.check(d)?;
         let model = Autoencoder { config, layers, scaler };
         let mut synced = model.clone();
         synced.sync_tied();
@@ -110,12 +105,7 @@ impl Autoencoder {
     /// [`Error::Config`] when it does not have the input's width.
     pub fn set_scaler(&mut self, scaler: Scaler) -> Result<()> {
         let d = self.input_dim();
-        if !scaler.is_identity() && (scaler.offset.len() != d || scaler.scale.len() != d) {
-            return Err(Error::Config(format!(
-                "scaler has {} features, model input has {d}",
-                scaler.offset.len()
-            )));
-        }
+        scaler.check(d)?;
         self.scaler = scaler;
         Ok(())
     }

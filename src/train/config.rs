@@ -109,12 +109,22 @@ impl TrainConfig {
             return bad("max_norm", &c, "must be positive");
         }
         if let Schedule::Step { every, gamma } = self.schedule
-            && (every == 0 || !(gamma > 0.0))
+            && (every == 0 || !(gamma > 0.0 && gamma.is_finite()))
         {
             return bad(
                 "schedule",
                 &format!("step:{every},{gamma}"),
-                "a step schedule needs every > 0 and gamma > 0",
+                "a step schedule needs every > 0 and a finite gamma > 0",
+            );
+        }
+        if let Schedule::Cosine { min_factor } = self.schedule
+            && !(0.0..=1.0).contains(&min_factor)
+        {
+            // A negative rate would climb the loss (gradient ascent).
+            return bad(
+                "schedule",
+                &format!("cosine:{min_factor}"),
+                "the final factor of a cosine schedule must be in [0, 1]",
             );
         }
         self.optimizer.validate()

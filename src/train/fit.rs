@@ -280,6 +280,15 @@ pub(crate) fn run<R: Into<Flow>>(
             Some((Rows::Borrowed(v), Held::of(vt))),
         ),
         None if config.valid_fraction > 0.0 => {
+            if data.rows() < 2 {
+                return Err(Error::invalid(
+                    "training data",
+                    format!(
+                        "{} row: holding out a validation fraction needs at least 2 rows",
+                        data.rows()
+                    ),
+                ));
+            }
             let mut idx: Vec<usize> = (0..data.rows()).collect();
             Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
             let n_valid =
@@ -331,6 +340,17 @@ pub(crate) fn run<R: Into<Flow>>(
     let total_steps = batches * config.epochs;
     let warmup = config.warmup_epochs * batches;
     let noisy = !config.noise.is_empty();
+    // Training holds about five copies of the parameters (gradients, two optimizer moments,
+    // the last good and the best weights) and a few of each batch's activations.
+    let params: usize = t.layers.iter().map(Layer::num_params).sum();
+    let widths = t.layers.iter().map(Layer::n_out).fold(d, usize::saturating_add);
+    crate::bounds::check_alloc(
+        params
+            .saturating_mul(5)
+            .saturating_add(batch.saturating_mul(widths).saturating_mul(3)),
+        4,
+        format_args!("training ({params} parameters, batches of {batch} rows)"),
+    )?;
     let mut ws = Workspace::new(t.net(), batch, noisy || matches!(targets, Held::Rows(_)));
     let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
     let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);

@@ -1,6 +1,16 @@
 //! The `hourglass` command-line tool: argument parsing and one library call per subcommand.
-// The library never prints; this binary is the one place that does.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// The library never prints; this binary is the one place that does, through `outln!`/`out!`
+// (stdout: a write error is returned, a closed pipe ends the command quietly) and `note!`
+// (stderr: messages for people, whose loss cannot be reported anywhere, so a failed write is
+// ignored instead of panicking). `println!`/`eprintln!` panic on a write error and are denied.
+
+/// `eprintln!` that never panics: a closed or full stderr loses the message, nothing else.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod args;
 mod cmd;
@@ -16,7 +26,7 @@ fn main() -> ExitCode {
         // `hourglass score … | head`: the reader has what it wanted.
         Err(e) if errors::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", errors::render(&e));
+            note!("error: {}", errors::render(&e));
             ExitCode::from(2)
         }
     }

@@ -22,7 +22,7 @@ pub fn hash(a: HashArgs) -> Result<()> {
     codes
         .save(&a.output)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
-    eprintln!(
+    note!(
         "wrote {rows} codes of {} bits to {} (code > {threshold}; {:.1} % of bits set)",
         codes.bits,
         a.output.display(),
@@ -59,7 +59,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         w.write_all(text.as_bytes())
             .map_err(hourglass::fsutil::io_at(&a.output))
     })?;
-    eprintln!(
+    note!(
         "searched {} queries against {} codes in {secs:.3} s ({:.0} million code comparisons/s); wrote {}",
         q.rows(),
         db.rows(),

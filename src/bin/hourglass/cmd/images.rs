@@ -28,7 +28,7 @@ fn write_images(
             let cols = (n as f64).sqrt().ceil() as usize;
             let pic = hourglass::viz::grid(&tiles, shape, cols, 2);
             hourglass::viz::write_png(path, &pic)?;
-            eprintln!("wrote a grid of {n} images to {}", path.display());
+            note!("wrote a grid of {n} images to {}", path.display());
         }
         Some(other) => bail!(
             "{}: output must be a folder, a .png grid or a .npy/.csv array, not .{other}",
@@ -37,7 +37,7 @@ fn write_images(
         None => {
             images::write_folder(path, x, shape, files)
                 .with_context(|| format!("cannot write images to {}", path.display()))?;
-            eprintln!("wrote {} PNG images to {}", x.rows(), path.display());
+            note!("wrote {} PNG images to {}", x.rows(), path.display());
         }
     }
     Ok(())

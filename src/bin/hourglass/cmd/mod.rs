@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Prints the notes of loaded data and hands the data on.
 pub fn noted(loaded: Loaded) -> Loaded {
     for n in &loaded.notes {
-        eprintln!("note: {n}");
+        note!("note: {n}");
     }
     loaded
 }
@@ -101,6 +101,6 @@ pub fn write_output(
     leading: &[(String, Vec<String>)],
 ) -> Result<()> {
     hourglass::data::write(path, m, names, leading).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("wrote {} rows x {} columns to {}", m.rows(), m.cols(), path.display());
+    note!("wrote {} rows x {} columns to {}", m.rows(), m.cols(), path.display());
     Ok(())
 }

@@ -10,7 +10,7 @@ pub fn filters(a: FiltersArgs) -> Result<()> {
     let shape = file.image_shape(a.image.image_shape, None)?;
     let pic = viz::filters(&file.model, a.decoder, shape, a.n)?;
     viz::write_png(&a.output, &pic)?;
-    eprintln!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
+    note!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
     Ok(())
 }
 
@@ -20,6 +20,6 @@ pub fn show(a: ShowArgs) -> Result<()> {
     let shape = file.image_shape(a.image.image_shape, ds.image_shape)?;
     let pic = viz::show(&file.model, &ds.x, &a.noise.noise, shape, a.n, a.seed)?;
     viz::write_png(&a.output, &pic)?;
-    eprintln!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
+    note!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
     Ok(())
 }

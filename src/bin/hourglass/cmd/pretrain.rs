@@ -30,7 +30,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         &train,
         |i, r| {
             let last = r.history.last().map_or(f64::NAN, |e| e.train_loss);
-            eprintln!(
+            note!(
                 "layer {} ({} units): {} epochs, train loss {last:.6}, {:.1} s",
                 i + 1,
                 a.hidden[i],

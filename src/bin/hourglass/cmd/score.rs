@@ -42,6 +42,14 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     };
     let flags: Option<Vec<bool>> = threshold.map(|t| scores.iter().map(|&s| s > t.value).collect());
 
+    // Everything that can fail is done before the output is written.
+    let detection = match &labels {
+        Some(l) => {
+            let anomaly = score::anomalies(l, &a.anomaly_labels, &a.normal_labels);
+            Some(score::detection(&scores, &anomaly, threshold.map(|t| t.value))?)
+        }
+        None => None,
+    };
     if let Some(out) = &a.output {
         let mut names = vec!["score".to_string()];
         if flags.is_some() {
@@ -79,13 +87,6 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         write_output(out, &m, &names, &leading)?;
     }
 
-    let detection = match &labels {
-        Some(l) => {
-            let anomaly = score::anomalies(l, &a.anomaly_labels, &a.normal_labels);
-            Some(score::detection(&scores, &anomaly, threshold.map(|t| t.value))?)
-        }
-        None => None,
-    };
     let flagged = flags.as_ref().map(|f| f.iter().filter(|&&b| b).count());
     if a.json {
         let mut v = serde_json::json!({

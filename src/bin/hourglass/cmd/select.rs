@@ -1,7 +1,8 @@
 //! `hourglass select`.
 
-use super::{read, write_output};
+use super::read;
 use crate::args::SelectArgs;
+use anyhow::Context as _;
 use anyhow::{Result, bail};
 use hourglass::data::{self, ColumnSelection};
 
@@ -28,7 +29,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
             );
         }
         if let Some(lp) = a.labels.get(i) {
-            let l = data::load_labels(lp)?;
+            let l = data::load_labels_for(lp, ds.x.rows())?;
             if l.len() != ds.x.rows() {
                 bail!(
                     "{}: {} labels for the {} rows of {}",
@@ -50,14 +51,22 @@ pub fn run(a: SelectArgs) -> Result<()> {
         all.extend(m.into_vec());
     }
     let x = hourglass::Matrix::from_vec(total, cols, all)?.select_rows(&keep);
+    // The rows and their labels are written together or not at all.
+    let mut outputs = hourglass::fsutil::Outputs::new();
     if let Some(out) = &a.labels_output {
         let kept: Vec<String> = keep.iter().map(|&i| labels[i].clone()).collect();
-        data::write(
+        data::write_in(
+            &mut outputs,
             out,
             &hourglass::Matrix::zeros(kept.len(), 0),
             &[],
             &[("label".into(), kept)],
-        )?;
+        )
+        .with_context(|| format!("cannot write {}", out.display()))?;
     }
-    write_output(&a.output, &x, &data::numbered("c", cols), &[])
+    data::write_in(&mut outputs, &a.output, &x, &data::numbered("c", cols), &[])
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    outputs.commit()?;
+    note!("wrote {} rows x {cols} columns to {}", x.rows(), a.output.display());
+    Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 /// The rows' shape as an architecture sees it.
 fn dims(width: usize, image: Option<(usize, usize, usize)>) -> Dims {
     match image {
-        Some((h, w, c)) if h * w * c == width => Dims::Image((c, h, w)),
+        Some((h, w, c)) if h.checked_mul(w).and_then(|p| p.checked_mul(c)) == Some(width) => Dims::Image((c, h, w)),
         _ => Dims::Flat(width),
     }
 }
@@ -147,7 +147,7 @@ impl Progress {
                 }
                 match &self.bar {
                     Some(b) => b.println(line),
-                    None if !self.quiet => eprintln!("{line}"),
+                    None if !self.quiet => note!("{line}"),
                     None => {}
                 }
                 if let Some(log) = &mut self.log {
