@@ -1,0 +1,44 @@
+//! Helpers shared by the fuzz targets: most readers take a path (they name it in their errors
+//! and choose the format from its extension), so each input is written to a file in a
+//! per-process scratch folder first.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The memory the readers may plan for while fuzzing. A reader that allocates more than this
+/// for a small input without asking [`hourglass::bounds`] trips libFuzzer's malloc limit
+/// (`-malloc_limit_mb`, set by `scripts/fuzz`), which counts as a crash.
+pub const MEMORY_LIMIT: &str = "256M";
+
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // SAFETY: set once, before any thread reads the environment (libFuzzer runs targets
+        // on one thread, and this runs on the first input).
+        unsafe { std::env::set_var("HOURGLASS_MEMORY_LIMIT", MEMORY_LIMIT) };
+        let base = std::env::var_os("HOURGLASS_FUZZ_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let dir = base.join(format!("hourglass-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        dir
+    })
+}
+
+/// Writes `data` to `name` in the scratch folder and returns its path.
+pub fn file(name: &str, data: &[u8]) -> PathBuf {
+    let path = scratch().join(name);
+    std::fs::write(&path, data).expect("scratch file");
+    path
+}
+
+/// A fresh empty folder `name` in the scratch folder.
+pub fn folder(name: &str) -> PathBuf {
+    let path = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).expect("scratch folder");
+    path
+}
+
+/// Splits the first byte off as a selector.
+pub fn split(data: &[u8]) -> Option<(u8, &[u8])> {
+    data.split_first().map(|(&b, rest)| (b, rest))
+}
