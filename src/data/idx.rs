@@ -148,7 +148,12 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         )));
     }
     let rows = dims.first().copied().unwrap_or(0);
-    let cols = if ndim == 1 { 1 } else { dims[1..].iter().product() };
+    // Checked: with no rows the other dimensions are not bounded by the data.
+    let cols = if ndim == 1 {
+        1
+    } else {
+        crate::bounds::product(&dims[1..], path.display())?
+    };
     let matrix = Matrix::from_vec(rows, cols, values)?;
     if let Some((r, c)) = matrix.find_non_finite() {
         return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));

@@ -153,7 +153,12 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
     };
     let rows = shape[0];
     let cols = if shape.len() == 1 { 1 } else { count / rows.max(1) };
-    let cols = if rows == 0 { shape[1..].iter().product() } else { cols };
+    // Checked: with no rows the other dimensions are not bounded by the data.
+    let cols = if rows == 0 {
+        crate::bounds::product(&shape[1..], path.display())?
+    } else {
+        cols
+    };
     let matrix = Matrix::from_vec(rows, cols, values)?;
     if let Some((r, c)) = matrix.find_non_finite() {
         return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));
