@@ -255,6 +255,22 @@ pub fn finetune<'a, R: Into<crate::train::Flow>>(
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
+    finetune_from(model, x, y, valid, config, None, on_event)
+}
+
+/// [`finetune`], continuing from a checkpoint as [`crate::train::fit_from`].
+///
+/// # Errors
+/// As [`finetune`] and [`crate::train::fit_from`].
+pub fn finetune_from<'a, R: Into<crate::train::Flow>>(
+    model: &mut Classifier,
+    x: impl Into<MatrixRef<'a>>,
+    y: &[usize],
+    valid: Option<(MatrixRef<'_>, &[usize])>,
+    config: &TrainConfig,
+    resume: Option<&crate::train::Checkpoint>,
+    on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
     model.config.validate()?;
     let n = model.layers.len();
     let dropout = model.config.dropout;
@@ -276,7 +292,7 @@ pub fn finetune<'a, R: Into<crate::train::Flow>>(
         code: None,
     };
     let valid = valid.map(|(v, t)| (v, Targets::Classes(t)));
-    run(trainee, x.into(), Targets::Classes(y), valid, config, on_event)
+    run(trainee, x.into(), Targets::Classes(y), valid, config, resume, on_event)
 }
 
 #[cfg(test)]

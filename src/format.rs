@@ -64,7 +64,7 @@ impl Provenance {
     ) -> Self {
         Provenance {
             train: Some(train.clone()),
-            report,
+            report: report.map(TrainReport::without_timing),
             image_shape: train.image_shape.or(data.image_shape),
             ..Provenance::of_data(path, data)
         }
@@ -228,16 +228,54 @@ pub fn write_safetensors(
     meta: serde_json::Map<String, serde_json::Value>,
     tensors: &mut [(String, Vec<usize>, &[f32])],
 ) -> Result<Vec<u8>> {
+    let mut typed: Vec<_> = tensors
+        .iter()
+        .map(|(name, shape, data)| (name.clone(), shape.clone(), TensorData::F32(data)))
+        .collect();
+    write_typed(meta, &mut typed)
+}
+
+/// The values of a tensor to write.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TensorData<'a> {
+    F32(&'a [f32]),
+    U64(&'a [u64]),
+}
+
+impl TensorData<'_> {
+    fn dtype(self) -> &'static str {
+        match self {
+            TensorData::F32(_) => "F32",
+            TensorData::U64(_) => "U64",
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            TensorData::F32(d) => 4 * d.len(),
+            TensorData::U64(d) => 8 * d.len(),
+        }
+    }
+}
+
+/// [`write_safetensors`] for tensors of several dtypes.
+///
+/// # Errors
+/// [`Error::Config`] if the header cannot be serialized.
+pub(crate) fn write_typed(
+    meta: serde_json::Map<String, serde_json::Value>,
+    tensors: &mut [(String, Vec<usize>, TensorData<'_>)],
+) -> Result<Vec<u8>> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     // serde_json's Map is a BTreeMap: keys come out sorted ("__metadata__" first).
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
     let mut offset = 0usize;
     for (name, shape, data) in tensors.iter() {
-        let end = offset + 4 * data.len();
+        let end = offset + data.bytes();
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+            serde_json::json!({"dtype": data.dtype(), "shape": shape, "data_offsets": [offset, end]}),
         );
         offset = end;
     }
@@ -247,7 +285,10 @@ pub fn write_safetensors(
     bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
     bytes.extend_from_slice(text.as_bytes());
     for (_, _, data) in tensors.iter() {
-        bytes.extend(data.iter().flat_map(|x| x.to_le_bytes()));
+        match *data {
+            TensorData::F32(d) => bytes.extend(d.iter().flat_map(|x| x.to_le_bytes())),
+            TensorData::U64(d) => bytes.extend(d.iter().flat_map(|x| x.to_le_bytes())),
+        }
     }
     Ok(bytes)
 }

@@ -55,6 +55,21 @@ struct Temp {
     path: PathBuf,
 }
 
+/// Why a temporary file or folder beside `dest` could not be made, in the destination's terms
+/// (the temporary's own name would only confuse).
+fn cannot_create(dest: &Path, e: &std::io::Error) -> Error {
+    let dir = folder(dest);
+    let cause = if dir.is_dir() {
+        std::io::Error::from(e.kind())
+    } else {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("folder {} does not exist", dir.display()),
+        )
+    };
+    Error::io(dest, cause)
+}
+
 impl Temp {
     fn new(dest: &Path) -> Result<Temp> {
         use std::os::unix::fs::PermissionsExt;
@@ -64,7 +79,7 @@ impl Temp {
             .suffix(".tmp")
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(folder(dest))
-            .map_err(|e| Error::io(dest, e))?;
+            .map_err(|e| cannot_create(dest, &e))?;
         let path = file.path().to_path_buf();
         live().insert(path.clone());
         Ok(Temp { file: Some(file), path })
@@ -203,7 +218,7 @@ impl TempFolder {
         let dir = tempfile::Builder::new()
             .prefix(".hourglass-")
             .tempdir_in(folder(dest))
-            .map_err(|e| Error::io(dest, e))?;
+            .map_err(|e| cannot_create(dest, &e))?;
         let path = dir.path().to_path_buf();
         live().insert(path.clone());
         Ok(TempFolder { dir: Some(dir), path })

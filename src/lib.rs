@@ -53,7 +53,9 @@ pub use optim::{OptimizerConfig, Schedule};
 pub use regularize::Regularizer;
 pub use rng::Rng;
 pub use tensor::{Matrix, MatrixRef};
-pub use train::{EpochStats, Event, Flow, TrainConfig, TrainReport, fit, fit_paired};
+pub use train::{
+    Checkpoint, EpochStats, Event, Flow, TrainConfig, TrainReport, fit, fit_from, fit_paired, fit_paired_from,
+};
 
 /// Runs `f` on a pool of `threads` worker threads (all cores when `None`).
 ///

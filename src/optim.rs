@@ -163,6 +163,10 @@ impl Schedule {
     }
 }
 
+/// One tensor's optimizer state: the first moment (or momentum buffer) and the second moment
+/// (Adam only).
+pub(crate) type Moments = (Vec<f32>, Vec<f32>);
+
 /// Optimizer state for a list of parameter tensors (each weight and bias is one tensor).
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -181,6 +185,26 @@ impl Optimizer {
             .map(|&n| (vec![0.0; n], if adam { vec![0.0; n] } else { Vec::new() }))
             .collect();
         Optimizer { config, state, step: 0 }
+    }
+
+    /// The step count and the per-tensor moments, for a training checkpoint.
+    pub(crate) fn export(&self) -> (u64, &[Moments]) {
+        (self.step, &self.state)
+    }
+
+    /// Continues from an [`Optimizer::export`]: `state` must have this optimizer's sizes.
+    pub(crate) fn restore(&mut self, step: u64, state: Vec<(Vec<f32>, Vec<f32>)>) -> std::result::Result<(), String> {
+        let sizes = |s: &[(Vec<f32>, Vec<f32>)]| s.iter().map(|(m, v)| (m.len(), v.len())).collect::<Vec<_>>();
+        if sizes(&state) != sizes(&self.state) {
+            return Err(format!(
+                "optimizer state of {} tensors does not fit this model's {}",
+                state.len(),
+                self.state.len()
+            ));
+        }
+        self.step = step;
+        self.state = state;
+        Ok(())
     }
 
     /// Starts a new step (advances Adam's bias correction).

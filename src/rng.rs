@@ -36,6 +36,16 @@ impl Rng {
         Rng::new(splitmix64(&mut sm))
     }
 
+    /// The generator's whole state, for a training checkpoint.
+    pub(crate) fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a [`Rng::state`].
+    pub(crate) fn from_state(s: [u64; 4]) -> Self {
+        Rng { s }
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[0]

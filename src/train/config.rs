@@ -142,9 +142,12 @@ pub struct EpochStats {
     pub valid_loss: Option<f64>,
     /// Learning rate at the epoch's last step.
     pub lr: f32,
-    /// Wall time of the epoch's training steps.
+    /// Wall time of the epoch's training steps (0 and left out in model files: see
+    /// [`TrainReport::without_timing`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub seconds: f64,
-    /// Training throughput.
+    /// Training throughput (as `seconds`).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub samples_per_sec: f64,
     /// Whether this epoch has the best validation loss so far.
     pub best: bool,
@@ -181,6 +184,10 @@ pub enum Event<'a> {
     },
     /// An epoch finished.
     EpochEnd(&'a EpochStats),
+    /// A checkpoint of where training stands, when the caller asked for one
+    /// ([`Flow::Checkpoint`]) or stopped training ([`Flow::Stop`]): save it to continue later
+    /// with [`fit_from`](super::fit_from). What the caller answers is ignored.
+    Checkpoint(&'a super::Checkpoint),
 }
 
 /// The outcome of training.
@@ -196,12 +203,33 @@ pub struct TrainReport {
     pub train_rows: usize,
     /// Rows used for validation.
     pub valid_rows: usize,
-    /// Total wall time, seconds.
+    /// Total wall time, seconds (as [`EpochStats::seconds`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub seconds: f64,
     /// Whether the caller stopped training ([`Flow::Stop`]); the model then holds the weights
     /// of the last complete epoch, or of the best one with early stopping.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+}
+
+impl TrainReport {
+    /// The report without its wall-clock figures (seconds and samples per second), as model
+    /// files store it: the bytes of a model depend on its seed and settings, not on how fast
+    /// the machine was.
+    #[must_use]
+    pub fn without_timing(mut self) -> Self {
+        self.seconds = 0.0;
+        for s in &mut self.history {
+            s.seconds = 0.0;
+            s.samples_per_sec = 0.0;
+        }
+        self
+    }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// What the caller of a training function says after each event: go on, or stop cleanly
@@ -212,8 +240,12 @@ pub enum Flow {
     #[default]
     Continue,
     /// Stop after this batch; keep the last complete epoch's weights (the best epoch's with
-    /// early stopping).
+    /// early stopping). The loop first offers a checkpoint of where it stopped
+    /// ([`Event::Checkpoint`]).
     Stop,
+    /// Go on, after offering a checkpoint of where training stands ([`Event::Checkpoint`]);
+    /// answered to [`Event::Batch`] or [`Event::EpochEnd`].
+    Checkpoint,
 }
 
 impl From<()> for Flow {

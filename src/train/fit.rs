@@ -2,6 +2,7 @@
 //! checks, tied weights, a freeze schedule. [`fit`] and [`fit_paired`] train autoencoders;
 //! [`crate::classifier::finetune`] trains classifiers through the same [`run`].
 
+use super::checkpoint::{self, Checkpoint};
 use super::config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
 use super::step::{Head, Net, Workspace, forward_backward};
 use crate::activation::Activation;
@@ -50,6 +51,26 @@ pub fn fit<'a, R: Into<Flow>>(
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
+    fit_from(model, data, valid, config, None, on_event)
+}
+
+/// [`fit`], continuing from a checkpoint when `resume` is given: `model` must be built by the
+/// same settings (its weights are replaced by the checkpoint's), and `data`, `valid` and
+/// `config` must be those of the run that made the checkpoint. Then the result is the same,
+/// bit for bit, as that run's had it never stopped. Checkpoints are offered to `on_event`
+/// ([`Event::Checkpoint`]) when it answers [`Flow::Checkpoint`] or [`Flow::Stop`].
+///
+/// # Errors
+/// As [`fit`], and [`Error::InvalidData`] for a checkpoint of other settings, data or
+/// architecture.
+pub fn fit_from<'a, R: Into<Flow>>(
+    model: &mut Autoencoder,
+    data: impl Into<MatrixRef<'a>>,
+    valid: Option<MatrixRef<'_>>,
+    config: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
     let valid = valid.map(|v| (v, Targets::Input));
     run(
         Trainee::autoencoder(model, true),
@@ -57,6 +78,7 @@ pub fn fit<'a, R: Into<Flow>>(
         Targets::Input,
         valid,
         config,
+        resume,
         on_event,
     )
 }
@@ -77,6 +99,22 @@ pub fn fit_paired<'a, 'b, R: Into<Flow>>(
     config: &TrainConfig,
     on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
+    fit_paired_from(model, data, target, valid, config, None, on_event)
+}
+
+/// [`fit_paired`], continuing from a checkpoint as [`fit_from`].
+///
+/// # Errors
+/// As [`fit_paired`] and [`fit_from`].
+pub fn fit_paired_from<'a, 'b, R: Into<Flow>>(
+    model: &mut Autoencoder,
+    data: impl Into<MatrixRef<'a>>,
+    target: impl Into<MatrixRef<'b>>,
+    valid: Option<(MatrixRef<'_>, MatrixRef<'_>)>,
+    config: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
     if config.scaling != Scaling::None {
         return Err(Error::setting(
             "scaling",
@@ -91,6 +129,7 @@ pub fn fit_paired<'a, 'b, R: Into<Flow>>(
         Targets::Rows(target.into()),
         valid,
         config,
+        resume,
         on_event,
     )
 }
@@ -240,9 +279,48 @@ pub(crate) fn run<R: Into<Flow>>(
     targets: Targets<'_>,
     valid: Option<(MatrixRef<'_>, Targets<'_>)>,
     config: &TrainConfig,
+    resume: Option<&Checkpoint>,
     mut on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     config.validate(valid.is_some())?;
+    // What the run trains on, for checkpoints: computed when one is made or checked.
+    let fingerprint = std::cell::OnceCell::new();
+    let fingerprint = || {
+        fingerprint
+            .get_or_init(|| {
+                fn rows<'t>(t: Targets<'t>) -> Option<MatrixRef<'t>> {
+                    match t {
+                        Targets::Rows(m) => Some(m),
+                        _ => None,
+                    }
+                }
+                fn classes<'t>(t: Targets<'t>) -> Option<&'t [usize]> {
+                    match t {
+                        Targets::Classes(y) => Some(y),
+                        _ => None,
+                    }
+                }
+                checkpoint::fingerprint(
+                    &[
+                        Some(data),
+                        rows(targets),
+                        valid.map(|(v, _)| v),
+                        valid.and_then(|(_, vt)| rows(vt)),
+                    ],
+                    &[classes(targets), valid.and_then(|(_, vt)| classes(vt))],
+                )
+            })
+            .clone()
+    };
+    if let Some(ck) = resume {
+        checkpoint::check_config(ck, config)?;
+        if ck.state.fingerprint != fingerprint() {
+            return Err(Error::invalid(
+                "checkpoint",
+                "it was made on other data (the rows, targets or validation rows differ): resume on the same data",
+            ));
+        }
+    }
     let input_dim = t.layers[0].n_in();
     let out_dim = t.layers[t.layers.len() - 1].n_out();
     let classes = matches!(targets, Targets::Classes(_));
@@ -375,28 +453,124 @@ pub(crate) fn run<R: Into<Flow>>(
     };
     let mut lowest = lowest_at(1);
     let mut opt = optimizer_for(t.layers, lowest);
+    let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+    let mut lr = config.lr;
+    let (mut first_epoch, mut skip, mut seconds_before) = (1, 0, 0.0);
+    if let Some(ck) = resume {
+        let s = &ck.state;
+        let fits = s.epoch >= 1
+            && s.epoch <= config.epochs
+            && s.next_batch <= batches
+            && s.lowest < n_layers
+            && ck.order.len() == n
+            && s.history.len() + 1 == s.epoch;
+        if !fits {
+            return Err(Error::invalid(
+                "checkpoint",
+                format!(
+                    "its position (epoch {}, batch {}, {} rows) does not fit this run ({} epochs of {batches} batches, {n} rows)",
+                    s.epoch,
+                    s.next_batch,
+                    ck.order.len(),
+                    config.epochs
+                ),
+            ));
+        }
+        checkpoint::set_params(t.layers, &ck.params, "weights")?;
+        checkpoint::set_params(&mut last_good, &ck.last_good, "last good weights")?;
+        best = match (s.best, &ck.best) {
+            (Some((loss, epoch)), kept) => {
+                let mut layers = Vec::new();
+                if let Some(p) = kept {
+                    layers = t.layers.clone();
+                    checkpoint::set_params(&mut layers, p, "best weights")?;
+                }
+                Some((f64::from_bits(loss), epoch, layers))
+            }
+            (None, _) => None,
+        };
+        order = ck.order.iter().map(|&i| i as usize).collect();
+        let mut seen = vec![false; n];
+        if order.iter().any(|&i| i >= n || std::mem::replace(&mut seen[i], true)) {
+            return Err(Error::invalid(
+                "checkpoint",
+                "its row order is not a permutation of the rows",
+            ));
+        }
+        [rng, noise_rng, dropout_rng] = s.rngs.map(Rng::from_state);
+        lowest = s.lowest;
+        opt = optimizer_for(t.layers, lowest);
+        opt.restore(s.optimizer_step, ck.moments.clone())
+            .map_err(|m| Error::invalid("checkpoint", m))?;
+        history.clone_from(&s.history);
+        step = s.step;
+        loss_sum = f64::from_bits(s.loss_sum);
+        hits = s.hits;
+        lr = f32::from_bits(s.lr);
+        first_epoch = s.epoch;
+        skip = s.next_batch;
+        seconds_before = s.seconds;
+    }
+    // A checkpoint of the loop where it stands: continue at `epoch`, batch `next_batch`.
+    macro_rules! offer_checkpoint {
+        ($epoch:expr, $next_batch:expr) => {{
+            let ck = Checkpoint {
+                state: checkpoint::State {
+                    epoch: $epoch,
+                    next_batch: $next_batch,
+                    step,
+                    lowest,
+                    loss_sum: loss_sum.to_bits(),
+                    hits,
+                    lr: lr.to_bits(),
+                    rngs: [rng.state(), noise_rng.state(), dropout_rng.state()],
+                    optimizer_step: opt.export().0,
+                    best: best.as_ref().map(|(loss, epoch, _)| (loss.to_bits(), *epoch)),
+                    history: history.clone(),
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                    config: serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?,
+                    fingerprint: fingerprint(),
+                    note: String::new(),
+                },
+                params: checkpoint::params_of(t.layers),
+                last_good: checkpoint::params_of(&last_good),
+                best: best
+                    .as_ref()
+                    .filter(|(_, _, layers)| !layers.is_empty())
+                    .map(|(_, _, layers)| checkpoint::params_of(layers)),
+                moments: opt.export().1.to_vec(),
+                order: order.iter().map(|&i| i as u64).collect(),
+            };
+            // What the caller answers to a checkpoint is not a request.
+            let _ = on_event(&Event::Checkpoint(&ck));
+        }};
+    }
 
-    for epoch in 1..=config.epochs {
-        let mut stop = on_event(&Event::EpochStart {
+    for epoch in first_epoch..=config.epochs {
+        let resumed = std::mem::take(&mut skip);
+        let flow = on_event(&Event::EpochStart {
             epoch,
             epochs: config.epochs,
             batches,
         })
-        .into()
-            == Flow::Stop;
-        if lowest_at(epoch) != lowest {
+        .into();
+        if resumed == 0 && lowest_at(epoch) != lowest {
             lowest = lowest_at(epoch);
             opt = optimizer_for(t.layers, lowest);
         }
-        if stop {
+        if flow == Flow::Stop {
+            offer_checkpoint!(epoch, resumed);
             interrupted = true;
             break;
         }
         let t0 = Instant::now();
-        rng.shuffle(&mut order);
-        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-        let mut lr = config.lr;
-        for (bi, rows) in order.chunks(batch).enumerate() {
+        if resumed == 0 {
+            rng.shuffle(&mut order);
+            (loss_sum, hits) = (0.0, 0);
+            lr = config.lr;
+        }
+        let mut stop = false;
+        for (bi, rows) in order.chunks(batch).enumerate().skip(resumed) {
             let b = rows.len();
             // ws.x is what the loss compares with (the target) or, for classes, the input;
             // ws.x_in what the network sees when it differs.
@@ -494,14 +668,19 @@ pub(crate) fn run<R: Into<Flow>>(
             step += 1;
             loss_sum += out.loss * b as f64;
             hits += out.hits;
-            stop |= on_event(&Event::Batch {
+            match on_event(&Event::Batch {
                 batch: bi + 1,
                 loss: out.loss,
             })
             .into()
-                == Flow::Stop;
-            if stop {
-                break;
+            {
+                Flow::Continue => {}
+                Flow::Checkpoint => offer_checkpoint!(epoch, bi + 1),
+                Flow::Stop => {
+                    offer_checkpoint!(epoch, bi + 1);
+                    stop = true;
+                    break;
+                }
             }
         }
         if stop {
@@ -552,22 +731,25 @@ pub(crate) fn run<R: Into<Flow>>(
             valid_loss,
             lr,
             seconds,
-            samples_per_sec: n as f64 / seconds.max(1e-9),
+            samples_per_sec: (n - resumed.min(batches) * batch).max(1) as f64 / seconds.max(1e-9),
             best: is_best,
             code,
             train_accuracy: classes.then(|| hits as f64 / n as f64),
             valid_accuracy: checked.and_then(|(_, a)| a),
         };
-        let stop = on_event(&Event::EpochEnd(&stats)).into() == Flow::Stop;
+        let flow = on_event(&Event::EpochEnd(&stats)).into();
         history.push(stats);
         last_good.clone_from(t.layers);
-        if stop {
+        let early = matches!((config.patience, &best), (Some(p), Some((_, best_epoch, _))) if epoch - best_epoch >= p);
+        let more = !early && epoch < config.epochs;
+        if more && flow != Flow::Continue {
+            offer_checkpoint!(epoch + 1, 0);
+        }
+        if flow == Flow::Stop {
             interrupted = true;
             break;
         }
-        if let (Some(p), Some((_, best_epoch, _))) = (config.patience, &best)
-            && epoch - best_epoch >= p
-        {
+        if early {
             stopped_early = epoch < config.epochs;
             break;
         }
@@ -585,7 +767,7 @@ pub(crate) fn run<R: Into<Flow>>(
         stopped_early,
         train_rows: n,
         valid_rows: valid.as_ref().map_or(0, |(v, _)| v.rows()),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: seconds_before + started.elapsed().as_secs_f64(),
         interrupted,
     })
 }

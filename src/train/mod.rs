@@ -3,16 +3,19 @@
 //! - `config.rs`: [`TrainConfig`], [`Event`], [`EpochStats`], [`TrainReport`].
 //! - `step.rs`: the workspace and the one forward/backward pass, with a reconstruction or a
 //!   softmax cross-entropy head.
+//! - `checkpoint.rs`: [`Checkpoint`], where the loop stands, saved and continued bit for bit.
 //! - `fit.rs`: the epoch loop (shuffling, validation, early stopping, divergence, tied
 //!   weights, the freeze schedule), behind [`fit`], [`fit_paired`] and
 //!   [`crate::classifier::finetune`].
 
+pub mod checkpoint;
 mod config;
 pub(crate) mod fit;
 pub(crate) mod step;
 
+pub use checkpoint::Checkpoint;
 pub use config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
-pub use fit::{fit, fit_paired};
+pub use fit::{fit, fit_from, fit_paired, fit_paired_from};
 
 #[cfg(test)]
 mod tests;

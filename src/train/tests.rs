@@ -566,3 +566,87 @@ fn decorrelation_decorrelates_the_code() {
         "the code still reconstructs: {plain_loss} -> {loss}"
     );
 }
+
+/// Trains with a checkpoint requested after batch `at` of epoch `epoch` (saved through its
+/// bytes), then continues a fresh model from it: the weights equal an uninterrupted run's.
+#[test]
+fn a_checkpoint_continues_to_the_same_weights() {
+    let x = blobs(300, 16, 4);
+    let mut cfg = Mlp::new(16, 6).with_hidden(&[12]);
+    cfg.tied = true;
+    cfg.regularizer.dropout = 0.1;
+    let config = TrainConfig {
+        epochs: 5,
+        batch_size: 32,
+        valid_fraction: 0.2,
+        patience: Some(10),
+        noise: vec![Noise::Gaussian { sigma: 0.1 }],
+        schedule: crate::optim::Schedule::Cosine { min_factor: 0.1 },
+        seed: 3,
+        ..Default::default()
+    };
+    let mut whole = cfg.init(1).unwrap();
+    let report = fit(&mut whole, &x, None, &config, |_| {}).unwrap();
+    // Mid-epoch (epoch 3, after batch 4) and at an epoch's end (epoch 2).
+    for (stop_epoch, stop_batch) in [(3, 4), (2, 0)] {
+        let mut saved = None;
+        let mut epoch = 0;
+        let mut first = cfg.init(1).unwrap();
+        fit(&mut first, &x, None, &config, |e| match e {
+            Event::EpochStart { epoch: n, .. } => {
+                epoch = *n;
+                Flow::Continue
+            }
+            Event::Batch { batch, .. } if epoch == stop_epoch && *batch == stop_batch => Flow::Stop,
+            Event::EpochEnd(s) if stop_batch == 0 && s.epoch == stop_epoch => Flow::Stop,
+            Event::Checkpoint(ck) => {
+                saved = Some(ck.to_bytes().unwrap());
+                Flow::Continue
+            }
+            _ => Flow::Continue,
+        })
+        .unwrap();
+        let ck = Checkpoint::from_bytes(std::path::Path::new("ck"), &saved.expect("a checkpoint on stop")).unwrap();
+        let expected = if stop_batch == 0 {
+            (stop_epoch + 1, 0)
+        } else {
+            (stop_epoch, stop_batch)
+        };
+        assert_eq!((ck.epoch(), ck.next_batch()), expected);
+        let mut resumed = cfg.init(1).unwrap();
+        let again = fit_from(&mut resumed, &x, None, &config, Some(&ck), |_| {}).unwrap();
+        assert_eq!(resumed.layers, whole.layers, "stopped at {stop_epoch}/{stop_batch}");
+        assert_eq!(again.without_timing().history, report.clone().without_timing().history);
+    }
+    // Other settings or data are refused.
+    let mut saved = None;
+    fit(&mut cfg.init(1).unwrap(), &x, None, &config, |e| match e {
+        Event::Batch { .. } => Flow::Stop,
+        Event::Checkpoint(ck) => {
+            saved = Some((*ck).clone());
+            Flow::Continue
+        }
+        _ => Flow::Continue,
+    })
+    .unwrap();
+    let ck = saved.unwrap();
+    let other = TrainConfig {
+        seed: 4,
+        ..config.clone()
+    };
+    let e = fit_from(&mut cfg.init(1).unwrap(), &x, None, &other, Some(&ck), |_| {}).unwrap_err();
+    assert!(e.to_string().contains("seed"), "{e}");
+    let e = fit_from(
+        &mut cfg.init(1).unwrap(),
+        &blobs(300, 16, 5),
+        None,
+        &config,
+        Some(&ck),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("other data"), "{e}");
+    let wider = Mlp::new(16, 7).with_hidden(&[12]).init(1).unwrap();
+    let e = fit_from(&mut { wider }, &x, None, &config, Some(&ck), |_| {}).unwrap_err();
+    assert!(e.to_string().contains("architecture"), "{e}");
+}

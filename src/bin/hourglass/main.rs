@@ -15,16 +15,32 @@ macro_rules! note {
 mod args;
 mod cmd;
 mod errors;
+mod signals;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    // `hourglass train --resume PATH` alone replays the checkpointed run's arguments.
+    let argv = match cmd::session::command_line(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            note!("error: {}", errors::render(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let cli = args::Cli::parse_from(argv);
+    signals::install();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `hourglass score … | head`: the reader has what it wanted.
         Err(e) if errors::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A signal stopped training after the checkpoint and the model were saved.
+        Err(e) if e.is::<signals::Interrupted>() => {
+            note!("{e}");
+            let sig = e.downcast_ref::<signals::Interrupted>().map_or(0, |i| i.0);
+            ExitCode::from(u8::try_from(128 + sig).unwrap_or(1))
+        }
         Err(e) => {
             note!("error: {}", errors::render(&e));
             ExitCode::from(2)

@@ -129,3 +129,61 @@ impl ColumnArgs {
         }
     }
 }
+
+/// Checkpoints and resuming, for the commands that train.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckpointArgs {
+    /// Save a checkpoint here while training (atomically, replacing the last): the weights,
+    /// the optimizer's state, the random streams and the position in the epoch, enough for
+    /// --resume to finish with the same model, bit for bit, as a run that never stopped. On
+    /// SIGINT/SIGTERM one is saved even without this flag, to OUTPUT.checkpoint.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// How often to save the checkpoint: every N epochs (`2`), or every N seconds or minutes
+    /// of training (`30s`, `10m`), at the end of a batch.
+    #[arg(long, value_name = "N|Ns|Nm", default_value = "1", requires = "checkpoint")]
+    pub checkpoint_every: Every,
+    /// Continue the run saved in this checkpoint. Alone (`hourglass train --resume PATH`), the
+    /// run's own arguments are replayed from the checkpoint, in its folder; --threads, --quiet
+    /// and the checkpoint flags may be given anew. With the full arguments, they must be the
+    /// run's.
+    #[arg(long, value_name = "PATH")]
+    pub resume: Option<std::path::PathBuf>,
+}
+
+/// How often a checkpoint is saved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Every {
+    /// Every N epochs.
+    Epochs(usize),
+    /// Every so many seconds of training.
+    Seconds(f64),
+}
+
+impl Default for Every {
+    fn default() -> Self {
+        Every::Epochs(1)
+    }
+}
+
+impl std::str::FromStr for Every {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected N (epochs), Ns (seconds) or Nm (minutes), got `{s}`");
+        let time = |t: &str, unit: f64| match t.parse::<f64>() {
+            Ok(v) if v > 0.0 && v.is_finite() => Ok(Every::Seconds(v * unit)),
+            _ => Err(bad()),
+        };
+        if let Some(t) = s.strip_suffix('s') {
+            time(t, 1.0)
+        } else if let Some(t) = s.strip_suffix('m') {
+            time(t, 60.0)
+        } else {
+            match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Every::Epochs(n)),
+                _ => Err(bad()),
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 mod groups;
 
 use groups::parse_spec;
-pub use groups::{ColumnArgs, ImageShapeArg, NoiseArgs, Optimizer, Spec, TabularArgs};
+pub use groups::{CheckpointArgs, ColumnArgs, Every, ImageShapeArg, NoiseArgs, Optimizer, Spec, TabularArgs};
 
 use clap::{Args, Parser, Subcommand};
 use hourglass::inpaint::Region;
@@ -214,6 +214,8 @@ pub struct FinetuneArgs {
     /// Print nothing but the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
     #[command(flatten)]
     pub columns: ColumnArgs,
     /// Where to save the classifier.
@@ -614,12 +616,14 @@ pub struct TrainArgs {
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Write one JSON line per epoch to this file.
+    /// Write one JSON line per epoch to this file, as each epoch ends (continued on --resume).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Print nothing but errors and the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
     #[command(flatten)]
     pub columns: ColumnArgs,
     #[command(flatten)]

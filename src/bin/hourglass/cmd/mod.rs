@@ -14,6 +14,7 @@ mod probe;
 mod reconstruct;
 mod score;
 mod select;
+pub mod session;
 mod train;
 
 use crate::args::{Cli, Command};

@@ -1,11 +1,12 @@
 //! `hourglass pretrain`, `finetune`, `predict`, and `eval` of a classifier.
 
+use super::session::Session;
 use super::{out, outln, read, write_output};
 use crate::args::{EvalArgs, FinetuneArgs, PredictArgs, PretrainArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::classifier::{self, Classifier};
 use hourglass::format::{self, AnyModel, ModelFile, Provenance};
-use hourglass::{OptimizerConfig, TrainConfig};
+use hourglass::{Checkpoint, OptimizerConfig, TrainConfig};
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
     let ds = read(&a.data, &a.columns.selection(), None)?.data;
@@ -101,10 +102,32 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         precision: a.precision,
         ..TrainConfig::default()
     };
-    let mut progress = super::train::Progress::new(a.quiet, a.batch_size, a.epochs, false);
-    let report = classifier::finetune(&mut model, &x, &y, None, &cfg, |e| progress.on(e))?;
+    let resume = a.checkpoints.resume.as_deref().map(Checkpoint::load).transpose()?;
+    let mut session = Session::new("finetune", &a.checkpoints, &a.output, None, resume.as_ref())?;
+    let mut progress = super::train::Progress::new(a.quiet, a.batch_size, a.epochs);
+    let report = classifier::finetune_from(&mut model, &x, &y, None, &cfg, resume.as_ref(), |e| {
+        progress.on(e);
+        session.on(e)
+    })?;
     progress.finish();
+    if report.interrupted {
+        if report.history.is_empty() {
+            note!("no epoch finished: no classifier saved");
+        } else {
+            format::save_classifier(&a.output, &model)
+                .with_context(|| format!("cannot write {}", a.output.display()))?;
+            note!(
+                "saved the classifier of epoch {} ({} of {} finished) to {}",
+                report.best_epoch,
+                report.history.len(),
+                a.epochs,
+                a.output.display()
+            );
+        }
+        return session.finish(true);
+    }
     format::save_classifier(&a.output, &model).with_context(|| format!("cannot write {}", a.output.display()))?;
+    session.finish(false)?;
     let last = report.history.last().expect("at least one epoch");
     outln!(
         "{} {} epochs in {:.1} s on {} rows: loss {:.5}, train accuracy {:.2} %; classifier: {}",

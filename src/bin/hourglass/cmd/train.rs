@@ -1,12 +1,13 @@
 //! `hourglass train`: args → configs → `hourglass::fit` → model file. Draws the progress.
 
+use super::session::Session;
 use super::{noted, outln, read};
 use crate::args::TrainArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hourglass::data::Dataset;
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::model::{ArchSource, Design, Dims};
-use hourglass::{AutoencoderConfig, EpochStats, Event, TrainConfig};
+use hourglass::{AutoencoderConfig, Checkpoint, EpochStats, Event, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -82,7 +83,7 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
     )
 }
 
-/// Draws training progress: a bar on a terminal, one line per epoch, and the `--log` lines.
+/// Draws training progress: a bar on a terminal, one line per epoch.
 pub struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
@@ -91,12 +92,10 @@ pub struct Progress {
     epoch_start: Instant,
     rows_done: usize,
     loss_sum: f64,
-    /// One JSON line per epoch, when logging.
-    pub log: Option<Vec<String>>,
 }
 
 impl Progress {
-    pub fn new(quiet: bool, batch: usize, epochs: usize, log: bool) -> Self {
+    pub fn new(quiet: bool, batch: usize, epochs: usize) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new(0);
             b.set_style(
@@ -114,7 +113,6 @@ impl Progress {
             epoch_start: Instant::now(),
             rows_done: 0,
             loss_sum: 0.0,
-            log: log.then(Vec::new),
         }
     }
 
@@ -149,9 +147,6 @@ impl Progress {
                     Some(b) => b.println(line),
                     None if !self.quiet => note!("{line}"),
                     None => {}
-                }
-                if let Some(log) = &mut self.log {
-                    log.push(serde_json::to_string(s).expect("stats serialize"));
                 }
             }
             _ => {}
@@ -214,10 +209,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         a.output.display(),
         out_dir.display()
     );
-    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs, a.log.is_some());
-    let on_event = |e: &Event<'_>| progress.on(e);
+    let resume = a.checkpoints.resume.as_deref().map(Checkpoint::load).transpose()?;
+    let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), resume.as_ref())?;
+    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs);
+    let on_event = |e: &Event<'_>| {
+        progress.on(e);
+        session.on(e)
+    };
     let result = match &target {
-        Some(t) => hourglass::fit_paired(
+        Some(t) => hourglass::fit_paired_from(
             &mut model,
             &ds.x,
             &t.x,
@@ -226,24 +226,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 .zip(valid_target.as_ref())
                 .map(|(v, vt)| (v.x.view(), vt.x.view())),
             &train_cfg,
+            resume.as_ref(),
             on_event,
         ),
-        None => hourglass::fit(
+        None => hourglass::fit_from(
             &mut model,
             &ds.x,
             valid.as_ref().map(|v| v.x.view()),
             &train_cfg,
+            resume.as_ref(),
             on_event,
         ),
     };
     progress.finish();
-    if let (Some(log), Some(lines)) = (&a.log, &progress.log) {
-        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-        hourglass::fsutil::write_atomic(log, |w| {
-            w.write_all(text.as_bytes()).map_err(hourglass::fsutil::io_at(log))
-        })
-        .with_context(|| format!("cannot write log {}", log.display()))?;
-    }
     let report = match result {
         Ok(r) => r,
         Err(e @ hourglass::Error::Diverged { last_good_epoch, .. }) if last_good_epoch > 0 => {
@@ -261,6 +256,26 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    if report.interrupted {
+        let (epochs, best) = (report.history.len(), report.best_epoch);
+        if epochs > 0 {
+            let file = ModelFile {
+                model,
+                provenance: Provenance::training(&train_cfg, Some(report), &a.data, &ds),
+                anomaly: None,
+                tabular,
+            };
+            format::save(&a.output, &file)?;
+            note!(
+                "saved the model of epoch {best} ({epochs} of {} finished) to {}",
+                train_cfg.epochs,
+                a.output.display()
+            );
+        } else {
+            note!("no epoch finished: no model saved");
+        }
+        return session.finish(true);
+    }
     let summary = {
         let last = report.history.last().expect("at least one epoch");
         let valid = last
@@ -286,6 +301,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         tabular,
     };
     format::save(&a.output, &file)?;
+    session.finish(false)?;
     outln!("{summary}");
     outln!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
     Ok(())
