@@ -21,6 +21,7 @@ use crate::fsutil::{io_at, write_atomic};
 use crate::layer::Layer;
 use crate::model::arch::Planned;
 use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::tensorfile::TensorData;
 use crate::train::{TrainConfig, TrainReport};
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -232,65 +233,7 @@ pub fn write_safetensors(
         .iter()
         .map(|(name, shape, data)| (name.clone(), shape.clone(), TensorData::F32(data)))
         .collect();
-    write_typed(meta, &mut typed)
-}
-
-/// The values of a tensor to write.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum TensorData<'a> {
-    F32(&'a [f32]),
-    U64(&'a [u64]),
-}
-
-impl TensorData<'_> {
-    fn dtype(self) -> &'static str {
-        match self {
-            TensorData::F32(_) => "F32",
-            TensorData::U64(_) => "U64",
-        }
-    }
-
-    fn bytes(self) -> usize {
-        match self {
-            TensorData::F32(d) => 4 * d.len(),
-            TensorData::U64(d) => 8 * d.len(),
-        }
-    }
-}
-
-/// [`write_safetensors`] for tensors of several dtypes.
-///
-/// # Errors
-/// [`Error::Config`] if the header cannot be serialized.
-pub(crate) fn write_typed(
-    meta: serde_json::Map<String, serde_json::Value>,
-    tensors: &mut [(String, Vec<usize>, TensorData<'_>)],
-) -> Result<Vec<u8>> {
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    // serde_json's Map is a BTreeMap: keys come out sorted ("__metadata__" first).
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-    let mut offset = 0usize;
-    for (name, shape, data) in tensors.iter() {
-        let end = offset + data.bytes();
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": data.dtype(), "shape": shape, "data_offsets": [offset, end]}),
-        );
-        offset = end;
-    }
-    let mut text = serde_json::to_string(&header).map_err(|e| Error::Config(e.to_string()))?;
-    text.push_str(&" ".repeat((8 - text.len() % 8) % 8)); // data starts 8-byte aligned
-    let mut bytes = Vec::with_capacity(8 + text.len() + offset);
-    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(text.as_bytes());
-    for (_, _, data) in tensors.iter() {
-        match *data {
-            TensorData::F32(d) => bytes.extend(d.iter().flat_map(|x| x.to_le_bytes())),
-            TensorData::U64(d) => bytes.extend(d.iter().flat_map(|x| x.to_le_bytes())),
-        }
-    }
-    Ok(bytes)
+    crate::tensorfile::write_typed(meta, &mut typed)
 }
 
 /// Parses a `.safetensors` file written by hourglass: checks `format` and `format_version`

@@ -37,6 +37,7 @@ pub mod regularize;
 pub mod rng;
 pub mod score;
 pub mod tensor;
+pub mod tensorfile;
 pub mod train;
 pub mod viz;
 

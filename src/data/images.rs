@@ -180,6 +180,12 @@ pub struct Picture {
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
+    let bytes = png_bytes(path, p)?;
+    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+}
+
+/// The bytes of a picture as a PNG file; `path` names it in errors.
+fn png_bytes(path: &Path, p: &Picture) -> Result<Vec<u8>> {
     use image::ImageEncoder;
     let mut bytes = Vec::new();
     let color = if p.channels == 3 {
@@ -190,7 +196,7 @@ pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(&p.pixels, p.width as u32, p.height as u32, color)
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+    Ok(bytes)
 }
 
 /// The 8-bit picture of one channel-major image row (values clamped to [0, 1]).
@@ -283,17 +289,7 @@ pub fn write_folder(dir: &Path, x: &Matrix, shape: (usize, usize, usize), names:
 
 /// Writes a picture as PNG straight to `path` (a file of a staging folder).
 fn png_file(path: &Path, p: &Picture) -> Result<()> {
-    use image::ImageEncoder;
-    let mut bytes = Vec::new();
-    let color = if p.channels == 3 {
-        image::ExtendedColorType::Rgb8
-    } else {
-        image::ExtendedColorType::L8
-    };
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(&p.pixels, p.width as u32, p.height as u32, color)
-        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    std::fs::write(path, bytes).map_err(io_at(path))
+    std::fs::write(path, png_bytes(path, p)?).map_err(io_at(path))
 }
 
 /// Parses an image shape `H,W` or `H,W,C` (height, width, channels; one channel when left

@@ -112,9 +112,9 @@ impl Scaler {
     /// feature (or none at all), offsets finite, scales finite and positive.
     ///
     /// # Errors
-    /// [`crate::Error::Config`] saying what is wrong.
-    pub fn check(&self, width: usize) -> crate::Result<()> {
-        let bad = |m: String| Err(crate::Error::Config(format!("scaler: {m}")));
+    /// [`crate::error::Error::Config`] saying what is wrong.
+    pub fn check(&self, width: usize) -> crate::error::Result<()> {
+        let bad = |m: String| Err(crate::error::Error::Config(format!("scaler: {m}")));
         if self.offset.is_empty() && self.scale.is_empty() {
             return Ok(());
         }

@@ -12,10 +12,10 @@
 
 use super::config::{EpochStats, TrainConfig};
 use crate::error::{Error, Result};
-use crate::format::{TensorData, write_typed};
 use crate::fsutil::{io_at, write_atomic};
 use crate::layer::Layer;
 use crate::tensor::MatrixRef;
+use crate::tensorfile::{TensorData, write_typed};
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -239,16 +239,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ),
     };
     progress.finish();
+    let model_file = |model, report| ModelFile {
+        model,
+        provenance: Provenance::training(&train_cfg, report, &a.data, &ds),
+        anomaly: None,
+        tabular,
+    };
     let report = match result {
         Ok(r) => r,
         Err(e @ hourglass::Error::Diverged { last_good_epoch, .. }) if last_good_epoch > 0 => {
-            let file = ModelFile {
-                model,
-                provenance: Provenance::training(&train_cfg, None, &a.data, &ds),
-                anomaly: None,
-                tabular,
-            };
-            format::save(&a.output, &file)?;
+            format::save(&a.output, &model_file(model, None))?;
             return Err(anyhow::Error::new(e).context(format!(
                 "the model of epoch {last_good_epoch} was saved to {}",
                 a.output.display()
@@ -259,13 +259,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if report.interrupted {
         let (epochs, best) = (report.history.len(), report.best_epoch);
         if epochs > 0 {
-            let file = ModelFile {
-                model,
-                provenance: Provenance::training(&train_cfg, Some(report), &a.data, &ds),
-                anomaly: None,
-                tabular,
-            };
-            format::save(&a.output, &file)?;
+            format::save(&a.output, &model_file(model, Some(report)))?;
             note!(
                 "saved the model of epoch {best} ({epochs} of {} finished) to {}",
                 train_cfg.epochs,
@@ -294,12 +288,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             last.train_loss
         )
     };
-    let file = ModelFile {
-        model,
-        provenance: Provenance::training(&train_cfg, Some(report), &a.data, &ds),
-        anomaly: None,
-        tabular,
-    };
+    let file = model_file(model, Some(report));
     format::save(&a.output, &file)?;
     session.finish(false)?;
     outln!("{summary}");
