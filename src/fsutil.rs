@@ -298,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_link_is_never_followed() {
+        // The old temporary name was `.{name}.tmp-{pid}`, opened without O_EXCL: a symbolic link
+        // planted there made the write land in the link's target.
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let out = dir.path().join("out.csv");
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!(".out.csv.tmp-{}", std::process::id()))).unwrap();
+        write_atomic(&out, |w| w.write_all(b"new").map_err(io_at(&out))).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
+    }
+
+    #[test]
     fn temporaries_are_registered_while_they_live() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.bin");

@@ -32,6 +32,7 @@ struct Opened {
     reader: Box<dyn Read>,
     dtype: u8,
     dims: Vec<usize>,
+    gz: bool,
 }
 
 /// Opens an IDX file (gzip detected from the content) and reads its header.
@@ -72,7 +73,7 @@ fn open(path: &Path) -> Result<Opened> {
         reader.read_exact(&mut b).map_err(|e| short(e, "header is truncated"))?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
-    Ok(Opened { reader, dtype, dims })
+    Ok(Opened { reader, dtype, dims, gz })
 }
 
 /// The declared dimensions of an IDX file, from its header alone.
@@ -92,11 +93,19 @@ pub fn peek(path: &Path) -> Result<Vec<usize>> {
 /// truncation; [`Error::TooLarge`] when the declared values do not fit in memory.
 pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     let Opened {
+        gz,
         mut reader,
         dtype,
         dims,
     } = open(path)?;
     let bad = |m: String| Error::data(path, m);
+    let cannot_read = |gz: bool, e: &std::io::Error| {
+        bad(if gz {
+            format!("corrupt gzip data: {e}")
+        } else {
+            format!("cannot read data: {e}")
+        })
+    };
     let ndim = dims.len();
     let size = match dtype {
         0x08 | 0x09 => 1,
@@ -131,7 +140,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
     let mut left = nbytes;
     while left > 0 {
         let want = left.min(chunk.len());
-        let got = read_full(&mut reader, &mut chunk[..want]).map_err(|e| bad(format!("cannot read data: {e}")))?;
+        let got = read_full(&mut reader, &mut chunk[..want]).map_err(|e| cannot_read(gz, &e))?;
         values.extend(chunk[..got - got % size].chunks_exact(size).map(convert));
         left -= got;
         if got < want {
@@ -142,7 +151,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         }
     }
     let mut extra = [0u8; 1];
-    if read_full(&mut reader, &mut extra).map_err(|e| bad(format!("cannot read data: {e}")))? > 0 {
+    if read_full(&mut reader, &mut extra).map_err(|e| cannot_read(gz, &e))? > 0 {
         return Err(bad(format!(
             "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {nbytes} or more"
         )));
