@@ -73,7 +73,12 @@ fn open(path: &Path) -> Result<Opened> {
         reader.read_exact(&mut b).map_err(|e| short(e, "header is truncated"))?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
-    Ok(Opened { reader, dtype, dims, gz })
+    Ok(Opened {
+        reader,
+        dtype,
+        dims,
+        gz,
+    })
 }
 
 /// The declared dimensions of an IDX file, from its header alone.

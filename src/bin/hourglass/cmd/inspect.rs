@@ -107,14 +107,19 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     if let (Some(t), Some(r)) = (&p.train, &p.report) {
         let last = r.history.last();
+        // Older files stored the wall time; newer ones leave it out (same seed, same bytes).
+        let time = if r.seconds > 0.0 {
+            format!(", {:.1} s", r.seconds)
+        } else {
+            String::new()
+        };
         outln!(
-            "training         {} epochs (best {}), batch {}, lr {}, seed {}, {:.1} s",
+            "training         {} epochs (best {}), batch {}, lr {}, seed {}{time}",
             r.history.len(),
             r.best_epoch,
             t.batch_size,
             t.lr,
-            t.seed,
-            r.seconds
+            t.seed
         );
         if let Some(l) = last {
             let valid = l.valid_loss.map(|v| format!(", valid loss {v:.6}")).unwrap_or_default();
