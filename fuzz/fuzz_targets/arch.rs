@@ -6,6 +6,7 @@ use hourglass::model::toml;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    hourglass_fuzz::setup();
     let Some((sel, text)) = hourglass_fuzz::split(data) else { return };
     let Ok(text) = std::str::from_utf8(text) else { return };
     let dims = match sel % 3 {
