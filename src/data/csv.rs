@@ -480,10 +480,10 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
     out.commit()
 }
 
-/// [`write`], staged in `outputs` (renamed into place with the others at its commit).
+/// [`write()`], staged in `outputs` (renamed into place with the others at its commit).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_in(
     outputs: &mut Outputs,
     path: &Path,

@@ -202,10 +202,10 @@ pub fn write(path: &Path, m: &Matrix, names: &[String], leading: &[(String, Vec<
     out.commit()
 }
 
-/// [`write`], staged in `out` with other outputs of the same command (all or nothing).
+/// [`write()`], staged in `out` with other outputs of the same command (all or nothing).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_in(
     out: &mut crate::fsutil::Outputs,
     path: &Path,

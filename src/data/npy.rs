@@ -176,10 +176,10 @@ pub fn write(path: &Path, m: &Matrix) -> Result<()> {
     out.commit()
 }
 
-/// [`write`], staged in `out` (renamed into place with the others at its commit).
+/// [`write()`], staged in `out` (renamed into place with the others at its commit).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_in(out: &mut Outputs, path: &Path, m: &Matrix) -> Result<()> {
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
