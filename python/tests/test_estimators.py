@@ -172,12 +172,16 @@ def test_progress_bar_history_and_verbose_lines(manifold, capsys):
 
 def test_ctrl_c_stops_training_cleanly_and_keeps_a_model(manifold):
     import _thread
+    import signal
     import threading
 
     big = np.tile(manifold, (200, 1))
     ae = hourglass.AutoEncoder(hidden=[256], epochs=10_000, patience=None, validation_fraction=0.0, random_state=0)
-    # Ctrl-C every half second until fit returns: on a loaded machine one simulated Ctrl-C
-    # was once lost (the run then trained all 10,000 epochs), so the test does not hang on one.
+    # A process started in the background by a shell inherits SIGINT ignored, and then Python
+    # installs no KeyboardInterrupt handler and interrupt_main() does nothing (the run would
+    # train all 10,000 epochs): the test installs Python's handler itself.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C every half second until fit returns, so that one lost press cannot hang the test.
     done = threading.Event()
 
     def press_ctrl_c():
@@ -191,6 +195,7 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_a_model(manifold):
             ae.fit(big)
     finally:
         done.set()
+        signal.signal(signal.SIGINT, previous)
     assert any("interrupted" in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert 0 < ae.n_iter_ < 10_000 or ae.n_iter_ == 0
     assert np.isfinite(ae.score_samples(manifold)).all()
