@@ -88,20 +88,23 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// The product of `dims`, `None` when it overflows.
+pub fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b))
+}
+
 /// The product of `dims`, or [`Error::TooLarge`] naming `what` when it overflows.
 ///
 /// # Errors
 /// As above.
 pub fn product(dims: &[usize], what: impl std::fmt::Display) -> Result<usize> {
-    dims.iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| Error::TooLarge {
-            what: what.to_string(),
-            detail: format!(
-                "{} overflows",
-                dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" x ")
-            ),
-        })
+    checked_product(dims).ok_or_else(|| Error::TooLarge {
+        what: what.to_string(),
+        detail: format!(
+            "{} overflows",
+            dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" x ")
+        ),
+    })
 }
 
 /// Checks that `count` values of `bytes_each` bytes fit within [`memory_limit`].

@@ -135,7 +135,7 @@ impl ModelFile {
             (side * side == d).then_some((side, side, 1))
         });
         match shape {
-            Some((h, w, c)) if h.checked_mul(w).and_then(|p| p.checked_mul(c)) == Some(d) => Ok((h, w, c)),
+            Some((h, w, c)) if crate::bounds::checked_product(&[h, w, c]) == Some(d) => Ok((h, w, c)),
             Some((h, w, c)) => Err(Error::Config(format!(
                 "image shape {h}x{w}x{c} does not fit the model's {d} inputs"
             ))),

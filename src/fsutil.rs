@@ -44,7 +44,7 @@ fn folder(path: &Path) -> &Path {
 }
 
 /// Whether `path` is an existing device, pipe or socket (written in place, never replaced).
-fn is_special(path: &Path) -> bool {
+pub(crate) fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 

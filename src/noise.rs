@@ -98,7 +98,7 @@ impl Noise {
                         .with_hint(Hint::ImageShape),
                 );
             };
-            match h.checked_mul(w).and_then(|p| p.checked_mul(c)) {
+            match crate::bounds::checked_product(&[h, w, c]) {
                 Some(n) if n == cols => {}
                 Some(n) => {
                     return Err(Error::Config(format!(

@@ -57,7 +57,7 @@ pub fn normalize(v: &[f32]) -> Vec<f32> {
 
 fn check_image(len: usize, image: (usize, usize, usize), what: &str) -> Result<()> {
     let (h, w, c) = image;
-    if h.checked_mul(w).and_then(|p| p.checked_mul(c)) != Some(len) || !(c == 1 || c == 3) {
+    if crate::bounds::checked_product(&[h, w, c]) != Some(len) || !(c == 1 || c == 3) {
         return Err(Error::Config(format!(
             "{what} have {len} values; image shape {h}x{w}x{c} does not fit (C must be 1 or 3)"
         ))

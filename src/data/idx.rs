@@ -118,10 +118,7 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
         0x0C | 0x0D => 4,
         _ => 8,
     };
-    let count = dims
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| bad("declared size overflows".into()))?;
+    let count = crate::bounds::checked_product(&dims).ok_or_else(|| bad("declared size overflows".into()))?;
     let nbytes = count
         .checked_mul(size)
         .ok_or_else(|| bad("declared size overflows".into()))?;

@@ -256,7 +256,7 @@ pub fn output_names(n: usize, sources: Option<&[PathBuf]>) -> Vec<String> {
 /// [`Error::Io`] naming the file or folder.
 pub fn write_folder(dir: &Path, x: &Matrix, shape: (usize, usize, usize), names: Option<&[PathBuf]>) -> Result<()> {
     let (h, w, c) = shape;
-    if h.checked_mul(w).and_then(|p| p.checked_mul(c)) != Some(x.cols()) || !(c == 1 || c == 3) {
+    if crate::bounds::checked_product(&[h, w, c]) != Some(x.cols()) || !(c == 1 || c == 3) {
         return Err(Error::Config(format!(
             "rows of {} values cannot be written as {h}x{w} images with {c} channels",
             x.cols()
@@ -312,12 +312,7 @@ pub fn parse_shape(s: &str) -> std::result::Result<(usize, usize, usize), String
             ));
         }
     };
-    if shape
-        .0
-        .checked_mul(shape.1)
-        .and_then(|p| p.checked_mul(shape.2))
-        .is_none()
-    {
+    if crate::bounds::checked_product(&[shape.0, shape.1, shape.2]).is_none() {
         return Err(format!("bad image shape `{s}`: its size overflows"));
     }
     Ok(shape)

@@ -94,7 +94,8 @@ pub fn peek_width(path: &Path) -> Result<Option<usize>> {
     Ok(Some(if dims.len() <= 1 {
         1
     } else {
-        dims[1..].iter().fold(1usize, |a, &b| a.saturating_mul(b))
+        // An overflowing width fits no model: it is refused as a mismatch.
+        crate::bounds::checked_product(&dims[1..]).unwrap_or(usize::MAX)
     }))
 }
 
@@ -213,9 +214,8 @@ pub fn write_in(
     names: &[String],
     leading: &[(String, Vec<String>)],
 ) -> Result<()> {
-    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    match ext.as_deref().or(special.then_some("csv")) {
+    match ext.as_deref().or(crate::fsutil::is_special(path).then_some("csv")) {
         Some("npy") if leading.is_empty() => npy::write_in(out, path, m),
         Some("npy") => Err(Error::Config(format!(
             "{}: passed-through columns need a .csv output",

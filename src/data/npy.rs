@@ -118,10 +118,8 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
             )));
         }
     };
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
+    let count =
+        crate::bounds::checked_product(&shape).ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
     let data = &bytes[start..];
     if Some(data.len()) != count.checked_mul(size) {
         return Err(bad(format!(

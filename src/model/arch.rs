@@ -176,7 +176,7 @@ impl Dims {
     pub fn checked_len(self) -> Option<usize> {
         match self {
             Dims::Flat(n) => Some(n),
-            Dims::Image((c, h, w)) => c.checked_mul(h)?.checked_mul(w),
+            Dims::Image((c, h, w)) => crate::bounds::checked_product(&[c, h, w]),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 /// The rows' shape as an architecture sees it.
 fn dims(width: usize, image: Option<(usize, usize, usize)>) -> Dims {
     match image {
-        Some((h, w, c)) if h.checked_mul(w).and_then(|p| p.checked_mul(c)) == Some(width) => Dims::Image((c, h, w)),
+        Some((h, w, c)) if hourglass::bounds::checked_product(&[h, w, c]) == Some(width) => Dims::Image((c, h, w)),
         _ => Dims::Flat(width),
     }
 }
