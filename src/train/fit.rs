@@ -371,13 +371,8 @@ pub(crate) fn run<R: Into<Flow>>(
             Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
             let n_valid =
                 ((data.rows() as f64 * config.valid_fraction as f64).round() as usize).clamp(1, data.rows() - 1);
+            // With 2 rows or more, the clamp leaves at least one for training.
             let (v, tr) = idx.split_at(n_valid);
-            if tr.is_empty() {
-                return Err(Error::invalid(
-                    "training data",
-                    "too few rows to hold out a validation set",
-                ));
-            }
             let held = Held::of(targets);
             (
                 Rows::Owned(data.select_rows(tr)),
@@ -731,7 +726,9 @@ pub(crate) fn run<R: Into<Flow>>(
             valid_loss,
             lr,
             seconds,
-            samples_per_sec: (n - resumed.min(batches) * batch).max(1) as f64 / seconds.max(1e-9),
+            // A resumed epoch trained only the rows after its first `resumed` batches (the last
+            // batch may be short, so the count saturates).
+            samples_per_sec: n.saturating_sub(resumed * batch).max(1) as f64 / seconds.max(1e-9),
             best: is_best,
             code,
             train_accuracy: classes.then(|| hits as f64 / n as f64),

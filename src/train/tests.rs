@@ -587,8 +587,9 @@ fn a_checkpoint_continues_to_the_same_weights() {
     };
     let mut whole = cfg.init(1).unwrap();
     let report = fit(&mut whole, &x, None, &config, |_| {}).unwrap();
-    // Mid-epoch (epoch 3, after batch 4) and at an epoch's end (epoch 2).
-    for (stop_epoch, stop_batch) in [(3, 4), (2, 0)] {
+    // Mid-epoch (epoch 3, after batch 4), after the last (short) batch of an epoch (240
+    // training rows: 8 batches, the last of 16 rows), and at an epoch's end (epoch 2).
+    for (stop_epoch, stop_batch) in [(3, 4), (3, 8), (2, 0)] {
         let mut saved = None;
         let mut epoch = 0;
         let mut first = cfg.init(1).unwrap();
