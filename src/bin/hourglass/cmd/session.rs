@@ -17,43 +17,83 @@ use std::time::Instant;
 static COMMAND: OnceLock<serde_json::Value> = OnceLock::new();
 
 /// The flags a bare `--resume` may give anew (`true`: takes a value).
-const OVERRIDES: [(&str, bool); 5] = [
+const OVERRIDES: [(&str, bool); 4] = [
     ("--threads", true),
     ("--quiet", false),
-    ("-q", false),
     ("--checkpoint", true),
     ("--checkpoint-every", true),
 ];
 
-/// Splits `args` (without the program) into the flags of [`OVERRIDES`] (and `--resume`'s
-/// value) and the rest.
-fn split_overrides(args: &[OsString]) -> (Vec<OsString>, Option<OsString>, Vec<OsString>) {
-    let (mut overrides, mut resume, mut rest) = (Vec::new(), None, Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let s = a.to_string_lossy();
-        let key = s.split_once('=').map_or(&*s, |(k, _)| k);
-        if key == "--resume" {
-            resume = match s.split_once('=') {
-                Some((_, v)) => Some(OsString::from(v)),
-                None => it.next().cloned(),
-            };
-            continue;
-        }
-        match OVERRIDES.iter().find(|(k, _)| *k == key) {
-            Some((_, takes)) => {
-                overrides.push(a.clone());
-                if *takes
-                    && !s.contains('=')
-                    && let Some(v) = it.next()
-                {
-                    overrides.push(v.clone());
-                }
+/// A command line split for replaying.
+struct Split {
+    /// The flags of [`OVERRIDES`], each as its name (`-q` spelled `--quiet`) and its words.
+    overrides: Vec<(&'static str, Vec<OsString>)>,
+    /// `--resume`'s value.
+    resume: Option<OsString>,
+    /// Everything else, in order (the subcommand first).
+    rest: Vec<OsString>,
+}
+
+impl Split {
+    /// Splits `args` (without the program).
+    fn of(args: &[OsString]) -> Split {
+        let mut split = Split {
+            overrides: Vec::new(),
+            resume: None,
+            rest: Vec::new(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let s = a.to_string_lossy();
+            let (key, inline) = s.split_once('=').map_or((&*s, false), |(k, _)| (k, true));
+            if key == "--resume" {
+                split.resume = if inline {
+                    s.split_once('=').map(|(_, v)| OsString::from(v))
+                } else {
+                    it.next().cloned()
+                };
+                continue;
             }
-            None => rest.push(a.clone()),
+            let key = if key == "-q" { "--quiet" } else { key };
+            match OVERRIDES.iter().find(|(k, _)| *k == key) {
+                Some((name, takes)) => {
+                    let mut words = vec![a.clone()];
+                    if *takes
+                        && !inline
+                        && let Some(v) = it.next()
+                    {
+                        words.push(v.clone());
+                    }
+                    split.overrides.push((name, words));
+                }
+                None => split.rest.push(a.clone()),
+            }
         }
+        split
     }
-    (overrides, resume, rest)
+
+    /// The words of the overrides, in order.
+    fn override_words(&self) -> impl Iterator<Item = &OsString> {
+        self.overrides.iter().flat_map(|(_, words)| words)
+    }
+}
+
+/// Remembers `args` (with the program) without `--resume`, and the current folder, for the
+/// checkpoints this run writes.
+fn remember(args: &[OsString]) {
+    let split = Split::of(&args[1..]);
+    let words: Option<Vec<String>> = split
+        .rest
+        .iter()
+        .chain(split.override_words())
+        .map(|a| a.to_str().map(str::to_owned))
+        .collect();
+    let dir = std::env::current_dir().ok().and_then(|d| d.to_str().map(str::to_owned));
+    // A command that is not UTF-8 cannot be stored; such a checkpoint needs the full arguments.
+    let _ = COMMAND.set(match (words, dir) {
+        (Some(words), Some(dir)) => serde_json::json!({ "args": words, "dir": dir }),
+        _ => serde_json::Value::Null,
+    });
 }
 
 /// The command line to run: `hourglass train --resume PATH` (with only [`OVERRIDES`] beside
@@ -63,27 +103,9 @@ fn split_overrides(args: &[OsString]) -> (Vec<OsString>, Option<OsString>, Vec<O
 /// # Errors
 /// A checkpoint that cannot be read or holds no command, or a folder that is gone.
 pub fn command_line(args: Vec<OsString>) -> Result<Vec<OsString>> {
-    let remember = |args: &[OsString]| {
-        let strings: Option<Vec<String>> = args[1..].iter().map(|a| a.to_str().map(str::to_owned)).collect();
-        let (_, _, rest) = split_overrides(&args[1..]);
-        let dir = std::env::current_dir().ok().and_then(|d| d.to_str().map(str::to_owned));
-        // Store the arguments without --resume: replaying adds it.
-        let _ = COMMAND.set(match (strings, dir) {
-            (Some(_), Some(dir)) => {
-                let (overrides, _, _) = split_overrides(&args[1..]);
-                let keep: Vec<String> = rest
-                    .iter()
-                    .chain(&overrides)
-                    .filter_map(|a| a.to_str().map(str::to_owned))
-                    .collect();
-                serde_json::json!({ "args": keep, "dir": dir })
-            }
-            _ => serde_json::Value::Null,
-        });
-    };
-    let (overrides, resume, rest) = split_overrides(args.get(1..).unwrap_or_default());
-    let bare = matches!(&rest[..], [cmd] if cmd == "train" || cmd == "finetune");
-    let Some(resume) = resume.filter(|_| bare) else {
+    let given = Split::of(args.get(1..).unwrap_or_default());
+    let bare = matches!(&given.rest[..], [cmd] if cmd == "train" || cmd == "finetune");
+    let Some(resume) = given.resume.clone().filter(|_| bare) else {
         remember(&args);
         return Ok(args);
     };
@@ -100,38 +122,27 @@ pub fn command_line(args: Vec<OsString>) -> Result<Vec<OsString>> {
         .iter()
         .filter_map(|a| a.as_str().map(OsString::from))
         .collect();
-    if stored_args.first() != rest.first() {
+    let stored = Split::of(&stored_args);
+    if stored.rest.first() != given.rest.first() {
         bail!(
             "{}: the checkpoint is of `hourglass {}`, not `{}`",
             path.display(),
-            stored_args.first().map_or("?".into(), |a| a.to_string_lossy()),
-            rest[0].to_string_lossy()
+            stored.rest.first().map_or("?".into(), |a| a.to_string_lossy()),
+            given.rest[0].to_string_lossy()
         );
     }
     std::env::set_current_dir(dir)
         .with_context(|| format!("{}: cannot enter the run's folder {dir}", path.display()))?;
     // The stored arguments, less the flags given anew, then those flags and --resume.
-    let given: Vec<String> = overrides
-        .iter()
-        .filter_map(|a| a.to_str())
-        .filter(|a| a.starts_with('-'))
-        .map(|a| a.split_once('=').map_or(a, |(k, _)| k).to_owned())
-        .collect();
+    let anew = |name: &str| given.overrides.iter().any(|(n, _)| *n == name);
     let mut out = vec![args[0].clone()];
-    let mut it = stored_args.iter();
-    while let Some(a) = it.next() {
-        let s = a.to_string_lossy();
-        let key = s.split_once('=').map_or(&*s, |(k, _)| k).to_owned();
-        match OVERRIDES.iter().find(|(k, _)| *k == key) {
-            Some((_, takes)) if given.contains(&key) || (key == "-q" && given.iter().any(|g| g == "--quiet")) => {
-                if *takes && !s.contains('=') {
-                    it.next();
-                }
-            }
-            _ => out.push(a.clone()),
+    out.extend(stored.rest.iter().cloned());
+    for (name, words) in &stored.overrides {
+        if !anew(name) {
+            out.extend(words.iter().cloned());
         }
     }
-    out.extend(overrides);
+    out.extend(given.override_words().cloned());
     out.push("--resume".into());
     out.push(path.into_os_string());
     remember(&out);
