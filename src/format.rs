@@ -250,9 +250,8 @@ pub fn read_safetensors<'a>(
         path: path.into(),
         reason,
     };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| unknown(e.to_string()))?;
-    let meta = header.metadata().clone().unwrap_or_default();
+    let (meta, st) =
+        crate::tensorfile::parse(bytes).map_err(|e| unknown(format!("not a valid safetensors file ({e})")))?;
     match meta.get("format").map(String::as_str) {
         Some(FORMAT_NAME) => {}
         Some(other) => return Err(unknown(format!("its format is `{other}`"))),
@@ -324,11 +323,7 @@ pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]
         path: path.into(),
         name: name.into(),
     })?;
-    let v: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let v = crate::tensorfile::f32_values(&view);
     if let Some(k) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::BadTensor {
             path: path.into(),

@@ -1,8 +1,29 @@
 //! The bytes of a `.safetensors` file with tensors of several dtypes: the header keys sorted and
 //! the tensors in name order, so equal inputs give equal bytes. Model files (`format`) and
-//! training checkpoints (`train::checkpoint`) are written through it.
+//! training checkpoints (`train::checkpoint`) are written and read through it.
 
 use crate::error::{Error, Result};
+use safetensors::tensor::{SafeTensors, TensorView};
+use std::collections::HashMap;
+
+/// Parses the bytes of a `.safetensors` file: its metadata (empty when it has none) and its
+/// tensors.
+///
+/// # Errors
+/// The parser's message, for the caller to name the file and what it expected.
+pub fn parse(bytes: &[u8]) -> std::result::Result<(HashMap<String, String>, SafeTensors<'_>), String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    Ok((header.metadata().clone().unwrap_or_default(), st))
+}
+
+/// The values of a tensor the caller checked to be F32.
+pub fn f32_values(view: &TensorView<'_>) -> Vec<f32> {
+    view.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
 
 /// The values of a tensor to write.
 #[derive(Clone, Copy, Debug)]

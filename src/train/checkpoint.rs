@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{io_at, write_atomic};
 use crate::layer::Layer;
 use crate::tensor::MatrixRef;
-use crate::tensorfile::{TensorData, write_typed};
-use safetensors::tensor::{Dtype, SafeTensors};
+use crate::tensorfile::{self, TensorData, write_typed};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -182,9 +182,7 @@ impl Checkpoint {
             path: path.into(),
             reason,
         };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
+        let (meta, st) = tensorfile::parse(bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
         if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
             return Err(bad(format!(
                 "not a training checkpoint (no `format` = `{CHECKPOINT_FORMAT}`)"
@@ -206,10 +204,7 @@ impl Checkpoint {
             if v.dtype() != Dtype::F32 || v.shape().len() != 1 {
                 return Err(bad(format!("tensor `{name}` is not a F32 vector")));
             }
-            Ok(v.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect())
+            Ok(tensorfile::f32_values(&v))
         };
         let names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
         let count = |prefix: &str| names.iter().filter(|n| n.starts_with(&format!("{prefix}."))).count();
