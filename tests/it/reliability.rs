@@ -422,15 +422,11 @@ fn pca_and_itq_do_not_depend_on_the_thread_count() {
     let bytes = |n: &str| std::fs::read(sb.path(n)).unwrap();
     assert!(
         bytes("p1.safetensors") == bytes("p2.safetensors"),
-        "{} and {} differ",
-        "p1.safetensors",
-        "p2.safetensors"
+        "p1.safetensors and p2.safetensors differ"
     );
     assert!(
         bytes("p1.safetensors") == bytes("p3.safetensors"),
-        "{} and {} differ",
-        "p1.safetensors",
-        "p3.safetensors"
+        "p1.safetensors and p3.safetensors differ"
     );
 }
 
@@ -767,9 +763,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_bytes() {
     let bytes = |n: &str| std::fs::read(sb.path(n)).unwrap();
     assert!(
         bytes("ref.safetensors") == bytes("again.safetensors"),
-        "{} and {} differ",
-        "ref.safetensors",
-        "again.safetensors"
+        "ref.safetensors and again.safetensors differ"
     );
 
     let mut run = long_run("x.csv");
@@ -801,9 +795,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_same_bytes() {
     ok(sb.cmd().args(["--threads", "1", "train", "--resume", "ck"]));
     assert!(
         bytes("ref.safetensors") == bytes("m.safetensors"),
-        "{} and {} differ",
-        "ref.safetensors",
-        "m.safetensors"
+        "ref.safetensors and m.safetensors differ"
     );
     let log = std::fs::read_to_string(sb.path("m.log")).unwrap();
     let epochs: Vec<u64> = log
@@ -867,81 +859,67 @@ fn sigint_saves_a_checkpoint_and_the_model_then_resumes_to_the_same_bytes() {
     );
 }
 
+/// Runs `args` (a training command without `-o`) once through, and once with a checkpoint
+/// every 20 ms, killed (SIGKILL) after its first one and resumed alone: the two model files
+/// must have the same bytes. Files are named after `tag`.
+fn killed_and_resumed_is_uninterrupted(sb: &Sandbox, args: &[&str], tag: &str) {
+    let (reference, out, ck) = (
+        format!("{tag}-ref.safetensors"),
+        format!("{tag}.safetensors"),
+        format!("{tag}.ck"),
+    );
+    ok(sb.cmd().args(args).args(["-o", &reference]));
+    let mut run: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    run.extend(["-o", &out, "--checkpoint", &ck, "--checkpoint-every", "0.02s"].map(String::from));
+    assert!(!interrupt(sb, &run, &sb.path(&ck), "KILL").success());
+    ok(sb.cmd().args([args[0], "--resume", &ck]));
+    assert!(
+        std::fs::read(sb.path(&reference)).unwrap() == std::fs::read(sb.path(&out)).unwrap(),
+        "{tag}: the resumed model differs from the uninterrupted one"
+    );
+}
+
 #[test]
 fn convolutional_and_finetune_runs_resume_to_the_same_bytes() {
     let sb = Sandbox::new();
     square_images(&sb, "imgs", 100, false);
     sb.write("conv.toml", SMALL_CONV);
-    let conv = |out: &str| {
-        [
-            "train",
-            "imgs",
-            "--arch",
-            "conv.toml",
-            "--epochs",
-            "1000",
-            "--batch-size",
-            "2",
-            "--seed",
-            "4",
-            "-q",
-            "-o",
-            out,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    ok(sb.cmd().args(conv("ref.safetensors")));
-    let mut run = conv("m.safetensors");
-    run.extend(["--checkpoint", "ck", "--checkpoint-every", "0.02s"].map(String::from));
-    assert!(!interrupt(&sb, &run, &sb.path("ck"), "KILL").success());
-    ok(sb.cmd().args(["train", "--resume", "ck"]));
-    let bytes = |n: &str| std::fs::read(sb.path(n)).unwrap();
-    assert!(
-        bytes("ref.safetensors") == bytes("m.safetensors"),
-        "{} and {} differ",
-        "ref.safetensors",
-        "m.safetensors"
-    );
-
-    // Fine-tuning a classifier from the autoencoder, with a freeze phase.
+    let conv = [
+        "train",
+        "imgs",
+        "--arch",
+        "conv.toml",
+        "--epochs",
+        "1000",
+        "--batch-size",
+        "2",
+        "--seed",
+        "4",
+        "-q",
+    ];
+    killed_and_resumed_is_uninterrupted(&sb, &conv, "conv");
+    // Fine-tuning a classifier from that autoencoder, with a freeze phase and dropout.
     let labels: String = (0..100).map(|i| format!("{}\n", (i % 5) / 3)).collect();
     sb.write("y.csv", &labels);
-    let finetune = |out: &str| {
-        [
-            "finetune",
-            "ref.safetensors",
-            "imgs",
-            "--labels",
-            "y.csv",
-            "--epochs",
-            "1000",
-            "--freeze-epochs",
-            "3",
-            "--batch-size",
-            "2",
-            "--dropout",
-            "0.2",
-            "--seed",
-            "2",
-            "-q",
-            "-o",
-            out,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    ok(sb.cmd().args(finetune("cref.safetensors")));
-    let mut run = finetune("c.safetensors");
-    run.extend(["--checkpoint", "cck", "--checkpoint-every", "0.02s"].map(String::from));
-    assert!(!interrupt(&sb, &run, &sb.path("cck"), "KILL").success());
-    ok(sb.cmd().args(["finetune", "--resume", "cck"]));
-    assert!(
-        bytes("cref.safetensors") == bytes("c.safetensors"),
-        "{} and {} differ",
-        "cref.safetensors",
-        "c.safetensors"
-    );
+    let finetune = [
+        "finetune",
+        "conv-ref.safetensors",
+        "imgs",
+        "--labels",
+        "y.csv",
+        "--epochs",
+        "1000",
+        "--freeze-epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--dropout",
+        "0.2",
+        "--seed",
+        "2",
+        "-q",
+    ];
+    killed_and_resumed_is_uninterrupted(&sb, &finetune, "classifier");
 }
 
 #[test]
