@@ -265,23 +265,31 @@ pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result
     {
         sel.columns = Some(names.clone());
     }
-    let width = |cols: usize| {
-        if cols == file.model.input_dim() {
+    read_of_width(path, &sel, file.provenance.image_shape, file.model.input_dim())
+}
+
+/// [`read`] for a model of `width` inputs: the width is checked from an NPY or IDX header
+/// before any data is read (or inflated), and on the rows read.
+fn read_of_width(
+    path: &Path,
+    sel: &ColumnSelection,
+    image_shape: Option<(usize, usize, usize)>,
+    width: usize,
+) -> Result<Loaded> {
+    let check = |cols: usize| {
+        if cols == width {
             return Ok(());
         }
         Err(Error::data(
             path,
-            format!(
-                "has {cols} feature columns, the model expects {}",
-                file.model.input_dim()
-            ),
+            format!("has {cols} feature columns, the model expects {width}"),
         ))
     };
     if let Some(cols) = data::peek_width(path)? {
-        width(cols)?;
+        check(cols)?;
     }
-    let loaded = read(path, &sel, file.provenance.image_shape)?;
-    width(loaded.data.x.cols())?;
+    let loaded = read(path, sel, image_shape)?;
+    check(loaded.data.x.cols())?;
     Ok(loaded)
 }
 
@@ -324,20 +332,7 @@ pub fn labelled(
     sel: &ColumnSelection,
     width: usize,
 ) -> Result<(Matrix, Vec<String>)> {
-    let check = |cols: usize| {
-        if cols == width {
-            return Ok(());
-        }
-        Err(Error::data(
-            path,
-            format!("has {cols} feature columns, the model expects {width}"),
-        ))
-    };
-    if let Some(cols) = data::peek_width(path)? {
-        check(cols)?;
-    }
-    let ds = read(path, sel, None)?.data;
-    check(ds.x.cols())?;
+    let ds = read_of_width(path, sel, None, width)?.data;
     let l = labels(path, labels_file, ds.labels, ds.x.rows())?;
     Ok((ds.x, l))
 }
