@@ -111,20 +111,10 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     })?;
     progress.finish();
     if report.interrupted {
-        if report.history.is_empty() {
-            note!("no epoch finished: no classifier saved");
-        } else {
-            format::save_classifier(&a.output, &model)
-                .with_context(|| format!("cannot write {}", a.output.display()))?;
-            note!(
-                "saved the classifier of epoch {} ({} of {} finished) to {}",
-                report.best_epoch,
-                report.history.len(),
-                a.epochs,
-                a.output.display()
-            );
-        }
-        return session.finish(true);
+        let progress = (report.history.len(), report.best_epoch, a.epochs);
+        return session.stopped(progress, "classifier", &a.output, || {
+            format::save_classifier(&a.output, &model).with_context(|| format!("cannot write {}", a.output.display()))
+        });
     }
     format::save_classifier(&a.output, &model).with_context(|| format!("cannot write {}", a.output.display()))?;
     session.finish(false)?;

@@ -291,6 +291,31 @@ impl Session {
         self.last = Instant::now();
     }
 
+    /// After training that a signal stopped (the report says `interrupted`): saves the `what`
+    /// (model, classifier) that the `finished` epochs of the `planned` made, through `save`, when
+    /// one finished (it holds the weights of epoch `best`), says so, and [`Session::finish`]es.
+    ///
+    /// # Errors
+    /// As `save` and [`Session::finish`].
+    pub fn stopped(
+        self,
+        (finished, best, planned): (usize, usize, usize),
+        what: &str,
+        output: &Path,
+        save: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if finished > 0 {
+            save()?;
+            note!(
+                "saved the {what} of epoch {best} ({finished} of {planned} finished) to {}",
+                output.display()
+            );
+        } else {
+            note!("no epoch finished: no {what} saved");
+        }
+        self.finish(true)
+    }
+
     /// After training and after the model was saved: the first checkpoint or log error, or,
     /// when a signal stopped training, where the checkpoint is and how to resume it
     /// ([`signals::Interrupted`], exit 128 + the signal).

@@ -257,18 +257,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     if report.interrupted {
-        let (epochs, best) = (report.history.len(), report.best_epoch);
-        if epochs > 0 {
-            format::save(&a.output, &model_file(model, Some(report)))?;
-            note!(
-                "saved the model of epoch {best} ({epochs} of {} finished) to {}",
-                train_cfg.epochs,
-                a.output.display()
-            );
-        } else {
-            note!("no epoch finished: no model saved");
-        }
-        return session.finish(true);
+        let progress = (report.history.len(), report.best_epoch, train_cfg.epochs);
+        return session.stopped(progress, "model", &a.output, || {
+            Ok(format::save(&a.output, &model_file(model, Some(report)))?)
+        });
     }
     let summary = {
         let last = report.history.last().expect("at least one epoch");
