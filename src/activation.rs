@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Slope of [`Activation::LeakyRelu`] for negative inputs (PyTorch's default).
 pub const LEAKY_SLOPE: f32 = 0.01;
-const GELU_C: f32 = 0.797_884_6; // sqrt(2 / pi)
-const GELU_K: f32 = 0.044_715;
+pub(crate) const GELU_C: f32 = 0.797_884_6; // sqrt(2 / pi)
+pub(crate) const GELU_K: f32 = 0.044_715;
 
 /// Elementwise nonlinearity applied after a layer's affine map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

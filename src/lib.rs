@@ -29,6 +29,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod noise;
+pub mod onnx;
 pub mod optim;
 pub mod pca;
 pub mod pretrain;

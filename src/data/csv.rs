@@ -76,11 +76,13 @@ fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, setting: 
 
 /// Whether a CSV field means "missing": empty, `NA`, `N/A`, `NaN`, `null`, `None` or `?`.
 pub fn is_missing(field: &str) -> bool {
-    matches!(
-        field,
-        "" | "NA" | "na" | "N/A" | "n/a" | "NaN" | "nan" | "NULL" | "null" | "None" | "none" | "?"
-    )
+    MISSING.contains(&field)
 }
+
+/// The spellings of a missing field (see [`is_missing`]).
+pub const MISSING: [&str; 12] = [
+    "", "NA", "na", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "?",
+];
 
 /// Whether the first line of the CSV file at `path` is a header naming all of `names` (it
 /// holds a field that is not a number). Unreadable files say no.

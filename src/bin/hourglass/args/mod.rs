@@ -37,6 +37,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// Show a model's architecture, parameter count and training provenance.
     Inspect(InspectArgs),
+    /// Write a model as ONNX (opset 17): the scaler and table encoding inside the graph, named
+    /// outputs (code, reconstruction, score, anomaly, per_feature; a classifier's probabilities
+    /// and class), a dynamic batch dimension.
+    Export(ExportArgs),
     /// Fit PCA (exact) and save it as a linear autoencoder that every command accepts.
     Pca(PcaArgs),
     /// Draw the learned filters (first encoder layer, or decoder columns) as a PNG grid.
@@ -703,6 +707,21 @@ pub struct EvalArgs {
     pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model file (an autoencoder or a classifier).
+    pub model: PathBuf,
+    /// The ONNX file to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The graph's outputs, comma-separated: code, reconstruction, score, anomaly (calibrated
+    /// models), per_feature; probabilities, class (classifiers). Default: code,
+    /// reconstruction, score (and anomaly once calibrated); probabilities,class for a
+    /// classifier.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub outputs: Option<Vec<hourglass::onnx::Output>>,
 }
 
 #[derive(Debug, Args)]

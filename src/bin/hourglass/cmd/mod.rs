@@ -4,6 +4,7 @@
 mod decode;
 mod encode;
 mod eval;
+mod export;
 mod hash;
 mod images;
 mod inspect;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Export(a) => export::run(a),
         Command::Pca(a) => pca::run(a),
         Command::Filters(a) => pictures::filters(a),
         Command::Show(a) => pictures::show(a),

