@@ -1,4 +1,6 @@
-"""Runs hourglass and PyTorch alternately on the same tasks, in the same run, and prints ratios.
+"""Runs hourglass and PyTorch alternately on the same tasks, in the same run, and prints ratios;
+on the inference tasks onnxruntime too, running the same models exported by `hourglass export`
+(the inference peer: what people deploy with).
 
 Each measurement is its own process, so peak RSS (from wait4) belongs to that task alone.
 HOURGLASS_BASELINE=path/to/another/bench_mlp adds that build as a side ("baseline", e.g. the
@@ -22,6 +24,7 @@ amx = "amx_bf16" in flags and "amx_tile" in flags
 sides = {
     "hourglass": [os.path.join(root, "target/release/examples/bench_mlp")],
     "pytorch": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/torch_mlp.py")],
+    "onnxruntime": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/ort_mlp.py")],
 }
 if amx:
     # Opt-in mixed precision (bf16 GEMMs on AMX, f32 weights and optimizer); training only.
@@ -43,7 +46,7 @@ def measure(cmd, side):
 results = {}
 for r in range(rounds):
     for task in tasks:
-        names = [s for s in sides if task.startswith("train") or s != "hourglass-bf16"]
+        names = [s for s in sides if (s != "hourglass-bf16" or task.startswith("train")) and (s != "onnxruntime" or not task.startswith("train"))]
         order = names if r % 2 == 0 else list(reversed(names))
         for side in order:
             value, rss = measure(sides[side], side)
@@ -51,8 +54,9 @@ for r in range(rounds):
             print(f"round {r + 1} {task:14} {side:9} {value:12.1f}  peak RSS {rss:7.1f} MiB", file=sys.stderr)
 
 torch_version = subprocess.run(sides["pytorch"][:1] + ["-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip()
+ort_version = subprocess.run(sides["pytorch"][:1] + ["-c", "import onnxruntime; print(onnxruntime.__version__)"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, best of {rounds} alternating rounds")
+print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, onnxruntime {ort_version}, best of {rounds} alternating rounds")
 simd = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni", "fma")))
 print(f"CPU flags: {' '.join(simd)}; AMX-BF16 {'present' if amx else 'absent: no bf16 row'}\n")
 print("| task | unit | hourglass | PyTorch | ratio (higher = hourglass better) | peak RSS hourglass / PyTorch (MiB) |")
@@ -77,3 +81,14 @@ for task in tasks:
         hb = pick(v for v, _ in results[(task, "hourglass-bf16")])
         br = min(m for _, m in results[(task, "hourglass-bf16")])
         print(f"| {task}, hourglass bf16 (AMX) | {units[task]} | {hb:,.1f} | {t:,.1f} | **{hb / t:.2f}×** | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")
+
+inference = [t for t in tasks if (t, "onnxruntime") in results]
+if inference:
+    print("\n| task | unit | hourglass | onnxruntime (same model, exported) | ratio (higher = hourglass better) |")
+    print("|---|---|---|---|---|")
+    for task in inference:
+        lower_better = task.startswith("latency")
+        pick = min if lower_better else max
+        h = pick(v for v, _ in results[(task, "hourglass")])
+        o = pick(v for v, _ in results[(task, "onnxruntime")])
+        print(f"| {task} | {units[task]} | {h:,.1f} | {o:,.1f} | **{(o / h if lower_better else h / o):.2f}×** |")

@@ -2,6 +2,10 @@
 //!
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
 //! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small
+//!
+//! Or: cargo run --release --example bench_mlp -- export_small|export_conv OUT.onnx — the
+//! models the encode tasks time (weights from seed 1), exported as ONNX graphs that give the
+//! code: what bench/ort_mlp.py runs in onnxruntime.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -52,6 +56,13 @@ fn train(x: &Matrix, config: AutoencoderConfig) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(kind) = args[1].strip_prefix("export_") {
+        let c = if kind == "conv" { conv_config() } else { config(false) };
+        let file = hourglass::format::ModelFile::new(c.init(1).unwrap());
+        let e = hourglass::onnx::autoencoder(&file, Some(&[hourglass::onnx::Output::Code])).unwrap();
+        e.save(args[2].as_ref()).unwrap();
+        return;
+    }
     let (task, path, threads) = (&args[1], &args[2], args[3].parse::<usize>().unwrap());
     let x = hourglass::data::load(path.as_ref(), &Default::default()).unwrap().x;
     let value = with_threads(Some(threads), || match task.as_str() {

@@ -122,6 +122,9 @@ pub struct Classifier {
     pub layers: Vec<Layer>,
     /// Input scaling (the encoder's).
     pub scaler: Scaler,
+    /// What fine-tuning reported (per-epoch history; no wall time), saved in the file so the
+    /// model carries its curves; `None` before fine-tuning.
+    pub report: Option<TrainReport>,
 }
 
 impl Classifier {
@@ -153,6 +156,7 @@ impl Classifier {
             config,
             layers,
             scaler: ae.scaler().clone(),
+            report: None,
         })
     }
 
@@ -177,7 +181,12 @@ impl Classifier {
         }
         let d = config.input_dim();
         scaler.check(d)?;
-        Ok(Classifier { config, layers, scaler })
+        Ok(Classifier {
+            config,
+            layers,
+            scaler,
+            report: None,
+        })
     }
 
     /// The same architecture with weights drawn from `seed` (the from-scratch baseline).
@@ -190,6 +199,7 @@ impl Classifier {
             config: self.config.clone(),
             layers,
             scaler: self.scaler.clone(),
+            report: None,
         })
     }
 
@@ -292,7 +302,9 @@ pub fn finetune_from<'a, R: Into<crate::train::Flow>>(
         code: None,
     };
     let valid = valid.map(|(v, t)| (v, Targets::Classes(t)));
-    run(trainee, x.into(), Targets::Classes(y), valid, config, resume, on_event)
+    let report = run(trainee, x.into(), Targets::Classes(y), valid, config, resume, on_event)?;
+    model.report = Some(report.clone().without_timing());
+    Ok(report)
 }
 
 #[cfg(test)]

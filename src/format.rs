@@ -520,6 +520,9 @@ pub fn classifier_to_bytes(model: &Classifier) -> Result<Vec<u8>> {
     meta.insert("kind".into(), "classifier".into());
     meta.insert("classifier".into(), json(&model.config)?.into());
     meta.insert("scaler".into(), json(&model.scaler)?.into());
+    if let Some(r) = &model.report {
+        meta.insert("report".into(), json(r)?.into());
+    }
     meta.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
     write_safetensors(meta, &mut params(&model.layers, &classifier_names(model.layers.len())))
 }
@@ -576,7 +579,14 @@ pub fn classifier_from_bytes(path: &Path, bytes: &[u8]) -> Result<Classifier> {
     let mut layers = crate::model::arch::build(&plan, crate::layer::Init::Auto, &mut crate::rng::Rng::new(0))
         .map_err(|e| unknown(e.to_string()))?;
     read_params(path, &st, &mut layers, &names)?;
-    Classifier::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))
+    let report = meta
+        .get("report")
+        .map(|r| serde_json::from_str::<TrainReport>(r))
+        .transpose()
+        .map_err(|e| unknown(format!("bad `report` metadata: {e}")))?;
+    let mut model = Classifier::from_layers(config, layers, scaler).map_err(|e| unknown(e.to_string()))?;
+    model.report = report;
+    Ok(model)
 }
 
 pub(crate) mod erased {

@@ -35,6 +35,7 @@ pub mod pca;
 pub mod pretrain;
 pub mod probe;
 pub mod regularize;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod tensor;

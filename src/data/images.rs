@@ -185,7 +185,7 @@ pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
 }
 
 /// The bytes of a picture as a PNG file; `path` names it in errors.
-fn png_bytes(path: &Path, p: &Picture) -> Result<Vec<u8>> {
+pub fn png_bytes(path: &Path, p: &Picture) -> Result<Vec<u8>> {
     use image::ImageEncoder;
     let mut bytes = Vec::new();
     let color = if p.channels == 3 {

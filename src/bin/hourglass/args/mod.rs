@@ -41,6 +41,10 @@ pub enum Command {
     /// outputs (code, reconstruction, score, anomaly, per_feature; a classifier's probabilities
     /// and class), a dynamic batch dimension.
     Export(ExportArgs),
+    /// Write one self-contained HTML page about a model: its card, training curves and, given
+    /// data, the error distribution, pictures, code statistics, ROC/PR curves with labels,
+    /// the features behind the error, or a classifier's confusion matrix.
+    Report(ReportArgs),
     /// Fit PCA (exact) and save it as a linear autoencoder that every command accepts.
     Pca(PcaArgs),
     /// Draw the learned filters (first encoder layer, or decoder columns) as a PNG grid.
@@ -722,6 +726,35 @@ pub struct ExportArgs {
     /// classifier.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub outputs: Option<Vec<hourglass::onnx::Output>>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The model file (an autoencoder or a classifier).
+    pub model: PathBuf,
+    /// Rows to show the model on (optional).
+    pub data: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Labels of the rows (IDX, NPY or one-column CSV), or use --label-column: anomaly labels
+    /// for an autoencoder (ROC and PR curves), classes for a classifier (confusion matrix).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Label values that mark an anomaly (default 1) ...
+    #[arg(long, value_delimiter = ',', value_name = "VALUES", conflicts_with = "normal_labels")]
+    pub anomaly_labels: Vec<String>,
+    /// ... or the label values that are normal (every other value is an anomaly).
+    #[arg(long, value_delimiter = ',', value_name = "VALUES")]
+    pub normal_labels: Vec<String>,
+    /// The training run's --log file: its per-epoch wall time and speed join the curves
+    /// (model files do not store time).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
 }
 
 #[derive(Debug, Args)]

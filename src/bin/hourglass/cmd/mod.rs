@@ -13,6 +13,7 @@ mod pictures;
 mod pretrain;
 mod probe;
 mod reconstruct;
+mod report;
 mod score;
 mod select;
 pub mod session;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Export(a) => export::run(a),
+        Command::Report(a) => report::run(a),
         Command::Pca(a) => pca::run(a),
         Command::Filters(a) => pictures::filters(a),
         Command::Show(a) => pictures::show(a),

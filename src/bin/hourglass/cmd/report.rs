@@ -1,0 +1,98 @@
+//! `hourglass report`.
+
+use super::{read, read_for};
+use crate::args::ReportArgs;
+use anyhow::{Context, Result};
+use hourglass::format::{self, AnyModel};
+use hourglass::report::{self, Data, Labels};
+use hourglass::train::EpochStats;
+use std::path::Path;
+
+pub fn run(a: ReportArgs) -> Result<()> {
+    let name = a
+        .model
+        .file_name()
+        .map_or_else(|| a.model.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let history = a.log.as_deref().map(read_log).transpose()?;
+    let sel = a.columns.selection();
+    let html = match format::load_any(&a.model)? {
+        AnyModel::Autoencoder(file) => {
+            let loaded = a.data.as_deref().map(|p| read_for(&file, p, &sel)).transpose()?;
+            let data = match (&a.data, &loaded) {
+                (Some(path), Some(l)) => {
+                    let ds = &l.data;
+                    let imagelike = a.image.image_shape.is_some()
+                        || ds.image_shape.is_some()
+                        || file.provenance.image_shape.is_some()
+                        || file.model.config().arch.input.len() == 3;
+                    let image = if imagelike {
+                        Some(file.image_shape(a.image.image_shape, ds.image_shape)?)
+                    } else {
+                        None
+                    };
+                    let labels = labels(&a, path, ds)?
+                        .map(|l| Labels::Anomaly(hourglass::score::anomalies(&l, &a.anomaly_labels, &a.normal_labels)));
+                    Some(Data {
+                        name: path.display().to_string(),
+                        x: &ds.x,
+                        image,
+                        labels,
+                    })
+                }
+                _ => None,
+            };
+            report::autoencoder(&file, &name, data.as_ref(), history.as_deref())?
+        }
+        AnyModel::Classifier(c) => {
+            let loaded = a.data.as_deref().map(|p| read(p, &sel, None)).transpose()?;
+            let data = match (&a.data, &loaded) {
+                (Some(path), Some(l)) => Some(Data {
+                    name: path.display().to_string(),
+                    x: &l.data.x,
+                    image: None,
+                    labels: labels(&a, path, &l.data)?.map(Labels::Class),
+                }),
+                _ => None,
+            };
+            report::classifier(&c, &name, data.as_ref())?
+        }
+    };
+    hourglass::fsutil::write_atomic(&a.output, |w| {
+        w.write_all(html.as_bytes())
+            .map_err(hourglass::fsutil::io_at(&a.output))
+    })
+    .with_context(|| format!("cannot write {}", a.output.display()))?;
+    note!("wrote {} ({} KiB)", a.output.display(), html.len().div_ceil(1024));
+    Ok(())
+}
+
+/// The labels of the rows, from --labels or the label column, if any.
+fn labels(a: &ReportArgs, path: &Path, ds: &hourglass::data::Dataset) -> Result<Option<Vec<String>>> {
+    Ok(match (&a.labels, &ds.labels) {
+        (None, None) => None,
+        (file, column) => Some(hourglass::load::labels(
+            path,
+            file.as_deref(),
+            column.clone(),
+            ds.x.rows(),
+        )?),
+    })
+}
+
+/// The per-epoch lines of a `train --log` file.
+fn read_log(path: &Path) -> Result<Vec<EpochStats>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{}:{}: not a training log line (one JSON object per epoch)",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
