@@ -67,16 +67,19 @@ pub struct CodeMetrics {
     pub unit_mean_activation: Vec<f64>,
 }
 
+/// Whether a code unit of activation `act` is active at value `v` (see [`CodeMetrics`]).
+pub fn active(v: f32, act: crate::activation::Activation) -> bool {
+    if act == crate::activation::Activation::Sigmoid {
+        v > 0.5
+    } else {
+        v.abs() > 1e-6
+    }
+}
+
 /// Computes [`CodeMetrics`] of `codes` produced by a code layer with activation `act`.
 pub fn code(codes: &Matrix, act: crate::activation::Activation) -> CodeMetrics {
     let (n, k) = codes.shape();
-    let active = |v: f32| {
-        if act == crate::activation::Activation::Sigmoid {
-            v > 0.5
-        } else {
-            v.abs() > 1e-6
-        }
-    };
+    let active = |v: f32| active(v, act);
     let mut ever = vec![false; k];
     let mut sums = vec![0.0f64; k];
     let mut count = 0usize;

@@ -267,3 +267,13 @@ def test_bad_outputs_are_refused_and_nothing_is_written(work):
         p = run_cli("export", "m.hg", "-o", "bad.onnx", "--outputs", outputs, cwd=work, check=False)
         assert p.returncode == 2 and says in p.stderr, p.stderr
         assert not (work / "bad.onnx").exists()
+
+
+def test_stacked_pretraining_and_pca_with_itq_on_an_autoencoder(work):
+    """The README's stacked denoising autoencoder and its hashing model (PCA + ITQ on codes)."""
+    run_cli("pretrain", "small.npy", "--hidden", "64,32", "--noise", "mask:0.25", "--epochs", "1", "-o", "sda.hg", cwd=work)
+    check_autoencoder(work, "sda.hg")
+    run_cli("train", "small.npy", "--code", "64", "--code-activation", "relu", "--noise", "mask:0.25", "--epochs", "1",
+            "-q", "-o", "dn.hg", cwd=work)
+    run_cli("pca", "small.npy", "--on", "dn.hg", "--components", "16", "--itq", "5", "-o", "hash.hg", cwd=work)
+    check_autoencoder(work, "hash.hg")

@@ -680,13 +680,7 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
 fn code_stats(codes: &Matrix, act: crate::activation::Activation) -> String {
     let c = crate::metrics::code(codes, act);
     let (n, k) = codes.shape();
-    let active = |v: f32| {
-        if act == crate::activation::Activation::Sigmoid {
-            v > 0.5
-        } else {
-            v.abs() > 1e-6
-        }
-    };
+    let active = |v: f32| crate::metrics::active(v, act);
     let mut freq: Vec<(usize, f64)> = (0..k)
         .map(|j| {
             (
