@@ -96,7 +96,7 @@ def test_an_image_autoencoder_with_log_threshold_and_labels(tmp_path):
     assert "wall time" in text
     # Without data, the model's own history still draws the curves.
     run_cli("report", "m.hg", "-o", "alone.html", cwd=tmp_path)
-    text = check_page(tmp_path / "alone.html", ["Model card", "Loss per epoch", "Code sparsity on validation rows"])
+    text = check_page(tmp_path / "alone.html", ["Model card", "Loss per epoch", "Code sparsity on 200 validation rows"])
     assert "Reconstruction error" not in text
 
 
@@ -105,7 +105,7 @@ def test_a_table_shows_the_features_behind_the_error(table, tmp_path):
     run_cli("train", "t.csv", "--categorical", "auto", "--impute", "median", "--scale", "standard", "--code", "3",
             "--epochs", "5", "-q", "-o", "m.hg", cwd=tmp_path)
     run_cli("report", "m.hg", "t.csv", "-o", "t.html", cwd=tmp_path)
-    text = check_page(tmp_path / "t.html", ["table encoding", "Mean share of the error", "ten most anomalous rows", "region="])
+    text = check_page(tmp_path / "t.html", ["table encoding", "Code sparsity on first 1024 training rows", "Mean share of the error", "ten most anomalous rows", "region="])
     assert "Pictures" not in text
 
 

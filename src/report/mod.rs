@@ -190,7 +190,7 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// The training curves of a history: loss, learning rate, code sparsity, and time when the
 /// history has it (a `--log` file; model files leave wall time out).
-fn curves(history: &[EpochStats], loss: &str) -> String {
+fn curves(history: &[EpochStats], loss: &str, code_rows: &str) -> String {
     if history.is_empty() {
         return "<p class=\"note\">No training history (a model made by PCA, or by an older version).</p>".into();
     }
@@ -224,14 +224,16 @@ fn curves(history: &[EpochStats], loss: &str) -> String {
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let positive = lo > 0.0 && hi / lo > 10.0;
-    let axes = |title, y| Axes {
-        title,
-        x: "epoch",
-        y,
-        log_y: false,
-        x_range: None,
-        y_range: None,
-    };
+    fn axes<'a>(title: &'a str, y: &'a str) -> Axes<'a> {
+        Axes {
+            title,
+            x: "epoch",
+            y,
+            log_y: false,
+            x_range: None,
+            y_range: None,
+        }
+    }
     let mut out = String::from("<div class=\"grid\">");
     let loss_label = format!("{loss}{}", if positive { ", log scale" } else { "" });
     out.push_str(&svg::lines(
@@ -252,15 +254,19 @@ fn curves(history: &[EpochStats], loss: &str) -> String {
     ));
     let l0 = pts(&|s| s.code.as_ref().map(|c| c.l0));
     if !l0.is_empty() {
+        let (l0_title, dead_title) = (
+            format!("Code sparsity on {code_rows}"),
+            format!("Dead code units (active on none of the {code_rows})"),
+        );
         out.push_str(&svg::lines(
-            &axes("Code sparsity on validation rows", "active units per row (L0)"),
+            &axes(&l0_title, "active units per row (L0)"),
             &[Series { name: "L0", points: l0 }],
             &[],
         ));
         out.push_str(&svg::lines(
             &Axes {
                 y_range: Some((0.0, 1.0)),
-                ..axes("Dead code units (active on no validation row)", "fraction of units")
+                ..axes(&dead_title, "fraction of units")
             },
             &[Series {
                 name: "dead",
@@ -567,6 +573,10 @@ pub fn autoencoder(
         curves(
             history.unwrap_or(own),
             &format!("loss ({}, scaled units)", format!("{:?}", cfg.loss).to_lowercase()),
+            &match p.report.as_ref().map(|r| r.valid_rows) {
+                Some(v) if v > 0 => format!("{v} validation rows"),
+                _ => format!("first {} training rows", crate::train::CODE_SAMPLE),
+            },
         ),
     );
     if let Some(d) = data {
@@ -814,7 +824,7 @@ pub fn classifier(model: &Classifier, name: &str, data: Option<&Data<'_>>) -> Re
     body.push_str(&architecture(&model.config.plan()?, &model.layers));
     page.section("Model card", body);
     let history = model.report.as_ref().map(|r| r.history.as_slice()).unwrap_or(&[]);
-    page.section("Training", curves(history, "loss (cross-entropy, nats)"));
+    page.section("Training", curves(history, "loss (cross-entropy, nats)", ""));
     if let Some(d) = data {
         let p = model.predict_proba(d.x)?;
         let pred: Vec<usize> = (0..p.rows()).map(|i| crate::tensor::argmax(p.row(i))).collect();

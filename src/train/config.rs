@@ -151,7 +151,8 @@ pub struct EpochStats {
     pub samples_per_sec: f64,
     /// Whether this epoch has the best validation loss so far.
     pub best: bool,
-    /// Code sparsity on the validation data (autoencoders with validation data).
+    /// Code sparsity after the epoch (autoencoders): on the validation data, else on the first
+    /// [`CODE_SAMPLE`] training rows.
     #[serde(default)]
     pub code: Option<crate::metrics::CodeMetrics>,
     /// Fraction of training rows classified right during the epoch (classifiers).
@@ -189,6 +190,10 @@ pub enum Event<'a> {
     /// with [`fit_from`](super::fit_from). What the caller answers is ignored.
     Checkpoint(&'a super::Checkpoint),
 }
+
+/// Training rows on which an epoch's code sparsity is measured when there is no validation
+/// data (see [`EpochStats::code`]).
+pub const CODE_SAMPLE: usize = 1024;
 
 /// The outcome of training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! [`crate::classifier::finetune`] trains classifiers through the same [`run`].
 
 use super::checkpoint::{self, Checkpoint};
-use super::config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
+use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
 use super::step::{Head, Net, Workspace, forward_backward};
 use crate::activation::Activation;
 use crate::data::scale::{Scaler, Scaling};
@@ -686,15 +686,22 @@ pub(crate) fn run<R: Into<Flow>>(
         }
         let seconds = t0.elapsed().as_secs_f64();
         let checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
-        let code = match (&valid, t.code) {
-            (Some((v, _)), Some((code, act))) => {
-                let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v.view(), 0..code + 1);
-                let mut m = crate::metrics::code(&codes, act);
-                m.unit_mean_activation.clear(); // keep the per-epoch log small
-                Some(m)
-            }
-            _ => None,
-        };
+        // Code sparsity after the epoch: on the validation rows, else on the first
+        // `CODE_SAMPLE` training rows (clean, in a fixed order), so every model's history
+        // has its L0 and dead units.
+        let code = t.code.map(|(code, act)| {
+            let sample = match &valid {
+                Some((v, _)) => v.view(),
+                None => {
+                    let k = train.rows().min(CODE_SAMPLE);
+                    MatrixRef::new(k, d, &train.view().as_slice()[..k * d]).expect("k whole rows")
+                }
+            };
+            let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), sample, 0..code + 1);
+            let mut m = crate::metrics::code(&codes, act);
+            m.unit_mean_activation.clear(); // keep the per-epoch log small
+            m
+        });
         let valid_loss = checked.map(|(loss, _)| loss);
         if let Some(v) = valid_loss
             && !v.is_finite()

@@ -14,7 +14,7 @@ pub(crate) mod fit;
 pub(crate) mod step;
 
 pub use checkpoint::Checkpoint;
-pub use config::{EpochStats, Event, Flow, TrainConfig, TrainReport};
+pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
 pub use fit::{fit, fit_from, fit_paired, fit_paired_from};
 
 #[cfg(test)]
