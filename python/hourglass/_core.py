@@ -121,6 +121,28 @@ class _AutoencoderBase:
         check_is_fitted(self, "model_")
         self.model_.save(str(path))
 
+    def to_onnx(self, path, outputs=None):
+        """Writes the model as ONNX (opset 17), scaler and table encoding inside the graph, as
+        ``hourglass export`` does. ``outputs``: names among code, reconstruction, score,
+        anomaly, per_feature (default: code, reconstruction, score, and anomaly once
+        calibrated). A hashed column's input is its bucket index (a warning says so)."""
+        check_is_fitted(self, "model_")
+        for note in self.model_.to_onnx(str(path), None if outputs is None else list(outputs)):
+            warnings.warn(note, stacklevel=2)
+
+    def report(self, path, X=None, y=None, image_shape=None):
+        """Writes the HTML report (``hourglass report``): the model card and training curves;
+        with ``X``, its error distribution, code statistics, and for tables the features behind
+        the error (for images, give ``image_shape`` (height, width[, channels])); ``y``: truthy
+        where a row of ``X`` is a known anomaly (ROC and PR curves)."""
+        check_is_fitted(self, "model_")
+        x = None if X is None else self._input(X)
+        anomaly = None if y is None else [bool(v) for v in np.asarray(y).ravel()]
+        shape = None if image_shape is None else tuple(int(v) for v in image_shape)
+        if shape is not None and len(shape) == 2:
+            shape = (*shape, 1)
+        self.model_.report(str(path), x, anomaly, shape, threads=self._threads())
+
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
         state = dict(state)

@@ -122,6 +122,22 @@ class Classifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         self.model_.save(str(path))
 
+    def to_onnx(self, path):
+        """Writes the classifier as ONNX (opset 17): ``probabilities`` (columns in the order of
+        ``classes_``) and ``class`` (the index of the most probable one), scaler inside."""
+        check_is_fitted(self, "model_")
+        self.model_.to_onnx(str(path))
+
+    def report(self, path, X=None, y=None):
+        """Writes the HTML report: the model card and fine-tuning curves; with ``X`` and its
+        true classes ``y``, accuracy and the confusion matrix."""
+        check_is_fitted(self, "model_")
+        x = None
+        if X is not None:
+            x = as_float_array(validate_data(self, X, reset=False, dtype=[np.float32, np.float64], ensure_all_finite=True))
+        labels = None if y is None else [str(v) for v in np.asarray(y, dtype=object).ravel()]
+        self.model_.report(str(path), x, labels, threads=threads_of(self.n_jobs))
+
     def _set_native(self, model):
         self.model_ = model
         self.classes_ = np.asarray(model.classes(), dtype=object)

@@ -625,6 +625,49 @@ impl Model {
         format::save(&path, &self.file).map_err(py_err)
     }
 
+    /// Writes the model as ONNX (see `hourglass export`); `outputs` names the graph's outputs
+    /// (default: the command's). Returns the notes (what the caller must feed that the graph
+    /// cannot compute).
+    #[pyo3(signature = (path, outputs=None))]
+    fn to_onnx(&self, path: PathBuf, outputs: Option<Vec<String>>) -> PyResult<Vec<String>> {
+        let outputs = onnx_outputs(outputs)?;
+        let e = hourglass::onnx::autoencoder(&self.file, outputs.as_deref()).map_err(py_err)?;
+        e.save(&path).map_err(py_err)?;
+        Ok(e.notes)
+    }
+
+    /// Writes the HTML report (see `hourglass report`) to `path`: with `data`, its sections on
+    /// those rows; `anomaly` marks the labelled anomalies; `image` is (height, width, channels).
+    #[pyo3(signature = (path, data=None, anomaly=None, image=None, threads=None))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        data: Option<&Bound<'_, PyAny>>,
+        anomaly: Option<Vec<bool>>,
+        image: Option<(usize, usize, usize)>,
+        threads: Option<usize>,
+    ) -> PyResult<()> {
+        let data = data.map(Data::extract).transpose()?;
+        let mut owned = None;
+        let x = data
+            .as_ref()
+            .map(|d| model_rows(&self.file, d, &mut owned))
+            .transpose()?;
+        let x = x.map(|x| x.to_matrix());
+        let file = &self.file;
+        let html = run(py, threads, || {
+            let d = x.as_ref().map(|x| hourglass::report::Data {
+                name: "the rows given".into(),
+                x,
+                image,
+                labels: anomaly.map(hourglass::report::Labels::Anomaly),
+            });
+            hourglass::report::autoencoder(file, "model", d.as_ref(), None)
+        })?;
+        write_text(&path, &html)
+    }
+
     /// Everything known about the model, as JSON: config, provenance, widths, feature names,
     /// the anomaly threshold and the table's input columns.
     fn info(&self) -> PyResult<String> {
@@ -734,6 +777,59 @@ impl Classifier {
     fn save(&self, path: PathBuf) -> PyResult<()> {
         format::save_classifier(&path, &self.model).map_err(py_err)
     }
+
+    /// Writes the classifier as ONNX (outputs `probabilities` and `class`).
+    #[pyo3(signature = (path, outputs=None))]
+    fn to_onnx(&self, path: PathBuf, outputs: Option<Vec<String>>) -> PyResult<()> {
+        let outputs = onnx_outputs(outputs)?;
+        let e = hourglass::onnx::classifier(&self.model, outputs.as_deref()).map_err(py_err)?;
+        e.save(&path).map_err(py_err)
+    }
+
+    /// Writes the HTML report: with rows `x` and their class names `labels`, the confusion
+    /// matrix.
+    #[pyo3(signature = (path, x=None, labels=None, threads=None))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        x: Option<PyReadonlyArray2<'_, f32>>,
+        labels: Option<Vec<String>>,
+        threads: Option<usize>,
+    ) -> PyResult<()> {
+        let data = x.map(Data::Array);
+        let x = match &data {
+            Some(d) => d.rows()?.map(|r| r.to_matrix()),
+            None => None,
+        };
+        let m = &self.model;
+        let html = run(py, threads, || {
+            let d = x.as_ref().map(|x| hourglass::report::Data {
+                name: "the rows given".into(),
+                x,
+                image: None,
+                labels: labels.map(hourglass::report::Labels::Class),
+            });
+            hourglass::report::classifier(m, "classifier", d.as_ref())
+        })?;
+        write_text(&path, &html)
+    }
+}
+
+/// `outputs` by name, as `--outputs` takes them.
+fn onnx_outputs(outputs: Option<Vec<String>>) -> PyResult<Option<Vec<hourglass::onnx::Output>>> {
+    outputs
+        .map(|o| o.iter().map(|n| n.parse()).collect::<Result<Vec<_>, String>>())
+        .transpose()
+        .map_err(pyo3::exceptions::PyValueError::new_err)
+}
+
+/// Writes `text` to `path` atomically.
+fn write_text(path: &Path, text: &str) -> PyResult<()> {
+    hourglass::fsutil::write_atomic(path, |w| {
+        w.write_all(text.as_bytes()).map_err(hourglass::fsutil::io_at(path))
+    })
+    .map_err(py_err)
 }
 
 /// Loads a model file of either kind: `("autoencoder", Model)` or `("classifier", Classifier)`.

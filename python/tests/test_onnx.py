@@ -277,3 +277,39 @@ def test_stacked_pretraining_and_pca_with_itq_on_an_autoencoder(work):
             "-q", "-o", "dn.hg", cwd=work)
     run_cli("pca", "small.npy", "--on", "dn.hg", "--components", "16", "--itq", "5", "-o", "hash.hg", cwd=work)
     check_autoencoder(work, "hash.hg")
+
+
+def test_estimators_export_what_they_compute(manifold, table, tmp_path):
+    """From Python: an autoencoder on an array, a detector on a DataFrame with categories and
+    missing values (the frame's columns are the graph's inputs), and a classifier."""
+    import hourglass
+
+    ae = hourglass.AutoEncoder(hidden=[12], code=3, epochs=5, random_state=2).fit(manifold)
+    ae.to_onnx(tmp_path / "ae.onnx", outputs=["code", "score"])
+    s = ort.InferenceSession(str(tmp_path / "ae.onnx"), providers=["CPUExecutionProvider"])
+    code, score = s.run(None, {"input": manifold})
+    close("code", code, ae.transform(manifold))
+    close("score", score, ae.anomaly_scores(manifold))
+
+    det = hourglass.OutlierDetector(code=3, epochs=5, categorical="auto", impute="median", random_state=1).fit(table)
+    det.to_onnx(tmp_path / "det.onnx")
+    s = ort.InferenceSession(str(tmp_path / "det.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {
+        "amount": table[["amount"]].to_numpy(np.float32),
+        "tenure": table[["tenure"]].to_numpy(np.float32),
+        "region": table[["region"]].to_numpy(object),
+    }
+    out = run(s, feeds)
+    close("score", out["score"], det.model_.scores(det._input(table)))
+    np.testing.assert_array_equal(out["anomaly"], det.predict(table) == -1)
+
+    clf = hourglass.Classifier(hidden=[16], pretrain_epochs=1, epochs=2, random_state=0)
+    y = (manifold[:, 0] > 0.5).astype(int)
+    clf.fit(manifold, y)
+    clf.to_onnx(tmp_path / "clf.onnx")
+    s = ort.InferenceSession(str(tmp_path / "clf.onnx"), providers=["CPUExecutionProvider"])
+    p, k = s.run(None, {"input": manifold})
+    close("probabilities", p, clf.predict_proba(manifold))
+    np.testing.assert_array_equal(clf.classes_[k], clf.predict(manifold))
+    with pytest.raises(ValueError, match="unknown output"):
+        ae.to_onnx(tmp_path / "bad.onnx", outputs=["codes"])

@@ -128,3 +128,16 @@ def test_bad_input_is_an_error_and_writes_nothing(tmp_path):
     p = run_cli("report", "m.hg", "narrow.npy", "-o", "r.html", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "784" in p.stderr, p.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_estimators_write_reports(manifold, tmp_path):
+    import hourglass
+
+    ae = hourglass.AutoEncoder(hidden=[12], code=3, epochs=5, random_state=2).fit(manifold)
+    ae.report(tmp_path / "ae.html", manifold, y=np.arange(len(manifold)) % 10 == 0)
+    check_page(tmp_path / "ae.html", ["Model card", "Loss per epoch", "ROC curve (AUC", "Mean share of the error"])
+    clf = hourglass.Classifier(hidden=[16], pretrain_epochs=1, epochs=2, random_state=0)
+    y = np.where(manifold[:, 0] > 0.5, "high", "low")
+    clf.fit(manifold, y)
+    clf.report(tmp_path / "clf.html", manifold, y)
+    check_page(tmp_path / "clf.html", ["Confusion matrix", "high", "Loss per epoch"])
