@@ -313,3 +313,40 @@ def test_estimators_export_what_they_compute(manifold, table, tmp_path):
     np.testing.assert_array_equal(clf.classes_[k], clf.predict(manifold))
     with pytest.raises(ValueError, match="unknown output"):
         ae.to_onnx(tmp_path / "bad.onnx", outputs=["codes"])
+
+
+def test_colour_images_and_a_top_k_convolutional_code(tmp_path):
+    """RGB rows (channel-major), a convolutional code with top-k at encode time, pooling and
+    upsampling, on generated 12x12 images."""
+    (tmp_path / "rgb.toml").write_text("""
+activation = "relu"
+output_activation = "sigmoid"
+[code]
+topk = { k = 40 }
+[[encoder]]
+type = "reshape"
+shape = [3, 12, 12]
+[[encoder]]
+type = "conv"
+filters = 5
+kernel = 3
+padding = 1
+[[encoder]]
+type = "max_pool"
+size = 2
+[[decoder]]
+type = "upsample"
+factor = 2
+[[decoder]]
+type = "conv"
+filters = 3
+kernel = 3
+padding = 1
+""")
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(300, 432)).astype(np.float32)
+    np.save(tmp_path / "rgb.npy", np.concatenate([x, edge_rows(432)]))
+    np.save(tmp_path / "train.npy", x[:64])
+    run_cli("train", "train.npy", "--arch", "rgb.toml", "--epochs", "1", "-q", "-o", "m.hg", cwd=tmp_path)
+    out, _ = check_autoencoder(tmp_path, "m.hg", data="rgb.npy", big=(302, 303))
+    assert ((out["code"] != 0).sum(axis=1) <= 40).all()
