@@ -1,0 +1,200 @@
+"""Anomaly-detection suite: every detector with its defaults on the same splits, in one run.
+
+Settings: `semi` trains on 60 % of the normal rows (drawn by the seed) and scores the other
+normal rows with every anomaly; `unsup` trains on all rows, anomalies included, and scores the
+same rows. Scores are oriented higher = more anomalous. Per dataset and setting: ROC-AUC and
+PR-AUC (average precision) averaged over the seeds, the mean over datasets, each method's
+average rank (1 = best ROC-AUC; ties share the mean rank), and wall time (fit + score).
+
+Usage: python bench/anomaly/suite.py [--seeds 3] [--only NAME,...] [--methods NAME,...] [--out DIR]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+sys.path.insert(0, os.path.dirname(__file__))
+import datasets  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+
+def hourglass_defaults(seed):
+    import hourglass
+
+    return hourglass.OutlierDetector(random_state=seed), lambda m, x: m.anomaly_scores(x)
+
+
+def hourglass_readme(seed):
+    """The README's tabular recipe as the command line runs it: --scale standard --hidden 32
+    --code 4, the command's defaults otherwise (10 epochs, batch 256, no validation)."""
+    import hourglass
+
+    m = hourglass.OutlierDetector(hidden=[32], code=4, scale="standard", epochs=10, batch_size=256,
+                                  validation_fraction=0.0, patience=None, random_state=seed)
+    return m, lambda m, x: m.anomaly_scores(x)
+
+
+def hourglass_denoise(seed):
+    """Candidate default: the Python detector's defaults plus mask noise (denoising), so a
+    low-dimensional table's model cannot learn the identity."""
+    import hourglass
+
+    return hourglass.OutlierDetector(noise="mask:0.2", random_state=seed), lambda m, x: m.anomaly_scores(x)
+
+
+class Ensemble:
+    """Candidate default: five detectors with their own seeds and a random 70 % of the features
+    each; every member's scores are centred and scaled by the median and IQR of its training
+    scores, then averaged."""
+
+    def __init__(self, seed, members=5):
+        self.seed, self.members = seed, members
+
+    def fit(self, x):
+        import hourglass
+
+        rng = np.random.default_rng(self.seed)
+        d = x.shape[1]
+        self.parts = []
+        for i in range(self.members):
+            cols = np.sort(rng.choice(d, size=max(1, int(np.ceil(0.7 * d))), replace=False)) if d > 3 else np.arange(d)
+            m = hourglass.OutlierDetector(random_state=self.seed * 100 + i).fit(x[:, cols])
+            s = m.anomaly_scores(x[:, cols])
+            q1, med, q3 = np.percentile(s, [25, 50, 75])
+            self.parts.append((cols, m, med, max(q3 - q1, 1e-12)))
+        return self
+
+    def scores(self, x):
+        return np.mean([(m.anomaly_scores(x[:, c]) - med) / iqr for c, m, med, iqr in self.parts], axis=0)
+
+
+def iforest(seed):
+    from sklearn.ensemble import IsolationForest
+
+    return IsolationForest(random_state=seed), lambda m, x: -m.score_samples(x)
+
+
+def pyod(cls, **kw):
+    def make(seed):
+        import importlib
+
+        mod, name = cls.rsplit(".", 1)
+        c = getattr(importlib.import_module(mod), name)
+        try:
+            m = c(random_state=seed, **kw)
+        except TypeError:
+            m = c(**kw)
+        return m, lambda m, x: m.decision_function(x)
+
+    return make
+
+
+METHODS = {
+    "hourglass": hourglass_defaults,
+    "hourglass-readme": hourglass_readme,
+    "hourglass-denoise": hourglass_denoise,
+    "hourglass-ens5": lambda seed: (Ensemble(seed), lambda m, x: m.scores(x)),
+    "iforest": iforest,
+    "pca": pyod("pyod.models.pca.PCA"),
+    "pyod-ae": pyod("pyod.models.auto_encoder.AutoEncoder", verbose=0),
+    "lof": pyod("pyod.models.lof.LOF"),
+    "knn": pyod("pyod.models.knn.KNN"),
+    "ecod": pyod("pyod.models.ecod.ECOD"),
+}
+
+
+def split(x, y, setting, seed):
+    if setting == "unsup":
+        return x, x, y
+    rng = np.random.default_rng(seed)
+    normal = rng.permutation(np.flatnonzero(~y))
+    cut = int(0.6 * len(normal))
+    test = np.sort(np.concatenate([normal[cut:], np.flatnonzero(y)]))
+    return x[normal[:cut]], x[test], y[test]
+
+
+def one(method, x_train, x_test, y_test, seed):
+    model, score = METHODS[method](seed)
+    t = time.perf_counter()
+    model.fit(x_train.astype(np.float32) if method.startswith("hourglass") else x_train)
+    s = np.asarray(score(model, x_test.astype(np.float32) if method.startswith("hourglass") else x_test), np.float64)
+    seconds = time.perf_counter() - t
+    s = np.nan_to_num(s, nan=np.nanmax(s) if np.isfinite(s).any() else 0.0, posinf=1e300, neginf=-1e300)
+    return roc_auc_score(y_test, s), average_precision_score(y_test, s), seconds
+
+
+def ranks(values):
+    """1 = highest; ties share the mean rank."""
+    order = sorted(values, reverse=True)
+    return [np.mean([i + 1 for i, v in enumerate(order) if v == x]) for x in values]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--settings", default="semi,unsup")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../runs/anomaly"))
+    a = ap.parse_args()
+    methods = a.methods.split(",")
+    only = set(filter(None, a.only.split(",")))
+    os.makedirs(a.out, exist_ok=True)
+    results = {}
+    described = []
+    for name, x, y, how in datasets.all_datasets():
+        if only and name not in only:
+            continue
+        described.append((name, x.shape, int(y.sum()), how))
+        for setting in a.settings.split(","):
+            for method in methods:
+                runs = [one(method, *split(x, y, setting, seed), seed) for seed in range(a.seeds)]
+                auc, ap_, sec = (float(np.mean([r[i] for r in runs])) for i in range(3))
+                results[(setting, name, method)] = (auc, ap_, sec)
+                print(f"{setting:5} {name:15} {method:16} ROC-AUC {auc:.4f}  PR-AUC {ap_:.4f}  {sec:7.2f} s", file=sys.stderr, flush=True)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump([{"setting": k[0], "dataset": k[1], "method": k[2], "roc_auc": v[0], "pr_auc": v[1], "seconds": v[2]}
+                   for k, v in results.items()], f, indent=1)
+    flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    simd = " ".join(sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma"))))
+    import pyod
+    import sklearn
+
+    print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores; scikit-learn {sklearn.__version__}, PyOD {pyod.__version__}; "
+          f"{a.seeds} seeds; CPU flags: {simd}\n")
+    print("| dataset | rows × features | anomalies | split |\n|---|---|---|---|")
+    for name, shape, k, how in described:
+        print(f"| {name} | {shape[0]} × {shape[1]} | {k} | {how} |")
+    names = [d[0] for d in described]
+    for setting in a.settings.split(","):
+        print(f"\n**{setting}** — ROC-AUC (PR-AUC) per dataset, mean of {a.seeds} seeds\n")
+        print("| dataset | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
+        rank_sum = dict.fromkeys(methods, 0.0)
+        for n in names:
+            aucs = [results[(setting, n, m)][0] for m in methods]
+            for m, r in zip(methods, ranks(aucs)):
+                rank_sum[m] += r
+            best = max(aucs)
+            cells = [("**{:.3f}**" if v == best else "{:.3f}").format(v) + f" ({results[(setting, n, m)][1]:.3f})" for m, v in zip(methods, aucs)]
+            print(f"| {n} | " + " | ".join(cells) + " |")
+        mean = lambda m, i: np.mean([results[(setting, n, m)][i] for n in names])
+        print("| **mean ROC-AUC (PR-AUC)** | " + " | ".join(f"{mean(m, 0):.3f} ({mean(m, 1):.3f})" for m in methods) + " |")
+        print("| **average rank** | " + " | ".join(f"{rank_sum[m] / len(names):.2f}" for m in methods) + " |")
+        print("| total seconds | " + " | ".join(f"{sum(results[(setting, n, m)][2] for n in names):.1f}" for m in methods) + " |")
+        slow = [(n, results[(setting, n, "hourglass")][2] / max(results[(setting, n, "iforest")][2], 1e-9)) for n in names] if "hourglass" in methods and "iforest" in methods else []
+        if slow:
+            n, r = max(slow, key=lambda t: t[1])
+            print(f"\nhourglass's largest time ratio to Isolation Forest ({setting}): {r:.1f}× on {n}.")
+
+
+if __name__ == "__main__":
+    main()
