@@ -177,6 +177,25 @@ def generated(kind, fraction=0.05):
     return f"gen-{kind}", xs, y, f"generated: {kind} anomalies (5 %) on a 3-component Gaussian mixture, 10 features"
 
 
+MNIST = os.path.join(os.path.dirname(__file__), "../../data/mnist")
+
+
+def _idx(name):
+    raw = open(os.path.join(MNIST, name), "rb").read()
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(raw[3])]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * len(dims)).reshape(dims[0], -1)
+
+
+def mnist_one_class(digit):
+    """One-class MNIST (the README's task): train on the training images of `digit`, score the
+    10,000 test images; every other digit is an anomaly. Values in [0, 1]. Semi-supervised only:
+    returns (name, train rows, test rows, test anomaly flags, how)."""
+    xtr, ytr = _idx("train-images-idx3-ubyte"), _idx("train-labels-idx1-ubyte").ravel()
+    xte, yte = _idx("t10k-images-idx3-ubyte"), _idx("t10k-labels-idx1-ubyte").ravel()
+    return (f"mnist-{digit}", xtr[ytr == digit] / 255.0, xte / 255.0, yte != digit,
+            f"one-class MNIST: train on the digit {digit}'s training images, score the test set")
+
+
 REAL = [shuttle, satellite, glass, ionosphere, pima, breastw, vowel, vehicle, letter, votes, dna, sonar, wbc, wine]
 GENERATED = ["local", "global", "clustered", "dependency"]
 

@@ -76,6 +76,74 @@ class Ensemble:
         return np.mean([(m.anomaly_scores(x[:, c]) - med) / iqr for c, m, med, iqr in self.parts], axis=0)
 
 
+class Standardized:
+    """Candidate score: the detector's defaults, each feature's squared error divided by its
+    mean on the training rows (so a feature that is always hard to reconstruct does not
+    dominate), averaged over the features."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def fit(self, x):
+        import hourglass
+
+        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.spread = np.maximum(((x - self.m.reconstruct(x)) ** 2).mean(axis=0), 1e-12)
+        return self
+
+    def scores(self, x):
+        return (((x - self.m.reconstruct(x)) ** 2) / self.spread).mean(axis=1)
+
+
+class CodeDistance:
+    """Candidate score: the reconstruction error plus the distance to the 5th nearest training
+    row in code space, each centred and scaled by its training median and IQR."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        codes = self.m.model_.encode(x)
+        self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit(codes)
+        self.norm = [self._robust(self.m.anomaly_scores(x)), self._robust(self.nn.kneighbors(codes)[0][:, -1])]
+        return self
+
+    @staticmethod
+    def _robust(s):
+        q1, med, q3 = np.percentile(s, [25, 50, 75])
+        return med, max(q3 - q1, 1e-12)
+
+    def scores(self, x):
+        parts = [self.m.anomaly_scores(x), self.nn.kneighbors(self.m.model_.encode(x))[0][:, -2]]
+        return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
+
+
+class InputDistance(CodeDistance):
+    """Candidate score: the reconstruction error plus the distance to the 5th nearest training
+    row in the model's scaled input space (the detector's standard scaler), each centred and
+    scaled by its training median and IQR."""
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.mu, self.sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
+        z = (x - self.mu) / self.sd
+        self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit(z)
+        self.norm = [self._robust(self.m.anomaly_scores(x)), self._robust(self.nn.kneighbors(z)[0][:, -1])]
+        return self
+
+    def scores(self, x):
+        z = (x - self.mu) / self.sd
+        parts = [self.m.anomaly_scores(x), self.nn.kneighbors(z)[0][:, -2]]
+        return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
+
+
 def iforest(seed):
     from sklearn.ensemble import IsolationForest
 
@@ -102,6 +170,9 @@ METHODS = {
     "hourglass-readme": hourglass_readme,
     "hourglass-denoise": hourglass_denoise,
     "hourglass-ens5": lambda seed: (Ensemble(seed), lambda m, x: m.scores(x)),
+    "hourglass-std": lambda seed: (Standardized(seed), lambda m, x: m.scores(x)),
+    "hourglass-codeknn": lambda seed: (CodeDistance(seed), lambda m, x: m.scores(x)),
+    "hourglass-inputknn": lambda seed: (InputDistance(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
     "pyod-ae": pyod("pyod.models.auto_encoder.AutoEncoder", verbose=0),
@@ -143,6 +214,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--settings", default="semi,unsup")
+    ap.add_argument("--mnist", action="store_true", help="add one-class MNIST (semi-supervised; data/mnist)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../runs/anomaly"))
     a = ap.parse_args()
     methods = a.methods.split(",")
@@ -150,16 +222,27 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     results = {}
     described = []
-    for name, x, y, how in datasets.all_datasets():
+    settings = [s_ for s_ in a.settings.split(",") if s_]
+    for name, x, y, how in datasets.all_datasets() if settings else []:
         if only and name not in only:
             continue
         described.append((name, x.shape, int(y.sum()), how))
-        for setting in a.settings.split(","):
+        for setting in settings:
             for method in methods:
                 runs = [one(method, *split(x, y, setting, seed), seed) for seed in range(a.seeds)]
                 auc, ap_, sec = (float(np.mean([r[i] for r in runs])) for i in range(3))
                 results[(setting, name, method)] = (auc, ap_, sec)
                 print(f"{setting:5} {name:15} {method:16} ROC-AUC {auc:.4f}  PR-AUC {ap_:.4f}  {sec:7.2f} s", file=sys.stderr, flush=True)
+    for digit in range(10) if a.mnist else []:
+        name, xtr, xte, yte, how = datasets.mnist_one_class(digit)
+        if only and name not in only:
+            continue
+        described.append((name, xte.shape, int(yte.sum()), how))
+        for method in methods:
+            runs = [one(method, xtr, xte, yte, seed) for seed in range(a.seeds)]
+            auc, ap_, sec = (float(np.mean([r[i] for r in runs])) for i in range(3))
+            results[("images", name, method)] = (auc, ap_, sec)
+            print(f"images {name:15} {method:16} ROC-AUC {auc:.4f}  PR-AUC {ap_:.4f}  {sec:7.2f} s", file=sys.stderr, flush=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump([{"setting": k[0], "dataset": k[1], "method": k[2], "roc_auc": v[0], "pr_auc": v[1], "seconds": v[2]}
                    for k, v in results.items()], f, indent=1)
@@ -174,8 +257,12 @@ def main():
     print("| dataset | rows × features | anomalies | split |\n|---|---|---|---|")
     for name, shape, k, how in described:
         print(f"| {name} | {shape[0]} × {shape[1]} | {k} | {how} |")
-    names = [d[0] for d in described]
-    for setting in a.settings.split(","):
+    tables = [(s_, [d[0] for d in described if not d[0].startswith("mnist-")]) for s_ in settings]
+    if a.mnist:
+        tables.append(("images", [d[0] for d in described if d[0].startswith("mnist-")]))
+    for setting, names in tables:
+        if not names:
+            continue
         print(f"\n**{setting}** — ROC-AUC (PR-AUC) per dataset, mean of {a.seeds} seeds\n")
         print("| dataset | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
         rank_sum = dict.fromkeys(methods, 0.0)
