@@ -144,6 +144,24 @@ class InputDistance(CodeDistance):
         return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
 
 
+class StandardizedKnn:
+    """Reference for the candidates above: the distance to the 5th nearest training row in
+    the standardized input space alone (no autoencoder)."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def fit(self, x):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.mu, self.sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
+        self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit((x - self.mu) / self.sd)
+        return self
+
+    def scores(self, x):
+        return self.nn.kneighbors((x - self.mu) / self.sd)[0][:, -2]
+
+
 def iforest(seed):
     from sklearn.ensemble import IsolationForest
 
@@ -173,6 +191,7 @@ METHODS = {
     "hourglass-std": lambda seed: (Standardized(seed), lambda m, x: m.scores(x)),
     "hourglass-codeknn": lambda seed: (CodeDistance(seed), lambda m, x: m.scores(x)),
     "hourglass-inputknn": lambda seed: (InputDistance(seed), lambda m, x: m.scores(x)),
+    "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
     "pyod-ae": pyod("pyod.models.auto_encoder.AutoEncoder", verbose=0),
