@@ -144,6 +144,31 @@ class InputDistance(CodeDistance):
         return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
 
 
+class CodeDensity(CodeDistance):
+    """Candidate score: the reconstruction error plus the Mahalanobis distance of the code
+    under a Gaussian fitted to the training codes, each scaled by its training median and
+    IQR (a light DAGMM)."""
+
+    def fit(self, x):
+        import hourglass
+
+        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        c = self.m.model_.encode(x).astype(np.float64)
+        self.mu = c.mean(axis=0)
+        cov = np.cov(c, rowvar=False).reshape(c.shape[1], c.shape[1]) + 1e-6 * np.eye(c.shape[1])
+        self.prec = np.linalg.inv(cov)
+        self.norm = [self._robust(self.m.anomaly_scores(x)), self._robust(self._maha(c))]
+        return self
+
+    def _maha(self, c):
+        d = c - self.mu
+        return np.einsum("ij,jk,ik->i", d, self.prec, d)
+
+    def scores(self, x):
+        parts = [self.m.anomaly_scores(x), self._maha(self.m.model_.encode(x).astype(np.float64))]
+        return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
+
+
 class StandardizedKnn:
     """Reference for the candidates above: the distance to the 5th nearest training row in
     the standardized input space alone (no autoencoder)."""
@@ -191,6 +216,7 @@ METHODS = {
     "hourglass-std": lambda seed: (Standardized(seed), lambda m, x: m.scores(x)),
     "hourglass-codeknn": lambda seed: (CodeDistance(seed), lambda m, x: m.scores(x)),
     "hourglass-inputknn": lambda seed: (InputDistance(seed), lambda m, x: m.scores(x)),
+    "hourglass-density": lambda seed: (CodeDensity(seed), lambda m, x: m.scores(x)),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
@@ -199,6 +225,27 @@ METHODS = {
     "knn": pyod("pyod.models.knn.KNN"),
     "ecod": pyod("pyod.models.ecod.ECOD"),
 }
+
+
+def custom(spec):
+    """`hg:key=value;key=value`: hourglass's detector with these settings (values parsed as
+    Python literals), for exploring candidate defaults from the command line."""
+    import ast
+
+    kw = {}
+    for item in filter(None, spec[3:].split(";")):
+        k, v = item.split("=", 1)
+        try:
+            kw[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            kw[k] = v
+
+    def make(seed):
+        import hourglass
+
+        return hourglass.OutlierDetector(random_state=seed, **kw), lambda m, x: m.anomaly_scores(x)
+
+    return make
 
 
 def split(x, y, setting, seed):
@@ -214,8 +261,9 @@ def split(x, y, setting, seed):
 def one(method, x_train, x_test, y_test, seed):
     model, score = METHODS[method](seed)
     t = time.perf_counter()
-    model.fit(x_train.astype(np.float32) if method.startswith("hourglass") else x_train)
-    s = np.asarray(score(model, x_test.astype(np.float32) if method.startswith("hourglass") else x_test), np.float64)
+    ours = method.startswith(("hourglass", "hg:"))
+    model.fit(x_train.astype(np.float32) if ours else x_train)
+    s = np.asarray(score(model, x_test.astype(np.float32) if ours else x_test), np.float64)
     seconds = time.perf_counter() - t
     s = np.nan_to_num(s, nan=np.nanmax(s) if np.isfinite(s).any() else 0.0, posinf=1e300, neginf=-1e300)
     return roc_auc_score(y_test, s), average_precision_score(y_test, s), seconds
@@ -231,12 +279,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--only", default="")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help="names, or hg:key=value;… for hourglass with settings (separate methods with commas, so give one hg: spec per --methods entry without commas in values)")
     ap.add_argument("--settings", default="semi,unsup")
     ap.add_argument("--mnist", action="store_true", help="add one-class MNIST (semi-supervised; data/mnist)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../runs/anomaly"))
     a = ap.parse_args()
     methods = a.methods.split(",")
+    for m in methods:
+        if m.startswith("hg:"):
+            METHODS[m] = custom(m)
     only = set(filter(None, a.only.split(",")))
     os.makedirs(a.out, exist_ok=True)
     results = {}
