@@ -2101,3 +2101,63 @@ fn a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `export` writes an ONNX file that reads back with the model's outputs, refuses outputs the
+/// model does not have without writing anything, and `report` writes one page with nothing
+/// outside it. (onnxruntime's agreement is checked from Python: python/tests/test_onnx.py.)
+#[test]
+fn export_and_report_write_their_files() {
+    use prost::Message;
+    let sb = Sandbox::new();
+    assert!(train_small(&sb, &[]).status.success());
+    let out = sb
+        .cmd()
+        .args(["export", "m.safetensors", "-o", "m.onnx"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("outputs: code, reconstruction, score"), "{stdout}");
+    let bytes = std::fs::read(sb.path("m.onnx")).unwrap();
+    let m = hourglass::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = m.graph.unwrap();
+    let outputs: Vec<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, ["code", "reconstruction", "score"]);
+    let before = sb.files();
+    let keep: Vec<&str> = before.iter().map(String::as_str).collect();
+    let msg = fails(
+        &sb,
+        &["export", "m.safetensors", "-o", "bad.onnx", "--outputs", "anomaly"],
+        "--outputs",
+        &keep,
+    );
+    assert!(msg.contains("calibrate"), "{msg}");
+
+    let out = sb
+        .cmd()
+        .args([
+            "report",
+            "m.safetensors",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--anomaly-labels",
+            "odd",
+            "-o",
+            "r.html",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(sb.path("r.html")).unwrap();
+    for s in [
+        "Model card",
+        "Loss per epoch",
+        "Reconstruction error per row",
+        "ROC curve (AUC",
+        "What carries the error",
+    ] {
+        assert!(html.contains(s), "no {s}");
+    }
+    assert!(!html.contains("http") && !html.contains("<script"));
+}
