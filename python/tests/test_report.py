@@ -141,3 +141,10 @@ def test_estimators_write_reports(manifold, tmp_path):
     clf.fit(manifold, y)
     clf.report(tmp_path / "clf.html", manifold, y)
     check_page(tmp_path / "clf.html", ["Confusion matrix", "high", "Loss per epoch"])
+
+
+def test_a_pca_model_shows_its_spectrum(tmp_path):
+    run_cli("pca", MNIST, "--components", "16", "-o", "p.hg", cwd=tmp_path)
+    run_cli("report", "p.hg", MNIST, "-o", "p.html", cwd=tmp_path)
+    text = check_page(tmp_path / "p.html", ["PCA", "Explained variance by component", "16 kept", "components kept explain"])
+    assert "Loss per epoch" not in text and "No training history" not in text

@@ -318,6 +318,49 @@ fn curves(history: &[EpochStats], loss: &str, code_rows: &str) -> String {
     out
 }
 
+/// A PCA model's spectrum: each component's share of the variance and the cumulative share,
+/// with the number of components kept marked.
+fn spectrum(pca: &crate::pca::PcaSummary) -> String {
+    let total = pca.total_variance().max(f64::MIN_POSITIVE);
+    let shown = pca.eigenvalues.len().min((pca.components * 4).max(50));
+    let mut cumulative = 0.0;
+    let (mut each, mut cum) = (Vec::new(), Vec::new());
+    for (i, v) in pca.eigenvalues[..shown].iter().enumerate() {
+        cumulative += v / total;
+        each.push(((i + 1) as f64, v / total));
+        cum.push(((i + 1) as f64, cumulative));
+    }
+    let mut s = svg::lines(
+        &Axes {
+            title: "Explained variance by component",
+            x: "component",
+            y: "fraction of the variance",
+            log_y: false,
+            x_range: None,
+            y_range: Some((0.0, 1.0)),
+        },
+        &[
+            Series {
+                name: "each",
+                points: each,
+            },
+            Series {
+                name: "cumulative",
+                points: cum,
+            },
+        ],
+        &[(pca.components as f64, format!("{} kept", pca.components))],
+    );
+    let _ = write!(
+        s,
+        "<p>The {} components kept explain <b>{:.2} %</b> of the variance ({} components in all).</p>",
+        pca.components,
+        100.0 * pca.explained_ratio(),
+        pca.eigenvalues.len()
+    );
+    s
+}
+
 /// A histogram's range: up to the 99.5th percentile when a few rows lie far out (they are
 /// counted in the text instead), so the bulk stays readable.
 fn bulk_range(v: &[f64]) -> (f64, f64, usize) {
@@ -559,6 +602,8 @@ pub fn autoencoder(
         "wall time",
         if secs > 0.0 {
             format!("{secs:.1} s of training steps (from the training log)")
+        } else if p.pca.is_some() {
+            "not stored (fitted by exact PCA, no training loop)".into()
         } else {
             "not stored in model files (a model's bytes depend on its seed and settings only); give the training --log file to see it".into()
         },
@@ -567,18 +612,23 @@ pub fn autoencoder(
     let mut body = pairs(&card);
     body.push_str(&architecture(&cfg.plan()?, m.layers()));
     page.section("Model card", body);
+    if let Some(pca) = &p.pca {
+        page.section("Spectrum", spectrum(pca));
+    }
     let own = p.report.as_ref().map(|r| r.history.as_slice()).unwrap_or(&[]);
-    page.section(
-        "Training",
-        curves(
-            history.unwrap_or(own),
-            &format!("loss ({}, scaled units)", format!("{:?}", cfg.loss).to_lowercase()),
-            &match p.report.as_ref().map(|r| r.valid_rows) {
-                Some(v) if v > 0 => format!("{v} validation rows"),
-                _ => format!("first {} training rows", crate::train::CODE_SAMPLE),
-            },
-        ),
-    );
+    if p.pca.is_none() || history.is_some() {
+        page.section(
+            "Training",
+            curves(
+                history.unwrap_or(own),
+                &format!("loss ({}, scaled units)", format!("{:?}", cfg.loss).to_lowercase()),
+                &match p.report.as_ref().map(|r| r.valid_rows) {
+                    Some(v) if v > 0 => format!("{v} validation rows"),
+                    _ => format!("first {} training rows", crate::train::CODE_SAMPLE),
+                },
+            ),
+        );
+    }
     if let Some(d) = data {
         data_sections(&mut page, file, d)?;
     }
