@@ -17,7 +17,7 @@
 use crate::classifier::{Classifier, ClassifierConfig};
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{io_at, write_bytes};
 use crate::layer::Layer;
 use crate::model::arch::Planned;
 use crate::model::{Autoencoder, AutoencoderConfig};
@@ -341,7 +341,7 @@ pub fn tensor_f32(path: &Path, st: &SafeTensors<'_>, name: &str, shape: &[usize]
 /// [`Error::Io`] naming the file.
 pub fn save(path: &Path, file: &ModelFile) -> Result<()> {
     let bytes = to_bytes(file)?;
-    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+    write_bytes(path, &bytes)
 }
 
 /// Loads and checks a model file.
@@ -533,7 +533,7 @@ pub fn classifier_to_bytes(model: &Classifier) -> Result<Vec<u8>> {
 /// [`Error::Io`] naming the file.
 pub fn save_classifier(path: &Path, model: &Classifier) -> Result<()> {
     let bytes = classifier_to_bytes(model)?;
-    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+    write_bytes(path, &bytes)
 }
 
 /// Loads a classifier file.

@@ -132,6 +132,14 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     tmp.persist(path)
 }
 
+/// Writes `bytes` to `path` atomically, as [`write_atomic`].
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes).map_err(io_at(path)))
+}
+
 fn check_file_path(path: &Path) -> Result<()> {
     if path.file_name().is_none() || path.is_dir() {
         return Err(Error::io(

@@ -6,7 +6,7 @@
 //! row is bit `j % 64` of word `j / 64`; unused high bits are 0.
 
 use crate::error::{Error, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{io_at, write_bytes};
 use crate::tensor::Matrix;
 use rayon::prelude::*;
 use std::io::Read;
@@ -99,7 +99,7 @@ impl Codes {
         bytes.extend_from_slice(&(self.bits as u32).to_le_bytes());
         bytes.extend_from_slice(&(self.words as u32).to_le_bytes());
         bytes.extend(self.data.iter().flat_map(|w| w.to_le_bytes()));
-        write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+        write_bytes(path, &bytes)
     }
 
     /// Reads a `.hgh` file, checking the header against the file size before allocating.

@@ -826,10 +826,7 @@ fn onnx_outputs(outputs: Option<Vec<String>>) -> PyResult<Option<Vec<hourglass::
 
 /// Writes `text` to `path` atomically.
 fn write_text(path: &Path, text: &str) -> PyResult<()> {
-    hourglass::fsutil::write_atomic(path, |w| {
-        w.write_all(text.as_bytes()).map_err(hourglass::fsutil::io_at(path))
-    })
-    .map_err(py_err)
+    hourglass::fsutil::write_bytes(path, text.as_bytes()).map_err(py_err)
 }
 
 /// Loads a model file of either kind: `("autoencoder", Model)` or `("classifier", Classifier)`.

@@ -6,7 +6,7 @@
 
 use super::{Dataset, Format};
 use crate::error::{Error, Hint, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{io_at, write_bytes};
 use crate::tensor::Matrix;
 use image::{DynamicImage, GenericImageView, imageops::FilterType};
 use std::path::{Path, PathBuf};
@@ -181,7 +181,7 @@ pub struct Picture {
 /// [`Error::Io`] naming the file.
 pub fn write_png(path: &std::path::Path, p: &Picture) -> Result<()> {
     let bytes = png_bytes(path, p)?;
-    write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+    write_bytes(path, &bytes)
 }
 
 /// The bytes of a picture as a PNG file; `path` names it in errors.

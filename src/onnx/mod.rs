@@ -125,7 +125,7 @@ impl Exported {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        crate::fsutil::write_atomic(path, |w| w.write_all(&self.bytes).map_err(crate::fsutil::io_at(path)))
+        crate::fsutil::write_bytes(path, &self.bytes)
     }
 }
 

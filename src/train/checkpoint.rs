@@ -12,7 +12,7 @@
 
 use super::config::{EpochStats, TrainConfig};
 use crate::error::{Error, Result};
-use crate::fsutil::{io_at, write_atomic};
+use crate::fsutil::{io_at, write_bytes};
 use crate::layer::Layer;
 use crate::tensor::MatrixRef;
 use crate::tensorfile::{self, TensorData, write_typed};
@@ -160,7 +160,7 @@ impl Checkpoint {
     /// As [`Checkpoint::save`].
     pub fn save_noted(&self, path: &Path, note: &str) -> Result<()> {
         let bytes = self.to_bytes_noted(note)?;
-        write_atomic(path, |w| w.write_all(&bytes).map_err(io_at(path)))
+        write_bytes(path, &bytes)
     }
 
     /// Reads a checkpoint file.

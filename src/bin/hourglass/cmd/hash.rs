@@ -55,10 +55,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
             text.push_str(&format!("{i},{},{},{}\n", r + 1, h.item, h.distance));
         }
     }
-    hourglass::fsutil::write_atomic(&a.output, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(hourglass::fsutil::io_at(&a.output))
-    })?;
+    hourglass::fsutil::write_bytes(&a.output, text.as_bytes())?;
     note!(
         "searched {} queries against {} codes in {secs:.3} s ({:.0} million code comparisons/s); wrote {}",
         q.rows(),

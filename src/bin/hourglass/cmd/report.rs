@@ -57,11 +57,8 @@ pub fn run(a: ReportArgs) -> Result<()> {
             report::classifier(&c, &name, data.as_ref())?
         }
     };
-    hourglass::fsutil::write_atomic(&a.output, |w| {
-        w.write_all(html.as_bytes())
-            .map_err(hourglass::fsutil::io_at(&a.output))
-    })
-    .with_context(|| format!("cannot write {}", a.output.display()))?;
+    hourglass::fsutil::write_bytes(&a.output, html.as_bytes())
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
     note!("wrote {} ({} KiB)", a.output.display(), html.len().div_ceil(1024));
     Ok(())
 }

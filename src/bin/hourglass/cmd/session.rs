@@ -173,10 +173,7 @@ impl Log {
                 .collect(),
             _ => String::new(),
         };
-        hourglass::fsutil::write_atomic(path, |w| {
-            w.write_all(kept.as_bytes()).map_err(hourglass::fsutil::io_at(path))
-        })
-        .with_context(cannot)?;
+        hourglass::fsutil::write_bytes(path, kept.as_bytes()).with_context(cannot)?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
