@@ -187,3 +187,21 @@ impl std::str::FromStr for Every {
         }
     }
 }
+
+/// Which label values mark anomalies, shared by `score` and `report`.
+#[derive(Debug, Args)]
+pub struct AnomalyLabels {
+    /// Label values that mark an anomaly (default 1) ...
+    #[arg(long, value_delimiter = ',', value_name = "VALUES", conflicts_with = "normal_labels")]
+    pub anomaly_labels: Vec<String>,
+    /// ... or the label values that are normal (every other value is an anomaly).
+    #[arg(long, value_delimiter = ',', value_name = "VALUES")]
+    pub normal_labels: Vec<String>,
+}
+
+impl AnomalyLabels {
+    /// Which rows are anomalies by their labels.
+    pub fn of(&self, labels: &[String]) -> Vec<bool> {
+        hourglass::score::anomalies(labels, &self.anomaly_labels, &self.normal_labels)
+    }
+}

@@ -3,7 +3,9 @@
 mod groups;
 
 use groups::parse_spec;
-pub use groups::{CheckpointArgs, ColumnArgs, Every, ImageShapeArg, NoiseArgs, Optimizer, Spec, TabularArgs};
+pub use groups::{
+    AnomalyLabels, CheckpointArgs, ColumnArgs, Every, ImageShapeArg, NoiseArgs, Optimizer, Spec, TabularArgs,
+};
 
 use clap::{Args, Parser, Subcommand};
 use hourglass::inpaint::Region;
@@ -380,12 +382,8 @@ pub struct ScoreArgs {
     /// Known labels, one per row (IDX, NPY or one-column CSV); or use --label-column.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Label values that mark an anomaly (default 1) ...
-    #[arg(long, value_delimiter = ',', value_name = "VALUES", conflicts_with = "normal_labels")]
-    pub anomaly_labels: Vec<String>,
-    /// ... or the label values that are normal (every other value is an anomaly).
-    #[arg(long, value_delimiter = ',', value_name = "VALUES")]
-    pub normal_labels: Vec<String>,
+    #[command(flatten)]
+    pub anomaly: AnomalyLabels,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -741,12 +739,8 @@ pub struct ReportArgs {
     /// for an autoencoder (ROC and PR curves), classes for a classifier (confusion matrix).
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Label values that mark an anomaly (default 1) ...
-    #[arg(long, value_delimiter = ',', value_name = "VALUES", conflicts_with = "normal_labels")]
-    pub anomaly_labels: Vec<String>,
-    /// ... or the label values that are normal (every other value is an anomaly).
-    #[arg(long, value_delimiter = ',', value_name = "VALUES")]
-    pub normal_labels: Vec<String>,
+    #[command(flatten)]
+    pub anomaly: AnomalyLabels,
     /// The training run's --log file: its per-epoch wall time and speed join the curves
     /// (model files do not store time).
     #[arg(long, value_name = "FILE")]

@@ -94,6 +94,15 @@ pub fn read_for(file: &ModelFile, path: &Path, sel: &hourglass::data::ColumnSele
     Ok(noted(hourglass::load::for_model(file, path, sel)?))
 }
 
+/// The labels of the rows of `ds` (read from `path`): from a labels file, else its label
+/// column; `None` when there is neither.
+pub fn labels_of(file: Option<&Path>, path: &Path, ds: &hourglass::data::Dataset) -> Result<Option<Vec<String>>> {
+    Ok(match (file, &ds.labels) {
+        (None, None) => None,
+        (file, column) => Some(hourglass::load::labels(path, file, column.clone(), ds.x.rows())?),
+    })
+}
+
 pub fn load_model(path: &Path) -> Result<ModelFile> {
     Ok(format::load(path)?)
 }

@@ -1,6 +1,6 @@
 //! `hourglass report`.
 
-use super::{read, read_for};
+use super::{labels_of, read, read_for};
 use crate::args::ReportArgs;
 use anyhow::{Context, Result};
 use hourglass::format::{self, AnyModel};
@@ -30,8 +30,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
                     } else {
                         None
                     };
-                    let labels = labels(&a, path, ds)?
-                        .map(|l| Labels::Anomaly(hourglass::score::anomalies(&l, &a.anomaly_labels, &a.normal_labels)));
+                    let labels = labels_of(a.labels.as_deref(), path, ds)?.map(|l| Labels::Anomaly(a.anomaly.of(&l)));
                     Some(Data {
                         name: path.display().to_string(),
                         x: &ds.x,
@@ -50,7 +49,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
                     name: path.display().to_string(),
                     x: &l.data.x,
                     image: None,
-                    labels: labels(&a, path, &l.data)?.map(Labels::Class),
+                    labels: labels_of(a.labels.as_deref(), path, &l.data)?.map(Labels::Class),
                 }),
                 _ => None,
             };
@@ -61,19 +60,6 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     note!("wrote {} ({} KiB)", a.output.display(), html.len().div_ceil(1024));
     Ok(())
-}
-
-/// The labels of the rows, from --labels or the label column, if any.
-fn labels(a: &ReportArgs, path: &Path, ds: &hourglass::data::Dataset) -> Result<Option<Vec<String>>> {
-    Ok(match (&a.labels, &ds.labels) {
-        (None, None) => None,
-        (file, column) => Some(hourglass::load::labels(
-            path,
-            file.as_deref(),
-            column.clone(),
-            ds.x.rows(),
-        )?),
-    })
 }
 
 /// The per-epoch lines of a `train --log` file.

@@ -22,15 +22,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         (None, Some(t)) => t.metric,
         (None, None) => Default::default(),
     };
-    let labels = match (&a.labels, &ds.labels) {
-        (None, None) => None,
-        (file, column) => Some(hourglass::load::labels(
-            &a.data,
-            file.as_deref(),
-            column.clone(),
-            ds.x.rows(),
-        )?),
-    };
+    let labels = super::labels_of(a.labels.as_deref(), &a.data, &ds)?;
     let explained = if a.per_feature {
         Some(score::explain(&file.model, &ds.x, metric)?)
     } else {
@@ -45,7 +37,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     // Everything that can fail is done before the output is written.
     let detection = match &labels {
         Some(l) => {
-            let anomaly = score::anomalies(l, &a.anomaly_labels, &a.normal_labels);
+            let anomaly = a.anomaly.of(l);
             Some(score::detection(&scores, &anomaly, threshold.map(|t| t.value))?)
         }
         None => None,
