@@ -10,6 +10,14 @@ fn decode(e: &Exported) -> ModelProto {
     ModelProto::decode(e.bytes.as_slice()).expect("the export decodes")
 }
 
+/// The tensor type of a graph input or output.
+fn tensor_type(v: &ValueInfoProto) -> &TensorTypeProto {
+    v.r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .expect("a tensor type")
+}
+
 fn names(v: &[ValueInfoProto]) -> Vec<&str> {
     v.iter().map(|i| i.name.as_str()).collect()
 }
@@ -34,17 +42,7 @@ fn weights_scaler_and_metadata_are_in_the_file() {
     assert_eq!(names(&g.input), ["input"]);
     assert_eq!(names(&g.output), ["code", "reconstruction", "score"]);
     // The batch dimension is named (dynamic); the width is fixed.
-    let dims = &g.input[0]
-        .r#type
-        .as_ref()
-        .unwrap()
-        .tensor_type
-        .as_ref()
-        .unwrap()
-        .shape
-        .as_ref()
-        .unwrap()
-        .dim;
+    let dims = &tensor_type(&g.input[0]).shape.as_ref().unwrap().dim;
     assert_eq!(dims[0].value, Some(DimensionValue::DimParam("N".into())));
     assert_eq!(dims[1].value, Some(DimensionValue::DimValue(6)));
     // Every weight is an initializer, bit for bit.
@@ -146,16 +144,7 @@ fn a_table_takes_one_input_per_column() {
     assert_eq!(m.opset_import[1].domain, "ai.onnx.ml");
     let g = m.graph.unwrap();
     assert_eq!(names(&g.input), ["amount", "region"]);
-    let ty = |i: usize| {
-        g.input[i]
-            .r#type
-            .as_ref()
-            .unwrap()
-            .tensor_type
-            .as_ref()
-            .unwrap()
-            .elem_type
-    };
+    let ty = |i: usize| tensor_type(&g.input[i]).elem_type;
     assert_eq!((ty(0), ty(1)), (DataType::Float as i32, DataType::String as i32));
     let encoder = g.node.iter().find(|n| n.op_type == "LabelEncoder").unwrap();
     let keys = &encoder
