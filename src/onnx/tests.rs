@@ -1,10 +1,14 @@
 //! What the exported file holds, read back with the same messages. That onnxruntime computes
 //! what the engine computes is checked from Python (`python/tests/test_onnx.py`).
 
+use super::proto::{DimensionValue, ModelProto, TensorTypeProto, ValueInfoProto};
 use super::*;
+use crate::data::scale::Scaler;
 use crate::data::scale::Scaling;
+use crate::data::tabular::{Column, Tabular};
 use crate::model::Mlp;
 use crate::score::{Threshold, ThresholdRule};
+use prost::Message;
 
 fn decode(e: &Exported) -> ModelProto {
     ModelProto::decode(e.bytes.as_slice()).expect("the export decodes")
