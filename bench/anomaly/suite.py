@@ -169,6 +169,44 @@ class CodeDensity(CodeDistance):
         return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
 
 
+class Hybrid(CodeDistance):
+    """Candidate detector (part 2): fit the defaults, drop the 10 % worst-reconstructed training
+    rows and refit on the rest (robust to contamination), then add three scores, each centred
+    and scaled by its training median and IQR: the reconstruction error, the distance to the
+    5th nearest kept row in standardized input space, and the Mahalanobis distance of the code
+    under a Gaussian fitted to the kept rows' codes. `parts` selects a subset."""
+
+    def __init__(self, seed, parts=("err", "knn", "maha"), trim=0.1):
+        self.seed, self.parts, self.trim = seed, parts, trim
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        if self.trim:
+            e = self.m.anomaly_scores(x)
+            x = x[e <= np.quantile(e, 1 - self.trim)]
+            self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.mu, self.sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
+        self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit((x - self.mu) / self.sd)
+        c = self.m.model_.encode(x).astype(np.float64)
+        self.cmu = c.mean(axis=0)
+        self.prec = np.linalg.inv(np.cov(c, rowvar=False).reshape(c.shape[1], -1) + 1e-6 * np.eye(c.shape[1]))
+        self.norm = [self._robust(p) for p in self._parts(x, -1)]
+        return self
+
+    def _parts(self, x, nth):
+        d = self.m.model_.encode(x).astype(np.float64) - self.cmu
+        every = {"err": lambda: self.m.anomaly_scores(x),
+                 "knn": lambda: self.nn.kneighbors((x - self.mu) / self.sd)[0][:, nth],
+                 "maha": lambda: np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec, d))}
+        return [every[p]() for p in self.parts]
+
+    def scores(self, x):
+        return sum((p - med) / iqr for p, (med, iqr) in zip(self._parts(x, -2), self.norm))
+
+
 class StandardizedKnn:
     """Reference for the candidates above: the distance to the 5th nearest training row in
     the standardized input space alone (no autoencoder)."""
@@ -217,6 +255,8 @@ METHODS = {
     "hourglass-codeknn": lambda seed: (CodeDistance(seed), lambda m, x: m.scores(x)),
     "hourglass-inputknn": lambda seed: (InputDistance(seed), lambda m, x: m.scores(x)),
     "hourglass-density": lambda seed: (CodeDensity(seed), lambda m, x: m.scores(x)),
+    "hourglass-trim": lambda seed: (Hybrid(seed, parts=("err",)), lambda m, x: m.scores(x)),
+    "hourglass-hybrid": lambda seed: (Hybrid(seed), lambda m, x: m.scores(x)),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
