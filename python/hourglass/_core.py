@@ -35,6 +35,14 @@ def _image_shape(est, prep):
     return shape
 
 
+def _names(est, prep):
+    """A named frame's column names for an array model's file (a table keeps its own)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None or not isinstance(prep.data, np.ndarray) or len(names) != prep.n_features:
+        return None
+    return [str(n) for n in names]
+
+
 class _AutoencoderBase:
     """Fitting and reading through a native ``Model``; attributes set by ``_fit``:
     ``model_``, ``n_features_in_`` (``feature_names_in_`` for named columns),
@@ -55,6 +63,7 @@ class _AutoencoderBase:
                 threads=threads_of(self.n_jobs),
                 progress=progress,
                 batches=progress.wants_batches,
+                feature_names=_names(self, prep),
                 **table_settings(self),
             )
         finally:

@@ -317,7 +317,7 @@ impl Model {
     /// library's `Design` and `TrainConfig`), the table settings, and `image_shape`
     /// `(h, w, c)` for image rows. Returns the model and the training report as JSON.
     #[staticmethod]
-    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false))]
+    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false, feature_names=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -332,6 +332,7 @@ impl Model {
         threads: Option<usize>,
         progress: Option<Py<PyAny>>,
         batches: bool,
+        feature_names: Option<Vec<String>>,
     ) -> PyResult<(Model, String)> {
         let design: Design = serde_json::from_str(design).map_err(json_err)?;
         let mut config = Training::parse(train)?;
@@ -350,7 +351,7 @@ impl Model {
                         "categorical columns and imputation apply to tables (DataFrames) only",
                     ));
                 }
-                (None, None, Vec::new())
+                (None, None, feature_names.unwrap_or_default())
             }
         };
         let x = match &owned {
@@ -359,8 +360,14 @@ impl Model {
         };
         let names = if names.is_empty() {
             hourglass::data::numbered("c", x.cols())
-        } else {
+        } else if names.len() == x.cols() {
             names
+        } else {
+            return Err(HourglassError::new_err(format!(
+                "{} feature names for {} columns",
+                names.len(),
+                x.cols()
+            )));
         };
         let input = match image_shape {
             Some((h, w, c)) if h * w * c == x.cols() => Dims::Image((c, h, w)),

@@ -62,3 +62,17 @@ def test_python_table_model_scores_a_csv_identically(table, tmp_path):
     run_cli("score", "od.safetensors", "t.csv", "-o", "flags.csv", cwd=tmp_path)
     flags = pytest.importorskip("pandas").read_csv(tmp_path / "flags.csv")["anomaly"].to_numpy()
     np.testing.assert_array_equal(flags == 1, od.predict(table) == -1)
+
+
+def test_python_model_of_a_named_frame_keeps_the_names(manifold, tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(manifold, columns=[f"x{j}" for j in range(manifold.shape[1])])
+    est = hourglass.AutoEncoder(hidden=[6], code=2, epochs=2, random_state=0).fit(frame)
+    est.save(tmp_path / "m.safetensors")
+    assert list(hourglass.load(tmp_path / "m.safetensors").feature_names_in_) == list(frame.columns)
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    run_cli("score", "m.safetensors", "x.csv", "-o", "scores.npy", cwd=tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "scores.npy")[:, 0], est.anomaly_scores(frame).astype(np.float32))
+    # An array afterwards: generic names again.
+    est.fit(manifold).save(tmp_path / "a.safetensors")
+    assert not hasattr(hourglass.load(tmp_path / "a.safetensors"), "feature_names_in_")
