@@ -6,7 +6,8 @@ Estimators (scikit-learn's contract; PyOD's for ``hourglass.pyod.AutoEncoder``):
 - ``OutlierDetector`` — outlier detection by reconstruction error;
 - ``hourglass.pyod.AutoEncoder`` — a PyOD detector (needs ``pyod``);
 - ``PCA`` — the exact linear baseline; ``Classifier`` — pretrain + fine-tune;
-- ``hash_codes`` / ``hamming_search`` — semantic hashing.
+- ``hash_codes`` / ``hamming_search`` — semantic hashing;
+- ``hourglass.spark.score_dataframe`` — batch scoring of a Spark DataFrame (needs ``pyspark``).
 
 Models are the command line's ``.safetensors`` files: ``est.save(path)``, ``load(path)``.
 Scores: scikit-learn's ``score_samples``/``decision_function`` are higher for more normal
