@@ -10,7 +10,8 @@ C=fuzz/corpus
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{csv,npy,idx,model,hgh,arch,images,labels}
+mkdir -p "$C"/{csv,npy,idx,model,hgh,arch,images,labels,parquet}
+cp tests/data/*.parquet "$C/parquet/"   # pyarrow-written: every column kind, every codec
 sel() { { printf "\\x$1"; cat "$2"; } > "$3"; }   # a selector byte, then the file
 
 # Data: 40 MNIST rows (IDX, NPY, CSV), and a table with categories and missing values.

@@ -44,7 +44,7 @@ fn folder(path: &Path) -> &Path {
 }
 
 /// Whether `path` is an existing device, pipe or socket (written in place, never replaced).
-pub(crate) fn is_special(path: &Path) -> bool {
+pub fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
@@ -207,6 +207,60 @@ impl Outputs {
             tmp.persist(&dest)?;
         }
         Ok(())
+    }
+}
+
+/// A file written in pieces (and sought back into, e.g. to finish a header) in a temporary file
+/// beside its destination, renamed into place only at [`Staged::commit`]; dropped without a
+/// commit, it is removed. For outputs produced as their inputs stream by.
+pub struct Staged {
+    tmp: Temp,
+    dest: PathBuf,
+}
+
+impl Staged {
+    /// A temporary file beside `dest` (a regular file's path: devices and pipes cannot be
+    /// staged).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `dest` for a path that is not a regular file's, or a folder that
+    /// is not writable.
+    pub fn new(dest: &Path) -> Result<Staged> {
+        check_file_path(dest)?;
+        if is_special(dest) {
+            return Err(Error::io(
+                dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a device or pipe cannot be written in pieces",
+                ),
+            ));
+        }
+        Ok(Staged {
+            tmp: Temp::new(dest)?,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The destination.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The temporary file, to write (and seek) in.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.file.as_mut().expect("not persisted yet").as_file_mut()
+    }
+
+    /// Flushes the file to disk, gives it the destination's permissions when that exists, and
+    /// renames it into place.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the destination.
+    pub fn commit(mut self) -> Result<()> {
+        let dest = self.dest.clone();
+        self.tmp.fill(&dest, |_| Ok(()))?;
+        self.tmp.persist(&dest)
     }
 }
 

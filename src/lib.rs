@@ -38,6 +38,7 @@ pub mod regularize;
 pub mod report;
 pub mod rng;
 pub mod score;
+pub mod stream;
 pub mod tensor;
 pub mod tensorfile;
 pub mod train;

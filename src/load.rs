@@ -24,10 +24,42 @@ pub struct Loaded {
     pub notes: Vec<String>,
 }
 
-/// Whether `path` names a CSV table (`.csv` or `.txt`), the files a [`Tabular`] encoding reads.
+/// Whether `path` names a table a [`Tabular`] encoding reads: CSV (`.csv` or `.txt`) or
+/// Parquet (`.parquet`, `.pq`, or any file that starts as one).
 pub fn is_table(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+    let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    ext("csv") || ext("txt") || is_parquet(path)
+}
+
+/// Whether `path` names a Parquet file: by its extension, else by its first bytes.
+pub fn is_parquet(path: &Path) -> bool {
+    let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+    if ext("parquet") || ext("pq") {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok()
+        && data::parquet::sniff(&head)
+}
+
+/// A table's text fields: a CSV's or a Parquet file's (see [`data::csv::read_raw`]).
+///
+/// # Errors
+/// As the readers.
+pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
+    if is_parquet(path) {
+        data::parquet::read_raw(path, sel)
+    } else {
+        data::csv::read_raw(path, sel)
+    }
+}
+
+/// The format of a table at `path`.
+fn table_format(path: &Path) -> Format {
+    if is_parquet(path) { Format::Parquet } else { Format::Csv }
 }
 
 /// Reads a data file (CSV, NPY, IDX or a folder of images); a folder is resized to
@@ -88,12 +120,21 @@ pub fn training_data(
             return Err(Error::setting(
                 name,
                 path.display(),
-                "categorical columns and imputation apply to CSV files only",
+                "categorical columns and imputation apply to CSV and Parquet tables only",
             ));
         }
         return read(path, sel, image_shape);
     }
-    training_table(path, data::csv::read_raw(path, sel)?, table)
+    if !asked && is_parquet(path) {
+        // Numbers straight from their columns, without text in between; a table with a
+        // constant column takes the text path below, which drops it with a note.
+        let loaded = read(path, sel, None)?;
+        let x = &loaded.data.x;
+        if x.rows() < 2 || (0..x.cols()).all(|j| (1..x.rows()).any(|i| x.row(i)[j] != x.row(0)[j])) {
+            return Ok(loaded);
+        }
+    }
+    training_table(path, read_raw(path, sel)?, table)
 }
 
 /// [`training_data`] for a table already read as text (a CSV file, or a data frame held in
@@ -115,7 +156,7 @@ pub fn training_table(path: &Path, raw: RawTable, table: &TabularOptions) -> Res
                     names: t.names,
                     labels: t.labels,
                     image_shape: None,
-                    format: Format::Csv,
+                    format: table_format(path),
                     files: None,
                 },
                 tabular: None,
@@ -135,7 +176,7 @@ pub fn training_table(path: &Path, raw: RawTable, table: &TabularOptions) -> Res
             names: tab.feature_names(),
             labels: raw.labels,
             image_shape: None,
-            format: Format::Csv,
+            format: table_format(path),
             files: None,
         },
         tabular: Some(tab),
@@ -209,16 +250,17 @@ pub fn table_for_model(
     })
 }
 
-/// Encodes a CSV with a fitted [`Tabular`]: its input columns by name (plus the label column).
+/// Encodes a table (CSV or Parquet) with a fitted [`Tabular`]: its input columns by name (plus
+/// the label column).
 ///
 /// # Errors
-/// [`Error::Data`] for a file that is not a CSV table; as [`Tabular::transform`].
+/// [`Error::Data`] for a file that is not a table; as [`Tabular::transform`].
 pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
     if !is_table(path) {
         return Err(Error::data(
             path,
             format!(
-                "the model was trained on a CSV table with encoded columns; give a CSV with the columns {}",
+                "the model was trained on a table with encoded columns; give a CSV or Parquet table with the columns {}",
                 tab.input_names().join(", ")
             ),
         ));
@@ -228,14 +270,14 @@ pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result
         drop: Vec::new(),
         label_column: sel.label_column.clone(),
     };
-    let raw = data::csv::read_raw(path, &sel)?;
+    let raw = read_raw(path, &sel)?;
     let x = tab.transform(path, &raw)?;
     Ok(Dataset {
         x,
         names: tab.feature_names(),
         labels: raw.labels,
         image_shape: None,
-        format: Format::Csv,
+        format: table_format(path),
         files: None,
     })
 }
@@ -258,10 +300,11 @@ pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if sel.columns.is_none()
         && sel.drop.is_empty()
-        && is_csv
         && let Some(names) = &file.provenance.feature_names
         && names.len() == file.model.input_dim()
-        && data::csv::header_has(path, names)
+        && ((is_csv && data::csv::header_has(path, names))
+            || (is_parquet(path)
+                && data::parquet::ParquetFile::open(path).is_ok_and(|f| names.iter().all(|n| f.names().contains(n)))))
     {
         sel.columns = Some(names.clone());
     }

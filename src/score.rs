@@ -226,11 +226,16 @@ pub fn threshold(scores: &[f64], rule: ThresholdRule) -> Result<f64> {
     }
     let mut s = scores.to_vec();
     s.sort_by(f64::total_cmp);
-    let n = s.len();
+    Ok(s[threshold_rank(s.len(), rule)])
+}
+
+/// The 0-based rank (in ascending order) of the order statistic that `rule` picks from `n`
+/// calibration scores (see [`threshold`]).
+pub fn threshold_rank(n: usize, rule: ThresholdRule) -> usize {
     let allowed = (rule.flagged_fraction() * n as f64 + 1e-9).floor() as usize;
     // Index n - 1 - allowed has `allowed` rows after it; those equal to it are not strictly
     // above, so ties can only lower the flagged count.
-    Ok(s[n - 1 - allowed.min(n - 1)])
+    n - 1 - allowed.min(n - 1)
 }
 
 /// Ranking quality of scores against known labels (`true` = anomaly).

@@ -19,6 +19,14 @@ fn scratch() -> &'static Path {
         // SAFETY: set once, before any thread reads the environment (libFuzzer runs targets
         // on one thread, and this runs on the first input).
         unsafe { std::env::set_var("HOURGLASS_MEMORY_LIMIT", MEMORY_LIMIT) };
+        // libFuzzer's hook aborts on every panic; the Parquet reader catches the `parquet`
+        // crate's panics on damaged files and returns errors, so those are let through.
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !hourglass::data::parquet::catching_panics() {
+                abort(info);
+            }
+        }));
         let base = std::env::var_os("HOURGLASS_FUZZ_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
         let dir = base.join(format!("hourglass-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch folder");

@@ -18,7 +18,7 @@ pub struct ColumnSelection {
 
 impl ColumnSelection {
     /// An error for a file that is not a table when columns are chosen (they apply to CSV
-    /// files only).
+    /// and Parquet files only).
     ///
     /// # Errors
     /// [`Error::Setting`] naming the first column setting given.
@@ -32,7 +32,10 @@ impl ColumnSelection {
         Err(Error::setting(
             given.0,
             given.1,
-            format!("{}: column choices apply to CSV files only", path.display()),
+            format!(
+                "{}: column choices apply to CSV and Parquet tables only",
+                path.display()
+            ),
         ))
     }
 }
@@ -52,7 +55,13 @@ pub struct Table {
 
 /// The index of column `key` (a name, or a 0-based index in a file without a header), chosen
 /// by the column setting `setting`.
-fn resolve(path: &Path, names: &[String], has_header: bool, key: &str, setting: &'static str) -> Result<usize> {
+pub(crate) fn resolve(
+    path: &Path,
+    names: &[String],
+    has_header: bool,
+    key: &str,
+    setting: &'static str,
+) -> Result<usize> {
     if let Some(i) = names.iter().position(|n| n == key) {
         return Ok(i);
     }
@@ -346,9 +355,16 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
 
 /// Opens a CSV file for reading with the line limit, refusing a file too large for memory.
 pub(crate) fn open_limited(path: &Path) -> Result<LineLimit<std::fs::File>> {
+    open_lines(path, true)
+}
+
+/// Opens a CSV file for reading with the line limit; `whole`: it is to be held in memory, so
+/// a file too large for memory is refused.
+fn open_lines(path: &Path, whole: bool) -> Result<LineLimit<std::fs::File>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     if let Ok(meta) = file.metadata()
         && meta.is_file()
+        && whole
     {
         // The fields are held as text, and the numbers beside them.
         crate::bounds::check_alloc(usize::try_from(meta.len()).unwrap_or(usize::MAX), 2, path.display())?;
@@ -367,108 +383,173 @@ pub(crate) fn open_limited(path: &Path) -> Result<LineLimit<std::fs::File>> {
 /// # Errors
 /// [`Error::Parse`] for a ragged row; [`Error::Data`] for an empty file or an unknown column.
 pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(open_limited(path)?);
-    let mut records = reader.records();
-    let csv_err = |e: csv::Error| -> Error {
-        let line = e.position().map_or(0, |p| p.line());
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::io(path, io),
-            csv::ErrorKind::Utf8 { err, .. } => Error::Parse {
-                path: path.into(),
-                line,
-                column: err.field() + 1,
-                message: "not valid UTF-8".into(),
-            },
-            other => Error::Parse {
-                path: path.into(),
-                line,
-                column: 1,
-                message: format!("{other:?}"),
-            },
-        }
-    };
-    let first = match records.next() {
-        None => return Err(Error::data(path, "empty file: no header and no rows")),
-        Some(r) => r.map_err(csv_err)?,
-    };
-    let has_header = first.iter().any(|f| f.parse::<f64>().is_err());
-    let width = first.len();
-    let all_names: Vec<String> = if has_header {
-        first.iter().map(str::to_string).collect()
-    } else {
-        (0..width).map(|i| format!("c{i}")).collect()
-    };
-    let label = sel
-        .label_column
-        .as_deref()
-        .map(|k| resolve(path, &all_names, has_header, k, "label_column"))
-        .transpose()?;
-    let mut keep: Vec<usize> = match &sel.columns {
-        Some(cols) => cols
-            .iter()
-            .map(|k| resolve(path, &all_names, has_header, k, "columns"))
-            .collect::<Result<_>>()?,
-        None => (0..width).collect(),
-    };
-    let dropped: Vec<usize> = sel
-        .drop
-        .iter()
-        .map(|k| resolve(path, &all_names, has_header, k, "drop"))
-        .collect::<Result<_>>()?;
-    keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
-    if keep.is_empty() {
-        return Err(Error::data(
-            path,
-            "no feature columns are left after the column choices (columns, drop, label column)",
-        ));
-    }
-    let names: Vec<String> = keep.iter().map(|&i| all_names[i].clone()).collect();
-    let mut fields = Vec::new();
-    let mut lines = Vec::new();
-    let mut labels = label.map(|_| Vec::new());
-    let mut handle = |rec: &csv::StringRecord| -> Result<()> {
-        let line = rec.position().map_or(0, |p| p.line());
-        if rec.len() == 1 && rec.get(0) == Some("") {
-            return Ok(()); // blank line
-        }
-        if rec.len() != width {
-            return Err(Error::Parse {
-                path: path.into(),
-                line,
-                column: rec.len().min(width) + 1,
-                message: format!("expected {width} fields, found {}", rec.len()),
-            });
-        }
-        for &j in &keep {
-            fields.push(rec[j].to_string());
-        }
-        lines.push(line);
-        if let (Some(l), Some(labels)) = (label, labels.as_mut()) {
-            labels.push(rec[l].to_string());
-        }
-        Ok(())
-    };
-    if !has_header {
-        handle(&first)?;
-    }
-    for rec in records {
-        handle(&rec.map_err(csv_err)?)?;
-    }
-    if lines.is_empty() {
+    let mut chunks = CsvChunks::open(path, sel, true)?;
+    let raw = chunks.next_raw(usize::MAX)?;
+    if raw.rows() == 0 {
         return Err(Error::data(path, "no data rows (only a header)"));
     }
-    Ok(RawTable {
-        names,
-        file_columns: keep.iter().map(|&j| j + 1).collect(),
-        fields,
-        lines,
-        has_header,
-        labels,
-    })
+    Ok(raw)
+}
+
+/// A CSV file read a bounded number of rows at a time ([`CsvChunks::next_raw`]), with the
+/// header rule, column choices and errors of [`read_raw`].
+pub struct CsvChunks {
+    path: std::path::PathBuf,
+    records: csv::StringRecordsIntoIter<LineLimit<std::fs::File>>,
+    /// The first record when it is a row, not a header.
+    pending: Option<csv::StringRecord>,
+    width: usize,
+    keep: Vec<usize>,
+    label: Option<usize>,
+    names: Vec<String>,
+    all_names: Vec<String>,
+    has_header: bool,
+}
+
+impl std::fmt::Debug for CsvChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvChunks")
+            .field("path", &self.path)
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CsvChunks {
+    /// Opens `path`, reads its first line (a header when a field is not a number) and resolves
+    /// the column choices; `whole`: the file is to be read into memory at once, so one larger
+    /// than memory is refused before reading.
+    ///
+    /// # Errors
+    /// As [`read_raw`].
+    pub fn open(path: &Path, sel: &ColumnSelection, whole: bool) -> Result<CsvChunks> {
+        let mut records = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(open_lines(path, whole)?)
+            .into_records();
+        let first = match records.next() {
+            None => return Err(Error::data(path, "empty file: no header and no rows")),
+            Some(r) => r.map_err(|e| csv_err(path, e))?,
+        };
+        let has_header = first.iter().any(|f| f.parse::<f64>().is_err());
+        let width = first.len();
+        let all_names: Vec<String> = if has_header {
+            first.iter().map(str::to_string).collect()
+        } else {
+            (0..width).map(|i| format!("c{i}")).collect()
+        };
+        let label = sel
+            .label_column
+            .as_deref()
+            .map(|k| resolve(path, &all_names, has_header, k, "label_column"))
+            .transpose()?;
+        let mut keep: Vec<usize> = match &sel.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|k| resolve(path, &all_names, has_header, k, "columns"))
+                .collect::<Result<_>>()?,
+            None => (0..width).collect(),
+        };
+        let dropped: Vec<usize> = sel
+            .drop
+            .iter()
+            .map(|k| resolve(path, &all_names, has_header, k, "drop"))
+            .collect::<Result<_>>()?;
+        keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
+        if keep.is_empty() {
+            return Err(Error::data(
+                path,
+                "no feature columns are left after the column choices (columns, drop, label column)",
+            ));
+        }
+        Ok(CsvChunks {
+            path: path.into(),
+            records,
+            pending: (!has_header).then_some(first),
+            width,
+            names: keep.iter().map(|&i| all_names[i].clone()).collect(),
+            all_names,
+            keep,
+            label,
+            has_header,
+        })
+    }
+
+    /// The names of the chosen feature columns.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Every column's name from the header; `None` without one.
+    pub fn header_names(&self) -> Option<Vec<String>> {
+        self.has_header.then(|| self.all_names.clone())
+    }
+
+    /// The next `rows` rows (fewer at the end; none once the file is read).
+    ///
+    /// # Errors
+    /// [`Error::Parse`] for a ragged row or a line that is not CSV.
+    pub fn next_raw(&mut self, rows: usize) -> Result<RawTable> {
+        let path = self.path.clone();
+        let mut raw = RawTable {
+            names: self.names.clone(),
+            file_columns: self.keep.iter().map(|&j| j + 1).collect(),
+            fields: Vec::new(),
+            lines: Vec::new(),
+            has_header: self.has_header,
+            labels: self.label.map(|_| Vec::new()),
+        };
+        while raw.lines.len() < rows {
+            let rec = match self.pending.take() {
+                Some(r) => r,
+                None => match self.records.next() {
+                    None => break,
+                    Some(r) => r.map_err(|e| csv_err(&path, e))?,
+                },
+            };
+            let line = rec.position().map_or(0, |p| p.line());
+            if rec.len() == 1 && rec.get(0) == Some("") {
+                continue; // blank line
+            }
+            if rec.len() != self.width {
+                return Err(Error::Parse {
+                    path: path.clone(),
+                    line,
+                    column: rec.len().min(self.width) + 1,
+                    message: format!("expected {} fields, found {}", self.width, rec.len()),
+                });
+            }
+            for &j in &self.keep {
+                raw.fields.push(rec[j].to_string());
+            }
+            raw.lines.push(line);
+            if let (Some(l), Some(labels)) = (self.label, raw.labels.as_mut()) {
+                labels.push(rec[l].to_string());
+            }
+        }
+        Ok(raw)
+    }
+}
+
+fn csv_err(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        csv::ErrorKind::Utf8 { err, .. } => Error::Parse {
+            path: path.into(),
+            line,
+            column: err.field() + 1,
+            message: "not valid UTF-8".into(),
+        },
+        other => Error::Parse {
+            path: path.into(),
+            line,
+            column: 1,
+            message: format!("{other:?}"),
+        },
+    }
 }
 
 /// Writes `m` as CSV with a header line (`names`, or `c0`, `c1`, … when empty), atomically. Extra leading columns (`leading`: a header

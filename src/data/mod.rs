@@ -1,4 +1,5 @@
-//! Reading and writing data: CSV, NPY, IDX (raw or gzipped), and the [`Scaler`](scale::Scaler).
+//! Reading and writing data: CSV, Parquet, NPY, IDX (raw or gzipped), and the
+//! [`Scaler`](scale::Scaler).
 //!
 //! Every reader returns rows of f32 features; 8-bit image data (IDX, u8 NPY) is read as
 //! value / 255 in [0, 1].
@@ -7,6 +8,7 @@ pub mod csv;
 pub mod idx;
 pub mod images;
 pub mod npy;
+pub mod parquet;
 pub mod scale;
 pub mod tabular;
 
@@ -23,6 +25,8 @@ pub use self::csv::ColumnSelection;
 pub enum Format {
     /// Comma-separated text.
     Csv,
+    /// An Apache Parquet table.
+    Parquet,
     /// NumPy `.npy`.
     Npy,
     /// IDX (MNIST), raw or gzipped.
@@ -59,6 +63,9 @@ fn detect(path: &Path) -> Result<Format> {
     let mut f = std::fs::File::open(path).map_err(io_at(path))?;
     let n = f.read(&mut head).map_err(io_at(path))?;
     let head = &head[..n];
+    if parquet::sniff(head) {
+        return Ok(Format::Parquet);
+    }
     if head.starts_with(b"\x93NUMPY") {
         return Ok(Format::Npy);
     }
@@ -68,10 +75,11 @@ fn detect(path: &Path) -> Result<Format> {
     match ext.as_str() {
         "csv" | "txt" => Ok(Format::Csv),
         "npy" => Err(Error::data(path, "not a .npy file (bad magic)")),
+        "parquet" | "pq" => Err(Error::data(path, "not a Parquet file (bad magic)")),
         _ if n == 0 => Err(Error::data(path, "empty file")),
         _ => Err(Error::data(
             path,
-            "unknown format; expected a .csv file, a .npy file or an IDX file (raw or .gz)",
+            "unknown format; expected a .csv file, a Parquet file, a .npy file or an IDX file (raw or .gz)",
         )),
     }
 }
@@ -89,7 +97,7 @@ pub fn peek_width(path: &Path) -> Result<Option<usize>> {
     let dims = match detect(path)? {
         Format::Npy => npy::peek(path)?,
         Format::Idx => idx::peek(path)?,
-        Format::Csv | Format::Images => return Ok(None),
+        Format::Csv | Format::Parquet | Format::Images => return Ok(None),
     };
     Ok(Some(if dims.len() <= 1 {
         1
@@ -123,7 +131,7 @@ pub fn load_with(
         return images::read_folder(path, image_shape);
     }
     let format = detect(path)?;
-    if format != Format::Csv {
+    if !matches!(format, Format::Csv | Format::Parquet) {
         sel.check_csv_only(path)?;
     }
     let image = |dims: &[usize]| match dims.len() {
@@ -134,8 +142,12 @@ pub fn load_with(
     let ds = match format {
         // `detect` reads files; folders were handled above.
         Format::Images => return Err(Error::data(path, "expected a file, found a folder of images")),
-        Format::Csv => {
-            let t = csv::read(path, sel)?;
+        Format::Csv | Format::Parquet => {
+            let t = if format == Format::Csv {
+                csv::read(path, sel)?
+            } else {
+                parquet::read(path, sel)?
+            };
             Dataset {
                 x: t.matrix,
                 names: t.names,
@@ -192,8 +204,8 @@ pub fn hwc_to_chw(m: &Matrix, n: usize, h: usize, w: usize, c: usize) -> Matrix 
     out
 }
 
-/// Writes a matrix as `.npy` or `.csv` (chosen by the extension; CSV to a device or a pipe
-/// such as `/dev/stdout`), atomically.
+/// Writes a matrix as `.npy`, `.csv` or `.parquet` (chosen by the extension; CSV to a device
+/// or a pipe such as `/dev/stdout`), atomically.
 ///
 /// # Errors
 /// [`Error::Config`] for another extension; [`Error::Io`] naming the file.
@@ -218,12 +230,13 @@ pub fn write_in(
     match ext.as_deref().or(crate::fsutil::is_special(path).then_some("csv")) {
         Some("npy") if leading.is_empty() => npy::write_in(out, path, m),
         Some("npy") => Err(Error::Config(format!(
-            "{}: passed-through columns need a .csv output",
+            "{}: passed-through columns need a .csv or .parquet output",
             path.display()
         ))),
         Some("csv") => csv::write_in(out, path, m, names, leading),
+        Some("parquet" | "pq") => parquet::write_in(out, path, m, names, leading),
         _ => Err(Error::Config(format!(
-            "{}: output must end in .npy or .csv",
+            "{}: output must end in .csv, .npy or .parquet",
             path.display()
         ))),
     }
@@ -347,6 +360,16 @@ fn load_labels_inner(path: &Path, rows: Option<usize>) -> Result<Vec<String>> {
                 out.remove(0);
             }
             out
+        }
+        Format::Parquet => {
+            let raw = parquet::read_raw(path, &ColumnSelection::default())?;
+            if raw.names.len() != 1 {
+                return Err(Error::data(
+                    path,
+                    format!("a labels file has one column; this one has {}", raw.names.len()),
+                ));
+            }
+            raw.fields
         }
         _ => {
             let ds = load(path, &ColumnSelection::default())?;

@@ -31,6 +31,14 @@ fn main() -> ExitCode {
     };
     let cli = args::Cli::parse_from(argv);
     signals::install();
+    // The Parquet reader turns the `parquet` crate's panics on damaged files into errors;
+    // those caught panics are not bugs to report.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !hourglass::data::parquet::catching_panics() {
+            report(info);
+        }
+    }));
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `hourglass score … | head`: the reader has what it wanted.

@@ -8,7 +8,7 @@ use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
 use hourglass::regularize::Setting;
 use hourglass::{Noise, OptimizerConfig};
 
-/// Which CSV columns to use (CSV files only).
+/// Which table columns to use (CSV and Parquet tables only; a Parquet file decodes only these).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ColumnArgs {
     /// Use only these columns (names, or 0-based indices for files without a header).
@@ -22,7 +22,7 @@ pub struct ColumnArgs {
     pub label_column: Option<String>,
 }
 
-/// How CSV tables become features; the fitted encoding is stored in the model.
+/// How tables (CSV, Parquet) become features; the fitted encoding is stored in the model.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TabularArgs {
     /// Categorical columns, one-hot encoded: names, or `auto` for every column holding text.

@@ -26,7 +26,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train an autoencoder on a data file (CSV, NPY or IDX) and save the model.
+    /// Train an autoencoder on a data file (CSV, Parquet, NPY or IDX) and save the model.
     Train(Box<TrainArgs>),
     /// Write the codes (or the activations of an encoder layer) of each row.
     Encode(EncodeArgs),
@@ -367,9 +367,11 @@ pub struct ScoreArgs {
     pub model: PathBuf,
     /// Rows to score.
     pub data: PathBuf,
-    /// Output CSV: `score` (higher = more anomalous), `anomaly` (1 above the calibrated
-    /// threshold), the label column if any, and with --per-feature the explanation columns.
-    #[arg(long, short, value_name = "CSV")]
+    /// Output (.csv, .parquet or .npy): `score` (higher = more anomalous), `anomaly` (1 above
+    /// the calibrated threshold), the label column if any, and with --per-feature the
+    /// explanation columns. Rows stream through in chunks; only labels (for the ROC and PR
+    /// curves) keep a score and a label per row in memory.
+    #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Reconstruction error per row: mse (mean squared) or mae (mean absolute), in the model's
     /// scaled units. Default: the calibrated metric, else mse.
@@ -396,7 +398,8 @@ pub struct ScoreArgs {
 pub struct CalibrateArgs {
     /// The model file; the threshold is written into it (or into --output).
     pub model: PathBuf,
-    /// Calibration rows, normal or mostly normal.
+    /// Calibration rows, normal or mostly normal. They stream through in chunks; their scores
+    /// wait in a temporary file (8 bytes a row) for the exact order statistic.
     pub data: PathBuf,
     /// The data holds about this fraction of anomalies: flag that top fraction.
     #[arg(long, value_name = "P")]
@@ -457,7 +460,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct PcaArgs {
-    /// Training data: .csv, .npy, or IDX (raw or .gz).
+    /// Training data: .csv, .parquet, .npy, or IDX (raw or .gz).
     pub data: PathBuf,
     /// Number of principal components (the code width).
     #[arg(long, value_name = "K")]
@@ -485,7 +488,7 @@ pub struct PcaArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training data: .csv, .npy, or IDX (raw or .gz).
+    /// Training data: .csv, .parquet, .npy, or IDX (raw or .gz).
     pub data: PathBuf,
     /// Encoder hidden widths, input side first, e.g. 1000,500,250 (none: one-layer autoencoder).
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
@@ -645,7 +648,7 @@ pub struct EncodeArgs {
     pub model: PathBuf,
     /// Data to encode.
     pub data: PathBuf,
-    /// Output file: .npy or .csv.
+    /// Output file: .npy, .csv or .parquet (written as the rows stream through in chunks).
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
     /// Encoder layer whose activations to write (0-based; default: the code layer).
@@ -665,7 +668,7 @@ pub struct DecodeArgs {
     pub model: PathBuf,
     /// Codes to decode (as written by `encode`).
     pub codes: PathBuf,
-    /// Output file: .npy or .csv.
+    /// Output file: .npy, .csv or .parquet.
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
 }
@@ -676,7 +679,7 @@ pub struct ReconstructArgs {
     pub model: PathBuf,
     /// Data to reconstruct.
     pub data: PathBuf,
-    /// Output file: .npy or .csv.
+    /// Output file: .npy, .csv or .parquet (written as the rows stream through in chunks).
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
     #[command(flatten)]

@@ -118,3 +118,42 @@ pub fn write_output(
     note!("wrote {} rows x {} columns to {}", m.rows(), m.cols(), path.display());
     Ok(())
 }
+
+/// Opens `path` for the model a chunk of rows at a time (notes printed).
+pub fn source_for(
+    file: &ModelFile,
+    path: &Path,
+    sel: &hourglass::data::ColumnSelection,
+) -> Result<hourglass::stream::Source> {
+    let src = hourglass::stream::Source::for_model(file, path, sel)?;
+    for n in src.notes() {
+        note!("note: {n}");
+    }
+    Ok(src)
+}
+
+/// Streams `data` through `rows_of` (a chunk's rows for the model → its output rows of
+/// `names`) into `output`, with the label column passed through first when one is chosen;
+/// says where it wrote.
+pub fn stream_output(
+    file: &ModelFile,
+    data: &Path,
+    sel: &hourglass::data::ColumnSelection,
+    output: &Path,
+    names: &[String],
+    mut rows_of: impl FnMut(&hourglass::Matrix) -> hourglass::Result<hourglass::Matrix>,
+) -> Result<()> {
+    let mut src = source_for(file, data, sel)?;
+    let leading: Vec<String> = sel.label_column.iter().cloned().collect();
+    let cannot = || format!("cannot write {}", output.display());
+    let mut sink = hourglass::stream::Sink::create(output, names, &leading).with_context(cannot)?;
+    while let Some(chunk) = src.next_chunk()? {
+        let out = rows_of(&chunk.x)?;
+        let labels: Vec<Vec<String>> = chunk.labels.into_iter().filter(|_| !leading.is_empty()).collect();
+        sink.write(&out, &labels).with_context(cannot)?;
+    }
+    let rows = sink.rows();
+    sink.finish().with_context(cannot)?;
+    note!("wrote {rows} rows x {} columns to {}", names.len(), output.display());
+    Ok(())
+}

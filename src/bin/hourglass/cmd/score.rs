@@ -1,15 +1,20 @@
 //! `hourglass score` and `hourglass calibrate`.
 
-use super::{load_model, outln, read_for, write_output};
+use super::{load_model, outln, source_for};
 use crate::args::{CalibrateArgs, ScoreArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::Matrix;
 use hourglass::format;
 use hourglass::score::{self, ThresholdRule};
+use hourglass::stream::{Sink, Spill};
+
+fn sink_path(p: &Option<std::path::PathBuf>) -> &std::path::Path {
+    p.as_deref().expect("a sink is made for an output")
+}
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
+    let sel = a.columns.selection();
     let threshold = file.anomaly.as_ref();
     let metric = match (a.metric, threshold) {
         (Some(m), Some(t)) if m != t.metric => bail!(
@@ -22,69 +27,107 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         (None, Some(t)) => t.metric,
         (None, None) => Default::default(),
     };
-    let labels = super::labels_of(a.labels.as_deref(), &a.data, &ds)?;
-    let explained = if a.per_feature {
-        Some(score::explain(&file.model, &ds.x, metric)?)
+    // The rows stream through in chunks: outputs are written as they are scored, and the
+    // scores are kept on disk for the summary's order statistics (and in memory only when
+    // labels ask for ROC and PR curves).
+    let mut src = source_for(&file, &a.data, &sel)?;
+    let features = file.feature_names();
+    let mut names = vec!["score".to_string()];
+    if threshold.is_some() {
+        names.push("anomaly".into());
+    }
+    let fixed = names.len();
+    if a.per_feature {
+        names.extend(features.iter().map(|n| format!("{n}.expected")));
+        names.extend(features.iter().map(|n| format!("{n}.share")));
+    }
+    let mut leading: Vec<String> = sel.label_column.iter().cloned().collect();
+    if a.per_feature {
+        leading.push("top_feature".into());
+    }
+    let cannot = |p: &std::path::Path| format!("cannot write {}", p.display());
+    let mut sink = match &a.output {
+        Some(out) => Some(Sink::create(out, &names, &leading).with_context(|| cannot(out))?),
+        None => None,
+    };
+    let labelled = a.labels.is_some() || sel.label_column.is_some();
+    let (mut kept, mut column_labels) = (Vec::new(), Vec::new());
+    let mut spill = Spill::new()?;
+    let (mut sum, mut flagged) = (0.0f64, 0usize);
+    while let Some(chunk) = src.next_chunk()? {
+        let explained = if a.per_feature {
+            Some(score::explain(&file.model, &chunk.x, metric)?)
+        } else {
+            None
+        };
+        let scores = match &explained {
+            Some(e) => e.scores.clone(),
+            None => score::scores(&file.model, &chunk.x, metric)?,
+        };
+        for &s in &scores {
+            sum += s;
+        }
+        if let Some(t) = threshold {
+            flagged += scores.iter().filter(|&&s| s > t.value).count();
+        }
+        if let Some(sink) = sink.as_mut() {
+            let mut m = Matrix::zeros(scores.len(), names.len());
+            for (i, &s) in scores.iter().enumerate() {
+                let row = m.row_mut(i);
+                row[0] = s as f32;
+                if let Some(t) = threshold {
+                    row[1] = f32::from(u8::from(s > t.value));
+                }
+                if let Some(e) = &explained {
+                    let d = features.len();
+                    row[fixed..fixed + d].copy_from_slice(e.expected.row(i));
+                    row[fixed + d..].copy_from_slice(e.share.row(i));
+                }
+            }
+            let mut lead = Vec::new();
+            if sel.label_column.is_some() {
+                lead.push(chunk.labels.clone().unwrap_or_default());
+            }
+            if let Some(e) = &explained {
+                lead.push(
+                    (0..scores.len())
+                        .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
+                        .collect(),
+                );
+            }
+            sink.write(&m, &lead).with_context(|| cannot(sink_path(&a.output)))?;
+        }
+        spill.push(&scores)?;
+        if labelled {
+            kept.extend_from_slice(&scores);
+            column_labels.extend(chunk.labels.unwrap_or_default());
+        }
+    }
+    let n = spill.len();
+    let detection = if labelled {
+        let column = sel.label_column.is_some().then_some(column_labels);
+        let l = hourglass::load::labels(&a.data, a.labels.as_deref(), column, n)?;
+        let anomaly = a.anomaly.of(&l);
+        Some(score::detection(&kept, &anomaly, threshold.map(|t| t.value))?)
     } else {
         None
     };
-    let scores = match &explained {
-        Some(e) => e.scores.clone(),
-        None => score::scores(&file.model, &ds.x, metric)?,
-    };
-    let flags: Option<Vec<bool>> = threshold.map(|t| scores.iter().map(|&s| s > t.value).collect());
-
-    // Everything that can fail is done before the output is written.
-    let detection = match &labels {
-        Some(l) => {
-            let anomaly = a.anomaly.of(l);
-            Some(score::detection(&scores, &anomaly, threshold.map(|t| t.value))?)
-        }
-        None => None,
-    };
-    if let Some(out) = &a.output {
-        let mut names = vec!["score".to_string()];
-        if flags.is_some() {
-            names.push("anomaly".into());
-        }
-        let fixed = names.len();
-        let features = file.feature_names();
-        if explained.is_some() {
-            names.extend(features.iter().map(|n| format!("{n}.expected")));
-            names.extend(features.iter().map(|n| format!("{n}.share")));
-        }
-        let mut m = Matrix::zeros(scores.len(), names.len());
-        for i in 0..scores.len() {
-            let row = m.row_mut(i);
-            row[0] = scores[i] as f32;
-            if let Some(f) = &flags {
-                row[1] = f32::from(u8::from(f[i]));
-            }
-            if let Some(e) = &explained {
-                let d = features.len();
-                row[fixed..fixed + d].copy_from_slice(e.expected.row(i));
-                row[fixed + d..].copy_from_slice(e.share.row(i));
-            }
-        }
-        let mut leading = Vec::new();
-        if let (Some(l), Some(name)) = (&ds.labels, &a.columns.label_column) {
-            leading.push((name.clone(), l.clone()));
-        }
-        if let Some(e) = &explained {
-            let top = (0..scores.len())
-                .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
-                .collect();
-            leading.push(("top_feature".into(), top));
-        }
-        write_output(out, &m, &names, &leading)?;
+    let flagged = threshold.map(|_| flagged);
+    // Written (renamed into place) only once the labels are known to fit.
+    if let Some(sink) = sink {
+        let rows = sink.rows();
+        sink.finish().with_context(|| cannot(sink_path(&a.output)))?;
+        note!(
+            "wrote {rows} rows x {} columns to {}",
+            names.len(),
+            sink_path(&a.output).display()
+        );
     }
-
-    let flagged = flags.as_ref().map(|f| f.iter().filter(|&&b| b).count());
     if a.json {
         let mut v = serde_json::json!({
-            "n": scores.len(),
+            "n": n,
             "metric": metric.name(),
-            "mean_score": scores.iter().sum::<f64>() / scores.len() as f64,
+            "mean_score": sum / n as f64,
             "threshold": threshold.map(|t| t.value),
             "flagged": flagged,
         });
@@ -94,21 +137,19 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
-    let mut sorted = scores.clone();
-    sorted.sort_by(f64::total_cmp);
     outln!(
         "scored {} rows by {} (higher = more anomalous): median {:.6}, max {:.6}",
-        scores.len(),
+        n,
         metric.name(),
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() - 1]
+        spill.kth(n / 2)?,
+        spill.kth(n - 1)?
     );
     match (threshold, flagged) {
         (Some(t), Some(k)) => outln!(
             "threshold {:.6}: {} rows flagged ({:.2} %)",
             t.value,
             k,
-            100.0 * k as f64 / scores.len() as f64
+            100.0 * k as f64 / n as f64
         ),
         _ => outln!("not calibrated: run `hourglass calibrate` to flag rows"),
     }
@@ -133,14 +174,15 @@ pub fn run(a: ScoreArgs) -> Result<()> {
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
-    let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
+    let mut src = source_for(&file, &a.data, &a.columns.selection())?;
     let rule = match (a.contamination, a.quantile, a.fpr) {
         (Some(p), _, _) => ThresholdRule::Contamination(p),
         (_, Some(q), _) => ThresholdRule::Quantile(q),
         (_, _, Some(f)) => ThresholdRule::Fpr(f),
         _ => unreachable!("clap requires one rule"),
     };
-    let t = score::calibrate(&file.model, &ds.x, a.metric, rule, Some(a.data.display().to_string()))?;
+    let data_path = Some(a.data.display().to_string());
+    let t = hourglass::stream::calibrate(&file.model, &mut src, a.metric, rule, data_path)?;
     let (value, rows, fraction) = (t.value, t.calibration_rows, t.flagged_fraction);
     file.anomaly = Some(t);
     let out = a.output.as_ref().unwrap_or(&a.model);

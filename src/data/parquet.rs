@@ -1,0 +1,922 @@
+//! Parquet tables: the flat columns of a Parquet file (numbers, booleans, text; nullable or
+//! not; plain or dictionary-encoded; Snappy, gzip, Zstandard or uncompressed), read column by
+//! column so that only the chosen columns are ever decoded (projection), a bounded number of
+//! rows at a time ([`Chunks`]), into what a CSV becomes: a numeric
+//! [`Table`] or text fields ([`RawTable`]) for the table encoding.
+//!
+//! Values: floating-point and integer columns (of any width, signed or not) are numbers, a
+//! decimal column its value (unscaled / 10^scale), a boolean 1 or 0, a null a missing value
+//! (the empty field of a CSV). Dates, times, timestamps, nested and binary columns are refused
+//! with the column's name. Rows are numbered from 1 in errors, as the lines of the same table
+//! written as CSV with a header would be from 2.
+
+use super::csv::{ColumnSelection, RawTable, Table, resolve};
+use crate::error::{Error, Hint, Result};
+use crate::tensor::Matrix;
+use parquet::basic::{ConvertedType, LogicalType, Type as Physical};
+use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
+use parquet::data_type::{ByteArray, DataType};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+thread_local! {
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the Parquet reader, where the `parquet` crate's panics on a
+/// damaged file are caught and become errors: a panic hook stays quiet then (the command line
+/// and the fuzz targets install one that asks).
+pub fn catching_panics() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+}
+
+/// Runs `f` (calls into the `parquet` crate, which asserts on some damaged files instead of
+/// returning an error) with its panics turned into [`Error::Data`] naming `path`.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let was = CATCHING.with(|c| c.replace(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    out.unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unreadable".into());
+        Err(Error::data(path, format!("a damaged Parquet file: {why}")))
+    })
+}
+
+/// Whether the file at `path` starts with Parquet's magic bytes.
+pub fn sniff(head: &[u8]) -> bool {
+    head.starts_with(b"PAR1")
+}
+
+/// How a column's stored values become ours.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Bool,
+    Int32 {
+        unsigned: bool,
+        scale: i32,
+    },
+    Int64 {
+        unsigned: bool,
+        scale: i32,
+    },
+    Float,
+    Double,
+    /// A decimal stored as big-endian two's complement bytes.
+    FixedDecimal {
+        scale: i32,
+    },
+    Text,
+}
+
+/// One column's values in a chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    /// Numbers; a null is NaN.
+    Numbers(Vec<f64>),
+    /// Text; a null is `None`.
+    Text(Vec<Option<String>>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Numbers(v) => v.len(),
+            Values::Text(v) => v.len(),
+        }
+    }
+
+    /// Value `i` as a CSV field: a number as Rust prints it, a null as the empty field.
+    fn field(&self, i: usize) -> String {
+        match self {
+            Values::Numbers(v) if v[i].is_nan() => String::new(),
+            Values::Numbers(v) => format!("{}", v[i]),
+            Values::Text(v) => v[i].clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// An open Parquet file: its flat columns and their kinds.
+pub struct ParquetFile {
+    path: PathBuf,
+    reader: SerializedFileReader<File>,
+    names: Vec<String>,
+    /// Each column's kind, or why it cannot be read.
+    kinds: Vec<std::result::Result<Kind, String>>,
+    /// Each column's maximum definition level (0: required, no nulls).
+    max_defs: Vec<i16>,
+}
+
+impl std::fmt::Debug for ParquetFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetFile")
+            .field("path", &self.path)
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pq_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+    move |e| Error::data(path, format!("not a readable Parquet file: {e}"))
+}
+
+impl ParquetFile {
+    /// Opens `path` and reads its footer (the schema and row groups; no values).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be opened; [`Error::Data`] for a malformed footer, nested
+    /// columns, or no columns.
+    pub fn open(path: &Path) -> Result<ParquetFile> {
+        guarded(path, || Self::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<ParquetFile> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let mut names = Vec::new();
+        let mut kinds = Vec::new();
+        let mut max_defs = Vec::new();
+        for c in schema.columns() {
+            max_defs.push(c.max_def_level());
+            // A nested column's leaves go by their top-level field's name (`lst`, not
+            // `lst.list.element`): the name a person knows, and refused as a whole.
+            let name = c.path().parts()[0].clone();
+            let kind = if c.path().parts().len() != 1 || c.max_rep_level() > 0 {
+                Err("a nested column (list, map or struct)".to_string())
+            } else {
+                kind_of(c)
+            };
+            names.push(name);
+            kinds.push(kind);
+        }
+        if names.is_empty() {
+            return Err(Error::data(path, "a Parquet file without columns"));
+        }
+        Ok(ParquetFile {
+            path: path.into(),
+            reader,
+            names,
+            kinds,
+            max_defs,
+        })
+    }
+
+    /// The columns' names, in the file's order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Rows in the file (from the footer).
+    pub fn rows(&self) -> usize {
+        usize::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
+    /// The feature columns and the label column that `sel` chooses, as column indices.
+    ///
+    /// # Errors
+    /// [`Error::NoColumn`] for a name that is not a column; [`Error::Data`] when none is left,
+    /// or a chosen column cannot be read (with its type).
+    pub fn select(&self, sel: &ColumnSelection) -> Result<(Vec<usize>, Option<usize>)> {
+        let path = &self.path;
+        let label = sel
+            .label_column
+            .as_deref()
+            .map(|k| resolve(path, &self.names, true, k, "label_column"))
+            .transpose()?;
+        let mut keep: Vec<usize> = match &sel.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|k| resolve(path, &self.names, true, k, "columns"))
+                .collect::<Result<_>>()?,
+            None => (0..self.names.len()).collect(),
+        };
+        let dropped: Vec<usize> = sel
+            .drop
+            .iter()
+            .map(|k| resolve(path, &self.names, true, k, "drop"))
+            .collect::<Result<_>>()?;
+        let dropped: Vec<&String> = dropped.iter().map(|&j| &self.names[j]).collect();
+        keep.retain(|&i| !dropped.contains(&&self.names[i]) && Some(i) != label);
+        if keep.is_empty() {
+            return Err(Error::data(
+                path,
+                "no feature columns are left after the column choices (columns, drop, label column)",
+            ));
+        }
+        for &j in keep.iter().chain(&label) {
+            if let Err(why) = &self.kinds[j] {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "column `{}` is {why}: hourglass reads numbers, booleans and text",
+                        self.names[j]
+                    ),
+                ));
+            }
+        }
+        Ok((keep, label))
+    }
+
+    /// The chosen `columns` (indices), `rows` rows at a time, in the file's order.
+    pub fn into_chunks(self, columns: &[usize], rows: usize) -> Chunks {
+        Chunks {
+            file: self,
+            columns: columns.to_vec(),
+            rows: rows.max(1),
+            group: 0,
+            readers: Vec::new(),
+            done: 0,
+        }
+    }
+}
+
+/// What a column's annotations make of its physical type.
+fn kind_of(c: &parquet::schema::types::ColumnDescriptor) -> std::result::Result<Kind, String> {
+    let logical = c.logical_type_ref();
+    if let Some(t @ (LogicalType::Date | LogicalType::Time(_) | LogicalType::Timestamp(_))) = logical {
+        return Err(format!(
+            "a {} column; convert it to a number first",
+            format!("{t:?}").to_lowercase()
+        ));
+    }
+    let scale = match logical {
+        Some(LogicalType::Decimal(d)) => d.scale,
+        _ if c.converted_type() == ConvertedType::DECIMAL => c.type_scale(),
+        _ => 0,
+    };
+    let unsigned = matches!(logical, Some(LogicalType::Integer(i)) if !i.is_signed)
+        || matches!(
+            c.converted_type(),
+            ConvertedType::UINT_8 | ConvertedType::UINT_16 | ConvertedType::UINT_32 | ConvertedType::UINT_64
+        );
+    let timelike = matches!(
+        c.converted_type(),
+        ConvertedType::DATE
+            | ConvertedType::TIME_MILLIS
+            | ConvertedType::TIME_MICROS
+            | ConvertedType::TIMESTAMP_MILLIS
+            | ConvertedType::TIMESTAMP_MICROS
+    );
+    if timelike {
+        return Err("a date or time column; convert it to a number first".into());
+    }
+    match c.physical_type() {
+        Physical::BOOLEAN => Ok(Kind::Bool),
+        Physical::INT32 => Ok(Kind::Int32 { unsigned, scale }),
+        Physical::INT64 => Ok(Kind::Int64 { unsigned, scale }),
+        Physical::FLOAT => Ok(Kind::Float),
+        Physical::DOUBLE => Ok(Kind::Double),
+        Physical::BYTE_ARRAY
+            if matches!(
+                logical,
+                Some(LogicalType::String | LogicalType::Enum | LogicalType::Json)
+            ) || matches!(
+                c.converted_type(),
+                ConvertedType::UTF8 | ConvertedType::ENUM | ConvertedType::JSON
+            ) || logical.is_none() && c.converted_type() == ConvertedType::NONE =>
+        {
+            Ok(Kind::Text)
+        }
+        Physical::FIXED_LEN_BYTE_ARRAY
+            if matches!(logical, Some(LogicalType::Decimal(_))) || c.converted_type() == ConvertedType::DECIMAL =>
+        {
+            if c.type_length() > 16 {
+                return Err(format!("a decimal of {} bytes", c.type_length()));
+            }
+            Ok(Kind::FixedDecimal { scale })
+        }
+        Physical::INT96 => Err("an INT96 timestamp column; convert it to a number first".into()),
+        other => Err(format!("a column of {other} values ({logical:?})")),
+    }
+}
+
+/// Reads a file's chosen columns a bounded number of rows at a time (see
+/// [`ParquetFile::into_chunks`]); each item holds one [`Values`] per chosen column.
+pub struct Chunks {
+    file: ParquetFile,
+    columns: Vec<usize>,
+    rows: usize,
+    /// The next row group to open.
+    group: usize,
+    /// The open row group's column readers and the rows left in it.
+    readers: Vec<ColumnReader>,
+    /// Rows handed out so far.
+    done: usize,
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks")
+            .field("columns", &self.columns)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chunks {
+    /// The file being read.
+    pub fn file(&self) -> &ParquetFile {
+        &self.file
+    }
+
+    /// Rows handed out so far: the next chunk's first row is this + 1 (1-based).
+    pub fn rows_done(&self) -> usize {
+        self.done
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<Values>>> {
+        let path = &self.file.path;
+        let mut out: Vec<Values> = self
+            .columns
+            .iter()
+            .map(|&j| match self.file.kinds[j] {
+                Ok(Kind::Text) => Values::Text(Vec::new()),
+                _ => Values::Numbers(Vec::new()),
+            })
+            .collect();
+        let mut have = 0;
+        while have < self.rows {
+            if self.readers.is_empty() {
+                if self.group >= self.file.reader.num_row_groups() {
+                    break;
+                }
+                let g = self.file.reader.get_row_group(self.group).map_err(pq_err(path))?;
+                self.readers = self
+                    .columns
+                    .iter()
+                    .map(|&j| g.get_column_reader(j))
+                    .collect::<parquet::errors::Result<_>>()
+                    .map_err(pq_err(path))?;
+                self.group += 1;
+            }
+            let want = self.rows - have;
+            let mut got = None;
+            for (k, reader) in self.readers.iter_mut().enumerate() {
+                let j = self.columns[k];
+                let kind = self.file.kinds[j].clone().expect("selected columns are readable");
+                let n = read_column(reader, kind, self.file.max_defs[j], want, &mut out[k]).map_err(|e| {
+                    Error::data(
+                        path,
+                        format!("column `{}`: cannot read its values: {e}", self.file.names[j]),
+                    )
+                })?;
+                match got {
+                    None => got = Some(n),
+                    Some(m) if m != n => {
+                        return Err(Error::data(
+                            path,
+                            format!("column `{}` has {n} rows where the others have {m}", self.file.names[j]),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let got = got.unwrap_or(0);
+            if got < want {
+                self.readers.clear(); // this row group is done
+            }
+            have += got;
+        }
+        self.done += have;
+        Ok((have > 0).then_some(out))
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Vec<Values>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let path = self.file.path.clone();
+        let out = guarded(&path, || self.next_chunk());
+        if out.is_err() {
+            // Nothing more is read after a damaged page.
+            self.readers.clear();
+            self.group = usize::MAX;
+        }
+        out.transpose()
+    }
+}
+
+/// Reads up to `want` rows of one flat column into `out`; returns the rows read.
+fn read_column(
+    reader: &mut ColumnReader,
+    kind: Kind,
+    max_def: i16,
+    want: usize,
+    out: &mut Values,
+) -> parquet::errors::Result<usize> {
+    let scaled = |v: f64, scale: i32| if scale == 0 { v } else { v / 10f64.powi(scale) };
+    match (reader, out) {
+        (ColumnReader::BoolColumnReader(r), Values::Numbers(o)) => {
+            fill(r, max_def, want, o, |b: &bool| f64::from(u8::from(*b)))
+        }
+        (ColumnReader::Int32ColumnReader(r), Values::Numbers(o)) => {
+            let Kind::Int32 { unsigned, scale } = kind else {
+                unreachable!()
+            };
+            fill(r, max_def, want, o, |&v: &i32| {
+                scaled(if unsigned { f64::from(v as u32) } else { f64::from(v) }, scale)
+            })
+        }
+        (ColumnReader::Int64ColumnReader(r), Values::Numbers(o)) => {
+            let Kind::Int64 { unsigned, scale } = kind else {
+                unreachable!()
+            };
+            fill(r, max_def, want, o, |&v: &i64| {
+                scaled(if unsigned { v as u64 as f64 } else { v as f64 }, scale)
+            })
+        }
+        (ColumnReader::FloatColumnReader(r), Values::Numbers(o)) => fill(r, max_def, want, o, |&v: &f32| f64::from(v)),
+        (ColumnReader::DoubleColumnReader(r), Values::Numbers(o)) => fill(r, max_def, want, o, |&v: &f64| v),
+        (ColumnReader::FixedLenByteArrayColumnReader(r), Values::Numbers(o)) => {
+            let Kind::FixedDecimal { scale } = kind else {
+                unreachable!()
+            };
+            fill(r, max_def, want, o, |v| {
+                let b = v.data();
+                // Sign-extend the big-endian two's complement bytes to 16.
+                let mut wide = [if b.first().is_some_and(|&x| x & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                }; 16];
+                wide[16 - b.len()..].copy_from_slice(b);
+                scaled(i128::from_be_bytes(wide) as f64, scale)
+            })
+        }
+        (ColumnReader::ByteArrayColumnReader(r), Values::Text(o)) => {
+            let mut text = Vec::new();
+            let n = fill_with(r, max_def, want, &mut text, None, |v: &ByteArray| {
+                Some(String::from_utf8_lossy(v.data()).into_owned())
+            })?;
+            o.extend(text);
+            Ok(n)
+        }
+        _ => Err(parquet::errors::ParquetError::General("unexpected column type".into())),
+    }
+}
+
+fn fill<T: DataType>(
+    r: &mut ColumnReaderImpl<T>,
+    max_def: i16,
+    want: usize,
+    out: &mut Vec<f64>,
+    f: impl Fn(&T::T) -> f64,
+) -> parquet::errors::Result<usize> {
+    fill_with(r, max_def, want, out, f64::NAN, f)
+}
+
+/// Reads up to `want` records, spreading the non-null values over the rows by their
+/// definition levels (`null` where a row has none).
+fn fill_with<T: DataType, V: Clone>(
+    r: &mut ColumnReaderImpl<T>,
+    max_def: i16,
+    want: usize,
+    out: &mut Vec<V>,
+    null: V,
+    f: impl Fn(&T::T) -> V,
+) -> parquet::errors::Result<usize> {
+    let mut total = 0;
+    while total < want {
+        let mut defs = Vec::new();
+        let mut values = Vec::new();
+        let (records, _, levels) =
+            r.read_records(want - total, (max_def > 0).then_some(&mut defs), None, &mut values)?;
+        if records == 0 {
+            break;
+        }
+        if max_def > 0 {
+            let mut it = values.iter();
+            for &d in &defs[..levels] {
+                out.push(if d == max_def {
+                    f(it.next().expect("one value per defined level"))
+                } else {
+                    null.clone()
+                });
+            }
+        } else {
+            out.extend(values.iter().map(&f));
+        }
+        total += records;
+    }
+    Ok(total)
+}
+
+/// A column's values as CSV fields (a null as the empty field).
+pub fn fields(v: &Values) -> Vec<String> {
+    (0..v.len()).map(|i| v.field(i)).collect()
+}
+
+/// Reads the numeric table `sel` chooses (see [`csv::read`](super::csv::read)).
+///
+/// # Errors
+/// As [`ParquetFile::open`] and [`ParquetFile::select`]; [`Error::Parse`] (row, column) for a
+/// text column, a missing value or a non-finite number, with a hint.
+pub fn read(path: &Path, sel: &ColumnSelection) -> Result<Table> {
+    let file = ParquetFile::open(path)?;
+    let (keep, label) = file.select(sel)?;
+    let cols = keep.len();
+    crate::bounds::check_alloc(file.rows(), cols * 4, path.display())?;
+    let mut values = Vec::with_capacity(file.rows() * cols);
+    let mut labels = label.map(|_| Vec::new());
+    let names = file.names().to_vec();
+    let all: Vec<usize> = keep.iter().copied().chain(label).collect();
+    let mut chunks = file.into_chunks(&all, 1 << 16);
+    loop {
+        let first = chunks.rows_done();
+        let Some(chunk) = chunks.next().transpose()? else {
+            break;
+        };
+        numbers_into(path, &names, &keep, &chunk[..cols], first, &mut values)?;
+        if let Some(l) = labels.as_mut() {
+            l.extend(fields(&chunk[cols]));
+        }
+    }
+    let rows = values.len() / cols;
+    if rows == 0 {
+        return Err(Error::data(path, "no rows"));
+    }
+    Ok(Table {
+        matrix: Matrix::from_vec(rows, cols, values)?,
+        names: keep.iter().map(|&j| names[j].clone()).collect(),
+        has_header: true,
+        labels,
+    })
+}
+
+/// Appends a chunk's rows of numbers (row-major f32) to `out`; `first` rows came before it.
+///
+/// # Errors
+/// [`Error::Data`] naming the row and column for text, a missing value or a non-finite number.
+pub fn numbers_into(
+    path: &Path,
+    names: &[String],
+    columns: &[usize],
+    chunk: &[Values],
+    first: usize,
+    out: &mut Vec<f32>,
+) -> Result<()> {
+    let rows = chunk.first().map_or(0, Values::len);
+    let at = |i: usize, k: usize, message: String| {
+        Error::data(
+            path,
+            format!("row {}, column `{}`: {message}", first + i + 1, names[columns[k]]),
+        )
+    };
+    let mut cols = Vec::with_capacity(chunk.len());
+    for (k, c) in chunk.iter().enumerate() {
+        match c {
+            Values::Numbers(v) => cols.push(v),
+            Values::Text(_) => {
+                return Err(Error::data(
+                    path,
+                    format!("column `{}`: expected numbers, found a text column", names[columns[k]]),
+                )
+                .with_hint(Hint::Categorical));
+            }
+        }
+    }
+    out.reserve(rows * cols.len());
+    for i in 0..rows {
+        for (k, c) in cols.iter().enumerate() {
+            let v = c[i];
+            if v.is_nan() {
+                return Err(at(i, k, "a missing value (null)".into()).with_hint(Hint::Impute));
+            }
+            let x = v as f32;
+            if !x.is_finite() {
+                return Err(at(i, k, format!("non-finite value {v}")));
+            }
+            out.push(x);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the columns `sel` chooses as text fields, for the table encoding (see
+/// [`csv::read_raw`](super::csv::read_raw)).
+///
+/// # Errors
+/// As [`ParquetFile::open`] and [`ParquetFile::select`].
+pub fn read_raw(path: &Path, sel: &ColumnSelection) -> Result<RawTable> {
+    let file = ParquetFile::open(path)?;
+    let (keep, label) = file.select(sel)?;
+    let mut raw = raw_table(&file, &keep, label.is_some());
+    let all: Vec<usize> = keep.iter().copied().chain(label).collect();
+    let mut chunks = file.into_chunks(&all, 1 << 16);
+    loop {
+        let first = chunks.rows_done();
+        let Some(chunk) = chunks.next().transpose()? else {
+            break;
+        };
+        append_raw(&mut raw, &chunk, first);
+    }
+    if raw.rows() == 0 {
+        return Err(Error::data(path, "no rows"));
+    }
+    Ok(raw)
+}
+
+/// An empty [`RawTable`] of `keep`'s columns (and a label column).
+pub fn raw_table(file: &ParquetFile, keep: &[usize], label: bool) -> RawTable {
+    RawTable {
+        names: keep.iter().map(|&j| file.names()[j].clone()).collect(),
+        file_columns: keep.iter().map(|&j| j + 1).collect(),
+        fields: Vec::new(),
+        lines: Vec::new(),
+        has_header: true,
+        labels: label.then(Vec::new),
+    }
+}
+
+/// Appends a chunk (the features' columns, then the label's when `raw` has labels) to `raw`
+/// as text fields; `first` rows of the file came before it (row `first + 1` is numbered as
+/// line `first + 2` of a CSV with a header).
+pub fn append_raw(raw: &mut RawTable, chunk: &[Values], first: usize) {
+    let cols = raw.names.len();
+    let rows = chunk.first().map_or(0, Values::len);
+    let next = first as u64 + 2;
+    raw.fields.reserve(rows * cols);
+    for i in 0..rows {
+        for c in &chunk[..cols] {
+            raw.fields.push(c.field(i));
+        }
+        raw.lines.push(next + i as u64);
+    }
+    if let Some(l) = raw.labels.as_mut() {
+        l.extend((0..rows).map(|i| chunk[cols].field(i)));
+    }
+}
+
+/// Writes rows a chunk at a time as a Parquet file (one row group per chunk, Snappy): text
+/// columns first (UTF-8 strings), then the numeric columns (f32).
+pub struct ChunkWriter<W: std::io::Write + Send> {
+    w: parquet::file::writer::SerializedFileWriter<W>,
+}
+
+impl<W: std::io::Write + Send> std::fmt::Debug for ChunkWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkWriter").finish_non_exhaustive()
+    }
+}
+
+fn write_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+    move |e| Error::data(path, format!("cannot write Parquet: {e}"))
+}
+
+impl<W: std::io::Write + Send> ChunkWriter<W> {
+    /// A file of text columns `leading` and numeric columns `names` on `w`; `path` names it in
+    /// errors.
+    ///
+    /// # Errors
+    /// [`Error::Data`] for names Parquet refuses.
+    pub fn new(path: &Path, w: W, names: &[String], leading: &[String]) -> Result<Self> {
+        use parquet::basic::{Compression, Repetition};
+        use parquet::file::properties::WriterProperties;
+        use parquet::schema::types::Type;
+        use std::sync::Arc;
+        let err = write_err(path);
+        let mut fields = Vec::new();
+        for n in leading {
+            let t = Type::primitive_type_builder(n, Physical::BYTE_ARRAY)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::String))
+                .build()
+                .map_err(&err)?;
+            fields.push(Arc::new(t));
+        }
+        for n in names {
+            let t = Type::primitive_type_builder(n, Physical::FLOAT)
+                .with_repetition(Repetition::REQUIRED)
+                .build()
+                .map_err(&err)?;
+            fields.push(Arc::new(t));
+        }
+        let schema = Type::group_type_builder("hourglass")
+            .with_fields(fields)
+            .build()
+            .map_err(&err)?;
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let w = parquet::file::writer::SerializedFileWriter::new(w, Arc::new(schema), Arc::new(props)).map_err(&err)?;
+        Ok(ChunkWriter { w })
+    }
+
+    /// Appends rows `m` with their text columns (one vector per leading column) as a row group.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the writer fails.
+    pub fn write(&mut self, path: &Path, m: &Matrix, leading: &[Vec<String>]) -> Result<()> {
+        use parquet::data_type::{ByteArrayType, FloatType};
+        let err = write_err(path);
+        let mut rg = self.w.next_row_group().map_err(&err)?;
+        for c in leading {
+            let mut col = rg.next_column().map_err(&err)?.expect("a column per name");
+            let v: Vec<ByteArray> = c.iter().map(|s| ByteArray::from(s.as_str())).collect();
+            col.typed::<ByteArrayType>().write_batch(&v, None, None).map_err(&err)?;
+            col.close().map_err(&err)?;
+        }
+        let mut values = Vec::with_capacity(m.rows());
+        for j in 0..m.cols() {
+            values.clear();
+            values.extend((0..m.rows()).map(|i| m.row(i)[j]));
+            let mut col = rg.next_column().map_err(&err)?.expect("a column per name");
+            col.typed::<FloatType>()
+                .write_batch(&values, None, None)
+                .map_err(&err)?;
+            col.close().map_err(&err)?;
+        }
+        rg.close().map_err(&err)?;
+        Ok(())
+    }
+
+    /// Writes the footer and hands the writer back.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the writer fails.
+    pub fn finish(self, path: &Path) -> Result<W> {
+        self.w.into_inner().map_err(write_err(path))
+    }
+}
+
+/// Writes `m` (after text columns `leading`, name and values each) as a Parquet file staged in
+/// `out`.
+///
+/// # Errors
+/// As [`ChunkWriter`]; [`Error::Io`] naming the file.
+pub fn write_in(
+    out: &mut crate::fsutil::Outputs,
+    path: &Path,
+    m: &Matrix,
+    names: &[String],
+    leading: &[(String, Vec<String>)],
+) -> Result<()> {
+    let numbered;
+    let names = if names.is_empty() && m.cols() > 0 {
+        numbered = super::numbered("c", m.cols());
+        &numbered[..]
+    } else {
+        names
+    };
+    let lead_names: Vec<String> = leading.iter().map(|(n, _)| n.clone()).collect();
+    let lead_values: Vec<Vec<String>> = leading.iter().map(|(_, v)| v.clone()).collect();
+    let mut w = ChunkWriter::new(path, Vec::new(), names, &lead_names)?;
+    w.write(path, m, &lead_values)?;
+    let bytes = w.finish(path)?;
+    out.file(path, |f| f.write_all(&bytes).map_err(crate::fsutil::io_at(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    }
+
+    fn cols(names: &[&str]) -> ColumnSelection {
+        ColumnSelection {
+            columns: Some(names.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_readable_kind_becomes_the_fields_a_csv_would_hold() {
+        let sel = cols(&["x", "y", "i8", "u32", "i64", "b", "s", "dec"]);
+        let raw = read_raw(&fixture("types.parquet"), &sel).unwrap();
+        let rows: Vec<Vec<&str>> = (0..raw.rows())
+            .map(|i| (0..8).map(|j| raw.get(i, j)).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec!["1.5", "0.5", "-128", "0", "-1099511627776", "1", "north", "1.25"],
+                vec!["", "1.5", "0", "1", "0", "0", "south", "-3.5"],
+                vec!["-2.25", "2.5", "1", "4000000000", "5", "1", "", "0.01"],
+                vec!["0.0000001", "3.5", "2", "7", "6", "1", "north", "100"],
+                vec!["3", "4.5", "127", "8", "1099511627776", "0", "east", "7.77"],
+            ]
+        );
+        assert_eq!(raw.lines, vec![2, 3, 4, 5, 6]);
+        assert_eq!(raw.file_columns, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn refused_kinds_are_named_and_unchosen_ones_never_read() {
+        let path = fixture("types.parquet");
+        let err = read_raw(&path, &ColumnSelection::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("column `ts`") && err.contains("convert it to a number"),
+            "{err}"
+        );
+        let sel = ColumnSelection {
+            drop: vec!["ts".into()],
+            ..Default::default()
+        };
+        let err = read_raw(&path, &sel).unwrap_err().to_string();
+        assert!(err.contains("column `lst`") && err.contains("nested"), "{err}");
+        let sel = ColumnSelection {
+            drop: vec!["ts".into(), "lst".into()],
+            label_column: Some("s".into()),
+            ..Default::default()
+        };
+        let raw = read_raw(&path, &sel).unwrap();
+        assert_eq!(raw.names, vec!["x", "y", "i8", "u32", "i64", "b", "dec"]);
+        let err = read_raw(&path, &cols(&["nope"])).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("i64"), "{err}");
+        // Numbers only: text needs --categorical, a null needs --impute.
+        let err = read(&path, &cols(&["y", "s"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("column `s`: expected numbers, found a text column"),
+            "{err}"
+        );
+        assert!(format!("{err:?}").contains("Categorical"), "{err:?}");
+        let err = read(&path, &cols(&["y", "x"])).unwrap_err();
+        assert!(err.to_string().contains("row 2, column `x`: a missing value"), "{err}");
+        let t = read(&path, &cols(&["u32", "b"])).unwrap();
+        assert_eq!(t.matrix.as_slice(), &[0.0, 1.0, 1.0, 0.0, 4e9, 1.0, 7.0, 1.0, 8.0, 0.0]);
+        // A label column of text beside numbers.
+        let sel = ColumnSelection {
+            columns: Some(vec!["y".into()]),
+            label_column: Some("s".into()),
+            ..Default::default()
+        };
+        let t = read(&path, &sel).unwrap();
+        assert_eq!(t.labels.unwrap(), vec!["north", "south", "", "north", "east"]);
+    }
+
+    #[test]
+    fn every_codec_reads_the_same_numbers() {
+        for codec in ["snappy", "gzip", "zstd", "none"] {
+            let t = read(
+                &fixture(&format!("codecs-{codec}.parquet")),
+                &ColumnSelection::default(),
+            )
+            .unwrap();
+            assert_eq!(t.names, vec!["a", "b"], "{codec}");
+            assert_eq!(t.matrix.as_slice(), &[1.0, 0.25, 2.0, 0.5, 3.0, 0.75], "{codec}");
+        }
+    }
+
+    #[test]
+    fn chunks_cross_row_groups_in_order() {
+        let f = ParquetFile::open(&fixture("types.parquet")).unwrap();
+        assert_eq!(f.rows(), 5);
+        let mut chunks = f.into_chunks(&[2, 6], 3);
+        let mut lens = Vec::new();
+        let mut text = Vec::new();
+        while let Some(c) = chunks.next().transpose().unwrap() {
+            lens.push(c[0].len());
+            text.extend(fields(&c[1]));
+        }
+        assert_eq!(lens, vec![3, 2]);
+        assert_eq!(text, vec!["north", "south", "", "north", "east"]);
+        assert_eq!(chunks.rows_done(), 5);
+    }
+
+    #[test]
+    fn written_chunks_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.parquet");
+        let file = File::create(&path).unwrap();
+        let names = vec!["code0".to_string(), "code 1".to_string()];
+        let mut w = ChunkWriter::new(&path, file, &names, &["id".to_string()]).unwrap();
+        let a = Matrix::from_vec(2, 2, vec![1.0, -2.5, 3.0, 0.125]).unwrap();
+        let b = Matrix::from_vec(1, 2, vec![f32::MIN_POSITIVE, 7.0]).unwrap();
+        w.write(&path, &a, &[vec!["r1".into(), "r,2".into()]]).unwrap();
+        w.write(&path, &b, &[vec!["ü".into()]]).unwrap();
+        w.finish(&path).unwrap();
+        let sel = ColumnSelection {
+            label_column: Some("id".into()),
+            ..Default::default()
+        };
+        let t = read(&path, &sel).unwrap();
+        assert_eq!(t.names, names);
+        assert_eq!(t.matrix.as_slice(), &[1.0, -2.5, 3.0, 0.125, f32::MIN_POSITIVE, 7.0]);
+        assert_eq!(t.labels.unwrap(), vec!["r1", "r,2", "ü"]);
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_panic() {
+        let bytes = std::fs::read(fixture("types.parquet")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        for cut in [4, 8, bytes.len() / 2, bytes.len() - 9, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(read_raw(&path, &cols(&["x", "s"])).is_err(), "cut at {cut}");
+        }
+        // Values damaged in the middle: whatever is read, no panic.
+        let mut bad = bytes.clone();
+        for b in &mut bad[100..400] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, &bad).unwrap();
+        let _ = read_raw(&path, &cols(&["x", "y", "i8", "u32", "i64", "b", "s", "dec"]));
+    }
+}

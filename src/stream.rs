@@ -1,0 +1,705 @@
+//! Data a chunk of rows at a time, for the commands that use a trained model row by row
+//! (`encode`, `reconstruct`, `score`, `calibrate`): a [`Source`] reads a CSV or Parquet table
+//! in chunks (a Parquet file decodes only the model's columns), a [`Sink`] writes each chunk's
+//! results as they come (CSV, NPY or Parquet; staged beside the destination and renamed into
+//! place only when everything is written), and [`Spill`] keeps per-row scores on disk for the
+//! order statistics a summary or a threshold needs. Memory stays O(chunk × width + model),
+//! whatever the number of rows.
+//!
+//! Rows give the same results in chunks as in one piece: the engine computes each row alone.
+
+use crate::data::Dataset;
+use crate::data::csv::{self, ColumnSelection, CsvChunks, RawTable};
+use crate::data::parquet::{self as pq, ParquetFile};
+use crate::error::{Error, Result};
+use crate::format::ModelFile;
+use crate::fsutil::{Staged, io_at};
+use crate::load;
+use crate::tensor::Matrix;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Rows per chunk for rows of `width` values: about 16 MiB of f32 values, at least 256 rows.
+pub fn chunk_rows(width: usize) -> usize {
+    ((16 << 20) / (4 * width.max(1))).clamp(256, 1 << 16)
+}
+
+/// A chunk of rows, ready for the model.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// The rows, encoded as the model reads them.
+    pub x: Matrix,
+    /// Their labels (the label column), when one was chosen.
+    pub labels: Option<Vec<String>>,
+}
+
+enum Inner {
+    Csv(CsvChunks),
+    Parquet(pq::Chunks, Vec<usize>),
+    Memory(Option<Dataset>),
+}
+
+/// The rows of a data file for a trained model, a chunk at a time (see the module).
+pub struct Source {
+    path: PathBuf,
+    inner: Inner,
+    tabular: Option<crate::data::tabular::Tabular>,
+    rows: usize,
+    width: usize,
+    total: Option<usize>,
+    done: usize,
+    notes: Vec<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// Rows of `path` for the model in `file`, read as [`load::for_model`] reads them (a
+    /// table through its stored encoding, the training columns by name, `sel`'s choices).
+    /// CSV and Parquet tables stream; other files (NPY, IDX, images) are read whole and
+    /// handed out in chunks.
+    ///
+    /// # Errors
+    /// As the readers; [`Error::Data`] when the chosen columns do not number the model's
+    /// inputs.
+    pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Source> {
+        let width = file.model.input_dim();
+        let rows = chunk_rows(width);
+        let source = |inner, total, notes| Source {
+            path: path.into(),
+            inner,
+            tabular: file.tabular.clone(),
+            rows,
+            width,
+            total,
+            done: 0,
+            notes,
+        };
+        if !load::is_table(path) {
+            let loaded = load::for_model(file, path, sel)?;
+            let total = loaded.data.x.rows();
+            return Ok(source(Inner::Memory(Some(loaded.data)), Some(total), loaded.notes));
+        }
+        let sel = match &file.tabular {
+            Some(tab) => ColumnSelection {
+                columns: Some(tab.input_names()),
+                drop: Vec::new(),
+                label_column: sel.label_column.clone(),
+            },
+            None => sel.clone(),
+        };
+        let named = |names: &[String]| {
+            let trained = file.provenance.feature_names.as_ref()?;
+            (file.tabular.is_none()
+                && sel.columns.is_none()
+                && sel.drop.is_empty()
+                && trained.len() == width
+                && trained.iter().all(|n| names.contains(n)))
+            .then(|| trained.clone())
+        };
+        let (inner, total, chosen) = if load::is_parquet(path) {
+            let pf = ParquetFile::open(path)?;
+            let mut sel = sel.clone();
+            if let Some(n) = named(pf.names()) {
+                sel.columns = Some(n);
+            }
+            let (keep, label) = pf.select(&sel)?;
+            let total = pf.rows();
+            let all: Vec<usize> = keep.iter().copied().chain(label).collect();
+            let chosen = keep.len();
+            (Inner::Parquet(pf.into_chunks(&all, rows), keep), Some(total), chosen)
+        } else {
+            let mut c = CsvChunks::open(path, &sel, false)?;
+            if let Some(n) = c.header_names().and_then(|h| named(&h)) {
+                let sel = ColumnSelection {
+                    columns: Some(n),
+                    ..sel.clone()
+                };
+                c = CsvChunks::open(path, &sel, false)?;
+            }
+            let chosen = c.names().len();
+            (Inner::Csv(c), None, chosen)
+        };
+        if file.tabular.is_none() && chosen != width {
+            return Err(Error::data(
+                path,
+                format!("has {chosen} feature columns, the model expects {width}"),
+            ));
+        }
+        Ok(source(inner, total, Vec::new()))
+    }
+
+    /// What the person who asked should know (e.g. images resized on reading).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The number of rows, when the file says so before it is read (Parquet, NPY, IDX,
+    /// images; not CSV).
+    pub fn total_rows(&self) -> Option<usize> {
+        self.total
+    }
+
+    /// Rows handed out so far.
+    pub fn rows_done(&self) -> usize {
+        self.done
+    }
+
+    /// The next chunk; `None` once every row was handed out.
+    ///
+    /// # Errors
+    /// As the readers and the table encoding, naming the row (line) at fault.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let path = self.path.clone();
+        let encode = |tab: &Option<crate::data::tabular::Tabular>, raw: RawTable| -> Result<Chunk> {
+            match tab {
+                Some(t) => Ok(Chunk {
+                    x: t.transform(&path, &raw)?,
+                    labels: raw.labels,
+                }),
+                None => {
+                    let t = csv::numeric(&path, raw)?;
+                    Ok(Chunk {
+                        x: t.matrix,
+                        labels: t.labels,
+                    })
+                }
+            }
+        };
+        let chunk = match &mut self.inner {
+            Inner::Memory(data) => match data.take() {
+                None => None,
+                Some(d) => Some(Chunk {
+                    x: d.x,
+                    labels: d.labels,
+                }),
+            },
+            Inner::Csv(c) => {
+                let raw = c.next_raw(self.rows)?;
+                if raw.rows() == 0 {
+                    None
+                } else {
+                    Some(encode(&self.tabular, raw)?)
+                }
+            }
+            Inner::Parquet(c, keep) => {
+                let first = c.rows_done();
+                match c.next().transpose()? {
+                    None => None,
+                    Some(values) => {
+                        let cols = keep.len();
+                        let labels = (values.len() > cols).then(|| pq::fields(&values[cols]));
+                        if self.tabular.is_some() {
+                            let mut raw = pq::raw_table(c.file(), keep, labels.is_some());
+                            pq::append_raw(&mut raw, &values, first);
+                            Some(encode(&self.tabular, raw)?)
+                        } else {
+                            let names = c.file().names().to_vec();
+                            let mut v = Vec::new();
+                            pq::numbers_into(&path, &names, keep, &values[..cols], first, &mut v)?;
+                            let rows = v.len() / cols;
+                            Some(Chunk {
+                                x: Matrix::from_vec(rows, cols, v)?,
+                                labels,
+                            })
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(c) = &chunk {
+            if c.x.cols() != self.width {
+                return Err(Error::data(
+                    &path,
+                    format!("has {} feature columns, the model expects {}", c.x.cols(), self.width),
+                ));
+            }
+            self.done += c.x.rows();
+        }
+        if chunk.is_none() && self.done == 0 {
+            return Err(Error::data(&path, "no rows"));
+        }
+        Ok(chunk)
+    }
+}
+
+enum Writer {
+    Csv(::csv::Writer<BufWriter<std::fs::File>>),
+    Npy(BufWriter<std::fs::File>),
+    Parquet(pq::ChunkWriter<std::fs::File>),
+}
+
+/// An output written a chunk at a time (see the module): `.csv`, `.npy` or `.parquet`.
+pub struct Sink {
+    dest: PathBuf,
+    /// The temporary file renamed into place at the end; `None` for a device or pipe, written
+    /// directly (CSV only).
+    staged: Option<Staged>,
+    writer: Option<Writer>,
+    names: Vec<String>,
+    leading: Vec<String>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("dest", &self.dest)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of an NPY header written before the row count is known: room for any count.
+const NPY_HEADER: usize = 128;
+
+fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let pad = NPY_HEADER - 10 - h.len() - 1;
+    h.push_str(&" ".repeat(pad));
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&((h.len()) as u16).to_le_bytes());
+    out.extend_from_slice(h.as_bytes());
+    out
+}
+
+impl Sink {
+    /// An output at `path` of numeric columns `names`, after text columns `leading` (ids,
+    /// labels passed through; not in an NPY file). A device or pipe (`/dev/stdout`) gets CSV,
+    /// written as it comes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for another extension or text columns in an NPY file; [`Error::Io`]
+    /// naming the file.
+    pub fn create(path: &Path, names: &[String], leading: &[String]) -> Result<Sink> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let special = crate::fsutil::is_special(path);
+        let kind = match ext.as_deref().filter(|_| !special).or(special.then_some("csv")) {
+            Some(k @ ("csv" | "npy" | "parquet" | "pq")) => k.to_string(),
+            _ => {
+                return Err(Error::Config(format!(
+                    "{}: output must end in .csv, .npy or .parquet",
+                    path.display()
+                )));
+            }
+        };
+        if kind == "npy" && !leading.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: passed-through columns need a .csv or .parquet output",
+                path.display()
+            )));
+        }
+        let io = io_at(path);
+        let (staged, file) = if special {
+            (None, std::fs::OpenOptions::new().write(true).open(path).map_err(&io)?)
+        } else {
+            let mut staged = Staged::new(path)?;
+            let file = staged.file().try_clone().map_err(&io)?;
+            (Some(staged), file)
+        };
+        let writer = match kind.as_str() {
+            "csv" => {
+                let mut w = ::csv::Writer::from_writer(BufWriter::new(file));
+                let header: Vec<&str> = leading.iter().chain(names).map(String::as_str).collect();
+                w.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+                Writer::Csv(w)
+            }
+            "npy" => {
+                let mut w = BufWriter::new(file);
+                w.write_all(&npy_header(0, names.len())).map_err(&io)?;
+                Writer::Npy(w)
+            }
+            _ => Writer::Parquet(pq::ChunkWriter::new(path, file, names, leading)?),
+        };
+        Ok(Sink {
+            dest: path.into(),
+            staged,
+            writer: Some(writer),
+            names: names.to_vec(),
+            leading: leading.to_vec(),
+            rows: 0,
+        })
+    }
+
+    /// Appends rows `m` (one column per name) with their text columns (one vector per
+    /// leading column).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file; [`Error::Config`] for rows of another width.
+    pub fn write(&mut self, m: &Matrix, leading: &[Vec<String>]) -> Result<()> {
+        let path = self.dest.clone();
+        if m.cols() != self.names.len() || leading.len() != self.leading.len() {
+            return Err(Error::Config(format!(
+                "{}: rows of {} values and {} text columns for an output of {} and {}",
+                path.display(),
+                m.cols(),
+                leading.len(),
+                self.names.len(),
+                self.leading.len()
+            )));
+        }
+        let io = io_at(&path);
+        match self.writer.as_mut().expect("not finished") {
+            Writer::Csv(w) => {
+                let mut rec = Vec::with_capacity(self.leading.len() + m.cols());
+                for i in 0..m.rows() {
+                    rec.clear();
+                    rec.extend(leading.iter().map(|c| c[i].clone()));
+                    rec.extend(m.row(i).iter().map(f32::to_string));
+                    w.write_record(&rec).map_err(|e| Error::data(&path, e.to_string()))?;
+                }
+            }
+            Writer::Npy(w) => {
+                let mut buf = Vec::with_capacity(m.as_slice().len() * 4);
+                for v in m.as_slice() {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                w.write_all(&buf).map_err(&io)?;
+            }
+            Writer::Parquet(w) => w.write(&path, m, leading)?,
+        }
+        self.rows += m.rows();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Finishes the file (an NPY header gets its row count, a Parquet file its footer) and
+    /// renames it into place.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn finish(mut self) -> Result<()> {
+        let path = self.dest.clone();
+        let io = io_at(&path);
+        match self.writer.take().expect("not finished") {
+            Writer::Csv(w) => {
+                w.into_inner()
+                    .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?
+                    .flush()
+                    .map_err(&io)?;
+            }
+            Writer::Npy(w) => {
+                w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+                let f = self.staged.as_mut().expect("an NPY file is staged").file();
+                f.seek(SeekFrom::Start(0)).map_err(&io)?;
+                f.write_all(&npy_header(self.rows, self.names.len())).map_err(&io)?;
+            }
+            Writer::Parquet(w) => {
+                w.finish(&path)?;
+            }
+        }
+        match self.staged {
+            Some(s) => s.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Per-row scores kept on disk (8 bytes a row, in a temporary file removed on drop) for exact
+/// order statistics over any number of rows in bounded memory: [`Spill::kth`] selects by
+/// radix over the scores' bit patterns, 16 bits per pass over the file.
+pub struct Spill {
+    file: BufWriter<std::fs::File>,
+    n: usize,
+}
+
+impl std::fmt::Debug for Spill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spill").field("n", &self.n).finish_non_exhaustive()
+    }
+}
+
+/// A key whose unsigned order is `f64::total_cmp`'s order.
+fn key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+impl Spill {
+    /// An empty spill in the system's temporary folder.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when no temporary file can be made.
+    pub fn new() -> Result<Spill> {
+        let file = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        Ok(Spill {
+            file: BufWriter::new(file),
+            n: 0,
+        })
+    }
+
+    /// Appends scores.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary file cannot be written.
+    pub fn push(&mut self, scores: &[f64]) -> Result<()> {
+        for s in scores {
+            self.file
+                .write_all(&s.to_le_bytes())
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        }
+        self.n += scores.len();
+        Ok(())
+    }
+
+    /// Scores pushed so far.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether no score was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn each(&mut self, mut f: impl FnMut(f64)) -> Result<()> {
+        let tmp = std::env::temp_dir();
+        self.file.flush().map_err(|e| Error::io(&tmp, e))?;
+        let f_ = self.file.get_mut();
+        f_.seek(SeekFrom::Start(0)).map_err(|e| Error::io(&tmp, e))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 20, &*f_);
+        let mut b = [0u8; 8];
+        for _ in 0..self.n {
+            r.read_exact(&mut b).map_err(|e| Error::io(&tmp, e))?;
+            f(f64::from_le_bytes(b));
+        }
+        drop(r);
+        f_.seek(SeekFrom::End(0)).map_err(|e| Error::io(&tmp, e))?;
+        Ok(())
+    }
+
+    /// How many scores are strictly above `v`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] reading the file.
+    pub fn count_above(&mut self, v: f64) -> Result<usize> {
+        let mut n = 0;
+        self.each(|s| n += usize::from(s > v))?;
+        Ok(n)
+    }
+
+    /// The `k`-th smallest score (0-based) in `f64::total_cmp`'s order, exactly.
+    ///
+    /// # Errors
+    /// [`Error::Io`] reading the file; [`Error::InvalidData`] for `k` out of range.
+    pub fn kth(&mut self, k: usize) -> Result<f64> {
+        if k >= self.n {
+            return Err(Error::InvalidData {
+                what: "scores".into(),
+                message: format!("order statistic {k} of {} scores", self.n),
+            });
+        }
+        let (mut prefix, mut rank) = (0u64, k);
+        for pass in 0..4 {
+            let shift = 48 - 16 * pass;
+            let mask = if pass == 0 { 0 } else { u64::MAX << (64 - 16 * pass) };
+            let mut counts = vec![0usize; 1 << 16];
+            self.each(|v| {
+                let key = key(v);
+                if key & mask == prefix {
+                    counts[((key >> shift) & 0xffff) as usize] += 1;
+                }
+            })?;
+            let mut bin = 0;
+            while rank >= counts[bin] {
+                rank -= counts[bin];
+                bin += 1;
+            }
+            prefix |= (bin as u64) << shift;
+        }
+        let b = if prefix >> 63 == 1 {
+            prefix & !(1 << 63)
+        } else {
+            !prefix
+        };
+        Ok(f64::from_bits(b))
+    }
+}
+
+/// [`score::calibrate`](crate::score::calibrate) over a [`Source`]: the same threshold, exactly,
+/// from rows read a chunk at a time (their scores spill to disk for the order statistic).
+///
+/// # Errors
+/// As [`Source::next_chunk`] and [`score::threshold`](crate::score::threshold).
+pub fn calibrate(
+    model: &crate::model::Autoencoder,
+    src: &mut Source,
+    metric: crate::score::ScoreMetric,
+    rule: crate::score::ThresholdRule,
+    data_path: Option<String>,
+) -> Result<crate::score::Threshold> {
+    rule.validate()?;
+    let mut spill = Spill::new()?;
+    while let Some(chunk) = src.next_chunk()? {
+        let scores = crate::score::scores(model, &chunk.x, metric)?;
+        if scores.iter().any(|s| s.is_nan()) {
+            return Err(Error::InvalidData {
+                what: "calibration scores".into(),
+                message: "a score is NaN (non-finite input?)".into(),
+            });
+        }
+        spill.push(&scores)?;
+    }
+    let n = spill.len();
+    let value = spill.kth(crate::score::threshold_rank(n, rule))?;
+    let flagged = spill.count_above(value)?;
+    Ok(crate::score::Threshold {
+        metric,
+        value,
+        rule,
+        calibration_rows: n,
+        flagged_fraction: flagged as f64 / n as f64,
+        data_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::scale::{Scaler, Scaling};
+    use crate::model::Mlp;
+    use crate::score::{ScoreMetric, ThresholdRule};
+
+    #[test]
+    fn spilled_order_statistics_are_exact() {
+        let mut rng = crate::rng::Rng::new(5);
+        let mut v: Vec<f64> = (0..700).map(|_| (rng.uniform() as f64 - 0.3) * 1e3).collect();
+        v.extend([
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-310,
+            -1e-310,
+            5.0,
+            5.0,
+            5.0,
+        ]);
+        let mut spill = Spill::new().unwrap();
+        spill.push(&v[..300]).unwrap();
+        spill.push(&v[300..]).unwrap();
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        for (k, want) in sorted.iter().enumerate() {
+            assert_eq!(spill.kth(k).unwrap().to_bits(), want.to_bits(), "k = {k}");
+        }
+        assert!(spill.kth(v.len()).is_err());
+        assert_eq!(spill.count_above(5.0).unwrap(), v.iter().filter(|&&s| s > 5.0).count());
+        // The file can still grow after reading.
+        spill.push(&[-1e9]).unwrap();
+        assert_eq!(spill.len(), v.len() + 1);
+        assert_eq!(spill.kth(1).unwrap(), -1e9, "above -inf only");
+    }
+
+    fn model() -> ModelFile {
+        let mut m = Mlp::new(3, 2).with_hidden(&[4]).config().init(3).unwrap();
+        let x = Matrix::from_vec(2, 3, vec![0.0, 1.0, 2.0, 3.0, 5.0, 4.0]).unwrap();
+        m.set_scaler(Scaler::fit(Scaling::Standard, &x)).unwrap();
+        let mut f = ModelFile::new(m);
+        f.provenance.feature_names = Some(vec!["a".into(), "b".into(), "c".into()]);
+        f
+    }
+
+    fn table(rows: usize) -> String {
+        let mut s = String::from("id,c,b,a\n");
+        for i in 0..rows {
+            let v = i as f32 * 0.37;
+            s += &format!("r{i},{},{},{}\n", v.sin(), (v * 0.5).cos(), v % 3.0);
+        }
+        s
+    }
+
+    #[test]
+    fn chunks_give_what_the_whole_file_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv_path = dir.path().join("t.csv");
+        std::fs::write(&csv_path, table(1000)).unwrap();
+        let file = model();
+        let sel = ColumnSelection {
+            label_column: Some("id".into()),
+            ..Default::default()
+        };
+        let whole = load::for_model(&file, &csv_path, &sel).unwrap().data;
+        let mut src = Source::for_model(&file, &csv_path, &sel).unwrap();
+        src.rows = 300; // four chunks, the last one short
+        let (mut rows, mut labels, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(c) = src.next_chunk().unwrap() {
+            sizes.push(c.x.rows());
+            rows.extend_from_slice(c.x.as_slice());
+            labels.extend(c.labels.unwrap());
+        }
+        assert_eq!(sizes, vec![300, 300, 300, 100]);
+        assert_eq!(rows, whole.x.as_slice(), "columns by the training names, in chunks");
+        assert_eq!(labels, whole.labels.unwrap());
+
+        // The same table as Parquet, through a Sink: the same rows again.
+        let pq_path = dir.path().join("t.parquet");
+        let names: Vec<String> = ["c", "b", "a"].map(String::from).to_vec();
+        let mut sink = Sink::create(&pq_path, &names, &["id".to_string()]).unwrap();
+        let raw = csv::read_raw(&csv_path, &ColumnSelection::default()).unwrap();
+        let ids: Vec<String> = (0..raw.rows()).map(|i| raw.get(i, 0).to_string()).collect();
+        let t = csv::read(
+            &csv_path,
+            &ColumnSelection {
+                drop: vec!["id".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        sink.write(&t.matrix, &[ids]).unwrap();
+        assert!(!pq_path.exists(), "nothing in place before finish");
+        sink.finish().unwrap();
+        let mut src = Source::for_model(&file, &pq_path, &sel).unwrap();
+        src.rows = 256;
+        assert_eq!(src.total_rows(), Some(1000));
+        let mut rows = Vec::new();
+        while let Some(c) = src.next_chunk().unwrap() {
+            rows.extend_from_slice(c.x.as_slice());
+        }
+        assert_eq!(rows, whole.x.as_slice());
+
+        // Calibrated from chunks, the threshold is the in-memory one.
+        let rule = ThresholdRule::Contamination(0.05);
+        let mut src = Source::for_model(&file, &pq_path, &sel).unwrap();
+        src.rows = 99;
+        let streamed = calibrate(&file.model, &mut src, ScoreMetric::Mse, rule, None).unwrap();
+        let direct = crate::score::calibrate(&file.model, &whole.x, ScoreMetric::Mse, rule, None).unwrap();
+        assert_eq!(streamed, direct);
+    }
+
+    #[test]
+    fn an_npy_sink_learns_its_row_count_at_the_end_and_an_unfinished_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.npy");
+        let names = vec!["x".to_string(), "y".to_string()];
+        let mut sink = Sink::create(&path, &names, &[]).unwrap();
+        for k in 0..3 {
+            let m = Matrix::from_vec(2, 2, vec![k as f32, 1.0, 2.0, -3.5]).unwrap();
+            sink.write(&m, &[]).unwrap();
+        }
+        assert!(sink.write(&Matrix::zeros(1, 3), &[]).is_err());
+        sink.finish().unwrap();
+        let a = crate::data::npy::read(&path, false).unwrap();
+        assert_eq!(a.shape, vec![6, 2]);
+        assert_eq!(a.matrix.row(4), &[2.0, 1.0]);
+        let other = dir.path().join("p.csv");
+        let mut sink = Sink::create(&other, &names, &[]).unwrap();
+        sink.write(&Matrix::zeros(1, 2), &[]).unwrap();
+        drop(sink);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only o.npy");
+        assert!(Sink::create(&dir.path().join("o.npy"), &names, &["id".into()]).is_err());
+        assert!(Sink::create(&dir.path().join("o.txt"), &names, &[]).is_err());
+    }
+}
