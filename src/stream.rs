@@ -1,6 +1,7 @@
 //! Data a chunk of rows at a time, for the commands that use a trained model row by row
 //! (`encode`, `reconstruct`, `score`, `calibrate`): a [`Source`] reads a CSV or Parquet table
-//! in chunks (a Parquet file decodes only the model's columns), a [`Sink`] writes each chunk's
+//! or an NPY array in chunks (a Parquet file decodes only the model's columns), a [`Sink`]
+//! writes each chunk's
 //! results as they come (CSV, NPY or Parquet; staged beside the destination and renamed into
 //! place only when everything is written), and [`Spill`] keeps per-row scores on disk for the
 //! order statistics a summary or a threshold needs. Memory stays O(chunk × width + model),
@@ -35,8 +36,19 @@ pub struct Chunk {
 
 enum Inner {
     Csv(CsvChunks),
+    /// An NPY array, and the (height, width, channels) of image rows stored channel-last.
+    Npy(crate::data::npy::NpyChunks, Option<(usize, usize, usize)>),
     Parquet(pq::Chunks, Vec<usize>),
     Memory(Option<Dataset>),
+}
+
+/// Whether `path` starts as an NPY file.
+fn is_npy(path: &Path) -> bool {
+    let mut head = [0u8; 6];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"\x93NUMPY"
 }
 
 /// The rows of a data file for a trained model, a chunk at a time (see the module).
@@ -63,8 +75,8 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Rows of `path` for the model in `file`, read as [`load::for_model`] reads them (a
     /// table through its stored encoding, the training columns by name, `sel`'s choices).
-    /// CSV and Parquet tables stream; other files (NPY, IDX, images) are read whole and
-    /// handed out in chunks.
+    /// CSV and Parquet tables and NPY arrays stream; other files (IDX, image folders) are read
+    /// whole and handed out in one chunk.
     ///
     /// # Errors
     /// As the readers; [`Error::Data`] when the chosen columns do not number the model's
@@ -82,6 +94,27 @@ impl Source {
             done: 0,
             notes,
         };
+        if is_npy(path) {
+            sel.check_csv_only(path)?;
+            let c = crate::data::npy::NpyChunks::open(path, true)?;
+            let shape = c.shape().to_vec();
+            let cols = if shape.len() == 1 {
+                1
+            } else {
+                crate::bounds::product(&shape[1..], path.display())?
+            };
+            if cols != width {
+                return Err(Error::data(
+                    path,
+                    format!("has {cols} feature columns, the model expects {width}"),
+                ));
+            }
+            let hwc = match shape[..] {
+                [_, h, w, c] => Some((h, w, c)),
+                _ => None,
+            };
+            return Ok(source(Inner::Npy(c, hwc), Some(shape[0]), Vec::new()));
+        }
         if !load::is_table(path) {
             let loaded = load::for_model(file, path, sel)?;
             let total = loaded.data.x.rows();
@@ -181,6 +214,13 @@ impl Source {
                     labels: d.labels,
                 }),
             },
+            Inner::Npy(c, hwc) => c.next_rows(self.rows)?.map(|m| Chunk {
+                x: match *hwc {
+                    Some((h, w, ch)) => crate::data::hwc_to_chw(&m, m.rows(), h, w, ch),
+                    None => m,
+                },
+                labels: None,
+            }),
             Inner::Csv(c) => {
                 let raw = c.next_raw(self.rows)?;
                 if raw.rows() == 0 {
@@ -677,6 +717,77 @@ mod tests {
         let streamed = calibrate(&file.model, &mut src, ScoreMetric::Mse, rule, None).unwrap();
         let direct = crate::score::calibrate(&file.model, &whole.x, ScoreMetric::Mse, rule, None).unwrap();
         assert_eq!(streamed, direct);
+    }
+
+    fn npy_file(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+        let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+        let mut h = format!(
+            "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
+            dims.join(", ")
+        );
+        while (h.len() + 11) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend_from_slice(data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn npy_arrays_stream_as_they_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let f64s = dir.path().join("x.npy");
+        let values: Vec<f64> = (0..3000).map(|i| (i as f64 * 0.731).sin()).collect();
+        npy_file(
+            &f64s,
+            "<f8",
+            &[1000, 3],
+            &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        );
+        let images = dir.path().join("im.npy");
+        let pixels: Vec<u8> = (0..50 * 12).map(|i| (i * 37 % 256) as u8).collect();
+        npy_file(&images, "|u1", &[50, 2, 2, 3], &pixels);
+        let wide = ModelFile::new(Mlp::new(12, 2).config().init(1).unwrap());
+        for (file, path) in [(model(), &f64s), (wide, &images)] {
+            let whole = load::for_model(&file, path, &ColumnSelection::default()).unwrap().data;
+            let mut src = Source::for_model(&file, path, &ColumnSelection::default()).unwrap();
+            src.rows = 7;
+            let mut rows = Vec::new();
+            while let Some(c) = src.next_chunk().unwrap() {
+                rows.extend_from_slice(c.x.as_slice());
+            }
+            assert_eq!(rows, whole.x.as_slice(), "{}", path.display());
+        }
+        // A non-finite value is found with its row, in whichever chunk it is.
+        let mut bad = values.clone();
+        bad[3 * 700 + 1] = f64::NAN;
+        npy_file(
+            &f64s,
+            "<f8",
+            &[1000, 3],
+            &bad.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        );
+        let mut src = Source::for_model(&model(), &f64s, &ColumnSelection::default()).unwrap();
+        src.rows = 64;
+        let err = loop {
+            match src.next_chunk() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the NaN was not found"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("row 701, column 2"), "{err}");
+        let sel = ColumnSelection {
+            columns: Some(vec!["a".into()]),
+            ..Default::default()
+        };
+        assert!(
+            Source::for_model(&model(), &f64s, &sel).is_err(),
+            "columns apply to tables"
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ def test_readme_spark_snippet_runs(spark, manifold, tmp_path):
     pd = pytest.importorskip("pandas")
     from conftest import ROOT
 
-    section = (ROOT / "README.md").read_text().split("## Big data: scoring on Spark", 1)[1]
+    section = (ROOT / "README.md").read_text().split("### Scoring on Spark", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     names = [f"f{j}" for j in range(manifold.shape[1])]
     frame = pd.DataFrame(manifold.astype(np.float64), columns=names)

@@ -106,49 +106,10 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
     let bytes = std::fs::read(path).map_err(io_at(path))?;
     let bad = |m: String| Error::data(path, m);
     let (shape, descr, start) = parse_header(path, &bytes)?;
-    let (size, kind) = match descr.as_str() {
-        "<f4" => (4, 'f'),
-        "<f8" => (8, 'f'),
-        "|u1" | "<u1" => (1, 'u'),
-        "<i4" => (4, 'i'),
-        "<i8" => (8, 'i'),
-        other => {
-            return Err(bad(format!(
-                "unsupported dtype '{other}'; expected little-endian f4, f8, u1, i4 or i8"
-            )));
-        }
-    };
-    let count =
-        crate::bounds::checked_product(&shape).ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
-    let data = &bytes[start..];
-    if Some(data.len()) != count.checked_mul(size) {
-        return Err(bad(format!(
-            "declared shape {shape:?} of {descr} needs {} bytes of data, the file has {}",
-            count.saturating_mul(size),
-            data.len()
-        )));
-    }
+    let (kind, size) = dtype(path, &descr)?;
+    let count = data_size(path, &shape, &descr, size, bytes.len() - start)?;
     crate::bounds::check_alloc(count, 4, format_args!("{} ({shape:?} values)", path.display()))?;
-    let values: Vec<f32> = match (kind, size) {
-        ('f', 4) => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        ('f', 8) => data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-        ('u', 1) if u8_unit && shape.len() >= 2 => data.iter().map(|&v| v as f32 / 255.0).collect(),
-        ('u', 1) => data.iter().map(|&v| v as f32).collect(),
-        ('i', 4) => data
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-        _ => data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-    };
+    let values = decode(kind, size, u8_unit && shape.len() >= 2, &bytes[start..]);
     let rows = shape[0];
     let cols = if shape.len() == 1 { 1 } else { count / rows.max(1) };
     // Checked: with no rows the other dimensions are not bounded by the data.
@@ -162,6 +123,148 @@ pub fn read(path: &Path, u8_unit: bool) -> Result<NpyArray> {
         return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));
     }
     Ok(NpyArray { matrix, shape, descr })
+}
+
+/// The kind (`f`, `u`, `i`) and byte size of a dtype hourglass reads.
+fn dtype(path: &Path, descr: &str) -> Result<(char, usize)> {
+    Ok(match descr {
+        "<f4" => ('f', 4),
+        "<f8" => ('f', 8),
+        "|u1" | "<u1" => ('u', 1),
+        "<i4" => ('i', 4),
+        "<i8" => ('i', 8),
+        other => {
+            return Err(Error::data(
+                path,
+                format!("unsupported dtype '{other}'; expected little-endian f4, f8, u1, i4 or i8"),
+            ));
+        }
+    })
+}
+
+/// The number of values `shape` declares, checked against the `len` bytes of data the file
+/// has after its header.
+fn data_size(path: &Path, shape: &[usize], descr: &str, size: usize, len: usize) -> Result<usize> {
+    let bad = |m: String| Error::data(path, m);
+    let count =
+        crate::bounds::checked_product(shape).ok_or_else(|| bad(format!("declared shape {shape:?} overflows")))?;
+    if Some(len) != count.checked_mul(size) {
+        return Err(bad(format!(
+            "declared shape {shape:?} of {descr} needs {} bytes of data, the file has {len}",
+            count.saturating_mul(size),
+        )));
+    }
+    Ok(count)
+}
+
+/// Little-endian values of `kind` and `size` as f32 (u8 divided by 255 when `unit`).
+fn decode(kind: char, size: usize, unit: bool, data: &[u8]) -> Vec<f32> {
+    match (kind, size) {
+        ('f', 4) => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        ('f', 8) => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        ('u', 1) if unit => data.iter().map(|&v| v as f32 / 255.0).collect(),
+        ('u', 1) => data.iter().map(|&v| v as f32).collect(),
+        ('i', 4) => data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        _ => data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+    }
+}
+
+/// An NPY array read a bounded number of rows at a time, with [`read`]'s checks (the data's
+/// size against the header before anything is read; non-finite values with their row).
+pub struct NpyChunks {
+    path: std::path::PathBuf,
+    file: std::io::BufReader<std::fs::File>,
+    shape: Vec<usize>,
+    kind: char,
+    size: usize,
+    unit: bool,
+    cols: usize,
+    done: usize,
+}
+
+impl std::fmt::Debug for NpyChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NpyChunks")
+            .field("path", &self.path)
+            .field("shape", &self.shape)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NpyChunks {
+    /// Opens `path` and checks its header (u8 data of two or more dimensions is divided by 255
+    /// when `u8_unit`, as [`read`] does).
+    ///
+    /// # Errors
+    /// As [`read`], for the header and the file's size.
+    pub fn open(path: &Path, u8_unit: bool) -> Result<NpyChunks> {
+        use std::io::{Seek, SeekFrom};
+        let shape = peek(path)?;
+        let mut head = Vec::new();
+        {
+            use std::io::Read;
+            let file = std::fs::File::open(path).map_err(io_at(path))?;
+            file.take(1 << 20).read_to_end(&mut head).map_err(io_at(path))?;
+        }
+        let (_, descr, start) = parse_header(path, &head)?;
+        let (kind, size) = dtype(path, &descr)?;
+        let mut file = std::fs::File::open(path).map_err(io_at(path))?;
+        let len = file.metadata().map_err(io_at(path))?.len() as usize;
+        let count = data_size(path, &shape, &descr, size, len.saturating_sub(start))?;
+        file.seek(SeekFrom::Start(start as u64)).map_err(io_at(path))?;
+        let cols = if shape.len() == 1 { 1 } else { count / shape[0].max(1) };
+        Ok(NpyChunks {
+            path: path.into(),
+            file: std::io::BufReader::with_capacity(1 << 20, file),
+            unit: u8_unit && shape.len() >= 2,
+            shape,
+            kind,
+            size,
+            cols,
+            done: 0,
+        })
+    }
+
+    /// The declared shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The next `rows` rows (fewer at the end); `None` once every row was read.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file; [`Error::Data`] for a non-finite value (with its row).
+    pub fn next_rows(&mut self, rows: usize) -> Result<Option<Matrix>> {
+        use std::io::Read;
+        let n = rows.min(self.shape[0] - self.done);
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; n * self.cols * self.size];
+        self.file.read_exact(&mut bytes).map_err(io_at(&self.path))?;
+        let m = Matrix::from_vec(n, self.cols, decode(self.kind, self.size, self.unit, &bytes))?;
+        if let Some((r, c)) = m.find_non_finite() {
+            return Err(Error::data(
+                &self.path,
+                format!("non-finite value at row {}, column {}", self.done + r + 1, c + 1),
+            ));
+        }
+        self.done += n;
+        Ok(Some(m))
+    }
 }
 
 /// Writes `m` as a `(rows, cols)` little-endian f32 `.npy` file, atomically.
