@@ -605,6 +605,419 @@ pub fn calibrate(
     })
 }
 
+/// Rows of one segment of a training file, read a chunk at a time: a Parquet row group, a
+/// stretch of an NPY array, or a whole CSV file (read in order).
+enum SegmentReader {
+    Parquet {
+        chunks: pq::Chunks,
+        keep: Vec<usize>,
+        first: usize,
+    },
+    Npy {
+        chunks: crate::data::npy::NpyChunks,
+        left: usize,
+        hwc: Option<(usize, usize, usize)>,
+    },
+    Csv(CsvChunks),
+}
+
+/// Where a training file's segments are and how to read them.
+#[derive(Clone, Debug)]
+enum Layout {
+    /// Row groups: their first rows.
+    Parquet { starts: Vec<usize>, sizes: Vec<usize> },
+    /// Segments of `segment` rows of an array of `rows` rows.
+    Npy { rows: usize, segment: usize },
+    /// One segment, read in order.
+    Csv,
+}
+
+/// Training rows read from a file a chunk at a time, for [`crate::train::fit_stream`]: the
+/// numbers `sel` chooses from a CSV or Parquet table, or an NPY array, with a seeded share of
+/// them held out for validation, scaled by a scaler fitted on the others in streaming passes
+/// (exact: the same as [`Scaler::fit`](crate::data::scale::Scaler::fit) on them in file order).
+///
+/// Each epoch reads the file's segments (Parquet row groups, 65,536-row stretches of an NPY
+/// array; a CSV file is one segment) in an order drawn from the epoch's seed, and shuffles the
+/// rows within blocks of about four chunks (64 MiB of values): memory holds a block, not the
+/// file. The held-out rows are those whose seeded hash of their row number falls below the
+/// validation fraction; at most [`VALID_CAP`] of them are kept to validate on.
+pub struct TrainingRows {
+    path: PathBuf,
+    sel: ColumnSelection,
+    layout: Layout,
+    names: Vec<String>,
+    image_shape: Option<(usize, usize, usize)>,
+    total: usize,
+    width: usize,
+    chunk: usize,
+    scaler: crate::data::scale::Scaler,
+    held: (u64, u64),
+    bce: bool,
+    rows: usize,
+    // The epoch: segments in order, the one being read, and the block handed out.
+    order: Vec<usize>,
+    next_segment: usize,
+    reader: Option<SegmentReader>,
+    rng: crate::rng::Rng,
+    block: Vec<f32>,
+    taken: usize,
+}
+
+impl std::fmt::Debug for TrainingRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainingRows")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most validation rows [`TrainingRows`] keeps in memory.
+pub const VALID_CAP: usize = 65_536;
+
+/// What [`TrainingRows::open`] finds: the stream, the validation rows and a sample of the
+/// training rows (both scaled), and the fitted scaler.
+#[derive(Debug)]
+pub struct Training {
+    /// The training rows.
+    pub rows: TrainingRows,
+    /// Held-out rows (scaled), when a validation fraction is asked for.
+    pub valid: Option<Matrix>,
+    /// The first training rows (scaled), up to [`crate::train::CODE_SAMPLE`].
+    pub sample: Matrix,
+    /// The scaler fitted on the training rows.
+    pub scaler: crate::data::scale::Scaler,
+    /// Rows held out (all of them, kept or not).
+    pub held_out: usize,
+}
+
+fn mix(seed: u64, row: u64) -> u64 {
+    // SplitMix64 of the seed and the row number.
+    let mut z = seed ^ row.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl TrainingRows {
+    /// Reads `path` through once (twice for standard scaling) to count the rows, hold out the
+    /// validation rows, keep a sample and fit the scaler. `bce`: the loss needs values in
+    /// [0, 1] after scaling (checked as the rows are read).
+    ///
+    /// # Errors
+    /// As the readers; [`Error::Data`] for a file without rows, or text where numbers are
+    /// expected (this path trains on numbers: the table encoding is not streamed).
+    pub fn open(
+        path: &Path,
+        sel: &ColumnSelection,
+        scaling: crate::data::scale::Scaling,
+        valid_fraction: f32,
+        seed: u64,
+        bce: bool,
+    ) -> Result<Training> {
+        let sel = ColumnSelection {
+            label_column: None,
+            ..sel.clone()
+        };
+        let (layout, names, image_shape) = if load::is_parquet(path) {
+            let f = ParquetFile::open(path)?;
+            let (keep, _) = f.select(&sel)?;
+            let sizes = f.group_rows();
+            let starts = sizes
+                .iter()
+                .scan(0, |s, &n| Some(std::mem::replace(s, *s + n)))
+                .collect();
+            let names = keep.iter().map(|&j| f.names()[j].clone()).collect();
+            (Layout::Parquet { starts, sizes }, names, None)
+        } else if is_npy(path) {
+            sel.check_csv_only(path)?;
+            let c = crate::data::npy::NpyChunks::open(path, true)?;
+            let shape = c.shape().to_vec();
+            let w = if shape.len() == 1 {
+                1
+            } else {
+                crate::bounds::product(&shape[1..], path.display())?
+            };
+            let image = match shape[..] {
+                [_, h, w] => Some((h, w, 1)),
+                [_, h, w, c] => Some((h, w, c)),
+                _ => None,
+            };
+            (
+                Layout::Npy {
+                    rows: shape[0],
+                    segment: 1 << 16,
+                },
+                vec![String::new(); w],
+                image,
+            )
+        } else if load::is_table(path) {
+            (Layout::Csv, CsvChunks::open(path, &sel, false)?.names().to_vec(), None)
+        } else {
+            return Err(Error::data(path, "streamed training reads CSV, Parquet and NPY files"));
+        };
+        let width = names.len();
+        let names = if image_shape.is_some() || names.iter().all(String::is_empty) {
+            Vec::new()
+        } else {
+            names
+        };
+        let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
+        let mut rows = TrainingRows {
+            path: path.into(),
+            sel,
+            layout,
+            names,
+            image_shape,
+            total: 0,
+            width,
+            chunk: chunk_rows(width),
+            scaler: crate::data::scale::Scaler::default(),
+            held: (seed, threshold),
+            bce,
+            rows: 0,
+            order: Vec::new(),
+            next_segment: 0,
+            reader: None,
+            rng: crate::rng::Rng::new(seed),
+            block: Vec::new(),
+            taken: 0,
+        };
+        let mut fit = crate::data::scale::ScalerFit::new(scaling, width);
+        let mut valid = Vec::new();
+        let mut total = 0;
+        let mut sample = Vec::new();
+        let k = crate::train::CODE_SAMPLE;
+        for pass in 0..fit.passes().max(1) {
+            let mut n = 0;
+            rows.for_each_chunk(&mut |first, x| {
+                let (train, held) = rows_split(x, first, rows.held);
+                if pass == 0 {
+                    total += x.rows();
+                    for i in &held {
+                        if valid.len() < VALID_CAP * width {
+                            valid.extend_from_slice(x.row(*i));
+                        }
+                    }
+                    for &i in train.iter().take(k.saturating_sub(sample.len() / width)) {
+                        sample.extend_from_slice(x.row(i));
+                    }
+                }
+                n += train.len();
+                fit.add(pass, &x.select_rows(&train));
+                Ok(())
+            })?;
+            rows.rows = n;
+        }
+        if rows.rows == 0 {
+            return Err(Error::data(path, "no training rows"));
+        }
+        let scaler = fit.finish();
+        let mut valid = Matrix::from_vec(valid.len() / width, width, valid)?;
+        let mut sample = Matrix::from_vec(sample.len() / width, width, sample)?;
+        scaler.transform(&mut valid);
+        scaler.transform(&mut sample);
+        rows.scaler = scaler.clone();
+        rows.total = total;
+        let held_out = total - rows.rows;
+        Ok(Training {
+            rows,
+            valid: (valid_fraction > 0.0 && valid.rows() > 0).then_some(valid),
+            sample,
+            scaler,
+            held_out,
+        })
+    }
+
+    /// The columns' names (none for an NPY array).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The image shape `(height, width, channels)` of an NPY array of images.
+    pub fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        self.image_shape
+    }
+
+    /// Rows in the file, held out or not.
+    pub fn total_rows(&self) -> usize {
+        self.total
+    }
+
+    fn segments(&self) -> usize {
+        match &self.layout {
+            Layout::Parquet { sizes, .. } => sizes.len(),
+            Layout::Npy { rows, segment } => rows.div_ceil(*segment),
+            Layout::Csv => 1,
+        }
+    }
+
+    fn open_segment(&self, seg: usize) -> Result<SegmentReader> {
+        let path = &self.path;
+        Ok(match &self.layout {
+            Layout::Parquet { starts, .. } => {
+                let f = ParquetFile::open(path)?;
+                let (keep, _) = f.select(&self.sel)?;
+                SegmentReader::Parquet {
+                    chunks: f.into_group_chunks(&keep, self.chunk, vec![seg]),
+                    keep,
+                    first: starts[seg],
+                }
+            }
+            Layout::Npy { rows, segment } => {
+                let mut chunks = crate::data::npy::NpyChunks::open(path, true)?;
+                chunks.seek_row(seg * segment)?;
+                let hwc = match chunks.shape()[..] {
+                    [_, h, w, c] => Some((h, w, c)),
+                    _ => None,
+                };
+                SegmentReader::Npy {
+                    chunks,
+                    left: (*rows - seg * segment).min(*segment),
+                    hwc,
+                }
+            }
+            Layout::Csv => SegmentReader::Csv(CsvChunks::open(path, &self.sel, false)?),
+        })
+    }
+
+    /// The next chunk of a segment, with the row number of its first row.
+    fn next_of(&self, r: &mut SegmentReader) -> Result<Option<(usize, Matrix)>> {
+        let path = &self.path;
+        match r {
+            SegmentReader::Parquet { chunks, keep, first } => {
+                let at = *first + chunks.rows_done();
+                let names = chunks.file().names().to_vec();
+                let Some(values) = chunks.next().transpose()? else {
+                    return Ok(None);
+                };
+                let mut v = Vec::new();
+                pq::numbers_into(path, &names, keep, &values, at, &mut v)?;
+                Ok(Some((at, Matrix::from_vec(v.len() / keep.len(), keep.len(), v)?)))
+            }
+            SegmentReader::Npy { chunks, left, hwc } => {
+                let at = chunks.rows_done();
+                match chunks.next_rows(self.chunk.min(*left))? {
+                    Some(m) if *left > 0 => {
+                        *left -= m.rows();
+                        let m = match *hwc {
+                            Some((h, w, c)) => crate::data::hwc_to_chw(&m, m.rows(), h, w, c),
+                            None => m,
+                        };
+                        Ok(Some((at, m)))
+                    }
+                    _ => Ok(None),
+                }
+            }
+            SegmentReader::Csv(c) => {
+                let at = c.rows_done();
+                let raw = c.next_raw(self.chunk)?;
+                if raw.rows() == 0 {
+                    return Ok(None);
+                }
+                Ok(Some((at, csv::numeric(path, raw)?.matrix)))
+            }
+        }
+    }
+
+    /// Every chunk of the file, in file order.
+    fn for_each_chunk(&self, f: &mut dyn FnMut(usize, &Matrix) -> Result<()>) -> Result<()> {
+        for seg in 0..self.segments() {
+            let mut r = self.open_segment(seg)?;
+            while let Some((first, x)) = self.next_of(&mut r)? {
+                f(first, &x)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the block with the next chunks of the epoch (training rows only, scaled,
+    /// shuffled); false when the epoch has no rows left.
+    fn refill(&mut self) -> Result<bool> {
+        self.block.clear();
+        self.taken = 0;
+        let want = 4 * self.chunk * self.width;
+        while self.block.len() < want {
+            if self.reader.is_none() {
+                let Some(&seg) = self.order.get(self.next_segment) else {
+                    break;
+                };
+                self.next_segment += 1;
+                self.reader = Some(self.open_segment(seg)?);
+            }
+            let mut r = self.reader.take().expect("a segment is open");
+            match self.next_of(&mut r)? {
+                None => {}
+                Some((first, x)) => {
+                    let (train, _) = rows_split(&x, first, self.held);
+                    let mut t = x.select_rows(&train);
+                    self.scaler.transform(&mut t);
+                    if self.bce
+                        && let Some(bad) = t.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v))
+                    {
+                        return Err(Error::data(
+                            &self.path,
+                            format!(
+                                "loss bce needs values in [0, 1] after scaling, found {bad}; hint: scale to [0, 1] (minmax) or use the mse loss"
+                            ),
+                        ));
+                    }
+                    self.block.extend_from_slice(t.as_slice());
+                    self.reader = Some(r);
+                }
+            }
+        }
+        let n = self.block.len() / self.width.max(1);
+        let mut idx: Vec<usize> = (0..n).collect();
+        self.rng.shuffle(&mut idx);
+        let mut shuffled = Vec::with_capacity(self.block.len());
+        for i in idx {
+            shuffled.extend_from_slice(&self.block[i * self.width..(i + 1) * self.width]);
+        }
+        self.block = shuffled;
+        Ok(n > 0)
+    }
+}
+
+/// The training and held-out rows of a chunk whose first row is `first` (row numbers in the
+/// file).
+fn rows_split(x: &Matrix, first: usize, (seed, threshold): (u64, u64)) -> (Vec<usize>, Vec<usize>) {
+    (0..x.rows()).partition(|&i| threshold == 0 || mix(seed, (first + i) as u64) >= threshold)
+}
+
+impl crate::train::RowStream for TrainingRows {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn begin_epoch(&mut self, rng: &mut crate::rng::Rng) -> Result<()> {
+        self.order = (0..self.segments()).collect();
+        rng.shuffle(&mut self.order);
+        self.rng = crate::rng::Rng::new(rng.next_u64());
+        self.next_segment = 0;
+        self.reader = None;
+        self.block.clear();
+        self.taken = 0;
+        Ok(())
+    }
+
+    fn next_rows(&mut self, out: &mut [f32]) -> Result<usize> {
+        let w = self.width.max(1);
+        let mut filled = 0;
+        while filled < out.len() / w {
+            if self.taken * w >= self.block.len() && !self.refill()? {
+                break;
+            }
+            let n = (out.len() / w - filled).min(self.block.len() / w - self.taken);
+            out[filled * w..(filled + n) * w].copy_from_slice(&self.block[self.taken * w..(self.taken + n) * w]);
+            self.taken += n;
+            filled += n;
+        }
+        Ok(filled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,5 +1225,123 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only o.npy");
         assert!(Sink::create(&dir.path().join("o.npy"), &names, &["id".into()]).is_err());
         assert!(Sink::create(&dir.path().join("o.txt"), &names, &[]).is_err());
+    }
+
+    #[test]
+    fn streamed_training_rows_are_every_training_row_once_an_epoch_and_the_scaler_is_exact() {
+        use crate::train::RowStream;
+        let dir = tempfile::tempdir().unwrap();
+        let n = 3000;
+        let values: Vec<f64> = (0..n * 3)
+            .map(|i| (i as f64 * 0.377).sin() * (1.0 + (i % 7) as f64))
+            .collect();
+        let npy = dir.path().join("x.npy");
+        npy_file(
+            &npy,
+            "<f8",
+            &[n, 3],
+            &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        );
+        let csv_path = dir.path().join("x.csv");
+        let mut text = String::from("a,b,c\n");
+        let x = crate::data::load(&npy, &ColumnSelection::default()).unwrap().x;
+        for i in 0..n {
+            let r = x.row(i);
+            text += &format!("{},{},{}\n", r[0], r[1], r[2]);
+        }
+        std::fs::write(&csv_path, text).unwrap();
+        let pq_path = dir.path().join("x.parquet");
+        let mut w = pq::ChunkWriter::new(
+            &pq_path,
+            std::fs::File::create(&pq_path).unwrap(),
+            &["a".into(), "b".into(), "c".into()],
+            &[],
+        )
+        .unwrap();
+        for part in [0..1000, 1000..1700, 1700..n] {
+            let rows: Vec<usize> = part.collect();
+            w.write(&pq_path, &x.select_rows(&rows), &[]).unwrap();
+        }
+        w.finish(&pq_path).unwrap();
+        let scaling = crate::data::scale::Scaling::Standard;
+        let mut models = Vec::new();
+        for path in [&npy, &csv_path, &pq_path] {
+            let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9, false).unwrap();
+            let (train, held) = rows_split(&x, 0, t.rows.held);
+            assert_eq!(
+                (t.rows.rows(), t.held_out),
+                (train.len(), held.len()),
+                "{}",
+                path.display()
+            );
+            assert!(
+                (500..700).contains(&held.len()),
+                "about a fifth held out: {}",
+                held.len()
+            );
+            let expected = crate::data::scale::Scaler::fit(scaling, &x.select_rows(&train));
+            assert_eq!(t.scaler, expected, "the scaler of the training rows, exactly");
+            let mut want = x.select_rows(&train);
+            expected.transform(&mut want);
+            let key = |r: &[f32]| r.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+            let mut want: Vec<Vec<u32>> = (0..want.rows()).map(|i| key(want.row(i))).collect();
+            want.sort();
+            t.rows.chunk = 256; // blocks of 1,024 rows: several per epoch
+            let mut rng = crate::rng::Rng::new(4);
+            let mut firsts = Vec::new();
+            for _ in 0..2 {
+                t.rows.begin_epoch(&mut rng).unwrap();
+                let mut got = Vec::new();
+                let mut buf = vec![0f32; 100 * 3];
+                loop {
+                    let k = t.rows.next_rows(&mut buf).unwrap();
+                    if k == 0 {
+                        break;
+                    }
+                    got.extend(buf[..k * 3].chunks(3).map(key));
+                }
+                firsts.push(got[..10].to_vec());
+                got.sort();
+                assert_eq!(got, want, "{}: each training row once", path.display());
+            }
+            assert_ne!(firsts[0], firsts[1], "another order each epoch");
+            assert_eq!(t.valid.as_ref().unwrap().rows(), held.len());
+            // A seed gives the same model, whatever the thread count.
+            let mut model = Mlp::new(3, 2).with_hidden(&[8]).config().init(1).unwrap();
+            model.set_scaler(t.scaler.clone()).unwrap();
+            let cfg = crate::train::TrainConfig {
+                epochs: 2,
+                batch_size: 64,
+                seed: 3,
+                ..Default::default()
+            };
+            let report = crate::with_threads(Some(1), || {
+                crate::train::fit_stream(&mut model, &mut t.rows, t.valid.clone(), t.sample.clone(), &cfg, |_| ())
+            })
+            .unwrap()
+            .unwrap();
+            assert_eq!(report.train_rows, train.len());
+            assert!(report.history[1].valid_loss.is_some());
+            models.push((path.clone(), model));
+        }
+        // The same rows from NPY and Parquet segments of other sizes train other orders, but
+        // each file trains the same model again at two threads.
+        let (path, one) = &models[2];
+        let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9, false).unwrap();
+        t.rows.chunk = 256;
+        let mut two = Mlp::new(3, 2).with_hidden(&[8]).config().init(1).unwrap();
+        two.set_scaler(t.scaler.clone()).unwrap();
+        let cfg = crate::train::TrainConfig {
+            epochs: 2,
+            batch_size: 64,
+            seed: 3,
+            ..Default::default()
+        };
+        crate::with_threads(Some(2), || {
+            crate::train::fit_stream(&mut two, &mut t.rows, t.valid.clone(), t.sample.clone(), &cfg, |_| ())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(one.layers, two.layers);
     }
 }

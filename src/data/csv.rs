@@ -404,6 +404,7 @@ pub struct CsvChunks {
     names: Vec<String>,
     all_names: Vec<String>,
     has_header: bool,
+    done: usize,
 }
 
 impl std::fmt::Debug for CsvChunks {
@@ -474,12 +475,18 @@ impl CsvChunks {
             keep,
             label,
             has_header,
+            done: 0,
         })
     }
 
     /// The names of the chosen feature columns.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Rows handed out so far.
+    pub fn rows_done(&self) -> usize {
+        self.done
     }
 
     /// Every column's name from the header; `None` without one.
@@ -529,6 +536,7 @@ impl CsvChunks {
                 labels.push(rec[l].to_string());
             }
         }
+        self.done += raw.lines.len();
         Ok(raw)
     }
 }

@@ -243,6 +243,23 @@ impl NpyChunks {
         &self.shape
     }
 
+    /// Rows read so far (the next row's 0-based number).
+    pub fn rows_done(&self) -> usize {
+        self.done
+    }
+
+    /// Goes to row `row` (0-based): the next rows read start there.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn seek_row(&mut self, row: usize) -> Result<()> {
+        let row = row.min(self.shape[0]);
+        let delta = (row as i64 - self.done as i64) * (self.cols * self.size) as i64;
+        self.file.seek_relative(delta).map_err(io_at(&self.path))?;
+        self.done = row;
+        Ok(())
+    }
+
     /// The next `rows` rows (fewer at the end); `None` once every row was read.
     ///
     /// # Errors

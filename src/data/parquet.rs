@@ -224,10 +224,28 @@ impl ParquetFile {
 
     /// The chosen `columns` (indices), `rows` rows at a time, in the file's order.
     pub fn into_chunks(self, columns: &[usize], rows: usize) -> Chunks {
+        let groups = (0..self.reader.num_row_groups()).collect();
+        self.into_group_chunks(columns, rows, groups)
+    }
+
+    /// The rows of each row group (the file's order).
+    pub fn group_rows(&self) -> Vec<usize> {
+        self.reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+            .collect()
+    }
+
+    /// [`ParquetFile::into_chunks`] over the row groups `groups`, in that order (a chunk never
+    /// spans two groups that are not neighbours in the file).
+    pub fn into_group_chunks(self, columns: &[usize], rows: usize, groups: Vec<usize>) -> Chunks {
         Chunks {
             file: self,
             columns: columns.to_vec(),
             rows: rows.max(1),
+            groups,
             group: 0,
             readers: Vec::new(),
             done: 0,
@@ -301,7 +319,9 @@ pub struct Chunks {
     file: ParquetFile,
     columns: Vec<usize>,
     rows: usize,
-    /// The next row group to open.
+    /// The row groups to read, in order.
+    groups: Vec<usize>,
+    /// The next of `groups` to open.
     group: usize,
     /// The open row group's column readers and the rows left in it.
     readers: Vec<ColumnReader>,
@@ -342,10 +362,13 @@ impl Chunks {
         let mut have = 0;
         while have < self.rows {
             if self.readers.is_empty() {
-                if self.group >= self.file.reader.num_row_groups() {
+                let Some(&next) = self.groups.get(self.group) else {
                     break;
+                };
+                if next >= self.file.reader.num_row_groups() {
+                    return Err(Error::data(path, format!("no row group {next}")));
                 }
-                let g = self.file.reader.get_row_group(self.group).map_err(pq_err(path))?;
+                let g = self.file.reader.get_row_group(next).map_err(pq_err(path))?;
                 self.readers = self
                     .columns
                     .iter()

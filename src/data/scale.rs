@@ -60,52 +60,11 @@ impl Scaler {
     /// Fits `kind` on the rows of `x` (statistics in f64).
     pub fn fit<'a>(kind: Scaling, x: impl Into<crate::tensor::MatrixRef<'a>>) -> Scaler {
         let x = x.into();
-        let d = x.cols();
-        let n = x.rows().max(1) as f64;
-        let (offset, scale) = match kind {
-            Scaling::None => (Vec::new(), Vec::new()),
-            Scaling::Minmax => {
-                let mut lo = vec![f32::INFINITY; d];
-                let mut hi = vec![f32::NEG_INFINITY; d];
-                for i in 0..x.rows() {
-                    for (j, &v) in x.row(i).iter().enumerate() {
-                        lo[j] = lo[j].min(v);
-                        hi[j] = hi[j].max(v);
-                    }
-                }
-                let scale = lo
-                    .iter()
-                    .zip(&hi)
-                    .map(|(&l, &h)| if h > l { h - l } else { 1.0 })
-                    .collect();
-                let lo = lo.into_iter().map(|l| if l.is_finite() { l } else { 0.0 }).collect();
-                (lo, scale)
-            }
-            Scaling::Standard => {
-                let mut sum = vec![0.0f64; d];
-                for i in 0..x.rows() {
-                    for (s, &v) in sum.iter_mut().zip(x.row(i)) {
-                        *s += v as f64;
-                    }
-                }
-                let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-                let mut var = vec![0.0f64; d];
-                for i in 0..x.rows() {
-                    for ((s, &v), m) in var.iter_mut().zip(x.row(i)).zip(&mean) {
-                        *s += (v as f64 - m).powi(2);
-                    }
-                }
-                let scale = var
-                    .iter()
-                    .map(|v| {
-                        let sd = (v / n).sqrt();
-                        if sd > 1e-12 { sd as f32 } else { 1.0 }
-                    })
-                    .collect();
-                (mean.into_iter().map(|m| m as f32).collect(), scale)
-            }
-        };
-        Scaler { kind, offset, scale }
+        let mut f = ScalerFit::new(kind, x.cols());
+        for pass in 0..f.passes() {
+            f.add(pass, x);
+        }
+        f.finish()
     }
 
     /// Checks a scaler (from a file) against an input width: one offset and one scale per
@@ -191,6 +150,122 @@ mod tests {
             for (a, b) in y.as_slice().iter().zip(x.as_slice()) {
                 assert!((a - b).abs() < 1e-5);
             }
+        }
+    }
+}
+
+/// A scaler fitted over rows that come in pieces, exactly as [`Scaler::fit`] over all of them
+/// in the same order: [`ScalerFit::passes`] passes over the rows (none for `None`, one for
+/// `Minmax`, two for `Standard`: the mean, then the spread around it), each piece given to
+/// [`ScalerFit::add`] with its pass.
+#[derive(Clone, Debug)]
+pub struct ScalerFit {
+    kind: Scaling,
+    rows: usize,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+    sum: Vec<f64>,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+}
+
+impl ScalerFit {
+    /// Nothing seen yet, for rows of `d` features.
+    pub fn new(kind: Scaling, d: usize) -> Self {
+        ScalerFit {
+            kind,
+            rows: 0,
+            lo: vec![f32::INFINITY; d],
+            hi: vec![f32::NEG_INFINITY; d],
+            sum: vec![0.0; d],
+            mean: Vec::new(),
+            var: vec![0.0; d],
+        }
+    }
+
+    /// Passes over the rows the fit needs.
+    pub fn passes(&self) -> usize {
+        match self.kind {
+            Scaling::None => 0,
+            Scaling::Minmax => 1,
+            Scaling::Standard => 2,
+        }
+    }
+
+    /// Adds rows `x` to pass `pass` (0-based; every row of pass 0 before any of pass 1).
+    pub fn add<'a>(&mut self, pass: usize, x: impl Into<crate::tensor::MatrixRef<'a>>) {
+        let x = x.into();
+        match (self.kind, pass) {
+            (Scaling::Minmax, 0) => {
+                for i in 0..x.rows() {
+                    for (j, &v) in x.row(i).iter().enumerate() {
+                        self.lo[j] = self.lo[j].min(v);
+                        self.hi[j] = self.hi[j].max(v);
+                    }
+                }
+            }
+            (Scaling::Standard, 0) => {
+                for i in 0..x.rows() {
+                    for (s, &v) in self.sum.iter_mut().zip(x.row(i)) {
+                        *s += v as f64;
+                    }
+                }
+            }
+            (Scaling::Standard, _) => {
+                if self.mean.is_empty() {
+                    let n = self.rows.max(1) as f64;
+                    self.mean = self.sum.iter().map(|s| s / n).collect();
+                }
+                for i in 0..x.rows() {
+                    for ((s, &v), m) in self.var.iter_mut().zip(x.row(i)).zip(&self.mean) {
+                        *s += (v as f64 - m).powi(2);
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.rows += x.rows();
+    }
+
+    /// The fitted scaler.
+    pub fn finish(mut self) -> Scaler {
+        let n = self.rows.max(1) as f64;
+        let (offset, scale) = match self.kind {
+            Scaling::None => (Vec::new(), Vec::new()),
+            Scaling::Minmax => {
+                let scale = self
+                    .lo
+                    .iter()
+                    .zip(&self.hi)
+                    .map(|(&l, &h)| if h > l { h - l } else { 1.0 })
+                    .collect();
+                let lo = self
+                    .lo
+                    .into_iter()
+                    .map(|l| if l.is_finite() { l } else { 0.0 })
+                    .collect();
+                (lo, scale)
+            }
+            Scaling::Standard => {
+                if self.mean.is_empty() {
+                    self.mean = self.sum.iter().map(|s| s / n).collect();
+                }
+                let scale = self
+                    .var
+                    .iter()
+                    .map(|v| {
+                        let sd = (v / n).sqrt();
+                        if sd > 1e-12 { sd as f32 } else { 1.0 }
+                    })
+                    .collect();
+                (self.mean.into_iter().map(|m| m as f32).collect(), scale)
+            }
+        };
+        Scaler {
+            kind: self.kind,
+            offset,
+            scale,
         }
     }
 }

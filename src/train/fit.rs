@@ -272,6 +272,151 @@ impl<'a> Held<'a> {
     }
 }
 
+/// Training rows that are not held in memory: scaled rows a chunk at a time, in an order
+/// drawn anew every epoch (see [`fit_stream`]).
+pub trait RowStream {
+    /// The training rows (each epoch hands out every one of them once).
+    fn rows(&self) -> usize;
+    /// Starts an epoch; its order of rows is drawn from `rng`.
+    ///
+    /// # Errors
+    /// Whatever reading the rows reports.
+    fn begin_epoch(&mut self, rng: &mut Rng) -> Result<()>;
+    /// Fills `out` with the next rows of the epoch (up to `out.len()` / the row width),
+    /// scaled as the model reads them; returns how many.
+    ///
+    /// # Errors
+    /// Whatever reading the rows reports.
+    fn next_rows(&mut self, out: &mut [f32]) -> Result<usize>;
+}
+
+/// Where the loop's batches come from: rows in memory (shuffled by a permutation), or a
+/// [`RowStream`].
+enum Feed<'a, 's> {
+    Memory {
+        train: Rows<'a>,
+        targets: Held<'a>,
+        order: Vec<usize>,
+    },
+    Stream(&'s mut dyn RowStream),
+}
+
+impl Feed<'_, '_> {
+    fn begin_epoch(&mut self, rng: &mut Rng) -> Result<()> {
+        match self {
+            Feed::Memory { order, .. } => {
+                rng.shuffle(order);
+                Ok(())
+            }
+            Feed::Stream(s) => s.begin_epoch(rng),
+        }
+    }
+
+    /// The row order, for checkpoints (none for a stream).
+    fn order(&self) -> &[usize] {
+        match self {
+            Feed::Memory { order, .. } => order,
+            Feed::Stream(_) => &[],
+        }
+    }
+
+    /// Copies batch `bi` (of `batch` rows) into the workspace; returns its rows.
+    fn fill(&mut self, bi: usize, batch: usize, ws: &mut Workspace, d: usize, noisy: bool) -> Result<usize> {
+        match self {
+            Feed::Memory { train, targets, order } => {
+                let rows = &order[bi * batch..((bi + 1) * batch).min(order.len())];
+                let b = rows.len();
+                // ws.x is what the loss compares with (the target) or, for classes, the input;
+                // ws.x_in what the network sees when it differs.
+                let goal = match &*targets {
+                    Held::Rows(m) => m.view(),
+                    _ => train.view(),
+                };
+                for (dst, &r) in ws.x.chunks_exact_mut(goal.cols()).zip(rows) {
+                    dst.copy_from_slice(goal.row(r));
+                }
+                match &*targets {
+                    Held::Rows(_) => {
+                        for (dst, &r) in ws.x_in.chunks_exact_mut(d).zip(rows) {
+                            dst.copy_from_slice(train.view().row(r));
+                        }
+                    }
+                    Held::Classes(y) => {
+                        for (dst, &r) in ws.labels.iter_mut().zip(rows) {
+                            *dst = y[r];
+                        }
+                    }
+                    Held::Input if noisy => ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]),
+                    Held::Input => {}
+                }
+                Ok(b)
+            }
+            Feed::Stream(s) => {
+                let b = s.next_rows(&mut ws.x[..batch * d])?;
+                if b == 0 {
+                    return Err(Error::invalid(
+                        "training data",
+                        "the rows ran out before the epoch's end",
+                    ));
+                }
+                if noisy {
+                    ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
+                }
+                Ok(b)
+            }
+        }
+    }
+}
+
+/// Trains `model` on rows it does not hold: a [`RowStream`] of `stream.rows()` training rows,
+/// already scaled by `model`'s scaler (fitted on them beforehand: see
+/// [`crate::stream::TrainingRows`]), `valid` held-out rows (scaled) and `sample`, training rows
+/// (scaled) for the code statistics when there are no validation rows. Everything else is
+/// [`fit`]'s loop: the same settings, events, early stopping and divergence checks (no
+/// checkpoints: a stream has no row order to save).
+///
+/// # Errors
+/// As [`fit`]; what the stream reports.
+pub fn fit_stream<R: Into<Flow>>(
+    model: &mut Autoencoder,
+    stream: &mut dyn RowStream,
+    valid: Option<crate::tensor::Matrix>,
+    sample: crate::tensor::Matrix,
+    config: &TrainConfig,
+    on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
+    config.validate(valid.is_some())?;
+    model.check_reconstructs()?;
+    let t = Trainee::autoencoder(model, false);
+    let d = t.layers[0].n_in();
+    for noise in &config.noise {
+        noise.check(d, config.image_shape)?;
+    }
+    if let Some(v) = &valid {
+        check_data(d, v.view(), "validation data")?;
+    }
+    check_data(d, sample.view(), "training data")?;
+    let n = stream.rows();
+    if n == 0 {
+        return Err(Error::invalid("training data", "no rows"));
+    }
+    let valid = valid.map(|v| (Rows::Owned(v), Held::Input));
+    let started = Instant::now();
+    run_feed(
+        t,
+        Feed::Stream(stream),
+        n,
+        d,
+        valid,
+        sample,
+        config,
+        None,
+        started,
+        &String::new,
+        on_event,
+    )
+}
+
 /// The training loop behind every training call.
 pub(crate) fn run<R: Into<Flow>>(
     t: Trainee<'_>,
@@ -280,7 +425,7 @@ pub(crate) fn run<R: Into<Flow>>(
     valid: Option<(MatrixRef<'_>, Targets<'_>)>,
     config: &TrainConfig,
     resume: Option<&Checkpoint>,
-    mut on_event: impl FnMut(&Event<'_>) -> R,
+    on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     config.validate(valid.is_some())?;
     // What the run trains on, for checkpoints: computed when one is made or checked.
@@ -406,8 +551,55 @@ pub(crate) fn run<R: Into<Flow>>(
         }
     }
 
-    let n = train.rows();
-    let d = train.cols();
+    let (n, d) = (train.rows(), train.cols());
+    // Code sparsity after each epoch is measured on the validation rows, else on the first
+    // `CODE_SAMPLE` training rows (clean, in a fixed order).
+    let k = n.min(CODE_SAMPLE);
+    let sample = crate::tensor::Matrix::from_vec(k, d, train.view().as_slice()[..k * d].to_vec())?;
+    let feed = Feed::Memory {
+        train,
+        targets,
+        order: (0..n).collect(),
+    };
+    run_feed(
+        t,
+        feed,
+        n,
+        d,
+        valid,
+        sample,
+        config,
+        resume,
+        started,
+        &fingerprint,
+        on_event,
+    )
+}
+
+/// The epochs of [`run`] over a [`Feed`] of `n` training rows of width `d` (scaled), with
+/// validation rows (scaled) and a sample of training rows for code statistics.
+#[allow(clippy::too_many_arguments)]
+fn run_feed<R: Into<Flow>>(
+    t: Trainee<'_>,
+    mut feed: Feed<'_, '_>,
+    n: usize,
+    d: usize,
+    valid: Option<(Rows<'_>, Held<'_>)>,
+    sample: crate::tensor::Matrix,
+    config: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    started: Instant,
+    fingerprint: &dyn Fn() -> String,
+    mut on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
+    let classes = matches!(
+        &feed,
+        Feed::Memory {
+            targets: Held::Classes(_),
+            ..
+        }
+    );
+    let n_layers = t.layers.len();
     let batch = config.batch_size.min(n);
     let batches = n.div_ceil(batch);
     let total_steps = batches * config.epochs;
@@ -424,10 +616,16 @@ pub(crate) fn run<R: Into<Flow>>(
         4,
         format_args!("training ({params} parameters, batches of {batch} rows)"),
     )?;
-    let mut ws = Workspace::new(t.net(), batch, noisy || matches!(targets, Held::Rows(_)));
+    let paired = matches!(
+        &feed,
+        Feed::Memory {
+            targets: Held::Rows(_),
+            ..
+        }
+    );
+    let mut ws = Workspace::new(t.net(), batch, noisy || paired);
     let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
     let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);
-    let mut order: Vec<usize> = (0..n).collect();
     let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
     let mut history = Vec::with_capacity(config.epochs);
     let mut best: Option<(f64, usize, Vec<Layer>)> = None;
@@ -435,7 +633,6 @@ pub(crate) fn run<R: Into<Flow>>(
     let mut stopped_early = false;
     let mut interrupted = false;
     let mut step = 0usize;
-    let n_layers = t.layers.len();
     // The freeze schedule: the lowest layer that trains, and an optimizer for the layers from
     // it up, made anew when the phase changes.
     let lowest_at = |epoch: usize| if epoch <= config.freeze_epochs { n_layers - 1 } else { 0 };
@@ -458,6 +655,7 @@ pub(crate) fn run<R: Into<Flow>>(
             && s.next_batch <= batches
             && s.lowest < n_layers
             && ck.order.len() == n
+            && matches!(feed, Feed::Memory { .. })
             && s.history.len() + 1 == s.epoch;
         if !fits {
             return Err(Error::invalid(
@@ -484,13 +682,16 @@ pub(crate) fn run<R: Into<Flow>>(
             }
             (None, _) => None,
         };
-        order = ck.order.iter().map(|&i| i as usize).collect();
+        let order: Vec<usize> = ck.order.iter().map(|&i| i as usize).collect();
         let mut seen = vec![false; n];
         if order.iter().any(|&i| i >= n || std::mem::replace(&mut seen[i], true)) {
             return Err(Error::invalid(
                 "checkpoint",
                 "its row order is not a permutation of the rows",
             ));
+        }
+        if let Feed::Memory { order: o, .. } = &mut feed {
+            *o = order;
         }
         [rng, noise_rng, dropout_rng] = s.rngs.map(Rng::from_state);
         lowest = s.lowest;
@@ -534,7 +735,7 @@ pub(crate) fn run<R: Into<Flow>>(
                     .filter(|(_, _, layers)| !layers.is_empty())
                     .map(|(_, _, layers)| checkpoint::params_of(layers)),
                 moments: opt.export().1.to_vec(),
-                order: order.iter().map(|&i| i as u64).collect(),
+                order: feed.order().iter().map(|&i| i as u64).collect(),
             };
             // What the caller answers to a checkpoint is not a request.
             let _ = on_event(&Event::Checkpoint(&ck));
@@ -560,36 +761,13 @@ pub(crate) fn run<R: Into<Flow>>(
         }
         let t0 = Instant::now();
         if resumed == 0 {
-            rng.shuffle(&mut order);
+            feed.begin_epoch(&mut rng)?;
             (loss_sum, hits) = (0.0, 0);
             lr = config.lr;
         }
         let mut stop = false;
-        for (bi, rows) in order.chunks(batch).enumerate().skip(resumed) {
-            let b = rows.len();
-            // ws.x is what the loss compares with (the target) or, for classes, the input;
-            // ws.x_in what the network sees when it differs.
-            let goal = match &targets {
-                Held::Rows(m) => m.view(),
-                _ => train.view(),
-            };
-            for (dst, &r) in ws.x.chunks_exact_mut(goal.cols()).zip(rows) {
-                dst.copy_from_slice(goal.row(r));
-            }
-            match &targets {
-                Held::Rows(_) => {
-                    for (dst, &r) in ws.x_in.chunks_exact_mut(d).zip(rows) {
-                        dst.copy_from_slice(train.view().row(r));
-                    }
-                }
-                Held::Classes(y) => {
-                    for (dst, &r) in ws.labels.iter_mut().zip(rows) {
-                        *dst = y[r];
-                    }
-                }
-                Held::Input if noisy => ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]),
-                Held::Input => {}
-            }
+        for bi in resumed..batches {
+            let b = feed.fill(bi, batch, &mut ws, d, noisy)?;
             if noisy {
                 noise::corrupt(
                     &config.noise,
@@ -692,10 +870,7 @@ pub(crate) fn run<R: Into<Flow>>(
         let code = t.code.map(|(code, act)| {
             let sample = match &valid {
                 Some((v, _)) => v.view(),
-                None => {
-                    let k = train.rows().min(CODE_SAMPLE);
-                    MatrixRef::new(k, d, &train.view().as_slice()[..k * d]).expect("k whole rows")
-                }
+                None => sample.view(),
             };
             let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), sample, 0..code + 1);
             let mut m = crate::metrics::code(&codes, act);

@@ -2240,6 +2240,22 @@ fn parquet_tables_in_and_out() {
         "-o",
         "e.parquet",
     ]);
+    // Trained without holding the rows: a model that scores the same file.
+    let out = run(&[
+        &[
+            "train",
+            "t.parquet",
+            "--columns",
+            cols,
+            "--stream",
+            "-o",
+            "st.safetensors",
+        ][..],
+        &train,
+    ]
+    .concat());
+    assert!(out.contains("on 5 rows streamed (0 held out)"), "{out}");
+    run(&["score", "st.safetensors", "t.parquet", "-o", "st.csv"]);
     // Refusals name the column and write nothing.
     let before = sb.files();
     let keep: Vec<&str> = before.iter().map(String::as_str).collect();

@@ -625,6 +625,14 @@ pub struct TrainArgs {
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
+    /// Train without holding the rows in memory (a CSV or Parquet table of numbers, or an NPY
+    /// array): the scaler is fitted in streaming passes, a seeded share of rows is held out
+    /// (at most 65,536 kept to validate on), and each epoch reads the file's segments
+    /// (Parquet row groups, 65,536-row stretches of an NPY array; a CSV file in order) in a
+    /// seeded order, shuffling rows within blocks of about 64 MiB. Not with --target,
+    /// --valid, checkpoints or the table encoding.
+    #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint"])]
+    pub stream: bool,
     /// Write one JSON line per epoch to this file, as each epoch ends (continued on --resume).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

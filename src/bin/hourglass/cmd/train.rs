@@ -161,7 +161,70 @@ impl Progress {
     }
 }
 
+/// `train --stream`: the rows stay on disk (see `TrainingRows`).
+fn run_streamed(a: TrainArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.tabular.options() == Default::default(),
+        "--stream trains on numbers: the table encoding (--categorical, --impute, --hash-buckets) needs the rows in memory"
+    );
+    let sel = a.columns.selection();
+    let bce = a.loss == hourglass::loss::Loss::Bce;
+    let valid_fraction = a.valid_fraction.unwrap_or(0.0);
+    let mut t = hourglass::stream::TrainingRows::open(&a.data, &sel, a.scale, valid_fraction, a.seed, bce)?;
+    let shape = (t.rows.total_rows(), t.sample.cols());
+    let ds = Dataset {
+        x: t.sample.clone(),
+        names: t.rows.names().to_vec(),
+        labels: None,
+        image_shape: t.rows.image_shape(),
+        format: hourglass::data::Format::Parquet,
+        files: None,
+    };
+    let (model_cfg, train_cfg) = settings(&a, &ds, None)?;
+    let mut model = model_cfg.init(a.seed)?;
+    model.set_scaler(t.scaler.clone())?;
+    let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
+    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs);
+    let result = hourglass::train::fit_stream(&mut model, &mut t.rows, t.valid.take(), t.sample, &train_cfg, |e| {
+        progress.on(e);
+        session.on(e)
+    });
+    progress.finish();
+    let report = result?;
+    anyhow::ensure!(
+        !report.interrupted,
+        "training was interrupted; a streamed run cannot be resumed"
+    );
+    let mut provenance = Provenance::training(&train_cfg, Some(report.clone()), &a.data, &ds);
+    provenance.data_shape = Some(shape);
+    let file = ModelFile {
+        model,
+        provenance,
+        anomaly: None,
+        tabular: None,
+    };
+    format::save(&a.output, &file)?;
+    session.finish(false)?;
+    let last = report.history.last().expect("at least one epoch");
+    outln!(
+        "trained {} epochs in {:.1} s on {} rows streamed ({} held out): train loss {:.6}{}",
+        report.history.len(),
+        report.seconds,
+        report.train_rows,
+        t.held_out,
+        last.train_loss,
+        last.valid_loss
+            .map(|v| format!(", valid loss {v:.6}"))
+            .unwrap_or_default()
+    );
+    outln!("model: {} ({} parameters)", a.output.display(), file.model.num_params());
+    Ok(())
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
+    if a.stream {
+        return run_streamed(a);
+    }
     let sel = a.columns.selection();
     let loaded = noted(hourglass::load::training_data(
         &a.data,
