@@ -402,6 +402,12 @@ pub fn fit_stream<R: Into<Flow>>(
     }
     let valid = valid.map(|v| (Rows::Owned(v), Held::Input));
     let started = Instant::now();
+    // A stream has no row order to save: no checkpoint is offered (a stop still ends cleanly).
+    let mut on_event = on_event;
+    let events = |e: &Event<'_>| match e {
+        Event::Checkpoint(_) => Flow::Continue,
+        e => on_event(e).into(),
+    };
     run_feed(
         t,
         Feed::Stream(stream),
@@ -413,7 +419,7 @@ pub fn fit_stream<R: Into<Flow>>(
         None,
         started,
         &String::new,
-        on_event,
+        events,
     )
 }
 

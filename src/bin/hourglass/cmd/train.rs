@@ -191,10 +191,6 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
     });
     progress.finish();
     let report = result?;
-    anyhow::ensure!(
-        !report.interrupted,
-        "training was interrupted; a streamed run cannot be resumed"
-    );
     let mut provenance = Provenance::training(&train_cfg, Some(report.clone()), &a.data, &ds);
     provenance.data_shape = Some(shape);
     let file = ModelFile {
@@ -203,6 +199,11 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
         anomaly: None,
         tabular: None,
     };
+    if report.interrupted {
+        // Stopped by a signal: the last complete epoch's model, and no checkpoint to resume.
+        let progress = (report.history.len(), report.best_epoch, train_cfg.epochs);
+        return session.stopped(progress, "model", &a.output, || Ok(format::save(&a.output, &file)?));
+    }
     format::save(&a.output, &file)?;
     session.finish(false)?;
     let last = report.history.last().expect("at least one epoch");
