@@ -17,6 +17,46 @@ pub struct ColumnSelection {
 }
 
 impl ColumnSelection {
+    /// The feature columns and the label column these choices pick from a table's `names`
+    /// (0-based indices are names too in a table without a header), as indices; the label and
+    /// the dropped columns are left out of the features.
+    ///
+    /// # Errors
+    /// [`Error::NoColumn`] for a column that is not there; [`Error::Data`] when no feature
+    /// column is left.
+    pub(crate) fn choose(
+        &self,
+        path: &Path,
+        names: &[String],
+        has_header: bool,
+    ) -> Result<(Vec<usize>, Option<usize>)> {
+        let label = self
+            .label_column
+            .as_deref()
+            .map(|k| resolve(path, names, has_header, k, "label_column"))
+            .transpose()?;
+        let mut keep: Vec<usize> = match &self.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|k| resolve(path, names, has_header, k, "columns"))
+                .collect::<Result<_>>()?,
+            None => (0..names.len()).collect(),
+        };
+        let dropped: Vec<usize> = self
+            .drop
+            .iter()
+            .map(|k| resolve(path, names, has_header, k, "drop"))
+            .collect::<Result<_>>()?;
+        keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
+        if keep.is_empty() {
+            return Err(Error::data(
+                path,
+                "no feature columns are left after the column choices (columns, drop, label column)",
+            ));
+        }
+        Ok((keep, label))
+    }
+
     /// An error for a file that is not a table when columns are chosen (they apply to CSV
     /// and Parquet files only).
     ///
@@ -191,30 +231,7 @@ impl RawTable {
                 got: format!("{} columns", columns.len()),
             });
         }
-        let label = sel
-            .label_column
-            .as_deref()
-            .map(|k| resolve(path, &names, true, k, "label_column"))
-            .transpose()?;
-        let mut keep: Vec<usize> = match &sel.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|k| resolve(path, &names, true, k, "columns"))
-                .collect::<Result<_>>()?,
-            None => (0..names.len()).collect(),
-        };
-        let dropped: Vec<usize> = sel
-            .drop
-            .iter()
-            .map(|k| resolve(path, &names, true, k, "drop"))
-            .collect::<Result<_>>()?;
-        keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
-        if keep.is_empty() {
-            return Err(Error::data(
-                path,
-                "no feature columns are left after the column choices (columns, drop, label column)",
-            ));
-        }
+        let (keep, label) = sel.choose(path, &names, true)?;
         if rows == 0 {
             return Err(Error::data(path, "no rows"));
         }
@@ -441,30 +458,7 @@ impl CsvChunks {
         } else {
             (0..width).map(|i| format!("c{i}")).collect()
         };
-        let label = sel
-            .label_column
-            .as_deref()
-            .map(|k| resolve(path, &all_names, has_header, k, "label_column"))
-            .transpose()?;
-        let mut keep: Vec<usize> = match &sel.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|k| resolve(path, &all_names, has_header, k, "columns"))
-                .collect::<Result<_>>()?,
-            None => (0..width).collect(),
-        };
-        let dropped: Vec<usize> = sel
-            .drop
-            .iter()
-            .map(|k| resolve(path, &all_names, has_header, k, "drop"))
-            .collect::<Result<_>>()?;
-        keep.retain(|i| !dropped.contains(i) && Some(*i) != label);
-        if keep.is_empty() {
-            return Err(Error::data(
-                path,
-                "no feature columns are left after the column choices (columns, drop, label column)",
-            ));
-        }
+        let (keep, label) = sel.choose(path, &all_names, has_header)?;
         Ok(CsvChunks {
             path: path.into(),
             records,

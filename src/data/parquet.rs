@@ -10,7 +10,7 @@
 //! with the column's name. Rows are numbered from 1 in errors, as the lines of the same table
 //! written as CSV with a header would be from 2.
 
-use super::csv::{ColumnSelection, RawTable, Table, resolve};
+use super::csv::{ColumnSelection, RawTable, Table};
 use crate::error::{Error, Hint, Result};
 use crate::tensor::Matrix;
 use parquet::basic::{ConvertedType, LogicalType, Type as Physical};
@@ -104,9 +104,12 @@ impl Values {
 pub struct ParquetFile {
     path: PathBuf,
     reader: SerializedFileReader<File>,
+    /// The top-level fields' names: a person's columns (a nested field is one column).
     names: Vec<String>,
     /// Each column's kind, or why it cannot be read.
     kinds: Vec<std::result::Result<Kind, String>>,
+    /// Each column's first leaf in the file's schema (its only one when it is flat).
+    leaves: Vec<usize>,
     /// Each column's maximum definition level (0: required, no nulls).
     max_defs: Vec<i16>,
 }
@@ -138,21 +141,23 @@ impl ParquetFile {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
-        let mut names = Vec::new();
-        let mut kinds = Vec::new();
-        let mut max_defs = Vec::new();
-        for c in schema.columns() {
-            max_defs.push(c.max_def_level());
-            // A nested column's leaves go by their top-level field's name (`lst`, not
-            // `lst.list.element`): the name a person knows, and refused as a whole.
-            let name = c.path().parts()[0].clone();
-            let kind = if c.path().parts().len() != 1 || c.max_rep_level() > 0 {
+        let (mut names, mut kinds, mut leaves, mut max_defs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (leaf, c) in schema.columns().iter().enumerate() {
+            // A nested field's leaves (`lst.list.element`, …) make one column, `lst`,
+            // refused as a whole.
+            let nested = c.path().parts().len() != 1 || c.max_rep_level() > 0;
+            let name = &c.path().parts()[0];
+            if nested && leaf > 0 && schema.column(leaf - 1).path().parts()[0] == *name {
+                continue;
+            }
+            names.push(name.clone());
+            kinds.push(if nested {
                 Err("a nested column (list, map or struct)".to_string())
             } else {
                 kind_of(c)
-            };
-            names.push(name);
-            kinds.push(kind);
+            });
+            leaves.push(leaf);
+            max_defs.push(c.max_def_level());
         }
         if names.is_empty() {
             return Err(Error::data(path, "a Parquet file without columns"));
@@ -162,6 +167,7 @@ impl ParquetFile {
             reader,
             names,
             kinds,
+            leaves,
             max_defs,
         })
     }
@@ -183,31 +189,7 @@ impl ParquetFile {
     /// or a chosen column cannot be read (with its type).
     pub fn select(&self, sel: &ColumnSelection) -> Result<(Vec<usize>, Option<usize>)> {
         let path = &self.path;
-        let label = sel
-            .label_column
-            .as_deref()
-            .map(|k| resolve(path, &self.names, true, k, "label_column"))
-            .transpose()?;
-        let mut keep: Vec<usize> = match &sel.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|k| resolve(path, &self.names, true, k, "columns"))
-                .collect::<Result<_>>()?,
-            None => (0..self.names.len()).collect(),
-        };
-        let dropped: Vec<usize> = sel
-            .drop
-            .iter()
-            .map(|k| resolve(path, &self.names, true, k, "drop"))
-            .collect::<Result<_>>()?;
-        let dropped: Vec<&String> = dropped.iter().map(|&j| &self.names[j]).collect();
-        keep.retain(|&i| !dropped.contains(&&self.names[i]) && Some(i) != label);
-        if keep.is_empty() {
-            return Err(Error::data(
-                path,
-                "no feature columns are left after the column choices (columns, drop, label column)",
-            ));
-        }
+        let (keep, label) = sel.choose(path, &self.names, true)?;
         for &j in keep.iter().chain(&label) {
             if let Err(why) = &self.kinds[j] {
                 return Err(Error::data(
@@ -372,7 +354,7 @@ impl Chunks {
                 self.readers = self
                     .columns
                     .iter()
-                    .map(|&j| g.get_column_reader(j))
+                    .map(|&j| g.get_column_reader(self.file.leaves[j]))
                     .collect::<parquet::errors::Result<_>>()
                     .map_err(pq_err(path))?;
                 self.group += 1;
