@@ -241,9 +241,8 @@ impl Source {
                             pq::append_raw(&mut raw, &values, first);
                             Some(encode(&self.tabular, raw)?)
                         } else {
-                            let names = c.file().names().to_vec();
                             let mut v = Vec::new();
-                            pq::numbers_into(&path, &names, keep, &values[..cols], first, &mut v)?;
+                            pq::numbers_into(&path, c.file().names(), keep, &values[..cols], first, &mut v)?;
                             let rows = v.len() / cols;
                             Some(Chunk {
                                 x: Matrix::from_vec(rows, cols, v)?,
@@ -297,19 +296,9 @@ impl std::fmt::Debug for Sink {
     }
 }
 
-/// Bytes of an NPY header written before the row count is known: room for any count.
-const NPY_HEADER: usize = 128;
-
-fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let pad = NPY_HEADER - 10 - h.len() - 1;
-    h.push_str(&" ".repeat(pad));
-    h.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&((h.len()) as u16).to_le_bytes());
-    out.extend_from_slice(h.as_bytes());
-    out
-}
+/// The alignment of an NPY header written before the row count is known: one 128-byte header
+/// holds any count (at most 111 bytes before padding).
+const NPY_ALIGN: usize = 128;
 
 impl Sink {
     /// An output at `path` of numeric columns `names`, after text columns `leading` (ids,
@@ -354,7 +343,8 @@ impl Sink {
             }
             "npy" => {
                 let mut w = BufWriter::new(file);
-                w.write_all(&npy_header(0, names.len())).map_err(&io)?;
+                w.write_all(&crate::data::npy::header(0, names.len(), NPY_ALIGN))
+                    .map_err(&io)?;
                 Writer::Npy(w)
             }
             _ => Writer::Parquet(pq::ChunkWriter::new(path, file, names, leading)?),
@@ -434,7 +424,8 @@ impl Sink {
                 w.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
                 let f = self.staged.as_mut().expect("an NPY file is staged").file();
                 f.seek(SeekFrom::Start(0)).map_err(&io)?;
-                f.write_all(&npy_header(self.rows, self.names.len())).map_err(&io)?;
+                f.write_all(&crate::data::npy::header(self.rows, self.names.len(), NPY_ALIGN))
+                    .map_err(&io)?;
             }
             Writer::Parquet(w) => {
                 w.finish(&path)?;
@@ -888,12 +879,11 @@ impl TrainingRows {
         match r {
             SegmentReader::Parquet { chunks, keep, first } => {
                 let at = *first + chunks.rows_done();
-                let names = chunks.file().names().to_vec();
                 let Some(values) = chunks.next().transpose()? else {
                     return Ok(None);
                 };
                 let mut v = Vec::new();
-                pq::numbers_into(path, &names, keep, &values, at, &mut v)?;
+                pq::numbers_into(path, chunks.file().names(), keep, &values, at, &mut v)?;
                 Ok(Some((at, Matrix::from_vec(v.len() / keep.len(), keep.len(), v)?)))
             }
             SegmentReader::Npy { chunks, left, hwc } => {

@@ -582,14 +582,7 @@ pub fn write_in(
             csv::ErrorKind::Io(io) => Error::io(path, io),
             other => Error::data(path, format!("{other:?}")),
         };
-        // Rows without names (from NPY, IDX or images) get `c0`, `c1`, …
-        let numbered;
-        let names = if names.is_empty() && m.cols() > 0 {
-            numbered = super::numbered("c", m.cols());
-            &numbered[..]
-        } else {
-            names
-        };
+        let names = super::names_or_numbered(names, m.cols());
         let header: Vec<&str> = leading
             .iter()
             .map(|(n, _)| n.as_str())

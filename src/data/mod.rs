@@ -242,6 +242,16 @@ pub fn write_in(
     }
 }
 
+/// Column names for an output of `cols` columns: `names`, or `c0`, `c1`, … for rows without
+/// names (from NPY, IDX or images).
+pub fn names_or_numbered(names: &[String], cols: usize) -> std::borrow::Cow<'_, [String]> {
+    if names.is_empty() && cols > 0 {
+        std::borrow::Cow::Owned(numbered("c", cols))
+    } else {
+        std::borrow::Cow::Borrowed(names)
+    }
+}
+
 /// Parses a row range `START..END`, `START..` or `..END` (0-based, end excluded).
 ///
 /// # Errors

@@ -284,6 +284,21 @@ impl NpyChunks {
     }
 }
 
+/// The header (magic, version 1.0, length, dictionary) of a `(rows, cols)` little-endian f32
+/// array, padded with spaces so the data starts on a multiple of `align` bytes (64 is NumPy's
+/// rule; a writer that fills in the row count at the end reserves 128 for any count).
+pub fn header(rows: usize, cols: usize, align: usize) -> Vec<u8> {
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let total = MAGIC.len() + 2 + 2 + h.len() + 1;
+    h.push_str(&" ".repeat((align - total % align) % align));
+    h.push('\n');
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(h.as_bytes());
+    out
+}
+
 /// Writes `m` as a `(rows, cols)` little-endian f32 `.npy` file, atomically.
 ///
 /// # Errors
@@ -299,21 +314,10 @@ pub fn write(path: &Path, m: &Matrix) -> Result<()> {
 /// # Errors
 /// As [`write()`].
 pub fn write_in(out: &mut Outputs, path: &Path, m: &Matrix) -> Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        m.rows(),
-        m.cols()
-    );
-    // Pad so the data starts on a 64-byte boundary; the header ends with a newline.
-    let total = MAGIC.len() + 2 + 2 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
+    let header = header(m.rows(), m.cols(), 64);
     out.file(path, |w| {
         let io = io_at(path);
-        w.write_all(MAGIC).map_err(&io)?;
-        w.write_all(&[1, 0]).map_err(&io)?;
-        w.write_all(&(header.len() as u16).to_le_bytes()).map_err(&io)?;
-        w.write_all(header.as_bytes()).map_err(&io)?;
+        w.write_all(&header).map_err(&io)?;
         let mut buf = Vec::with_capacity(m.as_slice().len() * 4);
         for v in m.as_slice() {
             buf.extend_from_slice(&v.to_le_bytes());

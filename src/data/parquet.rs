@@ -748,8 +748,8 @@ impl<W: std::io::Write + Send> ChunkWriter<W> {
     }
 }
 
-/// Writes `m` (after text columns `leading`, name and values each) as a Parquet file staged in
-/// `out`.
+/// Writes `m` (columns `names`, or `c0`, `c1`, … when empty, after text columns `leading`,
+/// name and values each) as a Parquet file staged in `out`.
 ///
 /// # Errors
 /// As [`ChunkWriter`]; [`Error::Io`] naming the file.
@@ -760,16 +760,10 @@ pub fn write_in(
     names: &[String],
     leading: &[(String, Vec<String>)],
 ) -> Result<()> {
-    let numbered;
-    let names = if names.is_empty() && m.cols() > 0 {
-        numbered = super::numbered("c", m.cols());
-        &numbered[..]
-    } else {
-        names
-    };
     let lead_names: Vec<String> = leading.iter().map(|(n, _)| n.clone()).collect();
     let lead_values: Vec<Vec<String>> = leading.iter().map(|(_, v)| v.clone()).collect();
-    let mut w = ChunkWriter::new(path, Vec::new(), names, &lead_names)?;
+    let names = super::names_or_numbered(names, m.cols());
+    let mut w = ChunkWriter::new(path, Vec::new(), &names, &lead_names)?;
     w.write(path, m, &lead_values)?;
     let bytes = w.finish(path)?;
     out.file(path, |f| f.write_all(&bytes).map_err(crate::fsutil::io_at(path)))
