@@ -166,6 +166,10 @@ pub enum Error {
         /// Number of epochs whose weights are kept (0: the initial weights).
         last_good_epoch: usize,
     },
+    /// The ranks of a data-parallel run could not agree (one stopped, or they were given
+    /// different data or settings).
+    #[error("distributed training: {0}")]
+    Distributed(String),
 }
 
 /// A setting that would fix an error. Front ends name the setting their own way (the command

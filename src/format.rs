@@ -52,6 +52,9 @@ pub struct Provenance {
     /// The spectrum, for models made by PCA.
     #[serde(default)]
     pub pca: Option<crate::pca::PcaSummary>,
+    /// How many data-parallel ranks trained the model, and how they kept one model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<crate::dist::Parallel>,
 }
 
 impl Provenance {

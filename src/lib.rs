@@ -15,6 +15,7 @@ pub mod activation;
 pub mod bounds;
 pub mod classifier;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod format;
 pub mod fsutil;
@@ -59,6 +60,7 @@ pub use rng::Rng;
 pub use tensor::{Matrix, MatrixRef};
 pub use train::{
     Checkpoint, EpochStats, Event, Flow, TrainConfig, TrainReport, fit, fit_from, fit_paired, fit_paired_from,
+    fit_shard,
 };
 
 /// Runs `f` on a pool of `threads` worker threads (all cores when `None`).

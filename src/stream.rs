@@ -42,6 +42,12 @@ enum Inner {
     Memory(Option<Dataset>),
 }
 
+/// Whether `path` is a file the chunked readers take: a CSV or Parquet table, or an NPY
+/// array (the files [`TrainingRows`] streams and shards).
+pub fn is_chunked(path: &Path) -> bool {
+    load::is_table(path) || is_npy(path)
+}
+
 /// Whether `path` starts as an NPY file.
 fn is_npy(path: &Path) -> bool {
     let mut head = [0u8; 6];
@@ -664,6 +670,19 @@ impl std::fmt::Debug for TrainingRows {
     }
 }
 
+/// A shard of a file's rows: see [`TrainingRows::shard`].
+#[derive(Debug)]
+pub struct Shard {
+    /// The shard's rows, as in the file (not scaled).
+    pub x: Matrix,
+    /// The columns' names (none for an NPY array).
+    pub names: Vec<String>,
+    /// The (height, width, channels) of an NPY array of images.
+    pub image_shape: Option<(usize, usize, usize)>,
+    /// Rows in the file, in every shard.
+    pub total: usize,
+}
+
 /// The most validation rows [`TrainingRows`] keeps in memory.
 pub const VALID_CAP: usize = 65_536;
 
@@ -707,6 +726,86 @@ impl TrainingRows {
         seed: u64,
         bce: bool,
     ) -> Result<Training> {
+        let mut rows = Self::reader(path, sel)?;
+        let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
+        rows.held = (seed, threshold);
+        rows.bce = bce;
+        rows.rng = crate::rng::Rng::new(seed);
+        let width = rows.width;
+        let mut fit = crate::data::scale::ScalerFit::new(scaling, width);
+        let mut valid = Vec::new();
+        let mut total = 0;
+        let mut sample = Vec::new();
+        let k = crate::train::CODE_SAMPLE;
+        for pass in 0..fit.passes().max(1) {
+            let mut n = 0;
+            rows.for_each_chunk(&mut |first, x| {
+                let (train, held) = rows_split(x, first, rows.held);
+                if pass == 0 {
+                    total += x.rows();
+                    for i in &held {
+                        if valid.len() < VALID_CAP * width {
+                            valid.extend_from_slice(x.row(*i));
+                        }
+                    }
+                    for &i in train.iter().take(k.saturating_sub(sample.len() / width)) {
+                        sample.extend_from_slice(x.row(i));
+                    }
+                }
+                n += train.len();
+                fit.add(pass, &x.select_rows(&train));
+                Ok(())
+            })?;
+            rows.rows = n;
+        }
+        if rows.rows == 0 {
+            return Err(Error::data(path, "no training rows"));
+        }
+        let scaler = fit.finish();
+        let mut valid = Matrix::from_vec(valid.len() / width, width, valid)?;
+        let mut sample = Matrix::from_vec(sample.len() / width, width, sample)?;
+        scaler.transform(&mut valid);
+        scaler.transform(&mut sample);
+        rows.scaler = scaler.clone();
+        rows.total = total;
+        let held_out = total - rows.rows;
+        Ok(Training {
+            rows,
+            valid: (valid_fraction > 0.0 && valid.rows() > 0).then_some(valid),
+            sample,
+            scaler,
+            held_out,
+        })
+    }
+
+    /// Rows `rank`, `rank + ranks`, `rank + 2 ranks`, … of `path` (a shard of a data-parallel
+    /// run), read a chunk at a time so that memory holds the shard and one chunk: CSV, Parquet
+    /// (only the chosen columns decoded) and NPY. Returns the rows, the columns' names (none
+    /// for an array), the image shape of an NPY array of images, and the file's row count.
+    ///
+    /// # Errors
+    /// As [`TrainingRows::open`].
+    pub fn shard(path: &Path, sel: &ColumnSelection, rank: usize, ranks: usize) -> Result<Shard> {
+        let rows = Self::reader(path, sel)?;
+        let mut keep = Vec::new();
+        let mut total = 0;
+        rows.for_each_chunk(&mut |first, x| {
+            total += x.rows();
+            for i in (0..x.rows()).filter(|i| (first + i) % ranks.max(1) == rank) {
+                keep.extend_from_slice(x.row(i));
+            }
+            Ok(())
+        })?;
+        Ok(Shard {
+            x: Matrix::from_vec(keep.len() / rows.width.max(1), rows.width, keep)?,
+            names: rows.names,
+            image_shape: rows.image_shape,
+            total,
+        })
+    }
+
+    /// The file's layout and columns, before any row is read.
+    fn reader(path: &Path, sel: &ColumnSelection) -> Result<TrainingRows> {
         let sel = ColumnSelection {
             label_column: None,
             ..sel.clone()
@@ -754,8 +853,7 @@ impl TrainingRows {
         } else {
             names
         };
-        let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
-        let mut rows = TrainingRows {
+        Ok(TrainingRows {
             path: path.into(),
             sel,
             layout,
@@ -765,59 +863,15 @@ impl TrainingRows {
             width,
             chunk: chunk_rows(width),
             scaler: crate::data::scale::Scaler::default(),
-            held: (seed, threshold),
-            bce,
+            held: (0, 0),
+            bce: false,
             rows: 0,
             order: Vec::new(),
             next_segment: 0,
             reader: None,
-            rng: crate::rng::Rng::new(seed),
+            rng: crate::rng::Rng::new(0),
             block: Vec::new(),
             taken: 0,
-        };
-        let mut fit = crate::data::scale::ScalerFit::new(scaling, width);
-        let mut valid = Vec::new();
-        let mut total = 0;
-        let mut sample = Vec::new();
-        let k = crate::train::CODE_SAMPLE;
-        for pass in 0..fit.passes().max(1) {
-            let mut n = 0;
-            rows.for_each_chunk(&mut |first, x| {
-                let (train, held) = rows_split(x, first, rows.held);
-                if pass == 0 {
-                    total += x.rows();
-                    for i in &held {
-                        if valid.len() < VALID_CAP * width {
-                            valid.extend_from_slice(x.row(*i));
-                        }
-                    }
-                    for &i in train.iter().take(k.saturating_sub(sample.len() / width)) {
-                        sample.extend_from_slice(x.row(i));
-                    }
-                }
-                n += train.len();
-                fit.add(pass, &x.select_rows(&train));
-                Ok(())
-            })?;
-            rows.rows = n;
-        }
-        if rows.rows == 0 {
-            return Err(Error::data(path, "no training rows"));
-        }
-        let scaler = fit.finish();
-        let mut valid = Matrix::from_vec(valid.len() / width, width, valid)?;
-        let mut sample = Matrix::from_vec(sample.len() / width, width, sample)?;
-        scaler.transform(&mut valid);
-        scaler.transform(&mut sample);
-        rows.scaler = scaler.clone();
-        rows.total = total;
-        let held_out = total - rows.rows;
-        Ok(Training {
-            rows,
-            valid: (valid_fraction > 0.0 && valid.rows() > 0).then_some(valid),
-            sample,
-            scaler,
-            held_out,
         })
     }
 

@@ -228,6 +228,59 @@ impl ScalerFit {
         self.rows += x.rows();
     }
 
+    /// What pass `pass` has gathered so far, to [`ScalerFit::combine`] with other fits' over
+    /// other rows (ranks of a data-parallel run).
+    pub fn partial(&self, pass: usize) -> Vec<f64> {
+        let rows = self.rows as f64;
+        match (self.kind, pass) {
+            (Scaling::Minmax, 0) => std::iter::once(rows)
+                .chain(self.lo.iter().chain(&self.hi).map(|&v| f64::from(v)))
+                .collect(),
+            (Scaling::Standard, 0) => std::iter::once(rows).chain(self.sum.iter().copied()).collect(),
+            (Scaling::Standard, _) => self.var.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Replaces pass `pass`'s state by the combination of `parts` (every fit's
+    /// [`ScalerFit::partial`] of that pass, this one's included), summed in their order: the
+    /// fit then stands for all their rows (every rank that combines the same parts gets the
+    /// same scaler; one part alone leaves the fit as it was).
+    pub fn combine(&mut self, pass: usize, parts: &[&[f64]]) {
+        let d = self.sum.len();
+        match (self.kind, pass) {
+            (Scaling::Minmax, 0) => {
+                self.rows = parts.iter().map(|p| p[0] as usize).sum();
+                self.lo.fill(f32::INFINITY);
+                self.hi.fill(f32::NEG_INFINITY);
+                for p in parts {
+                    for j in 0..d {
+                        self.lo[j] = self.lo[j].min(p[1 + j] as f32);
+                        self.hi[j] = self.hi[j].max(p[1 + d + j] as f32);
+                    }
+                }
+            }
+            (Scaling::Standard, 0) => {
+                self.rows = parts.iter().map(|p| p[0] as usize).sum();
+                self.sum.fill(0.0);
+                for p in parts {
+                    for (s, v) in self.sum.iter_mut().zip(&p[1..]) {
+                        *s += v;
+                    }
+                }
+            }
+            (Scaling::Standard, _) => {
+                self.var.fill(0.0);
+                for p in parts {
+                    for (s, v) in self.var.iter_mut().zip(p.iter()) {
+                        *s += v;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The fitted scaler.
     pub fn finish(mut self) -> Scaler {
         let n = self.rows.max(1) as f64;

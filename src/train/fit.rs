@@ -4,9 +4,10 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
-use super::step::{Head, Net, Workspace, forward_backward};
+use super::step::{Head, Net, StepResult, Workspace, forward_backward};
 use crate::activation::Activation;
 use crate::data::scale::{Scaler, Scaling};
+use crate::dist::{self, Solo, Team};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layer::Layer;
@@ -419,6 +420,10 @@ pub fn fit_stream<R: Into<Flow>>(
         None,
         started,
         &String::new,
+        &mut Team {
+            comm: &mut Solo,
+            sync: dist::Sync::Gradients,
+        },
         events,
     )
 }
@@ -431,6 +436,64 @@ pub(crate) fn run<R: Into<Flow>>(
     valid: Option<(MatrixRef<'_>, Targets<'_>)>,
     config: &TrainConfig,
     resume: Option<&Checkpoint>,
+    on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
+    let mut team = Team {
+        comm: &mut Solo,
+        sync: dist::Sync::Gradients,
+    };
+    run_with(t, data, targets, valid, config, resume, &mut team, on_event)
+}
+
+/// Trains `model` as one rank of a data-parallel run (see [`crate::dist`]): `shard` is this
+/// rank's rows (every rank holds its own; together they are the training data), `team` how it
+/// talks with the other ranks. Rank 0's initial weights go to every rank; the scaler is
+/// fitted over all shards; each rank holds out `valid_fraction` of its own rows and the
+/// validation loss is taken over all of them; `config.batch_size` is the batch of the whole
+/// run (each rank takes its share of it). Every rank ends with the same model, bit for bit,
+/// and the same model for any transport: ranks in threads ([`dist::Local`]) or under MPI.
+/// Shuffling, noise and dropout draw from the seed and the rank ([`dist::rank_seed`]): one
+/// rank trains as [`fit`] does. Checkpoints are not offered (only [`Flow::Stop`] counts, and
+/// a stop asked by any rank stops all of them after the same batch).
+///
+/// # Errors
+/// As [`fit`]; [`Error::Distributed`] when another rank stops or the ranks disagree.
+pub fn fit_shard<'a, R: Into<Flow>>(
+    model: &mut Autoencoder,
+    shard: impl Into<MatrixRef<'a>>,
+    config: &TrainConfig,
+    team: &mut Team<'_>,
+    mut on_event: impl FnMut(&Event<'_>) -> R,
+) -> Result<TrainReport> {
+    let events = |e: &Event<'_>| match e {
+        Event::Checkpoint(_) => Flow::Continue,
+        e => match on_event(e).into() {
+            Flow::Checkpoint => Flow::Continue,
+            f => f,
+        },
+    };
+    run_with(
+        Trainee::autoencoder(model, true),
+        shard.into(),
+        Targets::Input,
+        None,
+        config,
+        None,
+        team,
+        events,
+    )
+}
+
+/// [`run`] as one rank of `team`.
+#[allow(clippy::too_many_arguments)]
+fn run_with<R: Into<Flow>>(
+    t: Trainee<'_>,
+    data: MatrixRef<'_>,
+    targets: Targets<'_>,
+    valid: Option<(MatrixRef<'_>, Targets<'_>)>,
+    config: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    team: &mut Team<'_>,
     on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     config.validate(valid.is_some())?;
@@ -519,7 +582,7 @@ pub(crate) fn run<R: Into<Flow>>(
                 ));
             }
             let mut idx: Vec<usize> = (0..data.rows()).collect();
-            Rng::stream(config.seed, STREAM_SPLIT).shuffle(&mut idx);
+            Rng::stream(dist::rank_seed(config.seed, team.rank()), STREAM_SPLIT).shuffle(&mut idx);
             let n_valid =
                 ((data.rows() as f64 * config.valid_fraction as f64).round() as usize).clamp(1, data.rows() - 1);
             // With 2 rows or more, the clamp leaves at least one for training.
@@ -534,7 +597,11 @@ pub(crate) fn run<R: Into<Flow>>(
         None => (Rows::Borrowed(data), Held::of(targets), None),
     };
     if t.fit_scaler {
-        *t.scaler = Scaler::fit(config.scaling, train.view());
+        *t.scaler = if team.ranks() > 1 {
+            dist::fit_scaler(config.scaling, train.view(), team)?
+        } else {
+            Scaler::fit(config.scaling, train.view())
+        };
     }
     if !t.scaler.is_identity() {
         t.scaler.transform(train.to_mut());
@@ -578,6 +645,7 @@ pub(crate) fn run<R: Into<Flow>>(
         resume,
         started,
         &fingerprint,
+        team,
         on_event,
     )
 }
@@ -596,6 +664,7 @@ fn run_feed<R: Into<Flow>>(
     resume: Option<&Checkpoint>,
     started: Instant,
     fingerprint: &dyn Fn() -> String,
+    team: &mut Team<'_>,
     mut on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
     let classes = matches!(
@@ -606,8 +675,40 @@ fn run_feed<R: Into<Flow>>(
         }
     );
     let n_layers = t.layers.len();
-    let batch = config.batch_size.min(n);
-    let batches = n.div_ceil(batch);
+    let (rank, ranks) = (team.rank(), team.ranks());
+    if ranks > 1 && resume.is_some() {
+        return Err(Error::Distributed(
+            "a data-parallel run does not resume from checkpoints".into(),
+        ));
+    }
+    // Each rank takes its share of the run's batch; every rank runs as many steps as the one
+    // with the most rows (one whose rows ran out takes part with none).
+    let sizes: Vec<usize> = if ranks > 1 {
+        team.gather_f64(&[n as f64])?.iter().map(|&v| v as usize).collect()
+    } else {
+        vec![n]
+    };
+    let n_all: usize = sizes.iter().sum();
+    let batch = config
+        .batch_size
+        .div_ceil(ranks)
+        .min(sizes.iter().copied().max().unwrap_or(0))
+        .max(1);
+    let batches = sizes.iter().map(|s| s.div_ceil(batch)).max().unwrap_or(0);
+    let own_batches = n.div_ceil(batch);
+    let valid_all = if ranks > 1 {
+        team.sum_f64(&[valid.as_ref().map_or(0, |(v, _)| v.rows()) as f64])?[0] as usize
+    } else {
+        valid.as_ref().map_or(0, |(v, _)| v.rows())
+    };
+    if ranks > 1 {
+        // Every rank starts from rank 0's weights.
+        for layer in t.layers.iter_mut() {
+            let (w, b) = layer.params_mut();
+            team.comm.broadcast_f32(w)?;
+            team.comm.broadcast_f32(b)?;
+        }
+    }
     let total_steps = batches * config.epochs;
     let warmup = config.warmup_epochs * batches;
     let noisy = !config.noise.is_empty();
@@ -630,9 +731,11 @@ fn run_feed<R: Into<Flow>>(
         }
     );
     let mut ws = Workspace::new(t.net(), batch, noisy || paired);
-    let mut noise_rng = Rng::stream(config.seed, STREAM_NOISE);
-    let mut dropout_rng = Rng::stream(config.seed, STREAM_DROPOUT);
-    let mut rng = Rng::stream(config.seed, STREAM_SHUFFLE);
+    let seed = dist::rank_seed(config.seed, rank);
+    let mut noise_rng = Rng::stream(seed, STREAM_NOISE);
+    let mut dropout_rng = Rng::stream(seed, STREAM_DROPOUT);
+    let mut rng = Rng::stream(seed, STREAM_SHUFFLE);
+    let mut exchange = Exchange::default();
     let mut history = Vec::with_capacity(config.epochs);
     let mut best: Option<(f64, usize, Vec<Layer>)> = None;
     let mut last_good = t.layers.clone();
@@ -773,7 +876,11 @@ fn run_feed<R: Into<Flow>>(
         }
         let mut stop = false;
         for bi in resumed..batches {
-            let b = feed.fill(bi, batch, &mut ws, d, noisy)?;
+            let b = if bi < own_batches {
+                feed.fill(bi, batch, &mut ws, d, noisy)?
+            } else {
+                0
+            };
             if noisy {
                 noise::corrupt(
                     &config.noise,
@@ -787,7 +894,17 @@ fn run_feed<R: Into<Flow>>(
                 epoch: epoch - 1,
                 rng: &mut dropout_rng,
             };
-            let out = forward_backward(t.net(), &mut ws, b, config.precision, &mut reg_step, lowest);
+            let mut out = if b > 0 {
+                forward_backward(t.net(), &mut ws, b, config.precision, &mut reg_step, lowest)
+            } else {
+                // This rank's rows ran out: it takes part in the step with none.
+                ws.dw.iter_mut().chain(ws.db.iter_mut()).for_each(|g| g.fill(0.0));
+                StepResult { loss: 0.0, hits: 0 }
+            };
+            let mut b_step = b;
+            if ranks > 1 {
+                (out, b_step) = exchange.step(team, &mut ws, lowest, b, out)?;
+            }
             if !out.loss.is_finite() {
                 *t.layers = last_good;
                 return Err(Error::Diverged {
@@ -825,34 +942,48 @@ fn run_feed<R: Into<Flow>>(
                 }
             }
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
-            opt.begin_step();
-            let mut tensors = Vec::with_capacity(2 * n_layers);
-            for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
-                let (weight, bias) = layer.params_mut();
-                let k = 2 * (l - lowest);
-                if !t.tied.iter().any(|&(_, dl)| dl == l) {
-                    tensors.push((k, weight, &ws.dw[l][..], true));
+            let averaging = match team.sync {
+                dist::Sync::Average { every } if ranks > 1 => Some(every.max(1)),
+                _ => None,
+            };
+            // Averaging ranks step on their own rows: one without rows this step waits.
+            let updates = averaging.is_none() || b > 0;
+            if updates {
+                opt.begin_step();
+                let mut tensors = Vec::with_capacity(2 * n_layers);
+                for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
+                    let (weight, bias) = layer.params_mut();
+                    let k = 2 * (l - lowest);
+                    if !t.tied.iter().any(|&(_, dl)| dl == l) {
+                        tensors.push((k, weight, &ws.dw[l][..], true));
+                    }
+                    tensors.push((k + 1, bias, &ws.db[l][..], false));
                 }
-                tensors.push((k + 1, bias, &ws.db[l][..], false));
-            }
-            opt.update_all(tensors, lr);
-            if let Some(c) = config.max_norm {
-                for layer in t.layers.iter_mut().skip(lowest) {
-                    if let Some(n_in) = layer.unit_rows() {
-                        kernels::max_norm_rows(layer.params_mut().0, n_in, c);
+                opt.update_all(tensors, lr);
+                if let Some(c) = config.max_norm {
+                    for layer in t.layers.iter_mut().skip(lowest) {
+                        if let Some(n_in) = layer.unit_rows() {
+                            kernels::max_norm_rows(layer.params_mut().0, n_in, c);
+                        }
                     }
                 }
+                crate::model::sync_tied(t.layers, &t.tied);
             }
-            crate::model::sync_tied(t.layers, &t.tied);
             step += 1;
-            loss_sum += out.loss * b as f64;
+            if let Some(every) = averaging
+                && step.is_multiple_of(every)
+            {
+                exchange.average(team, t.layers)?;
+                crate::model::sync_tied(t.layers, &t.tied);
+            }
+            loss_sum += out.loss * b_step as f64;
             hits += out.hits;
-            match on_event(&Event::Batch {
+            let flow = on_event(&Event::Batch {
                 batch: bi + 1,
                 loss: out.loss,
             })
-            .into()
-            {
+            .into();
+            match agree(team, flow)? {
                 Flow::Continue => {}
                 Flow::Checkpoint => offer_checkpoint!(epoch, bi + 1),
                 Flow::Stop => {
@@ -868,12 +999,26 @@ fn run_feed<R: Into<Flow>>(
             interrupted = true;
             break;
         }
+        if ranks > 1 && matches!(team.sync, dist::Sync::Average { .. }) {
+            exchange.average(team, t.layers)?;
+            crate::model::sync_tied(t.layers, &t.tied);
+        }
         let seconds = t0.elapsed().as_secs_f64();
-        let checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
+        let mut checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
+        if ranks > 1
+            && let Some((loss, acc)) = &mut checked
+        {
+            // Over every rank's validation rows.
+            let rows = valid.as_ref().map_or(0, |(v, _)| v.rows()) as f64;
+            let s = team.sum_f64(&[*loss * rows, acc.unwrap_or(0.0) * rows])?;
+            let all = (valid_all as f64).max(1.0);
+            *loss = s[0] / all;
+            *acc = acc.map(|_| s[1] / all);
+        }
         // Code sparsity after the epoch: on the validation rows, else on the first
         // `CODE_SAMPLE` training rows (clean, in a fixed order), so every model's history
         // has its L0 and dead units.
-        let code = t.code.map(|(code, act)| {
+        let code = t.code.filter(|_| rank == 0).map(|(code, act)| {
             let sample = match &valid {
                 Some((v, _)) => v.view(),
                 None => sample.view(),
@@ -910,19 +1055,19 @@ fn run_feed<R: Into<Flow>>(
         }
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / n as f64,
+            train_loss: loss_sum / n_all as f64,
             valid_loss,
             lr,
             seconds,
             // A resumed epoch trained only the rows after its first `resumed` batches (the last
             // batch may be short, so the count saturates).
-            samples_per_sec: n.saturating_sub(resumed * batch).max(1) as f64 / seconds.max(1e-9),
+            samples_per_sec: n_all.saturating_sub(resumed * batch).max(1) as f64 / seconds.max(1e-9),
             best: is_best,
             code,
-            train_accuracy: classes.then(|| hits as f64 / n as f64),
+            train_accuracy: classes.then(|| hits as f64 / n_all as f64),
             valid_accuracy: checked.and_then(|(_, a)| a),
         };
-        let flow = on_event(&Event::EpochEnd(&stats)).into();
+        let flow = agree(team, on_event(&Event::EpochEnd(&stats)).into())?;
         history.push(stats);
         last_good.clone_from(t.layers);
         let early = matches!((config.patience, &best), (Some(p), Some((_, best_epoch, _))) if epoch - best_epoch >= p);
@@ -950,8 +1095,8 @@ fn run_feed<R: Into<Flow>>(
         history,
         best_epoch,
         stopped_early,
-        train_rows: n,
-        valid_rows: valid.as_ref().map_or(0, |(v, _)| v.rows()),
+        train_rows: n_all,
+        valid_rows: valid_all,
         seconds: seconds_before + started.elapsed().as_secs_f64(),
         interrupted,
     })
@@ -985,4 +1130,107 @@ fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Opti
             (loss / n, Some(hits as f64 / n))
         }
     }
+}
+
+/// What a data-parallel rank exchanges, in buffers kept between steps.
+#[derive(Default)]
+struct Exchange {
+    mine: Vec<f32>,
+    all: Vec<f32>,
+}
+
+impl Exchange {
+    /// Agrees on a step: the step's rows, loss and hits over all ranks and, when the ranks sum
+    /// gradients, the step's gradient: each rank's (the mean over its rows) weighted by its
+    /// share of the step's rows, summed in rank order into `ws`'s gradients on every rank.
+    fn step(
+        &mut self,
+        team: &mut Team<'_>,
+        ws: &mut Workspace,
+        lowest: usize,
+        b: usize,
+        out: StepResult,
+    ) -> Result<(StepResult, usize)> {
+        let ranks = team.ranks();
+        let info = team.gather_f64(&[b as f64, out.loss * b as f64, out.hits as f64])?;
+        let (mut rows, mut loss, mut hits) = (0.0f64, 0.0f64, 0.0f64);
+        for r in info.chunks_exact(3) {
+            rows += r[0];
+            loss += r[1];
+            hits += r[2];
+        }
+        let total = StepResult {
+            loss: loss / rows.max(1.0),
+            hits: hits as usize,
+        };
+        if team.sync == dist::Sync::Gradients {
+            self.mine.clear();
+            for g in ws.dw[lowest..].iter().chain(&ws.db[lowest..]) {
+                self.mine.extend_from_slice(g);
+            }
+            let len = self.mine.len();
+            self.all.resize(len * ranks, 0.0);
+            team.comm.all_gather_f32(&self.mine, &mut self.all)?;
+            let weights: Vec<f32> = info.chunks_exact(3).map(|r| (r[0] / rows) as f32).collect();
+            for (i, g) in self.mine.iter_mut().enumerate() {
+                let mut acc = 0.0f32;
+                for (r, w) in weights.iter().enumerate() {
+                    acc += w * self.all[r * len + i];
+                }
+                *g = acc;
+            }
+            let mut at = 0;
+            for g in ws.dw[lowest..].iter_mut().chain(ws.db[lowest..].iter_mut()) {
+                let k = g.len();
+                g.copy_from_slice(&self.mine[at..at + k]);
+                at += k;
+            }
+        }
+        Ok((total, rows as usize))
+    }
+
+    /// Sets every rank's weights to their mean over the ranks (summed in rank order).
+    fn average(&mut self, team: &mut Team<'_>, layers: &mut [Layer]) -> Result<()> {
+        let ranks = team.ranks();
+        self.mine.clear();
+        for l in layers.iter() {
+            let (w, b) = l.params();
+            self.mine.extend_from_slice(w);
+            self.mine.extend_from_slice(b);
+        }
+        let len = self.mine.len();
+        self.all.resize(len * ranks, 0.0);
+        team.comm.all_gather_f32(&self.mine, &mut self.all)?;
+        for (i, p) in self.mine.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for r in 0..ranks {
+                acc += self.all[r * len + i];
+            }
+            *p = acc / ranks as f32;
+        }
+        let mut at = 0;
+        for l in layers.iter_mut() {
+            let (w, b) = l.params_mut();
+            for p in [w, b] {
+                let k = p.len();
+                p.copy_from_slice(&self.mine[at..at + k]);
+                at += k;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What every rank of `team` does after `flow` was asked of one of them: a stop asked by any
+/// rank stops all (the others go on otherwise).
+fn agree(team: &mut Team<'_>, flow: Flow) -> Result<Flow> {
+    if team.ranks() == 1 {
+        return Ok(flow);
+    }
+    let stop = team.gather_f64(&[f64::from(u8::from(flow == Flow::Stop))])?;
+    Ok(if stop.iter().any(|&s| s > 0.0) {
+        Flow::Stop
+    } else {
+        flow
+    })
 }

@@ -15,7 +15,7 @@ pub(crate) mod step;
 
 pub use checkpoint::Checkpoint;
 pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
-pub use fit::{RowStream, fit, fit_from, fit_paired, fit_paired_from, fit_stream};
+pub use fit::{RowStream, fit, fit_from, fit_paired, fit_paired_from, fit_shard, fit_stream};
 
 #[cfg(test)]
 mod tests;

@@ -651,3 +651,154 @@ fn a_checkpoint_continues_to_the_same_weights() {
     let e = fit_from(&mut { wider }, &x, None, &config, Some(&ck), |_| {}).unwrap_err();
     assert!(e.to_string().contains("architecture"), "{e}");
 }
+
+/// Runs `fit_shard` on `shards` as ranks in threads; returns each rank's model and report.
+fn ranks_in_threads(
+    model: &Autoencoder,
+    shards: &[Matrix],
+    cfg: &TrainConfig,
+    sync: crate::dist::Sync,
+) -> Vec<crate::Result<(Autoencoder, TrainReport)>> {
+    let comms = crate::dist::Local::group(shards.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = comms
+            .into_iter()
+            .zip(shards)
+            .map(|(mut comm, shard)| {
+                let mut m = model.clone();
+                s.spawn(move || {
+                    let mut team = crate::dist::Team { comm: &mut comm, sync };
+                    let r = fit_shard(&mut m, shard, cfg, &mut team, |_: &Event<'_>| ());
+                    if r.is_ok() {
+                        comm.finish();
+                    }
+                    r.map(|rep| (m, rep))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn weights(m: &Autoencoder) -> Vec<u32> {
+    m.layers
+        .iter()
+        .flat_map(|l| {
+            let (w, b) = l.params();
+            w.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// One rank of a data-parallel run is plain training, bit for bit.
+#[test]
+fn one_rank_trains_as_fit_does() {
+    let x = blobs(150, 6, 4);
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        valid_fraction: 0.2,
+        scaling: crate::Scaling::Standard,
+        noise: vec![Noise::Gaussian { sigma: 0.1 }],
+        seed: 5,
+        ..Default::default()
+    };
+    let model = Mlp::new(6, 2).with_hidden(&[5]).init(1).unwrap();
+    let mut plain = model.clone();
+    let want = fit(&mut plain, &x, None, &cfg, |_: &Event<'_>| ()).unwrap();
+    let got = ranks_in_threads(&model, std::slice::from_ref(&x), &cfg, Default::default());
+    let (m, rep) = got.into_iter().next().unwrap().unwrap();
+    assert_eq!(weights(&m), weights(&plain));
+    assert_eq!(m.scaler, plain.scaler);
+    assert_eq!(
+        rep.history.last().unwrap().valid_loss,
+        want.history.last().unwrap().valid_loss
+    );
+}
+
+/// Two ranks: one SGD step on full shards equals the step computed by hand from each
+/// shard's gradient (its rows in its rank's shuffled order), weighted by its rows and summed
+/// rank 0 first, bit for bit; both ranks hold that model; a second run gives it again.
+#[test]
+fn two_ranks_sum_their_gradients_in_rank_order() {
+    let x = blobs(60, 6, 9);
+    let shards = [
+        x.select_rows(&(0..60).step_by(2).collect::<Vec<_>>()),
+        x.select_rows(&(0..60).filter(|i| i % 2 == 1).take(27).collect::<Vec<_>>()),
+    ];
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 64,
+        lr: 0.1,
+        optimizer: crate::OptimizerConfig::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        seed: 3,
+        ..Default::default()
+    };
+    let model = Mlp::new(6, 2).with_hidden(&[5]).init(2).unwrap();
+    let got = ranks_in_threads(&model, &shards, &cfg, Default::default());
+    let got: Vec<_> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(weights(&got[0].0), weights(&got[1].0));
+    assert_eq!(got[0].1.train_rows, 57);
+    // By hand: each rank's gradient of the mean loss over its rows, in its shuffled order.
+    let grads: Vec<Workspace> = shards
+        .iter()
+        .enumerate()
+        .map(|(r, s)| {
+            let mut order: Vec<usize> = (0..s.rows()).collect();
+            Rng::stream(crate::dist::rank_seed(cfg.seed, r), 0x5348).shuffle(&mut order);
+            step(&model, s.select_rows(&order).as_slice()).1
+        })
+        .collect();
+    let w = [(30.0f64 / 57.0) as f32, (27.0f64 / 57.0) as f32];
+    let mut want = model.clone();
+    for (l, layer) in want.layers.iter_mut().enumerate() {
+        let (wt, b) = layer.params_mut();
+        for (p, gs) in [
+            (wt, [&grads[0].dw[l], &grads[1].dw[l]]),
+            (b, [&grads[0].db[l], &grads[1].db[l]]),
+        ] {
+            for (i, v) in p.iter_mut().enumerate() {
+                let mut g = 0.0f32;
+                g += w[0] * gs[0][i];
+                g += w[1] * gs[1][i];
+                *v -= 0.1 * g;
+            }
+        }
+    }
+    assert_eq!(weights(&got[0].0), weights(&want));
+    let again = ranks_in_threads(&model, &shards, &cfg, Default::default());
+    assert_eq!(weights(&again[1].as_ref().unwrap().0), weights(&want));
+}
+
+/// Weight averaging keeps the ranks on one model; a rank that fails stops the others with
+/// an error instead of leaving them waiting.
+#[test]
+fn averaging_ranks_agree_and_a_failing_rank_stops_the_others() {
+    let x = blobs(200, 6, 1);
+    let shards = [
+        x.select_rows(&(0..100).collect::<Vec<_>>()),
+        x.select_rows(&(100..200).collect::<Vec<_>>()),
+    ];
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 40,
+        seed: 1,
+        ..Default::default()
+    };
+    let model = Mlp::new(6, 2).with_hidden(&[5]).init(2).unwrap();
+    let got = ranks_in_threads(&model, &shards, &cfg, crate::dist::Sync::Average { every: 3 });
+    let got: Vec<_> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(weights(&got[0].0), weights(&got[1].0));
+    assert_ne!(weights(&got[0].0), weights(&model));
+    assert!(got[0].1.history[1].train_loss < got[0].1.history[0].train_loss);
+    // Rank 1's rows have another width: it fails, and rank 0 stops with a clear error.
+    let bad = [shards[0].clone(), Matrix::from_vec(2, 3, vec![0.0; 6]).unwrap()];
+    let got = ranks_in_threads(&model, &bad, &cfg, Default::default());
+    assert!(got[1].as_ref().unwrap_err().to_string().contains("columns"));
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("rank 1 of 2 stopped"), "{e}");
+}

@@ -6,5 +6,6 @@
 mod cli;
 mod engine;
 mod golden;
+mod parallel;
 mod reliability;
 mod roundtrip;

@@ -633,6 +633,26 @@ pub struct TrainArgs {
     /// --valid, checkpoints or the table encoding.
     #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint"])]
     pub stream: bool,
+    /// Train data-parallel as one rank of `mpirun -np N hourglass train … --distributed`
+    /// (a build with the `mpi` feature): each rank reads its shard (every N-th row, from row
+    /// `rank`), rank 0's initial weights go to all, the scaler is fitted over all shards, and
+    /// every step the ranks' gradients are gathered and summed in rank order, so every rank
+    /// holds the same model and two runs give the same model, bit for bit. --batch-size is the
+    /// whole run's batch (each rank takes its share). Rank 0 writes the model and the log; a
+    /// rank that fails ends the job. Numbers only: columns are taken as they are (no table
+    /// encoding, a constant column is kept); not with --target, --valid or checkpoints.
+    #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint", "stream", "local_ranks"])]
+    pub distributed: bool,
+    /// Train as N data-parallel ranks would, in threads of this one process: the same shards
+    /// and sums as `mpirun -np N … --distributed`, so the same model, bit for bit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024),
+          conflicts_with_all = ["target", "valid", "resume", "checkpoint", "stream"])]
+    pub local_ranks: Option<u32>,
+    /// With --distributed or --local-ranks: instead of summing gradients every step, let each
+    /// rank step on its own rows and average the weights every K steps (and at each epoch's
+    /// end): K times less traffic, for slow networks.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub average_every: Option<u32>,
     /// Write one JSON line per epoch to this file, as each epoch ends (continued on --resume).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

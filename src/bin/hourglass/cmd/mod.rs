@@ -8,6 +8,7 @@ mod export;
 mod hash;
 mod images;
 mod inspect;
+mod parallel;
 mod pca;
 mod pictures;
 mod pretrain;

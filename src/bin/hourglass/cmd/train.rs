@@ -21,7 +21,11 @@ fn dims(width: usize, image: Option<(usize, usize, usize)>) -> Dims {
 }
 
 /// The model and training configs; `target` is the paired targets' rows, if any.
-fn settings(a: &TrainArgs, data: &Dataset, target: Option<&Dataset>) -> Result<(AutoencoderConfig, TrainConfig)> {
+pub(super) fn settings(
+    a: &TrainArgs,
+    data: &Dataset,
+    target: Option<&Dataset>,
+) -> Result<(AutoencoderConfig, TrainConfig)> {
     let image = a.image.image_shape.or(data.image_shape);
     let design = Design {
         hidden: a.hidden.clone(),
@@ -226,6 +230,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.stream {
         return run_streamed(a);
     }
+    if a.distributed || a.local_ranks.is_some() {
+        return super::parallel::run(a);
+    }
+    anyhow::ensure!(
+        a.average_every.is_none(),
+        "--average-every applies to data-parallel training (--distributed or --local-ranks)"
+    );
     let sel = a.columns.selection();
     let loaded = noted(hourglass::load::training_data(
         &a.data,
