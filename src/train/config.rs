@@ -149,6 +149,10 @@ pub struct EpochStats {
     /// Training throughput (as `seconds`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub samples_per_sec: f64,
+    /// Of `seconds`, the time spent exchanging with the other ranks of a data-parallel run
+    /// (waiting for them included; 0 and left out otherwise, and in model files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub comm_seconds: f64,
     /// Whether this epoch has the best validation loss so far.
     pub best: bool,
     /// Code sparsity after the epoch (autoencoders): on the validation data, else on the first
@@ -227,6 +231,7 @@ impl TrainReport {
         for s in &mut self.history {
             s.seconds = 0.0;
             s.samples_per_sec = 0.0;
+            s.comm_seconds = 0.0;
         }
         self
     }

@@ -736,6 +736,7 @@ fn run_feed<R: Into<Flow>>(
     let mut dropout_rng = Rng::stream(seed, STREAM_DROPOUT);
     let mut rng = Rng::stream(seed, STREAM_SHUFFLE);
     let mut exchange = Exchange::default();
+    let mut stop_asked = false;
     let mut history = Vec::with_capacity(config.epochs);
     let mut best: Option<(f64, usize, Vec<Layer>)> = None;
     let mut last_good = t.layers.clone();
@@ -901,8 +902,14 @@ fn run_feed<R: Into<Flow>>(
                 ws.dw.iter_mut().chain(ws.db.iter_mut()).for_each(|g| g.fill(0.0));
                 StepResult { loss: 0.0, hits: 0 }
             };
+            // Summing ranks agree on every step; averaging ranks step on their own until the
+            // next averaging (their losses are summed at the epoch's end).
+            let averaging = match team.sync {
+                dist::Sync::Average { every } if ranks > 1 => Some(every.max(1)),
+                _ => None,
+            };
             let mut b_step = b;
-            if ranks > 1 {
+            if ranks > 1 && averaging.is_none() {
                 (out, b_step) = exchange.step(team, &mut ws, lowest, b, out)?;
             }
             if !out.loss.is_finite() {
@@ -942,10 +949,6 @@ fn run_feed<R: Into<Flow>>(
                 }
             }
             lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
-            let averaging = match team.sync {
-                dist::Sync::Average { every } if ranks > 1 => Some(every.max(1)),
-                _ => None,
-            };
             // Averaging ranks step on their own rows: one without rows this step waits.
             let updates = averaging.is_none() || b > 0;
             if updates {
@@ -970,9 +973,8 @@ fn run_feed<R: Into<Flow>>(
                 crate::model::sync_tied(t.layers, &t.tied);
             }
             step += 1;
-            if let Some(every) = averaging
-                && step.is_multiple_of(every)
-            {
+            let averaged = averaging.is_some_and(|every| step.is_multiple_of(every));
+            if averaged {
                 exchange.average(team, t.layers)?;
                 crate::model::sync_tied(t.layers, &t.tied);
             }
@@ -983,7 +985,14 @@ fn run_feed<R: Into<Flow>>(
                 loss: out.loss,
             })
             .into();
-            match agree(team, flow)? {
+            // A stop asked between averagings waits for the next one, where the ranks agree.
+            stop_asked |= flow == Flow::Stop;
+            let flow = match averaging {
+                None => agree(team, flow)?,
+                Some(_) if averaged => agree(team, if stop_asked { Flow::Stop } else { flow })?,
+                Some(_) => Flow::Continue,
+            };
+            match flow {
                 Flow::Continue => {}
                 Flow::Checkpoint => offer_checkpoint!(epoch, bi + 1),
                 Flow::Stop => {
@@ -1002,6 +1011,10 @@ fn run_feed<R: Into<Flow>>(
         if ranks > 1 && matches!(team.sync, dist::Sync::Average { .. }) {
             exchange.average(team, t.layers)?;
             crate::model::sync_tied(t.layers, &t.tied);
+            let t1 = Instant::now();
+            let s = team.sum_f64(&[loss_sum, hits as f64])?;
+            (loss_sum, hits) = (s[0], s[1] as usize);
+            exchange.seconds += t1.elapsed().as_secs_f64();
         }
         let seconds = t0.elapsed().as_secs_f64();
         let mut checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
@@ -1062,12 +1075,14 @@ fn run_feed<R: Into<Flow>>(
             // A resumed epoch trained only the rows after its first `resumed` batches (the last
             // batch may be short, so the count saturates).
             samples_per_sec: n_all.saturating_sub(resumed * batch).max(1) as f64 / seconds.max(1e-9),
+            comm_seconds: std::mem::take(&mut exchange.seconds),
             best: is_best,
             code,
             train_accuracy: classes.then(|| hits as f64 / n_all as f64),
             valid_accuracy: checked.and_then(|(_, a)| a),
         };
-        let flow = agree(team, on_event(&Event::EpochEnd(&stats)).into())?;
+        let flow = on_event(&Event::EpochEnd(&stats)).into();
+        let flow = agree(team, if stop_asked { Flow::Stop } else { flow })?;
         history.push(stats);
         last_good.clone_from(t.layers);
         let early = matches!((config.patience, &best), (Some(p), Some((_, best_epoch, _))) if epoch - best_epoch >= p);
@@ -1137,6 +1152,8 @@ fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Opti
 struct Exchange {
     mine: Vec<f32>,
     all: Vec<f32>,
+    /// Time spent in the exchanges since it was last taken.
+    seconds: f64,
 }
 
 impl Exchange {
@@ -1152,6 +1169,7 @@ impl Exchange {
         out: StepResult,
     ) -> Result<(StepResult, usize)> {
         let ranks = team.ranks();
+        let t0 = Instant::now();
         let info = team.gather_f64(&[b as f64, out.loss * b as f64, out.hits as f64])?;
         let (mut rows, mut loss, mut hits) = (0.0f64, 0.0f64, 0.0f64);
         for r in info.chunks_exact(3) {
@@ -1171,13 +1189,13 @@ impl Exchange {
             let len = self.mine.len();
             self.all.resize(len * ranks, 0.0);
             team.comm.all_gather_f32(&self.mine, &mut self.all)?;
-            let weights: Vec<f32> = info.chunks_exact(3).map(|r| (r[0] / rows) as f32).collect();
-            for (i, g) in self.mine.iter_mut().enumerate() {
-                let mut acc = 0.0f32;
-                for (r, w) in weights.iter().enumerate() {
-                    acc += w * self.all[r * len + i];
+            // Per value: 0 + w0 g0 + w1 g1 + …, rank by rank (a pass per rank, vectorized).
+            self.mine.fill(0.0);
+            for (part, r) in self.all.chunks_exact(len.max(1)).zip(info.chunks_exact(3)) {
+                let w = (r[0] / rows) as f32;
+                for (g, v) in self.mine.iter_mut().zip(part) {
+                    *g += w * v;
                 }
-                *g = acc;
             }
             let mut at = 0;
             for g in ws.dw[lowest..].iter_mut().chain(ws.db[lowest..].iter_mut()) {
@@ -1186,12 +1204,14 @@ impl Exchange {
                 at += k;
             }
         }
+        self.seconds += t0.elapsed().as_secs_f64();
         Ok((total, rows as usize))
     }
 
     /// Sets every rank's weights to their mean over the ranks (summed in rank order).
     fn average(&mut self, team: &mut Team<'_>, layers: &mut [Layer]) -> Result<()> {
         let ranks = team.ranks();
+        let t0 = Instant::now();
         self.mine.clear();
         for l in layers.iter() {
             let (w, b) = l.params();
@@ -1201,13 +1221,14 @@ impl Exchange {
         let len = self.mine.len();
         self.all.resize(len * ranks, 0.0);
         team.comm.all_gather_f32(&self.mine, &mut self.all)?;
-        for (i, p) in self.mine.iter_mut().enumerate() {
-            let mut acc = 0.0f32;
-            for r in 0..ranks {
-                acc += self.all[r * len + i];
+        self.mine.fill(0.0);
+        for part in self.all.chunks_exact(len.max(1)) {
+            for (p, v) in self.mine.iter_mut().zip(part) {
+                *p += v;
             }
-            *p = acc / ranks as f32;
         }
+        let n = ranks as f32;
+        self.mine.iter_mut().for_each(|p| *p /= n);
         let mut at = 0;
         for l in layers.iter_mut() {
             let (w, b) = l.params_mut();
@@ -1217,6 +1238,7 @@ impl Exchange {
                 at += k;
             }
         }
+        self.seconds += t0.elapsed().as_secs_f64();
         Ok(())
     }
 }

@@ -76,8 +76,13 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
         .as_ref()
         .map(|c| format!("  L0 {:.1}  dead {:.0}%", c.l0, 100.0 * c.dead_fraction))
         .unwrap_or_default();
+    let comm = if s.comm_seconds > 0.0 {
+        format!("  comm {:.0}%", 100.0 * s.comm_seconds / s.seconds.max(1e-9))
+    } else {
+        String::new()
+    };
     format!(
-        "epoch {:>width$}/{epochs}  train {:.6}{valid}{code}  lr {:.2e}  {:.0} samples/s  {:.1} s",
+        "epoch {:>width$}/{epochs}  train {:.6}{valid}{code}  lr {:.2e}  {:.0} samples/s  {:.1} s{comm}",
         s.epoch,
         s.train_loss,
         s.lr,
