@@ -80,6 +80,17 @@ impl std::fmt::Debug for Team<'_> {
     }
 }
 
+impl Team<'static> {
+    /// One rank alone ([`Solo`]): plain training.
+    pub fn solo() -> Self {
+        // `Solo` has no size: leaking a box of it allocates nothing.
+        Team {
+            comm: Box::leak(Box::new(Solo)),
+            sync: Sync::Gradients,
+        }
+    }
+}
+
 impl Team<'_> {
     /// This rank's number.
     pub fn rank(&self) -> usize {
@@ -403,11 +414,15 @@ pub fn rank_seed(seed: u64, rank: usize) -> u64 {
 }
 
 /// Fits a scaler of `kind` over every rank's rows `x`: each rank's sums, added in rank order,
-/// so every rank gets the same scaler (with one rank, [`crate::Scaler::fit`]'s).
+/// so every rank gets the same scaler (with one rank, [`crate::data::scale::Scaler::fit`]'s).
 ///
 /// # Errors
 /// As [`Collective::all_gather_f64`].
-pub fn fit_scaler(kind: crate::Scaling, x: crate::MatrixRef<'_>, team: &mut Team<'_>) -> Result<crate::Scaler> {
+pub fn fit_scaler(
+    kind: crate::data::scale::Scaling,
+    x: crate::tensor::MatrixRef<'_>,
+    team: &mut Team<'_>,
+) -> Result<crate::data::scale::Scaler> {
     let mut fit = crate::data::scale::ScalerFit::new(kind, x.cols());
     for pass in 0..fit.passes() {
         fit.add(pass, x);

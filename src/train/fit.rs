@@ -7,7 +7,7 @@ use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainRepo
 use super::step::{Head, Net, StepResult, Workspace, forward_backward};
 use crate::activation::Activation;
 use crate::data::scale::{Scaler, Scaling};
-use crate::dist::{self, Solo, Team};
+use crate::dist::{self, Team};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layer::Layer;
@@ -420,10 +420,7 @@ pub fn fit_stream<R: Into<Flow>>(
         None,
         started,
         &String::new,
-        &mut Team {
-            comm: &mut Solo,
-            sync: dist::Sync::Gradients,
-        },
+        &mut Team::solo(),
         events,
     )
 }
@@ -438,11 +435,7 @@ pub(crate) fn run<R: Into<Flow>>(
     resume: Option<&Checkpoint>,
     on_event: impl FnMut(&Event<'_>) -> R,
 ) -> Result<TrainReport> {
-    let mut team = Team {
-        comm: &mut Solo,
-        sync: dist::Sync::Gradients,
-    };
-    run_with(t, data, targets, valid, config, resume, &mut team, on_event)
+    run_with(t, data, targets, valid, config, resume, &mut Team::solo(), on_event)
 }
 
 /// Trains `model` as one rank of a data-parallel run (see [`crate::dist`]): `shard` is this

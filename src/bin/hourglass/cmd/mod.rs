@@ -47,6 +47,7 @@ pub(crate) use out;
 pub fn run(cli: Cli) -> Result<()> {
     let threads = cli.threads;
     hourglass::with_threads(threads, move || match cli.command {
+        Command::Train(a) if a.distributed || a.local_ranks.is_some() => parallel::run(*a),
         Command::Train(a) => train::run(*a),
         Command::Encode(a) => encode::run(a),
         Command::Decode(a) => decode::run(a),

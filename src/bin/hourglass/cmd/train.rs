@@ -235,9 +235,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.stream {
         return run_streamed(a);
     }
-    if a.distributed || a.local_ranks.is_some() {
-        return super::parallel::run(a);
-    }
     anyhow::ensure!(
         a.average_every.is_none(),
         "--average-every applies to data-parallel training (--distributed or --local-ranks)"
