@@ -24,30 +24,76 @@ pub struct ReconstructionMetrics {
 /// If the shapes differ.
 #[track_caller]
 pub fn reconstruction(x: &Matrix, x_hat: &Matrix) -> ReconstructionMetrics {
-    assert_eq!(x.shape(), x_hat.shape(), "metrics: shapes differ");
-    let (n, d) = x.shape();
-    let sse: f64 = x
-        .as_slice()
-        .iter()
-        .zip(x_hat.as_slice())
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum();
-    let mse = sse / (n * d).max(1) as f64;
-    let unit = x.as_slice().iter().all(|v| (0.0..=1.0).contains(v));
-    let psnr = unit.then(|| {
-        if mse > 0.0 {
-            10.0 * (1.0 / mse).log10()
-        } else {
-            f64::INFINITY
+    let mut sums = ReconstructionSums::default();
+    sums.add(x, x_hat);
+    sums.finish()
+}
+
+/// [`reconstruction`] over rows that come in chunks: [`ReconstructionSums::add`] each chunk,
+/// then [`ReconstructionSums::finish`]. The squared errors are summed value by value in row
+/// order, so any chunking gives the same MSE.
+#[derive(Clone, Debug)]
+pub struct ReconstructionSums {
+    n: usize,
+    values: usize,
+    sse: f64,
+    bce: f64,
+    unit: bool,
+}
+
+impl Default for ReconstructionSums {
+    fn default() -> Self {
+        ReconstructionSums {
+            n: 0,
+            values: 0,
+            sse: 0.0,
+            bce: 0.0,
+            unit: true,
         }
-    });
-    let bce = unit.then(|| crate::loss::Loss::Bce.sum(x_hat.as_slice(), x.as_slice()) / (n * d).max(1) as f64);
-    ReconstructionMetrics {
-        n,
-        mse,
-        sse_per_sample: sse / n.max(1) as f64,
-        psnr,
-        bce,
+    }
+}
+
+impl ReconstructionSums {
+    /// Adds rows `x` and their reconstructions `x_hat`.
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    #[track_caller]
+    pub fn add(&mut self, x: &Matrix, x_hat: &Matrix) {
+        assert_eq!(x.shape(), x_hat.shape(), "metrics: shapes differ");
+        for (&a, &b) in x.as_slice().iter().zip(x_hat.as_slice()) {
+            self.sse += (a as f64 - b as f64).powi(2);
+        }
+        self.unit &= x.as_slice().iter().all(|v| (0.0..=1.0).contains(v));
+        if self.unit {
+            self.bce += crate::loss::Loss::Bce.sum(x_hat.as_slice(), x.as_slice());
+        }
+        self.n += x.rows();
+        self.values += x.as_slice().len();
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// The metrics of every row added.
+    pub fn finish(&self) -> ReconstructionMetrics {
+        let mse = self.sse / self.values.max(1) as f64;
+        let psnr = self.unit.then(|| {
+            if mse > 0.0 {
+                10.0 * (1.0 / mse).log10()
+            } else {
+                f64::INFINITY
+            }
+        });
+        ReconstructionMetrics {
+            n: self.n,
+            mse,
+            sse_per_sample: self.sse / self.n.max(1) as f64,
+            psnr,
+            bce: self.unit.then(|| self.bce / self.values.max(1) as f64),
+        }
     }
 }
 
@@ -78,27 +124,58 @@ pub fn active(v: f32, act: crate::activation::Activation) -> bool {
 
 /// Computes [`CodeMetrics`] of `codes` produced by a code layer with activation `act`.
 pub fn code(codes: &Matrix, act: crate::activation::Activation) -> CodeMetrics {
-    let (n, k) = codes.shape();
-    let active = |v: f32| active(v, act);
-    let mut ever = vec![false; k];
-    let mut sums = vec![0.0f64; k];
-    let mut count = 0usize;
-    for i in 0..n {
-        for (j, &v) in codes.row(i).iter().enumerate() {
-            sums[j] += v as f64;
-            if active(v) {
-                count += 1;
-                ever[j] = true;
-            }
+    let mut sums = CodeSums::new(codes.cols(), act);
+    sums.add(codes);
+    sums.finish()
+}
+
+/// [`code`] over codes that come in chunks (the same figures for any chunking).
+#[derive(Clone, Debug)]
+pub struct CodeSums {
+    act: crate::activation::Activation,
+    n: usize,
+    ever: Vec<bool>,
+    sums: Vec<f64>,
+    count: usize,
+}
+
+impl CodeSums {
+    /// Nothing seen yet, for codes of `k` units of activation `act`.
+    pub fn new(k: usize, act: crate::activation::Activation) -> Self {
+        CodeSums {
+            act,
+            n: 0,
+            ever: vec![false; k],
+            sums: vec![0.0; k],
+            count: 0,
         }
     }
-    let n1 = n.max(1) as f64;
-    let unit_mean_activation: Vec<f64> = sums.iter().map(|s| s / n1).collect();
-    CodeMetrics {
-        l0: count as f64 / n1,
-        dead_fraction: ever.iter().filter(|e| !**e).count() as f64 / k.max(1) as f64,
-        mean_activation: unit_mean_activation.iter().sum::<f64>() / k.max(1) as f64,
-        unit_mean_activation,
+
+    /// Adds codes, one row per sample.
+    pub fn add(&mut self, codes: &Matrix) {
+        for i in 0..codes.rows() {
+            for (j, &v) in codes.row(i).iter().enumerate() {
+                self.sums[j] += v as f64;
+                if active(v, self.act) {
+                    self.count += 1;
+                    self.ever[j] = true;
+                }
+            }
+        }
+        self.n += codes.rows();
+    }
+
+    /// The metrics of every code added.
+    pub fn finish(&self) -> CodeMetrics {
+        let k = self.sums.len();
+        let n1 = self.n.max(1) as f64;
+        let unit_mean_activation: Vec<f64> = self.sums.iter().map(|s| s / n1).collect();
+        CodeMetrics {
+            l0: self.count as f64 / n1,
+            dead_fraction: self.ever.iter().filter(|e| !**e).count() as f64 / k.max(1) as f64,
+            mean_activation: unit_mean_activation.iter().sum::<f64>() / k.max(1) as f64,
+            unit_mean_activation,
+        }
     }
 }
 

@@ -2306,3 +2306,42 @@ fn parquet_tables_in_and_out() {
         &keep,
     );
 }
+
+/// `eval` streams its rows: on a table of two chunks (70,000 rows of 4 values) its figures are
+/// those of the whole table in memory (the squared errors summed in the same order).
+#[test]
+fn eval_streams_in_chunks_with_the_whole_tables_figures() {
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(3);
+    let mut text = String::from("a,b,c,d\n");
+    for _ in 0..70_000 {
+        let (u, v) = (rng.uniform(), rng.uniform());
+        text.push_str(&format!("{u:.4},{v:.4},{:.4},{:.4}\n", u * v, 0.5 * (u + v)));
+    }
+    let path = sb.write("big.csv", &text);
+    let small: String = text.lines().take(301).map(|l| format!("{l}\n")).collect();
+    sb.write("small.csv", &small);
+    let o = sb
+        .cmd()
+        .args(["train", "small.csv", "--code", "2", "--epochs", "2", "-q", "-o", "m.hg"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = sb.cmd().args(["eval", "m.hg", "big.csv", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let file = hourglass::format::load(&sb.path("m.hg")).unwrap();
+    let x = hourglass::data::load(&path, &Default::default()).unwrap().x;
+    assert!(x.rows() > hourglass::stream::chunk_rows(4), "more than one chunk");
+    let want = hourglass::metrics::reconstruction(&x, &file.model.reconstruct(&x).unwrap());
+    let codes = hourglass::metrics::code(&file.model.encode(&x).unwrap(), file.model.config().code_activation());
+    assert_eq!(got["n"], 70_000);
+    assert_eq!(got["mse"].as_f64().unwrap(), want.mse);
+    assert_eq!(got["l0"].as_f64().unwrap(), codes.l0);
+    let bce = got["bce"].as_f64().unwrap();
+    assert!(
+        (bce - want.bce.unwrap()).abs() < 1e-12 * bce.abs(),
+        "{bce} {:?}",
+        want.bce
+    );
+}

@@ -10,26 +10,44 @@ pub fn run(a: EvalArgs) -> Result<()> {
         AnyModel::Classifier(c) => return super::pretrain::eval(a, &c),
         AnyModel::Autoencoder(f) => f,
     };
-    let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
     if let Some(t) = &a.target {
+        let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
         return paired(&file, &ds, t, a.json);
     }
     file.model.check_reconstructs()?;
-    let noise = &a.noise.noise;
-    // With noise: the inputs are corrupted in the network's units (as in training), and the
+    // The rows stream through a chunk at a time (CSV, Parquet, NPY; other files whole). With
+    // noise, the inputs are corrupted in the network's units (as in training), and the
     // corrupted inputs are measured against the clean data too, for comparison.
-    let (input, x_hat) = if noise.is_empty() {
-        (None, file.model.reconstruct(&ds.x)?)
-    } else {
-        let image = a.image.image_shape.or(ds.image_shape).or(file.provenance.image_shape);
-        let mut rng = hourglass::Rng::new(a.seed);
-        let (noisy, x_hat) = file.model.reconstruct_corrupted(&ds.x, noise, image, &mut rng)?;
-        (Some(noisy), x_hat)
-    };
-    let noisy = input.as_ref().map(|n| hourglass::metrics::reconstruction(&ds.x, n));
-    let m = hourglass::metrics::reconstruction(&ds.x, &x_hat);
-    let codes = file.model.encode(input.as_ref().unwrap_or(&ds.x))?;
-    let c = hourglass::metrics::code(&codes, file.model.config().code_activation());
+    let mut source = hourglass::stream::Source::for_model(&file, &a.data, &a.columns.selection())?;
+    for n in source.notes() {
+        note!("note: {n}");
+    }
+    let noise = &a.noise.noise;
+    let image = a.image.image_shape.or(file.provenance.image_shape);
+    let mut rng = hourglass::Rng::new(a.seed);
+    let mut sums = hourglass::metrics::ReconstructionSums::default();
+    let mut noisy_sums = (!noise.is_empty()).then(hourglass::metrics::ReconstructionSums::default);
+    let code_act = file.model.config().code_activation();
+    let mut code_sums = hourglass::metrics::CodeSums::new(file.model.code_dim(), code_act);
+    while let Some(chunk) = source.next_chunk()? {
+        let x = &chunk.x;
+        match &mut noisy_sums {
+            None => {
+                sums.add(x, &file.model.reconstruct(x)?);
+                code_sums.add(&file.model.encode(x)?);
+            }
+            Some(ns) => {
+                let (noisy, x_hat) = file.model.reconstruct_corrupted(x, noise, image, &mut rng)?;
+                sums.add(x, &x_hat);
+                ns.add(x, &noisy);
+                code_sums.add(&file.model.encode(&noisy)?);
+            }
+        }
+    }
+    anyhow::ensure!(sums.rows() > 0, "{}: no rows to evaluate", a.data.display());
+    let m = sums.finish();
+    let noisy = noisy_sums.map(|s| s.finish());
+    let c = code_sums.finish();
     if a.json {
         let mut v = serde_json::to_value(&m)?;
         v["l0"] = c.l0.into();
@@ -63,7 +81,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     outln!(
         "code L0          {:.2} of {} units active per sample",
         c.l0,
-        codes.cols()
+        file.model.code_dim()
     );
     outln!("dead units       {:.2} %", 100.0 * c.dead_fraction);
     outln!("mean activation  {:.4}", c.mean_activation);
