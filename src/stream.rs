@@ -38,6 +38,8 @@ enum Inner {
     Csv(CsvChunks),
     /// An NPY array, and the (height, width, channels) of image rows stored channel-last.
     Npy(crate::data::npy::NpyChunks, Option<(usize, usize, usize)>),
+    /// An IDX array (raw or gzipped), read in order.
+    Idx(crate::data::idx::IdxChunks),
     Parquet(pq::Chunks, Vec<usize>),
     Memory(Option<Dataset>),
 }
@@ -45,7 +47,7 @@ enum Inner {
 /// Whether `path` is a file the chunked readers take: a CSV or Parquet table, or an NPY
 /// array (the files [`TrainingRows`] streams and shards).
 pub fn is_chunked(path: &Path) -> bool {
-    load::is_table(path) || is_npy(path)
+    load::is_table(path) || is_npy(path) || crate::data::is_idx(path)
 }
 
 /// Whether `path` starts as an NPY file.
@@ -120,6 +122,18 @@ impl Source {
                 _ => None,
             };
             return Ok(source(Inner::Npy(c, hwc), Some(shape[0]), Vec::new()));
+        }
+        if crate::data::is_idx(path) {
+            sel.check_csv_only(path)?;
+            let c = crate::data::idx::IdxChunks::open(path, true)?;
+            if c.cols() != width {
+                return Err(Error::data(
+                    path,
+                    format!("has {} feature columns, the model expects {width}", c.cols()),
+                ));
+            }
+            let total = c.rows();
+            return Ok(source(Inner::Idx(c), Some(total), Vec::new()));
         }
         if !load::is_table(path) {
             let loaded = load::for_model(file, path, sel)?;
@@ -227,6 +241,7 @@ impl Source {
                 },
                 labels: None,
             }),
+            Inner::Idx(c) => c.next_rows(self.rows)?.map(|x| Chunk { x, labels: None }),
             Inner::Csv(c) => {
                 let raw = c.next_raw(self.rows)?;
                 if raw.rows() == 0 {
@@ -616,6 +631,7 @@ enum SegmentReader {
         hwc: Option<(usize, usize, usize)>,
     },
     Csv(CsvChunks),
+    Idx(crate::data::idx::IdxChunks),
 }
 
 /// Where a training file's segments are and how to read them.
@@ -627,6 +643,8 @@ enum Layout {
     Npy { rows: usize, segment: usize },
     /// One segment, read in order.
     Csv,
+    /// An IDX array: one segment, read in order.
+    Idx,
 }
 
 /// Training rows read from a file a chunk at a time, for [`crate::train::fit_stream`]: the
@@ -778,24 +796,52 @@ impl TrainingRows {
         })
     }
 
-    /// Rows `rank`, `rank + ranks`, `rank + 2 ranks`, … of `path` (a shard of a data-parallel
-    /// run), read a chunk at a time so that memory holds the shard and one chunk: CSV, Parquet
-    /// (only the chosen columns decoded) and NPY. Returns the rows, the columns' names (none
-    /// for an array), the image shape of an NPY array of images, and the file's row count.
+    /// Rank `rank`'s shard of `path`'s rows, for a data-parallel run of `ranks` ranks, read a
+    /// chunk at a time so that memory holds the shard and one chunk: when the file has at least
+    /// as many segments as there are ranks (Parquet row groups, 65,536-row stretches of an NPY
+    /// array), segments `rank`, `rank + ranks`, … and nothing else is read; otherwise (and for
+    /// CSV and IDX files, read in order) rows `rank`, `rank + ranks`, …. Returns the rows (as in
+    /// the file, not scaled), the columns' names (none for an array), the image shape of an
+    /// array of images, and the file's row count.
     ///
     /// # Errors
     /// As [`TrainingRows::open`].
     pub fn shard(path: &Path, sel: &ColumnSelection, rank: usize, ranks: usize) -> Result<Shard> {
         let rows = Self::reader(path, sel)?;
+        let ranks = ranks.max(1);
         let mut keep = Vec::new();
-        let mut total = 0;
-        rows.for_each_chunk(&mut |first, x| {
-            total += x.rows();
-            for i in (0..x.rows()).filter(|i| (first + i) % ranks.max(1) == rank) {
-                keep.extend_from_slice(x.row(i));
+        let segments = rows.segments();
+        let total = match &rows.layout {
+            Layout::Parquet { sizes, .. } if segments >= ranks => {
+                for seg in (rank..segments).step_by(ranks) {
+                    let mut r = rows.open_segment(seg)?;
+                    while let Some((_, x)) = rows.next_of(&mut r)? {
+                        keep.extend_from_slice(x.as_slice());
+                    }
+                }
+                sizes.iter().sum()
             }
-            Ok(())
-        })?;
+            Layout::Npy { rows: n, .. } if segments >= ranks => {
+                for seg in (rank..segments).step_by(ranks) {
+                    let mut r = rows.open_segment(seg)?;
+                    while let Some((_, x)) = rows.next_of(&mut r)? {
+                        keep.extend_from_slice(x.as_slice());
+                    }
+                }
+                *n
+            }
+            _ => {
+                let mut total = 0;
+                rows.for_each_chunk(&mut |first, x| {
+                    total += x.rows();
+                    for i in (0..x.rows()).filter(|i| (first + i) % ranks == rank) {
+                        keep.extend_from_slice(x.row(i));
+                    }
+                    Ok(())
+                })?;
+                total
+            }
+        };
         Ok(Shard {
             x: Matrix::from_vec(keep.len() / rows.width.max(1), rows.width, keep)?,
             names: rows.names,
@@ -842,10 +888,17 @@ impl TrainingRows {
                 vec![String::new(); w],
                 image,
             )
+        } else if crate::data::is_idx(path) {
+            sel.check_csv_only(path)?;
+            let c = crate::data::idx::IdxChunks::open(path, true)?;
+            (Layout::Idx, vec![String::new(); c.cols()], c.image_shape())
         } else if load::is_table(path) {
             (Layout::Csv, CsvChunks::open(path, &sel, false)?.names().to_vec(), None)
         } else {
-            return Err(Error::data(path, "streamed training reads CSV, Parquet and NPY files"));
+            return Err(Error::data(
+                path,
+                "streamed training reads CSV, Parquet, NPY and IDX files",
+            ));
         };
         let width = names.len();
         let names = if image_shape.is_some() || names.iter().all(String::is_empty) {
@@ -894,7 +947,7 @@ impl TrainingRows {
         match &self.layout {
             Layout::Parquet { sizes, .. } => sizes.len(),
             Layout::Npy { rows, segment } => rows.div_ceil(*segment),
-            Layout::Csv => 1,
+            Layout::Csv | Layout::Idx => 1,
         }
     }
 
@@ -924,6 +977,7 @@ impl TrainingRows {
                 }
             }
             Layout::Csv => SegmentReader::Csv(CsvChunks::open(path, &self.sel, false)?),
+            Layout::Idx => SegmentReader::Idx(crate::data::idx::IdxChunks::open(path, true)?),
         })
     }
 
@@ -953,6 +1007,10 @@ impl TrainingRows {
                     }
                     _ => Ok(None),
                 }
+            }
+            SegmentReader::Idx(c) => {
+                let at = c.rows_done();
+                Ok(c.next_rows(self.chunk)?.map(|m| (at, m)))
             }
             SegmentReader::Csv(c) => {
                 let at = c.rows_done();
@@ -1387,5 +1445,70 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(one.layers, two.layers);
+    }
+
+    /// A rank's shard: its row groups when there are enough, else every N-th row; the
+    /// shards together are every row once. IDX files stream and shard as they load.
+    #[test]
+    fn shards_split_the_rows_and_idx_files_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 300;
+        let x = Matrix::from_vec(n, 2, (0..2 * n).map(|i| i as f32).collect()).unwrap();
+        let pq_path = dir.path().join("x.parquet");
+        let mut w = pq::ChunkWriter::new(
+            &pq_path,
+            std::fs::File::create(&pq_path).unwrap(),
+            &["a".into(), "b".into()],
+            &[],
+        )
+        .unwrap();
+        for part in [0..100, 100..170, 170..n] {
+            w.write(&pq_path, &x.select_rows(&part.collect::<Vec<_>>()), &[])
+                .unwrap();
+        }
+        w.finish(&pq_path).unwrap();
+        let sel = ColumnSelection::default();
+        let rows = |m: &Matrix| (0..m.rows()).map(|i| m.row(i)[0] as usize / 2).collect::<Vec<_>>();
+        // Three row groups, two ranks: groups 0 and 2, then group 1.
+        let s0 = TrainingRows::shard(&pq_path, &sel, 0, 2).unwrap();
+        let s1 = TrainingRows::shard(&pq_path, &sel, 1, 2).unwrap();
+        assert_eq!(rows(&s0.x), (0..100).chain(170..n).collect::<Vec<_>>());
+        assert_eq!(rows(&s1.x), (100..170).collect::<Vec<_>>());
+        assert_eq!(
+            (s0.total, s0.names.clone()),
+            (n, vec!["a".to_string(), "b".to_string()])
+        );
+        // Four ranks, three groups: every fourth row.
+        let s3 = TrainingRows::shard(&pq_path, &sel, 3, 4).unwrap();
+        assert_eq!(rows(&s3.x), (3..n).step_by(4).collect::<Vec<_>>());
+        // An IDX array of 300 images of 2 x 3: chunks as the whole file, shards by rows.
+        let idx = dir.path().join("x.idx");
+        let bytes: Vec<u8> = (0..n * 6).map(|i| (i % 251) as u8).collect();
+        crate::data::idx::write_u8(&idx, &[n, 2, 3], &bytes).unwrap();
+        let whole = crate::data::load(&idx, &sel).unwrap().x;
+        let file = ModelFile {
+            model: Mlp::new(6, 2).config().init(1).unwrap(),
+            provenance: Default::default(),
+            anomaly: None,
+            tabular: None,
+        };
+        let mut src = Source::for_model(&file, &idx, &sel).unwrap();
+        src.rows = 128;
+        let mut got = Vec::new();
+        while let Some(c) = src.next_chunk().unwrap() {
+            assert!(c.x.rows() <= 128);
+            got.extend_from_slice(c.x.as_slice());
+        }
+        assert_eq!(got, whole.as_slice());
+        let s = TrainingRows::shard(&idx, &sel, 1, 3).unwrap();
+        assert_eq!(s.x, whole.select_rows(&(1..n).step_by(3).collect::<Vec<_>>()));
+        assert_eq!(s.image_shape, Some((2, 3, 1)));
+        // A truncated IDX file is refused when the chunk reaches the missing bytes.
+        std::fs::write(&idx, &std::fs::read(&idx).unwrap()[..16 + 6 * 200]).unwrap();
+        let mut src = Source::for_model(&file, &idx, &sel).unwrap();
+        src.rows = 128;
+        assert!(src.next_chunk().unwrap().is_some());
+        let e = src.next_chunk().unwrap_err().to_string();
+        assert!(e.contains("the file has 1200"), "{e}");
     }
 }

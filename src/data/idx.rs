@@ -29,7 +29,7 @@ pub fn sniff(head: &[u8]) -> bool {
 /// An IDX file opened past its header: the reader of its data, the element type and the
 /// declared dimensions.
 struct Opened {
-    reader: Box<dyn Read>,
+    reader: Box<dyn Read + Send>,
     dtype: u8,
     dims: Vec<usize>,
     gz: bool,
@@ -44,7 +44,7 @@ fn open(path: &Path) -> Result<Opened> {
         .map_err(|_| Error::data(path, "file is empty or too short for an IDX header"))?;
     let gz = magic == [0x1f, 0x8b];
     let chained = std::io::Cursor::new(magic).chain(raw);
-    let mut reader: Box<dyn Read> = if gz {
+    let mut reader: Box<dyn Read + Send> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(chained))
     } else {
         Box::new(chained)
@@ -97,83 +97,205 @@ pub fn peek(path: &Path) -> Result<Vec<usize>> {
 /// does not match the data (never allocating more than the data actually present), or
 /// truncation; [`Error::TooLarge`] when the declared values do not fit in memory.
 pub fn read(path: &Path, u8_unit: bool) -> Result<IdxArray> {
-    let Opened {
-        gz,
-        mut reader,
-        dtype,
-        dims,
-    } = open(path)?;
-    let bad = |m: String| Error::data(path, m);
-    let cannot_read = |gz: bool, e: &std::io::Error| {
-        bad(if gz {
-            format!("corrupt gzip data: {e}")
-        } else {
-            format!("cannot read data: {e}")
-        })
-    };
-    let ndim = dims.len();
-    let size = match dtype {
-        0x08 | 0x09 => 1,
-        0x0B => 2,
-        0x0C | 0x0D => 4,
-        _ => 8,
-    };
-    let count = crate::bounds::checked_product(&dims).ok_or_else(|| bad("declared size overflows".into()))?;
-    let nbytes = count
-        .checked_mul(size)
-        .ok_or_else(|| bad("declared size overflows".into()))?;
-    crate::bounds::check_alloc(count, 4, format_args!("{} ({dims:?} values)", path.display()))?;
-    let convert = |c: &[u8]| -> f32 {
-        match dtype {
-            0x08 if u8_unit && ndim >= 2 => f32::from(c[0]) / 255.0,
-            0x08 => f32::from(c[0]),
-            0x09 => f32::from(c[0] as i8),
-            0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
-            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
-            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
-        }
-    };
-    // The data is read and converted in chunks: the values grow only with the bytes actually
-    // present (an absurd header cannot trigger a huge allocation), and the raw bytes are never
-    // held whole beside the values.
+    let mut chunks = IdxChunks::open(path, u8_unit)?;
+    let count =
+        crate::bounds::checked_product(&chunks.dims).ok_or_else(|| chunks.bad("declared size overflows".into()))?;
+    crate::bounds::check_alloc(count, 4, format_args!("{} ({:?} values)", path.display(), chunks.dims))?;
+    // The values grow only with the rows actually present (an absurd header cannot trigger a
+    // huge allocation), and the raw bytes are never held whole beside the values.
     let mut values: Vec<f32> = Vec::with_capacity(count.min(1 << 20));
-    let mut chunk = vec![0u8; (1 << 16) * size];
-    let mut left = nbytes;
-    while left > 0 {
-        let want = left.min(chunk.len());
-        let got = read_full(&mut reader, &mut chunk[..want]).map_err(|e| cannot_read(gz, &e))?;
-        values.extend(chunk[..got - got % size].chunks_exact(size).map(convert));
-        left -= got;
-        if got < want {
-            return Err(bad(format!(
-                "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {}",
-                nbytes - left
-            )));
-        }
+    let rows = (1 << 16) / chunks.cols.max(1);
+    while let Some(m) = chunks.next_rows(rows.max(1))? {
+        values.extend_from_slice(m.as_slice());
     }
-    let mut extra = [0u8; 1];
-    if read_full(&mut reader, &mut extra).map_err(|e| cannot_read(gz, &e))? > 0 {
-        return Err(bad(format!(
-            "header declares dimensions {dims:?} ({nbytes} bytes of data), the file has {nbytes} or more"
-        )));
-    }
-    let rows = dims.first().copied().unwrap_or(0);
-    // Checked: with no rows the other dimensions are not bounded by the data.
-    let cols = if ndim == 1 {
-        1
-    } else {
-        crate::bounds::product(&dims[1..], path.display())?
-    };
-    let matrix = Matrix::from_vec(rows, cols, values)?;
-    if let Some((r, c)) = matrix.find_non_finite() {
-        return Err(bad(format!("non-finite value at row {}, column {}", r + 1, c + 1)));
-    }
+    let matrix = Matrix::from_vec(chunks.rows, chunks.cols, values)?;
     Ok(IdxArray {
         matrix,
-        dims,
-        is_u8: dtype == 0x08,
+        is_u8: chunks.dtype == 0x08,
+        dims: chunks.dims,
     })
+}
+
+/// The rows of an IDX file a chunk at a time (gzipped or not: the data is read in order),
+/// converted as [`read`] converts them: memory holds a chunk, not the file.
+pub struct IdxChunks {
+    path: std::path::PathBuf,
+    reader: Box<dyn Read + Send>,
+    gz: bool,
+    dtype: u8,
+    dims: Vec<usize>,
+    rows: usize,
+    cols: usize,
+    size: usize,
+    nbytes: usize,
+    u8_unit: bool,
+    done: usize,
+    ended: bool,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for IdxChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdxChunks")
+            .field("path", &self.path)
+            .field("dims", &self.dims)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdxChunks {
+    /// Opens `path` and reads its header (see [`read`] for `u8_unit`).
+    ///
+    /// # Errors
+    /// As [`read`], for the header.
+    pub fn open(path: &Path, u8_unit: bool) -> Result<IdxChunks> {
+        let Opened {
+            reader,
+            dtype,
+            dims,
+            gz,
+        } = open(path)?;
+        let bad = |m: String| Error::data(path, m);
+        let size = match dtype {
+            0x08 | 0x09 => 1,
+            0x0B => 2,
+            0x0C | 0x0D => 4,
+            _ => 8,
+        };
+        let count = crate::bounds::checked_product(&dims).ok_or_else(|| bad("declared size overflows".into()))?;
+        let nbytes = count
+            .checked_mul(size)
+            .ok_or_else(|| bad("declared size overflows".into()))?;
+        let rows = dims.first().copied().unwrap_or(0);
+        // Checked: with no rows the other dimensions are not bounded by the data.
+        let cols = if dims.len() == 1 {
+            1
+        } else {
+            crate::bounds::product(&dims[1..], path.display())?
+        };
+        Ok(IdxChunks {
+            path: path.into(),
+            reader,
+            gz,
+            dtype,
+            dims,
+            rows,
+            cols,
+            size,
+            nbytes,
+            u8_unit,
+            done: 0,
+            ended: false,
+            bytes: Vec::new(),
+        })
+    }
+
+    fn bad(&self, m: String) -> Error {
+        Error::data(&self.path, m)
+    }
+
+    /// The declared dimensions.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// Rows handed out so far.
+    pub fn rows_done(&self) -> usize {
+        self.done
+    }
+
+    /// The declared rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row (the product of the dimensions after the first).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The (height, width, channels) of images: 3 or 4 dimensions.
+    pub fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        match self.dims[..] {
+            [_, h, w] => Some((h, w, 1)),
+            [_, h, w, c] => Some((h, w, c)),
+            _ => None,
+        }
+    }
+
+    /// The next rows, up to `max`; `None` once every row was handed out (and the file was
+    /// checked to end there).
+    ///
+    /// # Errors
+    /// As [`read`]: corrupt gzip data, fewer or more bytes than the header declares, a
+    /// non-finite value (naming its row and column in the file).
+    pub fn next_rows(&mut self, max: usize) -> Result<Option<Matrix>> {
+        let gz = self.gz;
+        let cannot_read = |e: &std::io::Error| {
+            if gz {
+                format!("corrupt gzip data: {e}")
+            } else {
+                format!("cannot read data: {e}")
+            }
+        };
+        let n = max.max(1).min(self.rows - self.done);
+        if n == 0 {
+            if !self.ended {
+                self.ended = true;
+                let mut extra = [0u8; 1];
+                if read_full(&mut self.reader, &mut extra).map_err(|e| self.bad(cannot_read(&e)))? > 0 {
+                    return Err(self.bad(format!(
+                        "header declares dimensions {:?} ({} bytes of data), the file has {} or more",
+                        self.dims, self.nbytes, self.nbytes
+                    )));
+                }
+            }
+            return Ok(None);
+        }
+        let (dtype, ndim, u8_unit) = (self.dtype, self.dims.len(), self.u8_unit);
+        let convert = |c: &[u8]| -> f32 {
+            match dtype {
+                0x08 if u8_unit && ndim >= 2 => f32::from(c[0]) / 255.0,
+                0x08 => f32::from(c[0]),
+                0x09 => f32::from(c[0] as i8),
+                0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
+                0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+                0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+            }
+        };
+        // Read in pieces of at most 64 Ki values: what is allocated follows what is present.
+        let want_values = n * self.cols;
+        let mut values = Vec::with_capacity(want_values.min(1 << 20));
+        let piece = (1 << 16) * self.size;
+        let mut left = want_values * self.size;
+        let before = self.done * self.cols * self.size;
+        while left > 0 {
+            let want = left.min(piece);
+            self.bytes.resize(want, 0);
+            let got = read_full(&mut self.reader, &mut self.bytes[..want]).map_err(|e| self.bad(cannot_read(&e)))?;
+            values.extend(self.bytes[..got - got % self.size].chunks_exact(self.size).map(convert));
+            left -= got;
+            if got < want {
+                let read = before + want_values * self.size - left;
+                return Err(self.bad(format!(
+                    "header declares dimensions {:?} ({} bytes of data), the file has {read}",
+                    self.dims, self.nbytes
+                )));
+            }
+        }
+        let m = Matrix::from_vec(n, self.cols, values)?;
+        if let Some((r, c)) = m.find_non_finite() {
+            return Err(self.bad(format!(
+                "non-finite value at row {}, column {}",
+                self.done + r + 1,
+                c + 1
+            )));
+        }
+        self.done += n;
+        Ok(Some(m))
+    }
 }
 
 /// Reads until `buf` is full or the data ends; the number of bytes read.

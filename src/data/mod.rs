@@ -53,6 +53,15 @@ pub struct Dataset {
     pub files: Option<Vec<std::path::PathBuf>>,
 }
 
+/// Whether `path` holds an IDX file (raw, or gzipped), from its first bytes.
+pub fn is_idx(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    !path.is_dir() && (head[..n].starts_with(&[0x1f, 0x8b]) || idx::sniff(&head[..n]))
+}
+
 fn detect(path: &Path) -> Result<Format> {
     let ext = path
         .extension()

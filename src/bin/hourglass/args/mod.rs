@@ -625,17 +625,19 @@ pub struct TrainArgs {
     /// Seed for initialization, shuffling and the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
-    /// Train without holding the rows in memory (a CSV or Parquet table of numbers, or an NPY
-    /// array): the scaler is fitted in streaming passes, a seeded share of rows is held out
-    /// (at most 65,536 kept to validate on), and each epoch reads the file's segments
-    /// (Parquet row groups, 65,536-row stretches of an NPY array; a CSV file in order) in a
+    /// Train without holding the rows in memory (a CSV or Parquet table of numbers, an NPY
+    /// array or an IDX file): the scaler is fitted in streaming passes, a seeded share of rows
+    /// is held out (at most 65,536 kept to validate on), and each epoch reads the file's
+    /// segments (Parquet row groups, 65,536-row stretches of an NPY array; CSV and IDX files in
+    /// order) in a
     /// seeded order, shuffling rows within blocks of about 64 MiB. Not with --target,
     /// --valid, checkpoints or the table encoding.
     #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint"])]
     pub stream: bool,
     /// Train data-parallel as one rank of `mpirun -np N hourglass train … --distributed`
-    /// (a build with the `mpi` feature): each rank reads its shard (every N-th row, from row
-    /// `rank`), rank 0's initial weights go to all, the scaler is fitted over all shards, and
+    /// (a build with the `mpi` feature): each rank reads only its shard (its share of a Parquet
+    /// file's row groups or an NPY array's 65,536-row stretches when there are at least N, else
+    /// every N-th row from row `rank`), rank 0's initial weights go to all, the scaler is fitted over all shards, and
     /// every step the ranks' gradients are gathered and summed in rank order, so every rank
     /// holds the same model and two runs give the same model, bit for bit. --batch-size is the
     /// whole run's batch (each rank takes its share). Rank 0 writes the model and the log; a

@@ -33,8 +33,9 @@ struct Trained {
     epochs: usize,
 }
 
-/// This rank's rows: every `ranks`-th row from row `rank`, read in chunks from a CSV,
-/// Parquet or NPY file (other files are read whole first); and the file's row count.
+/// This rank's rows (see `TrainingRows::shard`: its share of the row groups or segments, or
+/// every `ranks`-th row from row `rank`), read in chunks from a CSV, Parquet, NPY or IDX file
+/// (a folder of images is read whole first); and the file's row count.
 fn shard(a: &TrainArgs, rank: usize, ranks: usize) -> Result<(Dataset, usize)> {
     let sel = a.columns.selection();
     let (ds, total) = if hourglass::stream::is_chunked(&a.data) {
@@ -43,6 +44,8 @@ fn shard(a: &TrainArgs, rank: usize, ranks: usize) -> Result<(Dataset, usize)> {
             Format::Parquet
         } else if hourglass::load::is_table(&a.data) {
             Format::Csv
+        } else if hourglass::data::is_idx(&a.data) {
+            Format::Idx
         } else {
             Format::Npy
         };
