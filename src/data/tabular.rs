@@ -135,118 +135,12 @@ impl Tabular {
     /// [`Error::Parse`] naming line and column for a text value in a numeric column or a
     /// missing value without `impute`; [`Error::Config`] for an unknown categorical column.
     pub fn fit(path: &Path, raw: &RawTable, opts: &TabularOptions) -> Result<(Tabular, Vec<String>)> {
-        if let CategoricalColumns::Names(names) = &opts.categorical
-            && let Some(bad) = names.iter().find(|n| !raw.names.contains(n))
-        {
-            return Err(Error::setting(
-                "categorical",
-                bad,
-                format!(
-                    "{}: no such column; the columns are {}",
-                    path.display(),
-                    raw.names.join(", ")
-                ),
-            ));
+        let mut fit = TabularFit::new(path, &raw.names, opts, usize::MAX)?;
+        fit.add(raw)?;
+        if fit.needs_second_pass() {
+            fit.add_second(raw);
         }
-        let mut columns = Vec::new();
-        let mut dropped = Vec::new();
-        let mut notes = Vec::new();
-        for (j, name) in raw.names.iter().enumerate() {
-            let values = || (0..raw.rows()).map(move |i| raw.get(i, j));
-            let is_text = |v: &str| !is_missing(v) && v.parse::<f64>().is_err();
-            let categorical = match &opts.categorical {
-                CategoricalColumns::None => false,
-                CategoricalColumns::Auto => values().any(is_text),
-                CategoricalColumns::Names(n) => n.contains(name),
-            };
-            if categorical {
-                let mut counts: HashMap<&str, usize> = HashMap::new();
-                for v in values() {
-                    *counts.entry(category_key(v)).or_default() += 1;
-                }
-                let mut cats: Vec<(&str, usize)> = counts.into_iter().collect();
-                cats.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-                if cats.len() <= 1 {
-                    dropped.push(name.clone());
-                    notes.push(format!("column `{name}` has one value in the training data: dropped"));
-                    continue;
-                }
-                if let Some(buckets) = opts.hash_buckets
-                    && cats.len() > opts.max_categories
-                {
-                    notes.push(format!(
-                        "column `{name}`: {} categories, hashed into {buckets} features `{name}#0`..`{name}#{}`",
-                        cats.len(),
-                        buckets - 1
-                    ));
-                    columns.push(Column::Hashed {
-                        name: name.clone(),
-                        buckets,
-                    });
-                    continue;
-                }
-                if cats.len() > opts.max_categories {
-                    notes.push(format!(
-                        "column `{name}`: {} categories; the {} most frequent are kept, the rest are `{OTHER}`",
-                        cats.len(),
-                        opts.max_categories
-                    ));
-                    cats.truncate(opts.max_categories);
-                }
-                columns.push(Column::Categorical {
-                    name: name.clone(),
-                    categories: cats.into_iter().map(|(c, _)| c.to_string()).collect(),
-                });
-                continue;
-            }
-            let mut present = Vec::with_capacity(raw.rows());
-            let mut missing = 0usize;
-            for (i, v) in values().enumerate() {
-                if is_missing(v) && opts.impute.is_some() {
-                    missing += 1;
-                    continue;
-                }
-                let x = number(path, raw, (i, j), name, true)?;
-                present.push(x);
-            }
-            if present.is_empty() {
-                dropped.push(name.clone());
-                notes.push(format!("column `{name}` is missing in every row: dropped"));
-                continue;
-            }
-            let constant = present.iter().all(|&v| v == present[0]);
-            if constant && missing == 0 {
-                dropped.push(name.clone());
-                notes.push(format!(
-                    "column `{name}` is constant ({}) in the training data: dropped",
-                    present[0]
-                ));
-                continue;
-            }
-            let fill = opts.impute.map(|how| match how {
-                Impute::Mean => (present.iter().map(|&v| f64::from(v)).sum::<f64>() / present.len() as f64) as f32,
-                Impute::Median => {
-                    let mut s = present.clone();
-                    s.sort_by(f32::total_cmp);
-                    s[s.len() / 2]
-                }
-            });
-            if missing > 0 {
-                notes.push(format!(
-                    "column `{name}`: {missing} missing values filled with {} and flagged in `{name}.missing`",
-                    fill.unwrap_or(0.0)
-                ));
-            }
-            columns.push(Column::Numeric {
-                name: name.clone(),
-                fill,
-                indicator: missing > 0,
-            });
-        }
-        if columns.is_empty() {
-            return Err(Error::data(path, "every column is constant; nothing to learn from"));
-        }
-        Ok((Tabular { columns, dropped }, notes))
+        fit.finish()
     }
 
     /// Names of the input columns this encoding reads.
@@ -374,6 +268,345 @@ impl Tabular {
             }
         }
         Ok(m)
+    }
+}
+
+/// The statistics of one column while a [`TabularFit`] reads the rows.
+#[derive(Debug)]
+struct ColumnFit {
+    /// Named as categorical, or (with automatic choice) a text value was seen.
+    categorical: bool,
+    /// Counts of the column's categories (missing values are the empty one); `None` once
+    /// there were more distinct values than the fit's cap.
+    counts: Option<HashMap<String, usize>>,
+    /// The column's first value that is not a usable number, as the error it would be.
+    bad: Option<Error>,
+    missing: usize,
+    present: usize,
+    first: f32,
+    constant: bool,
+    sum: f64,
+    /// Medians: counts of the values' order keys by their high 16 bits (pass 1), then by their
+    /// low 16 bits within the median's high bits (pass 2).
+    high: Vec<u32>,
+    low: Vec<u32>,
+}
+
+/// The order key of a finite f32 (`total_cmp`'s order as an unsigned number).
+fn order_key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}
+
+fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
+}
+
+/// [`Tabular::fit`] over rows that come in chunks ([`TabularFit::add`] each, in file order),
+/// with the same result: exact category counts (while a column has at most `cap` distinct
+/// values), means summed in row order, and exact medians by a radix select over the values'
+/// order keys, which needs a second pass over the rows ([`TabularFit::add_second`]) when
+/// [`TabularFit::needs_second_pass`] says so.
+#[derive(Debug)]
+pub struct TabularFit {
+    path: std::path::PathBuf,
+    names: Vec<String>,
+    opts: TabularOptions,
+    cap: usize,
+    columns: Vec<ColumnFit>,
+    /// Pass 2: each column's median order key's high 16 bits and the rank within them.
+    targets: Vec<Option<(u32, usize)>>,
+}
+
+impl TabularFit {
+    /// Nothing read yet, for a table of columns `names`; a column with more than `cap`
+    /// distinct values stops counting them (a categorical one must then be hashed).
+    ///
+    /// # Errors
+    /// [`Error::Setting`] for a categorical column that is not in the table.
+    pub fn new(path: &Path, names: &[String], opts: &TabularOptions, cap: usize) -> Result<TabularFit> {
+        if let CategoricalColumns::Names(asked) = &opts.categorical
+            && let Some(bad) = asked.iter().find(|n| !names.contains(n))
+        {
+            return Err(Error::setting(
+                "categorical",
+                bad,
+                format!("{}: no such column; the columns are {}", path.display(), names.join(", ")),
+            ));
+        }
+        let median = opts.impute == Some(Impute::Median);
+        if median {
+            crate::bounds::check_alloc(
+                names.len().saturating_mul(1 << 17),
+                4,
+                format_args!("the medians of {} columns", names.len()),
+            )?;
+        }
+        let columns = names
+            .iter()
+            .map(|name| {
+                let named = matches!(&opts.categorical, CategoricalColumns::Names(n) if n.contains(name));
+                ColumnFit {
+                    categorical: named,
+                    counts: (opts.categorical != CategoricalColumns::None && (named || opts.categorical == CategoricalColumns::Auto))
+                        .then(HashMap::new),
+                    bad: None,
+                    missing: 0,
+                    present: 0,
+                    first: 0.0,
+                    constant: true,
+                    sum: 0.0,
+                    high: if median { vec![0; 1 << 16] } else { Vec::new() },
+                    low: Vec::new(),
+                }
+            })
+            .collect();
+        Ok(TabularFit {
+            path: path.into(),
+            names: names.to_vec(),
+            opts: opts.clone(),
+            cap,
+            columns,
+            targets: Vec::new(),
+        })
+    }
+
+    /// Adds rows (pass 1).
+    ///
+    /// # Errors
+    /// [`Error::Data`] when the chunk's columns are not the table's.
+    pub fn add(&mut self, raw: &RawTable) -> Result<()> {
+        if raw.names != self.names {
+            return Err(Error::data(&self.path, "a chunk's columns differ from the table's"));
+        }
+        let auto = self.opts.categorical == CategoricalColumns::Auto;
+        let impute = self.opts.impute.is_some();
+        for (j, c) in self.columns.iter_mut().enumerate() {
+            let name = &self.names[j];
+            for i in 0..raw.rows() {
+                let v = raw.get(i, j);
+                let missing = is_missing(v);
+                let mut overflow = false;
+                if let Some(counts) = &mut c.counts {
+                    let key = category_key(v);
+                    if let Some(n) = counts.get_mut(key) {
+                        *n += 1;
+                    } else if counts.len() < self.cap {
+                        counts.insert(key.to_string(), 1);
+                    } else {
+                        overflow = true;
+                    }
+                }
+                if overflow {
+                    c.counts = None;
+                }
+                if auto && !c.categorical && !missing && v.parse::<f64>().is_err() {
+                    c.categorical = true;
+                }
+                // A categorical column needs no numbers (with automatic choice, from its
+                // first text value on).
+                if c.categorical {
+                    continue;
+                }
+                if missing && impute {
+                    c.missing += 1;
+                    continue;
+                }
+                match number(&self.path, raw, (i, j), name, true) {
+                    Ok(x) => {
+                        if c.present == 0 {
+                            c.first = x;
+                        } else if x != c.first {
+                            c.constant = false;
+                        }
+                        c.present += 1;
+                        c.sum += f64::from(x);
+                        if !c.high.is_empty() {
+                            c.high[(order_key(x) >> 16) as usize] += 1;
+                        }
+                    }
+                    Err(e) => {
+                        c.bad.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the medians need [`TabularFit::add_second`]: a second pass over the same rows.
+    pub fn needs_second_pass(&self) -> bool {
+        self.opts.impute == Some(Impute::Median)
+            && self
+                .columns
+                .iter()
+                .any(|c| !c.categorical && c.bad.is_none() && c.present > 0)
+    }
+
+    /// Adds rows to pass 2 (the same rows as pass 1, in the same order).
+    pub fn add_second(&mut self, raw: &RawTable) {
+        if self.targets.is_empty() {
+            // The median is the value of rank present / 2 in order (as a sort would give).
+            self.targets = self
+                .columns
+                .iter()
+                .map(|c| {
+                    if c.categorical || c.bad.is_some() || c.present == 0 || c.high.is_empty() {
+                        return None;
+                    }
+                    let mut rank = c.present / 2;
+                    for (hi, &n) in c.high.iter().enumerate() {
+                        if rank < n as usize {
+                            return Some((hi as u32, rank));
+                        }
+                        rank -= n as usize;
+                    }
+                    None
+                })
+                .collect();
+            for (c, t) in self.columns.iter_mut().zip(&self.targets) {
+                if t.is_some() {
+                    c.low = vec![0; 1 << 16];
+                }
+            }
+        }
+        for (j, (c, t)) in self.columns.iter_mut().zip(&self.targets).enumerate() {
+            let Some((hi, _)) = *t else { continue };
+            for i in 0..raw.rows() {
+                if let Ok(x) = raw.get(i, j).parse::<f32>()
+                    && x.is_finite()
+                    && !is_missing(raw.get(i, j))
+                {
+                    let k = order_key(x);
+                    if k >> 16 == hi {
+                        c.low[(k & 0xffff) as usize] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fitted encoding and the notes for the user.
+    ///
+    /// # Errors
+    /// As [`Tabular::fit`]; [`Error::Data`] for a categorical column with more than the cap's
+    /// distinct values and no hashing to put them in.
+    pub fn finish(self) -> Result<(Tabular, Vec<String>)> {
+        let opts = &self.opts;
+        let mut columns = Vec::new();
+        let mut dropped = Vec::new();
+        let mut notes = Vec::new();
+        let mut targets = self.targets.into_iter().chain(std::iter::repeat(None));
+        for (name, c) in self.names.iter().zip(self.columns) {
+            let target = targets.next().flatten();
+            if c.categorical {
+                let Some(counts) = c.counts else {
+                    let Some(buckets) = opts.hash_buckets else {
+                        return Err(Error::data(
+                            &self.path,
+                            format!(
+                                "column `{name}` has more than {} distinct values: read in chunks, its most frequent categories cannot be counted exactly; hash it (hash_buckets) instead",
+                                self.cap
+                            ),
+                        ));
+                    };
+                    notes.push(format!(
+                        "column `{name}`: more than {} categories, hashed into {buckets} features `{name}#0`..`{name}#{}`",
+                        self.cap,
+                        buckets - 1
+                    ));
+                    columns.push(Column::Hashed {
+                        name: name.clone(),
+                        buckets,
+                    });
+                    continue;
+                };
+                let mut cats: Vec<(String, usize)> = counts.into_iter().collect();
+                cats.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                if cats.len() <= 1 {
+                    dropped.push(name.clone());
+                    notes.push(format!("column `{name}` has one value in the training data: dropped"));
+                    continue;
+                }
+                if let Some(buckets) = opts.hash_buckets
+                    && cats.len() > opts.max_categories
+                {
+                    notes.push(format!(
+                        "column `{name}`: {} categories, hashed into {buckets} features `{name}#0`..`{name}#{}`",
+                        cats.len(),
+                        buckets - 1
+                    ));
+                    columns.push(Column::Hashed {
+                        name: name.clone(),
+                        buckets,
+                    });
+                    continue;
+                }
+                if cats.len() > opts.max_categories {
+                    notes.push(format!(
+                        "column `{name}`: {} categories; the {} most frequent are kept, the rest are `{OTHER}`",
+                        cats.len(),
+                        opts.max_categories
+                    ));
+                    cats.truncate(opts.max_categories);
+                }
+                columns.push(Column::Categorical {
+                    name: name.clone(),
+                    categories: cats.into_iter().map(|(c, _)| c).collect(),
+                });
+                continue;
+            }
+            if let Some(e) = c.bad {
+                return Err(e);
+            }
+            if c.present == 0 {
+                dropped.push(name.clone());
+                notes.push(format!("column `{name}` is missing in every row: dropped"));
+                continue;
+            }
+            if c.constant && c.missing == 0 {
+                dropped.push(name.clone());
+                notes.push(format!(
+                    "column `{name}` is constant ({}) in the training data: dropped",
+                    c.first
+                ));
+                continue;
+            }
+            let fill = match opts.impute {
+                None => None,
+                Some(Impute::Mean) => Some((c.sum / c.present as f64) as f32),
+                Some(Impute::Median) => {
+                    let (hi, mut rank) = target.ok_or_else(|| {
+                        Error::data(&self.path, "the medians need a second pass over the rows")
+                    })?;
+                    let mut lo = 0;
+                    for (k, &n) in c.low.iter().enumerate() {
+                        if rank < n as usize {
+                            lo = k as u32;
+                            break;
+                        }
+                        rank -= n as usize;
+                    }
+                    Some(from_order_key(hi << 16 | lo))
+                }
+            };
+            if c.missing > 0 {
+                notes.push(format!(
+                    "column `{name}`: {} missing values filled with {} and flagged in `{name}.missing`",
+                    c.missing,
+                    fill.unwrap_or(0.0)
+                ));
+            }
+            columns.push(Column::Numeric {
+                name: name.clone(),
+                fill,
+                indicator: c.missing > 0,
+            });
+        }
+        if columns.is_empty() {
+            return Err(Error::data(&self.path, "every column is constant; nothing to learn from"));
+        }
+        Ok((Tabular { columns, dropped }, notes))
     }
 }
 
@@ -524,5 +757,108 @@ mod tests {
         assert!(matches!(e, Error::Hinted { hint: Hint::Impute, .. }), "{e:?}");
         let err = e.to_string();
         assert!(err.contains("t.csv:3:2") && err.contains("`impute`"), "{err}");
+    }
+
+    /// Rows `range` of `raw`, as a chunk of the file would hold them.
+    fn rows_of(raw: &RawTable, range: std::ops::Range<usize>) -> RawTable {
+        let w = raw.names.len();
+        RawTable {
+            names: raw.names.clone(),
+            file_columns: raw.file_columns.clone(),
+            fields: raw.fields[range.start * w..range.end * w].to_vec(),
+            lines: raw.lines[range.clone()].to_vec(),
+            has_header: raw.has_header,
+            labels: None,
+        }
+    }
+
+    /// Read in chunks of any size, the fit is the whole table's: categories and their order,
+    /// means, exact medians (of negative, tied and signed-zero values), dropped columns, notes;
+    /// a categorical column with more distinct values than the cap is hashed, or refused.
+    #[test]
+    fn fits_in_chunks_equal_the_whole_fit() {
+        let mut rng = crate::rng::Rng::new(11);
+        let mut text = String::from("num,neg,cat,mixed,const,gaps\n");
+        for i in 0..203 {
+            let num = format!("{:.3}", rng.uniform() * 100.0);
+            let neg = ["-0", "0", "-2.5", "3", "-2.5"][rng.below(5)];
+            let cat = ["red", "blue", "green", "NA", "blue"][rng.below(5)];
+            let mixed = if i == 150 { "word".to_string() } else { format!("{}", rng.below(9)) };
+            let gaps = if rng.uniform() < 0.3 { "".to_string() } else { format!("{:.2}", rng.uniform() - 0.5) };
+            text.push_str(&format!("{num},{neg},{cat},{mixed},7,{gaps}\n"));
+        }
+        let (_d, p) = table(&text);
+        let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
+        for impute in [None, Some(Impute::Mean), Some(Impute::Median)] {
+            for categorical in [CategoricalColumns::Auto, CategoricalColumns::Names(vec!["cat".into(), "mixed".into()])] {
+                let opts = TabularOptions {
+                    categorical,
+                    impute,
+                    max_categories: 4,
+                    hash_buckets: None,
+                };
+                let whole = Tabular::fit(&p, &raw, &opts);
+                for chunk in [1, 7, 64, 203] {
+                    let mut fit = TabularFit::new(&p, &raw.names, &opts, 1000).unwrap();
+                    let parts: Vec<RawTable> =
+                        (0..203).step_by(chunk).map(|a| rows_of(&raw, a..(a + chunk).min(203))).collect();
+                    let got = (|| {
+                        for part in &parts {
+                            fit.add(part)?;
+                        }
+                        if fit.needs_second_pass() {
+                            for part in &parts {
+                                fit.add_second(part);
+                            }
+                        }
+                        fit.finish()
+                    })();
+                    match (&whole, &got) {
+                        (Ok(w), Ok(g)) => assert_eq!(w, g, "{impute:?} chunks of {chunk}"),
+                        (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string()),
+                        _ => panic!("{impute:?} chunks of {chunk}: {whole:?} against {got:?}"),
+                    }
+                }
+            }
+        }
+        // The medians are the sorted values' middle ones, exactly.
+        let opts = TabularOptions {
+            categorical: CategoricalColumns::Auto,
+            impute: Some(Impute::Median),
+            ..Default::default()
+        };
+        let (tab, _) = Tabular::fit(&p, &raw, &opts).unwrap();
+        let fills: Vec<Option<f32>> = tab
+            .columns
+            .iter()
+            .filter_map(|c| match c {
+                Column::Numeric { fill, .. } => Some(*fill),
+                _ => None,
+            })
+            .collect();
+        let j = raw.names.iter().position(|n| n == "neg").unwrap();
+        let mut v: Vec<f32> = (0..203).map(|i| raw.get(i, j).parse().unwrap()).collect();
+        v.sort_by(f32::total_cmp);
+        assert_eq!(fills[1].unwrap().to_bits(), v[101].to_bits());
+        // Past the cap a categorical column is hashed when hashing is on, else refused.
+        let few = |hash_buckets| TabularOptions {
+            categorical: CategoricalColumns::Names(vec!["num".into()]),
+            hash_buckets,
+            ..Default::default()
+        };
+        let one = ColumnSelection {
+            columns: Some(vec!["num".into()]),
+            ..Default::default()
+        };
+        let raw = read_raw(&p, &one).unwrap();
+        let mut fit = TabularFit::new(&p, &raw.names, &few(Some(8)), 10).unwrap();
+        fit.add(&raw).unwrap();
+        let (tab, notes) = fit.finish().unwrap();
+        assert_eq!(tab.columns[0], Column::Hashed { name: "num".into(), buckets: 8 });
+        assert!(notes[0].contains("more than 10 categories"), "{notes:?}");
+        let mut fit = TabularFit::new(&p, &raw.names, &few(None), 10).unwrap();
+        fit.add(&raw).unwrap();
+        let e = fit.finish().unwrap_err().to_string();
+        assert!(e.contains("column `num` has more than 10 distinct values"), "{e}");
     }
 }
