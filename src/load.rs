@@ -97,18 +97,7 @@ pub fn training_data(
     table: &TabularOptions,
     image_shape: Option<(usize, usize, usize)>,
 ) -> Result<Loaded> {
-    if table.hash_buckets == Some(0) {
-        return Err(Error::setting("hash_buckets", 0, "must be at least 1"));
-    }
-    if let Some(n) = table.hash_buckets
-        && table.categorical == CategoricalColumns::None
-    {
-        return Err(Error::setting(
-            "hash_buckets",
-            n,
-            "hashing applies to categorical columns: name them, or choose them automatically",
-        ));
-    }
+    table.check()?;
     let asked = table.categorical != CategoricalColumns::None || table.impute.is_some();
     if !is_table(path) {
         if asked {

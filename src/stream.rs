@@ -667,6 +667,8 @@ pub struct TrainingRows {
     width: usize,
     chunk: usize,
     scaler: crate::data::scale::Scaler,
+    /// The table encoding the rows go through (fitted in the first passes), if any.
+    tabular: Option<crate::data::tabular::Tabular>,
     held: (u64, u64),
     bce: bool,
     rows: usize,
@@ -699,6 +701,10 @@ pub struct Shard {
     pub image_shape: Option<(usize, usize, usize)>,
     /// Rows in the file, in every shard.
     pub total: usize,
+    /// The table encoding the rows went through, when one was asked for.
+    pub tabular: Option<crate::data::tabular::Tabular>,
+    /// What the table encoding's fit has to say.
+    pub notes: Vec<String>,
 }
 
 /// The most validation rows [`TrainingRows`] keeps in memory.
@@ -716,9 +722,17 @@ pub struct Training {
     pub sample: Matrix,
     /// The scaler fitted on the training rows.
     pub scaler: crate::data::scale::Scaler,
+    /// The table encoding fitted on the training rows, when one was asked for.
+    pub tabular: Option<crate::data::tabular::Tabular>,
+    /// What the table encoding's fit has to say (dropped columns, imputed values, …).
+    pub notes: Vec<String>,
     /// Rows held out (all of them, kept or not).
     pub held_out: usize,
 }
+
+/// The most distinct values of a column that a streamed table fit counts (without hashing):
+/// a categorical column with more must be hashed.
+pub const TABLE_CATEGORY_CAP: usize = 65_536;
 
 fn mix(seed: u64, row: u64) -> u64 {
     // SplitMix64 of the seed and the row number.
@@ -735,7 +749,7 @@ impl TrainingRows {
     ///
     /// # Errors
     /// As the readers; [`Error::Data`] for a file without rows, or text where numbers are
-    /// expected (this path trains on numbers: the table encoding is not streamed).
+    /// expected.
     pub fn open(
         path: &Path,
         sel: &ColumnSelection,
@@ -744,7 +758,32 @@ impl TrainingRows {
         seed: u64,
         bce: bool,
     ) -> Result<Training> {
+        Self::open_table(path, sel, &Default::default(), scaling, valid_fraction, seed, bce)
+    }
+
+    /// [`TrainingRows::open`] through a table encoding when `table` asks for one (categorical
+    /// columns, imputation): it is fitted first over the training rows in streaming passes
+    /// ([`crate::data::tabular::TabularFit`]: the same encoding [`crate::data::tabular::Tabular::fit`]
+    /// would fit in memory; one more pass for medians), over every row of the file (held-out
+    /// ones included, as in memory), then every chunk is encoded by it as it is read.
+    ///
+    /// # Errors
+    /// As [`TrainingRows::open`] and the table fit; [`Error::Setting`] for table settings on
+    /// an array.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_table(
+        path: &Path,
+        sel: &ColumnSelection,
+        table: &crate::data::tabular::TabularOptions,
+        scaling: crate::data::scale::Scaling,
+        valid_fraction: f32,
+        seed: u64,
+        bce: bool,
+    ) -> Result<Training> {
+        table.check()?;
         let mut rows = Self::reader(path, sel)?;
+        let asked = table.categorical != crate::data::tabular::CategoricalColumns::None || table.impute.is_some();
+        let notes = if asked { rows.fit_table(table)? } else { Vec::new() };
         let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
         rows.held = (seed, threshold);
         rows.bce = bce;
@@ -788,12 +827,88 @@ impl TrainingRows {
         rows.total = total;
         let held_out = total - rows.rows;
         Ok(Training {
+            tabular: rows.tabular.clone(),
             rows,
             valid: (valid_fraction > 0.0 && valid.rows() > 0).then_some(valid),
             sample,
             scaler,
+            notes,
             held_out,
         })
+    }
+
+    /// Fits the table encoding over the file's rows (see [`TrainingRows::open_table`]); from
+    /// then on every chunk is read through it.
+    fn fit_table(&mut self, table: &crate::data::tabular::TabularOptions) -> Result<Vec<String>> {
+        use crate::data::tabular::{TabularFit, TabularOptions};
+        if !matches!(self.layout, Layout::Csv | Layout::Parquet { .. }) {
+            let name = if table.impute.is_some() { "impute" } else { "categorical" };
+            return Err(Error::setting(
+                name,
+                self.path.display(),
+                "categorical columns and imputation apply to CSV and Parquet tables only",
+            ));
+        }
+        let opts = TabularOptions {
+            max_categories: table.max_categories.max(1),
+            ..table.clone()
+        };
+        // With hashing, counting past the category limit decides nothing more.
+        let cap = match opts.hash_buckets {
+            Some(_) => opts.max_categories.saturating_add(1),
+            None => TABLE_CATEGORY_CAP,
+        };
+        let mut fit = TabularFit::new(&self.path, &self.names, &opts, cap)?;
+        self.for_each_raw(&mut |raw| fit.add(raw))?;
+        if fit.needs_second_pass() {
+            self.for_each_raw(&mut |raw| {
+                fit.add_second(raw);
+                Ok(())
+            })?;
+        }
+        let (tab, notes) = fit.finish()?;
+        self.width = tab.width().ok_or_else(|| Error::TooLarge {
+            what: "the encoded table".into(),
+            detail: "its feature count overflows".into(),
+        })?;
+        self.names = tab.feature_names();
+        self.chunk = chunk_rows(self.width);
+        self.tabular = Some(tab);
+        Ok(notes)
+    }
+
+    /// Every chunk of a table, as text, in file order.
+    fn for_each_raw(&self, f: &mut dyn FnMut(&crate::data::csv::RawTable) -> Result<()>) -> Result<()> {
+        for seg in 0..self.segments() {
+            let mut r = self.open_segment(seg)?;
+            while let Some((_, raw)) = self.next_raw_of(&mut r)? {
+                f(&raw)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk of a table's segment as text, with the row number of its first row.
+    fn next_raw_of(&self, r: &mut SegmentReader) -> Result<Option<(usize, crate::data::csv::RawTable)>> {
+        match r {
+            SegmentReader::Parquet { chunks, keep, first } => {
+                let at = *first + chunks.rows_done();
+                let Some(values) = chunks.next().transpose()? else {
+                    return Ok(None);
+                };
+                let mut raw = pq::raw_table(chunks.file(), keep, false);
+                pq::append_raw(&mut raw, &values, at);
+                Ok(Some((at, raw)))
+            }
+            SegmentReader::Csv(c) => {
+                let at = c.rows_done();
+                let raw = c.next_raw(self.chunk)?;
+                Ok((raw.rows() > 0).then_some((at, raw)))
+            }
+            SegmentReader::Npy { .. } | SegmentReader::Idx(_) => {
+                Err(Error::data(&self.path, "an array has no text to encode"))
+            }
+        }
     }
 
     /// Rank `rank`'s shard of `path`'s rows, for a data-parallel run of `ranks` ranks, read a
@@ -802,12 +917,23 @@ impl TrainingRows {
     /// array), segments `rank`, `rank + ranks`, … and nothing else is read; otherwise (and for
     /// CSV and IDX files, read in order) rows `rank`, `rank + ranks`, …. Returns the rows (as in
     /// the file, not scaled), the columns' names (none for an array), the image shape of an
-    /// array of images, and the file's row count.
+    /// array of images, and the file's row count. When `table` asks for a table encoding, it
+    /// is fitted first over the whole file (as [`TrainingRows::open_table`] fits it: every
+    /// rank fits the same one), and the shard's rows are encoded by it.
     ///
     /// # Errors
-    /// As [`TrainingRows::open`].
-    pub fn shard(path: &Path, sel: &ColumnSelection, rank: usize, ranks: usize) -> Result<Shard> {
-        let rows = Self::reader(path, sel)?;
+    /// As [`TrainingRows::open_table`].
+    pub fn shard(
+        path: &Path,
+        sel: &ColumnSelection,
+        table: &crate::data::tabular::TabularOptions,
+        rank: usize,
+        ranks: usize,
+    ) -> Result<Shard> {
+        table.check()?;
+        let mut rows = Self::reader(path, sel)?;
+        let asked = table.categorical != crate::data::tabular::CategoricalColumns::None || table.impute.is_some();
+        let notes = if asked { rows.fit_table(table)? } else { Vec::new() };
         let ranks = ranks.max(1);
         let mut keep = Vec::new();
         let segments = rows.segments();
@@ -847,6 +973,8 @@ impl TrainingRows {
             names: rows.names,
             image_shape: rows.image_shape,
             total,
+            tabular: rows.tabular,
+            notes,
         })
     }
 
@@ -916,6 +1044,7 @@ impl TrainingRows {
             width,
             chunk: chunk_rows(width),
             scaler: crate::data::scale::Scaler::default(),
+            tabular: None,
             held: (0, 0),
             bce: false,
             rows: 0,
@@ -984,6 +1113,12 @@ impl TrainingRows {
     /// The next chunk of a segment, with the row number of its first row.
     fn next_of(&self, r: &mut SegmentReader) -> Result<Option<(usize, Matrix)>> {
         let path = &self.path;
+        if let Some(tab) = &self.tabular {
+            return match self.next_raw_of(r)? {
+                Some((at, raw)) => Ok(Some((at, tab.transform(path, &raw)?))),
+                None => Ok(None),
+            };
+        }
         match r {
             SegmentReader::Parquet { chunks, keep, first } => {
                 let at = *first + chunks.rows_done();
@@ -1470,8 +1605,8 @@ mod tests {
         let sel = ColumnSelection::default();
         let rows = |m: &Matrix| (0..m.rows()).map(|i| m.row(i)[0] as usize / 2).collect::<Vec<_>>();
         // Three row groups, two ranks: groups 0 and 2, then group 1.
-        let s0 = TrainingRows::shard(&pq_path, &sel, 0, 2).unwrap();
-        let s1 = TrainingRows::shard(&pq_path, &sel, 1, 2).unwrap();
+        let s0 = TrainingRows::shard(&pq_path, &sel, &Default::default(), 0, 2).unwrap();
+        let s1 = TrainingRows::shard(&pq_path, &sel, &Default::default(), 1, 2).unwrap();
         assert_eq!(rows(&s0.x), (0..100).chain(170..n).collect::<Vec<_>>());
         assert_eq!(rows(&s1.x), (100..170).collect::<Vec<_>>());
         assert_eq!(
@@ -1479,7 +1614,7 @@ mod tests {
             (n, vec!["a".to_string(), "b".to_string()])
         );
         // Four ranks, three groups: every fourth row.
-        let s3 = TrainingRows::shard(&pq_path, &sel, 3, 4).unwrap();
+        let s3 = TrainingRows::shard(&pq_path, &sel, &Default::default(), 3, 4).unwrap();
         assert_eq!(rows(&s3.x), (3..n).step_by(4).collect::<Vec<_>>());
         // An IDX array of 300 images of 2 x 3: chunks as the whole file, shards by rows.
         let idx = dir.path().join("x.idx");
@@ -1500,7 +1635,7 @@ mod tests {
             got.extend_from_slice(c.x.as_slice());
         }
         assert_eq!(got, whole.as_slice());
-        let s = TrainingRows::shard(&idx, &sel, 1, 3).unwrap();
+        let s = TrainingRows::shard(&idx, &sel, &Default::default(), 1, 3).unwrap();
         assert_eq!(s.x, whole.select_rows(&(1..n).step_by(3).collect::<Vec<_>>()));
         assert_eq!(s.image_shape, Some((2, 3, 1)));
         // A truncated IDX file is refused when the chunk reaches the missing bytes.

@@ -62,6 +62,28 @@ pub struct TabularOptions {
     pub hash_buckets: Option<usize>,
 }
 
+impl TabularOptions {
+    /// Checks the settings that cannot go together.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] for 0 hash buckets, or hashing without categorical columns.
+    pub fn check(&self) -> Result<()> {
+        if self.hash_buckets == Some(0) {
+            return Err(Error::setting("hash_buckets", 0, "must be at least 1"));
+        }
+        if let Some(n) = self.hash_buckets
+            && self.categorical == CategoricalColumns::None
+        {
+            return Err(Error::setting(
+                "hash_buckets",
+                n,
+                "hashing applies to categorical columns: name them, or choose them automatically",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TabularOptions {
     fn default() -> Self {
         TabularOptions {

@@ -2345,3 +2345,46 @@ fn eval_streams_in_chunks_with_the_whole_tables_figures() {
         want.bce
     );
 }
+
+/// `train --stream` with the table encoding fits the encoding in-memory training fits
+/// (categories, missing values imputed by the median, a constant column dropped), from CSV and
+/// from Parquet, and its model scores the file.
+#[test]
+fn streamed_training_fits_the_in_memory_table_encoding() {
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(8);
+    let mut text = String::from("x,colour,size,k\n");
+    for i in 0..500 {
+        let colour = ["red", "green", "blue", "NA", ""][rng.below(5)];
+        let size = if i % 7 == 3 { String::new() } else { format!("{:.2}", rng.uniform() * 10.0 - 3.0) };
+        text.push_str(&format!("{:.3},{colour},{size},1\n", rng.uniform()));
+    }
+    sb.write("t.csv", &text);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/types.parquet");
+    std::fs::copy(&fixture, sb.path("t.parquet")).unwrap();
+    let run = |args: &[&str]| {
+        let o = sb.cmd().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let common = ["--categorical", "auto", "--impute", "median", "--code", "2", "--epochs", "2", "-q"];
+    for (data, extra) in [("t.csv", &[][..]), ("t.parquet", &["--columns", "x,y,s"][..])] {
+        run(&[&["train", data, "-o", "mem.hg"][..], extra, &common].concat());
+        let notes = run(&[&["train", data, "--stream", "-o", "st.hg"][..], extra, &common].concat());
+        let mem = hourglass::format::load(&sb.path("mem.hg")).unwrap();
+        let st = hourglass::format::load(&sb.path("st.hg")).unwrap();
+        assert!(st.tabular.is_some(), "{data}");
+        assert_eq!(st.tabular, mem.tabular, "{data}: the same encoding");
+        assert_eq!(st.provenance.feature_names, mem.provenance.feature_names);
+        if data == "t.csv" {
+            assert!(notes.contains("column `k` is constant"), "{notes}");
+        }
+        run(&["score", "st.hg", data, "-o", "s.csv"]);
+    }
+    fails(
+        &sb,
+        &["train", "t.csv", "--stream", "--hash-buckets", "4", "--code", "2", "-o", "x.hg"],
+        "hashing applies to categorical columns",
+        &["mem.hg", "s.csv", "st.hg", "t.csv", "t.parquet"],
+    );
+}

@@ -108,10 +108,34 @@ fn local_ranks_train_one_reproducible_model() {
         assert!(!sb.path("bad.hg").exists());
     };
     refuse(&["--average-every", "2"], "applies to data-parallel training");
-    refuse(&["--local-ranks", "2", "--categorical", "a"], "table encoding");
     refuse(&["--local-ranks", "500"], "401 rows cannot feed 500 ranks");
     #[cfg(not(feature = "mpi"))]
     refuse(&["--distributed"], "needs a build with MPI");
+
+    // A table with categories and missing values: every rank encodes its shard with the
+    // encoding in-memory training fits.
+    let mut text = String::from("x,colour,size\n");
+    let mut rng = hourglass::Rng::new(2);
+    for i in 0..300 {
+        let colour = ["red", "green", "blue", "NA"][rng.below(4)];
+        let size = if i % 5 == 0 { String::new() } else { format!("{:.2}", rng.uniform()) };
+        text.push_str(&format!("{:.3},{colour},{size}\n", rng.uniform()));
+    }
+    sb.write("t.csv", &text);
+    let table = |out: &str, extra: &[&str]| {
+        let o = sb
+            .cmd()
+            .args(["train", "t.csv", "-o", out, "--code", "2", "--epochs", "2", "-q"])
+            .args(["--categorical", "auto", "--impute", "median"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        hourglass::format::load(&sb.path(out)).unwrap().tabular
+    };
+    let mem = table("t-mem.hg", &[]);
+    assert!(mem.is_some());
+    assert_eq!(table("t-ranks.hg", &["--local-ranks", "2"]), mem);
 }
 
 #[cfg(feature = "mpi")]

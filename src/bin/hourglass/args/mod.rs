@@ -630,8 +630,10 @@ pub struct TrainArgs {
     /// is held out (at most 65,536 kept to validate on), and each epoch reads the file's
     /// segments (Parquet row groups, 65,536-row stretches of an NPY array; CSV and IDX files in
     /// order) in a
-    /// seeded order, shuffling rows within blocks of about 64 MiB. Not with --target,
-    /// --valid, checkpoints or the table encoding.
+    /// seeded order, shuffling rows within blocks of about 64 MiB. A table encoding
+    /// (--categorical, --impute) is fitted first in streaming passes, the same as in memory (a
+    /// categorical column of more than 65,536 distinct values needs --hash-buckets). Not with
+    /// --target, --valid or checkpoints.
     #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint"])]
     pub stream: bool,
     /// Train data-parallel as one rank of `mpirun -np N hourglass train … --distributed`
@@ -641,8 +643,9 @@ pub struct TrainArgs {
     /// every step the ranks' gradients are gathered and summed in rank order, so every rank
     /// holds the same model and two runs give the same model, bit for bit. --batch-size is the
     /// whole run's batch (each rank takes its share). Rank 0 writes the model and the log; a
-    /// rank that fails ends the job. Numbers only: columns are taken as they are (no table
-    /// encoding, a constant column is kept); not with --target, --valid or checkpoints.
+    /// rank that fails ends the job. A table encoding (--categorical, --impute) is fitted by
+    /// every rank over the whole file; without one, columns are taken as they are (a constant
+    /// column is kept). Not with --target, --valid or checkpoints.
     #[arg(long, conflicts_with_all = ["target", "valid", "resume", "checkpoint", "stream", "local_ranks"])]
     pub distributed: bool,
     /// Train as N data-parallel ranks would, in threads of this one process: the same shards

@@ -6,16 +6,13 @@ use super::{outln, session::Session};
 use crate::args::TrainArgs;
 use crate::signals;
 use anyhow::Result;
+use hourglass::data::tabular::Tabular;
 use hourglass::data::{Dataset, Format};
 use hourglass::dist::{Collective, Local, Parallel, Sync, Team};
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::{Event, Flow, TrainReport};
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    anyhow::ensure!(
-        a.tabular.options() == Default::default(),
-        "data-parallel training shards numbers: the table encoding (--categorical, --impute, --hash-buckets) needs every row in one place"
-    );
     let sync = match a.average_every {
         Some(k) => Sync::Average { every: k as usize },
         None => Sync::Gradients,
@@ -36,10 +33,16 @@ struct Trained {
 /// This rank's rows (see `TrainingRows::shard`: its share of the row groups or segments, or
 /// every `ranks`-th row from row `rank`), read in chunks from a CSV, Parquet, NPY or IDX file
 /// (a folder of images is read whole first); and the file's row count.
-fn shard(a: &TrainArgs, rank: usize, ranks: usize) -> Result<(Dataset, usize)> {
+fn shard(a: &TrainArgs, rank: usize, ranks: usize) -> Result<(Dataset, usize, Option<Tabular>)> {
     let sel = a.columns.selection();
-    let (ds, total) = if hourglass::stream::is_chunked(&a.data) {
-        let s = hourglass::stream::TrainingRows::shard(&a.data, &sel, rank, ranks)?;
+    let table = a.tabular.options();
+    let (ds, total, tabular) = if hourglass::stream::is_chunked(&a.data) {
+        let s = hourglass::stream::TrainingRows::shard(&a.data, &sel, &table, rank, ranks)?;
+        if rank == 0 {
+            for n in &s.notes {
+                note!("note: {n}");
+            }
+        }
         let format = if hourglass::load::is_parquet(&a.data) {
             Format::Parquet
         } else if hourglass::load::is_table(&a.data) {
@@ -57,22 +60,22 @@ fn shard(a: &TrainArgs, rank: usize, ranks: usize) -> Result<(Dataset, usize)> {
             format,
             files: None,
         };
-        (ds, s.total)
+        (ds, s.total, s.tabular)
     } else {
-        let mut ds = hourglass::load::training_data(&a.data, &sel, &Default::default(), a.image.image_shape)?.data;
+        let mut ds = hourglass::load::training_data(&a.data, &sel, &table, a.image.image_shape)?.data;
         let total = ds.x.rows();
         let rows: Vec<usize> = (rank..total).step_by(ranks).collect();
         ds.x = ds.x.select_rows(&rows);
         ds.labels = None;
         ds.files = None;
-        (ds, total)
+        (ds, total, None)
     };
     anyhow::ensure!(
         total >= ranks,
         "{}: {total} rows cannot feed {ranks} ranks (each needs at least one)",
         a.data.display()
     );
-    Ok((ds, total))
+    Ok((ds, total, tabular))
 }
 
 /// One rank's training; `events` hears its progress.
@@ -83,7 +86,7 @@ fn train_rank(
     events: &mut dyn FnMut(&Event<'_>) -> Flow,
 ) -> Result<Trained> {
     let ranks = comm.ranks();
-    let (ds, total) = shard(a, comm.rank(), ranks)?;
+    let (ds, total, tabular) = shard(a, comm.rank(), ranks)?;
     let (model_cfg, train_cfg) = settings(a, &ds, None)?;
     let mut model = model_cfg.init(a.seed)?;
     let mut team = Team { comm, sync };
@@ -95,7 +98,7 @@ fn train_rank(
         model,
         provenance,
         anomaly: None,
-        tabular: None,
+        tabular,
     };
     Ok(Trained {
         file,

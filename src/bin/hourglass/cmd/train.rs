@@ -172,14 +172,15 @@ impl Progress {
 
 /// `train --stream`: the rows stay on disk (see `TrainingRows`).
 fn run_streamed(a: TrainArgs) -> Result<()> {
-    anyhow::ensure!(
-        a.tabular.options() == Default::default(),
-        "--stream trains on numbers: the table encoding (--categorical, --impute, --hash-buckets) needs the rows in memory"
-    );
     let sel = a.columns.selection();
     let bce = a.loss == hourglass::loss::Loss::Bce;
     let valid_fraction = a.valid_fraction.unwrap_or(0.0);
-    let mut t = hourglass::stream::TrainingRows::open(&a.data, &sel, a.scale, valid_fraction, a.seed, bce)?;
+    let table = a.tabular.options();
+    let mut t =
+        hourglass::stream::TrainingRows::open_table(&a.data, &sel, &table, a.scale, valid_fraction, a.seed, bce)?;
+    for n in &t.notes {
+        note!("note: {n}");
+    }
     let shape = (t.rows.total_rows(), t.sample.cols());
     let ds = Dataset {
         x: t.sample.clone(),
@@ -206,7 +207,7 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
         model,
         provenance,
         anomaly: None,
-        tabular: None,
+        tabular: t.tabular.take(),
     };
     if report.interrupted {
         // Stopped by a signal: the last complete epoch's model, and no checkpoint to resume.
