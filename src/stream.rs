@@ -842,7 +842,11 @@ impl TrainingRows {
     fn fit_table(&mut self, table: &crate::data::tabular::TabularOptions) -> Result<Vec<String>> {
         use crate::data::tabular::{TabularFit, TabularOptions};
         if !matches!(self.layout, Layout::Csv | Layout::Parquet { .. }) {
-            let name = if table.impute.is_some() { "impute" } else { "categorical" };
+            let name = if table.impute.is_some() {
+                "impute"
+            } else {
+                "categorical"
+            };
             return Err(Error::setting(
                 name,
                 self.path.display(),

@@ -71,7 +71,18 @@ struct Training {
 }
 
 impl Training {
-    fn parse(json: &str) -> PyResult<TrainConfig> {
+    /// The training settings; warns (a `UserWarning`) when the precision asked for cannot
+    /// run on this machine.
+    fn parse(py: Python<'_>, json: &str) -> PyResult<TrainConfig> {
+        let config = Self::settings(json)?;
+        if let Some(note) = config.precision.fallback_note() {
+            let message = std::ffi::CString::new(note).map_err(|e| HourglassError::new_err(e.to_string()))?;
+            PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &message, 1)?;
+        }
+        Ok(config)
+    }
+
+    fn settings(json: &str) -> PyResult<TrainConfig> {
         let t: Training = serde_json::from_str(json).map_err(json_err)?;
         let bad = |m: String| HourglassError::new_err(m);
         Ok(TrainConfig {
@@ -335,7 +346,7 @@ impl Model {
         feature_names: Option<Vec<String>>,
     ) -> PyResult<(Model, String)> {
         let design: Design = serde_json::from_str(design).map_err(json_err)?;
-        let mut config = Training::parse(train)?;
+        let mut config = Training::parse(py, train)?;
         let data = Data::extract(data)?;
         let options = table_options(categorical, impute, max_categories, hash_buckets)?;
         let (owned, tabular, names) = match &data {
@@ -390,7 +401,7 @@ impl Model {
             image_shape,
             feature_names: Some(names),
             crate_version: env!("CARGO_PKG_VERSION").into(),
-            pca: None,
+            ..Provenance::default()
         };
         let json = serde_json::to_string(&report).map_err(json_err)?;
         Ok((
@@ -725,7 +736,7 @@ impl Classifier {
         progress: Option<Py<PyAny>>,
         batches: bool,
     ) -> PyResult<(Classifier, String)> {
-        let config = Training::parse(train)?;
+        let config = Training::parse(py, train)?;
         let data = Data::Array(x);
         let x = data.rows()?.expect("an array");
         let mut model = hourglass::classifier::Classifier::from_encoder(&encoder.file.model, classes, config.seed)

@@ -263,3 +263,26 @@ def test_architectures_as_dicts_and_annealed_topk(manifold):
     sparse = hourglass.AutoEncoder(code=12, topk=3, topk_start=9, topk_anneal=2, topk_encode=4, epochs=4,
                                    random_state=0).fit(manifold)
     assert ((sparse.transform(manifold) != 0).sum(axis=1) <= 4).all()
+
+
+def test_bf16_where_it_cannot_run_warns_once_and_trains_in_f32(tmp_path):
+    """The SIMD level lowered to AVX2 (read once per process, so in a child process): bf16
+    cannot run on any CPU, and fit says so with a UserWarning instead of silently."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, numpy as np, hourglass\n"
+        "x = np.random.default_rng(0).random((60, 4)).astype('float32')\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    hourglass.AutoEncoder(code=2, epochs=1, precision='bf16').fit(x)\n"
+        "print('|'.join(f'{i.category.__name__}: {i.message}' for i in w))\n"
+    )
+    env = {**os.environ, "HOURGLASS_SIMD": "avx2"}
+    # Run away from the source tree, so that the installed package is imported.
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert out.count("UserWarning: precision bf16 was asked for, f32 GEMMs run instead") == 1, out

@@ -353,7 +353,11 @@ impl TabularFit {
             return Err(Error::setting(
                 "categorical",
                 bad,
-                format!("{}: no such column; the columns are {}", path.display(), names.join(", ")),
+                format!(
+                    "{}: no such column; the columns are {}",
+                    path.display(),
+                    names.join(", ")
+                ),
             ));
         }
         let median = opts.impute == Some(Impute::Median);
@@ -370,7 +374,8 @@ impl TabularFit {
                 let named = matches!(&opts.categorical, CategoricalColumns::Names(n) if n.contains(name));
                 ColumnFit {
                     categorical: named,
-                    counts: (opts.categorical != CategoricalColumns::None && (named || opts.categorical == CategoricalColumns::Auto))
+                    counts: (opts.categorical != CategoricalColumns::None
+                        && (named || opts.categorical == CategoricalColumns::Auto))
                         .then(HashMap::new),
                     bad: None,
                     missing: 0,
@@ -598,9 +603,8 @@ impl TabularFit {
                 None => None,
                 Some(Impute::Mean) => Some((c.sum / c.present as f64) as f32),
                 Some(Impute::Median) => {
-                    let (hi, mut rank) = target.ok_or_else(|| {
-                        Error::data(&self.path, "the medians need a second pass over the rows")
-                    })?;
+                    let (hi, mut rank) = target
+                        .ok_or_else(|| Error::data(&self.path, "the medians need a second pass over the rows"))?;
                     let mut lo = 0;
                     for (k, &n) in c.low.iter().enumerate() {
                         if rank < n as usize {
@@ -626,7 +630,10 @@ impl TabularFit {
             });
         }
         if columns.is_empty() {
-            return Err(Error::data(&self.path, "every column is constant; nothing to learn from"));
+            return Err(Error::data(
+                &self.path,
+                "every column is constant; nothing to learn from",
+            ));
         }
         Ok((Tabular { columns, dropped }, notes))
     }
@@ -805,14 +812,25 @@ mod tests {
             let num = format!("{:.3}", rng.uniform() * 100.0);
             let neg = ["-0", "0", "-2.5", "3", "-2.5"][rng.below(5)];
             let cat = ["red", "blue", "green", "NA", "blue"][rng.below(5)];
-            let mixed = if i == 150 { "word".to_string() } else { format!("{}", rng.below(9)) };
-            let gaps = if rng.uniform() < 0.3 { "".to_string() } else { format!("{:.2}", rng.uniform() - 0.5) };
+            let mixed = if i == 150 {
+                "word".to_string()
+            } else {
+                format!("{}", rng.below(9))
+            };
+            let gaps = if rng.uniform() < 0.3 {
+                "".to_string()
+            } else {
+                format!("{:.2}", rng.uniform() - 0.5)
+            };
             text.push_str(&format!("{num},{neg},{cat},{mixed},7,{gaps}\n"));
         }
         let (_d, p) = table(&text);
         let raw = read_raw(&p, &ColumnSelection::default()).unwrap();
         for impute in [None, Some(Impute::Mean), Some(Impute::Median)] {
-            for categorical in [CategoricalColumns::Auto, CategoricalColumns::Names(vec!["cat".into(), "mixed".into()])] {
+            for categorical in [
+                CategoricalColumns::Auto,
+                CategoricalColumns::Names(vec!["cat".into(), "mixed".into()]),
+            ] {
                 let opts = TabularOptions {
                     categorical,
                     impute,
@@ -822,8 +840,10 @@ mod tests {
                 let whole = Tabular::fit(&p, &raw, &opts);
                 for chunk in [1, 7, 64, 203] {
                     let mut fit = TabularFit::new(&p, &raw.names, &opts, 1000).unwrap();
-                    let parts: Vec<RawTable> =
-                        (0..203).step_by(chunk).map(|a| rows_of(&raw, a..(a + chunk).min(203))).collect();
+                    let parts: Vec<RawTable> = (0..203)
+                        .step_by(chunk)
+                        .map(|a| rows_of(&raw, a..(a + chunk).min(203)))
+                        .collect();
                     let got = (|| {
                         for part in &parts {
                             fit.add(part)?;
@@ -876,7 +896,13 @@ mod tests {
         let mut fit = TabularFit::new(&p, &raw.names, &few(Some(8)), 10).unwrap();
         fit.add(&raw).unwrap();
         let (tab, notes) = fit.finish().unwrap();
-        assert_eq!(tab.columns[0], Column::Hashed { name: "num".into(), buckets: 8 });
+        assert_eq!(
+            tab.columns[0],
+            Column::Hashed {
+                name: "num".into(),
+                buckets: 8
+            }
+        );
         assert!(notes[0].contains("more than 10 categories"), "{notes:?}");
         let mut fit = TabularFit::new(&p, &raw.names, &few(None), 10).unwrap();
         fit.add(&raw).unwrap();

@@ -71,6 +71,47 @@ impl Precision {
     pub fn uses_amx(self) -> bool {
         self == Precision::Bf16 && amx::available() && level() == Level::Avx512
     }
+
+    /// The precision the GEMMs really run in on this machine (bf16 needs AMX-BF16 tiles and
+    /// the AVX-512 level).
+    pub fn effective(self) -> Precision {
+        if self.uses_amx() {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// When this precision cannot run here: what runs instead, and why.
+    pub fn fallback_note(self) -> Option<String> {
+        if self != Precision::Bf16 || self.uses_amx() {
+            return None;
+        }
+        let why = if !amx::available() {
+            "this CPU has no AMX-BF16 tiles, which hourglass's bf16 GEMMs need".to_string()
+        } else {
+            format!("the SIMD level is {}, and bf16 GEMMs need avx512", level().name())
+        };
+        Some(format!("precision bf16 was asked for, f32 GEMMs run instead: {why}"))
+    }
+
+    /// The kernels a run of this precision uses here, for reports: the SIMD level, and AMX
+    /// when the GEMMs run in bf16.
+    pub fn kernels(self) -> String {
+        if self.uses_amx() {
+            format!("{} + amx-bf16", level().name())
+        } else {
+            level().name().to_string()
+        }
+    }
 }
 
 impl std::str::FromStr for Precision {

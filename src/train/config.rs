@@ -149,6 +149,13 @@ pub struct EpochStats {
     /// Training throughput (as `seconds`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub samples_per_sec: f64,
+    /// What the GEMMs ran in ([`TrainReport::precision`]), in the training log (left out in
+    /// model files, whose report says it once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::kernels::Precision>,
+    /// The kernels that ran ([`TrainReport::kernels`]), in the training log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
     /// Of `seconds`, the time spent exchanging with the other ranks of a data-parallel run
     /// (waiting for them included; 0 and left out otherwise, and in model files).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -219,6 +226,13 @@ pub struct TrainReport {
     /// of the last complete epoch, or of the best one with early stopping.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// What the GEMMs ran in on the machine that trained ([`crate::kernels::Precision::effective`]: f32 when
+    /// bf16 was asked for where it cannot run); `None` in files from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::kernels::Precision>,
+    /// The kernels that ran ([`crate::kernels::Precision::kernels`]: the SIMD level, and AMX for bf16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 impl TrainReport {
@@ -232,6 +246,8 @@ impl TrainReport {
             s.seconds = 0.0;
             s.samples_per_sec = 0.0;
             s.comm_seconds = 0.0;
+            s.precision = None;
+            s.kernels = None;
         }
         self
     }

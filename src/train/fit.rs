@@ -1069,6 +1069,8 @@ fn run_feed<R: Into<Flow>>(
             // batch may be short, so the count saturates).
             samples_per_sec: n_all.saturating_sub(resumed * batch).max(1) as f64 / seconds.max(1e-9),
             comm_seconds: std::mem::take(&mut exchange.seconds),
+            precision: Some(config.precision.effective()),
+            kernels: Some(config.precision.kernels()),
             best: is_best,
             code,
             train_accuracy: classes.then(|| hits as f64 / n_all as f64),
@@ -1107,6 +1109,8 @@ fn run_feed<R: Into<Flow>>(
         valid_rows: valid_all,
         seconds: seconds_before + started.elapsed().as_secs_f64(),
         interrupted,
+        precision: Some(config.precision.effective()),
+        kernels: Some(config.precision.kernels()),
     })
 }
 

@@ -11,6 +11,8 @@ const FILTERS: &[(&str, &str)] = &[
     (r"\d+(\.\d+)? s\b", "[T] s"),
     (r"\d+ samples/s", "[N] samples/s"),
     (r"\.tmp-\d+", ".tmp-[PID]"),
+    // The SIMD level depends on the CPU.
+    (r"kernels [a-z0-9+-]+", "kernels [LEVEL]"),
 ];
 
 macro_rules! snapshot {
@@ -2356,7 +2358,11 @@ fn streamed_training_fits_the_in_memory_table_encoding() {
     let mut text = String::from("x,colour,size,k\n");
     for i in 0..500 {
         let colour = ["red", "green", "blue", "NA", ""][rng.below(5)];
-        let size = if i % 7 == 3 { String::new() } else { format!("{:.2}", rng.uniform() * 10.0 - 3.0) };
+        let size = if i % 7 == 3 {
+            String::new()
+        } else {
+            format!("{:.2}", rng.uniform() * 10.0 - 3.0)
+        };
         text.push_str(&format!("{:.3},{colour},{size},1\n", rng.uniform()));
     }
     sb.write("t.csv", &text);
@@ -2367,7 +2373,17 @@ fn streamed_training_fits_the_in_memory_table_encoding() {
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
-    let common = ["--categorical", "auto", "--impute", "median", "--code", "2", "--epochs", "2", "-q"];
+    let common = [
+        "--categorical",
+        "auto",
+        "--impute",
+        "median",
+        "--code",
+        "2",
+        "--epochs",
+        "2",
+        "-q",
+    ];
     for (data, extra) in [("t.csv", &[][..]), ("t.parquet", &["--columns", "x,y,s"][..])] {
         run(&[&["train", data, "-o", "mem.hg"][..], extra, &common].concat());
         let notes = run(&[&["train", data, "--stream", "-o", "st.hg"][..], extra, &common].concat());
@@ -2383,8 +2399,64 @@ fn streamed_training_fits_the_in_memory_table_encoding() {
     }
     fails(
         &sb,
-        &["train", "t.csv", "--stream", "--hash-buckets", "4", "--code", "2", "-o", "x.hg"],
+        &[
+            "train",
+            "t.csv",
+            "--stream",
+            "--hash-buckets",
+            "4",
+            "--code",
+            "2",
+            "-o",
+            "x.hg",
+        ],
         "hashing applies to categorical columns",
         &["mem.hg", "s.csv", "st.hg", "t.csv", "t.parquet"],
+    );
+}
+
+/// Asking for bf16 where it cannot run (here: the SIMD level lowered to AVX2, on any CPU) says
+/// so once, trains in f32, and the model file and the log record what ran.
+#[test]
+fn an_unavailable_precision_is_named_and_recorded() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    let o = sb
+        .cmd()
+        .env("HOURGLASS_SIMD", "avx2")
+        .args([
+            "train",
+            "t.csv",
+            "--drop",
+            "label",
+            "--code",
+            "2",
+            "--epochs",
+            "1",
+            "--precision",
+            "bf16",
+        ])
+        .args(["-q", "--log", "log.jsonl", "-o", "m.hg"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        err.matches("precision bf16 was asked for, f32 GEMMs run instead")
+            .count(),
+        1,
+        "{err}"
+    );
+    let file = hourglass::format::load(&sb.path("m.hg")).unwrap();
+    let report = file.provenance.report.unwrap();
+    assert_eq!(report.precision, Some(hourglass::Precision::F32));
+    assert_eq!(report.kernels.as_deref(), Some("avx2+fma"));
+    let log = std::fs::read_to_string(sb.path("log.jsonl")).unwrap();
+    assert!(log.contains(r#""precision":"f32","kernels":"avx2+fma""#), "{log}");
+    let o = sb.cmd().args(["inspect", "m.hg"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("ran in           f32 (bf16 asked for), kernels avx2+fma"),
+        "{out}"
     );
 }

@@ -118,7 +118,11 @@ fn local_ranks_train_one_reproducible_model() {
     let mut rng = hourglass::Rng::new(2);
     for i in 0..300 {
         let colour = ["red", "green", "blue", "NA"][rng.below(4)];
-        let size = if i % 5 == 0 { String::new() } else { format!("{:.2}", rng.uniform()) };
+        let size = if i % 5 == 0 {
+            String::new()
+        } else {
+            format!("{:.2}", rng.uniform())
+        };
         text.push_str(&format!("{:.3},{colour},{size}\n", rng.uniform()));
     }
     sb.write("t.csv", &text);

@@ -125,6 +125,19 @@ pub fn run(a: InspectArgs) -> Result<()> {
             let valid = l.valid_loss.map(|v| format!(", valid loss {v:.6}")).unwrap_or_default();
             outln!("final            train loss {:.6}{valid}", l.train_loss);
         }
+        if let Some(p) = r.precision {
+            let asked = if t.precision != p {
+                format!(" ({} asked for)", t.precision.name())
+            } else {
+                String::new()
+            };
+            let kernels = r
+                .kernels
+                .as_deref()
+                .map(|k| format!(", kernels {k}"))
+                .unwrap_or_default();
+            outln!("ran in           {}{asked}{kernels}", p.name());
+        }
     }
     if let Some(pca) = &p.pca {
         outln!(

@@ -18,7 +18,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None => Sync::Gradients,
     };
     match a.local_ranks {
-        Some(n) => in_threads(&a, n as usize, sync),
+        Some(n) => {
+            super::train::precision_note(a.precision);
+            in_threads(&a, n as usize, sync)
+        }
         None => under_mpi(&a, sync),
     }
 }
@@ -207,6 +210,9 @@ fn in_threads(a: &TrainArgs, ranks: usize, sync: Sync) -> Result<()> {
 fn under_mpi(a: &TrainArgs, sync: Sync) -> Result<()> {
     let mut mpi = hourglass::dist::Mpi::init()?;
     let (rank, ranks) = (mpi.rank(), mpi.ranks());
+    if rank == 0 {
+        super::train::precision_note(a.precision);
+    }
     let result = if rank == 0 {
         let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
         let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs);

@@ -9,6 +9,7 @@ use hourglass::format::{self, AnyModel, ModelFile, Provenance};
 use hourglass::{Checkpoint, OptimizerConfig, TrainConfig};
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
+    super::train::precision_note(a.precision);
     let ds = read(&a.data, &a.columns.selection(), None)?.data;
     let train = TrainConfig {
         epochs: a.epochs,
@@ -56,6 +57,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
 }
 
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
+    super::train::precision_note(a.precision);
     // A classifier trains further; an autoencoder gets a head once the classes are known.
     let start = format::load_any(&a.model)?;
     let input_dim = match &start {

@@ -232,7 +232,15 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Says when the precision asked for cannot run on this machine (and what runs instead).
+pub(super) fn precision_note(p: hourglass::Precision) {
+    if let Some(n) = p.fallback_note() {
+        note!("note: {n}");
+    }
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
+    precision_note(a.precision);
     if a.stream {
         return run_streamed(a);
     }
