@@ -5,7 +5,7 @@
 //! person should know (resized images, dropped columns) comes back as notes.
 
 use crate::data::csv::RawTable;
-use crate::data::tabular::{CategoricalColumns, Tabular, TabularOptions};
+use crate::data::tabular::{Tabular, TabularOptions};
 use crate::data::{self, ColumnSelection, Dataset, Format};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
@@ -98,19 +98,10 @@ pub fn training_data(
     image_shape: Option<(usize, usize, usize)>,
 ) -> Result<Loaded> {
     table.check()?;
-    let asked = table.categorical != CategoricalColumns::None || table.impute.is_some();
+    let asked = table.asked();
     if !is_table(path) {
         if asked {
-            let name = if table.impute.is_some() {
-                "impute"
-            } else {
-                "categorical"
-            };
-            return Err(Error::setting(
-                name,
-                path.display(),
-                "categorical columns and imputation apply to CSV and Parquet tables only",
-            ));
+            return Err(table.not_a_table(path));
         }
         return read(path, sel, image_shape);
     }
@@ -133,8 +124,7 @@ pub fn training_data(
 /// As [`Tabular::fit`], and [`Error::Parse`] for text in a numeric column without table
 /// settings.
 pub fn training_table(path: &Path, raw: RawTable, table: &TabularOptions) -> Result<Loaded> {
-    let asked = table.categorical != CategoricalColumns::None || table.impute.is_some();
-    if !asked {
+    if !table.asked() {
         let t = data::csv::numeric(path, raw.clone())?;
         let x = &t.matrix;
         let constant = (0..x.cols()).any(|j| (1..x.rows()).all(|i| x.row(i)[j] == x.row(0)[j]));

@@ -782,8 +782,11 @@ impl TrainingRows {
     ) -> Result<Training> {
         table.check()?;
         let mut rows = Self::reader(path, sel)?;
-        let asked = table.categorical != crate::data::tabular::CategoricalColumns::None || table.impute.is_some();
-        let notes = if asked { rows.fit_table(table)? } else { Vec::new() };
+        let notes = if table.asked() {
+            rows.fit_table(table)?
+        } else {
+            Vec::new()
+        };
         let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
         rows.held = (seed, threshold);
         rows.bce = bce;
@@ -842,16 +845,7 @@ impl TrainingRows {
     fn fit_table(&mut self, table: &crate::data::tabular::TabularOptions) -> Result<Vec<String>> {
         use crate::data::tabular::{TabularFit, TabularOptions};
         if !matches!(self.layout, Layout::Csv | Layout::Parquet { .. }) {
-            let name = if table.impute.is_some() {
-                "impute"
-            } else {
-                "categorical"
-            };
-            return Err(Error::setting(
-                name,
-                self.path.display(),
-                "categorical columns and imputation apply to CSV and Parquet tables only",
-            ));
+            return Err(table.not_a_table(&self.path));
         }
         let opts = TabularOptions {
             max_categories: table.max_categories.max(1),
@@ -936,8 +930,11 @@ impl TrainingRows {
     ) -> Result<Shard> {
         table.check()?;
         let mut rows = Self::reader(path, sel)?;
-        let asked = table.categorical != crate::data::tabular::CategoricalColumns::None || table.impute.is_some();
-        let notes = if asked { rows.fit_table(table)? } else { Vec::new() };
+        let notes = if table.asked() {
+            rows.fit_table(table)?
+        } else {
+            Vec::new()
+        };
         let ranks = ranks.max(1);
         let mut keep = Vec::new();
         let segments = rows.segments();

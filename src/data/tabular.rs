@@ -63,6 +63,21 @@ pub struct TabularOptions {
 }
 
 impl TabularOptions {
+    /// Whether these settings ask for a table encoding (categorical columns or imputation).
+    pub fn asked(&self) -> bool {
+        self.categorical != CategoricalColumns::None || self.impute.is_some()
+    }
+
+    /// The refusal of these settings for `path`, which is not a table (an array, images).
+    pub fn not_a_table(&self, path: &Path) -> Error {
+        let name = if self.impute.is_some() { "impute" } else { "categorical" };
+        Error::setting(
+            name,
+            path.display(),
+            "categorical columns and imputation apply to CSV and Parquet tables only",
+        )
+    }
+
     /// Checks the settings that cannot go together.
     ///
     /// # Errors
