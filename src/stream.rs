@@ -780,13 +780,7 @@ impl TrainingRows {
         seed: u64,
         bce: bool,
     ) -> Result<Training> {
-        table.check()?;
-        let mut rows = Self::reader(path, sel)?;
-        let notes = if table.asked() {
-            rows.fit_table(table)?
-        } else {
-            Vec::new()
-        };
+        let (mut rows, notes) = Self::table_reader(path, sel, table)?;
         let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
         rows.held = (seed, threshold);
         rows.bce = bce;
@@ -928,34 +922,25 @@ impl TrainingRows {
         rank: usize,
         ranks: usize,
     ) -> Result<Shard> {
-        table.check()?;
-        let mut rows = Self::reader(path, sel)?;
-        let notes = if table.asked() {
-            rows.fit_table(table)?
-        } else {
-            Vec::new()
-        };
+        let (rows, notes) = Self::table_reader(path, sel, table)?;
         let ranks = ranks.max(1);
         let mut keep = Vec::new();
         let segments = rows.segments();
-        let total = match &rows.layout {
-            Layout::Parquet { sizes, .. } if segments >= ranks => {
+        // Files whose segments can be read on their own (and that say their row count).
+        let seekable = match &rows.layout {
+            Layout::Parquet { sizes, .. } => Some(sizes.iter().sum()),
+            Layout::Npy { rows: n, .. } => Some(*n),
+            Layout::Csv | Layout::Idx => None,
+        };
+        let total = match seekable {
+            Some(total) if segments >= ranks => {
                 for seg in (rank..segments).step_by(ranks) {
                     let mut r = rows.open_segment(seg)?;
                     while let Some((_, x)) = rows.next_of(&mut r)? {
                         keep.extend_from_slice(x.as_slice());
                     }
                 }
-                sizes.iter().sum()
-            }
-            Layout::Npy { rows: n, .. } if segments >= ranks => {
-                for seg in (rank..segments).step_by(ranks) {
-                    let mut r = rows.open_segment(seg)?;
-                    while let Some((_, x)) = rows.next_of(&mut r)? {
-                        keep.extend_from_slice(x.as_slice());
-                    }
-                }
-                *n
+                total
             }
             _ => {
                 let mut total = 0;
@@ -977,6 +962,23 @@ impl TrainingRows {
             tabular: rows.tabular,
             notes,
         })
+    }
+
+    /// [`TrainingRows::reader`], with the table encoding `table` asks for (if any) fitted
+    /// over the whole file; and the fit's notes.
+    fn table_reader(
+        path: &Path,
+        sel: &ColumnSelection,
+        table: &crate::data::tabular::TabularOptions,
+    ) -> Result<(TrainingRows, Vec<String>)> {
+        table.check()?;
+        let mut rows = Self::reader(path, sel)?;
+        let notes = if table.asked() {
+            rows.fit_table(table)?
+        } else {
+            Vec::new()
+        };
+        Ok((rows, notes))
     }
 
     /// The file's layout and columns, before any row is read.
