@@ -25,6 +25,7 @@
 
 pub mod amx;
 pub mod direct;
+pub mod dot;
 mod elementwise;
 mod gather;
 mod gemm;

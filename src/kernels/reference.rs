@@ -17,6 +17,33 @@ pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     c
 }
 
+/// `y (m x n) = x (m x k) · wᵀ` with `w` `(n, k)` row-major, in [`dot`](super::dot)'s fixed
+/// order: term `t` goes to lane `t mod 16` by a fused multiply-add, then the lanes are added
+/// `l + l+8`, `+4`, `+2`, `+1`.
+pub fn dense_dot(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut y = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut lane = [0.0f32; 16];
+            for t in 0..k.div_ceil(16) * 16 {
+                let (a, b) = if t < k {
+                    (x[i * k + t], w[j * k + t])
+                } else {
+                    (0.0, 0.0)
+                };
+                lane[t % 16] = a.mul_add(b, lane[t % 16]);
+            }
+            for half in [8, 4, 2, 1] {
+                for l in 0..half {
+                    lane[l] += lane[l + half];
+                }
+            }
+            y[i * n + j] = lane[0];
+        }
+    }
+    y
+}
+
 /// Transpose of a row-major `rows x cols` matrix.
 pub fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; rows * cols];

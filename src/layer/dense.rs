@@ -105,6 +105,15 @@ impl Dense {
         }
     }
 
+    /// x: (batch, n_in) -> y: (batch, n_out) for inference: each output a dot product over a
+    /// weight row in one fixed order ([`kernels::dot`]), so a row gets the same bits alone as
+    /// in any batch, and a single row runs with no task and no allocation. Needs
+    /// [`kernels::dot::available`] to be fast (callers check).
+    pub fn infer(&self, x: &[f32], y: &mut [f32]) {
+        kernels::dot::dense_rows(y, x, &self.weight, self.n_in, self.n_out);
+        kernels::bias_activation(y, &self.bias, self.activation, None);
+    }
+
     /// Backward pass.
     ///
     /// x: (batch, n_in) the layer's input; dz: (batch, n_out) the gradient with respect to the

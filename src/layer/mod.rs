@@ -256,6 +256,11 @@ impl Layer {
 
     /// x -> y without keeping anything for backward (inference).
     pub fn infer(&self, x: &[f32], y: &mut [f32], precision: Precision) {
+        if let (Layer::Dense(l), Precision::F32) = (self, precision)
+            && crate::kernels::dot::available()
+        {
+            return l.infer(x, y);
+        }
         let mut aux = vec![0u32; self.aux_len() * (x.len() / self.n_in().max(1))];
         self.forward(x, y, None, &mut aux, precision);
     }
