@@ -16,6 +16,7 @@
 //! | `optim.rs` | AdamW and SGD updates |
 //! | `gather.rs` | [`GatherTable`] (im2col / col2im) |
 //! | `direct.rs` | direct channels-last convolution for inference |
+//! | `dot.rs` | dense layers at inference: dot products over weight rows in one fixed order |
 //! | `amx.rs` | bf16 GEMM on AMX tiles |
 //!
 //! # Determinism
