@@ -19,8 +19,8 @@ use rayon::prelude::*;
 
 /// Whether this kernel is the fast choice here: with AVX2 + FMA or AVX-512. Elsewhere its
 /// portable twin would pay a software fused multiply-add per term (x86 without FMA) or run
-/// unvectorized, so callers use the blocked GEMM instead (whose lone rows are made to match
-/// their batches another way).
+/// unvectorized, so callers use the blocked GEMM instead (which does not promise a lone row
+/// its batch's bits).
 pub fn available() -> bool {
     matches!(level(), Level::Avx512 | Level::Avx2)
 }

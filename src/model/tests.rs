@@ -173,3 +173,32 @@ fn multi_channel_rows_are_channel_major() {
         assert!((a - want).abs() < 1e-3, "{i}: {a} vs {want}");
     }
 }
+
+/// A row encoded or reconstructed alone gets the bits it gets inside a batch of several row
+/// blocks (the scoring service's one row against the batch command): at every SIMD level this
+/// machine runs that has the dot kernel (one thread each), and on two threads at the machine's
+/// level. (The portable level's blocked GEMM does not promise it: faer sums a block of 128
+/// rows in another order than a block of two.)
+#[test]
+fn a_row_alone_gets_the_bits_it_gets_in_a_batch() {
+    use crate::kernels::testing::at_every_level;
+    let config = crate::model::config::Mlp::new(37, 5).with_hidden(&[70, 19]).config();
+    let model = config.init(9).unwrap();
+    let mut rng = Rng::new(2);
+    let rows = ROW_BLOCK + 3;
+    let x = Matrix::from_vec(rows, 37, (0..rows * 37).map(|_| rng.uniform_range(-2.0, 2.0)).collect()).unwrap();
+    let check = |what: &str| {
+        let (codes, recon) = (model.encode(&x).unwrap(), model.reconstruct(&x).unwrap());
+        for i in [0, 5, ROW_BLOCK, rows - 1] {
+            let row = x.slice_rows(i, i + 1);
+            assert_eq!(model.encode(&row).unwrap().row(0), codes.row(i), "{what}: row {i}");
+            assert_eq!(model.reconstruct(&row).unwrap().row(0), recon.row(i), "{what}: row {i}");
+        }
+    };
+    at_every_level(|level| {
+        if crate::kernels::dot::available() {
+            check(level.name())
+        }
+    });
+    crate::with_threads(Some(2), || check("2 threads")).unwrap();
+}
