@@ -176,8 +176,9 @@ class Hybrid(CodeDistance):
     5th nearest kept row in standardized input space, and the Mahalanobis distance of the code
     under a Gaussian fitted to the kept rows' codes. `parts` selects a subset."""
 
-    def __init__(self, seed, parts=("err", "knn", "maha"), trim=0.1):
-        self.seed, self.parts, self.trim = seed, parts, trim
+    def __init__(self, seed, parts=("err", "knn", "maha"), trim=0.1, combine="sum", weights=None):
+        self.seed, self.parts, self.trim, self.combine = seed, parts, trim, combine
+        self.weights = weights or [1.0] * len(parts)
 
     def fit(self, x):
         import hourglass
@@ -204,7 +205,8 @@ class Hybrid(CodeDistance):
         return [every[p]() for p in self.parts]
 
     def scores(self, x):
-        return sum((p - med) / iqr for p, (med, iqr) in zip(self._parts(x, -2), self.norm))
+        z = [w * (p - med) / iqr for w, p, (med, iqr) in zip(self.weights, self._parts(x, -2), self.norm)]
+        return np.max(z, axis=0) if self.combine == "max" else np.sum(z, axis=0)
 
 
 class StandardizedKnn:
@@ -257,6 +259,13 @@ METHODS = {
     "hourglass-density": lambda seed: (CodeDensity(seed), lambda m, x: m.scores(x)),
     "hourglass-trim": lambda seed: (Hybrid(seed, parts=("err",)), lambda m, x: m.scores(x)),
     "hourglass-hybrid": lambda seed: (Hybrid(seed), lambda m, x: m.scores(x)),
+    # Variants of the hybrid (part 2, second run): the largest scaled part instead of the sum,
+    # without the reconstruction error, and the error and code parts at half weight.
+    "hourglass-hybrid-max": lambda seed: (Hybrid(seed, combine="max"), lambda m, x: m.scores(x)),
+    "hourglass-knnmaha": lambda seed: (Hybrid(seed, parts=("knn", "maha")), lambda m, x: m.scores(x)),
+    "hourglass-knnmaha-max": lambda seed: (Hybrid(seed, parts=("knn", "maha"), combine="max"), lambda m, x: m.scores(x)),
+    "hourglass-errknn-max": lambda seed: (Hybrid(seed, parts=("err", "knn"), combine="max"), lambda m, x: m.scores(x)),
+    "hourglass-hybrid-w": lambda seed: (Hybrid(seed, weights=[0.5, 1.0, 0.5]), lambda m, x: m.scores(x)),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
