@@ -21,13 +21,15 @@ rounds = int(os.environ.get("ROUNDS", "3"))
 tasks = sys.argv[1:] or ["train_small", "train_deep", "train_conv", "encode_small", "encode_conv", "latency_small"]
 flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
 amx = "amx_bf16" in flags and "amx_tile" in flags
+bf16_unit = "AMX" if amx else ("AVX512-BF16" if "avx512_bf16" in flags else None)
 sides = {
     "hourglass": [os.path.join(root, "target/release/examples/bench_mlp")],
     "pytorch": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/torch_mlp.py")],
     "onnxruntime": [os.path.join(root, "bench/.venv/bin/python"), os.path.join(root, "bench/ort_mlp.py")],
 }
-if amx:
-    # Opt-in mixed precision (bf16 GEMMs on AMX, f32 weights and optimizer); training only.
+if bf16_unit:
+    # Opt-in mixed precision (bf16 GEMMs on AMX or with AVX512-BF16, f32 weights and
+    # optimizer); training only.
     sides["hourglass-bf16"] = [os.path.join(root, "target/release/examples/bench_mlp")]
 if os.environ.get("HOURGLASS_BASELINE"):
     sides["baseline"] = [os.environ["HOURGLASS_BASELINE"]]
@@ -58,7 +60,7 @@ ort_version = subprocess.run(sides["pytorch"][:1] + ["-c", "import onnxruntime; 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"\n{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, {threads} threads, PyTorch {torch_version}, onnxruntime {ort_version}, best of {rounds} alternating rounds")
 simd = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni", "fma")))
-print(f"CPU flags: {' '.join(simd)}; AMX-BF16 {'present' if amx else 'absent: no bf16 row'}\n")
+print(f"CPU flags: {' '.join(simd)}; bf16 GEMMs: {bf16_unit or 'none (no AMX-BF16, no AVX512-BF16): no bf16 row'}\n")
 print("| task | unit | hourglass | PyTorch | ratio (higher = hourglass better) | peak RSS hourglass / PyTorch (MiB) |")
 print("|---|---|---|---|---|---|")
 units = {"train_small": "samples/s", "train_deep": "samples/s", "train_conv": "samples/s", "encode_small": "samples/s", "encode_conv": "samples/s", "latency_small": "µs (median)"}
@@ -80,7 +82,7 @@ for task in tasks:
     if (task, "hourglass-bf16") in results:
         hb = pick(v for v, _ in results[(task, "hourglass-bf16")])
         br = min(m for _, m in results[(task, "hourglass-bf16")])
-        print(f"| {task}, hourglass bf16 (AMX) | {units[task]} | {hb:,.1f} | {t:,.1f} | **{hb / t:.2f}×** | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")
+        print(f"| {task}, hourglass bf16 ({bf16_unit}) | {units[task]} | {hb:,.1f} | {t:,.1f} | **{hb / t:.2f}×** | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")
 
 inference = [t for t in tasks if (t, "onnxruntime") in results]
 if inference:

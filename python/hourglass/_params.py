@@ -60,7 +60,7 @@ TRAINING = {
     "patience": (10, "stop after this many epochs without a better validation loss and keep the best "
                      "weights (None: train all epochs)"),
     "scale": ("standard", "feature scaling fitted on the training rows: none, minmax or standard"),
-    "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX only)"),
+    "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX or AVX512-BF16; f32 with a warning elsewhere)"),
     "categorical": (None, "DataFrame columns to one-hot encode: names, or 'auto' for every text column"),
     "impute": (None, "fill missing numbers with the training 'mean' or 'median' (plus indicators)"),
     "max_categories": (50, "most categories kept per column"),

@@ -69,17 +69,17 @@ fn detect() -> bool {
 
 thread_local! {
     /// Per-thread packing buffers, grown as needed and reused (no allocation once warm).
-    static SCRATCH: RefCell<(Vec<u16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    pub(super) static SCRATCH: RefCell<(Vec<u16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// B packed for tiles: pairs of k interleaved per column (the VNNI layout), stored as one
 /// `u32` per pair (low half k = 2p, high half k = 2p + 1): `kp/2` rows of `np` pairs; k padded to
 /// a multiple of 32 and n to a multiple of 32 with zeros.
 pub struct PackedB {
-    data: Vec<u32>,
-    kp: usize,
-    np: usize,
-    n: usize,
+    pub(super) data: Vec<u32>,
+    pub(super) kp: usize,
+    pub(super) np: usize,
+    pub(super) n: usize,
 }
 
 super::multiversion! {
@@ -96,6 +96,47 @@ super::multiversion! {
     fn to_bf16_slice(src: &[f32], out: &mut [u16]) {
         for (o, &v) in out.iter_mut().zip(src) {
             *o = to_bf16(v);
+        }
+    }
+}
+
+super::multiversion! {
+    /// One block of [`TRANSPOSE_BLOCK`] pair rows of a packed `b = wᵀ` (`w`'s rows at stride
+    /// `cs`): per column j, `2 * TRANSPOSE_BLOCK` contiguous values of `w`'s row j become one
+    /// u32 in each of the block's rows. A tile of `TRANSPOSE_BLOCK` columns is gathered, then
+    /// written as whole 64-byte rows (the destination rows are often exactly 4 KiB apart:
+    /// column writes would keep evicting each other from one cache set).
+    fn pack_transposed_block(src: &[f32], cs: usize, k: usize, n: usize, np: usize, bp: usize, rows: &mut [u32]) {
+        let k0 = 2 * bp * TRANSPOSE_BLOCK;
+        if k0 >= k {
+            return;
+        }
+        let k1 = (k0 + 2 * TRANSPOSE_BLOCK).min(k);
+        let mut tile = [[0u32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK];
+        for j0 in (0..n).step_by(TRANSPOSE_BLOCK) {
+            let cols = TRANSPOSE_BLOCK.min(n - j0);
+            for jj in 0..cols {
+                let seg = &src[(j0 + jj) * cs + k0..(j0 + jj) * cs + k1];
+                let mut pairs = [0u32; TRANSPOSE_BLOCK];
+                if let Ok(full) = <&[f32; 2 * TRANSPOSE_BLOCK]>::try_from(seg) {
+                    // The common case, branch-free (it vectorizes).
+                    for (p, two) in pairs.iter_mut().zip(full.chunks_exact(2)) {
+                        *p = to_bf16(two[0]) as u32 | (to_bf16(two[1]) as u32) << 16;
+                    }
+                } else {
+                    for (dp, p) in pairs.iter_mut().enumerate() {
+                        let lo = seg.get(2 * dp).map_or(0, |&v| to_bf16(v) as u32);
+                        let hi = seg.get(2 * dp + 1).map_or(0, |&v| to_bf16(v) as u32);
+                        *p = lo | hi << 16;
+                    }
+                }
+                for (t, &p) in tile.iter_mut().zip(&pairs) {
+                    t[jj] = p;
+                }
+            }
+            for (row, t) in rows.chunks_exact_mut(np).zip(&tile) {
+                row[j0..j0 + cols].copy_from_slice(&t[..cols]);
+            }
         }
     }
 }
@@ -140,31 +181,7 @@ impl PackedB {
             // values of w's row j become one u32 in each of the block's rows.
             data.par_chunks_mut(np * TRANSPOSE_BLOCK)
                 .enumerate()
-                .for_each(|(bp, rows)| {
-                    let k0 = 2 * bp * TRANSPOSE_BLOCK;
-                    if k0 >= k {
-                        return;
-                    }
-                    let k1 = (k0 + 2 * TRANSPOSE_BLOCK).min(k);
-                    // Gather a TRANSPOSE_BLOCK x TRANSPOSE_BLOCK tile, then write whole 64-byte rows
-                    // (the destination rows are often exactly 4 KiB apart: column writes would
-                    // keep evicting each other from one cache set).
-                    let mut tile = [[0u32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK];
-                    for j0 in (0..n).step_by(TRANSPOSE_BLOCK) {
-                        let cols = TRANSPOSE_BLOCK.min(n - j0);
-                        for jj in 0..cols {
-                            let seg = &src[(j0 + jj) * cs + k0..(j0 + jj) * cs + k1];
-                            for (dp, t) in tile.iter_mut().enumerate() {
-                                let lo = seg.get(2 * dp).map_or(0, |&v| to_bf16(v) as u32);
-                                let hi = seg.get(2 * dp + 1).map_or(0, |&v| to_bf16(v) as u32);
-                                t[jj] = lo | hi << 16;
-                            }
-                        }
-                        for (row, t) in rows.chunks_exact_mut(np).zip(&tile) {
-                            row[j0..j0 + cols].copy_from_slice(&t[..cols]);
-                        }
-                    }
-                });
+                .for_each(|(bp, rows)| pack_transposed_block(src, cs, k, n, np, bp, rows));
         } else {
             data.par_chunks_mut(np).enumerate().for_each(|(p, row)| {
                 for (j, o) in row[..n].iter_mut().enumerate() {
@@ -183,7 +200,7 @@ impl PackedB {
 }
 
 /// Packs rows of `a (m x k)` into `pa` (row-major bf16, `kp` per row).
-fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
+pub(super) fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
     let (m, k) = (a.nrows(), a.ncols());
     if a.col_stride() == 1 {
         for i in 0..m {

@@ -1,7 +1,7 @@
 //! GEMM in fixed blocks of rows: each block is one sequential faer call (or AMX tiles for
 //! bf16), blocks run in parallel, so results do not depend on the thread count.
 
-use super::{Precision, ROW_BLOCK, amx};
+use super::{Bf16Unit, Precision, ROW_BLOCK, amx};
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -22,12 +22,12 @@ fn gemm_block(
     rhs: MatRef<'_, f32>,
     r0: usize,
     accumulate: bool,
-    packed: Option<&amx::PackedB>,
+    packed: Option<(Bf16Unit, &amx::PackedB)>,
 ) {
     let (k, n) = (lhs.ncols(), rhs.ncols());
     let rows = c.len() / n;
-    if let Some(b) = packed {
-        return amx::matmul(c, lhs.subrows(r0, rows), b, accumulate);
+    if let Some((unit, b)) = packed {
+        return unit.matmul(c, lhs.subrows(r0, rows), b, accumulate);
     }
     if n == 1 {
         return one_col(c, lhs, rhs, r0, accumulate);
@@ -172,9 +172,18 @@ pub fn matmul_rows<F>(
     if dst.is_empty() {
         return;
     }
-    let packed = precision.uses_amx().then(|| amx::PackedB::new(rhs));
+    let packed = Bf16Unit::here()
+        .filter(|_| precision.uses_bf16())
+        .map(|unit| (unit, amx::PackedB::new(rhs)));
     let block = |(bi, c): (usize, &mut [f32])| {
-        gemm_block(c, lhs, rhs, bi * ROW_BLOCK, accumulate, packed.as_ref());
+        gemm_block(
+            c,
+            lhs,
+            rhs,
+            bi * ROW_BLOCK,
+            accumulate,
+            packed.as_ref().map(|(u, b)| (*u, b)),
+        );
         epilogue(bi * ROW_BLOCK, c);
     };
     if lhs.nrows() <= ROW_BLOCK {
@@ -193,8 +202,8 @@ pub fn matmul_seq(dst: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, a
     if dst.is_empty() {
         return;
     }
-    if precision.uses_amx() {
-        return amx::matmul(dst, lhs, &amx::PackedB::new(rhs), accumulate);
+    if let Some(unit) = Bf16Unit::here().filter(|_| precision.uses_bf16()) {
+        return unit.matmul(dst, lhs, &amx::PackedB::new(rhs), accumulate);
     }
     let (m, n) = (lhs.nrows(), rhs.ncols());
     faer::linalg::matmul::matmul(
@@ -232,9 +241,18 @@ pub fn matmul_rows_with<F>(
     if dst.is_empty() {
         return;
     }
-    let packed = precision.uses_amx().then(|| amx::PackedB::new(rhs));
+    let packed = Bf16Unit::here()
+        .filter(|_| precision.uses_bf16())
+        .map(|unit| (unit, amx::PackedB::new(rhs)));
     let block = |(bi, (c, a)): (usize, (&mut [f32], &mut [f32]))| {
-        gemm_block(c, lhs, rhs, bi * ROW_BLOCK, accumulate, packed.as_ref());
+        gemm_block(
+            c,
+            lhs,
+            rhs,
+            bi * ROW_BLOCK,
+            accumulate,
+            packed.as_ref().map(|(u, b)| (*u, b)),
+        );
         epilogue(bi * ROW_BLOCK, c, a);
     };
     if lhs.nrows() <= ROW_BLOCK {
@@ -410,9 +428,9 @@ mod tests {
 
     #[test]
     fn bf16_matmul_matches_bf16_reference_on_awkward_sizes() {
-        if !amx::available() {
-            // Without AMX, bf16 falls back to f32 GEMMs (covered above); nothing else to check.
-            assert!(!Precision::Bf16.uses_amx());
+        if !Precision::Bf16.uses_bf16() {
+            // Without a bf16 unit, bf16 falls back to f32 GEMMs (covered above).
+            assert!(Bf16Unit::here().is_none() || crate::kernels::level() != crate::kernels::Level::Avx512);
             return;
         }
         let mut rng = Rng::new(12);

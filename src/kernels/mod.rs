@@ -17,7 +17,8 @@
 //! | `gather.rs` | [`GatherTable`] (im2col / col2im) |
 //! | `direct.rs` | direct channels-last convolution for inference |
 //! | `dot.rs` | dense layers at inference: dot products over weight rows in one fixed order |
-//! | `amx.rs` | bf16 GEMM on AMX tiles |
+//! | `amx.rs` | bf16 GEMM on AMX tiles (and the bf16 packing both bf16 paths use) |
+//! | `dpbf16.rs` | bf16 GEMM with AVX512-BF16 `vdpbf16ps`, where AMX is absent |
 //!
 //! # Determinism
 //! Work is split into blocks whose boundaries depend only on the problem size, never on the
@@ -27,6 +28,7 @@
 pub mod amx;
 pub mod direct;
 pub mod dot;
+pub mod dpbf16;
 mod elementwise;
 mod gather;
 mod gemm;
@@ -62,22 +64,22 @@ pub enum Precision {
     /// f32 everywhere (the default).
     #[default]
     F32,
-    /// GEMM operands rounded to bf16, products accumulated in f32 on AMX tiles; weights,
-    /// activations, gradients and optimizer state stay f32. Falls back to f32 GEMMs on CPUs
-    /// without AMX-BF16.
+    /// GEMM operands rounded to bf16, products accumulated in f32 on AMX tiles or with
+    /// AVX512-BF16; weights, activations, gradients and optimizer state stay f32. Falls back
+    /// to f32 GEMMs (with a note) on CPUs with neither.
     Bf16,
 }
 
 impl Precision {
-    /// Whether GEMMs really run in bf16 on this machine.
-    pub fn uses_amx(self) -> bool {
-        self == Precision::Bf16 && amx::available() && level() == Level::Avx512
+    /// Whether GEMMs really run in bf16 on this machine: on AMX-BF16 tiles, or else with
+    /// AVX512-BF16 (`vdpbf16ps`), at the AVX-512 level.
+    pub fn uses_bf16(self) -> bool {
+        self == Precision::Bf16 && level() == Level::Avx512 && Bf16Unit::here().is_some()
     }
 
-    /// The precision the GEMMs really run in on this machine (bf16 needs AMX-BF16 tiles and
-    /// the AVX-512 level).
+    /// The precision the GEMMs really run in on this machine.
     pub fn effective(self) -> Precision {
-        if self.uses_amx() {
+        if self.uses_bf16() {
             Precision::Bf16
         } else {
             Precision::F32
@@ -94,24 +96,61 @@ impl Precision {
 
     /// When this precision cannot run here: what runs instead, and why.
     pub fn fallback_note(self) -> Option<String> {
-        if self != Precision::Bf16 || self.uses_amx() {
+        if self != Precision::Bf16 || self.uses_bf16() {
             return None;
         }
-        let why = if !amx::available() {
-            "this CPU has no AMX-BF16 tiles, which hourglass's bf16 GEMMs need".to_string()
+        let why = if Bf16Unit::here().is_none() {
+            "this CPU has neither AMX-BF16 tiles nor AVX512-BF16, one of which hourglass's bf16 GEMMs need".to_string()
         } else {
             format!("the SIMD level is {}, and bf16 GEMMs need avx512", level().name())
         };
         Some(format!("precision bf16 was asked for, f32 GEMMs run instead: {why}"))
     }
 
-    /// The kernels a run of this precision uses here, for reports: the SIMD level, and AMX
-    /// when the GEMMs run in bf16.
+    /// The kernels a run of this precision uses here, for reports: the SIMD level, and the
+    /// bf16 unit when the GEMMs run in bf16.
     pub fn kernels(self) -> String {
-        if self.uses_amx() {
-            format!("{} + amx-bf16", level().name())
+        match Bf16Unit::here().filter(|_| self.uses_bf16()) {
+            Some(unit) => format!("{} + {}", level().name(), unit.name()),
+            None => level().name().to_string(),
+        }
+    }
+}
+
+/// What runs the bf16 GEMMs: AMX tiles where the CPU has them, else AVX512-BF16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Unit {
+    /// AMX-BF16 tiles (`tdpbf16ps`), [`amx`].
+    Amx,
+    /// AVX512-BF16 vectors (`vdpbf16ps`), [`dpbf16`].
+    Avx512Bf16,
+}
+
+impl Bf16Unit {
+    /// The fastest this CPU has, if any.
+    pub fn here() -> Option<Bf16Unit> {
+        if amx::available() {
+            Some(Bf16Unit::Amx)
+        } else if dpbf16::available() {
+            Some(Bf16Unit::Avx512Bf16)
         } else {
-            level().name().to_string()
+            None
+        }
+    }
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Unit::Amx => "amx-bf16",
+            Bf16Unit::Avx512Bf16 => "avx512-bf16",
+        }
+    }
+
+    /// `dst (+)= a * b` with `b` packed, on this unit.
+    pub fn matmul(self, dst: &mut [f32], a: faer::MatRef<'_, f32>, b: &amx::PackedB, accumulate: bool) {
+        match self {
+            Bf16Unit::Amx => amx::matmul(dst, a, b, accumulate),
+            Bf16Unit::Avx512Bf16 => dpbf16::matmul(dst, a, b, accumulate),
         }
     }
 }

@@ -2415,6 +2415,37 @@ fn streamed_training_fits_the_in_memory_table_encoding() {
     );
 }
 
+/// Asking for bf16 at the machine's own level: where a bf16 unit exists (AMX tiles, or
+/// AVX512-BF16 vectors) it runs, with no note, and the report names the unit; elsewhere the
+/// note and f32. Either way the record says what this machine really ran.
+#[test]
+fn bf16_runs_on_whichever_unit_the_cpu_has_and_says_which() {
+    let sb = Sandbox::new();
+    sb.table("t.csv");
+    let o = sb
+        .cmd()
+        .args(["train", "t.csv", "--drop", "label", "--code", "2", "--epochs", "1"])
+        .args(["--precision", "bf16", "-q", "-o", "m.hg"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let ran = hourglass::Precision::Bf16;
+    let unit = hourglass::kernels::Bf16Unit::here().filter(|_| ran.uses_bf16());
+    assert_eq!(err.contains("f32 GEMMs run instead"), unit.is_none(), "{err}");
+    let report = hourglass::format::load(&sb.path("m.hg"))
+        .unwrap()
+        .provenance
+        .report
+        .unwrap();
+    assert_eq!(report.precision, Some(ran.effective()));
+    let kernels = report.kernels.unwrap();
+    match unit {
+        Some(u) => assert!(kernels.ends_with(&format!(" + {}", u.name())), "{kernels}"),
+        None => assert!(!kernels.contains('+'), "{kernels}"),
+    }
+}
+
 /// Asking for bf16 where it cannot run (here: the SIMD level lowered to AVX2, on any CPU) says
 /// so once, trains in f32, and the model file and the log record what ran.
 #[test]

@@ -570,7 +570,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "none", value_name = "SCALE")]
     pub scale: Scaling,
     /// Arithmetic of the training GEMMs: f32, or bf16 (bf16 operands, f32 accumulation and
-    /// weights; runs on Intel AMX, falls back to f32 where AMX is missing).
+    /// weights; runs on AMX tiles or AVX512-BF16, falls back to f32 with a note elsewhere).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::Precision,
     /// Tie weights: each decoder weight is the transpose of its mirror encoder weight.
