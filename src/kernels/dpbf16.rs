@@ -42,7 +42,10 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
     let n = b.n;
     assert_eq!(dst.len(), m * n);
     assert!(k <= b.kp && b.kp.is_multiple_of(2), "inner dimensions differ");
-    assert!(b.np.is_multiple_of(NR) && b.data.len() == b.kp / 2 * b.np, "packed B layout");
+    assert!(
+        b.np.is_multiple_of(NR) && b.data.len() == b.kp / 2 * b.np,
+        "packed B layout"
+    );
     if m == 0 || n == 0 {
         return;
     }

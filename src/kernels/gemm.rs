@@ -22,7 +22,7 @@ fn gemm_block(
     rhs: MatRef<'_, f32>,
     r0: usize,
     accumulate: bool,
-    packed: Option<(Bf16Unit, &amx::PackedB)>,
+    packed: Option<&(Bf16Unit, amx::PackedB)>,
 ) {
     let (k, n) = (lhs.ncols(), rhs.ncols());
     let rows = c.len() / n;
@@ -48,6 +48,13 @@ fn gemm_block(
         let accum = if accumulate { Accum::Add } else { Accum::Replace };
         faer::linalg::matmul::matmul(c, accum, lhs, rhs, 1.0f32, Par::Seq)
     })
+}
+
+/// The bf16 unit and `rhs` packed for it, when `precision` runs in bf16 on this machine.
+fn bf16_operand(precision: Precision, rhs: MatRef<'_, f32>) -> Option<(Bf16Unit, amx::PackedB)> {
+    Bf16Unit::here()
+        .filter(|_| precision.uses_bf16())
+        .map(|unit| (unit, amx::PackedB::new(rhs)))
 }
 
 /// `chunk((index, chunk))` on each chunk, as parallel tasks or in order.
@@ -172,18 +179,9 @@ pub fn matmul_rows<F>(
     if dst.is_empty() {
         return;
     }
-    let packed = Bf16Unit::here()
-        .filter(|_| precision.uses_bf16())
-        .map(|unit| (unit, amx::PackedB::new(rhs)));
+    let packed = bf16_operand(precision, rhs);
     let block = |(bi, c): (usize, &mut [f32])| {
-        gemm_block(
-            c,
-            lhs,
-            rhs,
-            bi * ROW_BLOCK,
-            accumulate,
-            packed.as_ref().map(|(u, b)| (*u, b)),
-        );
+        gemm_block(c, lhs, rhs, bi * ROW_BLOCK, accumulate, packed.as_ref());
         epilogue(bi * ROW_BLOCK, c);
     };
     if lhs.nrows() <= ROW_BLOCK {
@@ -202,8 +200,8 @@ pub fn matmul_seq(dst: &mut [f32], lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, a
     if dst.is_empty() {
         return;
     }
-    if let Some(unit) = Bf16Unit::here().filter(|_| precision.uses_bf16()) {
-        return unit.matmul(dst, lhs, &amx::PackedB::new(rhs), accumulate);
+    if let Some((unit, b)) = bf16_operand(precision, rhs) {
+        return unit.matmul(dst, lhs, &b, accumulate);
     }
     let (m, n) = (lhs.nrows(), rhs.ncols());
     faer::linalg::matmul::matmul(
@@ -241,18 +239,9 @@ pub fn matmul_rows_with<F>(
     if dst.is_empty() {
         return;
     }
-    let packed = Bf16Unit::here()
-        .filter(|_| precision.uses_bf16())
-        .map(|unit| (unit, amx::PackedB::new(rhs)));
+    let packed = bf16_operand(precision, rhs);
     let block = |(bi, (c, a)): (usize, (&mut [f32], &mut [f32]))| {
-        gemm_block(
-            c,
-            lhs,
-            rhs,
-            bi * ROW_BLOCK,
-            accumulate,
-            packed.as_ref().map(|(u, b)| (*u, b)),
-        );
+        gemm_block(c, lhs, rhs, bi * ROW_BLOCK, accumulate, packed.as_ref());
         epilogue(bi * ROW_BLOCK, c, a);
     };
     if lhs.nrows() <= ROW_BLOCK {
