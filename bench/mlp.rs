@@ -91,6 +91,28 @@ fn main() {
             }
             n as f64 / t.elapsed().as_secs_f64()
         }
+        "latency_score" => {
+            // One row's anomaly score (scaler, encode, decode, mean squared error) of the small
+            // AE with a standard scaler: what a scoring service pays per request.
+            let mut model = config(false).init(1).unwrap();
+            model.set_scaler(hourglass::Scaler::fit(hourglass::Scaling::Standard, &x)).unwrap();
+            let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
+            let score = |r: &Matrix| hourglass::score::scores(&model, r, hourglass::score::ScoreMetric::Mse).unwrap();
+            for r in &rows[..100] {
+                score(r);
+            }
+            let mut times: Vec<f64> = rows
+                .iter()
+                .map(|r| {
+                    let t = Instant::now();
+                    std::hint::black_box(score(r));
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            eprintln!("latency_score p99 {:.1} µs", times[times.len() * 99 / 100] * 1e6);
+            times[times.len() / 2] * 1e6
+        }
         "latency_small" => {
             let model = config(false).init(1).unwrap();
             let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
