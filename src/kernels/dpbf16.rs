@@ -4,7 +4,7 @@
 //! `C (m x n) (+)= A (m x k) * B (k x n)`, both operands rounded to bf16 (nearest even) while
 //! packing, products accumulated in f32. Each `vdpbf16ps` adds, in every lane (output column),
 //! the two products of one pair of `k` to that output's sum; C is computed in blocks of
-//! [`MR`] rows x 32 columns held in 16 registers, `k` in pairs in increasing order, so every
+//! 8 rows x 32 columns held in 16 registers, `k` in pairs in increasing order, so every
 //! value is summed in one order whatever the threads.
 
 use super::amx::{PackedB, SCRATCH, pack_a};
