@@ -95,7 +95,9 @@ fn main() {
             // One row's anomaly score (scaler, encode, decode, mean squared error) of the small
             // AE with a standard scaler: what a scoring service pays per request.
             let mut model = config(false).init(1).unwrap();
-            model.set_scaler(hourglass::Scaler::fit(hourglass::Scaling::Standard, &x)).unwrap();
+            model
+                .set_scaler(hourglass::Scaler::fit(hourglass::Scaling::Standard, &x))
+                .unwrap();
             let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
             let score = |r: &Matrix| hourglass::score::scores(&model, r, hourglass::score::ScoreMetric::Mse).unwrap();
             for r in &rows[..100] {
