@@ -27,6 +27,15 @@ fn gemm_block(
     let (k, n) = (lhs.ncols(), rhs.ncols());
     let rows = c.len() / n;
     if let Some((unit, b)) = packed {
+        // A product of one block of rows (a small batch, or the dW of a narrow layer) big
+        // enough to pay for tasks runs in bands of BF16_BAND rows in parallel: this is its
+        // parallelism. Every value is summed within one band, so bands change no result.
+        if lhs.nrows() <= ROW_BLOCK && rows > BF16_BAND && rows * k * n >= PAR_MIN_MACS {
+            return c.par_chunks_mut(BF16_BAND * n).enumerate().for_each(|(i, band)| {
+                let lhs = lhs.subrows(r0 + i * BF16_BAND, band.len() / n);
+                unit.matmul(band, lhs, b, accumulate)
+            });
+        }
         return unit.matmul(c, lhs.subrows(r0, rows), b, accumulate);
     }
     if n == 1 {
@@ -83,6 +92,10 @@ fn col_chunks<C>(c: C, n: usize, split: impl Fn(C, usize) -> (C, C)) -> Vec<C> {
 
 /// Output columns per sequential GEMM call within a block of rows (see [`gemm_block`]).
 pub const COL_BLOCK: usize = 64;
+
+/// Rows per parallel band of a bf16 block of rows (see [`gemm_block`]): a multiple of the bf16
+/// kernels' row blocks (8 for AVX512-BF16, 32 for AMX).
+const BF16_BAND: usize = 32;
 
 /// Multiply-adds in a block of rows from which its column chunks run as parallel tasks.
 const PAR_MIN_MACS: usize = 1 << 18;
@@ -412,6 +425,34 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A bf16 product of one block of rows, large enough to run in parallel bands, gets the
+    /// bits of the same product computed in one piece (and matches the reference).
+    #[test]
+    fn bf16_bands_change_no_result() {
+        let Some(unit) = Bf16Unit::here().filter(|_| Precision::Bf16.uses_bf16()) else {
+            return;
+        };
+        let mut rng = Rng::new(4);
+        let (m, k, n) = (100, 300, 90);
+        assert!(m <= ROW_BLOCK && m > BF16_BAND && m * k * n >= PAR_MIN_MACS);
+        let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
+        let mut banded = vec![0.0; m * n];
+        matmul_rows(
+            &mut banded,
+            view(&a, m, k),
+            view(&b, k, n),
+            false,
+            Precision::Bf16,
+            |_, _| {},
+        );
+        let mut whole = vec![0.0; m * n];
+        unit.matmul(&mut whole, view(&a, m, k), &amx::PackedB::new(view(&b, k, n)), false);
+        assert_eq!(banded, whole);
+        for (g, w) in banded.iter().zip(reference::matmul_bf16(&a, &b, m, k, n)) {
+            assert!((g - w).abs() < 1e-5 * (k as f32).sqrt() + 1e-6);
         }
     }
 
