@@ -141,6 +141,10 @@ super::multiversion! {
     }
 }
 
+/// Packed pairs per task of a row-major `b`'s packing, at least (rows of `np` pairs are grouped
+/// up to it): 4,096 pairs, 16 KiB, several microseconds of work against a task's ~1 µs.
+const PACK_TASK: usize = 4096;
+
 /// Side of the square blocks of the pair transpose (16 x 16 u32 = one 1 KiB block each way).
 const TRANSPOSE_BLOCK: usize = 16;
 
@@ -160,15 +164,21 @@ impl PackedB {
             // SAFETY: a view with unit column stride and row stride `rs` covers `len` elements
             // from its first one; faer guarantees the view is valid for all its rows.
             let src = unsafe { std::slice::from_raw_parts(b.as_ptr(), len) };
-            data.par_chunks_mut(np).enumerate().for_each(|(p, row)| {
-                let rows = |r: usize| &src[r * rs..r * rs + n];
-                if 2 * p + 1 < k {
-                    pack_pairs(rows(2 * p), rows(2 * p + 1), &mut row[..n]);
-                } else if 2 * p < k {
-                    row[..n]
-                        .iter_mut()
-                        .zip(rows(2 * p))
-                        .for_each(|(o, &v)| *o = to_bf16(v) as u32);
+            // Tasks of several pair rows each when rows are narrow (a task per 32-wide row
+            // would cost more than its packing).
+            let per_task = (PACK_TASK / np).max(1);
+            data.par_chunks_mut(np * per_task).enumerate().for_each(|(t, rows_out)| {
+                for (i, row) in rows_out.chunks_exact_mut(np).enumerate() {
+                    let p = t * per_task + i;
+                    let rows = |r: usize| &src[r * rs..r * rs + n];
+                    if 2 * p + 1 < k {
+                        pack_pairs(rows(2 * p), rows(2 * p + 1), &mut row[..n]);
+                    } else if 2 * p < k {
+                        row[..n]
+                            .iter_mut()
+                            .zip(rows(2 * p))
+                            .for_each(|(o, &v)| *o = to_bf16(v) as u32);
+                    }
                 }
             });
         } else if b.row_stride() == 1 && k > 0 {
@@ -210,13 +220,24 @@ pub(super) fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
             to_bf16_slice(src, &mut pa[i * kp..i * kp + k]);
         }
     } else if a.row_stride() == 1 {
-        // a = dZᵀ: walk the source rows (contiguous) and scatter.
-        for kk in 0..k {
-            let col = a.col(kk);
-            // SAFETY: a column of a view with unit row stride is `m` contiguous elements.
-            let src = unsafe { std::slice::from_raw_parts(col.as_ptr(), m) };
-            for (i, &v) in src.iter().enumerate() {
-                pa[i * kp + kk] = to_bf16(v);
+        // a = dZᵀ: the source rows (contiguous) are a's columns; transposed in square tiles so
+        // that the writes stay within a few cache lines (a plain scatter touches a new line
+        // per value: it cost as much as the narrow layers' products themselves).
+        const T: usize = 16;
+        for k0 in (0..k).step_by(T) {
+            let cols: Vec<&[f32]> = (k0..(k0 + T).min(k))
+                .map(|kk| {
+                    // SAFETY: a column of a view with unit row stride is `m` contiguous elements.
+                    unsafe { std::slice::from_raw_parts(a.col(kk).as_ptr(), m) }
+                })
+                .collect();
+            for i0 in (0..m).step_by(T) {
+                for i in i0..(i0 + T).min(m) {
+                    let row = &mut pa[i * kp + k0..i * kp + k0 + cols.len()];
+                    for (o, col) in row.iter_mut().zip(&cols) {
+                        *o = to_bf16(col[i]);
+                    }
+                }
             }
         }
     } else {
