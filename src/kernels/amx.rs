@@ -167,20 +167,22 @@ impl PackedB {
             // Tasks of several pair rows each when rows are narrow (a task per 32-wide row
             // would cost more than its packing).
             let per_task = (PACK_TASK / np).max(1);
-            data.par_chunks_mut(np * per_task).enumerate().for_each(|(t, rows_out)| {
-                for (i, row) in rows_out.chunks_exact_mut(np).enumerate() {
-                    let p = t * per_task + i;
-                    let rows = |r: usize| &src[r * rs..r * rs + n];
-                    if 2 * p + 1 < k {
-                        pack_pairs(rows(2 * p), rows(2 * p + 1), &mut row[..n]);
-                    } else if 2 * p < k {
-                        row[..n]
-                            .iter_mut()
-                            .zip(rows(2 * p))
-                            .for_each(|(o, &v)| *o = to_bf16(v) as u32);
+            data.par_chunks_mut(np * per_task)
+                .enumerate()
+                .for_each(|(t, rows_out)| {
+                    for (i, row) in rows_out.chunks_exact_mut(np).enumerate() {
+                        let p = t * per_task + i;
+                        let rows = |r: usize| &src[r * rs..r * rs + n];
+                        if 2 * p + 1 < k {
+                            pack_pairs(rows(2 * p), rows(2 * p + 1), &mut row[..n]);
+                        } else if 2 * p < k {
+                            row[..n]
+                                .iter_mut()
+                                .zip(rows(2 * p))
+                                .for_each(|(o, &v)| *o = to_bf16(v) as u32);
+                        }
                     }
-                }
-            });
+                });
         } else if b.row_stride() == 1 && k > 0 {
             // b[kk][j] = w[j][kk] with w's rows at stride cs: pack each row of w into pairs.
             let cs = b.col_stride() as usize;
