@@ -180,6 +180,31 @@ mod mpi {
         assert_eq!(bytes("mpi-avg.hg"), bytes("threads-avg.hg"));
     }
 
+    /// Whether process `pid` is a descendant of `ancestor` (its parent chain, from /proc).
+    fn descends(mut pid: u32, ancestor: u32) -> bool {
+        for _ in 0..64 {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The parent pid is the second field after the command name in parentheses.
+            let Some(ppid) = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                return false;
+            };
+            if ppid == ancestor {
+                return true;
+            }
+            if ppid <= 1 {
+                return false;
+            }
+            pid = ppid;
+        }
+        false
+    }
+
     /// The rank (a process under `mpirun`) with this rank number.
     fn rank_pid(parent: u32, rank: u32) -> Option<u32> {
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -191,11 +216,10 @@ mod mpi {
             let ours = env
                 .split(|&b| b == 0)
                 .any(|v| v == format!("OMPI_COMM_WORLD_RANK={rank}").as_bytes());
-            let under = env
-                .split(|&b| b == 0)
-                .any(|v| v == format!("OMPI_MCA_orte_launch_pid={parent}").as_bytes())
-                || String::from_utf8_lossy(&cmd).contains("train");
-            if ours && under && String::from_utf8_lossy(&cmd).contains("--distributed") && pid != parent {
+            // Only a descendant of this test's mpirun: the other MPI tests run at the same
+            // time, and their rank 1 has the same environment and command line.
+            if ours && pid != parent && String::from_utf8_lossy(&cmd).contains("--distributed") && descends(pid, parent)
+            {
                 return Some(pid);
             }
         }
