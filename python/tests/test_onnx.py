@@ -300,8 +300,15 @@ def test_estimators_export_what_they_compute(manifold, table, tmp_path):
         "region": table[["region"]].to_numpy(object),
     }
     out = run(s, feeds)
-    close("score", out["score"], det.model_.scores(det._input(table)))
-    np.testing.assert_array_equal(out["anomaly"], det.predict(table) == -1)
+    ours = det.model_.scores(det._input(table))
+    close("score", out["score"], ours)
+    # The same flags, except where the score is within the scores' tolerance of the threshold:
+    # the threshold is one of these training rows' own scores, and the graph's sum of that row
+    # may land a few ulps to either side of it. At most that one row may differ.
+    threshold = -det.offset_
+    edge = np.abs(ours - threshold) <= 1e-5 * (1 + abs(threshold))
+    assert edge.sum() <= 2, edge.sum()
+    np.testing.assert_array_equal(out["anomaly"][~edge], (det.predict(table) == -1)[~edge])
 
     clf = hourglass.Classifier(hidden=[16], pretrain_epochs=1, epochs=2, random_state=0)
     y = (manifold[:, 0] > 0.5).astype(int)
