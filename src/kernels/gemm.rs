@@ -61,9 +61,7 @@ fn gemm_block(
 
 /// The bf16 unit and `rhs` packed for it, when `precision` runs in bf16 on this machine.
 fn bf16_operand(precision: Precision, rhs: MatRef<'_, f32>) -> Option<(Bf16Unit, amx::PackedB)> {
-    Bf16Unit::here()
-        .filter(|_| precision.uses_bf16())
-        .map(|unit| (unit, amx::PackedB::new(rhs)))
+    precision.bf16_unit().map(|unit| (unit, amx::PackedB::new(rhs)))
 }
 
 /// `chunk((index, chunk))` on each chunk, as parallel tasks or in order.
@@ -432,7 +430,7 @@ mod tests {
     /// bits of the same product computed in one piece (and matches the reference).
     #[test]
     fn bf16_bands_change_no_result() {
-        let Some(unit) = Bf16Unit::here().filter(|_| Precision::Bf16.uses_bf16()) else {
+        let Some(unit) = Precision::Bf16.bf16_unit() else {
             return;
         };
         let mut rng = Rng::new(4);

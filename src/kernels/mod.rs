@@ -74,7 +74,12 @@ impl Precision {
     /// Whether GEMMs really run in bf16 on this machine: on AMX-BF16 tiles, or else with
     /// AVX512-BF16 (`vdpbf16ps`), at the AVX-512 level.
     pub fn uses_bf16(self) -> bool {
-        self == Precision::Bf16 && level() == Level::Avx512 && Bf16Unit::here().is_some()
+        self.bf16_unit().is_some()
+    }
+
+    /// The unit that runs this precision's GEMMs here, when they run in bf16.
+    pub fn bf16_unit(self) -> Option<Bf16Unit> {
+        Bf16Unit::here().filter(|_| self == Precision::Bf16 && level() == Level::Avx512)
     }
 
     /// The precision the GEMMs really run in on this machine.
@@ -110,7 +115,7 @@ impl Precision {
     /// The kernels a run of this precision uses here, for reports: the SIMD level, and the
     /// bf16 unit when the GEMMs run in bf16.
     pub fn kernels(self) -> String {
-        match Bf16Unit::here().filter(|_| self.uses_bf16()) {
+        match self.bf16_unit() {
             Some(unit) => format!("{} + {}", level().name(), unit.name()),
             None => level().name().to_string(),
         }

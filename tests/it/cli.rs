@@ -2431,7 +2431,7 @@ fn bf16_runs_on_whichever_unit_the_cpu_has_and_says_which() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let ran = hourglass::Precision::Bf16;
-    let unit = hourglass::kernels::Bf16Unit::here().filter(|_| ran.uses_bf16());
+    let unit = ran.bf16_unit();
     assert_eq!(err.contains("f32 GEMMs run instead"), unit.is_none(), "{err}");
     let report = hourglass::format::load(&sb.path("m.hg"))
         .unwrap()
