@@ -227,18 +227,16 @@ pub(super) fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
         // per value: it cost as much as the narrow layers' products themselves).
         const T: usize = 16;
         for k0 in (0..k).step_by(T) {
-            let cols: Vec<&[f32]> = (k0..(k0 + T).min(k))
-                .map(|kk| {
-                    // SAFETY: a column of a view with unit row stride is `m` contiguous elements.
-                    unsafe { std::slice::from_raw_parts(a.col(kk).as_ptr(), m) }
-                })
-                .collect();
-            for i0 in (0..m).step_by(T) {
-                for i in i0..(i0 + T).min(m) {
-                    let row = &mut pa[i * kp + k0..i * kp + k0 + cols.len()];
-                    for (o, col) in row.iter_mut().zip(&cols) {
-                        *o = to_bf16(col[i]);
-                    }
+            let width = T.min(k - k0);
+            let cols: [&[f32]; T] = std::array::from_fn(|j| match j < width {
+                // SAFETY: a column of a view with unit row stride is `m` contiguous elements.
+                true => unsafe { std::slice::from_raw_parts(a.col(k0 + j).as_ptr(), m) },
+                false => &[],
+            });
+            for i in 0..m {
+                let row = &mut pa[i * kp + k0..i * kp + k0 + width];
+                for (o, col) in row.iter_mut().zip(&cols) {
+                    *o = to_bf16(col[i]);
                 }
             }
         }
