@@ -1,7 +1,8 @@
 //! hourglass side of `bench/run`: one measurement per process, printed as one JSON line.
 //!
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
-//! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small
+//! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small |
+//! latency_score
 //!
 //! Or: cargo run --release --example bench_mlp -- export_small|export_conv OUT.onnx — the
 //! models the encode tasks time (weights from seed 1), exported as ONNX graphs that give the
@@ -27,6 +28,26 @@ fn conv_config() -> AutoencoderConfig {
     let mut c = hourglass::model::toml::read(path.as_ref(), hourglass::model::Dims::Flat(784)).unwrap();
     c.loss = Loss::Mse;
     c
+}
+
+/// Median microseconds of `f` on each of the first 1,000 rows alone (after 100 warm-up rows);
+/// the p99, the tail a scoring service sees, goes to stderr (the JSON line carries the median).
+fn per_row_latency<T>(task: &str, x: &Matrix, f: impl Fn(&Matrix) -> T) -> f64 {
+    let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
+    for r in &rows[..100] {
+        f(r);
+    }
+    let mut times: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            let t = Instant::now();
+            std::hint::black_box(f(r));
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    eprintln!("{task} p99 {:.1} µs", times[times.len() * 99 / 100] * 1e6);
+    times[times.len() / 2] * 1e6
 }
 
 fn train(x: &Matrix, config: AutoencoderConfig) -> f64 {
@@ -98,41 +119,13 @@ fn main() {
             model
                 .set_scaler(hourglass::Scaler::fit(hourglass::Scaling::Standard, &x))
                 .unwrap();
-            let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
-            let score = |r: &Matrix| hourglass::score::scores(&model, r, hourglass::score::ScoreMetric::Mse).unwrap();
-            for r in &rows[..100] {
-                score(r);
-            }
-            let mut times: Vec<f64> = rows
-                .iter()
-                .map(|r| {
-                    let t = Instant::now();
-                    std::hint::black_box(score(r));
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
-            times.sort_by(f64::total_cmp);
-            eprintln!("latency_score p99 {:.1} µs", times[times.len() * 99 / 100] * 1e6);
-            times[times.len() / 2] * 1e6
+            per_row_latency(task, &x, |r| {
+                hourglass::score::scores(&model, r, hourglass::score::ScoreMetric::Mse).unwrap()
+            })
         }
         "latency_small" => {
             let model = config(false).init(1).unwrap();
-            let rows: Vec<Matrix> = (0..1000).map(|i| x.slice_rows(i, i + 1)).collect();
-            for r in &rows[..100] {
-                model.encode(r).unwrap();
-            }
-            let mut times: Vec<f64> = rows
-                .iter()
-                .map(|r| {
-                    let t = Instant::now();
-                    std::hint::black_box(model.encode(r).unwrap());
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
-            times.sort_by(f64::total_cmp);
-            // The tail a scoring service sees, on stderr (the JSON line carries the median).
-            eprintln!("latency_small p99 {:.1} µs", times[times.len() * 99 / 100] * 1e6);
-            times[times.len() / 2] * 1e6 // median, microseconds
+            per_row_latency(task, &x, |r| model.encode(r).unwrap())
         }
         other => panic!("unknown task {other}"),
     })
