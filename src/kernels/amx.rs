@@ -69,7 +69,7 @@ fn detect() -> bool {
 
 thread_local! {
     /// Per-thread packing buffers, grown as needed and reused (no allocation once warm).
-    pub(super) static SCRATCH: RefCell<(Vec<u16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<(Vec<u16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// B packed for tiles: pairs of k interleaved per column (the VNNI layout), stored as one
@@ -211,8 +211,25 @@ impl PackedB {
     }
 }
 
+/// `f(pa, cbuf)` with `a (m x k)` packed into this thread's scratch `pa` (row-major bf16, `kp`
+/// per row, rows padded with zeros to a multiple of `row_multiple`) and its f32 scratch `cbuf`.
+pub(super) fn with_packed_a<R>(
+    a: MatRef<'_, f32>,
+    kp: usize,
+    row_multiple: usize,
+    f: impl FnOnce(&[u16], &mut Vec<f32>) -> R,
+) -> R {
+    SCRATCH.with(|s| {
+        let (pa, cbuf) = &mut *s.borrow_mut();
+        pa.clear();
+        pa.resize(a.nrows().div_ceil(row_multiple) * row_multiple * kp, 0);
+        pack_a(a, pa, kp);
+        f(pa, cbuf)
+    })
+}
+
 /// Packs rows of `a (m x k)` into `pa` (row-major bf16, `kp` per row).
-pub(super) fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
+fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
     let (m, k) = (a.nrows(), a.ncols());
     if a.col_stride() == 1 {
         for i in 0..m {
@@ -279,11 +296,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
     }
     let kp = b.kp;
     let mp = m.div_ceil(BLOCK) * BLOCK;
-    SCRATCH.with(|s| {
-        let (pa, cbuf) = &mut *s.borrow_mut();
-        pa.clear();
-        pa.resize(mp * kp, 0);
-        pack_a(a, pa, kp);
+    with_packed_a(a, kp, BLOCK, |pa, cbuf| {
         cbuf.clear();
         cbuf.resize(BLOCK * BLOCK, 0.0);
         let cfg = tile_config();

@@ -7,7 +7,7 @@
 //! 8 rows x 32 columns held in 16 registers, `k` in pairs in increasing order, so every
 //! value is summed in one order whatever the threads.
 
-use super::amx::{PackedB, SCRATCH, pack_a};
+use super::amx::{PackedB, with_packed_a};
 use faer::MatRef;
 use std::sync::OnceLock;
 
@@ -50,14 +50,9 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
         return;
     }
     let kp = b.kp;
-    let mp = m.div_ceil(MR) * MR;
-    SCRATCH.with(|s| {
-        let (pa, _) = &mut *s.borrow_mut();
-        pa.clear();
-        pa.resize(mp * kp, 0);
-        pack_a(a, pa, kp);
+    with_packed_a(a, kp, MR, |pa, _| {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available()` detected AVX512-BF16 and AVX-512F; `pa` holds `mp x kp` values
+        // SAFETY: `available()` detected AVX512-BF16 and AVX-512F; `pa` holds `ceil(m / MR) * MR x kp` values
         // and `b.data` `kp/2 x np` (both asserted or sized above).
         unsafe {
             x86::blocks(dst, pa, b, m, n, kp, accumulate)
