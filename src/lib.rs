@@ -43,6 +43,7 @@ pub mod stream;
 pub mod tensor;
 pub mod tensorfile;
 pub mod train;
+pub mod vae;
 pub mod viz;
 
 pub use activation::Activation;

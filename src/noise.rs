@@ -38,6 +38,14 @@ pub enum Noise {
     Clip,
 }
 
+/// Dynamic binarization: each value `p` becomes 1 with probability `p`, else 0 (values
+/// outside [0, 1] act as clamped).
+pub fn binarize(x: &mut [f32], rng: &mut Rng) {
+    for v in x {
+        *v = if rng.uniform() < *v { 1.0 } else { 0.0 };
+    }
+}
+
 impl Noise {
     /// The accepted forms, as help texts list them.
     pub const FORMS: &'static str =

@@ -68,6 +68,8 @@ struct Training {
     max_norm: Option<f32>,
     #[serde(default)]
     freeze_epochs: usize,
+    #[serde(default)]
+    binarize: bool,
 }
 
 impl Training {
@@ -111,6 +113,7 @@ impl Training {
             image_shape: None,
             max_norm: t.max_norm,
             freeze_epochs: t.freeze_epochs,
+            binarize: t.binarize,
         })
     }
 }

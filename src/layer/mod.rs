@@ -7,12 +7,14 @@ pub mod conv;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod dense;
+pub mod gaussian;
 pub mod pool;
 
 pub use conv::Shape;
 pub use conv_transpose2d::ConvTranspose2d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
+pub use gaussian::{Gaussian, Prior};
 pub use pool::{MaxPool2d, Upsample};
 
 use crate::activation::Activation;
@@ -101,6 +103,8 @@ pub enum Layer {
     MaxPool2d(MaxPool2d),
     /// Nearest-neighbour upsampling.
     Upsample(Upsample),
+    /// The reparameterized Gaussian code of a variational autoencoder.
+    Gaussian(Gaussian),
 }
 
 impl Layer {
@@ -112,6 +116,7 @@ impl Layer {
             Layer::ConvTranspose2d(l) => l.n_in(),
             Layer::MaxPool2d(l) => l.input.0 * l.input.1 * l.input.2,
             Layer::Upsample(l) => l.input.0 * l.input.1 * l.input.2,
+            Layer::Gaussian(l) => l.n_in(),
         }
     }
 
@@ -129,6 +134,7 @@ impl Layer {
                 let (c, h, w) = l.out_shape();
                 c * h * w
             }
+            Layer::Gaussian(l) => l.width,
         }
     }
 
@@ -138,7 +144,7 @@ impl Layer {
             Layer::Dense(l) => l.activation,
             Layer::Conv2d(l) => l.activation,
             Layer::ConvTranspose2d(l) => l.activation,
-            Layer::MaxPool2d(_) | Layer::Upsample(_) => Activation::Identity,
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => Activation::Identity,
         }
     }
 
@@ -150,6 +156,7 @@ impl Layer {
             Layer::ConvTranspose2d(_) => "conv_transpose",
             Layer::MaxPool2d(_) => "max_pool",
             Layer::Upsample(_) => "upsample",
+            Layer::Gaussian(_) => "gaussian",
         }
     }
 
@@ -167,7 +174,7 @@ impl Layer {
             Layer::Dense(l) => (&l.weight, &l.bias),
             Layer::Conv2d(l) => (&l.weight, &l.bias),
             Layer::ConvTranspose2d(l) => (&l.weight, &l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) => (&[], &[]),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => (&[], &[]),
         }
     }
 
@@ -187,7 +194,7 @@ impl Layer {
             Layer::Dense(l) => (&mut l.weight, &mut l.bias),
             Layer::Conv2d(l) => (&mut l.weight, &mut l.bias),
             Layer::ConvTranspose2d(l) => (&mut l.weight, &mut l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) => (&mut [], &mut []),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => (&mut [], &mut []),
         }
     }
 
@@ -204,7 +211,7 @@ impl Layer {
                 let k = l.geometry.kernel;
                 Some(vec![l.input.0, l.geometry.input.0, k, k])
             }
-            Layer::MaxPool2d(_) | Layer::Upsample(_) => None,
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => None,
         }
     }
 
@@ -242,6 +249,7 @@ impl Layer {
             Layer::ConvTranspose2d(l) => l.forward(x, y, z, precision),
             Layer::MaxPool2d(l) => l.forward(x, y, aux),
             Layer::Upsample(l) => l.forward(x, y),
+            Layer::Gaussian(l) => l.forward(x, y),
         }
     }
 
@@ -299,6 +307,11 @@ impl Layer {
             Layer::Upsample(l) => {
                 if let Some(dx) = dx.as_deref_mut() {
                     l.backward(dz, dx);
+                }
+            }
+            Layer::Gaussian(l) => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    l.backward_mean(dz, dx);
                 }
             }
         }

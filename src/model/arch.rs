@@ -10,7 +10,7 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::layer::conv::Geometry;
-use crate::layer::{Conv2d, ConvTranspose2d, Dense, Init, Layer, MaxPool2d, Shape, Upsample};
+use crate::layer::{Conv2d, ConvTranspose2d, Dense, Gaussian, Init, Layer, MaxPool2d, Prior, Shape, Upsample};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -93,6 +93,23 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// The Gaussian code of a variational autoencoder: `[μ | log σ²]` in (an even width),
+    /// `μ + σ ε` out in training and `μ` at inference; its KL term to `N(0, I)` is trained
+    /// with it ([`crate::layer::gaussian`]).
+    Gaussian {
+        /// Weight of the KL term (default 1).
+        #[serde(default = "unit")]
+        beta: f32,
+        /// Capacity target in nats per row (default 0: none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        capacity: f32,
+        /// KL warm-up epochs (default 0: none).
+        #[serde(default, skip_serializing_if = "is_zero_usize")]
+        warmup: usize,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Flat rows become images of `shape = [channels, height, width]` (no computation).
     Reshape {
         /// Channels, height, width.
@@ -107,6 +124,18 @@ fn one() -> usize {
     1
 }
 
+fn unit() -> f32 {
+    1.0
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
+}
+
 impl LayerSpec {
     /// The name given in the file, if any.
     pub fn name(&self) -> Option<&str> {
@@ -117,6 +146,7 @@ impl LayerSpec {
             | LayerSpec::MaxPool { name, .. }
             | LayerSpec::Upsample { name, .. }
             | LayerSpec::Flatten { name }
+            | LayerSpec::Gaussian { name, .. }
             | LayerSpec::Reshape { name, .. } => name.as_deref(),
         }
     }
@@ -131,6 +161,7 @@ impl LayerSpec {
             LayerSpec::Upsample { .. } => "upsample",
             LayerSpec::Flatten { .. } => "flatten",
             LayerSpec::Reshape { .. } => "reshape",
+            LayerSpec::Gaussian { .. } => "gaussian",
         }
     }
 
@@ -472,6 +503,18 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
             )
         }
         LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
+        LayerSpec::Gaussian {
+            beta, capacity, warmup, ..
+        } => {
+            prior(*beta, *capacity, *warmup).check()?;
+            if cur.len() < 2 || !cur.len().is_multiple_of(2) {
+                return Err(format!(
+                    "its input {cur} must have an even number of values ([mean | log-variance]), got {}",
+                    cur.len()
+                ));
+            }
+            Dims::Flat(cur.len() / 2)
+        }
         LayerSpec::Reshape { shape: [c, h, w], .. } => {
             let to = Dims::Image((*c, *h, *w));
             if to.checked_len() != Some(cur.len()) || to.is_empty() {
@@ -538,11 +581,18 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
                 input: image(p.input),
                 factor: *factor,
             }),
+            LayerSpec::Gaussian {
+                beta, capacity, warmup, ..
+            } => Layer::Gaussian(Gaussian::new(p.output.len(), prior(*beta, *capacity, *warmup))),
             LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. } => continue,
         };
         layers.push(layer);
     }
     Ok(layers)
+}
+
+fn prior(beta: f32, capacity: f32, warmup: usize) -> Prior {
+    Prior { beta, capacity, warmup }
 }
 
 /// `[n]` or `[channels, height, width]`, all positive.

@@ -6,7 +6,7 @@
 use super::arch::{Arch, Dims, LayerSpec, Planned};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::layer::{Init, Layer};
+use crate::layer::{Init, Layer, Prior};
 use crate::loss::Loss;
 use crate::regularize::{Regularizer, Setting};
 use crate::rng::Rng;
@@ -183,6 +183,11 @@ impl AutoencoderConfig {
                     self.code_layer()
                 ));
             };
+            if p.kind == "gaussian" {
+                return bad(format!(
+                    "a regularizer on layer {l}: a Gaussian (variational) code takes none; its KL term is its regularizer"
+                ));
+            }
             r.validate(p.output.len(), p.activation)
                 .map_err(|message| Error::Layer {
                     layer: self.layer_name(l),
@@ -327,6 +332,9 @@ pub struct Mlp {
     pub hidden_regularizers: BTreeMap<usize, Regularizer>,
     /// Width of the output when it differs from the input (a model of paired targets).
     pub output_dim: Option<usize>,
+    /// A variational code: the code layer becomes a linear `[μ | log σ²]` layer of twice the
+    /// code's width and a Gaussian layer with this KL term ([`crate::layer::gaussian`]).
+    pub vae: Option<Prior>,
 }
 
 impl Mlp {
@@ -346,6 +354,7 @@ impl Mlp {
             regularizer: Regularizer::default(),
             hidden_regularizers: BTreeMap::new(),
             output_dim: None,
+            vae: None,
         }
     }
 
@@ -384,7 +393,18 @@ impl Mlp {
             name: None,
         };
         let mut encoder: Vec<LayerSpec> = self.hidden.iter().map(|&h| dense(h, self.activation)).collect();
-        encoder.push(dense(self.code, self.code_activation));
+        match self.vae {
+            Some(p) => {
+                encoder.push(dense(2 * self.code, Activation::Identity));
+                encoder.push(LayerSpec::Gaussian {
+                    beta: p.beta,
+                    capacity: p.capacity,
+                    warmup: p.warmup,
+                    name: None,
+                });
+            }
+            None => encoder.push(dense(self.code, self.code_activation)),
+        }
         let mut decoder: Vec<LayerSpec> = self
             .decoder_widths()
             .into_iter()
@@ -403,7 +423,10 @@ impl Mlp {
     pub fn config(&self) -> AutoencoderConfig {
         let mut regularizers = self.hidden_regularizers.clone();
         if self.regularizer.is_active() {
-            regularizers.insert(self.hidden.len(), self.regularizer.clone());
+            regularizers.insert(
+                self.hidden.len() + usize::from(self.vae.is_some()),
+                self.regularizer.clone(),
+            );
         }
         regularizers.retain(|_, r| r.is_active());
         AutoencoderConfig {

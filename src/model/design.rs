@@ -56,6 +56,9 @@ pub struct Design {
     /// Regularizer settings of other layers, by 0-based layer index.
     #[serde(deserialize_with = "layer_settings")]
     pub hidden_reg: Vec<(usize, Vec<Setting>)>,
+    /// A variational autoencoder (the shorthand only; an architecture file has a `gaussian`
+    /// layer instead): the code's KL term.
+    pub vae: Option<crate::layer::Prior>,
 }
 
 impl Default for Design {
@@ -73,6 +76,7 @@ impl Default for Design {
             arch: None,
             code_reg: Vec::new(),
             hidden_reg: Vec::new(),
+            vae: None,
         }
     }
 }
@@ -109,6 +113,11 @@ impl Design {
     /// [`AutoencoderConfig::regularize`] for the settings; the config is validated by
     /// [`AutoencoderConfig::init`].
     pub fn config(&self, input: Dims, target: Option<Dims>) -> Result<AutoencoderConfig> {
+        if self.vae.is_some() && self.arch.is_some() {
+            return Err(crate::error::Error::Config(
+                "a variational code with an architecture file: put a `gaussian` layer at the end of its encoder (after a layer of twice the code's width)".into(),
+            ));
+        }
         let mut model = match &self.arch {
             Some(ArchSource::File(path)) => super::toml::read_paired(path, input, target)?,
             Some(ArchSource::Text(text)) => super::toml::parse_paired(text, input, target)
@@ -125,6 +134,7 @@ impl Design {
                 init: self.init,
                 tied: self.tied,
                 output_dim: target.map(Dims::len).filter(|&w| w != input.len()),
+                vae: self.vae,
                 ..Mlp::new(input.len(), self.code.unwrap_or(0))
             }
             .config(),

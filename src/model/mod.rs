@@ -226,6 +226,18 @@ impl Autoencoder {
         Ok((xs, out))
     }
 
+    /// `x` in the network's units and the output of `layers` (a non-empty range from 0) on it.
+    pub(crate) fn scaled_through<'a>(
+        &self,
+        x: MatrixRef<'a>,
+        layers: std::ops::Range<usize>,
+    ) -> Result<(Rows<'a>, Matrix)> {
+        self.check_width(x, self.input_dim(), "autoencoder input")?;
+        let xs = self.scaled(x);
+        let out = self.forward_scaled(xs.view(), layers);
+        Ok((xs, out))
+    }
+
     /// `x` corrupted by `noise` (drawn from `rng`; `image` is the rows' image shape for
     /// image-shaped noise) and the reconstruction of the corrupted rows, both in the data's
     /// units. The noise is applied in the network's units — after the scaler, where training

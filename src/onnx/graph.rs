@@ -311,6 +311,14 @@ impl Graph {
                         ],
                     )
                 }
+                Layer::Gaussian(g) => {
+                    // Inference passes the mean: the first half of each row.
+                    let x = self.flat(&cur, g.n_in());
+                    let starts = self.constant_i64(&[1], &[0]);
+                    let ends = self.constant_i64(&[1], &[g.width as i64]);
+                    let axes = self.constant_i64(&[1], &[1]);
+                    self.op("Slice", &[&x, &starts, &ends, &axes], vec![])
+                }
             };
             if let Some(r) = rule(i).filter(|r| r.acts_at_encode()) {
                 cur = self.encode_rule(&cur, l.n_out(), r);

@@ -49,6 +49,11 @@ pub struct TrainConfig {
     /// recompiled with other trainable layers does in Keras.
     #[serde(default)]
     pub freeze_epochs: usize,
+    /// Dynamic binarization: each time a row enters a batch, each value `p` in [0, 1] is
+    /// replaced by a fresh 0/1 draw with `P(1) = p` (the usual training set-up of variational
+    /// autoencoders on MNIST); input and target alike.
+    #[serde(default)]
+    pub binarize: bool,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +75,7 @@ impl Default for TrainConfig {
             image_shape: None,
             max_norm: None,
             freeze_epochs: 0,
+            binarize: false,
         }
     }
 }

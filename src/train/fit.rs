@@ -550,6 +550,27 @@ fn run_with<R: Into<Flow>>(
     }
     check_data(input_dim, data, "training data")?;
     check_targets(data, targets, out_dim, "training")?;
+    if config.binarize {
+        if !matches!(targets, Targets::Input) {
+            return Err(Error::setting(
+                "binarize",
+                true,
+                "binarization draws the input and its target together: it needs an autoencoder of its own input",
+            ));
+        }
+        if let Some(i) = data.as_slice().iter().position(|v| !(0.0..=1.0).contains(v)) {
+            return Err(Error::setting(
+                "binarize",
+                true,
+                format!(
+                    "binarization needs values in [0, 1]; row {}, column {} is {}",
+                    i / input_dim + 1,
+                    i % input_dim + 1,
+                    data.as_slice()[i]
+                ),
+            ));
+        }
+    }
     if let Some((v, vt)) = valid {
         check_data(input_dim, v, "validation data")?;
         check_targets(v, vt, out_dim, "validation")?;
@@ -875,6 +896,12 @@ fn run_feed<R: Into<Flow>>(
             } else {
                 0
             };
+            if config.binarize && b > 0 {
+                noise::binarize(&mut ws.x[..b * d], &mut noise_rng);
+                if noisy {
+                    ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
+                }
+            }
             if noisy {
                 noise::corrupt(
                     &config.noise,

@@ -2,6 +2,7 @@
 //! layers' regularizers and a loss head on top, in buffers sized once.
 
 use crate::kernels::{Precision, ROW_BLOCK};
+use crate::layer::gaussian::Draws;
 use crate::layer::{Layer, PrevActivation};
 use crate::loss::Loss;
 use crate::regularize::{self, Regularizer};
@@ -47,6 +48,8 @@ pub(crate) struct Workspace {
     aux: Vec<Vec<u32>>,
     /// Training buffers of the regularized layers.
     regs: Vec<Option<regularize::State>>,
+    /// The draws of the Gaussian (variational) code layers.
+    draws: Vec<Option<Draws>>,
 }
 
 impl Workspace {
@@ -91,6 +94,15 @@ impl Workspace {
                 .iter()
                 .zip(net.regs)
                 .map(|(l, r)| r.as_ref().map(|r| regularize::State::new(r, batch, l.n_out())))
+                .collect(),
+            draws: layers
+                .iter()
+                .map(|l| {
+                    matches!(l, Layer::Gaussian(_)).then(|| Draws {
+                        eps: vec![0.0; batch * l.n_out()],
+                        coef: 0.0,
+                    })
+                })
                 .collect(),
         }
     }
@@ -147,7 +159,13 @@ pub(crate) fn forward_backward(
             Some(&mut ws.pre[l][..b * layer.n_out()])
         };
         let aux = &mut ws.aux[l][..b * layer.aux_len()];
-        layer.forward(input, out, pre, aux, precision);
+        match (layer, &mut ws.draws[l]) {
+            (Layer::Gaussian(g), Some(draws)) => {
+                let scale = 1.0 / (b * layers[last].n_out()) as f64;
+                penalty += g.train_forward(input, out, draws, step.rng, step.epoch, scale);
+            }
+            _ => layer.forward(input, out, pre, aux, precision),
+        }
         if let (Some(reg), Some(state)) = (&net.regs[l], &mut ws.regs[l]) {
             penalty += state.forward(reg, out, b, layer.n_out(), step);
         }
@@ -198,7 +216,10 @@ pub(crate) fn forward_backward(
             ))
         };
         let aux = &ws.aux[l][..b * layer.aux_len()];
-        layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision);
+        match (layer, &ws.draws[l], dx) {
+            (Layer::Gaussian(g), Some(draws), Some((dx, prev))) => g.train_backward(input, dz, draws, dx, &prev),
+            (_, _, dx) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision),
+        }
     }
     StepResult {
         loss: head_loss + penalty,

@@ -802,3 +802,110 @@ fn averaging_ranks_agree_and_a_failing_rank_stops_the_others() {
     let e = got[0].as_ref().unwrap_err().to_string();
     assert!(e.contains("rank 1 of 2 stopped"), "{e}");
 }
+
+/// A variational autoencoder's whole objective (BCE reconstruction of the sampled code plus
+/// the KL term, β and a capacity target) against central differences, the code's draws
+/// fixed by the step's seed.
+#[test]
+fn vae_gradient() {
+    use crate::layer::Prior;
+    for prior in [
+        Prior::default(),
+        Prior {
+            beta: 3.0,
+            capacity: 0.5,
+            warmup: 0,
+        },
+    ] {
+        let mut cfg = Mlp::new(6, 2)
+            .with_hidden(&[5])
+            .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
+            .with_loss(crate::loss::Loss::Bce);
+        cfg.vae = Some(prior);
+        let model = cfg.init(4).unwrap();
+        assert!(matches!(model.layers[2], crate::layer::Layer::Gaussian(_)));
+        let x = batch();
+        let (_, ws) = step(&model, &x);
+        let h = 1e-3f32;
+        for l in 0..model.layers.len() {
+            let n_w = model.layers[l].params().0.len();
+            for i in 0..n_w + model.layers[l].params().1.len() {
+                let eval = |delta: f32| {
+                    let mut m = model.clone();
+                    if i < n_w {
+                        m.layers[l].params_mut().0[i] += delta
+                    } else {
+                        m.layers[l].params_mut().1[i - n_w] += delta
+                    }
+                    step(&m, &x).0
+                };
+                let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
+                let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                    "{prior:?} layer {l} param {i}: numeric {numeric} analytic {analytic}"
+                );
+            }
+        }
+    }
+}
+
+/// A VAE trained with dynamic binarization and KL warm-up: the same model on 1 and 3
+/// threads, a falling loss, and a lower bound that rises.
+#[test]
+fn vae_training_is_thread_invariant_and_learns() {
+    let data = blobs(300, 12, 5);
+    let mut cfg = Mlp::new(12, 3)
+        .with_hidden(&[16])
+        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
+        .with_loss(crate::loss::Loss::Bce);
+    cfg.vae = Some(crate::layer::Prior {
+        beta: 1.0,
+        capacity: 0.0,
+        warmup: 2,
+    });
+    let untrained = cfg.init(1).unwrap();
+    let elbo = |m: &Autoencoder| {
+        let mut s = crate::vae::VaeSums::default();
+        s.add(m, &data, 8, &mut Rng::new(2)).unwrap();
+        s.finish(8)
+    };
+    let run = |t| {
+        crate::with_threads(Some(t), || {
+            let mut m = cfg.init(1).unwrap();
+            let config = TrainConfig {
+                epochs: 6,
+                batch_size: 32,
+                lr: 3e-3,
+                binarize: true,
+                ..Default::default()
+            };
+            let r = fit(&mut m, &data, None, &config, |_| {}).unwrap();
+            (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
+        })
+        .unwrap()
+    };
+    let (a, la) = run(1);
+    let (b, lb) = run(3);
+    assert_eq!(a, b);
+    assert_eq!(la, lb);
+    assert!(la[5] < la[0], "the loss goes down: {la:?}");
+    let (before, after) = (elbo(&untrained), elbo(&a));
+    assert!(after.elbo > before.elbo + 0.5, "ELBO {} -> {}", before.elbo, after.elbo);
+    assert!(after.log_likelihood >= after.elbo - 0.05, "{after:?}");
+    assert!(after.kl > 0.0);
+}
+
+/// Binarization draws input and target together, so it refuses paired targets and values
+/// outside [0, 1].
+#[test]
+fn binarization_needs_an_autoencoder_of_values_in_0_1() {
+    let mut m = Mlp::new(3, 2).init(0).unwrap();
+    let x = Matrix::from_vec(2, 3, vec![0.1, 0.5, 1.5, 0.0, 1.0, 0.2]).unwrap();
+    let config = TrainConfig {
+        binarize: true,
+        ..Default::default()
+    };
+    let e = fit(&mut m, &x, None, &config, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("row 1, column 3 is 1.5"), "{e}");
+}

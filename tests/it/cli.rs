@@ -2491,3 +2491,150 @@ fn an_unavailable_precision_is_named_and_recorded() {
         "{out}"
     );
 }
+
+#[test]
+fn variational_autoencoder_end_to_end() {
+    let sb = Sandbox::new();
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-test-1000-images-idx3-ubyte.gz");
+    let images = images.to_str().unwrap();
+    let train = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "train",
+            images,
+            "--hidden",
+            "64",
+            "--code",
+            "4",
+            "--activation",
+            "tanh",
+            "--loss",
+            "bce",
+            "--vae",
+            "--binarize",
+            "--batch-size",
+            "100",
+            "-q",
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        sb.cmd().args(&args).output().unwrap()
+    };
+    let out = train(&["--epochs", "1"], "one.safetensors");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = train(&["--epochs", "6", "--kl-warmup", "2"], "m.safetensors");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = |model: &str| {
+        let out = sb
+            .cmd()
+            .args(["eval", model, images, "--json", "--samples", "20"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (early, late) = (eval("one.safetensors"), eval("m.safetensors"));
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(f(&late, "elbo") > f(&early, "elbo"), "{early} -> {late}");
+    assert!(f(&late, "log_likelihood") >= f(&late, "elbo"), "{late}");
+    assert!(f(&late, "kl") > 0.0);
+    assert_eq!(f(&late, "samples"), 20.0);
+    assert!((f(&late, "elbo") + f(&late, "reconstruction_nll") + f(&late, "kl")).abs() < 1e-6);
+    // The same seed, the same figures.
+    assert_eq!(eval("m.safetensors"), late);
+    let inspect = sb.cmd().args(["inspect", "m.safetensors"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("gaussian"));
+    // Samples from the prior and a traversal: deterministic grids of 28x28 tiles.
+    for (args, side) in [
+        (vec!["-n", "9"], 3 * 56 + 4),
+        (vec!["--traverse", "-n", "4"], 9 * 56 + 10),
+    ] {
+        let run = |png: &str| {
+            let mut a = vec!["sample", "m.safetensors", "-o", png];
+            a.extend_from_slice(&args);
+            let out = sb.cmd().args(&a).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::read(sb.path(png)).unwrap()
+        };
+        let (a, b) = (run("a.png"), run("b.png"));
+        assert_eq!(&a[1..4], b"PNG");
+        assert_eq!(u32::from_be_bytes(a[16..20].try_into().unwrap()), side);
+        assert_eq!(a, b);
+    }
+    let out = sb
+        .cmd()
+        .args(["sample", "m.safetensors", "--traverse", "--data", images, "-o", "c.png"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Encoding writes the mean: the code is 4 wide.
+    let out = sb
+        .cmd()
+        .args(["encode", "m.safetensors", images, "-o", "codes.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let codes = std::fs::read_to_string(sb.path("codes.csv")).unwrap();
+    assert_eq!(codes.lines().nth(1).unwrap().split(',').count(), 4);
+    let out = sb
+        .cmd()
+        .args(["export", "m.safetensors", "-o", "m.onnx"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sb.cmd()
+        .args([
+            "train",
+            images,
+            "--code",
+            "4",
+            "-q",
+            "--epochs",
+            "1",
+            "-o",
+            "plain.safetensors",
+        ])
+        .output()
+        .unwrap();
+    let keep: Vec<String> = sb.files();
+    let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+    fails(
+        &sb,
+        &["sample", "plain.safetensors", "-o", "x.png"],
+        "train with --vae",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            images,
+            "--code",
+            "4",
+            "--vae",
+            "--code-reg",
+            "l1=0.1",
+            "-o",
+            "x.safetensors",
+        ],
+        "a Gaussian (variational) code takes none",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            images,
+            "--code",
+            "4",
+            "--vae",
+            "--tied",
+            "--hidden",
+            "8",
+            "-o",
+            "x.safetensors",
+        ],
+        "tied weights",
+        &keep,
+    );
+}

@@ -53,6 +53,9 @@ pub enum Command {
     Filters(FiltersArgs),
     /// Draw originals, corrupted inputs and reconstructions side by side as a PNG.
     Show(ShowArgs),
+    /// A variational autoencoder's samples as a PNG grid: images decoded from codes drawn
+    /// from the prior, or a latent traversal (each code unit swept from -3 to 3).
+    Sample(SampleArgs),
     /// Anomaly scores: each row's reconstruction error (higher = more anomalous), a 0/1 flag
     /// once the model is calibrated, and ROC-AUC / PR-AUC when labels are given.
     Score(ScoreArgs),
@@ -438,6 +441,31 @@ pub struct FiltersArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The model file (trained with --vae).
+    pub model: PathBuf,
+    /// Number of samples (with --traverse: code units to sweep).
+    #[arg(short, long, default_value_t = 64, value_name = "N")]
+    pub n: usize,
+    /// A latent traversal instead: each of the first N code units swept from -3 to 3 (9
+    /// steps, one row of the grid per unit) around the prior's mean, or around the mean code
+    /// of the first row of --data.
+    #[arg(long)]
+    pub traverse: bool,
+    /// With --traverse: sweep around this data's first row's code.
+    #[arg(long, value_name = "DATA", requires = "traverse")]
+    pub data: Option<PathBuf>,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub image: ImageShapeArg,
+    /// Output PNG.
+    #[arg(long, short, value_name = "PNG")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The model file.
     pub model: PathBuf,
@@ -524,6 +552,24 @@ pub struct TrainArgs {
     /// Reconstruction loss: mse, or bce (needs a sigmoid output and data in [0, 1]).
     #[arg(long, default_value = "mse", value_name = "LOSS")]
     pub loss: Loss,
+    /// Variational autoencoder: a Gaussian code (mean and log-variance from a linear layer,
+    /// sampled by the reparameterization trick in training, the mean at encode time) with a KL
+    /// term to N(0, I); the loss is then the negative ELBO per value (bce: a Bernoulli decoder).
+    #[arg(long, conflicts_with = "arch")]
+    pub vae: bool,
+    /// Dynamic binarization: each value p in [0, 1] becomes a fresh 0/1 draw (P(1) = p) every
+    /// time its row enters a batch, in the input and the target alike (binarized MNIST).
+    #[arg(long)]
+    pub binarize: bool,
+    /// Weight of the VAE's KL term (β-VAE above 1).
+    #[arg(long, default_value_t = 1.0, value_name = "F", requires = "vae")]
+    pub kl_beta: f32,
+    /// VAE capacity target C in nats per row: the KL term becomes β |KL − C|.
+    #[arg(long, default_value_t = 0.0, value_name = "NATS", requires = "vae")]
+    pub kl_capacity: f32,
+    /// Epochs over which the VAE's KL weight rises linearly to --kl-beta.
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "vae")]
+    pub kl_warmup: usize,
     /// Weight initialization: auto (He for ReLU-like, else Xavier), he, xavier.
     #[arg(long, default_value = "auto", value_name = "INIT")]
     pub init: Init,
@@ -725,12 +771,22 @@ pub struct EvalArgs {
     pub model: PathBuf,
     /// Data to evaluate on.
     pub data: PathBuf,
-    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, l0, dead_fraction, mean_activation.
+    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, l0, dead_fraction,
+    /// mean_activation; for a variational autoencoder also elbo, log_likelihood, kl,
+    /// reconstruction_nll and samples (nats per row).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub noise: NoiseArgs,
-    /// Seed of the corruption.
+    /// A variational autoencoder's code samples per row: the ELBO's expectation and the
+    /// importance-weighted estimate of the log-likelihood (IWAE; more samples, a tighter bound).
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub samples: usize,
+    /// Evaluate on a stochastically binarized copy of the rows (each value p in [0, 1] drawn
+    /// once as 1 with probability p, from --seed): binarized MNIST's test set.
+    #[arg(long)]
+    pub binarize: bool,
+    /// Seed of the corruption, the binarization and a variational autoencoder's code samples.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub seed: u64,
     #[command(flatten)]

@@ -29,8 +29,21 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let mut noisy_sums = (!noise.is_empty()).then(hourglass::metrics::ReconstructionSums::default);
     let code_act = file.model.config().code_activation();
     let mut code_sums = hourglass::metrics::CodeSums::new(file.model.code_dim(), code_act);
-    while let Some(chunk) = source.next_chunk()? {
+    let mut vae = hourglass::vae::code(&file.model).is_ok().then(|| {
+        (
+            hourglass::vae::VaeSums::default(),
+            hourglass::Rng::stream(a.seed, 0x7ae),
+        )
+    });
+    let mut binarize = a.binarize.then(|| hourglass::Rng::stream(a.seed, 0xb1));
+    while let Some(mut chunk) = source.next_chunk()? {
+        if let Some(rng) = &mut binarize {
+            hourglass::noise::binarize(chunk.x.as_mut_slice(), rng);
+        }
         let x = &chunk.x;
+        if let Some((sums, rng)) = &mut vae {
+            sums.add(&file.model, x, a.samples, rng)?;
+        }
         match &mut noisy_sums {
             None => {
                 sums.add(x, &file.model.reconstruct(x)?);
@@ -48,8 +61,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let m = sums.finish();
     let noisy = noisy_sums.map(|s| s.finish());
     let c = code_sums.finish();
+    let vae = vae.map(|(s, _)| s.finish(a.samples));
     if a.json {
         let mut v = serde_json::to_value(&m)?;
+        if let Some(e) = &vae {
+            v["elbo"] = e.elbo.into();
+            v["log_likelihood"] = e.log_likelihood.into();
+            v["kl"] = e.kl.into();
+            v["reconstruction_nll"] = e.reconstruction.into();
+            v["samples"] = e.samples.into();
+        }
         v["l0"] = c.l0.into();
         v["dead_fraction"] = c.dead_fraction.into();
         v["mean_activation"] = c.mean_activation.into();
@@ -85,6 +106,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
     );
     outln!("dead units       {:.2} %", 100.0 * c.dead_fraction);
     outln!("mean activation  {:.4}", c.mean_activation);
+    if let Some(e) = &vae {
+        outln!(
+            "elbo             {:.2} nats per row (reconstruction {:.2}, KL {:.2})",
+            e.elbo,
+            -e.reconstruction,
+            e.kl
+        );
+        outln!(
+            "log-likelihood   {:.2} nats per row (importance-weighted, {} samples)",
+            e.log_likelihood,
+            e.samples
+        );
+    }
     Ok(())
 }
 

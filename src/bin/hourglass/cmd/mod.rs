@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(a),
         Command::Pca(a) => pca::run(a),
         Command::Filters(a) => pictures::filters(a),
+        Command::Sample(a) => pictures::sample(a),
         Command::Show(a) => pictures::show(a),
         Command::Score(a) => score::run(a),
         Command::Calibrate(a) => score::calibrate(a),

@@ -1,7 +1,7 @@
 //! `hourglass filters` and `hourglass show`.
 
 use super::{load_model, read_for};
-use crate::args::{FiltersArgs, ShowArgs};
+use crate::args::{FiltersArgs, SampleArgs, ShowArgs};
 use anyhow::Result;
 use hourglass::viz;
 
@@ -19,6 +19,35 @@ pub fn show(a: ShowArgs) -> Result<()> {
     let ds = read_for(&file, &a.data, &Default::default())?.data;
     let shape = file.image_shape(a.image.image_shape, ds.image_shape)?;
     let pic = viz::show(&file.model, &ds.x, &a.noise.noise, shape, a.n, a.seed)?;
+    viz::write_png(&a.output, &pic)?;
+    note!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
+    Ok(())
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let file = load_model(&a.model)?;
+    let shape = file.image_shape(a.image.image_shape, None)?;
+    let mut rng = hourglass::Rng::new(a.seed);
+    const STEPS: usize = 9;
+    let (rows, cols) = if a.traverse {
+        let base = match &a.data {
+            Some(path) => {
+                let ds = read_for(&file, path, &Default::default())?.data;
+                anyhow::ensure!(ds.x.rows() > 0, "{}: no rows", path.display());
+                Some(file.model.encode(&ds.x.slice_rows(0, 1))?.into_vec())
+            }
+            None => None,
+        };
+        (
+            hourglass::vae::traverse(&file.model, base.as_deref(), a.n, STEPS, 3.0)?,
+            STEPS,
+        )
+    } else {
+        let cols = (a.n as f64).sqrt().ceil() as usize;
+        (hourglass::vae::sample(&file.model, a.n, &mut rng)?, cols)
+    };
+    let tiles: Vec<Vec<f32>> = (0..rows.rows()).map(|r| rows.row(r).to_vec()).collect();
+    let pic = viz::grid(&tiles, shape, cols, 2);
     viz::write_png(&a.output, &pic)?;
     note!("wrote {}x{} pixels to {}", pic.width, pic.height, a.output.display());
     Ok(())

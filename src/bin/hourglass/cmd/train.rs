@@ -40,6 +40,11 @@ pub(super) fn settings(
         arch: a.arch.clone().map(ArchSource::File),
         code_reg: a.code_settings(),
         hidden_reg: a.hidden_reg.clone(),
+        vae: a.vae.then_some(hourglass::layer::Prior {
+            beta: a.kl_beta,
+            capacity: a.kl_capacity,
+            warmup: a.kl_warmup,
+        }),
     };
     let model = design.config(
         dims(data.x.cols(), image),
@@ -62,6 +67,7 @@ pub(super) fn settings(
         image_shape: image,
         max_norm: a.max_norm,
         freeze_epochs: 0,
+        binarize: a.binarize,
     };
     Ok((model, train))
 }
