@@ -25,19 +25,98 @@ pub fn code(model: &Autoencoder) -> Result<(usize, &Gaussian)> {
     match model.layers().get(c) {
         Some(Layer::Gaussian(g)) if c > 0 => Ok((c, g)),
         _ => Err(Error::Config(
-            "this is not a variational autoencoder (its code is not a Gaussian layer; train with --vae)".into(),
+            "this is not a variational autoencoder (its code is not a Gaussian layer; train with --vae; in Python, vae=True)".into(),
         )),
     }
+}
+
+/// One row's bounds, in nats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RowBounds {
+    /// The evidence lower bound, `E_q[log p(x|z)] − KL`, with `E_q` over the samples.
+    pub elbo: f64,
+    /// The importance-weighted estimate `log 1/k Σ p(x, z_i) / q(z_i|x)` of `log p(x)`.
+    pub log_likelihood: f64,
+    /// `KL(q(z|x) ‖ N(0, I))`.
+    pub kl: f64,
+    /// `−E_q[log p(x|z)]`.
+    pub reconstruction: f64,
+}
+
+/// Each row's bounds for rows `x` (in the data's units), with `samples` draws of the code per
+/// row from `rng` (drawn in order, so the figures do not depend on the thread count).
+///
+/// # Errors
+/// As [`code`]; [`Error::Shape`] for a wrong width; [`Error::Setting`] for no samples.
+pub fn bounds<'a>(
+    model: &Autoencoder,
+    x: impl Into<MatrixRef<'a>>,
+    samples: usize,
+    rng: &mut Rng,
+) -> Result<Vec<RowBounds>> {
+    use rayon::prelude::*;
+    let x = x.into();
+    let (c, g) = code(model)?;
+    if samples == 0 {
+        return Err(Error::setting("samples", samples, "must be positive"));
+    }
+    model.check_reconstructs()?;
+    let (xs, stats) = model.scaled_through(x, 0..c)?;
+    let (n, w) = (x.rows(), g.width);
+    let loss = model.config().loss;
+    let mut rows: Vec<RowBounds> = stats
+        .as_slice()
+        .chunks_exact(2 * w)
+        .map(|row| RowBounds {
+            kl: (0..w).map(|j| kl_unit(row[j], row[w + j])).sum(),
+            ..Default::default()
+        })
+        .collect();
+    // log w per row and sample, reduced by log-sum-exp at the end (f64).
+    let mut logw = vec![0f64; n * samples];
+    let mut z = Matrix::zeros(n, w);
+    let mut log_q_minus_p = vec![0f64; n];
+    for s in 0..samples {
+        let draws = z
+            .as_mut_slice()
+            .chunks_exact_mut(w)
+            .zip(stats.as_slice().chunks_exact(2 * w));
+        for ((zr, row), lq) in draws.zip(log_q_minus_p.iter_mut()) {
+            let mut acc = 0f64;
+            for j in 0..w {
+                let lv = row[w + j].clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1);
+                let e = rng.normal();
+                let v = row[j] + (0.5 * lv).exp() * e;
+                zr[j] = v;
+                // log q(z|x) − log p(z): the 2π terms cancel.
+                acc += 0.5 * (f64::from(v) * f64::from(v) - f64::from(e) * f64::from(e) - f64::from(lv));
+            }
+            *lq = acc;
+        }
+        let out = model.forward_scaled(z.view(), c + 1..model.layers().len());
+        rows.par_iter_mut()
+            .zip(logw.par_chunks_mut(samples))
+            .enumerate()
+            .for_each(|(r, (b, lw))| {
+                let lp = log_likelihood(loss, xs.view().row(r), out.row(r));
+                b.reconstruction -= lp;
+                lw[s] = lp - log_q_minus_p[r];
+            });
+    }
+    rows.par_iter_mut().zip(logw.par_chunks(samples)).for_each(|(b, lw)| {
+        let m = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        b.log_likelihood = m + (lw.iter().map(|v| (v - m).exp()).sum::<f64>() / samples as f64).ln();
+        b.reconstruction /= samples as f64;
+        b.elbo = -b.reconstruction - b.kl;
+    });
+    Ok(rows)
 }
 
 /// Sums over rows of a variational autoencoder's evaluation, added a chunk of rows at a time.
 #[derive(Clone, Debug, Default)]
 pub struct VaeSums {
     rows: usize,
-    elbo: f64,
-    log_likelihood: f64,
-    kl: f64,
-    reconstruction: f64,
+    sums: RowBounds,
 }
 
 /// A variational autoencoder's evaluation: means per row, in nats.
@@ -58,10 +137,10 @@ pub struct VaeEval {
 }
 
 impl VaeSums {
-    /// Adds rows `x` (in the data's units), with `samples` draws of the code per row from `rng`.
+    /// Adds rows `x` (in the data's units), as [`bounds`] measures them.
     ///
     /// # Errors
-    /// As [`code`]; [`Error::Shape`] for a wrong width; [`Error::Setting`] for no samples.
+    /// As [`bounds`].
     pub fn add<'a>(
         &mut self,
         model: &Autoencoder,
@@ -69,60 +148,13 @@ impl VaeSums {
         samples: usize,
         rng: &mut Rng,
     ) -> Result<()> {
-        let x = x.into();
-        let (c, g) = code(model)?;
-        if samples == 0 {
-            return Err(Error::setting("samples", samples, "must be positive"));
+        for b in bounds(model, x, samples, rng)? {
+            self.sums.elbo += b.elbo;
+            self.sums.log_likelihood += b.log_likelihood;
+            self.sums.kl += b.kl;
+            self.sums.reconstruction += b.reconstruction;
+            self.rows += 1;
         }
-        model.check_reconstructs()?;
-        let (xs, stats) = model.scaled_through(x, 0..c)?;
-        let (n, w) = (x.rows(), g.width);
-        let loss = model.config().loss;
-        let mut kl = vec![0f64; n];
-        for (r, row) in stats.as_slice().chunks_exact(2 * w).enumerate() {
-            kl[r] = (0..w).map(|j| kl_unit(row[j], row[w + j])).sum();
-        }
-        // log w_i per row and sample; reduced by log-sum-exp at the end (f64).
-        let mut logw = vec![0f64; n * samples];
-        let mut recon = vec![0f64; n];
-        let mut z = Matrix::zeros(n, w);
-        for s in 0..samples {
-            let mut log_q_minus_p = vec![0f64; n];
-            for (r, (zr, row)) in z
-                .as_mut_slice()
-                .chunks_exact_mut(w)
-                .zip(stats.as_slice().chunks_exact(2 * w))
-                .enumerate()
-            {
-                let mut acc = 0f64;
-                for j in 0..w {
-                    let lv = row[w + j].clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1);
-                    let e = rng.normal();
-                    let v = row[j] + (0.5 * lv).exp() * e;
-                    zr[j] = v;
-                    // log q(z|x) − log p(z): the 2π terms cancel.
-                    acc += -0.5 * f64::from(e) * f64::from(e) - 0.5 * f64::from(lv) + 0.5 * f64::from(v) * f64::from(v);
-                }
-                log_q_minus_p[r] = acc;
-            }
-            let out = model.forward_scaled(z.view(), c + 1..model.layers().len());
-            for r in 0..n {
-                let lp = log_likelihood(loss, xs.view().row(r), out.row(r));
-                recon[r] -= lp;
-                logw[r * samples + s] = lp - log_q_minus_p[r];
-            }
-        }
-        for r in 0..n {
-            let lw = &logw[r * samples..(r + 1) * samples];
-            let m = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let ll = m + (lw.iter().map(|v| (v - m).exp()).sum::<f64>() / samples as f64).ln();
-            let rec = recon[r] / samples as f64;
-            self.log_likelihood += ll;
-            self.reconstruction += rec;
-            self.kl += kl[r];
-            self.elbo += -rec - kl[r];
-        }
-        self.rows += n;
         Ok(())
     }
 
@@ -136,10 +168,10 @@ impl VaeSums {
         let n = self.rows.max(1) as f64;
         VaeEval {
             rows: self.rows,
-            elbo: self.elbo / n,
-            log_likelihood: self.log_likelihood / n,
-            kl: self.kl / n,
-            reconstruction: self.reconstruction / n,
+            elbo: self.sums.elbo / n,
+            log_likelihood: self.sums.log_likelihood / n,
+            kl: self.sums.kl / n,
+            reconstruction: self.sums.reconstruction / n,
             samples,
         }
     }

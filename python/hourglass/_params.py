@@ -40,6 +40,8 @@ MODEL = {
     "decov": (0.0, "decorrelation penalty on the code (DeCov)"),
     "hidden_reg": (None, "regularizers of other layers: {layer: 'l1=...,dropout=...'}"),
     "max_norm": (None, "cap each unit's incoming weight norm after every step"),
+    "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
+                  "(nats) and warmup (epochs)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
     "image_shape": (None, "(height, width[, channels]) of flat image rows (2-D X); 3-D/4-D X carry it"),
 }
@@ -59,6 +61,8 @@ TRAINING = {
                                  "none either below 20 rows)"),
     "patience": (10, "stop after this many epochs without a better validation loss and keep the best "
                      "weights (None: train all epochs)"),
+    "binarize": (False, "dynamic binarization: each value p in [0, 1] a fresh 0/1 draw every epoch (binarized "
+                        "MNIST)"),
     "scale": ("standard", "feature scaling fitted on the training rows: none, minmax or standard"),
     "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX or AVX512-BF16; f32 with a warning elsewhere)"),
     "categorical": (None, "DataFrame columns to one-hot encode: names, or 'auto' for every text column"),
@@ -203,8 +207,27 @@ def design(est, n_features: int) -> str:
         "arch": arch,
         "code_reg": code_reg,
         "hidden_reg": hidden_reg,
+        "vae": _vae(getattr(est, "vae", None)),
     }
     return json.dumps(d)
+
+
+def _vae(value):
+    """The design's ``vae`` from the estimator's: None/False, True, or a dict."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {"beta": 1.0, "capacity": 0.0, "warmup": 0}
+    if isinstance(value, dict):
+        unknown = set(value) - {"beta", "capacity", "warmup"}
+        if unknown:
+            raise ValueError(f"vae: unknown keys {sorted(unknown)}; expected beta, capacity, warmup")
+        return {
+            "beta": float(value.get("beta", 1.0)),
+            "capacity": float(value.get("capacity", 0.0)),
+            "warmup": int(value.get("warmup", 0)),
+        }
+    raise ValueError(f"vae must be None, True or a dict of beta, capacity, warmup; got {value!r}")
 
 
 def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str | None = None) -> str:
@@ -250,6 +273,7 @@ def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str 
         "noise": [str(n) for n in noise],
         "max_norm": None if est.max_norm is None else float(est.max_norm),
         "freeze_epochs": int(freeze_epochs),
+        "binarize": bool(getattr(est, "binarize", False)),
     }
     return json.dumps(t)
 

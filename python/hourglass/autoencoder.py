@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._core import _AutoencoderBase
-from ._params import AUTOENCODER, as_float_array, make_init
+from ._params import AUTOENCODER, as_float_array, make_init, seed_of
 
 
 class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
@@ -57,6 +57,27 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
         """The mean of ``score_samples(X)``: the negative mean reconstruction error, higher is
         better (what ``GridSearchCV`` maximizes without a ``scoring``)."""
         return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n, random_state=None):
+        """``n`` rows decoded from codes drawn from the prior N(0, I) (a model fitted with
+        ``vae``), in the data's units."""
+        check_is_fitted(self, "model_")
+        return self.model_.sample(int(n), seed_of(random_state), threads=self._threads())
+
+    def log_likelihood(self, X, samples=100, random_state=0):
+        """Each row's importance-weighted estimate of ``log p(x)`` in nats (a model fitted with
+        ``vae``; ``samples`` code draws per row: more, a tighter bound), in the model's scaled
+        units: Bernoulli decoder for loss='bce', Gaussian of variance 1/2 for 'mse'."""
+        return self.variational_bounds(X, samples, random_state)["log_likelihood"]
+
+    def variational_bounds(self, X, samples=100, random_state=0):
+        """A pandas DataFrame of each row's ``elbo``, ``log_likelihood`` (importance-weighted),
+        ``kl`` and ``reconstruction`` (``-E_q log p(x|z)``), in nats (a model fitted with ``vae``)."""
+        import pandas as pd
+
+        x = self._input(X)
+        cols = self.model_.vae_bounds(x, int(samples), seed_of(random_state), threads=self._threads())
+        return pd.DataFrame(dict(zip(("elbo", "log_likelihood", "kl", "reconstruction"), cols)))
 
     def calibrate(self, X, *, contamination=None, quantile=None, fpr=None):
         """Stores an anomaly threshold in the model from rows ``X`` that are (mostly) normal,

@@ -516,6 +516,55 @@ impl Model {
         matrix_to_py(py, out)
     }
 
+    /// `n` rows decoded from codes drawn from the prior (a variational autoencoder).
+    #[pyo3(signature = (n, seed, threads=None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        seed: u64,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let m = &self.file.model;
+        let out = run(py, threads, || {
+            hourglass::vae::sample(m, n, &mut hourglass::Rng::new(seed))
+        })?;
+        matrix_to_py(py, out)
+    }
+
+    /// Each row's ELBO, importance-weighted log-likelihood, KL and reconstruction term, in
+    /// nats (a variational autoencoder).
+    #[pyo3(signature = (data, samples, seed, threads=None))]
+    #[allow(clippy::type_complexity)]
+    fn vae_bounds<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        samples: usize,
+        seed: u64,
+        threads: Option<usize>,
+    ) -> PyResult<(
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<f64>>,
+    )> {
+        let data = Data::extract(data)?;
+        let mut owned = None;
+        let x = model_rows(&self.file, &data, &mut owned)?;
+        let m = &self.file.model;
+        let rows = run(py, threads, || {
+            hourglass::vae::bounds(m, x, samples, &mut hourglass::Rng::stream(seed, 0x7ae))
+        })?;
+        let col = |f: fn(&hourglass::vae::RowBounds) -> f64| rows.iter().map(f).collect::<Vec<f64>>().into_pyarray(py);
+        Ok((
+            col(|r| r.elbo),
+            col(|r| r.log_likelihood),
+            col(|r| r.kl),
+            col(|r| r.reconstruction),
+        ))
+    }
+
     /// The reconstruction of each row, in the data's units.
     #[pyo3(signature = (data, threads=None))]
     fn reconstruct<'py>(

@@ -1,5 +1,5 @@
 """`hourglass export` against onnxruntime: every model kind (dense of every activation, tied,
-PCA, top-k, binary codes, calibrated with per-feature shares, every convolutional example,
+PCA, top-k, binary codes, a variational autoencoder, calibrated with per-feature shares, every convolutional example,
 paired targets, a classifier, an encoded table) passes `onnx.checker` (full check) and gives,
 on 1,000 real MNIST test rows plus edge rows (zeros, ones, ±1e6, subnormals), what
 `hourglass encode / reconstruct / score / predict` write: max |Δ| ≤ 1e-5·(1 + |value|), and
@@ -147,6 +147,15 @@ def test_tied_weights_and_a_standard_scaler(work):
     run_cli("train", "small.npy", "--hidden", "64", "--code", "16", "--tied", "--scale", "standard", "--epochs", "2",
             "-q", "-o", "m.hg", cwd=work)
     check_autoencoder(work, "m.hg")
+
+
+def test_a_variational_autoencoder_exports_its_mean_path(work):
+    # The Gaussian code is a Slice at inference (the mean): encode, reconstruct and score
+    # are deterministic and the graph gives what the command line writes.
+    run_cli("train", "small.npy", "--hidden", "64", "--code", "8", "--activation", "tanh", "--loss", "bce", "--vae",
+            "--binarize", "--epochs", "2", "-q", "-o", "m.hg", cwd=work)
+    out, _ = check_autoencoder(work, "m.hg")
+    assert out["code"].shape[1] == 8
 
 
 def test_pca(work):

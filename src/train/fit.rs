@@ -558,6 +558,16 @@ fn run_with<R: Into<Flow>>(
                 "binarization draws the input and its target together: it needs an autoencoder of its own input",
             ));
         }
+        if config.scaling != Scaling::None {
+            return Err(Error::setting(
+                "binarize",
+                true,
+                format!(
+                    "binarization draws from the values themselves; it needs scaling none, not {}",
+                    config.scaling
+                ),
+            ));
+        }
         if let Some(i) = data.as_slice().iter().position(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::setting(
                 "binarize",

@@ -2596,6 +2596,32 @@ fn variational_autoencoder_end_to_end() {
         ])
         .output()
         .unwrap();
+    // The convolutional example: trains, evaluates and exports.
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/conv-vae.toml");
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            images,
+            "--arch",
+            arch.to_str().unwrap(),
+            "--binarize",
+            "--epochs",
+            "1",
+            "-q",
+        ])
+        .args(["-o", "conv.safetensors"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conv = eval("conv.safetensors");
+    assert!(f(&conv, "log_likelihood").is_finite() && f(&conv, "kl") > 0.0, "{conv}");
+    let out = sb
+        .cmd()
+        .args(["export", "conv.safetensors", "-o", "conv.onnx"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let keep: Vec<String> = sb.files();
     let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
     fails(

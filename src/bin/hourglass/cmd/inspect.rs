@@ -91,6 +91,16 @@ pub fn run(a: InspectArgs) -> Result<()> {
         }
     }
     outln!("parameters       {}", m.num_params());
+    if let Ok((_, g)) = hourglass::vae::code(m) {
+        let p = g.prior;
+        outln!(
+            "variational      Gaussian code of {} units; KL weight {}, capacity {} nats, warm-up {} epochs",
+            g.width,
+            p.beta,
+            p.capacity,
+            p.warmup
+        );
+    }
     if let Some(r) = cfg.regularizer_at(cfg.code_layer()) {
         outln!("code             {r}");
     }
