@@ -18,6 +18,11 @@ pub enum ScoreMetric {
     Mse,
     /// Mean absolute error over the features.
     Mae,
+    /// A variational autoencoder's negative log-likelihood of the row, in nats
+    /// (importance-weighted, [`crate::vae::NLL_SAMPLES`] code draws seeded by the row's own
+    /// values): the reconstruction probability's view of "unlikely", for models trained with a
+    /// Gaussian code.
+    Nll,
 }
 
 impl ScoreMetric {
@@ -26,13 +31,20 @@ impl ScoreMetric {
         match self {
             ScoreMetric::Mse => "mse",
             ScoreMetric::Mae => "mae",
+            ScoreMetric::Nll => "nll",
         }
+    }
+
+    /// Whether the score is an error over features (with per-feature shares), not `nll`.
+    pub fn is_error(self) -> bool {
+        self != ScoreMetric::Nll
     }
 
     fn term(self, d: f32) -> f64 {
         match self {
             ScoreMetric::Mse => f64::from(d) * f64::from(d),
             ScoreMetric::Mae => f64::from(d.abs()),
+            ScoreMetric::Nll => unreachable!("nll is not an error over features: `scores` handles it first"),
         }
     }
 }
@@ -43,7 +55,8 @@ impl std::str::FromStr for ScoreMetric {
         match s {
             "mse" => Ok(ScoreMetric::Mse),
             "mae" => Ok(ScoreMetric::Mae),
-            _ => Err(format!("unknown metric `{s}`; expected mse or mae")),
+            "nll" => Ok(ScoreMetric::Nll),
+            _ => Err(format!("unknown metric `{s}`; expected mse, mae or nll")),
         }
     }
 }
@@ -109,12 +122,15 @@ pub struct Threshold {
 /// # Errors
 /// [`Error::Shape`] if `x` does not have the model's input width.
 pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Vec<f64>> {
+    if metric == ScoreMetric::Nll {
+        return crate::vae::nll_scores(model, x);
+    }
     let (xs, xh) = model.reconstruct_scaled(x)?;
     Ok(row_scores(xs.view(), &xh, metric))
 }
 
-/// Scores of rows `x` against reconstructions `x_hat` in the same units.
-pub fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
+/// Scores of rows `x` against reconstructions `x_hat` in the same units (an error metric).
+fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
     let x = x.into();
     let d = x.cols().max(1) as f64;
     (0..x.rows())
@@ -141,6 +157,13 @@ pub struct Explanation {
 /// # Errors
 /// [`Error::Shape`] if `x` does not have the model's input width.
 pub fn explain<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Explanation> {
+    if !metric.is_error() {
+        return Err(Error::setting(
+            "metric",
+            metric.name(),
+            "per-feature shares need an error over features (mse or mae)",
+        ));
+    }
     let x = x.into();
     let (xs, mut xh) = model.reconstruct_scaled(x)?;
     let xs = xs.view();

@@ -54,8 +54,47 @@ pub fn bounds<'a>(
     samples: usize,
     rng: &mut Rng,
 ) -> Result<Vec<RowBounds>> {
-    use rayon::prelude::*;
+    bounds_with(model, x.into(), samples, Draws::One(rng))
+}
+
+/// Code samples per row of the `nll` anomaly score.
+pub const NLL_SAMPLES: usize = 32;
+
+/// Each row's negative importance-weighted log-likelihood ([`NLL_SAMPLES`] code draws, each
+/// row's from a generator seeded by its own values: a row scores the same alone, in any batch
+/// and in any file): the `nll` anomaly score, higher = less likely.
+///
+/// # Errors
+/// As [`bounds`].
+pub fn nll_scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>) -> Result<Vec<f64>> {
     let x = x.into();
+    let rngs = (0..x.rows()).map(|r| Rng::new(row_seed(x.row(r)))).collect();
+    Ok(bounds_with(model, x, NLL_SAMPLES, Draws::PerRow(rngs))?
+        .into_iter()
+        .map(|b| -b.log_likelihood)
+        .collect())
+}
+
+/// FNV-1a over a row's bits.
+fn row_seed(row: &[f32]) -> u64 {
+    row.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+        v.to_bits()
+            .to_le_bytes()
+            .iter()
+            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    })
+}
+
+/// Where the code draws come from.
+enum Draws<'r> {
+    /// One generator, rows in order.
+    One(&'r mut Rng),
+    /// A generator per row.
+    PerRow(Vec<Rng>),
+}
+
+fn bounds_with(model: &Autoencoder, x: MatrixRef<'_>, samples: usize, mut draws: Draws<'_>) -> Result<Vec<RowBounds>> {
+    use rayon::prelude::*;
     let (c, g) = code(model)?;
     if samples == 0 {
         return Err(Error::setting("samples", samples, "must be positive"));
@@ -77,11 +116,15 @@ pub fn bounds<'a>(
     let mut z = Matrix::zeros(n, w);
     let mut log_q_minus_p = vec![0f64; n];
     for s in 0..samples {
-        let draws = z
+        let rows_in = z
             .as_mut_slice()
             .chunks_exact_mut(w)
             .zip(stats.as_slice().chunks_exact(2 * w));
-        for ((zr, row), lq) in draws.zip(log_q_minus_p.iter_mut()) {
+        for (r, ((zr, row), lq)) in rows_in.zip(log_q_minus_p.iter_mut()).enumerate() {
+            let rng = match &mut draws {
+                Draws::One(g) => &mut **g,
+                Draws::PerRow(v) => &mut v[r],
+            };
             let mut acc = 0f64;
             for j in 0..w {
                 let lv = row[w + j].clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1);
@@ -273,6 +316,22 @@ mod tests {
         one.add(&m, &many, 1, &mut Rng::new(5)).unwrap();
         let one = one.finish(1);
         assert!((one.log_likelihood - one.elbo).abs() < 0.05, "{one:?}");
+    }
+
+    /// The `nll` score of a row depends on the row alone, not on its batch.
+    #[test]
+    fn a_rows_likelihood_score_is_its_own() {
+        let mut cfg = Mlp::new(5, 2).with_hidden(&[4]).with_loss(Loss::Bce);
+        cfg.vae = Some(Default::default());
+        let m = cfg.init(2).unwrap();
+        let mut rng = Rng::new(4);
+        let x = Matrix::from_vec(6, 5, (0..30).map(|_| rng.uniform()).collect()).unwrap();
+        let all = nll_scores(&m, &x).unwrap();
+        for (r, &score) in all.iter().enumerate() {
+            let alone = nll_scores(&m, &x.slice_rows(r, r + 1)).unwrap();
+            assert_eq!(alone[0], score);
+        }
+        assert!(all.iter().all(|s| s.is_finite() && *s > 0.0));
     }
 
     #[test]

@@ -207,6 +207,12 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
         }
         if reconstructs && (want(Output::Score) || want(Output::PerFeature) || want(Output::Anomaly)) {
             let metric = file.anomaly.as_ref().map_or(ScoreMetric::default(), |t| t.metric);
+            if !metric.is_error() {
+                return Err(Error::Config(format!(
+                    "the model is calibrated on {} scores (a VAE's likelihood, estimated by drawing codes), which an ONNX graph cannot compute; export code and reconstruction",
+                    metric.name()
+                )));
+            }
             let (score, terms) = g.score(&xs, &out, metric, d);
             if want(Output::Score) {
                 values.push((Output::Score, score.clone(), DataType::Double, vec![None]));

@@ -537,11 +537,14 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
     }
     let codes = m.encode(d.x)?;
     if m.check_reconstructs().is_ok() {
+        // The error section shows an error over features: a model calibrated on a likelihood
+        // score (nll) gets its squared error here, and no threshold line.
         let metric = file.anomaly.as_ref().map_or(ScoreMetric::default(), |t| t.metric);
-        let e = score::explain(m, d.x, metric)?;
+        let shown = if metric.is_error() { metric } else { ScoreMetric::Mse };
+        let e = score::explain(m, d.x, shown)?;
         let (lo, hi, out) = bulk_range(&e.scores);
         let mut marks = Vec::new();
-        if let Some(t) = &file.anomaly {
+        if let Some(t) = file.anomaly.as_ref().filter(|t| t.metric == shown) {
             let flagged = e.scores.iter().filter(|s| **s > t.value).count();
             marks.push((
                 t.value.min(hi),

@@ -2596,6 +2596,50 @@ fn variational_autoencoder_end_to_end() {
         ])
         .output()
         .unwrap();
+    // Likelihood scores: one per row, finite, the same for a row alone; a model calibrated on
+    // them scores and flags, and its export is refused by name (an ONNX graph draws no codes).
+    let out = sb
+        .cmd()
+        .args(["score", "m.safetensors", images, "--metric", "nll", "-o", "nll.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nll = std::fs::read_to_string(sb.path("nll.csv")).unwrap();
+    let first: Vec<f64> = nll
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(first.len(), 1000);
+    assert!(first.iter().all(|v| v.is_finite() && *v > 0.0));
+    let out = sb
+        .cmd()
+        .args([
+            "calibrate",
+            "m.safetensors",
+            images,
+            "--metric",
+            "nll",
+            "--contamination",
+            "0.05",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keep: Vec<String> = sb.files();
+    let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+    fails(
+        &sb,
+        &["export", "m.safetensors", "-o", "x.onnx"],
+        "an ONNX graph cannot compute",
+        &keep,
+    );
+    fails(
+        &sb,
+        &["score", "m.safetensors", images, "--per-feature", "-o", "x.csv"],
+        "per-feature shares need an error",
+        &keep,
+    );
     // The convolutional example: trains, evaluates and exports.
     let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/conv-vae.toml");
     let out = sb

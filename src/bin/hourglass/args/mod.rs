@@ -377,7 +377,9 @@ pub struct ScoreArgs {
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Reconstruction error per row: mse (mean squared) or mae (mean absolute), in the model's
-    /// scaled units. Default: the calibrated metric, else mse.
+    /// scaled units; or, for a variational autoencoder, nll (the row's negative log-likelihood
+    /// in nats, importance-weighted over 32 code draws). Default: the calibrated metric, else
+    /// mse.
     #[arg(long, value_name = "METRIC")]
     pub metric: Option<hourglass::score::ScoreMetric>,
     /// Explain each score: `top_feature`, and for every feature `NAME.expected` (the
@@ -413,7 +415,8 @@ pub struct CalibrateArgs {
     /// The data is all normal: allow this false-positive rate on it.
     #[arg(long, value_name = "F")]
     pub fpr: Option<f64>,
-    /// Score metric: mse or mae.
+    /// Score metric: mse or mae (reconstruction errors), or nll (a variational autoencoder's
+    /// negative log-likelihood of the row, importance-weighted over 32 code draws).
     #[arg(long, default_value = "mse", value_name = "METRIC")]
     pub metric: hourglass::score::ScoreMetric,
     /// Write the calibrated model here instead of replacing MODEL.
