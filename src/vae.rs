@@ -239,13 +239,20 @@ pub fn sample(model: &Autoencoder, n: usize, rng: &mut Rng) -> Result<Matrix> {
     model.decode(&z)
 }
 
-/// A latent traversal: for each of the first `units` code units, `steps` rows decoded from
-/// `base` (the prior's mean when `None`) with that unit set evenly from `−span` to `span`;
-/// rows are unit-major (`units × steps`), in the data's units.
+/// A latent traversal around `base` (the prior's mean when `None`): the `units` code units
+/// that change the decoded row most between `−span` and `span` (the ones the model uses; a VAE
+/// leaves others at the prior), each swept evenly over `steps` values. Returns the units, most
+/// influential first, and the decoded rows, unit-major (`units × steps`), in the data's units.
 ///
 /// # Errors
 /// As [`code`]; [`Error::Shape`] when `base` is not a code.
-pub fn traverse(model: &Autoencoder, base: Option<&[f32]>, units: usize, steps: usize, span: f32) -> Result<Matrix> {
+pub fn traverse(
+    model: &Autoencoder,
+    base: Option<&[f32]>,
+    units: usize,
+    steps: usize,
+    span: f32,
+) -> Result<(Vec<usize>, Matrix)> {
     let (_, g) = code(model)?;
     let w = g.width;
     let zero = vec![0.0; w];
@@ -257,11 +264,29 @@ pub fn traverse(model: &Autoencoder, base: Option<&[f32]>, units: usize, steps: 
             got: format!("{} values", base.len()),
         });
     }
-    let units = units.min(w);
-    let mut z = Matrix::zeros(units * steps, w);
-    for u in 0..units {
+    // Each unit at −span and +span: how far apart the two decoded rows are.
+    let mut ends = Matrix::zeros(2 * w, w);
+    for u in 0..w {
+        for (k, v) in [-span, span].into_iter().enumerate() {
+            let row = ends.row_mut(2 * u + k);
+            row.copy_from_slice(base);
+            row[u] = v;
+        }
+    }
+    let decoded = model.decode(&ends)?;
+    let reach: Vec<f64> = (0..w)
+        .map(|u| {
+            let (a, b) = (decoded.row(2 * u), decoded.row(2 * u + 1));
+            a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..w).collect();
+    order.sort_by(|&a, &b| reach[b].total_cmp(&reach[a]).then(a.cmp(&b)));
+    order.truncate(units.min(w));
+    let mut z = Matrix::zeros(order.len() * steps, w);
+    for (i, &u) in order.iter().enumerate() {
         for s in 0..steps {
-            let row = z.row_mut(u * steps + s);
+            let row = z.row_mut(i * steps + s);
             row.copy_from_slice(base);
             row[u] = if steps > 1 {
                 -span + 2.0 * span * s as f32 / (steps - 1) as f32
@@ -270,7 +295,7 @@ pub fn traverse(model: &Autoencoder, base: Option<&[f32]>, units: usize, steps: 
             };
         }
     }
-    model.decode(&z)
+    Ok((order, model.decode(&z)?))
 }
 
 #[cfg(test)]
@@ -342,8 +367,14 @@ mod tests {
         let s = sample(&m, 7, &mut Rng::new(1)).unwrap();
         assert_eq!(s.shape(), (7, 4));
         assert_eq!(s, sample(&m, 7, &mut Rng::new(1)).unwrap());
-        let t = traverse(&m, None, 2, 5, 3.0).unwrap();
+        let (units, t) = traverse(&m, None, 2, 5, 3.0).unwrap();
         assert_eq!(t.shape(), (10, 4));
+        // The two units whose sweep moves the output most, most first.
+        let (all, _) = traverse(&m, None, 3, 2, 3.0).unwrap();
+        assert_eq!(&all[..2], &units[..]);
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2]);
         // The middle step of each sweep is the base code itself.
         let mid = m.decode(&Matrix::zeros(1, 3)).unwrap();
         assert_eq!(t.row(2), mid.row(0));

@@ -450,9 +450,9 @@ pub struct SampleArgs {
     /// Number of samples (with --traverse: code units to sweep).
     #[arg(short, long, default_value_t = 64, value_name = "N")]
     pub n: usize,
-    /// A latent traversal instead: each of the first N code units swept from -3 to 3 (9
-    /// steps, one row of the grid per unit) around the prior's mean, or around the mean code
-    /// of the first row of --data.
+    /// A latent traversal instead: the N code units that change the image most, each swept
+    /// from -3 to 3 (9 steps, one row of the grid per unit) around the prior's mean, or around
+    /// the mean code of the first row of --data.
     #[arg(long)]
     pub traverse: bool,
     /// With --traverse: sweep around this data's first row's code.

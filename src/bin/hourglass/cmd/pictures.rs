@@ -38,10 +38,13 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             }
             None => None,
         };
-        (
-            hourglass::vae::traverse(&file.model, base.as_deref(), a.n, STEPS, 3.0)?,
-            STEPS,
-        )
+        let (units, rows) = hourglass::vae::traverse(&file.model, base.as_deref(), a.n, STEPS, 3.0)?;
+        let shown: Vec<String> = units.iter().map(usize::to_string).collect();
+        note!(
+            "code units, one per grid row (most influential first): {}",
+            shown.join(", ")
+        );
+        (rows, STEPS)
     } else {
         let cols = (a.n as f64).sqrt().ceil() as usize;
         (hourglass::vae::sample(&file.model, a.n, &mut rng)?, cols)
