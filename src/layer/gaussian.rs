@@ -177,6 +177,25 @@ impl Gaussian {
         term / d
     }
 
+    /// The KL term of rows `x` (`[μ | log σ²]`) with the full `β` (after any warm-up), per
+    /// value of an output `output_width` wide: what the validation loss adds to the
+    /// reconstruction of the mean path.
+    pub fn kl_term(&self, x: &[f32], output_width: usize) -> f64 {
+        let w = self.width;
+        let rows = (x.len() / (2 * w)).max(1);
+        let kl: f64 = x
+            .chunks_exact(2 * w)
+            .map(|r| (0..w).map(|j| kl_unit(r[j], r[w + j])).sum::<f64>())
+            .sum();
+        let (beta, c, mean) = (
+            f64::from(self.prior.beta),
+            f64::from(self.prior.capacity),
+            kl / rows as f64,
+        );
+        let term = if c > 0.0 { beta * (mean - c).abs() } else { beta * mean };
+        term / output_width.max(1) as f64
+    }
+
     /// The backward pass of [`Gaussian::train_forward`]: `dx` (rows of `[dμ | d log σ²]`) from
     /// `dz` (rows of `dz`), with the KL term's gradient added, then the layer below's
     /// activation terms (`prev`).

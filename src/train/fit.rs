@@ -17,7 +17,7 @@ use crate::noise;
 use crate::optim::Optimizer;
 use crate::regularize::{self, Regularizer};
 use crate::rng::Rng;
-use crate::tensor::{MatrixRef, Rows};
+use crate::tensor::{Matrix, MatrixRef, Rows};
 use std::borrow::Cow;
 use std::time::Instant;
 
@@ -1152,8 +1152,27 @@ fn run_feed<R: Into<Flow>>(
 }
 
 /// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.
+/// A variational code adds its KL term (the reconstruction is the mean path's).
 fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Option<f64>) {
     let out = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..t.layers.len());
+    let kl: f64 = t
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match l {
+            Layer::Gaussian(g) if i > 0 => Some((i, g)),
+            _ => None,
+        })
+        .map(|(i, g)| {
+            let stats = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..i);
+            g.kl_term(stats.as_slice(), out.cols())
+        })
+        .sum();
+    let (loss, acc) = validate_head(t, v, targets, out);
+    (loss + kl, acc)
+}
+
+fn validate_head(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>, out: Matrix) -> (f64, Option<f64>) {
     match (t.head, targets) {
         (Head::Reconstruction(loss), Held::Rows(goal)) => (
             loss.sum(out.as_slice(), goal.view().as_slice()) / (goal.rows() * goal.cols()).max(1) as f64,

@@ -909,3 +909,36 @@ fn binarization_needs_an_autoencoder_of_values_in_0_1() {
     let e = fit(&mut m, &x, None, &config, |_| {}).unwrap_err().to_string();
     assert!(e.contains("row 1, column 3 is 1.5"), "{e}");
 }
+
+/// A VAE's validation loss is the negative ELBO's deterministic part: the mean path's
+/// reconstruction plus the KL term, per value.
+#[test]
+fn a_vaes_validation_loss_adds_its_kl_term() {
+    let data = blobs(120, 8, 6);
+    let valid = blobs(40, 8, 7);
+    let mut cfg = Mlp::new(8, 2)
+        .with_hidden(&[6])
+        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
+        .with_loss(crate::loss::Loss::Bce);
+    cfg.vae = Some(crate::layer::Prior {
+        beta: 2.0,
+        capacity: 0.0,
+        warmup: 0,
+    });
+    let mut m = cfg.init(3).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        ..Default::default()
+    };
+    let r = fit(&mut m, &data, Some(valid.view()), &config, |_| {}).unwrap();
+    let got = r.history[1].valid_loss.unwrap();
+    let recon = crate::loss::Loss::Bce.sum(m.reconstruct(&valid).unwrap().as_slice(), valid.as_slice()) / (40.0 * 8.0);
+    let stats = m.forward_scaled(valid.view(), 0..2);
+    let crate::layer::Layer::Gaussian(g) = &m.layers[2] else {
+        panic!("the code is Gaussian")
+    };
+    let kl = g.kl_term(stats.as_slice(), 8);
+    assert!(kl > 0.0);
+    assert!((got - (recon + kl)).abs() < 1e-6, "{got} vs {recon} + {kl}");
+}
