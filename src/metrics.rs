@@ -16,6 +16,11 @@ pub struct ReconstructionMetrics {
     pub psnr: Option<f64>,
     /// Mean binary cross-entropy per element, for data in [0, 1].
     pub bce: Option<f64>,
+    /// Fraction of variance unexplained: the squared error over the data's total variance
+    /// about its column means (1 − R²; 0 is perfect, 1 is what the mean row gets). `None`
+    /// when every column is constant.
+    #[serde(default)]
+    pub fvu: Option<f64>,
 }
 
 /// Computes [`ReconstructionMetrics`] (sums in f64).
@@ -39,6 +44,11 @@ pub struct ReconstructionSums {
     sse: f64,
     bce: f64,
     unit: bool,
+    /// Per column: the first row's value (a shift that keeps the sums small), then the sums
+    /// of `x − shift` and its square.
+    shift: Vec<f64>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
 }
 
 impl Default for ReconstructionSums {
@@ -49,6 +59,9 @@ impl Default for ReconstructionSums {
             sse: 0.0,
             bce: 0.0,
             unit: true,
+            shift: Vec::new(),
+            sum: Vec::new(),
+            sum_sq: Vec::new(),
         }
     }
 }
@@ -67,6 +80,18 @@ impl ReconstructionSums {
         self.unit &= x.as_slice().iter().all(|v| (0.0..=1.0).contains(v));
         if self.unit {
             self.bce += crate::loss::Loss::Bce.sum(x_hat.as_slice(), x.as_slice());
+        }
+        if self.shift.is_empty() && x.rows() > 0 {
+            self.shift = x.row(0).iter().map(|&v| f64::from(v)).collect();
+            self.sum = vec![0.0; x.cols()];
+            self.sum_sq = vec![0.0; x.cols()];
+        }
+        for r in 0..x.rows() {
+            for (j, &v) in x.row(r).iter().enumerate() {
+                let d = f64::from(v) - self.shift[j];
+                self.sum[j] += d;
+                self.sum_sq[j] += d * d;
+            }
         }
         self.n += x.rows();
         self.values += x.as_slice().len();
@@ -93,6 +118,11 @@ impl ReconstructionSums {
             sse_per_sample: self.sse / self.n.max(1) as f64,
             psnr,
             bce: self.unit.then(|| self.bce / self.values.max(1) as f64),
+            fvu: {
+                let n = self.n.max(1) as f64;
+                let total: f64 = self.sum.iter().zip(&self.sum_sq).map(|(s, q)| q - s * s / n).sum();
+                (total > 0.0).then(|| self.sse / total)
+            },
         }
     }
 }
@@ -223,6 +253,24 @@ pub fn confusion(labels: &[String], pred: &[usize], classes: &[String]) -> Confu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FVU is 0 for a perfect reconstruction, 1 for the column means, and the same over any
+    /// chunking.
+    #[test]
+    fn fraction_of_variance_unexplained() {
+        let x = Matrix::from_vec(4, 2, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 6.0, 40.0]).unwrap();
+        assert_eq!(reconstruction(&x, &x).fvu, Some(0.0));
+        let means = Matrix::from_vec(4, 2, [3.0, 25.0].repeat(4)).unwrap();
+        assert!((reconstruction(&x, &means).fvu.unwrap() - 1.0).abs() < 1e-12);
+        let half = Matrix::from_vec(4, 2, x.as_slice().iter().map(|v| v * 0.5).collect()).unwrap();
+        let whole = reconstruction(&x, &half).fvu.unwrap();
+        let mut sums = ReconstructionSums::default();
+        sums.add(&x.slice_rows(0, 1), &half.slice_rows(0, 1));
+        sums.add(&x.slice_rows(1, 4), &half.slice_rows(1, 4));
+        assert!((sums.finish().fvu.unwrap() - whole).abs() < 1e-12);
+        let flat = Matrix::from_vec(2, 1, vec![5.0, 5.0]).unwrap();
+        assert_eq!(reconstruction(&flat, &flat).fvu, None);
+    }
     use crate::Activation;
 
     #[test]

@@ -774,7 +774,7 @@ pub struct EvalArgs {
     pub model: PathBuf,
     /// Data to evaluate on.
     pub data: PathBuf,
-    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, l0, dead_fraction,
+    /// Print one JSON object: n, mse, sse_per_sample, psnr, bce, fvu, l0, dead_fraction,
     /// mean_activation; for a variational autoencoder also elbo, log_likelihood, kl,
     /// reconstruction_nll and samples (nats per row).
     #[arg(long)]

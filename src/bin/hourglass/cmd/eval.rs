@@ -84,6 +84,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     outln!("rows             {}", m.n);
     outln!("mse              {:.6}", m.mse);
     outln!("sse per sample   {:.4}", m.sse_per_sample);
+    if let Some(f) = m.fvu {
+        outln!("fvu              {f:.5} (fraction of variance unexplained: 0 perfect, 1 the mean row)");
+    }
     match m.psnr {
         Some(p) => outln!("psnr             {p:.2} dB"),
         None => outln!("psnr             - (data not in [0, 1])"),
