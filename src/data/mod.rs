@@ -11,6 +11,7 @@ pub mod npy;
 pub mod parquet;
 pub mod scale;
 pub mod tabular;
+pub mod tensors;
 
 use crate::error::{Error, Result};
 use crate::fsutil::io_at;
@@ -33,6 +34,8 @@ pub enum Format {
     Idx,
     /// A folder of PNG / JPEG images.
     Images,
+    /// A `.safetensors` file of named tensors (one is read).
+    Safetensors,
 }
 
 /// Rows read from a file, with what is known about them.
@@ -68,7 +71,7 @@ fn detect(path: &Path) -> Result<Format> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let mut head = [0u8; 6];
+    let mut head = [0u8; 9];
     let mut f = std::fs::File::open(path).map_err(io_at(path))?;
     let n = f.read(&mut head).map_err(io_at(path))?;
     let head = &head[..n];
@@ -81,6 +84,9 @@ fn detect(path: &Path) -> Result<Format> {
     if head.starts_with(&[0x1f, 0x8b]) || idx::sniff(head) {
         return Ok(Format::Idx);
     }
+    if tensors::sniff(head) {
+        return Ok(Format::Safetensors);
+    }
     match ext.as_str() {
         "csv" | "txt" => Ok(Format::Csv),
         "npy" => Err(Error::data(path, "not a .npy file (bad magic)")),
@@ -88,7 +94,7 @@ fn detect(path: &Path) -> Result<Format> {
         _ if n == 0 => Err(Error::data(path, "empty file")),
         _ => Err(Error::data(
             path,
-            "unknown format; expected a .csv file, a Parquet file, a .npy file or an IDX file (raw or .gz)",
+            "unknown format; expected a .csv file, a Parquet file, a .npy file, a .safetensors file or an IDX file (raw or .gz)",
         )),
     }
 }
@@ -106,7 +112,7 @@ pub fn peek_width(path: &Path) -> Result<Option<usize>> {
     let dims = match detect(path)? {
         Format::Npy => npy::peek(path)?,
         Format::Idx => idx::peek(path)?,
-        Format::Csv | Format::Parquet | Format::Images => return Ok(None),
+        Format::Csv | Format::Parquet | Format::Images | Format::Safetensors => return Ok(None),
     };
     Ok(Some(if dims.len() <= 1 {
         1
@@ -140,6 +146,9 @@ pub fn load_with(
         return images::read_folder(path, image_shape);
     }
     let format = detect(path)?;
+    if format == Format::Safetensors {
+        return read_tensor(path, sel).map(|ds| (ds, 0));
+    }
     if !matches!(format, Format::Csv | Format::Parquet) {
         sel.check_csv_only(path)?;
     }
@@ -151,6 +160,7 @@ pub fn load_with(
     let ds = match format {
         // `detect` reads files; folders were handled above.
         Format::Images => return Err(Error::data(path, "expected a file, found a folder of images")),
+        Format::Safetensors => unreachable!("read by read_tensor above"),
         Format::Csv | Format::Parquet => {
             let t = if format == Format::Csv {
                 csv::read(path, sel)?
@@ -197,6 +207,39 @@ pub fn load_with(
         return Err(Error::data(path, "no rows"));
     }
     Ok((ds, 0))
+}
+
+/// A `.safetensors` file's tensor as a dataset: `--columns NAME` (one name) picks the tensor.
+fn read_tensor(path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    let name = match &sel.columns {
+        Some(c) if c.len() == 1 && sel.drop.is_empty() && sel.label_column.is_none() => Some(c[0].as_str()),
+        None if sel.drop.is_empty() && sel.label_column.is_none() => None,
+        _ => {
+            return Err(Error::setting(
+                "columns",
+                sel.columns.as_ref().map_or(String::new(), |c| c.join(",")),
+                format!(
+                    "{}: a safetensors file takes one tensor name (--columns NAME) and no other column choice",
+                    path.display()
+                ),
+            ));
+        }
+    };
+    let (x, shape) = tensors::read(path, name)?;
+    if x.rows() == 0 {
+        return Err(Error::data(path, "no rows"));
+    }
+    Ok(Dataset {
+        x,
+        names: Vec::new(),
+        labels: None,
+        image_shape: match shape[..] {
+            [_, h, w] => Some((h, w, 1)),
+            _ => None,
+        },
+        format: Format::Safetensors,
+        files: None,
+    })
 }
 
 /// Reorders rows of `(H, W, C)` images into `(C, H, W)`.

@@ -2708,3 +2708,78 @@ fn variational_autoencoder_end_to_end() {
         &keep,
     );
 }
+
+/// Activation matrices in safetensors files: a tensor picked by name trains a (k-sparse)
+/// dictionary, and every command reads the file the same way; mistakes name the tensors.
+#[test]
+fn activations_from_a_safetensors_file() {
+    use hourglass::tensorfile::{TensorData, write_typed};
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(9);
+    let acts: Vec<f32> = (0..200 * 16).map(|_| rng.normal()).collect();
+    let other = [0.0f32; 3];
+    let bytes = write_typed(
+        Default::default(),
+        &mut [
+            ("blocks.2.mlp".into(), vec![200, 16], TensorData::F32(&acts)),
+            ("tokens".into(), vec![3], TensorData::F32(&other)),
+        ],
+    )
+    .unwrap();
+    std::fs::write(sb.path("acts.safetensors"), bytes).unwrap();
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "acts.safetensors",
+            "--columns",
+            "blocks.2.mlp",
+            "--code",
+            "64",
+            "--topk",
+            "4",
+        ])
+        .args(["--output-activation", "identity", "--epochs", "2", "-q", "-o", "sae.hg"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .cmd()
+        .args([
+            "eval",
+            "sae.hg",
+            "acts.safetensors",
+            "--columns",
+            "blocks.2.mlp",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 200);
+    assert!(v["fvu"].as_f64().unwrap() > 0.0);
+    assert!(v["l0"].as_f64().unwrap() <= 4.0 + 1e-9);
+    let keep = ["acts.safetensors", "sae.hg"];
+    fails(
+        &sb,
+        &["train", "acts.safetensors", "--code", "4", "-o", "x.hg"],
+        "2 tensors (blocks.2.mlp, tokens): name one with --columns NAME",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "acts.safetensors",
+            "--columns",
+            "blocks.3",
+            "--code",
+            "4",
+            "-o",
+            "x.hg",
+        ],
+        "no tensor `blocks.3`",
+        &keep,
+    );
+}
