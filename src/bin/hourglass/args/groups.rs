@@ -8,10 +8,12 @@ use hourglass::data::tabular::{CategoricalColumns, TabularOptions};
 use hourglass::regularize::Setting;
 use hourglass::{Noise, OptimizerConfig};
 
-/// Which table columns to use (CSV and Parquet tables only; a Parquet file decodes only these).
+/// Which table columns to use (CSV and Parquet tables; a Parquet file decodes only these), or
+/// which tensor of a .safetensors file.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ColumnArgs {
-    /// Use only these columns (names, or 0-based indices for files without a header).
+    /// Use only these columns (names, or 0-based indices for files without a header); for a
+    /// .safetensors file, the one tensor to read.
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
     pub columns: Option<Vec<String>>,
     /// Leave out these columns.

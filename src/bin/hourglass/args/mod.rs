@@ -26,7 +26,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train an autoencoder on a data file (CSV, Parquet, NPY or IDX) and save the model.
+    /// Train an autoencoder on a data file (CSV, Parquet, NPY, safetensors or IDX) and save the model.
     Train(Box<TrainArgs>),
     /// Write the codes (or the activations of an encoder layer) of each row.
     Encode(EncodeArgs),
@@ -491,7 +491,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct PcaArgs {
-    /// Training data: .csv, .parquet, .npy, or IDX (raw or .gz).
+    /// Training data: .csv, .parquet, .npy, .safetensors, or IDX (raw or .gz).
     pub data: PathBuf,
     /// Number of principal components (the code width).
     #[arg(long, value_name = "K")]
@@ -519,7 +519,7 @@ pub struct PcaArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training data: .csv, .parquet, .npy, or IDX (raw or .gz).
+    /// Training data: .csv, .parquet, .npy, .safetensors, or IDX (raw or .gz).
     pub data: PathBuf,
     /// Encoder hidden widths, input side first, e.g. 1000,500,250 (none: one-layer autoencoder).
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
