@@ -104,7 +104,9 @@ class _AutoencoderBase:
 
     def anomaly_scores(self, X, metric="mse"):
         """Each row's reconstruction error in the model's scaled units: **higher = more
-        anomalous** (PyOD's and the command line's convention). ``metric``: mse or mae."""
+        anomalous** (PyOD's and the command line's convention). ``metric``: mse or mae, or nll
+        for a model fitted with ``vae`` (the row's negative log-likelihood in nats,
+        importance-weighted over 32 code draws seeded by the row's own values)."""
         x = self._input(X)
         return self.model_.scores(x, metric=metric, threads=self._threads())
 

@@ -32,6 +32,10 @@ def test_fit_sample_and_bounds(digits):
     untrained = AutoEncoder(hidden=[64], code=4, activation="tanh", loss="bce", vae=True, scale="none", epochs=1,
                             learning_rate=1e-9, validation_fraction=0, random_state=0).fit(digits)
     assert b["elbo"].mean() > untrained.variational_bounds(digits[:200], samples=20)["elbo"].mean()
+    # The likelihood as an anomaly score: a row scores the same alone as in a batch.
+    nll = est.anomaly_scores(digits[:20], metric="nll")
+    assert nll.shape == (20,) and np.isfinite(nll).all()
+    assert est.anomaly_scores(digits[3:4], metric="nll")[0] == nll[3]
     # The same seed, the same figures, whatever the thread count.
     est.set_params(n_jobs=1)
     one = est.log_likelihood(digits[:50], samples=10)
