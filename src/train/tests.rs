@@ -61,10 +61,15 @@ fn check_with(reg: Regularizer, code_act: Activation, hidden: std::collections::
         .with_activations(Activation::Tanh, code_act, Activation::Sigmoid);
     cfg.regularizer = reg.clone();
     cfg.hidden_regularizers = hidden;
-    let model = cfg.init(3).unwrap();
+    assert_gradients(&cfg.init(3).unwrap(), &format!("{reg:?}"));
+}
+
+/// Central differences (f64 steps on f32 weights) of the step's whole loss against its
+/// analytic gradients, for every weight and bias of `model`, on [`batch`].
+fn assert_gradients(model: &Autoencoder, what: &str) {
     let x = batch();
     let run = |m: &Autoencoder| loss_and_grads(m, &x);
-    let (_, ws) = run(&model);
+    let (_, ws) = run(model);
     let h = 1e-3f32;
     for l in 0..model.layers.len() {
         let n_w = model.layers[l].params().0.len();
@@ -82,7 +87,7 @@ fn check_with(reg: Regularizer, code_act: Activation, hidden: std::collections::
             let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
             assert!(
                 (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
-                "{reg:?} layer {l} param {i}: numeric {numeric} analytic {analytic}"
+                "{what} layer {l} param {i}: numeric {numeric} analytic {analytic}"
             );
         }
     }
@@ -824,29 +829,7 @@ fn vae_gradient() {
         cfg.vae = Some(prior);
         let model = cfg.init(4).unwrap();
         assert!(matches!(model.layers[2], crate::layer::Layer::Gaussian(_)));
-        let x = batch();
-        let (_, ws) = step(&model, &x);
-        let h = 1e-3f32;
-        for l in 0..model.layers.len() {
-            let n_w = model.layers[l].params().0.len();
-            for i in 0..n_w + model.layers[l].params().1.len() {
-                let eval = |delta: f32| {
-                    let mut m = model.clone();
-                    if i < n_w {
-                        m.layers[l].params_mut().0[i] += delta
-                    } else {
-                        m.layers[l].params_mut().1[i - n_w] += delta
-                    }
-                    step(&m, &x).0
-                };
-                let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
-                let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
-                assert!(
-                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
-                    "{prior:?} layer {l} param {i}: numeric {numeric} analytic {analytic}"
-                );
-            }
-        }
+        assert_gradients(&model, &format!("{prior:?}"));
     }
 }
 
