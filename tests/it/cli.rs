@@ -2567,6 +2567,44 @@ fn variational_autoencoder_end_to_end() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Samples as data: rows of the model's width.
+    let out = sb
+        .cmd()
+        .args(["sample", "m.safetensors", "-n", "5", "-o", "s.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(sb.path("s.csv")).unwrap();
+    assert_eq!(text.lines().count(), 6);
+    assert_eq!(text.lines().nth(1).unwrap().split(',').count(), 784);
+    // A table's VAE samples rows under the table's column names.
+    sb.table("t.csv");
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "t.csv",
+            "--label-column",
+            "label",
+            "--hidden",
+            "8",
+            "--code",
+            "2",
+            "--vae",
+        ])
+        .args(["--epochs", "2", "-q", "-o", "table.safetensors"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .cmd()
+        .args(["sample", "table.safetensors", "-n", "3", "-o", "rows.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = std::fs::read_to_string(sb.path("rows.csv")).unwrap();
+    assert_eq!(rows.lines().next().unwrap(), "a,b,c,d,e,f");
+    assert_eq!(rows.lines().count(), 4);
     // Encoding writes the mean: the code is 4 wide.
     let out = sb
         .cmd()

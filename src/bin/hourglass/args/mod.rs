@@ -463,8 +463,9 @@ pub struct SampleArgs {
     pub seed: u64,
     #[command(flatten)]
     pub image: ImageShapeArg,
-    /// Output PNG.
-    #[arg(long, short, value_name = "PNG")]
+    /// Output: a PNG grid of images, or the decoded rows as data (.csv, .npy or .parquet; a
+    /// table's samples keep its column names).
+    #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
 }
 

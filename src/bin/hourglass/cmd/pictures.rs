@@ -26,7 +26,13 @@ pub fn show(a: ShowArgs) -> Result<()> {
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let file = load_model(&a.model)?;
-    let shape = file.image_shape(a.image.image_shape, None)?;
+    // A PNG grid of images, or the decoded rows as data (.csv, .npy, .parquet).
+    let png = a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let shape = if png {
+        Some(file.image_shape(a.image.image_shape, None)?)
+    } else {
+        None
+    };
     let mut rng = hourglass::Rng::new(a.seed);
     const STEPS: usize = 9;
     let (rows, cols) = if a.traverse {
@@ -48,6 +54,9 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     } else {
         let cols = (a.n as f64).sqrt().ceil() as usize;
         (hourglass::vae::sample(&file.model, a.n, &mut rng)?, cols)
+    };
+    let Some(shape) = shape else {
+        return super::write_output(&a.output, &rows, &file.feature_names(), &[]);
     };
     let tiles: Vec<Vec<f32>> = (0..rows.rows()).map(|r| rows.row(r).to_vec()).collect();
     let pic = viz::grid(&tiles, shape, cols, 2);
