@@ -40,6 +40,8 @@ MODEL = {
     "decov": (0.0, "decorrelation penalty on the code (DeCov)"),
     "hidden_reg": (None, "regularizers of other layers: {layer: 'l1=...,dropout=...'}"),
     "max_norm": (None, "cap each unit's incoming weight norm after every step"),
+    "unit_norm_decoder": (False, "rescale each code unit's decoder column (its dictionary atom) to unit norm "
+                                 "after every step, as sparse dictionary (SAE) trainers do"),
     "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
                   "(nats) and warmup (epochs)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
@@ -274,6 +276,7 @@ def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str 
         "max_norm": None if est.max_norm is None else float(est.max_norm),
         "freeze_epochs": int(freeze_epochs),
         "binarize": bool(getattr(est, "binarize", False)),
+        "unit_norm_decoder": bool(getattr(est, "unit_norm_decoder", False)),
     }
     return json.dumps(t)
 

@@ -70,6 +70,8 @@ struct Training {
     freeze_epochs: usize,
     #[serde(default)]
     binarize: bool,
+    #[serde(default)]
+    unit_norm_decoder: bool,
 }
 
 impl Training {
@@ -114,6 +116,7 @@ impl Training {
             max_norm: t.max_norm,
             freeze_epochs: t.freeze_epochs,
             binarize: t.binarize,
+            unit_norm_decoder: t.unit_norm_decoder,
         })
     }
 }

@@ -54,6 +54,12 @@ pub struct TrainConfig {
     /// autoencoders on MNIST); input and target alike.
     #[serde(default)]
     pub binarize: bool,
+    /// Rescale each column of the first decoder layer's weight (a code unit's dictionary
+    /// atom) to unit L2 norm after every step, as sparse dictionary (SAE) trainers do, so a
+    /// code value measures how much of its atom a row holds. Dense decoders; not with tied
+    /// weights.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unit_norm_decoder: bool,
 }
 
 impl Default for TrainConfig {
@@ -76,6 +82,7 @@ impl Default for TrainConfig {
             max_norm: None,
             freeze_epochs: 0,
             binarize: false,
+            unit_norm_decoder: false,
         }
     }
 }

@@ -736,6 +736,11 @@ fn run_feed<R: Into<Flow>>(
     let total_steps = batches * config.epochs;
     let warmup = config.warmup_epochs * batches;
     let noisy = !config.noise.is_empty();
+    let atoms = if config.unit_norm_decoder {
+        Some(dictionary_layer(&t)?)
+    } else {
+        None
+    };
     // Training holds about five copies of the parameters (gradients, two optimizer moments,
     // the last good and the best weights) and a few of each batch's activations.
     let params: usize = t.layers.iter().map(Layer::num_params).sum();
@@ -1000,6 +1005,9 @@ fn run_feed<R: Into<Flow>>(
                         }
                     }
                 }
+                if let Some(l) = atoms {
+                    unit_norm_columns(&mut t.layers[l]);
+                }
                 crate::model::sync_tied(t.layers, &t.tied);
             }
             step += 1;
@@ -1149,6 +1157,45 @@ fn run_feed<R: Into<Flow>>(
         precision: Some(config.precision.effective()),
         kernels: Some(config.precision.kernels()),
     })
+}
+
+/// The first decoder layer, whose columns are the code units' dictionary atoms: a dense layer
+/// right above the code, not tied.
+fn dictionary_layer(t: &Trainee<'_>) -> Result<usize> {
+    let bad = |why: &str| Err(Error::setting("unit_norm_decoder", true, why));
+    let Some((code, _)) = t.code else {
+        return bad("it normalizes an autoencoder's decoder");
+    };
+    let l = code + 1;
+    if !matches!(t.layers.get(l), Some(Layer::Dense(_))) {
+        return bad("the layer above the code must be dense (its columns are the atoms)");
+    }
+    if t.tied.iter().any(|&(_, d)| d == l) {
+        return bad("a tied decoder is the encoder's transpose; untie it to normalize its columns");
+    }
+    Ok(l)
+}
+
+/// Rescales each column of a dense layer's weight (`(n_out, n_in)`, row-major) to unit L2
+/// norm (a zero column stays zero). Sums in f64, rows in order: deterministic.
+pub(crate) fn unit_norm_columns(layer: &mut Layer) {
+    let Layer::Dense(d) = layer else { return };
+    let n_in = d.n_in;
+    let mut norms = vec![0f64; n_in];
+    for row in d.weight.chunks_exact(n_in) {
+        for (n, &w) in norms.iter_mut().zip(row) {
+            *n += f64::from(w) * f64::from(w);
+        }
+    }
+    let scale: Vec<f32> = norms
+        .iter()
+        .map(|&n| if n > 0.0 { (1.0 / n.sqrt()) as f32 } else { 1.0 })
+        .collect();
+    for row in d.weight.chunks_exact_mut(n_in) {
+        for (w, s) in row.iter_mut().zip(&scale) {
+            *w *= s;
+        }
+    }
 }
 
 /// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.

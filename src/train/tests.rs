@@ -925,3 +925,32 @@ fn a_vaes_validation_loss_adds_its_kl_term() {
     assert!(kl > 0.0);
     assert!((got - (recon + kl)).abs() < 1e-6, "{got} vs {recon} + {kl}");
 }
+
+/// Unit-norm dictionary atoms: after training, every column of the first decoder layer has
+/// norm 1; a tied decoder is refused by name.
+#[test]
+fn unit_norm_decoder_columns() {
+    let data = blobs(100, 8, 2);
+    let mut m = Mlp::new(8, 12).with_hidden(&[6]).init(1).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        unit_norm_decoder: true,
+        ..Default::default()
+    };
+    fit(&mut m, &data, None, &config, |_| {}).unwrap();
+    let (w, n_in) = (m.layers[2].weight(), m.layers[2].n_in());
+    for j in 0..n_in {
+        let norm: f64 = w
+            .chunks_exact(n_in)
+            .map(|r| f64::from(r[j]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "column {j}: {norm}");
+    }
+    let mut cfg = Mlp::new(8, 4).with_hidden(&[6]);
+    cfg.tied = true;
+    let mut tied = cfg.init(1).unwrap();
+    let e = fit(&mut tied, &data, None, &config, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("a tied decoder"), "{e}");
+}

@@ -2777,7 +2777,16 @@ fn activations_from_a_safetensors_file() {
             "--topk",
             "4",
         ])
-        .args(["--output-activation", "identity", "--epochs", "2", "-q", "-o", "sae.hg"])
+        .args([
+            "--output-activation",
+            "identity",
+            "--unit-norm-decoder",
+            "--epochs",
+            "2",
+            "-q",
+            "-o",
+            "sae.hg",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -668,6 +668,10 @@ pub struct TrainArgs {
     /// Rescale each unit's incoming weights to at most this L2 norm after every step.
     #[arg(long, value_name = "C")]
     pub max_norm: Option<f32>,
+    /// Rescale each column of the first decoder layer (a code unit's dictionary atom) to unit
+    /// norm after every step, as sparse dictionary (SAE) trainers do.
+    #[arg(long)]
+    pub unit_norm_decoder: bool,
     #[command(flatten)]
     pub noise: NoiseArgs,
     #[command(flatten)]

@@ -68,6 +68,7 @@ pub(super) fn settings(
         max_norm: a.max_norm,
         freeze_epochs: 0,
         binarize: a.binarize,
+        unit_norm_decoder: a.unit_norm_decoder,
     };
     Ok((model, train))
 }
