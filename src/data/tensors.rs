@@ -92,18 +92,13 @@ pub fn read(path: &Path, name: Option<&str>) -> Result<(Matrix, Vec<usize>)> {
             ));
         }
     };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    let m = Matrix::from_vec(rows, cols, values).map_err(|e| Error::data(path, e.to_string()))?;
+    if let Some((r, c)) = m.find_non_finite() {
         return Err(Error::data(
             path,
-            format!(
-                "tensor `{chosen}`: row {}, column {} is {}",
-                i / cols.max(1) + 1,
-                i % cols.max(1) + 1,
-                values[i]
-            ),
+            format!("tensor `{chosen}`: row {}, column {} is {}", r + 1, c + 1, m.row(r)[c]),
         ));
     }
-    let m = Matrix::from_vec(rows, cols, values).map_err(|e| Error::data(path, e.to_string()))?;
     Ok((m, shape))
 }
 

@@ -58,6 +58,17 @@ impl Prior {
         }
     }
 
+    /// The KL term for a batch whose mean KL per row is `mean`, with weight `beta`, and its
+    /// derivative with respect to `mean`: `β KL`, or `β |KL − C|` with a capacity target.
+    fn term(&self, mean: f64, beta: f32) -> (f64, f64) {
+        let (beta, c) = (f64::from(beta), f64::from(self.capacity));
+        if c > 0.0 {
+            (beta * (mean - c).abs(), beta * (mean - c).signum())
+        } else {
+            (beta * mean, beta)
+        }
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
@@ -162,15 +173,7 @@ impl Gaussian {
                 kl += kl_unit(mu[j], lv[j]);
             }
         }
-        let beta = f64::from(self.prior.beta_at(epoch));
-        let mean = kl / b as f64;
-        let c = f64::from(self.prior.capacity);
-        // The term per output value and its derivative with respect to each row's KL.
-        let (term, slope) = if c > 0.0 {
-            (beta * (mean - c).abs(), beta * (mean - c).signum())
-        } else {
-            (beta * mean, beta)
-        };
+        let (term, slope) = self.prior.term(kl / b as f64, self.prior.beta_at(epoch));
         // scale = 1 / (b · D): per row KL / b, per value / D.
         let d = 1.0 / (scale * b as f64);
         draws.coef = (slope * scale) as f32;
@@ -187,13 +190,7 @@ impl Gaussian {
             .chunks_exact(2 * w)
             .map(|r| (0..w).map(|j| kl_unit(r[j], r[w + j])).sum::<f64>())
             .sum();
-        let (beta, c, mean) = (
-            f64::from(self.prior.beta),
-            f64::from(self.prior.capacity),
-            kl / rows as f64,
-        );
-        let term = if c > 0.0 { beta * (mean - c).abs() } else { beta * mean };
-        term / output_width.max(1) as f64
+        self.prior.term(kl / rows as f64, self.prior.beta).0 / output_width.max(1) as f64
     }
 
     /// The backward pass of [`Gaussian::train_forward`]: `dx` (rows of `[dμ | d log σ²]`) from

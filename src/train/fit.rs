@@ -1199,22 +1199,21 @@ pub(crate) fn unit_norm_columns(layer: &mut Layer) {
 }
 
 /// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.
-/// A variational code adds its KL term (the reconstruction is the mean path's).
+/// A variational code adds its KL term (the reconstruction is the mean path's): the forward
+/// pass stops at each Gaussian layer to read its input, then goes on from there.
 fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Option<f64>) {
-    let out = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..t.layers.len());
-    let kl: f64 = t
-        .layers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| match l {
-            Layer::Gaussian(g) if i > 0 => Some((i, g)),
-            _ => None,
-        })
-        .map(|(i, g)| {
-            let stats = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), v, 0..i);
-            g.kl_term(stats.as_slice(), out.cols())
-        })
-        .sum();
+    let n = t.layers.len();
+    let d_out = t.layers[n - 1].n_out();
+    let run = |x: MatrixRef<'_>, range| crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), x, range);
+    let (mut kl, mut start, mut cur) = (0.0, 0, None::<Matrix>);
+    for (i, l) in t.layers.iter().enumerate() {
+        if let (Layer::Gaussian(g), true) = (l, i > start) {
+            let stats = run(cur.as_ref().map_or(v, Matrix::view), start..i);
+            kl += g.kl_term(stats.as_slice(), d_out);
+            (start, cur) = (i, Some(stats));
+        }
+    }
+    let out = run(cur.as_ref().map_or(v, Matrix::view), start..n);
     let (loss, acc) = validate_head(t, v, targets, out);
     (loss + kl, acc)
 }
