@@ -494,26 +494,37 @@ mod conv {
         let cfg = parse(NET, Dims::Image((2, 6, 6))).unwrap();
         let mut rng = Rng::new(3);
         let data = Matrix::from_vec(70, 72, (0..70 * 72).map(|_| rng.uniform()).collect()).unwrap();
-        let run = |t| {
-            crate::with_threads(Some(t), || {
-                let mut m = cfg.init(2).unwrap();
-                let config = TrainConfig {
-                    epochs: 3,
-                    batch_size: 32,
-                    noise: vec![Noise::Mask { p: 0.2 }],
-                    ..Default::default()
-                };
-                let r = fit(&mut m, &data, None, &config, |_| {}).unwrap();
-                (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
-            })
-            .unwrap()
+        let config = TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            noise: vec![Noise::Mask { p: 0.2 }],
+            ..Default::default()
         };
-        let (a, la) = run(1);
-        let (b, lb) = run(3);
-        assert_eq!(a, b);
-        assert_eq!(la, lb);
+        let (_, la) = super::trained_on_1_and_3_threads(|| cfg.init(2).unwrap(), &data, &config);
         assert!(la[2] < la[0], "the loss goes down: {la:?}");
     }
+}
+
+/// Trains the model `init` makes on `data` with 1 and with 3 threads, asserts the two runs
+/// give the same model and losses bit for bit, and returns the model and its epochs' losses.
+fn trained_on_1_and_3_threads(
+    init: impl Fn() -> Autoencoder + Sync,
+    data: &Matrix,
+    config: &TrainConfig,
+) -> (Autoencoder, Vec<f64>) {
+    let run = |t| {
+        crate::with_threads(Some(t), || {
+            let mut m = init();
+            let r = fit(&mut m, data, None, config, |_| {}).unwrap();
+            (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
+        })
+        .unwrap()
+    };
+    let (a, la) = run(1);
+    let (b, lb) = run(3);
+    assert_eq!(a, b);
+    assert_eq!(la, lb);
+    (a, la)
 }
 
 /// Mean absolute correlation between different code units over the rows of `codes`.
@@ -853,25 +864,14 @@ fn vae_training_is_thread_invariant_and_learns() {
         s.add(m, &data, 8, &mut Rng::new(2)).unwrap();
         s.finish(8)
     };
-    let run = |t| {
-        crate::with_threads(Some(t), || {
-            let mut m = cfg.init(1).unwrap();
-            let config = TrainConfig {
-                epochs: 6,
-                batch_size: 32,
-                lr: 3e-3,
-                binarize: true,
-                ..Default::default()
-            };
-            let r = fit(&mut m, &data, None, &config, |_| {}).unwrap();
-            (m, r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>())
-        })
-        .unwrap()
+    let config = TrainConfig {
+        epochs: 6,
+        batch_size: 32,
+        lr: 3e-3,
+        binarize: true,
+        ..Default::default()
     };
-    let (a, la) = run(1);
-    let (b, lb) = run(3);
-    assert_eq!(a, b);
-    assert_eq!(la, lb);
+    let (a, la) = trained_on_1_and_3_threads(|| cfg.init(1).unwrap(), &data, &config);
     assert!(la[5] < la[0], "the loss goes down: {la:?}");
     let (before, after) = (elbo(&untrained), elbo(&a));
     assert!(after.elbo > before.elbo + 0.5, "ELBO {} -> {}", before.elbo, after.elbo);
