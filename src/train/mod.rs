@@ -4,12 +4,15 @@
 //! - `step.rs`: the workspace and the one forward/backward pass, with a reconstruction or a
 //!   softmax cross-entropy head.
 //! - `checkpoint.rs`: [`Checkpoint`], where the loop stands, saved and continued bit for bit.
+//! - `exchange.rs`: what data-parallel ranks exchange each step (rows, loss, gradients,
+//!   averaged weights) and their agreement on stopping.
 //! - `fit.rs`: the epoch loop (shuffling, validation, early stopping, divergence, tied
 //!   weights, the freeze schedule), behind [`fit`], [`fit_paired`] and
 //!   [`crate::classifier::finetune`].
 
 pub mod checkpoint;
 mod config;
+mod exchange;
 pub(crate) mod fit;
 pub(crate) mod step;
 
