@@ -300,6 +300,7 @@ pub fn finetune_from<'a, R: Into<crate::train::Flow>>(
         head: Head::SoftmaxCrossEntropy,
         tied: Vec::new(),
         code: None,
+        learned: None,
     };
     let valid = valid.map(|(v, t)| (v, Targets::Classes(t)));
     let report = run(trainee, x.into(), Targets::Classes(y), valid, config, resume, on_event)?;

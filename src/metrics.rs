@@ -1,6 +1,6 @@
 //! Reconstruction metrics, in the data's own units.
 
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, MatrixRef};
 use serde::{Deserialize, Serialize};
 
 /// How well `x̂` reconstructs `x`.
@@ -72,8 +72,13 @@ impl ReconstructionSums {
     /// # Panics
     /// If the shapes differ.
     #[track_caller]
-    pub fn add(&mut self, x: &Matrix, x_hat: &Matrix) {
-        assert_eq!(x.shape(), x_hat.shape(), "metrics: shapes differ");
+    pub fn add<'a, 'b>(&mut self, x: impl Into<MatrixRef<'a>>, x_hat: impl Into<MatrixRef<'b>>) {
+        let (x, x_hat) = (x.into(), x_hat.into());
+        assert_eq!(
+            (x.rows(), x.cols()),
+            (x_hat.rows(), x_hat.cols()),
+            "metrics: shapes differ"
+        );
         for (&a, &b) in x.as_slice().iter().zip(x_hat.as_slice()) {
             self.sse += (a as f64 - b as f64).powi(2);
         }
@@ -141,6 +146,51 @@ pub struct CodeMetrics {
     pub mean_activation: f64,
     /// Mean value of each unit.
     pub unit_mean_activation: Vec<f64>,
+    /// Fraction of samples each unit is active on (its firing frequency).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unit_firing: Vec<f64>,
+    /// Units by firing frequency ([`firing_histogram`]'s buckets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing_histogram: Vec<usize>,
+    /// Fraction of variance unexplained by the reconstruction of the same rows (training logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fvu: Option<f64>,
+}
+
+/// Decades of firing frequency the histogram tells apart: bucket 0 holds the units that never
+/// fire, bucket `i` (1 ..= `FIRING_DECADES`) those firing on a fraction in
+/// `[10^(i − 1 − FIRING_DECADES), 10^(i − FIRING_DECADES))` of the samples (the last also
+/// holds 1); frequencies below the first decade go to bucket 1.
+pub const FIRING_DECADES: usize = 7;
+
+/// The lower and upper frequency of histogram bucket `i` ([`FIRING_DECADES`]); `(0, 0)` for the
+/// units that never fire.
+pub fn firing_bucket_range(i: usize) -> (f64, f64) {
+    if i == 0 {
+        return (0.0, 0.0);
+    }
+    let lo = if i == 1 {
+        0.0
+    } else {
+        10f64.powi(i as i32 - 1 - FIRING_DECADES as i32)
+    };
+    (lo, 10f64.powi(i as i32 - FIRING_DECADES as i32))
+}
+
+/// Counts units by their firing frequency `freq` (fractions of samples) in the buckets of
+/// [`FIRING_DECADES`].
+pub fn firing_histogram(freq: &[f64]) -> Vec<usize> {
+    let mut h = vec![0; FIRING_DECADES + 1];
+    for &f in freq {
+        let i = if f <= 0.0 {
+            0
+        } else {
+            let decade = f.log10().floor() as i64 + FIRING_DECADES as i64 + 1;
+            decade.clamp(1, FIRING_DECADES as i64) as usize
+        };
+        h[i] += 1;
+    }
+    h
 }
 
 /// Whether a code unit of activation `act` is active at value `v` (see [`CodeMetrics`]).
@@ -164,7 +214,7 @@ pub fn code(codes: &Matrix, act: crate::activation::Activation) -> CodeMetrics {
 pub struct CodeSums {
     act: crate::activation::Activation,
     n: usize,
-    ever: Vec<bool>,
+    fires: Vec<u64>,
     sums: Vec<f64>,
     count: usize,
 }
@@ -175,7 +225,7 @@ impl CodeSums {
         CodeSums {
             act,
             n: 0,
-            ever: vec![false; k],
+            fires: vec![0; k],
             sums: vec![0.0; k],
             count: 0,
         }
@@ -188,7 +238,7 @@ impl CodeSums {
                 self.sums[j] += v as f64;
                 if active(v, self.act) {
                     self.count += 1;
-                    self.ever[j] = true;
+                    self.fires[j] += 1;
                 }
             }
         }
@@ -200,12 +250,76 @@ impl CodeSums {
         let k = self.sums.len();
         let n1 = self.n.max(1) as f64;
         let unit_mean_activation: Vec<f64> = self.sums.iter().map(|s| s / n1).collect();
+        let unit_firing: Vec<f64> = self.fires.iter().map(|&f| f as f64 / n1).collect();
         CodeMetrics {
             l0: self.count as f64 / n1,
-            dead_fraction: self.ever.iter().filter(|e| !**e).count() as f64 / k.max(1) as f64,
+            dead_fraction: self.fires.iter().filter(|f| **f == 0).count() as f64 / k.max(1) as f64,
             mean_activation: unit_mean_activation.iter().sum::<f64>() / k.max(1) as f64,
             unit_mean_activation,
+            firing_histogram: firing_histogram(&unit_firing),
+            unit_firing,
+            fvu: None,
         }
+    }
+}
+
+/// The rows on which chosen code units are most active, over codes that come in chunks: for
+/// each unit, its `n` largest values and their rows (0-based over every row added), largest
+/// first, ties by the lower row. The same answer for any chunking.
+#[derive(Clone, Debug)]
+pub struct TopRows {
+    units: Vec<usize>,
+    n: usize,
+    rows: usize,
+    best: Vec<Vec<(f32, usize)>>,
+}
+
+impl TopRows {
+    /// Nothing seen yet; `n` rows for each of `units`.
+    pub fn new(units: &[usize], n: usize) -> Self {
+        TopRows {
+            units: units.to_vec(),
+            n,
+            rows: 0,
+            best: vec![Vec::with_capacity(n + 1); units.len()],
+        }
+    }
+
+    /// Adds the next rows' codes.
+    ///
+    /// # Errors
+    /// [`crate::Error::Setting`] naming a unit the codes do not have.
+    pub fn add(&mut self, codes: &Matrix) -> crate::Result<()> {
+        if let Some(&u) = self.units.iter().find(|&&u| u >= codes.cols()) {
+            return Err(crate::Error::setting(
+                "units",
+                u,
+                format!("the code has units 0 ..= {}", codes.cols().saturating_sub(1)),
+            ));
+        }
+        for r in 0..codes.rows() {
+            let row = codes.row(r);
+            for (best, &u) in self.best.iter_mut().zip(&self.units) {
+                let cand = (row[u], self.rows + r);
+                // Larger first; on ties the earlier row (added first) stays ahead.
+                let at = best.partition_point(|&(v, _)| v >= cand.0);
+                if at < self.n {
+                    best.insert(at, cand);
+                    best.truncate(self.n);
+                }
+            }
+        }
+        self.rows += codes.rows();
+        Ok(())
+    }
+
+    /// For each unit (in the order given): its rows and values, largest first.
+    pub fn finish(&self) -> Vec<(usize, Vec<(usize, f32)>)> {
+        self.units
+            .iter()
+            .zip(&self.best)
+            .map(|(&u, b)| (u, b.iter().map(|&(v, r)| (r, v)).collect()))
+            .collect()
     }
 }
 
@@ -280,12 +394,50 @@ mod tests {
         let m = code(&c, Activation::Relu);
         assert_eq!(m.l0, 5.0 / 3.0);
         assert_eq!(m.dead_fraction, 0.25);
+        assert_eq!(m.unit_firing, vec![1.0 / 3.0, 1.0, 1.0 / 3.0, 0.0]);
+        assert_eq!(m.firing_histogram, vec![1, 0, 0, 0, 0, 0, 0, 3]);
         assert_eq!(m.unit_mean_activation, vec![1.0 / 3.0, 2.0, 4.0 / 3.0, 0.0]);
         assert!((m.mean_activation - 11.0 / 12.0).abs() < 1e-12);
         // Sigmoid codes count units above 0.5.
         let s = Matrix::from_rows(&[[0.2, 0.7], [0.6, 0.1]]).unwrap();
         let m = code(&s, Activation::Sigmoid);
         assert_eq!((m.l0, m.dead_fraction), (1.0, 0.0));
+    }
+
+    /// The top rows of a unit over chunks equal those over the whole, ties by the lower row.
+    #[test]
+    fn top_rows_over_chunks() {
+        let c = Matrix::from_rows(&[[0.5, 1.0], [2.0, 0.0], [0.5, 3.0], [2.0, 1.0], [0.1, 0.2]]).unwrap();
+        let mut whole = TopRows::new(&[0, 1], 3);
+        whole.add(&c).unwrap();
+        let expected = vec![
+            (0, vec![(1, 2.0), (3, 2.0), (0, 0.5)]),
+            (1, vec![(2, 3.0), (0, 1.0), (3, 1.0)]),
+        ];
+        assert_eq!(whole.finish(), expected);
+        let mut chunks = TopRows::new(&[0, 1], 3);
+        for i in 0..c.rows() {
+            chunks.add(&c.select_rows(&[i])).unwrap();
+        }
+        assert_eq!(chunks.finish(), expected);
+        let e = TopRows::new(&[2], 1).add(&c).unwrap_err().to_string();
+        assert!(e.contains("0 ..= 1"), "{e}");
+    }
+
+    /// Each frequency lands in the decade its bucket's range names.
+    #[test]
+    fn firing_histogram_buckets_by_decade() {
+        let freq = [0.0, 1e-9, 2e-6, 0.05, 0.1, 0.99, 1.0];
+        let h = firing_histogram(&freq);
+        assert_eq!(h, vec![1, 1, 1, 0, 0, 0, 1, 3]);
+        for f in freq.into_iter().filter(|f| *f > 1e-7) {
+            let i = firing_histogram(&[f]).iter().position(|&c| c == 1).unwrap();
+            let (lo, hi) = firing_bucket_range(i);
+            assert!(
+                lo <= f && (f < hi || (f == 1.0 && hi == 1.0)),
+                "{f} in bucket {i} [{lo}, {hi})"
+            );
+        }
     }
 
     #[test]

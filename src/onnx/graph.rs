@@ -330,7 +330,15 @@ impl Graph {
     /// The encode-time rule of a layer on its output (flattened, as the engine applies it).
     fn encode_rule(&mut self, x: &str, width: usize, r: &Regularizer) -> String {
         let mut cur = self.flat(x, width);
-        if let Some(t) = r.topk {
+        if let Some(t) = r.topk
+            && let (true, None, Some(theta)) = (t.batch, t.encode_k, t.threshold)
+        {
+            // BatchTopK at inference: the values at or above the threshold.
+            let at = self.constant_f32(&[], &[theta]);
+            let keep = self.op("GreaterOrEqual", &[&cur, &at], vec![]);
+            let keep = self.op("Cast", &[&keep], vec![attr_i("to", DataType::Float as i64)]);
+            cur = self.op("Mul", &[&cur, &keep], vec![]);
+        } else if let Some(t) = r.topk {
             let k = t.encode_k.unwrap_or(t.k);
             if k < width {
                 // Keep the k largest of each row (ties: the lower index, as TopK orders them),

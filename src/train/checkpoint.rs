@@ -77,6 +77,9 @@ pub(crate) struct State {
     /// What the caller stored with the checkpoint (the command line: its arguments).
     #[serde(default)]
     pub note: String,
+    /// The AuxK firing counts (rows since each code unit fired).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing: Vec<u64>,
 }
 
 impl Checkpoint {

@@ -246,6 +246,10 @@ pub struct TrainReport {
     /// The kernels that ran ([`crate::kernels::Precision::kernels`]: the SIMD level, and AMX for bf16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernels: Option<String>,
+    /// How often each code unit fires (the fraction of rows it is active on) with the final
+    /// weights, on the validation rows, else the first [`CODE_SAMPLE`] training rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_firing: Vec<f32>,
 }
 
 impl TrainReport {

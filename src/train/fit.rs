@@ -163,6 +163,9 @@ pub(crate) struct Trainee<'m> {
     pub tied: Vec<(usize, usize)>,
     /// The code layer and its activation, for sparsity numbers on validation data.
     pub code: Option<(usize, Activation)>,
+    /// The model's stored regularizers, where training writes what it learns of them
+    /// (BatchTopK's threshold).
+    pub learned: Option<&'m mut std::collections::BTreeMap<usize, Regularizer>>,
 }
 
 impl<'m> Trainee<'m> {
@@ -179,6 +182,7 @@ impl<'m> Trainee<'m> {
             layers: &mut model.layers,
             scaler: &mut model.scaler,
             fit_scaler,
+            learned: Some(&mut model.config.regularizers),
         }
     }
 
@@ -679,7 +683,7 @@ fn run_with<R: Into<Flow>>(
 /// validation rows (scaled) and a sample of training rows for code statistics.
 #[allow(clippy::too_many_arguments)]
 fn run_feed<R: Into<Flow>>(
-    t: Trainee<'_>,
+    mut t: Trainee<'_>,
     mut feed: Feed<'_, '_>,
     n: usize,
     d: usize,
@@ -760,7 +764,9 @@ fn run_feed<R: Into<Flow>>(
             ..
         }
     );
+    check_auxk(&t)?;
     let mut ws = Workspace::new(t.net(), batch, noisy || paired);
+    ws.set_dead_window(n);
     let seed = dist::rank_seed(config.seed, rank);
     let mut noise_rng = Rng::stream(seed, STREAM_NOISE);
     let mut dropout_rng = Rng::stream(seed, STREAM_DROPOUT);
@@ -846,6 +852,12 @@ fn run_feed<R: Into<Flow>>(
         first_epoch = s.epoch;
         skip = s.next_batch;
         seconds_before = s.seconds;
+        if !ws.set_firing(&s.firing) {
+            return Err(Error::invalid(
+                "checkpoint",
+                "its AuxK firing counts do not fit this model's code",
+            ));
+        }
     }
     // A checkpoint of the loop where it stands: continue at `epoch`, batch `next_batch`.
     macro_rules! offer_checkpoint {
@@ -867,6 +879,7 @@ fn run_feed<R: Into<Flow>>(
                     config: serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?,
                     fingerprint: fingerprint(),
                     note: String::new(),
+                    firing: ws.firing(),
                 },
                 params: checkpoint::params_of(t.layers),
                 last_good: checkpoint::params_of(&last_good),
@@ -1056,6 +1069,7 @@ fn run_feed<R: Into<Flow>>(
             exchange.seconds += t1.elapsed().as_secs_f64();
         }
         let seconds = t0.elapsed().as_secs_f64();
+        calibrate(&mut t, sample.view(), team)?;
         let mut checked = valid.as_ref().map(|(v, vt)| validate(&t, v.view(), vt));
         if ranks > 1
             && let Some((loss, acc)) = &mut checked
@@ -1070,16 +1084,9 @@ fn run_feed<R: Into<Flow>>(
         // Code sparsity after the epoch: on the validation rows, else on the first
         // `CODE_SAMPLE` training rows (clean, in a fixed order), so every model's history
         // has its L0 and dead units.
-        let code = t.code.filter(|_| rank == 0).map(|(code, act)| {
-            let sample = match &valid {
-                Some((v, _)) => v.view(),
-                None => sample.view(),
-            };
-            let codes = crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), sample, 0..code + 1);
-            let mut m = crate::metrics::code(&codes, act);
-            m.unit_mean_activation.clear(); // keep the per-epoch log small
-            m
-        });
+        let code = (rank == 0)
+            .then(|| code_metrics(&t, code_rows(&valid, &sample), !paired))
+            .flatten();
         let valid_loss = checked.map(|(loss, _)| loss);
         if let Some(v) = valid_loss
             && !v.is_finite()
@@ -1147,7 +1154,19 @@ fn run_feed<R: Into<Flow>>(
         *t.layers = layers;
         best_epoch = e;
     }
+    calibrate(&mut t, sample.view(), team)?;
+    if let Some(stored) = t.learned.as_deref_mut() {
+        for (l, r) in t.regs.iter().enumerate() {
+            if let (Some(r), Some(s)) = (r, stored.get_mut(&l)) {
+                s.topk = r.topk;
+            }
+        }
+    }
+    let code_firing = code_metrics(&t, code_rows(&valid, &sample), false)
+        .map(|m| m.unit_firing.iter().map(|&f| f as f32).collect())
+        .unwrap_or_default();
     Ok(TrainReport {
+        code_firing,
         history,
         best_epoch,
         stopped_early,
@@ -1158,6 +1177,82 @@ fn run_feed<R: Into<Flow>>(
         precision: Some(config.precision.effective()),
         kernels: Some(config.precision.kernels()),
     })
+}
+
+/// The rows code statistics are measured on: the validation rows, else the training sample.
+fn code_rows<'v>(valid: &'v Option<(Rows<'_>, Held<'_>)>, sample: &'v Matrix) -> MatrixRef<'v> {
+    match valid {
+        Some((v, _)) => v.view(),
+        None => sample.view(),
+    }
+}
+
+/// The code's sparsity on `rows` (clean) for the training log: L0, dead units, the firing
+/// histogram, and with `fvu` the fraction of variance the reconstruction leaves unexplained.
+/// `None` for a model without a code (a classifier).
+fn code_metrics(t: &Trainee<'_>, rows: MatrixRef<'_>, fvu: bool) -> Option<crate::metrics::CodeMetrics> {
+    let (code, act) = t.code?;
+    let rule = |l: usize| t.regs[l].as_ref();
+    let codes = crate::infer::forward(t.layers, rule, rows, 0..code + 1);
+    let mut m = crate::metrics::code(&codes, act);
+    m.unit_mean_activation.clear(); // keep the per-epoch log small
+    if fvu && matches!(t.head, Head::Reconstruction(_)) {
+        let out = crate::infer::forward(t.layers, rule, codes.view(), code + 1..t.layers.len());
+        let mut sums = crate::metrics::ReconstructionSums::default();
+        sums.add(rows, &out);
+        m.fvu = sums.finish().fvu;
+    }
+    Some(m)
+}
+
+/// The AuxK loss needs the sparse dictionary's shape: its code layer right below a dense,
+/// linear output layer trained with MSE.
+fn check_auxk(t: &Trainee<'_>) -> Result<()> {
+    let n = t.layers.len();
+    for (l, r) in t.regs.iter().enumerate() {
+        let Some(aux) = r.as_ref().and_then(|r| r.auxk) else {
+            continue;
+        };
+        let bad = |why: String| Err(Error::setting("auxk", aux.k, why));
+        if l + 2 != n {
+            return bad(format!(
+                "the AuxK loss reconstructs the residual through the layer above its code: layer {l} must be right below the output layer {}",
+                n - 1
+            ));
+        }
+        let out = &t.layers[n - 1];
+        if !matches!(out, Layer::Dense(_)) || out.activation() != Activation::Identity {
+            return bad(format!(
+                "the output layer must be dense and linear (a dictionary), not {} {}",
+                out.kind(),
+                out.activation()
+            ));
+        }
+        if t.head != Head::Reconstruction(Loss::Mse) {
+            return bad("the AuxK loss is a squared error: it needs the mse loss".into());
+        }
+    }
+    Ok(())
+}
+
+/// BatchTopK: sets each batch top-k layer's inference threshold from the codes of the
+/// training sample, before the mask (rank 0's threshold, on every rank).
+fn calibrate(t: &mut Trainee<'_>, sample: MatrixRef<'_>, team: &mut Team<'_>) -> Result<()> {
+    for l in 0..t.regs.len() {
+        let Some(k) = t.regs[l].as_ref().and_then(|r| r.topk).filter(|k| k.batch).map(|k| k.k) else {
+            continue;
+        };
+        let regs = &t.regs;
+        let raw = crate::infer::forward(t.layers, |i| regs[i].as_ref().filter(|_| i != l), sample, 0..l + 1);
+        let mut theta = [regularize::batch_threshold(raw.as_slice(), k * raw.rows()).unwrap_or(0.0)];
+        if team.ranks() > 1 {
+            team.comm.broadcast_f32(&mut theta)?;
+        }
+        if let Some(top) = t.regs[l].as_mut().and_then(|r| r.topk.as_mut()) {
+            top.threshold = Some(theta[0]);
+        }
+    }
+    Ok(())
 }
 
 /// The first decoder layer, whose columns are the code units' dictionary atoms: a dense layer

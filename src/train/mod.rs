@@ -21,4 +21,6 @@ pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport}
 pub use fit::{RowStream, fit, fit_from, fit_paired, fit_paired_from, fit_shard, fit_stream};
 
 #[cfg(test)]
+mod dictionary_tests;
+#[cfg(test)]
 mod tests;

@@ -93,7 +93,7 @@ impl Workspace {
             regs: layers
                 .iter()
                 .zip(net.regs)
-                .map(|(l, r)| r.as_ref().map(|r| regularize::State::new(r, batch, l.n_out())))
+                .map(|(l, r)| r.as_ref().map(|r| regularize::State::new(r, batch, l.n_out(), d_out)))
                 .collect(),
             draws: layers
                 .iter()
@@ -105,6 +105,41 @@ impl Workspace {
                 })
                 .collect(),
         }
+    }
+
+    /// The AuxK windows: a unit is dead after `rows` training rows without firing, where the
+    /// regularizer does not set its own window.
+    pub fn set_dead_window(&mut self, rows: usize) {
+        for a in self.regs.iter_mut().flatten().filter_map(|s| s.aux.as_mut()) {
+            if a.window == u64::MAX {
+                a.window = rows as u64;
+            }
+        }
+    }
+
+    /// The AuxK firing counts (rows since each unit fired), every AuxK layer in order: what a
+    /// checkpoint keeps.
+    pub fn firing(&self) -> Vec<u64> {
+        self.regs
+            .iter()
+            .flatten()
+            .filter_map(|s| s.aux.as_ref())
+            .flat_map(|a| a.since.iter().copied())
+            .collect()
+    }
+
+    /// Restores [`Workspace::firing`]; false when `counts` does not fit.
+    pub fn set_firing(&mut self, counts: &[u64]) -> bool {
+        let mut rest = counts;
+        for a in self.regs.iter_mut().flatten().filter_map(|s| s.aux.as_mut()) {
+            if rest.len() < a.since.len() {
+                return false;
+            }
+            let (mine, more) = rest.split_at(a.since.len());
+            a.since.copy_from_slice(mine);
+            rest = more;
+        }
+        rest.is_empty()
     }
 
     /// The activations of layer `l` for the last batch of `b` rows.
@@ -174,6 +209,18 @@ pub(crate) fn forward_backward(
         Head::Reconstruction(loss) => (reconstruction_head(layers, ws, b, loss), 0),
         Head::SoftmaxCrossEntropy => softmax_cross_entropy_head(ws, b, d_out),
     };
+    // AuxK: the dead units of a code right below the output reconstruct its residual.
+    let aux_layer = net
+        .regs
+        .iter()
+        .position(|r| r.as_ref().is_some_and(|r| r.auxk.is_some()));
+    if let Some(c) = aux_layer.filter(|&c| c + 1 == last)
+        && let (Some(reg), Some(state), Layer::Dense(dec)) = (&net.regs[c], &mut ws.regs[c], &layers[last])
+    {
+        let width = layers[c].n_out();
+        let (h, y) = (&ws.acts[c][..b * width], &ws.acts[last][..b * d_out]);
+        penalty += state.aux_loss(reg, h, &ws.x[..b * d_out], y, &dec.weight, b, width);
+    }
     let x_in = if ws.x_in.is_empty() {
         &ws.x[..b * d]
     } else {
@@ -220,6 +267,12 @@ pub(crate) fn forward_backward(
             (Layer::Gaussian(g), Some(draws), Some((dx, prev))) => g.train_backward(input, dz, draws, dx, &prev),
             (_, _, dx) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision),
         }
+    }
+    if let Some(c) = aux_layer
+        && let (Some(reg), Some(state)) = (&net.regs[c], &ws.regs[c])
+        && let (Some(aux), Some(st)) = (reg.auxk, &state.aux)
+    {
+        st.add_weight_grad(&mut ws.dw[last], b, aux.k, layers[c].n_out());
     }
     StepResult {
         loss: head_loss + penalty,

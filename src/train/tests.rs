@@ -20,7 +20,7 @@ fn regs(m: &Autoencoder) -> Vec<Option<Regularizer>> {
 
 /// Loss and gradients of one step on rows `x` of the model's width, the regularizers' draws
 /// from a fixed seed.
-fn step(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
+pub(super) fn step(m: &Autoencoder, x: &[f32]) -> (f64, Workspace) {
     let b = x.len() / m.input_dim();
     let regs = regs(m);
     let net = Net {
@@ -66,7 +66,7 @@ fn check_with(reg: Regularizer, code_act: Activation, hidden: std::collections::
 
 /// Central differences (f64 steps on f32 weights) of the step's whole loss against its
 /// analytic gradients, for every weight and bias of `model`, on [`batch`].
-fn assert_gradients(model: &Autoencoder, what: &str) {
+pub(super) fn assert_gradients(model: &Autoencoder, what: &str) {
     let x = batch();
     let run = |m: &Autoencoder| loss_and_grads(m, &x);
     let (_, ws) = run(model);
@@ -155,6 +155,7 @@ fn hidden_layer_regularizer_gradients() {
         encode_k: None,
         start_k: None,
         anneal_epochs: 0,
+        ..TopK::new(3)
     });
     let mut hidden = std::collections::BTreeMap::new();
     hidden.insert(
@@ -219,6 +220,7 @@ fn topk_gradient() {
         encode_k: None,
         start_k: None,
         anneal_epochs: 0,
+        ..TopK::new(3)
     });
     check(
         Regularizer {
@@ -299,6 +301,7 @@ fn dropout_and_everything_together_gradient() {
         encode_k: None,
         start_k: None,
         anneal_epochs: 0,
+        ..TopK::new(4)
     });
     let reg = Regularizer {
         l1: 0.1,
@@ -316,7 +319,7 @@ fn dropout_and_everything_together_gradient() {
     );
 }
 
-fn blobs(n: usize, d: usize, seed: u64) -> Matrix {
+pub(super) fn blobs(n: usize, d: usize, seed: u64) -> Matrix {
     let mut rng = Rng::new(seed);
     let mut x = Matrix::zeros(n, d);
     for i in 0..n {
@@ -337,6 +340,7 @@ fn topk_codes_have_exactly_k_active_units_and_k_anneals() {
         encode_k: Some(10),
         start_k: Some(20),
         anneal_epochs: 4,
+        ..TopK::new(5)
     });
     let mut m = cfg.init(1).unwrap();
     let t = cfg.regularizer.topk.unwrap();
@@ -507,7 +511,7 @@ mod conv {
 
 /// Trains the model `init` makes on `data` with 1 and with 3 threads, asserts the two runs
 /// give the same model and losses bit for bit, and returns the model and its epochs' losses.
-fn trained_on_1_and_3_threads(
+pub(super) fn trained_on_1_and_3_threads(
     init: impl Fn() -> Autoencoder + Sync,
     data: &Matrix,
     config: &TrainConfig,

@@ -2830,3 +2830,126 @@ fn activations_from_a_safetensors_file() {
         &keep,
     );
 }
+
+/// A BatchTopK dictionary with the AuxK loss, from the command line: the threshold is stored
+/// and shown, eval reports the firing histogram, `top-rows` ranks rows per unit (printed,
+/// JSON, CSV), and mistakes are named.
+#[test]
+fn a_batch_topk_dictionary_with_auxk() {
+    use hourglass::tensorfile::{TensorData, write_typed};
+    let sb = Sandbox::new();
+    let mut rng = Rng::new(4);
+    let acts: Vec<f32> = (0..300 * 12).map(|_| rng.normal()).collect();
+    let bytes = write_typed(
+        Default::default(),
+        &mut [("resid".into(), vec![300, 12], TensorData::F32(&acts))],
+    )
+    .unwrap();
+    std::fs::write(sb.path("acts.safetensors"), bytes).unwrap();
+    let run = |args: &[&str]| {
+        let out = sb.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "train",
+        "acts.safetensors",
+        "--code",
+        "48",
+        "--code-activation",
+        "relu",
+        "--output-activation",
+        "identity",
+        "--code-reg",
+        "batchtopk=3,auxk=6",
+        "--unit-norm-decoder",
+        "--epochs",
+        "3",
+        "-q",
+        "-o",
+        "sae.hg",
+    ]);
+    let inspect = run(&["inspect", "sae.hg"]);
+    assert!(inspect.contains("batch top-k 3 (encode: values >= "), "{inspect}");
+    assert!(inspect.contains("auxk 6 (alpha 0.03125"), "{inspect}");
+    assert!(inspect.contains("most active      units "), "{inspect}");
+    let v: serde_json::Value = serde_json::from_str(&run(&["eval", "sae.hg", "acts.safetensors", "--json"])).unwrap();
+    let hist = v["firing_histogram"].as_array().unwrap();
+    let units: u64 = hist.iter().map(|b| b["units"].as_u64().unwrap()).sum();
+    assert_eq!(units, 48);
+    let l0 = v["l0"].as_f64().unwrap();
+    assert!(l0 > 1.0 && l0 < 6.0, "BatchTopK keeps about k per row: {l0}");
+    let top: serde_json::Value = serde_json::from_str(&run(&[
+        "top-rows",
+        "sae.hg",
+        "acts.safetensors",
+        "--units",
+        "0,7",
+        "-n",
+        "4",
+        "--json",
+    ]))
+    .unwrap();
+    let units = top["units"].as_array().unwrap();
+    assert_eq!(
+        (units[0]["unit"].as_u64(), units[1]["unit"].as_u64()),
+        (Some(0), Some(7))
+    );
+    for u in units {
+        let vals: Vec<f64> = u["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["activation"].as_f64().unwrap())
+            .collect();
+        assert_eq!(vals.len(), 4);
+        assert!(vals.windows(2).all(|w| w[0] >= w[1]), "{vals:?}");
+        assert!(
+            u["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["row"].as_u64().unwrap() < 300)
+        );
+    }
+    run(&[
+        "top-rows",
+        "sae.hg",
+        "acts.safetensors",
+        "--units",
+        "3",
+        "-o",
+        "top.csv",
+    ]);
+    let csv = std::fs::read_to_string(sb.path("top.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11);
+    assert!(csv.starts_with("unit,rank,row,activation\n3,1,"), "{csv}");
+    let keep = ["acts.safetensors", "sae.hg", "top.csv"];
+    fails(
+        &sb,
+        &["top-rows", "sae.hg", "acts.safetensors", "--units", "48"],
+        "the code has units 0 ..= 47",
+        &keep,
+    );
+    fails(
+        &sb,
+        &[
+            "train",
+            "acts.safetensors",
+            "--code",
+            "8",
+            "--hidden",
+            "6",
+            "--code-reg",
+            "topk=2,auxk=2",
+            "-o",
+            "x.hg",
+        ],
+        "right below the output layer",
+        &keep,
+    );
+}

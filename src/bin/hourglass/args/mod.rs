@@ -30,6 +30,9 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Write the codes (or the activations of an encoder layer) of each row.
     Encode(EncodeArgs),
+    /// The rows on which chosen code units are most active (a sparse dictionary's latents):
+    /// each unit's top rows (0-based row numbers) and values.
+    TopRows(TopRowsArgs),
     /// Write the reconstructions of codes.
     Decode(DecodeArgs),
     /// Write the reconstruction of each row.
@@ -745,6 +748,31 @@ pub struct EncodeArgs {
     /// feeds XGBoost or LightGBM directly; they must not be model features.
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
     pub keep_columns: Vec<String>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopRowsArgs {
+    /// The model file.
+    pub model: PathBuf,
+    /// The rows to search (streamed through in chunks).
+    pub data: PathBuf,
+    /// Code units to report (0-based), e.g. 3,17,204.
+    #[arg(long, value_delimiter = ',', value_name = "UNITS", required = true)]
+    pub units: Vec<usize>,
+    /// Rows per unit.
+    #[arg(short, long, default_value_t = 10, value_name = "N")]
+    pub n: usize,
+    /// Encoder layer whose units to rank (0-based; default: the code layer).
+    #[arg(long, value_name = "I")]
+    pub layer: Option<usize>,
+    /// Write the table as CSV (unit, rank, row, activation) instead of printing it.
+    #[arg(long, short, value_name = "CSV")]
+    pub output: Option<PathBuf>,
+    /// Print one JSON object: {"units": [{"unit", "rows": [{"row", "activation"}]}]}.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub columns: ColumnArgs,
 }

@@ -74,6 +74,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         v["l0"] = c.l0.into();
         v["dead_fraction"] = c.dead_fraction.into();
         v["mean_activation"] = c.mean_activation.into();
+        v["firing_histogram"] = firing_json(&c.firing_histogram);
         if let Some(n) = &noisy {
             v["noisy_mse"] = n.mse.into();
             v["noisy_psnr"] = n.psnr.into();
@@ -108,6 +109,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         file.model.code_dim()
     );
     outln!("dead units       {:.2} %", 100.0 * c.dead_fraction);
+    outln!("firing           {}", firing_line(&c.firing_histogram));
     outln!("mean activation  {:.4}", c.mean_activation);
     if let Some(e) = &vae {
         outln!(
@@ -123,6 +125,33 @@ pub fn run(a: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The firing histogram as JSON: `[{"from", "to", "units"}, …]`, frequencies as fractions of
+/// rows (`from = to = 0`: never).
+fn firing_json(h: &[usize]) -> serde_json::Value {
+    h.iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let (from, to) = hourglass::metrics::firing_bucket_range(i);
+            serde_json::json!({ "from": from, "to": to, "units": n })
+        })
+        .collect()
+}
+
+/// The firing histogram in one line: `never 3 · <1e-6 0 · … · ≥1e-1 12` (units per decade of
+/// firing frequency).
+pub(crate) fn firing_line(h: &[usize]) -> String {
+    let parts: Vec<String> = h
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| match hourglass::metrics::firing_bucket_range(i) {
+            (0.0, 0.0) => format!("never {n}"),
+            (0.0, hi) => format!("<{hi:.0e} {n}"),
+            (lo, _) => format!(">={lo:.0e} {n}"),
+        })
+        .collect();
+    format!("{} (units by the fraction of rows they fire on)", parts.join(" · "))
 }
 
 /// `eval --target`: outputs against paired targets; pixel accuracy and IoU for 0/1 masks.

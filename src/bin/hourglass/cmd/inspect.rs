@@ -148,6 +148,9 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 .unwrap_or_default();
             outln!("ran in           {}{asked}{kernels}", p.name());
         }
+        if !r.code_firing.is_empty() {
+            code_firing(&r.code_firing)?;
+        }
     }
     if let Some(pca) = &p.pca {
         outln!(
@@ -211,5 +214,27 @@ pub fn run(a: InspectArgs) -> Result<()> {
         );
     }
     outln!("written by       hourglass {}", p.crate_version);
+    Ok(())
+}
+
+/// The code units' firing after training: the histogram, the most and the least active.
+fn code_firing(freq: &[f32]) -> anyhow::Result<()> {
+    let f64s: Vec<f64> = freq.iter().map(|&f| f64::from(f)).collect();
+    let h = hourglass::metrics::firing_histogram(&f64s);
+    outln!("code firing      {}", super::eval::firing_line(&h));
+    if freq.iter().all(|&f| f >= 1.0) {
+        return Ok(()); // a dense code: every unit fires on every row
+    }
+    let mut order: Vec<usize> = (0..freq.len()).collect();
+    order.sort_by(|&a, &b| freq[b].total_cmp(&freq[a]).then(a.cmp(&b)));
+    let list = |units: &mut dyn Iterator<Item = &usize>| {
+        units
+            .map(|&u| format!("{u} ({:.3})", freq[u]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let n = freq.len().min(8);
+    outln!("most active      units {}", list(&mut order.iter().take(n)));
+    outln!("least active     units {}", list(&mut order.iter().rev().take(n)));
     Ok(())
 }

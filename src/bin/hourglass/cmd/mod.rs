@@ -18,6 +18,7 @@ mod report;
 mod score;
 mod select;
 pub mod session;
+mod top_rows;
 mod train;
 
 use crate::args::{Cli, Command};
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) if a.distributed || a.local_ranks.is_some() => parallel::run(*a),
         Command::Train(a) => train::run(*a),
         Command::Encode(a) => encode::run(a),
+        Command::TopRows(a) => top_rows::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Eval(a) => eval::run(a),

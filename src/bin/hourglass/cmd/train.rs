@@ -81,7 +81,10 @@ fn epoch_line(s: &EpochStats, epochs: usize) -> String {
     let code = s
         .code
         .as_ref()
-        .map(|c| format!("  L0 {:.1}  dead {:.0}%", c.l0, 100.0 * c.dead_fraction))
+        .map(|c| {
+            let fvu = c.fvu.map(|f| format!("  fvu {f:.4}")).unwrap_or_default();
+            format!("{fvu}  L0 {:.1}  dead {:.0}%", c.l0, 100.0 * c.dead_fraction)
+        })
         .unwrap_or_default();
     let comm = if s.comm_seconds > 0.0 {
         format!("  comm {:.0}%", 100.0 * s.comm_seconds / s.seconds.max(1e-9))

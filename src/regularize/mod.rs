@@ -19,6 +19,9 @@ use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod auxk;
+pub use auxk::AuxK;
+
 /// Regularizers of one layer's output; they combine. Stored in the model config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Regularizer {
@@ -42,6 +45,9 @@ pub struct Regularizer {
     /// batch covariance of the activations; pushes units to carry different information (0: off).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub decov: f32,
+    /// The AuxK loss that revives dead units of a sparse code (see [`auxk`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auxk: Option<AuxK>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -73,6 +79,16 @@ pub struct TopK {
     /// Epochs over which `start_k` goes down to `k`.
     #[serde(default)]
     pub anneal_epochs: usize,
+    /// BatchTopK (Bussmann et al. 2024): training keeps the `k × batch` largest activations of
+    /// the whole batch (rows share a budget of k on average), and inference keeps the values at
+    /// or above [`TopK::threshold`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
+    /// BatchTopK's inference threshold: after every epoch, the `k × rows`-th largest code value
+    /// over the training sample (so the sample's mean L0 is k). `None` until calibrated (then
+    /// each row keeps its k largest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
 }
 
 impl TopK {
@@ -83,6 +99,8 @@ impl TopK {
             encode_k: None,
             start_k: None,
             anneal_epochs: 0,
+            batch: false,
+            threshold: None,
         }
     }
 
@@ -144,6 +162,9 @@ pub enum Setting {
     Kl(KlSparsity),
     /// `topk=K`: keep the K largest activations per sample.
     TopK(usize),
+    /// `batchtopk=K`: keep the K × batch largest activations of each training batch, and the
+    /// values above a calibrated threshold at inference.
+    BatchTopK(usize),
     /// `topk-encode=K`: units kept at encode time.
     TopKEncode(usize),
     /// `topk-start=K`: start training with K units ...
@@ -156,11 +177,18 @@ pub enum Setting {
     Binary(BinaryCode),
     /// `decov=BETA`: decorrelation of the activations.
     Decov(f32),
+    /// `auxk=K`: the AuxK loss over the K largest dead units of each row.
+    AuxK(usize),
+    /// `auxk-alpha=A`: its weight (default 1/32).
+    AuxKAlpha(f32),
+    /// `auxk-window=ROWS`: a unit is dead after ROWS training rows without firing (default: one
+    /// epoch).
+    AuxKWindow(usize),
 }
 
 /// The keys of the grammar, as help texts list them.
-pub const KEYS: &str = "l1=LAMBDA, kl=RHO/BETA, topk=K, topk-encode=K, topk-start=K, topk-anneal=N, dropout=P, \
-                        binary=noise:SIGMA|ste, decov=BETA";
+pub const KEYS: &str = "l1=LAMBDA, kl=RHO/BETA, topk=K, batchtopk=K, topk-encode=K, topk-start=K, topk-anneal=N, \
+                        dropout=P, binary=noise:SIGMA|ste, decov=BETA, auxk=K, auxk-alpha=A, auxk-window=ROWS";
 
 impl Setting {
     /// Parses one `key=value` item.
@@ -177,12 +205,16 @@ impl Setting {
             "l1" => Setting::L1(num()?),
             "kl" => Setting::Kl(KlSparsity::parse(value).map_err(|_| err())?),
             "topk" => Setting::TopK(count()?),
+            "batchtopk" => Setting::BatchTopK(count()?),
             "topk-encode" => Setting::TopKEncode(count()?),
             "topk-start" => Setting::TopKStart(count()?),
             "topk-anneal" => Setting::TopKAnneal(count()?),
             "dropout" => Setting::Dropout(num()?),
             "binary" => Setting::Binary(BinaryCode::parse(value).map_err(|e| format!("{e} (in `{item}`)"))?),
             "decov" => Setting::Decov(num()?),
+            "auxk" => Setting::AuxK(count()?),
+            "auxk-alpha" => Setting::AuxKAlpha(num()?),
+            "auxk-window" => Setting::AuxKWindow(count()?),
             _ => return Err(err()),
         })
     }
@@ -209,7 +241,11 @@ impl Setting {
     /// Settings that modify another one come after it (top-k's schedule after top-k).
     fn order(&self) -> u8 {
         match self {
-            Setting::TopKEncode(_) | Setting::TopKStart(_) | Setting::TopKAnneal(_) => 1,
+            Setting::TopKEncode(_)
+            | Setting::TopKStart(_)
+            | Setting::TopKAnneal(_)
+            | Setting::AuxKAlpha(_)
+            | Setting::AuxKWindow(_) => 1,
             _ => 0,
         }
     }
@@ -254,16 +290,31 @@ impl Regularizer {
         match *s {
             Setting::L1(v) => self.l1 = v,
             Setting::Kl(kl) => self.kl = Some(kl),
-            Setting::TopK(k) => match &mut self.topk {
-                Some(t) => t.k = k,
-                None => self.topk = Some(TopK::new(k)),
-            },
+            Setting::TopK(k) | Setting::BatchTopK(k) => {
+                let t = self.topk.get_or_insert(TopK::new(k));
+                t.k = k;
+                t.batch = matches!(s, Setting::BatchTopK(_));
+                t.threshold = None;
+            }
             Setting::TopKEncode(k) => topk(&mut self.topk, "topk-encode")?.encode_k = Some(k),
             Setting::TopKStart(k) => topk(&mut self.topk, "topk-start")?.start_k = Some(k),
             Setting::TopKAnneal(n) => topk(&mut self.topk, "topk-anneal")?.anneal_epochs = n,
             Setting::Dropout(p) => self.dropout = p,
             Setting::Binary(b) => self.binary = Some(b),
             Setting::Decov(v) => self.decov = v,
+            Setting::AuxK(k) => self.auxk.get_or_insert(AuxK::new(k)).k = k,
+            Setting::AuxKAlpha(a) => {
+                self.auxk
+                    .as_mut()
+                    .ok_or("auxk-alpha needs auxk (the dead units per row)")?
+                    .alpha = a;
+            }
+            Setting::AuxKWindow(n) => {
+                self.auxk
+                    .as_mut()
+                    .ok_or("auxk-window needs auxk (the dead units per row)")?
+                    .window = Some(n);
+            }
         }
         Ok(())
     }
@@ -275,7 +326,12 @@ impl Regularizer {
 
     /// Whether anything is on.
     pub fn is_active(&self) -> bool {
-        self.masks() || self.l1 > 0.0 || self.kl.is_some() || self.binary.is_some() || self.decov > 0.0
+        self.masks()
+            || self.l1 > 0.0
+            || self.kl.is_some()
+            || self.binary.is_some()
+            || self.decov > 0.0
+            || self.auxk.is_some()
     }
 
     /// Whether encoding changes the layer's output (top-k, binary threshold).
@@ -319,6 +375,12 @@ impl Regularizer {
                     t.k, t.encode_k, t.start_k
                 ));
             }
+            if t.batch && t.start_k.is_some() {
+                return Err("batchtopk has no topk-start schedule".into());
+            }
+        }
+        if let Some(a) = self.auxk {
+            a.validate(width)?;
         }
         Ok(())
     }
@@ -342,11 +404,15 @@ impl Regularizer {
         Ok(())
     }
 
-    /// The encode-time rule, on rows of `width` values: top-k keeps the encode k largest values,
-    /// a binary code is thresholded at 0.5.
+    /// The encode-time rule, on rows of `width` values: top-k keeps the encode k largest values
+    /// (BatchTopK: the values at or above its threshold, unless an encode k is set), a binary
+    /// code is thresholded at 0.5.
     pub fn encode(&self, out: &mut [f32], width: usize) {
         if let Some(t) = self.topk {
-            top_k_rows(out, width, t.encode_k.unwrap_or(t.k));
+            match (t.batch, t.encode_k, t.threshold) {
+                (true, None, Some(theta)) => out.iter_mut().filter(|v| **v < theta).for_each(|v| *v = 0.0),
+                _ => top_k_rows(out, width, t.encode_k.unwrap_or(t.k)),
+            }
         }
         if self.binary.is_some() {
             out.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
@@ -365,7 +431,12 @@ impl fmt::Display for Regularizer {
             parts.push(format!("kl rho {} beta {}", kl.rho, kl.beta));
         }
         if let Some(t) = self.topk {
-            parts.push(format!("top-k {} (encode {})", t.k, t.encode_k.unwrap_or(t.k)));
+            match (t.batch, t.encode_k, t.threshold) {
+                (true, None, Some(theta)) => parts.push(format!("batch top-k {} (encode: values >= {theta})", t.k)),
+                (true, None, None) => parts.push(format!("batch top-k {} (encode {}, not calibrated)", t.k, t.k)),
+                (true, Some(e), _) => parts.push(format!("batch top-k {} (encode {e})", t.k)),
+                (false, e, _) => parts.push(format!("top-k {} (encode {})", t.k, e.unwrap_or(t.k))),
+            }
         }
         if self.dropout > 0.0 {
             parts.push(format!("dropout {}", self.dropout));
@@ -377,6 +448,9 @@ impl fmt::Display for Regularizer {
         }
         if self.decov > 0.0 {
             parts.push(format!("decov {}", self.decov));
+        }
+        if let Some(a) = self.auxk {
+            parts.push(a.to_string());
         }
         f.write_str(&parts.join(", "))
     }
@@ -395,6 +469,8 @@ pub(crate) struct State {
     topk_idx: Vec<usize>,
     /// Decorrelation: the centred batch, the covariance and the penalty's gradient.
     decov: Decov,
+    /// The AuxK loss's firing counts and buffers.
+    pub aux: Option<auxk::AuxState>,
 }
 
 /// Buffers of the decorrelation penalty.
@@ -467,8 +543,9 @@ pub(crate) struct Step<'r> {
 }
 
 impl State {
-    /// Buffers for batches of up to `rows` rows of `width` units.
-    pub fn new(reg: &Regularizer, rows: usize, width: usize) -> Self {
+    /// Buffers for batches of up to `rows` rows of `width` units, in a network of `d_out`
+    /// outputs (the AuxK loss's residual).
+    pub fn new(reg: &Regularizer, rows: usize, width: usize, d_out: usize) -> Self {
         let per_row = |on: bool| if on { vec![0.0; rows * width] } else { Vec::new() };
         State {
             raw: per_row(reg.masks()),
@@ -480,6 +557,7 @@ impl State {
             } else {
                 Decov::default()
             },
+            aux: reg.auxk.map(|a| auxk::AuxState::new(&a, rows, width, d_out)),
         }
     }
 
@@ -491,12 +569,22 @@ impl State {
             let (raw, mask) = (&mut self.raw[..b * width], &mut self.mask[..b * width]);
             raw.copy_from_slice(h);
             mask.fill(1.0);
-            if let Some(k) = reg.topk.map(|t| t.k_at(step.epoch)) {
-                for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
-                    for &j in dropped_by_top_k(row, k, &mut self.topk_idx) {
-                        m[j] = 0.0;
+            match reg.topk {
+                // BatchTopK: the batch's k × b largest values, wherever they are.
+                Some(t) if t.batch => {
+                    for &j in dropped_by_top_k(raw, t.k * b, &mut self.topk_idx) {
+                        mask[j] = 0.0;
                     }
                 }
+                Some(t) => {
+                    let k = t.k_at(step.epoch);
+                    for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
+                        for &j in dropped_by_top_k(row, k, &mut self.topk_idx) {
+                            m[j] = 0.0;
+                        }
+                    }
+                }
+                None => {}
             }
             if reg.dropout > 0.0 {
                 let keep = 1.0 / (1.0 - reg.dropout);
@@ -510,6 +598,9 @@ impl State {
                 h.iter_mut().for_each(|v| *v = if *v > 0.5 { 1.0 } else { 0.0 });
             }
             h.iter_mut().zip(mask.iter()).for_each(|(h, m)| *h *= m);
+        }
+        if let Some(aux) = &mut self.aux {
+            aux.observe(h, b, width);
         }
         if let Some(BinaryCode::Noise { sigma }) = reg.binary {
             // h = sigmoid(z + sigma * e), from h = sigmoid(z); the sigmoid derivative of the
@@ -540,6 +631,26 @@ impl State {
         penalty
     }
 
+    /// The AuxK loss of the last batch (see [`auxk::AuxState::loss`]): `h` is the code as the
+    /// layer above saw it, `x` the targets and `y` the output, `w` the decoder's weight.
+    #[allow(clippy::too_many_arguments)]
+    pub fn aux_loss(
+        &mut self,
+        reg: &Regularizer,
+        h: &[f32],
+        x: &[f32],
+        y: &[f32],
+        w: &[f32],
+        b: usize,
+        width: usize,
+    ) -> f64 {
+        let (Some(aux), Some(st)) = (reg.auxk, self.aux.as_mut()) else {
+            return 0.0;
+        };
+        let raw = if reg.masks() { &self.raw[..b * width] } else { h };
+        st.loss(&aux, raw, x, y, w, b, width)
+    }
+
     /// The output the activation derivative of the backward pass needs: before the mask when
     /// there is one, else `h` itself.
     pub fn unmasked<'a>(&'a self, reg: &Regularizer, h: &'a [f32]) -> &'a [f32] {
@@ -554,8 +665,21 @@ impl State {
             l1: reg.l1 / b as f32,
             kl: reg.kl.map(|kl| (kl.rho, kl.beta / b as f32, &self.rho_hat[..])),
             decov: (reg.decov > 0.0).then(|| &self.decov.grad[..h.len()]),
+            aux: self.aux.as_ref().filter(|a| a.active).map(|a| &a.grad[..h.len()]),
         }
     }
+}
+
+/// BatchTopK's inference threshold from code values before the mask: the `keep`-th largest
+/// value (so that `keep` values are at or above it), never below zero; `None` for no values.
+pub(crate) fn batch_threshold(values: &[f32], keep: usize) -> Option<f32> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    let at = keep.clamp(1, v.len()) - 1;
+    let (_, t, _) = v.select_nth_unstable_by(at, |a, b| b.total_cmp(a));
+    Some(t.max(0.0))
 }
 
 /// Gradient terms of a regularized layer, fused into the backward pass of the layer above:
@@ -572,6 +696,8 @@ pub struct CodeGrad<'a> {
     pub kl: Option<(f32, f32, &'a [f32])>,
     /// The decorrelation penalty's gradient, (batch, width).
     pub decov: Option<&'a [f32]>,
+    /// The AuxK loss's gradient, (batch, width): it reaches units the mask dropped.
+    pub aux: Option<&'a [f32]>,
 }
 
 impl CodeGrad<'_> {
@@ -593,6 +719,9 @@ impl CodeGrad<'_> {
             }
             if let Some(m) = self.mask {
                 *g *= m[at];
+            }
+            if let Some(a) = self.aux {
+                *g += a[at];
             }
         }
     }
@@ -657,6 +786,36 @@ mod tests {
                 .unwrap_err()
                 .contains("needs topk")
         );
+        let sae = Regularizer::merged(
+            None,
+            &Setting::parse_list("auxk-alpha=0.5,batchtopk=8,auxk=16,auxk-window=1000").unwrap(),
+        )
+        .unwrap();
+        let t = sae.topk.unwrap();
+        assert!(t.batch && t.k == 8 && t.threshold.is_none());
+        assert_eq!(
+            sae.auxk,
+            Some(AuxK {
+                k: 16,
+                alpha: 0.5,
+                window: Some(1000)
+            })
+        );
+        assert!(sae.validate(32, Activation::Relu).is_ok());
+        assert!(sae.validate(12, Activation::Relu).unwrap_err().contains("auxk needs"));
+        assert!(
+            Regularizer::merged(None, &[Setting::AuxKAlpha(0.1)])
+                .unwrap_err()
+                .contains("needs auxk")
+        );
+        // The threshold rule: values at or above it stay.
+        let mut calibrated = sae.clone();
+        calibrated.topk.as_mut().unwrap().threshold = Some(0.5);
+        let mut h = vec![0.2, 0.5, 0.9, 0.0];
+        calibrated.encode(&mut h, 4);
+        assert_eq!(h, vec![0.0, 0.5, 0.9, 0.0]);
+        assert_eq!(batch_threshold(&[0.1, 0.7, 0.3, 0.9], 2), Some(0.7));
+        assert_eq!(batch_threshold(&[-1.0, -2.0], 1), Some(0.0));
     }
 
     /// Settings given later (flags) replace only the keys they name in a base (a file).
@@ -743,7 +902,7 @@ mod tests {
         ];
         for reg in cases {
             let penalty = |h: &[f32]| {
-                let mut state = State::new(&reg, b, w);
+                let mut state = State::new(&reg, b, w, w);
                 let mut h = h.to_vec();
                 state.forward(
                     &reg,
@@ -756,7 +915,7 @@ mod tests {
                     },
                 )
             };
-            let mut state = State::new(&reg, b, w);
+            let mut state = State::new(&reg, b, w, w);
             let mut h = h0.clone();
             state.forward(
                 &reg,
@@ -791,7 +950,7 @@ mod tests {
             decov: 1.0,
             ..Default::default()
         };
-        let mut state = State::new(&only, b, 2);
+        let mut state = State::new(&only, b, 2, 2);
         let mut h = same.clone();
         let p = state.forward(
             &only,

@@ -1,0 +1,200 @@
+//! AuxK (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"): an auxiliary loss
+//! that revives the dead units of a sparse code.
+//!
+//! A unit is *dead* when it has not fired (a non-zero value after the top-k mask) on any of
+//! the last `window` training rows. Each row's `k` largest dead units (by their value before
+//! the mask) then reconstruct what the model leaves unexplained, `e = x − x̂`, through the
+//! decoder's weights without its bias: `ê = W_dec z_aux`. The loss `α · Σ ‖e − ê‖² / (b · d)`
+//! (the main MSE's units) moves the dead units' encoder and decoder weights toward the
+//! residual, where they can win a top-k place again; `e` is held fixed (its gradient is not
+//! taken), so the model's own reconstruction is not pulled toward the auxiliary one.
+//!
+//! It needs the sparse dictionary's shape: the code layer right below a dense, linear output
+//! layer trained with MSE (the trainer checks this).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The AuxK loss settings of a code layer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuxK {
+    /// Dead units used per row (the paper: half the input width, a power of two).
+    pub k: usize,
+    /// The loss weight (the paper: 1/32).
+    #[serde(default = "default_alpha")]
+    pub alpha: f32,
+    /// Training rows without firing after which a unit counts as dead; `None`: one epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+}
+
+fn default_alpha() -> f32 {
+    1.0 / 32.0
+}
+
+impl AuxK {
+    /// `k` dead units per row, weight 1/32, a window of one epoch.
+    pub fn new(k: usize) -> Self {
+        AuxK {
+            k,
+            alpha: default_alpha(),
+            window: None,
+        }
+    }
+
+    /// Checks the settings for a code of `width` units.
+    ///
+    /// # Errors
+    /// A message naming the bad value.
+    pub fn validate(&self, width: usize) -> Result<(), String> {
+        if !(1..=width).contains(&self.k) {
+            return Err(format!("auxk needs 1 <= k <= width {width}, got {}", self.k));
+        }
+        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+            return Err(format!("auxk-alpha must be >= 0, got {}", self.alpha));
+        }
+        if self.window == Some(0) {
+            return Err("auxk-window must be at least 1 row".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for AuxK {
+    /// `auxk 16 (alpha 0.03125, dead after 1 epoch)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "auxk {} (alpha {}, dead after ", self.k, self.alpha)?;
+        match self.window {
+            Some(n) => write!(f, "{n} rows without firing)"),
+            None => f.write_str("an epoch without firing)"),
+        }
+    }
+}
+
+/// No unit picked (a row with fewer dead units than k).
+const NONE: u32 = u32::MAX;
+
+/// The AuxK buffers of one code layer, sized once for the largest batch.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuxState {
+    /// Training rows since each unit last fired.
+    pub since: Vec<u64>,
+    /// Rows without firing after which a unit is dead.
+    pub window: u64,
+    /// The dead units of the current step.
+    dead: Vec<u32>,
+    /// Each row's picks, `k` per row: `(unit, value)`, [`NONE`] for none.
+    picks: Vec<(u32, f32)>,
+    /// The loss's gradient with respect to `ê`, (batch, d).
+    resid: Vec<f32>,
+    /// The loss's gradient with respect to the code, (batch, width): non-zero on the picks.
+    pub grad: Vec<f32>,
+    /// Whether this step had dead units (else the loss and its gradients are zero).
+    pub active: bool,
+}
+
+impl AuxState {
+    /// Buffers for batches of up to `rows` rows of `width` units and outputs of `d` values.
+    pub fn new(aux: &AuxK, rows: usize, width: usize, d: usize) -> Self {
+        AuxState {
+            since: vec![0; width],
+            window: aux.window.map_or(u64::MAX, |w| w as u64),
+            dead: Vec::with_capacity(width),
+            picks: vec![(NONE, 0.0); rows * aux.k],
+            resid: vec![0.0; rows * d],
+            grad: vec![0.0; rows * width],
+            active: false,
+        }
+    }
+
+    /// Counts the firing of the batch's masked code `h` (`b` rows of `width`).
+    pub fn observe(&mut self, h: &[f32], b: usize, width: usize) {
+        let mut fired = vec![false; width];
+        for row in h.chunks_exact(width).take(b) {
+            for (f, &v) in fired.iter_mut().zip(row) {
+                *f |= v != 0.0;
+            }
+        }
+        for (s, f) in self.since.iter_mut().zip(fired) {
+            *s = if f { 0 } else { s.saturating_add(b as u64) };
+        }
+    }
+
+    /// The loss of a batch of `b` rows: `raw` the code before its mask (b × width), `x` the
+    /// targets and `y` the output (b × d), `w` the decoder's weight (d × width, row-major).
+    /// Fills the gradients [`AuxState::grad`] and [`AuxState::add_weight_grad`] use.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss(&mut self, aux: &AuxK, raw: &[f32], x: &[f32], y: &[f32], w: &[f32], b: usize, width: usize) -> f64 {
+        let d = x.len() / b.max(1);
+        self.dead.clear();
+        self.dead
+            .extend((0..width as u32).filter(|&j| self.since[j as usize] >= self.window));
+        self.active = !self.dead.is_empty() && aux.alpha > 0.0;
+        if !self.active {
+            return 0.0;
+        }
+        let k = aux.k;
+        let dead = &self.dead;
+        let scale = 2.0 * aux.alpha / (b * d) as f32;
+        let grad = &mut self.grad[..b * width];
+        let sums: Vec<f64> = self.picks[..b * k]
+            .par_chunks_mut(k)
+            .zip(self.resid[..b * d].par_chunks_mut(d))
+            .zip(grad.par_chunks_mut(width))
+            .enumerate()
+            .map(|(r, ((picks, resid), g))| {
+                let z = &raw[r * width..(r + 1) * width];
+                // The k largest dead units of the row (ties: the lower index).
+                let mut order: Vec<u32> = dead.clone();
+                let kk = k.min(order.len());
+                if kk < order.len() {
+                    order.select_nth_unstable_by(kk, |&a, &c| z[c as usize].total_cmp(&z[a as usize]).then(a.cmp(&c)));
+                }
+                order.truncate(kk);
+                order.sort_unstable();
+                picks.fill((NONE, 0.0));
+                for (p, &j) in picks.iter_mut().zip(&order) {
+                    *p = (j, z[j as usize]);
+                }
+                // e − ê, the loss, then dL/dê = −2α (e − ê) / (b d).
+                for (i, ri) in resid.iter_mut().enumerate() {
+                    let at = r * d + i;
+                    let mut e_hat = 0.0f32;
+                    for &(j, v) in picks.iter().take_while(|p| p.0 != NONE) {
+                        e_hat += v * w[i * width + j as usize];
+                    }
+                    *ri = (x[at] - y[at]) - e_hat;
+                }
+                let sse: f64 = resid.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+                resid.iter_mut().for_each(|v| *v *= -scale);
+                // dL/dz_j = Σ_i dL/dê_i W[i, j], on the picks only.
+                g.fill(0.0);
+                for &(j, _) in picks.iter().take_while(|p| p.0 != NONE) {
+                    let j = j as usize;
+                    g[j] = resid.iter().enumerate().map(|(i, &ri)| ri * w[i * width + j]).sum();
+                }
+                sse
+            })
+            .collect();
+        f64::from(aux.alpha) * sums.iter().sum::<f64>() / (b * d) as f64
+    }
+
+    /// Adds the loss's gradient with respect to the decoder's weight (d × width) to `dw`:
+    /// `dW[i, j] += Σ_rows dL/dê_i z_j` over each row's picks, rows in order.
+    pub fn add_weight_grad(&self, dw: &mut [f32], b: usize, k: usize, width: usize) {
+        if !self.active {
+            return;
+        }
+        let d = dw.len() / width;
+        let (picks, resid) = (&self.picks[..b * k], &self.resid[..b * d]);
+        dw.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
+            for (r, p) in picks.chunks_exact(k).enumerate() {
+                let g = resid[r * d + i];
+                for &(j, v) in p.iter().take_while(|p| p.0 != NONE) {
+                    row[j as usize] += g * v;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,246 @@
+//! Sparse dictionary training: BatchTopK (the batch's budget in training, a calibrated
+//! threshold at inference) and the AuxK loss (its gradient, that it revives dead units, and
+//! that checkpoints keep its firing counts).
+
+use super::tests::{assert_gradients, blobs, step, trained_on_1_and_3_threads};
+use super::*;
+use crate::activation::Activation;
+use crate::model::{Autoencoder, Mlp};
+use crate::regularize::{AuxK, Regularizer, Setting};
+use crate::tensor::MatrixRef;
+
+/// A one-layer dictionary: `d` inputs, `width` linear code units with `code` settings, a
+/// linear output (MSE).
+fn dictionary(d: usize, width: usize, code: &str, act: Activation) -> Mlp {
+    let mut cfg = Mlp::new(d, width).with_activations(Activation::Identity, act, Activation::Identity);
+    cfg.regularizer = Regularizer::merged(None, &Setting::parse_list(code).unwrap()).unwrap();
+    cfg
+}
+
+/// The AuxK loss's gradient, through the decoder and into the dead units the mask dropped.
+/// The residual `e = x − x̂` is held fixed (its gradient is not taken), so the reference is
+/// the AuxK loss written out here with `e` from the unperturbed model: central differences of
+/// it must match what AuxK adds to the step's gradients. A window of one row makes every unit
+/// that did not fire in the batch dead; linear code units give each of them a value.
+#[test]
+fn auxk_gradient() {
+    let (d, width, k_aux, alpha) = (6, 7, 3, 0.5f64);
+    let cfg = dictionary(
+        d,
+        width,
+        "topk=1,auxk=3,auxk-window=1,auxk-alpha=0.5",
+        Activation::Identity,
+    );
+    let m = cfg.init(3).unwrap();
+    let b = 4;
+    let x: Vec<f32> = (0..b * d).map(|i| ((i * 7) % 11) as f32 / 11.0).collect();
+    let (with, ws) = step(&m, &x);
+    let mut plain = m.clone();
+    plain.config.regularizers.get_mut(&0).unwrap().auxk = None;
+    let (without, ws_plain) = step(&plain, &x);
+    assert!(
+        with > without + 1e-4,
+        "the AuxK term adds to the loss: {with} vs {without}"
+    );
+    // The fixed residual and the dead units (those that won no row's top-1).
+    let y = ws.acts(1, b, d).to_vec();
+    let e: Vec<f64> = x.iter().zip(&y).map(|(a, b)| f64::from(a - b)).collect();
+    let code = ws.acts(0, b, width);
+    let dead: Vec<usize> = (0..width)
+        .filter(|&j| (0..b).all(|r| code[r * width + j] == 0.0))
+        .collect();
+    assert!(dead.len() > k_aux, "{dead:?}");
+    let aux_loss = |m: &Autoencoder| {
+        let raw = crate::infer::forward(&m.layers, |_| None, MatrixRef::new(b, d, &x).unwrap(), 0..1);
+        let w = m.layers[1].weight();
+        let mut sum = 0.0f64;
+        for r in 0..b {
+            let z = raw.row(r);
+            let mut picks = dead.clone();
+            picks.sort_by(|&a, &c| z[c].total_cmp(&z[a]).then(a.cmp(&c)));
+            for i in 0..d {
+                let e_hat: f64 = picks[..k_aux]
+                    .iter()
+                    .map(|&j| f64::from(z[j]) * f64::from(w[i * width + j]))
+                    .sum();
+                sum += (e[r * d + i] - e_hat).powi(2);
+            }
+        }
+        alpha * sum / (b * d) as f64
+    };
+    assert!(
+        (aux_loss(&m) - (with - without)).abs() < 1e-5,
+        "{} vs {}",
+        aux_loss(&m),
+        with - without
+    );
+    let h = 1e-3f32;
+    for l in 0..2 {
+        for i in 0..m.layers[l].weight().len() {
+            let at = |delta: f32| {
+                let mut p = m.clone();
+                p.layers[l].params_mut().0[i] += delta;
+                aux_loss(&p)
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+            let analytic = f64::from(ws.dw[l][i] - ws_plain.dw[l][i]);
+            assert!(
+                (numeric - analytic).abs() < 1e-2 * numeric.abs().max(analytic.abs()) + 1e-4,
+                "layer {l} weight {i}: numeric {numeric} analytic {analytic}"
+            );
+        }
+    }
+    // The encoder rows of dead units move only through AuxK.
+    assert!(
+        dead.iter()
+            .any(|&j| ws.dw[0][j * d..(j + 1) * d].iter().any(|g| *g != 0.0))
+    );
+    assert!(
+        dead.iter()
+            .all(|&j| ws_plain.dw[0][j * d..(j + 1) * d].iter().all(|g| *g == 0.0))
+    );
+}
+
+/// The AuxK loss needs a dictionary's shape, and says which part is missing.
+#[test]
+fn auxk_is_refused_where_it_has_no_residual() {
+    let data = blobs(40, 6, 1);
+    let config = TrainConfig {
+        epochs: 1,
+        ..Default::default()
+    };
+    let deep = dictionary(6, 8, "topk=2,auxk=2", Activation::Relu).with_hidden(&[5]);
+    let e = fit(&mut deep.init(1).unwrap(), &data, None, &config, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("right below the output layer"), "{e}");
+    let sigmoid_out = Mlp::new(6, 8).with_activations(Activation::Relu, Activation::Relu, Activation::Sigmoid);
+    let mut cfg = sigmoid_out;
+    cfg.regularizer = Regularizer {
+        auxk: Some(AuxK::new(2)),
+        ..Default::default()
+    };
+    let e = fit(&mut cfg.init(1).unwrap(), &data, None, &config, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("dense and linear"), "{e}");
+}
+
+/// A BatchTopK step keeps exactly k × batch values of the whole batch; rows differ.
+#[test]
+fn batch_topk_keeps_the_batchs_budget() {
+    let m = dictionary(6, 10, "batchtopk=2", Activation::Identity).init(2).unwrap();
+    let x: Vec<f32> = (0..8 * 6)
+        .map(|i| ((i * 5) % 13) as f32 / 13.0 + (i / 6) as f32 * 0.3)
+        .collect();
+    let (_, ws) = step(&m, &x);
+    let code = ws.acts(0, 8, 10);
+    let per_row: Vec<usize> = code
+        .chunks(10)
+        .map(|r| r.iter().filter(|v| **v != 0.0).count())
+        .collect();
+    assert_eq!(per_row.iter().sum::<usize>(), 16, "{per_row:?}");
+    assert!(per_row.iter().any(|&n| n != 2), "{per_row:?}");
+    assert_gradients(&m, "batchtopk");
+}
+
+/// Training calibrates BatchTopK's threshold on the training sample: the sample's mean L0 at
+/// inference is k; the model is the same on 1 and 3 threads.
+#[test]
+fn batch_topk_calibrates_its_threshold() {
+    let data = blobs(300, 16, 3);
+    let cfg = dictionary(16, 48, "batchtopk=4", Activation::Relu);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        ..Default::default()
+    };
+    let (m, _) = trained_on_1_and_3_threads(|| cfg.init(5).unwrap(), &data, &config);
+    let t = m.config.regularizers[&0].topk.unwrap();
+    let theta = t.threshold.expect("a calibrated threshold");
+    assert!(theta > 0.0, "{theta}");
+    let codes = m.encode(&data).unwrap();
+    let active = codes.as_slice().iter().filter(|v| **v != 0.0).count();
+    assert_eq!(
+        active,
+        4 * 300,
+        "the sample (all 300 rows) has k active values per row on average"
+    );
+    assert!(codes.as_slice().iter().all(|v| *v == 0.0 || *v >= theta));
+    assert!(
+        m.config.regularizers[&0]
+            .to_string()
+            .contains("batch top-k 4 (encode: values >=")
+    );
+}
+
+/// `n` rows of width `d`, each the sum of 3 of `atoms` random directions with positive
+/// weights: data a wide sparse dictionary explains.
+fn sparse_mixtures(n: usize, d: usize, atoms: usize, seed: u64) -> crate::tensor::Matrix {
+    let mut rng = crate::rng::Rng::new(seed);
+    let dict: Vec<f32> = (0..atoms * d).map(|_| rng.normal()).collect();
+    let mut x = crate::tensor::Matrix::zeros(n, d);
+    for i in 0..n {
+        for _ in 0..3 {
+            let a = rng.below(atoms);
+            let c = rng.uniform_range(0.5, 1.5);
+            for (v, w) in x.row_mut(i).iter_mut().zip(&dict[a * d..(a + 1) * d]) {
+                *v += c * w;
+            }
+        }
+    }
+    x
+}
+
+/// Dead units of a top-k dictionary trained with a high learning rate on data of more
+/// features than units: the AuxK loss leaves fewer of them (0.16 against 0.24 of the units).
+#[test]
+fn auxk_revives_dead_units() {
+    let data = sparse_mixtures(2000, 32, 1000, 7);
+    let config = TrainConfig {
+        epochs: 10,
+        batch_size: 32,
+        lr: 3e-2,
+        ..Default::default()
+    };
+    let dead = |code: &str| {
+        let mut m = dictionary(32, 128, code, Activation::Relu).init(11).unwrap();
+        fit(&mut m, &data, None, &config, |_| {}).unwrap();
+        crate::metrics::code(&m.encode(&data).unwrap(), Activation::Relu).dead_fraction
+    };
+    let (plain, aux) = (dead("topk=4"), dead("topk=4,auxk=16,auxk-window=1000"));
+    assert!(plain > 0.2, "the setting must kill units without AuxK: {plain}");
+    assert!(aux < 0.75 * plain, "AuxK leaves fewer dead units: {aux} vs {plain}");
+}
+
+/// A run stopped mid-epoch and resumed reaches the same weights and threshold as one that
+/// never stopped: the checkpoint keeps the AuxK firing counts.
+#[test]
+fn a_checkpoint_keeps_the_auxk_firing_counts() {
+    let data = blobs(200, 12, 9);
+    let cfg = dictionary(12, 40, "batchtopk=2,auxk=4,auxk-window=64", Activation::Relu);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        seed: 2,
+        ..Default::default()
+    };
+    let mut whole: Autoencoder = cfg.init(1).unwrap();
+    fit(&mut whole, &data, None, &config, |_| {}).unwrap();
+    let mut saved = None;
+    let mut epoch = 0;
+    fit(&mut cfg.init(1).unwrap(), &data, None, &config, |e| match e {
+        Event::EpochStart { epoch: n, .. } => {
+            epoch = *n;
+            Flow::Continue
+        }
+        Event::Batch { batch: 5, .. } if epoch == 2 => Flow::Stop,
+        Event::Checkpoint(ck) => {
+            saved = Some(ck.to_bytes().unwrap());
+            Flow::Continue
+        }
+        _ => Flow::Continue,
+    })
+    .unwrap();
+    let ck = Checkpoint::from_bytes(std::path::Path::new("ck"), &saved.unwrap()).unwrap();
+    assert!(!ck.state.firing.is_empty());
+    let mut resumed = cfg.init(1).unwrap();
+    fit_from(&mut resumed, &data, None, &config, Some(&ck), |_| {}).unwrap();
+    assert_eq!(resumed, whole);
+}
