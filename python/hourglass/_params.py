@@ -35,6 +35,13 @@ MODEL = {
     "topk_encode": (None, "code units kept at encode time (default: topk)"),
     "topk_start": (None, "start training with this many code units ..."),
     "topk_anneal": (0, "... and lower it to topk over this many epochs"),
+    "batch_topk": (False, "BatchTopK: topk is each row's budget on average over a training batch (the batch's "
+                          "topk x rows largest values); inference keeps the values above a threshold "
+                          "calibrated on the training rows"),
+    "auxk": (None, "AuxK loss: each row's auxk largest dead code units reconstruct what the model leaves "
+                   "unexplained, which revives them (a linear output right above the code, mse)"),
+    "auxk_alpha": (1 / 32, "weight of the AuxK loss"),
+    "auxk_window": (None, "training rows without firing after which a unit is dead; None: one epoch"),
     "code_dropout": (0.0, "dropout on the code in training"),
     "binary_code": (None, "binary code for hashing: 'noise:SIGMA' or 'ste' (sigmoid code)"),
     "decov": (0.0, "decorrelation penalty on the code (DeCov)"),
@@ -42,6 +49,8 @@ MODEL = {
     "max_norm": (None, "cap each unit's incoming weight norm after every step"),
     "unit_norm_decoder": (False, "rescale each code unit's decoder column (its dictionary atom) to unit norm "
                                  "after every step, as sparse dictionary (SAE) trainers do"),
+    "tied_init": (False, "start each code unit's decoder column as its encoder row scaled to unit norm (the "
+                         "tied initialization of sparse dictionary trainers)"),
     "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
                   "(nats) and warmup (epochs)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
@@ -174,7 +183,10 @@ def design(est, n_features: int) -> str:
         rho, beta = est.kl
         code_reg.append(f"kl={float(rho)}/{float(beta)}")
     if est.topk is not None:
-        code_reg.append(f"topk={int(est.topk)}")
+        key = "batchtopk" if getattr(est, "batch_topk", False) else "topk"
+        code_reg.append(f"{key}={int(est.topk)}")
+    elif getattr(est, "batch_topk", False):
+        raise ValueError("batch_topk needs topk (the rows' average budget of code units)")
     if est.topk_encode is not None:
         code_reg.append(f"topk-encode={int(est.topk_encode)}")
     if est.topk_start is not None:
@@ -187,6 +199,11 @@ def design(est, n_features: int) -> str:
         code_reg.append(f"binary={est.binary_code}")
     if est.decov:
         code_reg.append(f"decov={float(est.decov)}")
+    if getattr(est, "auxk", None) is not None:
+        code_reg.append(f"auxk={int(est.auxk)}")
+        code_reg.append(f"auxk-alpha={float(est.auxk_alpha)}")
+        if est.auxk_window is not None:
+            code_reg.append(f"auxk-window={int(est.auxk_window)}")
     hidden_reg = []
     for layer, spec in (est.hidden_reg or {}).items():
         hidden_reg.append([int(layer), [s for s in str(spec).split(",") if s]])
@@ -277,6 +294,7 @@ def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str 
         "freeze_epochs": int(freeze_epochs),
         "binarize": bool(getattr(est, "binarize", False)),
         "unit_norm_decoder": bool(getattr(est, "unit_norm_decoder", False)),
+        "tied_init": bool(getattr(est, "tied_init", False)),
     }
     return json.dumps(t)
 

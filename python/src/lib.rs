@@ -72,6 +72,8 @@ struct Training {
     binarize: bool,
     #[serde(default)]
     unit_norm_decoder: bool,
+    #[serde(default)]
+    tied_init: bool,
 }
 
 impl Training {
@@ -117,6 +119,7 @@ impl Training {
             freeze_epochs: t.freeze_epochs,
             binarize: t.binarize,
             unit_norm_decoder: t.unit_norm_decoder,
+            tied_init: t.tied_init,
         })
     }
 }

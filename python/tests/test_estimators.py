@@ -265,6 +265,22 @@ def test_architectures_as_dicts_and_annealed_topk(manifold):
     assert ((sparse.transform(manifold) != 0).sum(axis=1) <= 4).all()
 
 
+def test_a_batch_topk_dictionary_with_auxk(manifold):
+    """BatchTopK keeps k per row on average (rows differ), the AuxK settings reach the model, and
+    the same seed gives the same dictionary on 1 and 2 threads."""
+    kw = dict(code=32, hidden=[], code_activation="relu", topk=3, batch_topk=True, auxk=4, auxk_window=200,
+              unit_norm_decoder=True, epochs=3, random_state=0)
+    sae = hourglass.AutoEncoder(**kw, n_jobs=1).fit(manifold)
+    active = (sae.transform(manifold) != 0).sum(axis=1)
+    assert 1.5 < active.mean() < 4.5 and active.min() != active.max()
+    again = hourglass.AutoEncoder(**kw, n_jobs=2).fit(manifold)
+    np.testing.assert_array_equal(sae.transform(manifold), again.transform(manifold))
+    with pytest.raises(ValueError, match="batch_topk needs topk"):
+        hourglass.AutoEncoder(code=8, batch_topk=True, epochs=1).fit(manifold)
+    with pytest.raises(ValueError, match="right below the output layer"):
+        hourglass.AutoEncoder(code=8, hidden=[6], topk=2, auxk=2, epochs=1).fit(manifold)
+
+
 def test_bf16_where_it_cannot_run_warns_once_and_trains_in_f32(tmp_path):
     """The SIMD level lowered to AVX2 (read once per process, so in a child process): bf16
     cannot run on any CPU, and fit says so with a UserWarning instead of silently."""

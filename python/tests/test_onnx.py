@@ -170,6 +170,14 @@ def test_top_k_codes_at_encode_time(work):
     assert ((out["code"] != 0).sum(axis=1) <= 12).all()
 
 
+def test_batch_topk_threshold(work):
+    run_cli("train", "small.npy", "--code", "64", "--code-activation", "relu", "--output-activation", "identity",
+            "--code-reg", "batchtopk=6,auxk=8", "--epochs", "2", "-q", "-o", "m.hg", cwd=work)
+    out, _ = check_autoencoder(work, "m.hg")
+    active = (out["code"] != 0).sum(axis=1)
+    assert 2 < active.mean() < 12 and active.min() != active.max()
+
+
 def test_binary_codes(work):
     run_cli("train", "small.npy", "--hidden", "64", "--code", "16", "--code-activation", "sigmoid",
             "--binary-code", "noise:2", "--epochs", "2", "-q", "-o", "m.hg", cwd=work)

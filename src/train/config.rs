@@ -60,6 +60,11 @@ pub struct TrainConfig {
     /// weights.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unit_norm_decoder: bool,
+    /// Start the dictionary from its encoder: before the first step (not when resuming), each
+    /// code unit's decoder column becomes its encoder row, scaled to unit norm (the tied
+    /// initialization of sparse dictionary trainers). Dense code and first decoder layers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tied_init: bool,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +88,7 @@ impl Default for TrainConfig {
             freeze_epochs: 0,
             binarize: false,
             unit_norm_decoder: false,
+            tied_init: false,
         }
     }
 }

@@ -141,11 +141,11 @@ fn batch_topk_keeps_the_batchs_budget() {
 }
 
 /// Training calibrates BatchTopK's threshold on the training sample: the sample's mean L0 at
-/// inference is k; the model is the same on 1 and 3 threads.
+/// inference is k; the model (AuxK included) is the same on 1 and 3 threads.
 #[test]
 fn batch_topk_calibrates_its_threshold() {
     let data = blobs(300, 16, 3);
-    let cfg = dictionary(16, 48, "batchtopk=4", Activation::Relu);
+    let cfg = dictionary(16, 48, "batchtopk=4,auxk=8,auxk-window=100", Activation::Relu);
     let config = TrainConfig {
         epochs: 3,
         batch_size: 32,
@@ -243,4 +243,32 @@ fn a_checkpoint_keeps_the_auxk_firing_counts() {
     let mut resumed = cfg.init(1).unwrap();
     fit_from(&mut resumed, &data, None, &config, Some(&ck), |_| {}).unwrap();
     assert_eq!(resumed, whole);
+}
+
+/// The tied initialization: each decoder column starts as its unit's encoder row at unit
+/// norm; a decoder that does not map the code back to the encoder's inputs is refused.
+#[test]
+fn tied_init_starts_the_decoder_from_the_encoder() {
+    let mut m = dictionary(5, 9, "topk=2", Activation::Relu).init(4).unwrap();
+    super::fit::tied_init(&mut m.layers, 1).unwrap();
+    let (enc, dec) = (m.layers[0].weight(), m.layers[1].weight());
+    for j in 0..9 {
+        let row = &enc[j * 5..(j + 1) * 5];
+        let norm = row.iter().map(|w| w * w).sum::<f32>().sqrt();
+        for i in 0..5 {
+            assert!((dec[i * 9 + j] - row[i] / norm).abs() < 1e-6);
+        }
+    }
+    let mut cfg = Mlp::new(5, 4).with_hidden(&[3]);
+    cfg.decoder_hidden = Some(vec![6]);
+    let mut deep = cfg.init(1).unwrap();
+    let e = super::fit::tied_init(&mut deep.layers, 2).unwrap_err();
+    assert!(e.contains("back to the encoder's 3 inputs"), "{e}");
+    let config = TrainConfig {
+        epochs: 1,
+        tied_init: true,
+        ..Default::default()
+    };
+    let data = blobs(50, 5, 1);
+    fit(&mut m, &data, None, &config, |_| {}).unwrap();
 }

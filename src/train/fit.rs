@@ -742,10 +742,14 @@ fn run_feed<R: Into<Flow>>(
     let warmup = config.warmup_epochs * batches;
     let noisy = !config.noise.is_empty();
     let atoms = if config.unit_norm_decoder {
-        Some(dictionary_layer(&t)?)
+        Some(dictionary_layer(&t, "unit_norm_decoder")?)
     } else {
         None
     };
+    if config.tied_init && resume.is_none() {
+        let l = dictionary_layer(&t, "tied_init")?;
+        tied_init(t.layers, l).map_err(|why| Error::setting("tied_init", true, why))?;
+    }
     // Training holds about five copies of the parameters (gradients, two optimizer moments,
     // the last good and the best weights) and a few of each batch's activations.
     let params: usize = t.layers.iter().map(Layer::num_params).sum();
@@ -1257,10 +1261,10 @@ fn calibrate(t: &mut Trainee<'_>, sample: MatrixRef<'_>, team: &mut Team<'_>) ->
 
 /// The first decoder layer, whose columns are the code units' dictionary atoms: a dense layer
 /// right above the code, not tied.
-fn dictionary_layer(t: &Trainee<'_>) -> Result<usize> {
-    let bad = |why: &str| Err(Error::setting("unit_norm_decoder", true, why));
+fn dictionary_layer(t: &Trainee<'_>, setting: &'static str) -> Result<usize> {
+    let bad = |why: &str| Err(Error::setting(setting, true, why));
     let Some((code, _)) = t.code else {
-        return bad("it normalizes an autoencoder's decoder");
+        return bad("it sets the columns of an autoencoder's decoder");
     };
     let l = code + 1;
     if !matches!(t.layers.get(l), Some(Layer::Dense(_))) {
@@ -1270,6 +1274,29 @@ fn dictionary_layer(t: &Trainee<'_>) -> Result<usize> {
         return bad("a tied decoder is the encoder's transpose; untie it to normalize its columns");
     }
     Ok(l)
+}
+
+/// The tied initialization of a dictionary: decoder layer `l`'s column j becomes row j of the
+/// code layer `l − 1` (its encoder weights), scaled to unit norm (a zero row stays zero).
+pub(crate) fn tied_init(layers: &mut [Layer], l: usize) -> std::result::Result<(), String> {
+    let (lo, hi) = layers.split_at_mut(l);
+    let (Layer::Dense(enc), Layer::Dense(dec)) = (&lo[l - 1], &mut hi[0]) else {
+        return Err("the code layer and the layer above it must be dense".into());
+    };
+    let (d, width) = (enc.n_in, dec.n_in);
+    if dec.weight.len() != d * width {
+        return Err(format!(
+            "the decoder's first layer must map the code's {width} units back to the encoder's {d} inputs"
+        ));
+    }
+    for (j, row) in enc.weight.chunks_exact(d).enumerate() {
+        let norm = row.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>().sqrt();
+        let s = if norm > 0.0 { (1.0 / norm) as f32 } else { 0.0 };
+        for (i, &w) in row.iter().enumerate() {
+            dec.weight[i * width + j] = w * s;
+        }
+    }
+    Ok(())
 }
 
 /// Rescales each column of a dense layer's weight (`(n_out, n_in)`, row-major) to unit L2

@@ -675,6 +675,10 @@ pub struct TrainArgs {
     /// norm after every step, as sparse dictionary (SAE) trainers do.
     #[arg(long)]
     pub unit_norm_decoder: bool,
+    /// Start each code unit's decoder column as its encoder row scaled to unit norm (the tied
+    /// initialization of sparse dictionary trainers); training then moves them apart.
+    #[arg(long)]
+    pub tied_init: bool,
     #[command(flatten)]
     pub noise: NoiseArgs,
     #[command(flatten)]

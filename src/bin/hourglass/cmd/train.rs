@@ -69,6 +69,7 @@ pub(super) fn settings(
         freeze_epochs: 0,
         binarize: a.binarize,
         unit_norm_decoder: a.unit_norm_decoder,
+        tied_init: a.tied_init,
     };
     Ok((model, train))
 }
