@@ -50,7 +50,8 @@ MODEL = {
     "unit_norm_decoder": (False, "rescale each code unit's decoder column (its dictionary atom) to unit norm "
                                  "after every step, as sparse dictionary (SAE) trainers do"),
     "tied_init": (False, "start each code unit's decoder column as its encoder row scaled to unit norm (the "
-                         "tied initialization of sparse dictionary trainers)"),
+                         "tied initialization of sparse dictionary trainers), a one-layer dictionary centred "
+                         "on the training rows' mean"),
     "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
                   "(nats) and warmup (epochs)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),

@@ -90,6 +90,14 @@ pub(crate) struct AuxState {
     resid: Vec<f32>,
     /// The loss's gradient with respect to the code, (batch, width): non-zero on the picks.
     pub grad: Vec<f32>,
+    /// The decoder's weight transposed, (width, d): each unit's atom contiguous.
+    atoms: Vec<f32>,
+    /// The picks by unit (rows in order), as offsets into `entries`, (width + 1).
+    starts: Vec<usize>,
+    /// `(row, value)` of every pick, grouped by unit.
+    entries: Vec<(u32, f32)>,
+    /// The weight gradient by unit, (width, d).
+    datoms: Vec<f32>,
     /// Whether this step had dead units (else the loss and its gradients are zero).
     pub active: bool,
 }
@@ -104,6 +112,10 @@ impl AuxState {
             picks: vec![(NONE, 0.0); rows * aux.k],
             resid: vec![0.0; rows * d],
             grad: vec![0.0; rows * width],
+            atoms: vec![0.0; width * d],
+            starts: vec![0; width + 1],
+            entries: Vec::with_capacity(rows * aux.k),
+            datoms: vec![0.0; width * d],
             active: false,
         }
     }
@@ -134,8 +146,12 @@ impl AuxState {
         if !self.active {
             return 0.0;
         }
-        let k = aux.k;
-        let dead = &self.dead;
+        // Each unit's atom, contiguous.
+        self.atoms
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(j, a)| a.iter_mut().enumerate().for_each(|(i, v)| *v = w[i * width + j]));
+        let (k, dead, atoms) = (aux.k, &self.dead, &self.atoms);
         let scale = 2.0 * aux.alpha / (b * d) as f32;
         let grad = &mut self.grad[..b * width];
         let sums: Vec<f64> = self.picks[..b * k]
@@ -143,10 +159,11 @@ impl AuxState {
             .zip(self.resid[..b * d].par_chunks_mut(d))
             .zip(grad.par_chunks_mut(width))
             .enumerate()
-            .map(|(r, ((picks, resid), g))| {
+            .map_init(Vec::new, |order, (r, ((picks, resid), g))| {
                 let z = &raw[r * width..(r + 1) * width];
                 // The k largest dead units of the row (ties: the lower index).
-                let mut order: Vec<u32> = dead.clone();
+                order.clear();
+                order.extend_from_slice(dead);
                 let kk = k.min(order.len());
                 if kk < order.len() {
                     order.select_nth_unstable_by(kk, |&a, &c| z[c as usize].total_cmp(&z[a as usize]).then(a.cmp(&c)));
@@ -154,25 +171,26 @@ impl AuxState {
                 order.truncate(kk);
                 order.sort_unstable();
                 picks.fill((NONE, 0.0));
-                for (p, &j) in picks.iter_mut().zip(&order) {
+                for (p, &j) in picks.iter_mut().zip(order.iter()) {
                     *p = (j, z[j as usize]);
                 }
                 // e − ê, the loss, then dL/dê = −2α (e − ê) / (b d).
-                for (i, ri) in resid.iter_mut().enumerate() {
-                    let at = r * d + i;
-                    let mut e_hat = 0.0f32;
-                    for &(j, v) in picks.iter().take_while(|p| p.0 != NONE) {
-                        e_hat += v * w[i * width + j as usize];
-                    }
-                    *ri = (x[at] - y[at]) - e_hat;
+                let (xr, yr) = (&x[r * d..(r + 1) * d], &y[r * d..(r + 1) * d]);
+                resid
+                    .iter_mut()
+                    .zip(xr.iter().zip(yr))
+                    .for_each(|(e, (a, b))| *e = a - b);
+                for &(j, v) in picks.iter().take_while(|p| p.0 != NONE) {
+                    let atom = &atoms[j as usize * d..(j as usize + 1) * d];
+                    resid.iter_mut().zip(atom).for_each(|(e, a)| *e -= v * a);
                 }
                 let sse: f64 = resid.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
                 resid.iter_mut().for_each(|v| *v *= -scale);
                 // dL/dz_j = Σ_i dL/dê_i W[i, j], on the picks only.
                 g.fill(0.0);
                 for &(j, _) in picks.iter().take_while(|p| p.0 != NONE) {
-                    let j = j as usize;
-                    g[j] = resid.iter().enumerate().map(|(i, &ri)| ri * w[i * width + j]).sum();
+                    let atom = &atoms[j as usize * d..(j as usize + 1) * d];
+                    g[j as usize] = resid.iter().zip(atom).map(|(a, b)| a * b).sum();
                 }
                 sse
             })
@@ -182,18 +200,41 @@ impl AuxState {
 
     /// Adds the loss's gradient with respect to the decoder's weight (d × width) to `dw`:
     /// `dW[i, j] += Σ_rows dL/dê_i z_j` over each row's picks, rows in order.
-    pub fn add_weight_grad(&self, dw: &mut [f32], b: usize, k: usize, width: usize) {
+    pub fn add_weight_grad(&mut self, dw: &mut [f32], b: usize, k: usize, width: usize) {
         if !self.active {
             return;
         }
         let d = dw.len() / width;
-        let (picks, resid) = (&self.picks[..b * k], &self.resid[..b * d]);
+        let picks = &self.picks[..b * k];
+        // The picks grouped by unit, rows in order (a counting sort).
+        self.starts.fill(0);
+        for &(j, _) in picks.iter().filter(|p| p.0 != NONE) {
+            self.starts[j as usize + 1] += 1;
+        }
+        for j in 0..width {
+            self.starts[j + 1] += self.starts[j];
+        }
+        let mut next = self.starts.clone();
+        self.entries.clear();
+        self.entries.resize(self.starts[width], (0, 0.0));
+        for (r, p) in picks.chunks_exact(k).enumerate() {
+            for &(j, v) in p.iter().take_while(|p| p.0 != NONE) {
+                self.entries[next[j as usize]] = (r as u32, v);
+                next[j as usize] += 1;
+            }
+        }
+        let (starts, entries, resid) = (&self.starts, &self.entries, &self.resid[..b * d]);
+        self.datoms.par_chunks_mut(d).enumerate().for_each(|(j, g)| {
+            g.fill(0.0);
+            for &(r, v) in &entries[starts[j]..starts[j + 1]] {
+                let e = &resid[r as usize * d..(r as usize + 1) * d];
+                g.iter_mut().zip(e).for_each(|(g, e)| *g += v * e);
+            }
+        });
+        let datoms = &self.datoms;
         dw.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            for (r, p) in picks.chunks_exact(k).enumerate() {
-                let g = resid[r * d + i];
-                for &(j, v) in p.iter().take_while(|p| p.0 != NONE) {
-                    row[j as usize] += g * v;
-                }
+            for (j, v) in row.iter_mut().enumerate() {
+                *v += datoms[j * d + i];
             }
         });
     }

@@ -62,7 +62,9 @@ pub struct TrainConfig {
     pub unit_norm_decoder: bool,
     /// Start the dictionary from its encoder: before the first step (not when resuming), each
     /// code unit's decoder column becomes its encoder row, scaled to unit norm (the tied
-    /// initialization of sparse dictionary trainers). Dense code and first decoder layers.
+    /// initialization of sparse dictionary trainers). Dense code and first decoder layers; a
+    /// one-layer dictionary also starts centred on the training rows' mean (the decoder's bias
+    /// at the mean, the code zero there), as trainers with a pre-encoder bias do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tied_init: bool,
 }

@@ -259,6 +259,19 @@ fn tied_init_starts_the_decoder_from_the_encoder() {
             assert!((dec[i * 9 + j] - row[i] / norm).abs() < 1e-6);
         }
     }
+    // Centred at the rows' mean: the decoder's bias is the mean, the code is zero there.
+    let rows = blobs(30, 5, 3);
+    super::fit::center_dictionary(&mut m.layers, 1, rows.view());
+    let mean: Vec<f32> = (0..5)
+        .map(|j| (0..30).map(|r| rows.row(r)[j]).sum::<f32>() / 30.0)
+        .collect();
+    let b = m.layers[1].params().1;
+    assert!(b.iter().zip(&mean).all(|(b, m)| (b - m).abs() < 1e-5));
+    let (w, bias) = m.layers[0].params();
+    for (row, b) in w.chunks_exact(5).zip(bias) {
+        let z: f32 = row.iter().zip(&mean).map(|(w, m)| w * m).sum::<f32>() + b;
+        assert!(z.abs() < 1e-5, "{z}");
+    }
     let mut cfg = Mlp::new(5, 4).with_hidden(&[3]);
     cfg.decoder_hidden = Some(vec![6]);
     let mut deep = cfg.init(1).unwrap();

@@ -749,6 +749,7 @@ fn run_feed<R: Into<Flow>>(
     if config.tied_init && resume.is_none() {
         let l = dictionary_layer(&t, "tied_init")?;
         tied_init(t.layers, l).map_err(|why| Error::setting("tied_init", true, why))?;
+        center_dictionary(t.layers, l, sample.view());
     }
     // Training holds about five copies of the parameters (gradients, two optimizer moments,
     // the last good and the best weights) and a few of each batch's activations.
@@ -1297,6 +1298,35 @@ pub(crate) fn tied_init(layers: &mut [Layer], l: usize) -> std::result::Result<(
         }
     }
     Ok(())
+}
+
+/// Starts a dictionary (code layer `l − 1`, decoder layer `l`) at the mean row `m` of `rows`:
+/// the decoder's bias becomes `m` and the code layer's bias `−W m`, so that the code starts
+/// from the centred rows, `W (x − m)`, as sparse dictionary trainers' pre-encoder bias does. A
+/// one-layer dictionary (the decoder's output is the code layer's input) only.
+pub(crate) fn center_dictionary(layers: &mut [Layer], l: usize, rows: MatrixRef<'_>) {
+    let (lo, hi) = layers.split_at_mut(l);
+    let (Layer::Dense(enc), Layer::Dense(dec)) = (&mut lo[l - 1], &mut hi[0]) else {
+        return;
+    };
+    if l != 1 || dec.n_out != enc.n_in || rows.cols() != enc.n_in || rows.rows() == 0 {
+        return;
+    }
+    let mut mean = vec![0f64; enc.n_in];
+    for r in 0..rows.rows() {
+        for (m, &v) in mean.iter_mut().zip(rows.row(r)) {
+            *m += f64::from(v);
+        }
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| (m / rows.rows() as f64) as f32).collect();
+    dec.bias.copy_from_slice(&mean);
+    for (b, row) in enc.bias.iter_mut().zip(enc.weight.chunks_exact(enc.n_in)) {
+        *b = -row
+            .iter()
+            .zip(&mean)
+            .map(|(w, m)| f64::from(*w) * f64::from(*m))
+            .sum::<f64>() as f32;
+    }
 }
 
 /// Rescales each column of a dense layer's weight (`(n_out, n_in)`, row-major) to unit L2

@@ -269,8 +269,8 @@ pub(crate) fn forward_backward(
         }
     }
     if let Some(c) = aux_layer
-        && let (Some(reg), Some(state)) = (&net.regs[c], &ws.regs[c])
-        && let (Some(aux), Some(st)) = (reg.auxk, &state.aux)
+        && let (Some(reg), Some(state)) = (&net.regs[c], &mut ws.regs[c])
+        && let (Some(aux), Some(st)) = (reg.auxk, &mut state.aux)
     {
         st.add_weight_grad(&mut ws.dw[last], b, aux.k, layers[c].n_out());
     }

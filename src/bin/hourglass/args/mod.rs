@@ -676,7 +676,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub unit_norm_decoder: bool,
     /// Start each code unit's decoder column as its encoder row scaled to unit norm (the tied
-    /// initialization of sparse dictionary trainers); training then moves them apart.
+    /// initialization of sparse dictionary trainers), and a one-layer dictionary centred on the
+    /// training rows' mean (decoder bias at the mean, the code zero there).
     #[arg(long)]
     pub tied_init: bool,
     #[command(flatten)]
