@@ -104,6 +104,11 @@ impl TopK {
         }
     }
 
+    /// The most units training keeps in a row (BatchTopK: on average).
+    pub fn k_max(&self) -> usize {
+        self.start_k.map_or(self.k, |s| s.max(self.k))
+    }
+
     /// Units kept in training at (0-based) `epoch`.
     pub fn k_at(&self, epoch: usize) -> usize {
         match self.start_k {
@@ -577,12 +582,17 @@ impl State {
                     }
                 }
                 Some(t) => {
+                    // Rows in parallel, each row's selection its own: the same mask on any
+                    // number of threads.
+                    use rayon::prelude::*;
                     let k = t.k_at(step.epoch);
-                    for (m, row) in mask.chunks_exact_mut(width).zip(raw.chunks_exact(width)) {
-                        for &j in dropped_by_top_k(row, k, &mut self.topk_idx) {
-                            m[j] = 0.0;
-                        }
-                    }
+                    mask.par_chunks_mut(width)
+                        .zip(raw.par_chunks(width))
+                        .for_each_init(Vec::new, |idx, (m, row)| {
+                            for &j in dropped_by_top_k(row, k, idx) {
+                                m[j] = 0.0;
+                            }
+                        });
                 }
                 None => {}
             }

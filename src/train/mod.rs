@@ -14,6 +14,7 @@ pub mod checkpoint;
 mod config;
 mod exchange;
 pub(crate) mod fit;
+mod sparse;
 pub(crate) mod step;
 
 pub use checkpoint::Checkpoint;

@@ -50,6 +50,8 @@ pub(crate) struct Workspace {
     regs: Vec<Option<regularize::State>>,
     /// The draws of the Gaussian (variational) code layers.
     draws: Vec<Option<Draws>>,
+    /// The sparse path of a top-k dictionary, where the network has its shape.
+    sparse: Option<super::sparse::Sparse>,
 }
 
 impl Workspace {
@@ -65,7 +67,10 @@ impl Workspace {
                     && matches!(net.head, Head::Reconstruction(loss) if loss.needs_output_preactivation(l.activation())))
         };
         let classes = net.head == Head::SoftmaxCrossEntropy;
+        let sparse =
+            super::sparse::Sparse::for_net(layers, net.regs).filter(|_| !classes && !keep_pre(last, &layers[last]));
         Workspace {
+            sparse,
             x: vec![0.0; batch * if classes { d_in } else { d_out }],
             x_in: if separate_input {
                 vec![0.0; batch * d_in]
@@ -142,6 +147,19 @@ impl Workspace {
         rest.is_empty()
     }
 
+    /// Turns the sparse path off (the dense path, for comparison).
+    #[cfg(test)]
+    pub fn dense_only(mut self) -> Self {
+        self.sparse = None;
+        self
+    }
+
+    /// Whether the step takes the sparse path.
+    #[cfg(test)]
+    pub fn is_sparse(&self) -> bool {
+        self.sparse.is_some()
+    }
+
     /// The activations of layer `l` for the last batch of `b` rows.
     #[cfg(test)]
     pub fn acts(&self, l: usize, b: usize, width: usize) -> &[f32] {
@@ -194,11 +212,12 @@ pub(crate) fn forward_backward(
             Some(&mut ws.pre[l][..b * layer.n_out()])
         };
         let aux = &mut ws.aux[l][..b * layer.aux_len()];
-        match (layer, &mut ws.draws[l]) {
-            (Layer::Gaussian(g), Some(draws)) => {
+        match (layer, &mut ws.draws[l], &mut ws.sparse) {
+            (Layer::Gaussian(g), Some(draws), _) => {
                 let scale = 1.0 / (b * layers[last].n_out()) as f64;
                 penalty += g.train_forward(input, out, draws, step.rng, step.epoch, scale);
             }
+            (_, _, Some(sparse)) if l == last => sparse.decoder_forward(layer, input, out, b),
             _ => layer.forward(input, out, pre, aux, precision),
         }
         if let (Some(reg), Some(state)) = (&net.regs[l], &mut ws.regs[l]) {
@@ -263,9 +282,15 @@ pub(crate) fn forward_backward(
             ))
         };
         let aux = &ws.aux[l][..b * layer.aux_len()];
-        match (layer, &ws.draws[l], dx) {
-            (Layer::Gaussian(g), Some(draws), Some((dx, prev))) => g.train_backward(input, dz, draws, dx, &prev),
-            (_, _, dx) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision),
+        let sparse = ws
+            .sparse
+            .as_mut()
+            .filter(|s| l == last || (l == s.code && dx.is_none()));
+        match (layer, &ws.draws[l], dx, sparse) {
+            (Layer::Gaussian(g), Some(draws), Some((dx, prev)), _) => g.train_backward(input, dz, draws, dx, &prev),
+            (_, _, Some((dx, prev)), Some(s)) => s.decoder_backward(dz, &mut ws.dw[l], &mut ws.db[l], dx, &prev, b),
+            (_, _, None, Some(s)) if l != last => s.code_weight_grad(dz, input, &mut ws.dw[l], &mut ws.db[l], b),
+            (_, _, dx, _) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision),
         }
     }
     if let Some(c) = aux_layer
