@@ -288,10 +288,10 @@ impl TopRows {
     /// Adds the next rows' codes.
     ///
     /// # Errors
-    /// [`crate::Error::Setting`] naming a unit the codes do not have.
-    pub fn add(&mut self, codes: &Matrix) -> crate::Result<()> {
+    /// [`crate::error::Error::Setting`] naming a unit the codes do not have.
+    pub fn add(&mut self, codes: &Matrix) -> crate::error::Result<()> {
         if let Some(&u) = self.units.iter().find(|&&u| u >= codes.cols()) {
-            return Err(crate::Error::setting(
+            return Err(crate::error::Error::setting(
                 "units",
                 u,
                 format!("the code has units 0 ..= {}", codes.cols().saturating_sub(1)),

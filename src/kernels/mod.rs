@@ -35,6 +35,7 @@ mod gemm;
 mod loss;
 mod optim;
 pub mod reference;
+pub mod sparse;
 
 pub use elementwise::{
     activation_backward, bias_activation, column_sums, fast_exp, fast_ln, max_norm_rows, plane_bias_activation,

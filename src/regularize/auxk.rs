@@ -12,6 +12,7 @@
 //! It needs the sparse dictionary's shape: the code layer right below a dense, linear output
 //! layer trained with MSE (the trainer checks this).
 
+use crate::kernels::sparse::{Sparse, transpose};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -92,10 +93,9 @@ pub(crate) struct AuxState {
     pub grad: Vec<f32>,
     /// The decoder's weight transposed, (width, d): each unit's atom contiguous.
     atoms: Vec<f32>,
-    /// The picks by unit (rows in order), as offsets into `entries`, (width + 1).
-    starts: Vec<usize>,
-    /// `(row, value)` of every pick, grouped by unit.
-    entries: Vec<(u32, f32)>,
+    /// The picks by row, then by unit.
+    rows: Sparse,
+    units: Sparse,
     /// The weight gradient by unit, (width, d).
     datoms: Vec<f32>,
     /// Whether this step had dead units (else the loss and its gradients are zero).
@@ -113,8 +113,8 @@ impl AuxState {
             resid: vec![0.0; rows * d],
             grad: vec![0.0; rows * width],
             atoms: vec![0.0; width * d],
-            starts: vec![0; width + 1],
-            entries: Vec::with_capacity(rows * aux.k),
+            rows: Sparse::default(),
+            units: Sparse::default(),
             datoms: vec![0.0; width * d],
             active: false,
         }
@@ -147,10 +147,7 @@ impl AuxState {
             return 0.0;
         }
         // Each unit's atom, contiguous.
-        self.atoms
-            .par_chunks_mut(d)
-            .enumerate()
-            .for_each(|(j, a)| a.iter_mut().enumerate().for_each(|(i, v)| *v = w[i * width + j]));
+        transpose(w, d, width, &mut self.atoms, false);
         let (k, dead, atoms) = (aux.k, &self.dead, &self.atoms);
         let scale = 2.0 * aux.alpha / (b * d) as f32;
         let grad = &mut self.grad[..b * width];
@@ -205,37 +202,12 @@ impl AuxState {
             return;
         }
         let d = dw.len() / width;
-        let picks = &self.picks[..b * k];
-        // The picks grouped by unit, rows in order (a counting sort).
-        self.starts.fill(0);
-        for &(j, _) in picks.iter().filter(|p| p.0 != NONE) {
-            self.starts[j as usize + 1] += 1;
+        self.rows.clear();
+        for p in self.picks[..b * k].chunks_exact(k) {
+            self.rows.push_row(p.iter().take_while(|p| p.0 != NONE).copied());
         }
-        for j in 0..width {
-            self.starts[j + 1] += self.starts[j];
-        }
-        let mut next = self.starts.clone();
-        self.entries.clear();
-        self.entries.resize(self.starts[width], (0, 0.0));
-        for (r, p) in picks.chunks_exact(k).enumerate() {
-            for &(j, v) in p.iter().take_while(|p| p.0 != NONE) {
-                self.entries[next[j as usize]] = (r as u32, v);
-                next[j as usize] += 1;
-            }
-        }
-        let (starts, entries, resid) = (&self.starts, &self.entries, &self.resid[..b * d]);
-        self.datoms.par_chunks_mut(d).enumerate().for_each(|(j, g)| {
-            g.fill(0.0);
-            for &(r, v) in &entries[starts[j]..starts[j + 1]] {
-                let e = &resid[r as usize * d..(r as usize + 1) * d];
-                g.iter_mut().zip(e).for_each(|(g, e)| *g += v * e);
-            }
-        });
-        let datoms = &self.datoms;
-        dw.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v += datoms[j * d + i];
-            }
-        });
+        self.rows.by_column(width, &mut self.units);
+        self.units.weighted_row_sums(&self.resid[..b * d], d, &mut self.datoms);
+        transpose(&self.datoms, width, d, dw, true);
     }
 }

@@ -56,7 +56,8 @@ pub struct TrainConfig {
     pub binarize: bool,
     /// Rescale each column of the first decoder layer's weight (a code unit's dictionary
     /// atom) to unit L2 norm after every step, as sparse dictionary (SAE) trainers do, so a
-    /// code value measures how much of its atom a row holds. Dense decoders; not with tied
+    /// code value measures how much of its atom a row holds; each atom's gradient loses its
+    /// component along the atom first (a step turns the atom). Dense decoders; not with tied
     /// weights.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unit_norm_decoder: bool,

@@ -339,3 +339,17 @@ fn the_sparse_path_matches_the_dense_one() {
     };
     assert!(!Workspace::new(net, 4, false).is_sparse());
 }
+
+/// With unit-norm atoms, the weight gradient of each atom loses its component along the atom.
+#[test]
+fn the_atoms_gradient_is_orthogonal_to_the_atom() {
+    let mut m = dictionary(4, 6, "topk=2", Activation::Relu).init(2).unwrap();
+    super::fit::unit_norm_columns(&mut m.layers[1]);
+    let mut g: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+    super::fit::remove_parallel_gradient(&m.layers[1], &mut g);
+    let w = m.layers[1].weight();
+    for j in 0..6 {
+        let dot: f32 = (0..4).map(|i| g[i * 6 + j] * w[i * 6 + j]).sum();
+        assert!(dot.abs() < 1e-6, "atom {j}: {dot}");
+    }
+}

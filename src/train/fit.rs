@@ -1006,6 +1006,9 @@ fn run_feed<R: Into<Flow>>(
             // Averaging ranks step on their own rows: one without rows this step waits.
             let updates = averaging.is_none() || b > 0;
             if updates {
+                if let Some(l) = atoms {
+                    remove_parallel_gradient(&t.layers[l], &mut ws.dw[l]);
+                }
                 opt.begin_step();
                 let mut tensors = Vec::with_capacity(2 * n_layers);
                 for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
@@ -1326,6 +1329,26 @@ pub(crate) fn center_dictionary(layers: &mut [Layer], l: usize, rows: MatrixRef<
             .zip(&mean)
             .map(|(w, m)| f64::from(*w) * f64::from(*m))
             .sum::<f64>() as f32;
+    }
+}
+
+/// Removes from each column of a unit-norm dictionary's weight gradient `dw` its component
+/// along the atom itself (`g ← g − (g·w) w`): a step then turns the atom instead of changing its
+/// length, which the renormalization would undo. Sums in f64, rows in order: deterministic.
+pub(crate) fn remove_parallel_gradient(layer: &Layer, dw: &mut [f32]) {
+    let Layer::Dense(d) = layer else { return };
+    let n_in = d.n_in;
+    let mut dots = vec![0f64; n_in];
+    for (g, w) in dw.chunks_exact(n_in).zip(d.weight.chunks_exact(n_in)) {
+        for ((s, &g), &w) in dots.iter_mut().zip(g).zip(w) {
+            *s += f64::from(g) * f64::from(w);
+        }
+    }
+    let dots: Vec<f32> = dots.iter().map(|&s| s as f32).collect();
+    for (g, w) in dw.chunks_exact_mut(n_in).zip(d.weight.chunks_exact(n_in)) {
+        for ((g, &w), &s) in g.iter_mut().zip(w).zip(&dots) {
+            *g -= s * w;
+        }
     }
 }
 

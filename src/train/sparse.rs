@@ -9,6 +9,7 @@
 //! fixed order (rows ascending, units ascending), parallel over rows or over units only: the
 //! same bits for any number of threads.
 
+use crate::kernels::sparse::{Sparse as Entries, transpose};
 use crate::layer::{Layer, PrevActivation};
 use rayon::prelude::*;
 
@@ -17,14 +18,9 @@ use rayon::prelude::*;
 pub(crate) struct Sparse {
     /// The code layer.
     pub code: usize,
-    /// The kept code values by row: offsets into `by_row`, (batch + 1).
-    row_starts: Vec<usize>,
-    /// `(unit, value)` of each kept value, rows in order, units ascending within a row.
-    by_row: Vec<(u32, f32)>,
-    /// Non-zero values by unit: offsets into `by_unit`, (width + 1).
-    unit_starts: Vec<usize>,
-    /// `(row, value)` grouped by unit, rows ascending.
-    by_unit: Vec<(u32, f32)>,
+    /// The kept code values (or the code's non-zero gradients) by row, then by unit.
+    rows: Entries,
+    units: Entries,
     /// The decoder's weight transposed, (width, d): each unit's atom contiguous.
     atoms: Vec<f32>,
     /// A weight gradient by unit, (width, d).
@@ -50,7 +46,6 @@ impl Sparse {
             code,
             atoms: vec![0.0; width * dec.n_out],
             datoms: vec![0.0; width * dec.n_out],
-            unit_starts: vec![0; width + 1],
             ..Sparse::default()
         })
     }
@@ -62,32 +57,13 @@ impl Sparse {
             unreachable!("the sparse path's decoder is dense")
         };
         let (width, d) = (dec.n_in, dec.n_out);
-        // Each unit's atom, contiguous.
-        let w = &dec.weight;
-        self.atoms
+        transpose(&dec.weight, d, width, &mut self.atoms, false);
+        self.rows.fill_nonzero(h, b, width);
+        self.rows.weighted_row_sums(&self.atoms, d, y);
+        let bias = &dec.bias;
+        y[..b * d]
             .par_chunks_mut(d)
-            .enumerate()
-            .for_each(|(j, a)| a.iter_mut().enumerate().for_each(|(i, v)| *v = w[i * width + j]));
-        self.row_starts.clear();
-        self.row_starts.push(0);
-        self.by_row.clear();
-        for row in h[..b * width].chunks_exact(width) {
-            self.by_row.extend(
-                row.iter()
-                    .enumerate()
-                    .filter(|(_, v)| **v != 0.0)
-                    .map(|(j, &v)| (j as u32, v)),
-            );
-            self.row_starts.push(self.by_row.len());
-        }
-        let (atoms, by_row, starts, bias) = (&self.atoms, &self.by_row, &self.row_starts, &dec.bias);
-        y[..b * d].par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-            out.copy_from_slice(bias);
-            for &(j, v) in &by_row[starts[r]..starts[r + 1]] {
-                let atom = &atoms[j as usize * d..(j as usize + 1) * d];
-                out.iter_mut().zip(atom).for_each(|(o, a)| *o += v * a);
-            }
-        });
+            .for_each(|out| out.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
     }
 
     /// The decoder's backward from `dz` (`b` rows of `d`): its weight gradient `dw` (d × width)
@@ -106,26 +82,14 @@ impl Sparse {
         let d = db.len();
         let width = dw.len() / d.max(1);
         crate::kernels::column_sums(&dz[..b * d], db);
-        self.group_by_unit(width, b);
-        let (by_unit, starts) = (&self.by_unit, &self.unit_starts);
-        self.datoms.par_chunks_mut(d).enumerate().for_each(|(j, g)| {
-            g.fill(0.0);
-            for &(r, v) in &by_unit[starts[j]..starts[j + 1]] {
-                let e = &dz[r as usize * d..(r as usize + 1) * d];
-                g.iter_mut().zip(e).for_each(|(g, e)| *g += v * e);
-            }
-        });
-        let datoms = &self.datoms;
-        dw.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = datoms[j * d + i];
-            }
-        });
-        let (atoms, by_row, rstarts) = (&self.atoms, &self.by_row, &self.row_starts);
+        self.rows.by_column(width, &mut self.units);
+        self.units.weighted_row_sums(&dz[..b * d], d, &mut self.datoms);
+        transpose(&self.datoms, width, d, dw, false);
+        let (atoms, rows) = (&self.atoms, &self.rows);
         dx[..b * width].par_chunks_mut(width).enumerate().for_each(|(r, g)| {
             g.fill(0.0);
             let e = &dz[r * d..(r + 1) * d];
-            for &(j, _) in &by_row[rstarts[r]..rstarts[r + 1]] {
+            for &(j, _) in rows.group(r) {
                 let atom = &atoms[j as usize * d..(j as usize + 1) * d];
                 g[j as usize] = e.iter().zip(atom).map(|(a, b)| a * b).sum();
             }
@@ -140,48 +104,8 @@ impl Sparse {
         let width = db.len();
         let n_in = dw.len() / width.max(1);
         crate::kernels::column_sums(&dz[..b * width], db);
-        // The non-zero gradients by row, then by unit.
-        self.row_starts.clear();
-        self.row_starts.push(0);
-        self.by_row.clear();
-        for row in dz[..b * width].chunks_exact(width) {
-            self.by_row.extend(
-                row.iter()
-                    .enumerate()
-                    .filter(|(_, v)| **v != 0.0)
-                    .map(|(j, &v)| (j as u32, v)),
-            );
-            self.row_starts.push(self.by_row.len());
-        }
-        self.group_by_unit(width, b);
-        let (by_unit, starts) = (&self.by_unit, &self.unit_starts);
-        dw.par_chunks_mut(n_in).enumerate().for_each(|(j, g)| {
-            g.fill(0.0);
-            for &(r, v) in &by_unit[starts[j]..starts[j + 1]] {
-                let xr = &x[r as usize * n_in..(r as usize + 1) * n_in];
-                g.iter_mut().zip(xr).for_each(|(g, x)| *g += v * x);
-            }
-        });
-    }
-
-    /// Regroups the by-row entries by unit, rows ascending (a counting sort).
-    fn group_by_unit(&mut self, width: usize, b: usize) {
-        self.unit_starts.clear();
-        self.unit_starts.resize(width + 1, 0);
-        for &(j, _) in &self.by_row {
-            self.unit_starts[j as usize + 1] += 1;
-        }
-        for j in 0..width {
-            self.unit_starts[j + 1] += self.unit_starts[j];
-        }
-        let mut next = self.unit_starts.clone();
-        self.by_unit.clear();
-        self.by_unit.resize(self.by_row.len(), (0, 0.0));
-        for r in 0..b {
-            for &(j, v) in &self.by_row[self.row_starts[r]..self.row_starts[r + 1]] {
-                self.by_unit[next[j as usize]] = (r as u32, v);
-                next[j as usize] += 1;
-            }
-        }
+        self.rows.fill_nonzero(dz, b, width);
+        self.rows.by_column(width, &mut self.units);
+        self.units.weighted_row_sums(&x[..b * n_in], n_in, dw);
     }
 }
