@@ -91,7 +91,8 @@ pub(crate) struct AuxState {
     resid: Vec<f32>,
     /// The loss's gradient with respect to the code, (batch, width): non-zero on the picks.
     pub grad: Vec<f32>,
-    /// The decoder's weight transposed, (width, d): each unit's atom contiguous.
+    /// The decoder's weight transposed, (width, d): each unit's atom contiguous (made here
+    /// only when the caller has none).
     atoms: Vec<f32>,
     /// The picks by row, then by unit.
     rows: Sparse,
@@ -112,7 +113,7 @@ impl AuxState {
             picks: vec![(NONE, 0.0); rows * aux.k],
             resid: vec![0.0; rows * d],
             grad: vec![0.0; rows * width],
-            atoms: vec![0.0; width * d],
+            atoms: Vec::new(),
             rows: Sparse::default(),
             units: Sparse::default(),
             datoms: vec![0.0; width * d],
@@ -134,10 +135,20 @@ impl AuxState {
     }
 
     /// The loss of a batch of `b` rows: `raw` the code before its mask (b × width), `x` the
-    /// targets and `y` the output (b × d), `w` the decoder's weight (d × width, row-major).
+    /// targets and `y` the output (b × d), `w` the decoder's weight (d × width, row-major) and
+    /// `atoms` its transpose when the caller already made it this step (the sparse path does).
     /// Fills the gradients [`AuxState::grad`] and [`AuxState::add_weight_grad`] use.
     #[allow(clippy::too_many_arguments)]
-    pub fn loss(&mut self, aux: &AuxK, raw: &[f32], x: &[f32], y: &[f32], w: &[f32], b: usize, width: usize) -> f64 {
+    pub fn loss(
+        &mut self,
+        aux: &AuxK,
+        raw: &[f32],
+        x: &[f32],
+        y: &[f32],
+        (w, atoms): (&[f32], Option<&[f32]>),
+        b: usize,
+        width: usize,
+    ) -> f64 {
         let d = x.len() / b.max(1);
         self.dead.clear();
         self.dead
@@ -147,8 +158,15 @@ impl AuxState {
             return 0.0;
         }
         // Each unit's atom, contiguous.
-        transpose(w, d, width, &mut self.atoms, false);
-        let (k, dead, atoms) = (aux.k, &self.dead, &self.atoms);
+        let atoms = match atoms {
+            Some(a) => a,
+            None => {
+                self.atoms.resize(width * d, 0.0);
+                transpose(w, d, width, &mut self.atoms, false);
+                &self.atoms
+            }
+        };
+        let (k, dead) = (aux.k, &self.dead);
         let scale = 2.0 * aux.alpha / (b * d) as f32;
         let grad = &mut self.grad[..b * width];
         let sums: Vec<f64> = self.picks[..b * k]

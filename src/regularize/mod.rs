@@ -642,7 +642,8 @@ impl State {
     }
 
     /// The AuxK loss of the last batch (see [`auxk::AuxState::loss`]): `h` is the code as the
-    /// layer above saw it, `x` the targets and `y` the output, `w` the decoder's weight.
+    /// layer above saw it, `x` the targets and `y` the output, `w` the decoder's weight (and its
+    /// transpose when the caller made it).
     #[allow(clippy::too_many_arguments)]
     pub fn aux_loss(
         &mut self,
@@ -650,7 +651,7 @@ impl State {
         h: &[f32],
         x: &[f32],
         y: &[f32],
-        w: &[f32],
+        w: (&[f32], Option<&[f32]>),
         b: usize,
         width: usize,
     ) -> f64 {

@@ -50,6 +50,11 @@ impl Sparse {
         })
     }
 
+    /// The decoder's weight transposed by the last [`Sparse::decoder_forward`], (width, d).
+    pub fn atoms(&self) -> &[f32] {
+        &self.atoms
+    }
+
     /// The decoder's forward on the masked code `h` (`b` rows of `width`): `y = h Wᵀ + bias`,
     /// over the kept values only.
     pub fn decoder_forward(&mut self, dec: &Layer, h: &[f32], y: &mut [f32], b: usize) {

@@ -238,7 +238,9 @@ pub(crate) fn forward_backward(
     {
         let width = layers[c].n_out();
         let (h, y) = (&ws.acts[c][..b * width], &ws.acts[last][..b * d_out]);
-        penalty += state.aux_loss(reg, h, &ws.x[..b * d_out], y, &dec.weight, b, width);
+        // The sparse path transposed the decoder's weight this step already.
+        let atoms = ws.sparse.as_ref().map(super::sparse::Sparse::atoms);
+        penalty += state.aux_loss(reg, h, &ws.x[..b * d_out], y, (&dec.weight, atoms), b, width);
     }
     let x_in = if ws.x_in.is_empty() {
         &ws.x[..b * d]
