@@ -250,7 +250,7 @@ fn a_checkpoint_keeps_the_auxk_firing_counts() {
 #[test]
 fn tied_init_starts_the_decoder_from_the_encoder() {
     let mut m = dictionary(5, 9, "topk=2", Activation::Relu).init(4).unwrap();
-    super::fit::tied_init(&mut m.layers, 1).unwrap();
+    super::dictionary::tied_init(&mut m.layers, 1).unwrap();
     let (enc, dec) = (m.layers[0].weight(), m.layers[1].weight());
     for j in 0..9 {
         let row = &enc[j * 5..(j + 1) * 5];
@@ -261,7 +261,7 @@ fn tied_init_starts_the_decoder_from_the_encoder() {
     }
     // Centred at the rows' mean: the decoder's bias is the mean, the code is zero there.
     let rows = blobs(30, 5, 3);
-    super::fit::center_dictionary(&mut m.layers, 1, rows.view());
+    super::dictionary::center_dictionary(&mut m.layers, 1, rows.view());
     let mean: Vec<f32> = (0..5)
         .map(|j| (0..30).map(|r| rows.row(r)[j]).sum::<f32>() / 30.0)
         .collect();
@@ -275,7 +275,7 @@ fn tied_init_starts_the_decoder_from_the_encoder() {
     let mut cfg = Mlp::new(5, 4).with_hidden(&[3]);
     cfg.decoder_hidden = Some(vec![6]);
     let mut deep = cfg.init(1).unwrap();
-    let e = super::fit::tied_init(&mut deep.layers, 2).unwrap_err();
+    let e = super::dictionary::tied_init(&mut deep.layers, 2).unwrap_err();
     assert!(e.contains("back to the encoder's 3 inputs"), "{e}");
     let config = TrainConfig {
         epochs: 1,
@@ -344,9 +344,9 @@ fn the_sparse_path_matches_the_dense_one() {
 #[test]
 fn the_atoms_gradient_is_orthogonal_to_the_atom() {
     let mut m = dictionary(4, 6, "topk=2", Activation::Relu).init(2).unwrap();
-    super::fit::unit_norm_columns(&mut m.layers[1]);
+    super::dictionary::unit_norm_columns(&mut m.layers[1]);
     let mut g: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
-    super::fit::remove_parallel_gradient(&m.layers[1], &mut g);
+    super::dictionary::remove_parallel_gradient(&m.layers[1], &mut g);
     let w = m.layers[1].weight();
     for j in 0..6 {
         let dot: f32 = (0..4).map(|i| g[i * 6 + j] * w[i * 6 + j]).sum();

@@ -6,12 +6,15 @@
 //! - `checkpoint.rs`: [`Checkpoint`], where the loop stands, saved and continued bit for bit.
 //! - `exchange.rs`: what data-parallel ranks exchange each step (rows, loss, gradients,
 //!   averaged weights) and their agreement on stopping.
+//! - `dictionary.rs`: sparse dictionaries' checks, threshold calibration, tied initialization
+//!   and atom normalization, which the loop calls.
 //! - `fit.rs`: the epoch loop (shuffling, validation, early stopping, divergence, tied
 //!   weights, the freeze schedule), behind [`fit`], [`fit_paired`] and
 //!   [`crate::classifier::finetune`].
 
 pub mod checkpoint;
 mod config;
+mod dictionary;
 mod exchange;
 pub(crate) mod fit;
 mod sparse;
