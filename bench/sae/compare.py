@@ -48,7 +48,7 @@ def run_hourglass(a, train, test):
     sh(HG, "train", train, "--code", str(a.width), "--code-activation", "relu",
        "--output-activation", "identity",
        "--code-reg", f"topk={a.k},auxk={a.auxk},auxk-alpha={a.alpha},auxk-window={a.window}",
-       "--unit-norm-decoder", "--tied-init", "--scale", "none", "--epochs", str(a.epochs),
+       "--unit-norm-decoder", "--tied-init", "--pre-bias", "--init", "xavier", "--scale", "none", "--epochs", str(a.epochs),
        "--batch-size", str(a.batch), "--lr", str(a.lr), "--valid-fraction", "0", "--seed", "0",
        "--threads", str(a.threads), "-q", "-o", model)
     seconds = time.perf_counter() - t0

@@ -52,6 +52,8 @@ MODEL = {
     "tied_init": (False, "start each code unit's decoder column as its encoder row scaled to unit norm (the "
                          "tied initialization of sparse dictionary trainers), a one-layer dictionary centred "
                          "on the training rows' mean"),
+    "pre_bias": (False, "a learned pre-encoder bias (one-layer dictionaries): the code is W (x - b) + c with b "
+                        "the decoder's output bias, trained from both sides as sparse dictionary trainers do"),
     "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
                   "(nats) and warmup (epochs)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
@@ -296,6 +298,7 @@ def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str 
         "binarize": bool(getattr(est, "binarize", False)),
         "unit_norm_decoder": bool(getattr(est, "unit_norm_decoder", False)),
         "tied_init": bool(getattr(est, "tied_init", False)),
+        "pre_bias": bool(getattr(est, "pre_bias", False)),
     }
     return json.dumps(t)
 

@@ -74,6 +74,8 @@ struct Training {
     unit_norm_decoder: bool,
     #[serde(default)]
     tied_init: bool,
+    #[serde(default)]
+    pre_bias: bool,
 }
 
 impl Training {
@@ -120,6 +122,7 @@ impl Training {
             binarize: t.binarize,
             unit_norm_decoder: t.unit_norm_decoder,
             tied_init: t.tied_init,
+            pre_bias: t.pre_bias,
         })
     }
 }

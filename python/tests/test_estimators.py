@@ -269,7 +269,7 @@ def test_a_batch_topk_dictionary_with_auxk(manifold):
     """BatchTopK keeps k per row on average (rows differ), the AuxK settings reach the model, and
     the same seed gives the same dictionary on 1 and 2 threads."""
     kw = dict(code=32, hidden=[], code_activation="relu", topk=3, batch_topk=True, auxk=4, auxk_window=200,
-              unit_norm_decoder=True, epochs=3, random_state=0)
+              unit_norm_decoder=True, tied_init=True, pre_bias=True, epochs=3, random_state=0)
     sae = hourglass.AutoEncoder(**kw, n_jobs=1).fit(manifold)
     active = (sae.transform(manifold) != 0).sum(axis=1)
     assert 1.5 < active.mean() < 4.5 and active.min() != active.max()
@@ -279,6 +279,8 @@ def test_a_batch_topk_dictionary_with_auxk(manifold):
         hourglass.AutoEncoder(code=8, batch_topk=True, epochs=1).fit(manifold)
     with pytest.raises(ValueError, match="right below the output layer"):
         hourglass.AutoEncoder(code=8, hidden=[6], topk=2, auxk=2, epochs=1).fit(manifold)
+    with pytest.raises(ValueError, match="one-layer dictionary"):
+        hourglass.AutoEncoder(code=8, hidden=[6], pre_bias=True, epochs=1).fit(manifold)
 
 
 def test_bf16_where_it_cannot_run_warns_once_and_trains_in_f32(tmp_path):

@@ -68,6 +68,12 @@ pub struct TrainConfig {
     /// at the mean, the code zero there), as trainers with a pre-encoder bias do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tied_init: bool,
+    /// A learned pre-encoder bias (sparse dictionary trainers' `b_dec`): the code is
+    /// `W (x − b) + c` with `b` the decoder's output bias, so `b` also learns from the encoder's
+    /// side. Trained as such, stored folded into the code layer's bias (`c − W b`), so the model
+    /// and its inference are those of any dictionary. One-layer dense dictionaries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_bias: bool,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +98,7 @@ impl Default for TrainConfig {
             binarize: false,
             unit_norm_decoder: false,
             tied_init: false,
+            pre_bias: false,
         }
     }
 }

@@ -181,3 +181,76 @@ pub(crate) fn unit_norm_columns(layer: &mut Layer) {
         }
     }
 }
+
+/// A learned pre-encoder bias, as sparse dictionary trainers (sparsify, SAELens) train one: the
+/// code is `W (x − b) + c` where `b` is the decoder's output bias, so `b` is trained by both the
+/// reconstruction and the encoder. The model keeps only what inference needs, the folded code
+/// bias `c − W b` in the code layer; the step corrects the gradients of that parameterization to
+/// those of `(W, c, b)`, and after the optimizer's step it refolds the bias with the new `W b`
+/// (the optimizer's state is that of `(W, c, b)`, as the gradients are). A one-layer dense
+/// dictionary only (layer 0 the code, layer 1 its decoder back to the input).
+pub(crate) struct PreBias {
+    /// `W b` as the code layer's bias holds it folded in.
+    folded: Vec<f64>,
+}
+
+impl PreBias {
+    /// Checks the dictionary's shape and reads the `W b` folded into the code layer's bias.
+    pub(crate) fn new(layers: &[Layer], code: Option<usize>, head: Head) -> Result<Self> {
+        let bad = |why: &str| Err(Error::setting("pre_bias", true, why));
+        if code != Some(0) || layers.len() != 2 || !matches!(head, Head::Reconstruction(_)) {
+            return bad(
+                "a pre-encoder bias needs a one-layer dictionary: an autoencoder whose only encoder layer is the code",
+            );
+        }
+        let (Layer::Dense(enc), Layer::Dense(dec)) = (&layers[0], &layers[1]) else {
+            return bad("the code layer and its decoder must be dense");
+        };
+        if dec.n_out != enc.n_in {
+            return bad("the decoder must map the code back to the input");
+        }
+        Ok(PreBias {
+            folded: Self::product(layers),
+        })
+    }
+
+    /// `W b`: the code layer's weight times the decoder's bias, in f64, inputs in order.
+    fn product(layers: &[Layer]) -> Vec<f64> {
+        let (w, b) = (layers[0].weight(), layers[1].params().1);
+        w.chunks_exact(b.len())
+            .map(|row| row.iter().zip(b).map(|(&w, &b)| f64::from(w) * f64::from(b)).sum())
+            .collect()
+    }
+
+    /// Turns the step's gradients of the folded parameterization into those of `(W, c, b)`:
+    /// `dW −= dc bᵀ` (the encoder sees `x − b`) and `db −= Wᵀ dc` (the bias's path through the
+    /// encoder); `dc` is unchanged. `dw0`, `dc` are the code layer's, `db` the decoder's bias's.
+    pub(crate) fn correct(layers: &[Layer], dw0: &mut [f32], dc: &[f32], db: &mut [f32]) {
+        let (w, b) = (layers[0].weight(), layers[1].params().1);
+        let d = b.len();
+        let mut through = vec![0f64; d];
+        for ((g, row), &c) in dw0.chunks_exact_mut(d).zip(w.chunks_exact(d)).zip(dc) {
+            for (((g, &w), &b), t) in g.iter_mut().zip(row).zip(b).zip(through.iter_mut()) {
+                *g -= c * b;
+                *t += f64::from(w) * f64::from(c);
+            }
+        }
+        for (g, t) in db.iter_mut().zip(&through) {
+            *g -= *t as f32;
+        }
+    }
+
+    /// After the optimizer's step: refolds the code layer's bias, `c − W b`, with the new `W b`.
+    pub(crate) fn refold(&mut self, layers: &mut [Layer]) {
+        let now = Self::product(layers);
+        for ((c, old), new) in layers[0].params_mut().1.iter_mut().zip(&self.folded).zip(&now) {
+            *c = (f64::from(*c) + old - new) as f32;
+        }
+        self.folded = now;
+    }
+
+    /// Rereads `W b` after the weights were replaced (averaged across ranks).
+    pub(crate) fn reread(&mut self, layers: &[Layer]) {
+        self.folded = Self::product(layers);
+    }
+}

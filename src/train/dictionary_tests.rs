@@ -2,6 +2,7 @@
 //! threshold at inference) and the AuxK loss (its gradient, that it revives dead units, and
 //! that checkpoints keep its firing counts).
 
+use super::dictionary::PreBias;
 use super::tests::{assert_gradients, blobs, step, trained_on_1_and_3_threads};
 use super::*;
 use crate::activation::Activation;
@@ -352,4 +353,150 @@ fn the_atoms_gradient_is_orthogonal_to_the_atom() {
         let dot: f32 = (0..4).map(|i| g[i * 6 + j] * w[i * 6 + j]).sum();
         assert!(dot.abs() < 1e-6, "atom {j}: {dot}");
     }
+}
+
+/// The pre-encoder bias: the step's gradients, corrected, are those of the loss written with
+/// the code `W (x − b) + c` (central differences with `c` held and the folded bias recomputed).
+#[test]
+fn the_pre_bias_gradients_are_those_of_the_centred_code() {
+    let m = dictionary(6, 9, "topk=3", Activation::Relu).init(5).unwrap();
+    let mut m = m;
+    // A decoder bias far from zero, so that its path through the encoder matters.
+    for (i, b) in m.layers[1].params_mut().1.iter_mut().enumerate() {
+        *b = 0.3 + 0.1 * i as f32;
+    }
+    let x: Vec<f32> = (0..4 * 6).map(|i| ((i * 5) % 13) as f32 / 13.0).collect();
+    let (_, mut ws) = step(&m, &x);
+    let (dc, db) = ws.db.split_at_mut(1);
+    PreBias::correct(&m.layers, &mut ws.dw[0], &dc[0], &mut db[0]);
+    // c = folded + W b, held while W or b moves.
+    let wb = |m: &Autoencoder| -> Vec<f64> {
+        let (w, b) = (m.layers[0].weight(), m.layers[1].params().1);
+        w.chunks_exact(6)
+            .map(|r| r.iter().zip(b).map(|(&w, &b)| f64::from(w) * f64::from(b)).sum())
+            .collect()
+    };
+    let c: Vec<f64> = m.layers[0]
+        .params()
+        .1
+        .iter()
+        .zip(wb(&m))
+        .map(|(&f, p)| f64::from(f) + p)
+        .collect();
+    let loss = |mut p: Autoencoder| {
+        let now = wb(&p);
+        for ((f, c), p) in p.layers[0].params_mut().1.iter_mut().zip(&c).zip(&now) {
+            *f = (c - p) as f32;
+        }
+        step(&p, &x).0
+    };
+    let h = 1e-3f32;
+    let mut checked = 0;
+    for (l, i) in (0..54).map(|i| (0, i)).chain((0..6).map(|i| (1, 54 + i))) {
+        let eval = |delta: f32| {
+            let mut p = m.clone();
+            if l == 0 {
+                p.layers[0].params_mut().0[i] += delta;
+            } else {
+                p.layers[1].params_mut().1[i - 54] += delta;
+            }
+            loss(p)
+        };
+        let numeric = (eval(h) - eval(-h)) / (2.0 * f64::from(h));
+        let analytic = f64::from(if l == 0 { ws.dw[0][i] } else { ws.db[1][i - 54] });
+        assert!(
+            (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+            "{} {i}: numeric {numeric} analytic {analytic}",
+            if l == 0 { "code weight" } else { "decoder bias" }
+        );
+        checked += usize::from(analytic.abs() > 1e-3);
+    }
+    assert!(checked > 20, "{checked} gradients away from zero");
+}
+
+/// One plain SGD step with the pre-encoder bias moves `(W, c, b)` by their gradients and
+/// leaves the code layer's bias folded, `c − W b`, with the new weights.
+#[test]
+fn a_pre_bias_step_refolds_the_code_bias() {
+    let m = dictionary(6, 9, "topk=3", Activation::Relu).init(5).unwrap();
+    let mut m = m;
+    for (i, b) in m.layers[1].params_mut().1.iter_mut().enumerate() {
+        *b = 0.2 - 0.05 * i as f32;
+    }
+    let x = blobs(8, 6, 2);
+    let (_, mut ws) = step(&m, x.as_slice());
+    let (dc, db) = ws.db.split_at_mut(1);
+    PreBias::correct(&m.layers, &mut ws.dw[0], &dc[0], &mut db[0]);
+    let lr = 0.1f32;
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        lr,
+        optimizer: crate::optim::OptimizerConfig::sgd(0.0, false, 0.0),
+        pre_bias: true,
+        ..Default::default()
+    };
+    let mut trained = m.clone();
+    fit(&mut trained, &x, None, &config, |_| {}).unwrap();
+    let moved = |p: &[f32], g: &[f32]| -> Vec<f32> { p.iter().zip(g).map(|(p, g)| p - lr * g).collect() };
+    let w = moved(m.layers[0].weight(), &ws.dw[0]);
+    let b = moved(m.layers[1].params().1, &ws.db[1]);
+    let close = |a: &[f32], e: &[f32], what: &str| {
+        for (i, (a, e)) in a.iter().zip(e).enumerate() {
+            assert!((a - e).abs() < 1e-5 * (1.0 + e.abs()), "{what} {i}: {a} vs {e}");
+        }
+    };
+    close(trained.layers[0].weight(), &w, "code weight");
+    close(trained.layers[1].params().1, &b, "decoder bias");
+    close(
+        trained.layers[1].weight(),
+        &moved(m.layers[1].weight(), &ws.dw[1]),
+        "decoder weight",
+    );
+    let dot = |w: &[f32], b: &[f32]| -> Vec<f32> {
+        w.chunks_exact(6)
+            .map(|r| r.iter().zip(b).map(|(w, b)| w * b).sum())
+            .collect()
+    };
+    let (old, new) = (dot(m.layers[0].weight(), m.layers[1].params().1), dot(&w, &b));
+    let folded: Vec<f32> = (0..9)
+        .map(|j| m.layers[0].params().1[j] + old[j] - lr * ws.db[0][j] - new[j])
+        .collect();
+    close(trained.layers[0].params().1, &folded, "folded code bias");
+}
+
+/// The pre-encoder bias trains the same on 1 and 3 threads, with the other dictionary
+/// settings, and is refused where there is no one-layer dictionary.
+#[test]
+fn the_pre_bias_is_thread_invariant_and_refused_on_deep_models() {
+    let data = blobs(300, 12, 4);
+    let cfg = dictionary(12, 64, "batchtopk=4,auxk=8,auxk-window=50", Activation::Relu);
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 32,
+        pre_bias: true,
+        tied_init: true,
+        unit_norm_decoder: true,
+        ..Default::default()
+    };
+    let (with, _) = trained_on_1_and_3_threads(|| cfg.init(2).unwrap(), &data, &config);
+    let mut plain = cfg.init(2).unwrap();
+    fit(
+        &mut plain,
+        &data,
+        None,
+        &TrainConfig {
+            pre_bias: false,
+            ..config.clone()
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_ne!(with, plain);
+    let mut deep = Mlp::new(12, 4).with_hidden(&[8]).init(1).unwrap();
+    let err = fit(&mut deep, &data, None, &config, |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("pre_bias") && err.contains("one-layer dictionary"),
+        "{err}"
+    );
 }

@@ -5,7 +5,8 @@
 use super::checkpoint::{self, Checkpoint};
 use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
 use super::dictionary::{
-    calibrate, center_dictionary, check_auxk, dictionary_layer, remove_parallel_gradient, tied_init, unit_norm_columns,
+    PreBias, calibrate, center_dictionary, check_auxk, dictionary_layer, remove_parallel_gradient, tied_init,
+    unit_norm_columns,
 };
 use super::exchange::{Exchange, agree};
 use super::step::{Head, Net, StepResult, Workspace, forward_backward};
@@ -759,6 +760,11 @@ fn run_feed<R: Into<Flow>>(
         tied_init(t.layers, l).map_err(|why| Error::setting("tied_init", true, why))?;
         center_dictionary(t.layers, l, sample.view());
     }
+    let mut pre_bias = if config.pre_bias {
+        Some(PreBias::new(t.layers, t.code.map(|(c, _)| c), t.head)?)
+    } else {
+        None
+    };
     // Training holds about five copies of the parameters (gradients, two optimizer moments,
     // the last good and the best weights) and a few of each batch's activations.
     let params: usize = t.layers.iter().map(Layer::num_params).sum();
@@ -995,6 +1001,10 @@ fn run_feed<R: Into<Flow>>(
                 }
                 hi[0].fill(0.0);
             }
+            if pre_bias.is_some() {
+                let (dc, db) = ws.db.split_at_mut(1);
+                PreBias::correct(t.layers, &mut ws.dw[0], &dc[0], &mut db[0]);
+            }
             if let Some(max) = config.clip_norm {
                 let norm = ws.dw[lowest..]
                     .iter()
@@ -1039,12 +1049,18 @@ fn run_feed<R: Into<Flow>>(
                     unit_norm_columns(&mut t.layers[l]);
                 }
                 crate::model::sync_tied(t.layers, &t.tied);
+                if let Some(p) = pre_bias.as_mut() {
+                    p.refold(t.layers);
+                }
             }
             step += 1;
             let averaged = averaging.is_some_and(|every| step.is_multiple_of(every));
             if averaged {
                 exchange.average(team, t.layers)?;
                 crate::model::sync_tied(t.layers, &t.tied);
+                if let Some(p) = pre_bias.as_mut() {
+                    p.reread(t.layers);
+                }
             }
             loss_sum += out.loss * b_step as f64;
             hits += out.hits;
@@ -1079,6 +1095,9 @@ fn run_feed<R: Into<Flow>>(
         if ranks > 1 && matches!(team.sync, dist::Sync::Average { .. }) {
             exchange.average(team, t.layers)?;
             crate::model::sync_tied(t.layers, &t.tied);
+            if let Some(p) = pre_bias.as_mut() {
+                p.reread(t.layers);
+            }
             let t1 = Instant::now();
             let s = team.sum_f64(&[loss_sum, hits as f64])?;
             (loss_sum, hits) = (s[0], s[1] as usize);

@@ -2867,6 +2867,8 @@ fn a_batch_topk_dictionary_with_auxk() {
         "--code-reg",
         "batchtopk=3,auxk=6",
         "--unit-norm-decoder",
+        "--tied-init",
+        "--pre-bias",
         "--epochs",
         "3",
         "-q",
@@ -2876,6 +2878,10 @@ fn a_batch_topk_dictionary_with_auxk() {
     let inspect = run(&["inspect", "sae.hg"]);
     assert!(inspect.contains("batch top-k 3 (encode: values >= "), "{inspect}");
     assert!(inspect.contains("auxk 6 (alpha 0.03125"), "{inspect}");
+    assert!(
+        inspect.contains("dictionary       unit-norm atoms, tied init, pre-encoder bias"),
+        "{inspect}"
+    );
     assert!(inspect.contains("most active      units "), "{inspect}");
     let v: serde_json::Value = serde_json::from_str(&run(&["eval", "sae.hg", "acts.safetensors", "--json"])).unwrap();
     let hist = v["firing_histogram"].as_array().unwrap();

@@ -680,6 +680,11 @@ pub struct TrainArgs {
     /// training rows' mean (decoder bias at the mean, the code zero there).
     #[arg(long)]
     pub tied_init: bool,
+    /// A learned pre-encoder bias (one-layer dictionaries): the code is W (x − b) + c with b
+    /// the decoder's output bias, trained from both sides as sparse dictionary trainers do;
+    /// stored folded into the code layer's bias, so inference is unchanged.
+    #[arg(long)]
+    pub pre_bias: bool,
     #[command(flatten)]
     pub noise: NoiseArgs,
     #[command(flatten)]

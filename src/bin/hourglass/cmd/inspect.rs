@@ -148,6 +148,17 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 .unwrap_or_default();
             outln!("ran in           {}{asked}{kernels}", p.name());
         }
+        let dictionary: Vec<&str> = [
+            (t.unit_norm_decoder, "unit-norm atoms"),
+            (t.tied_init, "tied init"),
+            (t.pre_bias, "pre-encoder bias (folded into the code bias)"),
+        ]
+        .iter()
+        .filter_map(|&(on, what)| on.then_some(what))
+        .collect();
+        if !dictionary.is_empty() {
+            outln!("dictionary       {}", dictionary.join(", "));
+        }
         if !r.code_firing.is_empty() {
             code_firing(&r.code_firing)?;
         }

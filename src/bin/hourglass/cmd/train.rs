@@ -70,6 +70,7 @@ pub(super) fn settings(
         binarize: a.binarize,
         unit_norm_decoder: a.unit_norm_decoder,
         tied_init: a.tied_init,
+        pre_bias: a.pre_bias,
     };
     Ok((model, train))
 }
