@@ -3,6 +3,7 @@
 //! gradient per column. Every sum runs rows ascending, in parallel over rows or over columns
 //! only, so the bits do not depend on the number of threads.
 
+use super::multiversion;
 use rayon::prelude::*;
 
 /// Values of a sparse matrix grouped by row (or, after [`Sparse::by_column`], by column):
@@ -83,23 +84,72 @@ impl Sparse {
             .enumerate()
             .for_each(|(g, o)| {
                 o.fill(0.0);
-                for &(r, v) in self.group(g) {
-                    let s = &src[r as usize * d..(r as usize + 1) * d];
-                    o.iter_mut().zip(s).for_each(|(o, s)| *o += v * s);
-                }
+                add_weighted_rows(o, self.group(g), src, 1.0);
             });
     }
 }
 
-/// Writes the transpose of `m` (`rows × cols`, row-major) into `out` (`cols × rows`), or adds
-/// it with `add`.
-pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut [f32], add: bool) {
-    out[..rows * cols].par_chunks_mut(rows).enumerate().for_each(|(j, o)| {
-        for (i, v) in o.iter_mut().enumerate() {
-            let x = m[i * cols + j];
-            *v = if add { *v + x } else { x };
+multiversion! {
+    /// `o += Σ_{(r, v) in entries} (sign · v) · src[r, :]`, rows of `o.len()` values, entries in
+    /// order (`sign` ±1, exact).
+    pub fn add_weighted_rows(o: &mut [f32], entries: &[(u32, f32)], src: &[f32], sign: f32) {
+        let d = o.len();
+        for &(r, v) in entries {
+            let v = sign * v;
+            let s = &src[r as usize * d..(r as usize + 1) * d];
+            o.iter_mut().zip(s).for_each(|(o, s)| *o += v * s);
         }
-    });
+    }
+}
+
+multiversion! {
+    /// `g[j] = e · src[j, :]` for each `(j, _)` of `entries` (rows of `e.len()` values), each dot
+    /// product in 16 interleaved partial sums added in a fixed order: the same bits at every
+    /// SIMD level.
+    pub fn row_dots(g: &mut [f32], entries: &[(u32, f32)], src: &[f32], e: &[f32]) {
+        let d = e.len();
+        for &(j, _) in entries {
+            let s = &src[j as usize * d..(j as usize + 1) * d];
+            let mut acc = [0f32; 16];
+            let (ec, sc) = (e.chunks_exact(16), s.chunks_exact(16));
+            let (er, sr) = (ec.remainder(), sc.remainder());
+            for (a, b) in ec.zip(sc) {
+                for i in 0..16 {
+                    acc[i] += a[i] * b[i];
+                }
+            }
+            for (i, (a, b)) in er.iter().zip(sr).enumerate() {
+                acc[i] += a * b;
+            }
+            for half in [8, 4, 2, 1] {
+                for i in 0..half {
+                    acc[i] += acc[i + half];
+                }
+            }
+            g[j as usize] = acc[0];
+        }
+    }
+}
+
+/// Writes the transpose of `m` (`rows × cols`, row-major) into `out` (`cols × rows`), or adds
+/// it with `add`. Blocks of 16 output rows read 16 contiguous values of each input row.
+pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut [f32], add: bool) {
+    const T: usize = 16;
+    if rows == 0 {
+        return;
+    }
+    out[..rows * cols]
+        .par_chunks_mut(rows * T)
+        .enumerate()
+        .for_each(|(jb, o)| {
+            let (j0, tj) = (jb * T, o.len() / rows);
+            for i in 0..rows {
+                for (t, &x) in m[i * cols + j0..i * cols + j0 + tj].iter().enumerate() {
+                    let v = &mut o[t * rows + i];
+                    *v = if add { *v + x } else { x };
+                }
+            }
+        });
 }
 
 #[cfg(test)]
@@ -129,5 +179,55 @@ mod tests {
         assert_eq!(&t[..3], &[1.0, 4.0, 1.0]);
         transpose(&m, 3, 4, &mut t, false);
         assert_eq!(&t[3..6], &[2.0, 0.0, 5.0]);
+    }
+
+    /// The tiled transpose on sizes that are not multiples of its tile, and the row kernels at
+    /// every SIMD level this machine runs: the same bits everywhere, close to f64 sums.
+    #[test]
+    fn transpose_and_row_kernels_on_awkward_sizes() {
+        let mut rng = crate::rng::Rng::new(4);
+        let (rows, cols) = (7, 37);
+        let m: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+        let mut t = vec![0.0; rows * cols];
+        transpose(&m, rows, cols, &mut t, false);
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(t[j * rows + i], m[i * cols + j]);
+            }
+        }
+        let d = 37;
+        let src: Vec<f32> = (0..9 * d).map(|_| rng.normal()).collect();
+        let e: Vec<f32> = (0..d).map(|_| rng.normal()).collect();
+        let entries = [(1u32, 0.5f32), (4, -2.0), (8, 1.25)];
+        let first: std::sync::Mutex<Option<(Vec<f32>, Vec<f32>)>> = std::sync::Mutex::new(None);
+        crate::kernels::testing::at_every_level(|_| {
+            let mut o = e.clone();
+            add_weighted_rows(&mut o, &entries, &src, -1.0);
+            let mut g = vec![0.0; 9];
+            row_dots(&mut g, &entries, &src, &e);
+            for (i, &v) in o.iter().enumerate() {
+                let want = f64::from(e[i])
+                    - entries
+                        .iter()
+                        .map(|&(r, w)| f64::from(w) * f64::from(src[r as usize * d + i]))
+                        .sum::<f64>();
+                assert!((f64::from(v) - want).abs() < 1e-5, "{v} vs {want}");
+            }
+            for &(j, _) in &entries {
+                let want: f64 = (0..d)
+                    .map(|i| f64::from(e[i]) * f64::from(src[j as usize * d + i]))
+                    .sum();
+                assert!(
+                    (f64::from(g[j as usize]) - want).abs() < 1e-4,
+                    "{} vs {want}",
+                    g[j as usize]
+                );
+            }
+            let mut first = first.lock().unwrap();
+            match &*first {
+                None => *first = Some((o, g)),
+                Some((o0, g0)) => assert!(o0 == &o && g0 == &g),
+            }
+        });
     }
 }

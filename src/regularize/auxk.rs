@@ -12,7 +12,7 @@
 //! It needs the sparse dictionary's shape: the code layer right below a dense, linear output
 //! layer trained with MSE (the trainer checks this).
 
-use crate::kernels::sparse::{Sparse, transpose};
+use crate::kernels::sparse::{Sparse, add_weighted_rows, row_dots, transpose};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -177,36 +177,30 @@ impl AuxState {
             .map_init(Vec::new, |order, (r, ((picks, resid), g))| {
                 let z = &raw[r * width..(r + 1) * width];
                 // The k largest dead units of the row (ties: the lower index).
+                // (Values gathered next to their units: the selection compares them in place.)
                 order.clear();
-                order.extend_from_slice(dead);
+                order.extend(dead.iter().map(|&j| (j, z[j as usize])));
                 let kk = k.min(order.len());
                 if kk < order.len() {
-                    order.select_nth_unstable_by(kk, |&a, &c| z[c as usize].total_cmp(&z[a as usize]).then(a.cmp(&c)));
+                    order.select_nth_unstable_by(kk, |a: &(u32, f32), c| c.1.total_cmp(&a.1).then(a.0.cmp(&c.0)));
                 }
                 order.truncate(kk);
-                order.sort_unstable();
+                order.sort_unstable_by_key(|p| p.0);
                 picks.fill((NONE, 0.0));
-                for (p, &j) in picks.iter_mut().zip(order.iter()) {
-                    *p = (j, z[j as usize]);
-                }
+                picks[..kk].copy_from_slice(&order);
                 // e − ê, the loss, then dL/dê = −2α (e − ê) / (b d).
                 let (xr, yr) = (&x[r * d..(r + 1) * d], &y[r * d..(r + 1) * d]);
                 resid
                     .iter_mut()
                     .zip(xr.iter().zip(yr))
                     .for_each(|(e, (a, b))| *e = a - b);
-                for &(j, v) in picks.iter().take_while(|p| p.0 != NONE) {
-                    let atom = &atoms[j as usize * d..(j as usize + 1) * d];
-                    resid.iter_mut().zip(atom).for_each(|(e, a)| *e -= v * a);
-                }
+                let picked = &picks[..picks.iter().take_while(|p| p.0 != NONE).count()];
+                add_weighted_rows(resid, picked, atoms, -1.0);
                 let sse: f64 = resid.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
                 resid.iter_mut().for_each(|v| *v *= -scale);
                 // dL/dz_j = Σ_i dL/dê_i W[i, j], on the picks only.
                 g.fill(0.0);
-                for &(j, _) in picks.iter().take_while(|p| p.0 != NONE) {
-                    let atom = &atoms[j as usize * d..(j as usize + 1) * d];
-                    g[j as usize] = resid.iter().zip(atom).map(|(a, b)| a * b).sum();
-                }
+                row_dots(g, picked, atoms, resid);
                 sse
             })
             .collect();

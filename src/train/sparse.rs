@@ -9,7 +9,7 @@
 //! fixed order (rows ascending, units ascending), parallel over rows or over units only: the
 //! same bits for any number of threads.
 
-use crate::kernels::sparse::{Sparse as Entries, transpose};
+use crate::kernels::sparse::{Sparse as Entries, row_dots, transpose};
 use crate::layer::{Layer, PrevActivation};
 use rayon::prelude::*;
 
@@ -93,11 +93,7 @@ impl Sparse {
         let (atoms, rows) = (&self.atoms, &self.rows);
         dx[..b * width].par_chunks_mut(width).enumerate().for_each(|(r, g)| {
             g.fill(0.0);
-            let e = &dz[r * d..(r + 1) * d];
-            for &(j, _) in rows.group(r) {
-                let atom = &atoms[j as usize * d..(j as usize + 1) * d];
-                g[j as usize] = e.iter().zip(atom).map(|(a, b)| a * b).sum();
-            }
+            row_dots(g, rows.group(r), atoms, &dz[r * d..(r + 1) * d]);
             prev.apply(g, r * width);
         });
     }
