@@ -187,7 +187,7 @@ impl AuxState {
                 order.truncate(kk);
                 order.sort_unstable_by_key(|p| p.0);
                 picks.fill((NONE, 0.0));
-                picks[..kk].copy_from_slice(&order);
+                picks[..kk].copy_from_slice(order);
                 // e − ê, the loss, then dL/dê = −2α (e − ê) / (b d).
                 let (xr, yr) = (&x[r * d..(r + 1) * d], &y[r * d..(r + 1) * d]);
                 resid
