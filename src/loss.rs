@@ -80,6 +80,16 @@ impl Loss {
                 .sum(),
         }
     }
+
+    /// `log p(x|z)` of one row `t` under the decoder's likelihood for this loss, from its
+    /// output `y`: Bernoulli for BCE, Gaussian of variance ½ for MSE (whose negative log
+    /// density is the squared error plus a constant).
+    pub fn log_likelihood(self, y: &[f32], t: &[f32]) -> f64 {
+        match self {
+            Loss::Bce => -self.sum(y, t),
+            Loss::Mse => -self.sum(y, t) - 0.5 * t.len() as f64 * std::f64::consts::PI.ln(),
+        }
+    }
 }
 
 #[cfg(test)]

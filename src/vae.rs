@@ -11,7 +11,6 @@
 use crate::error::{Error, Result};
 use crate::layer::gaussian::{LOGVAR_RANGE, kl_unit};
 use crate::layer::{Gaussian, Layer};
-use crate::loss::Loss;
 use crate::model::Autoencoder;
 use crate::rng::Rng;
 use crate::tensor::{Matrix, MatrixRef};
@@ -141,7 +140,7 @@ fn bounds_with(model: &Autoencoder, x: MatrixRef<'_>, samples: usize, mut draws:
             .zip(logw.par_chunks_mut(samples))
             .enumerate()
             .for_each(|(r, (b, lw))| {
-                let lp = log_likelihood(loss, xs.view().row(r), out.row(r));
+                let lp = loss.log_likelihood(out.row(r), xs.view().row(r));
                 b.reconstruction -= lp;
                 lw[s] = lp - log_q_minus_p[r];
             });
@@ -220,14 +219,6 @@ impl VaeSums {
     }
 }
 
-/// `log p(x|z)` of one row under the decoder's likelihood for `loss`, from its output `y`.
-fn log_likelihood(loss: Loss, x: &[f32], y: &[f32]) -> f64 {
-    match loss {
-        Loss::Bce => -loss.sum(y, x),
-        Loss::Mse => -loss.sum(y, x) - 0.5 * x.len() as f64 * std::f64::consts::PI.ln(),
-    }
-}
-
 /// `n` rows decoded from codes drawn from the prior `N(0, I)` with `rng`, in the data's units.
 ///
 /// # Errors
@@ -302,6 +293,7 @@ pub fn traverse(
 mod tests {
     use super::*;
     use crate::activation::Activation;
+    use crate::loss::Loss;
     use crate::model::Mlp;
 
     /// A decoder that ignores the code (zero weights) makes `p(x|z)` a constant, so the

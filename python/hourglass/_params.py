@@ -55,7 +55,7 @@ MODEL = {
     "pre_bias": (False, "a learned pre-encoder bias (one-layer dictionaries): the code is W (x - b) + c with b "
                         "the decoder's output bias, trained from both sides as sparse dictionary trainers do"),
     "vae": (None, "variational autoencoder (a Gaussian code): True, or a dict of beta (KL weight), capacity "
-                  "(nats) and warmup (epochs)"),
+                  "(nats), warmup (epochs) and samples (above 1: trained on the IWAE bound with that many)"),
     "noise": (None, "input corruption (denoising), e.g. 'mask:0.25' or a list of such"),
     "image_shape": (None, "(height, width[, channels]) of flat image rows (2-D X); 3-D/4-D X carry it"),
 }
@@ -241,15 +241,16 @@ def _vae(value):
     if value is True:
         return {"beta": 1.0, "capacity": 0.0, "warmup": 0}
     if isinstance(value, dict):
-        unknown = set(value) - {"beta", "capacity", "warmup"}
+        unknown = set(value) - {"beta", "capacity", "warmup", "samples"}
         if unknown:
-            raise ValueError(f"vae: unknown keys {sorted(unknown)}; expected beta, capacity, warmup")
+            raise ValueError(f"vae: unknown keys {sorted(unknown)}; expected beta, capacity, warmup, samples")
         return {
             "beta": float(value.get("beta", 1.0)),
             "capacity": float(value.get("capacity", 0.0)),
             "warmup": int(value.get("warmup", 0)),
+            "samples": int(value.get("samples", 1)),
         }
-    raise ValueError(f"vae must be None, True or a dict of beta, capacity, warmup; got {value!r}")
+    raise ValueError(f"vae must be None, True or a dict of beta, capacity, warmup, samples; got {value!r}")
 
 
 def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str | None = None) -> str:

@@ -16,6 +16,9 @@ use super::PrevActivation;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The most importance samples a row may be trained with.
+pub const MAX_SAMPLES: usize = 1000;
+
 /// The range `log σ²` is clamped to in training and evaluation.
 pub const LOGVAR_RANGE: (f32, f32) = (-30.0, 20.0);
 
@@ -32,10 +35,23 @@ pub struct Prior {
     /// Epochs over which `β` rises linearly from `β / warmup` to `β` (0: none).
     #[serde(default)]
     pub warmup: usize,
+    /// Importance samples of the IWAE objective (Burda et al. 2016): above 1, each row is
+    /// trained on `−log (1/k) Σ_i p(x, z_i) / q(z_i | x)` over `k` draws instead of the ELBO
+    /// (1: the ELBO, with its KL term in closed form).
+    #[serde(default = "one_sample", skip_serializing_if = "is_one")]
+    pub samples: usize,
 }
 
 fn one() -> f32 {
     1.0
+}
+
+fn one_sample() -> usize {
+    1
+}
+
+fn is_one(k: &usize) -> bool {
+    *k == 1
 }
 
 impl Default for Prior {
@@ -44,6 +60,7 @@ impl Default for Prior {
             beta: 1.0,
             capacity: 0.0,
             warmup: 0,
+            samples: 1,
         }
     }
 }
@@ -80,6 +97,15 @@ impl Prior {
         if !(self.capacity.is_finite() && self.capacity >= 0.0) {
             return Err(format!("capacity = {} must be finite and ≥ 0", self.capacity));
         }
+        if !(1..=MAX_SAMPLES).contains(&self.samples) {
+            return Err(format!("samples = {} must be from 1 to {MAX_SAMPLES}", self.samples));
+        }
+        if self.samples > 1 && self.capacity > 0.0 {
+            return Err(format!(
+                "the IWAE objective (samples = {}) has no KL term to hold at a capacity target",
+                self.samples
+            ));
+        }
         Ok(())
     }
 }
@@ -113,6 +139,13 @@ pub(crate) struct Draws {
     pub eps: Vec<f32>,
     /// The KL term's derivative factor for this batch (see [`Gaussian::train_forward`]).
     pub coef: f32,
+    /// IWAE: the importance samples each row of data is trained with (consecutive rows of the
+    /// batch are its copies), 1 for the ELBO.
+    pub iwae: usize,
+    /// IWAE: each row's `log q(z|x) − log p(z)` at its draw (constants cancelled).
+    pub log_ratio: Vec<f64>,
+    /// IWAE: each row's weight on that term in the loss (its importance weight's share).
+    pub coefs: Vec<f32>,
 }
 
 impl Gaussian {
@@ -157,6 +190,10 @@ impl Gaussian {
     ) -> f64 {
         let w = self.width;
         let b = y.len() / w;
+        if draws.iwae > 1 {
+            self.draw_iwae(x, y, draws, rng, b);
+            return 0.0;
+        }
         let eps = &mut draws.eps[..b * w];
         let mut kl = 0f64;
         for ((yr, xr), er) in y
@@ -178,6 +215,55 @@ impl Gaussian {
         let d = 1.0 / (scale * b as f64);
         draws.coef = (slope * scale) as f32;
         term / d
+    }
+
+    /// The IWAE forward: draws `z = μ + σ ε` as the ELBO's does and keeps each row's
+    /// `log q(z|x) − log p(z) = Σ_j (z_j² − ε_j² − log σ_j²) / 2`; the loss and the rows'
+    /// weights come after the decoder ([`iwae_weights`]).
+    fn draw_iwae(&self, x: &[f32], y: &mut [f32], draws: &mut Draws, rng: &mut Rng, b: usize) {
+        let w = self.width;
+        draws.log_ratio.clear();
+        let rows = y.chunks_exact_mut(w).zip(x.chunks_exact(2 * w));
+        for ((yr, xr), er) in rows.zip(draws.eps[..b * w].chunks_exact_mut(w)) {
+            let (mu, lv) = xr.split_at(w);
+            let mut f = 0f64;
+            for j in 0..w {
+                let e = rng.normal();
+                er[j] = e;
+                let (l, _) = clamped(lv[j]);
+                yr[j] = mu[j] + (0.5 * l).exp() * e;
+                let z = f64::from(yr[j]);
+                f += 0.5 * (z * z - f64::from(e) * f64::from(e) - f64::from(l));
+            }
+            draws.log_ratio.push(f);
+        }
+    }
+
+    /// The IWAE loss once the decoder has run: `log_lik` holds each row's `log p(x|z)`, in
+    /// groups of `draws.iwae` consecutive rows (one row of data each). Each row's log weight
+    /// is `log p(x|z) − β (log q(z|x) − log p(z))`, and a group's loss is
+    /// `−log (1/k) Σ exp(log w)`. Returns the groups' summed loss and, per row, the factor its
+    /// reconstruction gradient (taken at the uniform `scale` per value) must be multiplied by,
+    /// `k w̃` with `w̃` the row's normalized weight; sets the rows' coefficients on their log
+    /// ratio for the backward pass (`β k w̃ scale`).
+    pub(crate) fn iwae_weights(&self, log_lik: &[f64], draws: &mut Draws, epoch: usize, scale: f64) -> (f64, Vec<f32>) {
+        let k = draws.iwae;
+        let beta = f64::from(self.prior.beta_at(epoch));
+        let mut total = 0f64;
+        let mut factors = Vec::with_capacity(log_lik.len());
+        draws.coefs.clear();
+        for (ll, f) in log_lik.chunks_exact(k).zip(draws.log_ratio.chunks_exact(k)) {
+            let lw: Vec<f64> = ll.iter().zip(f).map(|(l, f)| l - beta * f).collect();
+            let m = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = lw.iter().map(|v| (v - m).exp()).sum();
+            total -= m + sum.ln() - (k as f64).ln();
+            for v in &lw {
+                let share = k as f64 * (v - m).exp() / sum;
+                factors.push(share as f32);
+                draws.coefs.push((beta * share * scale) as f32);
+            }
+        }
+        (total, factors)
     }
 
     /// The KL term of rows `x` (`[μ | log σ²]`) with the full `β` (after any warm-up), per
@@ -205,6 +291,28 @@ impl Gaussian {
         prev: &PrevActivation<'_>,
     ) {
         let w = self.width;
+        if draws.iwae > 1 {
+            // d/dμ of the row's log ratio is z; d/d log σ² is −½ + z ε σ / 2.
+            let rows = dx.chunks_exact_mut(2 * w).zip(x.chunks_exact(2 * w));
+            let draws_of = dz.chunks_exact(w).zip(draws.eps.chunks_exact(w)).zip(&draws.coefs);
+            for ((dr, xr), ((gr, er), &c)) in rows.zip(draws_of) {
+                let (mu, lv) = xr.split_at(w);
+                let (dmu, dlv) = dr.split_at_mut(w);
+                for j in 0..w {
+                    let (l, inside) = clamped(lv[j]);
+                    let s = (0.5 * l).exp();
+                    let z = mu[j] + s * er[j];
+                    dmu[j] = gr[j] + c * z;
+                    dlv[j] = if inside {
+                        (gr[j] + c * z) * er[j] * 0.5 * s - 0.5 * c
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            prev.apply(dx, 0);
+            return;
+        }
         let c = draws.coef;
         let rows = dx.chunks_exact_mut(2 * w).zip(x.chunks_exact(2 * w));
         for (((dr, xr), gr), er) in rows.zip(dz.chunks_exact(w)).zip(draws.eps.chunks_exact(w)) {
@@ -237,7 +345,7 @@ mod tests {
         let mut y = vec![0.0; b * g.width];
         let mut draws = Draws {
             eps: vec![0.0; b * g.width],
-            coef: 0.0,
+            ..Draws::default()
         };
         let kl = g.train_forward(x, &mut y, &mut draws, &mut Rng::new(seed), epoch, scale);
         let lin: f64 = y.iter().zip(r).map(|(&y, &r)| f64::from(y) * f64::from(r)).sum::<f64>() * scale;
@@ -285,6 +393,7 @@ mod tests {
                 beta: 4.0,
                 capacity: 0.0,
                 warmup: 3,
+                samples: 1,
             },
             1,
         );
@@ -298,6 +407,7 @@ mod tests {
                 beta: 2.0,
                 capacity: 50.0,
                 warmup: 0,
+                samples: 1,
             },
             0,
         );
@@ -306,6 +416,7 @@ mod tests {
                 beta: 2.0,
                 capacity: 0.01,
                 warmup: 0,
+                samples: 1,
             },
             0,
         );
@@ -322,7 +433,7 @@ mod tests {
         let mut y = vec![0.0; n];
         let mut draws = Draws {
             eps: vec![0.0; n],
-            coef: 0.0,
+            ..Draws::default()
         };
         g.train_forward(&x, &mut y, &mut draws, &mut Rng::new(3), 0, 1.0 / n as f64);
         let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
@@ -338,7 +449,7 @@ mod tests {
         let mut y = [0.0; 2];
         let mut draws = Draws {
             eps: vec![0.0; 2],
-            coef: 0.0,
+            ..Draws::default()
         };
         let kl = g.train_forward(&x, &mut y, &mut draws, &mut Rng::new(1), 0, 0.5);
         assert!(kl.is_finite() && y.iter().all(|v| v.is_finite()));

@@ -106,6 +106,9 @@ pub enum LayerSpec {
         /// KL warm-up epochs (default 0: none).
         #[serde(default, skip_serializing_if = "is_zero_usize")]
         warmup: usize,
+        /// Importance samples of the IWAE objective (default 1: the ELBO).
+        #[serde(default = "one_sample", skip_serializing_if = "is_one_sample")]
+        samples: usize,
         /// Name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
@@ -504,9 +507,13 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
         }
         LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
         LayerSpec::Gaussian {
-            beta, capacity, warmup, ..
+            beta,
+            capacity,
+            warmup,
+            samples,
+            ..
         } => {
-            prior(*beta, *capacity, *warmup).check()?;
+            prior(*beta, *capacity, *warmup, *samples).check()?;
             if cur.len() < 2 || !cur.len().is_multiple_of(2) {
                 return Err(format!(
                     "its input {cur} must have an even number of values ([mean | log-variance]), got {}",
@@ -582,8 +589,15 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
                 factor: *factor,
             }),
             LayerSpec::Gaussian {
-                beta, capacity, warmup, ..
-            } => Layer::Gaussian(Gaussian::new(p.output.len(), prior(*beta, *capacity, *warmup))),
+                beta,
+                capacity,
+                warmup,
+                samples,
+                ..
+            } => Layer::Gaussian(Gaussian::new(
+                p.output.len(),
+                prior(*beta, *capacity, *warmup, *samples),
+            )),
             LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. } => continue,
         };
         layers.push(layer);
@@ -591,8 +605,21 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
     Ok(layers)
 }
 
-fn prior(beta: f32, capacity: f32, warmup: usize) -> Prior {
-    Prior { beta, capacity, warmup }
+fn prior(beta: f32, capacity: f32, warmup: usize, samples: usize) -> Prior {
+    Prior {
+        beta,
+        capacity,
+        warmup,
+        samples,
+    }
+}
+
+fn one_sample() -> usize {
+    1
+}
+
+fn is_one_sample(k: &usize) -> bool {
+    *k == 1
 }
 
 /// `[n]` or `[channels, height, width]`, all positive.

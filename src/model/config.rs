@@ -400,6 +400,7 @@ impl Mlp {
                     beta: p.beta,
                     capacity: p.capacity,
                     warmup: p.warmup,
+                    samples: p.samples,
                     name: None,
                 });
             }

@@ -59,6 +59,9 @@ impl Workspace {
     /// sees other rows than the loss compares with (noise, paired targets).
     pub fn new(net: Net<'_>, batch: usize, separate_input: bool) -> Self {
         let layers = net.layers;
+        // IWAE: each row of data becomes `k` consecutive rows of the batch.
+        let k = iwae_samples(net);
+        let batch = batch * k;
         let (d_in, d_out) = (layers[0].n_in(), layers[layers.len() - 1].n_out());
         let last = layers.len() - 1;
         let keep_pre = |i: usize, l: &Layer| {
@@ -105,7 +108,8 @@ impl Workspace {
                 .map(|l| {
                     matches!(l, Layer::Gaussian(_)).then(|| Draws {
                         eps: vec![0.0; batch * l.n_out()],
-                        coef: 0.0,
+                        iwae: k,
+                        ..Draws::default()
                     })
                 })
                 .collect(),
@@ -176,8 +180,35 @@ pub(crate) struct StepResult {
     pub hits: usize,
 }
 
+/// The importance samples a row of data is trained with: a reconstruction's Gaussian code's
+/// IWAE samples, else 1.
+fn iwae_samples(net: Net<'_>) -> usize {
+    let samples = net.layers.iter().find_map(|l| match l {
+        Layer::Gaussian(g) => Some(g.prior.samples),
+        _ => None,
+    });
+    match net.head {
+        Head::Reconstruction(_) => samples.unwrap_or(1).max(1),
+        Head::SoftmaxCrossEntropy => 1,
+    }
+}
+
+/// IWAE: rows `0..b` of each buffer become `k` consecutive copies each (in place, last row
+/// first, so no row is overwritten before it is copied).
+fn replicate_rows(buffers: [&mut Vec<f32>; 2], b: usize, k: usize) {
+    for v in buffers.into_iter().filter(|v| !v.is_empty()) {
+        let d = v.len() / (b * k).max(1);
+        for r in (0..b).rev() {
+            for c in (0..k).rev() {
+                v.copy_within(r * d..(r + 1) * d, (r * k + c) * d);
+            }
+        }
+    }
+}
+
 /// One forward + backward pass on the first `b` rows of the workspace. Gradients of layers
-/// below `lowest` are not computed (they are frozen).
+/// below `lowest` are not computed (they are frozen). With the IWAE objective, each of the `b`
+/// rows is copied `k` times first and the loss is the importance-weighted bound's.
 pub(crate) fn forward_backward(
     net: Net<'_>,
     ws: &mut Workspace,
@@ -191,6 +222,13 @@ pub(crate) fn forward_backward(
     let n_layers = layers.len();
     let last = n_layers - 1;
     let d_out = layers[last].n_out();
+    let k = iwae_samples(net);
+    let b = if k > 1 {
+        replicate_rows([&mut ws.x, &mut ws.x_in], b, k);
+        b * k
+    } else {
+        b
+    };
     let mut penalty = 0.0;
     for (l, layer) in layers.iter().enumerate() {
         // The network sees the corrupted batch when there is noise; the loss compares with ws.x.
@@ -224,10 +262,13 @@ pub(crate) fn forward_backward(
             penalty += state.forward(reg, out, b, layer.n_out(), step);
         }
     }
-    let (head_loss, hits) = match net.head {
+    let (mut head_loss, hits) = match net.head {
         Head::Reconstruction(loss) => (reconstruction_head(layers, ws, b, loss), 0),
         Head::SoftmaxCrossEntropy => softmax_cross_entropy_head(ws, b, d_out),
     };
+    if let (Head::Reconstruction(loss), true) = (net.head, k > 1) {
+        head_loss = iwae_head(layers, ws, b, loss, step.epoch);
+    }
     // AuxK: the dead units of a code right below the output reconstruct its residual.
     let aux_layer = net
         .regs
@@ -305,6 +346,36 @@ pub(crate) fn forward_backward(
         loss: head_loss + penalty,
         hits,
     }
+}
+
+/// IWAE: after the reconstruction head, the importance-weighted bound of the `b / k` rows of
+/// data (each `k` consecutive rows): each row's output gradient is reweighted by its share of
+/// its group's weight, and the Gaussian code gets its rows' coefficients. Returns the loss per
+/// value of data (`−log p̂(x)` summed over the rows of data, over their count and width).
+fn iwae_head(layers: &[Layer], ws: &mut Workspace, b: usize, loss: crate::loss::Loss, epoch: usize) -> f64 {
+    let last = layers.len() - 1;
+    let d_out = layers[last].n_out();
+    let Some(g) = layers.iter().position(|l| matches!(l, Layer::Gaussian(_))) else {
+        return 0.0;
+    };
+    let Layer::Gaussian(gauss) = &layers[g] else {
+        unreachable!()
+    };
+    let Some(draws) = ws.draws[g].as_mut() else { return 0.0 };
+    let k = draws.iwae;
+    let (y, x) = (&ws.acts[last][..b * d_out], &ws.x[..b * d_out]);
+    let log_lik: Vec<f64> = y
+        .par_chunks(d_out)
+        .zip(x.par_chunks(d_out))
+        .map(|(y, x)| loss.log_likelihood(y, x))
+        .collect();
+    let scale = 1.0 / (b * d_out) as f64;
+    let (total, factors) = gauss.iwae_weights(&log_lik, draws, epoch, scale);
+    ws.dz[last][..b * d_out]
+        .par_chunks_mut(d_out)
+        .zip(factors.par_iter())
+        .for_each(|(row, &f)| row.iter_mut().for_each(|v| *v *= f));
+    total * k as f64 * scale
 }
 
 /// The reconstruction loss of the batch and its gradient with respect to the output

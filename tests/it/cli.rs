@@ -2544,6 +2544,25 @@ fn variational_autoencoder_end_to_end() {
     assert_eq!(eval("m.safetensors"), late);
     let inspect = sb.cmd().args(["inspect", "m.safetensors"]).output().unwrap();
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("gaussian"));
+    // The IWAE objective: stored with the code, listed by inspect; it learns, and a capacity
+    // target (a KL term it does not have) is refused with exit code 2.
+    let out = train(&["--epochs", "3", "--iwae", "5"], "iwae.safetensors");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspect = sb.cmd().args(["inspect", "iwae.safetensors"]).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("trained on the IWAE bound, 5 samples"), "{text}");
+    let iwae = eval("iwae.safetensors");
+    assert!(
+        f(&iwae, "log_likelihood") > f(&early, "log_likelihood"),
+        "{early} -> {iwae}"
+    );
+    let out = train(
+        &["--epochs", "1", "--iwae", "5", "--kl-capacity", "2"],
+        "bad.safetensors",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capacity"));
+    assert!(!sb.path("bad.safetensors").exists());
     // Samples from the prior and a traversal: deterministic grids of 28x28 tiles.
     for (args, side) in [
         (vec!["-n", "9"], 3 * 56 + 4),

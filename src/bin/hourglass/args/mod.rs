@@ -577,6 +577,10 @@ pub struct TrainArgs {
     /// Epochs over which the VAE's KL weight rises linearly to --kl-beta.
     #[arg(long, default_value_t = 0, value_name = "N", requires = "vae")]
     pub kl_warmup: usize,
+    /// Train the VAE on the importance-weighted bound (IWAE, Burda et al. 2016) with K samples
+    /// a row instead of the ELBO (1: the ELBO).
+    #[arg(long, default_value_t = 1, value_name = "K", requires = "vae")]
+    pub iwae: usize,
     /// Weight initialization: auto (He for ReLU-like, else Xavier), he, xavier.
     #[arg(long, default_value = "auto", value_name = "INIT")]
     pub init: Init,

@@ -94,11 +94,16 @@ pub fn run(a: InspectArgs) -> Result<()> {
     if let Ok((_, g)) = hourglass::vae::code(m) {
         let p = g.prior;
         outln!(
-            "variational      Gaussian code of {} units; KL weight {}, capacity {} nats, warm-up {} epochs",
+            "variational      Gaussian code of {} units; KL weight {}, capacity {} nats, warm-up {} epochs{}",
             g.width,
             p.beta,
             p.capacity,
-            p.warmup
+            p.warmup,
+            if p.samples > 1 {
+                format!("; trained on the IWAE bound, {} samples", p.samples)
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(r) = cfg.regularizer_at(cfg.code_layer()) {

@@ -44,6 +44,7 @@ pub(super) fn settings(
             beta: a.kl_beta,
             capacity: a.kl_capacity,
             warmup: a.kl_warmup,
+            samples: a.iwae,
         }),
     };
     let model = design.config(
