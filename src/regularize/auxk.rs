@@ -85,6 +85,8 @@ pub(crate) struct AuxState {
     pub window: u64,
     /// The dead units of the current step.
     dead: Vec<u32>,
+    /// Whether each unit fired in the current batch.
+    fired: Vec<bool>,
     /// Each row's picks, `k` per row: `(unit, value)`, [`NONE`] for none.
     picks: Vec<(u32, f32)>,
     /// The loss's gradient with respect to `ê`, (batch, d).
@@ -110,6 +112,7 @@ impl AuxState {
             since: vec![0; width],
             window: aux.window.map_or(u64::MAX, |w| w as u64),
             dead: Vec::with_capacity(width),
+            fired: vec![false; width],
             picks: vec![(NONE, 0.0); rows * aux.k],
             resid: vec![0.0; rows * d],
             grad: vec![0.0; rows * width],
@@ -123,13 +126,15 @@ impl AuxState {
 
     /// Counts the firing of the batch's masked code `h` (`b` rows of `width`).
     pub fn observe(&mut self, h: &[f32], b: usize, width: usize) {
-        let mut fired = vec![false; width];
+        self.fired.clear();
+        self.fired.resize(width, false);
+        let fired = &mut self.fired;
         for row in h.chunks_exact(width).take(b) {
             for (f, &v) in fired.iter_mut().zip(row) {
                 *f |= v != 0.0;
             }
         }
-        for (s, f) in self.since.iter_mut().zip(fired) {
+        for (s, &f) in self.since.iter_mut().zip(fired.iter()) {
             *s = if f { 0 } else { s.saturating_add(b as u64) };
         }
     }
