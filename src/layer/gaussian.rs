@@ -178,7 +178,7 @@ impl Gaussian {
 
     /// The training forward on `b` rows: draws `ε` from `rng` into `draws`, writes
     /// `z = μ + σ ε` and returns the KL term (per output value: `scale = 1 / (b · output
-    /// width)`), with `β` at `epoch`.
+    /// width)`), with `β` at `epoch`; with the IWAE objective, 0 (its loss comes later).
     pub(crate) fn train_forward(
         &self,
         x: &[f32],
@@ -190,41 +190,18 @@ impl Gaussian {
     ) -> f64 {
         let w = self.width;
         let b = y.len() / w;
-        if draws.iwae > 1 {
-            self.draw_iwae(x, y, draws, rng, b);
-            return 0.0;
-        }
-        let eps = &mut draws.eps[..b * w];
+        // The ELBO sums the rows' KL in closed form; IWAE keeps each row's
+        // `log q(z|x) − log p(z) = Σ_j (z_j² − ε_j² − log σ_j²) / 2` for after the decoder
+        // ([`Gaussian::iwae_weights`]).
+        let iwae = draws.iwae > 1;
+        let Draws { eps, log_ratio, .. } = &mut *draws;
+        log_ratio.clear();
         let mut kl = 0f64;
         for ((yr, xr), er) in y
             .chunks_exact_mut(w)
             .zip(x.chunks_exact(2 * w))
-            .zip(eps.chunks_exact_mut(w))
+            .zip(eps[..b * w].chunks_exact_mut(w))
         {
-            let (mu, lv) = xr.split_at(w);
-            for j in 0..w {
-                let e = rng.normal();
-                er[j] = e;
-                let (l, _) = clamped(lv[j]);
-                yr[j] = mu[j] + (0.5 * l).exp() * e;
-                kl += kl_unit(mu[j], lv[j]);
-            }
-        }
-        let (term, slope) = self.prior.term(kl / b as f64, self.prior.beta_at(epoch));
-        // scale = 1 / (b · D): per row KL / b, per value / D.
-        let d = 1.0 / (scale * b as f64);
-        draws.coef = (slope * scale) as f32;
-        term / d
-    }
-
-    /// The IWAE forward: draws `z = μ + σ ε` as the ELBO's does and keeps each row's
-    /// `log q(z|x) − log p(z) = Σ_j (z_j² − ε_j² − log σ_j²) / 2`; the loss and the rows'
-    /// weights come after the decoder ([`iwae_weights`]).
-    fn draw_iwae(&self, x: &[f32], y: &mut [f32], draws: &mut Draws, rng: &mut Rng, b: usize) {
-        let w = self.width;
-        draws.log_ratio.clear();
-        let rows = y.chunks_exact_mut(w).zip(x.chunks_exact(2 * w));
-        for ((yr, xr), er) in rows.zip(draws.eps[..b * w].chunks_exact_mut(w)) {
             let (mu, lv) = xr.split_at(w);
             let mut f = 0f64;
             for j in 0..w {
@@ -232,11 +209,25 @@ impl Gaussian {
                 er[j] = e;
                 let (l, _) = clamped(lv[j]);
                 yr[j] = mu[j] + (0.5 * l).exp() * e;
-                let z = f64::from(yr[j]);
-                f += 0.5 * (z * z - f64::from(e) * f64::from(e) - f64::from(l));
+                if iwae {
+                    let z = f64::from(yr[j]);
+                    f += 0.5 * (z * z - f64::from(e) * f64::from(e) - f64::from(l));
+                } else {
+                    kl += kl_unit(mu[j], lv[j]);
+                }
             }
-            draws.log_ratio.push(f);
+            if iwae {
+                log_ratio.push(f);
+            }
         }
+        if iwae {
+            return 0.0;
+        }
+        let (term, slope) = self.prior.term(kl / b as f64, self.prior.beta_at(epoch));
+        // scale = 1 / (b · D): per row KL / b, per value / D.
+        let d = 1.0 / (scale * b as f64);
+        draws.coef = (slope * scale) as f32;
+        term / d
     }
 
     /// The IWAE loss once the decoder has run: `log_lik` holds each row's `log p(x|z)`, in

@@ -823,6 +823,17 @@ fn averaging_ranks_agree_and_a_failing_rank_stops_the_others() {
     assert!(e.contains("rank 1 of 2 stopped"), "{e}");
 }
 
+/// A VAE of `d` inputs, one tanh hidden layer of `hidden`, a Gaussian code of `code` units
+/// with the KL term `prior`, and a Bernoulli decoder (sigmoid output, BCE).
+fn bernoulli_vae(d: usize, hidden: usize, code: usize, prior: crate::layer::Prior) -> Mlp {
+    let mut cfg = Mlp::new(d, code)
+        .with_hidden(&[hidden])
+        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
+        .with_loss(crate::loss::Loss::Bce);
+    cfg.vae = Some(prior);
+    cfg
+}
+
 /// A variational autoencoder's whole objective (BCE reconstruction of the sampled code plus
 /// the KL term, β and a capacity target) against central differences, the code's draws
 /// fixed by the step's seed.
@@ -838,11 +849,7 @@ fn vae_gradient() {
             samples: 1,
         },
     ] {
-        let mut cfg = Mlp::new(6, 2)
-            .with_hidden(&[5])
-            .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-            .with_loss(crate::loss::Loss::Bce);
-        cfg.vae = Some(prior);
+        let cfg = bernoulli_vae(6, 5, 2, prior);
         let model = cfg.init(4).unwrap();
         assert!(matches!(model.layers[2], crate::layer::Layer::Gaussian(_)));
         assert_gradients(&model, &format!("{prior:?}"));
@@ -853,15 +860,16 @@ fn vae_gradient() {
 /// importance weights, against central differences of its loss.
 #[test]
 fn iwae_gradient() {
-    let mut cfg = Mlp::new(6, 2)
-        .with_hidden(&[5])
-        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-        .with_loss(crate::loss::Loss::Bce);
-    cfg.vae = Some(crate::layer::Prior {
-        samples: 3,
-        warmup: 2,
-        ..Default::default()
-    });
+    let cfg = bernoulli_vae(
+        6,
+        5,
+        2,
+        crate::layer::Prior {
+            samples: 3,
+            warmup: 2,
+            ..Default::default()
+        },
+    );
     let model = cfg.init(4).unwrap();
     assert_gradients(&model, "iwae k = 3");
 }
@@ -870,14 +878,15 @@ fn iwae_gradient() {
 #[test]
 fn iwae_training_is_thread_invariant() {
     let data = blobs(200, 10, 6);
-    let mut cfg = Mlp::new(10, 3)
-        .with_hidden(&[12])
-        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-        .with_loss(crate::loss::Loss::Bce);
-    cfg.vae = Some(crate::layer::Prior {
-        samples: 5,
-        ..Default::default()
-    });
+    let cfg = bernoulli_vae(
+        10,
+        12,
+        3,
+        crate::layer::Prior {
+            samples: 5,
+            ..Default::default()
+        },
+    );
     let config = TrainConfig {
         epochs: 4,
         batch_size: 32,
@@ -896,11 +905,7 @@ fn iwae_training_is_thread_invariant() {
 fn the_iwae_loss_lies_between_the_elbo_and_the_likelihood() {
     use crate::layer::Layer;
     let data = blobs(64, 6, 3);
-    let mut cfg = Mlp::new(6, 2)
-        .with_hidden(&[8])
-        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-        .with_loss(crate::loss::Loss::Bce);
-    cfg.vae = Some(crate::layer::Prior::default());
+    let cfg = bernoulli_vae(6, 8, 2, crate::layer::Prior::default());
     let mut m = cfg.init(2).unwrap();
     let config = TrainConfig {
         epochs: 30,
@@ -945,16 +950,17 @@ fn the_iwae_loss_lies_between_the_elbo_and_the_likelihood() {
 #[test]
 fn vae_training_is_thread_invariant_and_learns() {
     let data = blobs(300, 12, 5);
-    let mut cfg = Mlp::new(12, 3)
-        .with_hidden(&[16])
-        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-        .with_loss(crate::loss::Loss::Bce);
-    cfg.vae = Some(crate::layer::Prior {
-        beta: 1.0,
-        capacity: 0.0,
-        warmup: 2,
-        samples: 1,
-    });
+    let cfg = bernoulli_vae(
+        12,
+        16,
+        3,
+        crate::layer::Prior {
+            beta: 1.0,
+            capacity: 0.0,
+            warmup: 2,
+            samples: 1,
+        },
+    );
     let untrained = cfg.init(1).unwrap();
     let elbo = |m: &Autoencoder| {
         let mut s = crate::vae::VaeSums::default();
@@ -996,16 +1002,17 @@ fn binarization_needs_an_autoencoder_of_values_in_0_1() {
 fn a_vaes_validation_loss_adds_its_kl_term() {
     let data = blobs(120, 8, 6);
     let valid = blobs(40, 8, 7);
-    let mut cfg = Mlp::new(8, 2)
-        .with_hidden(&[6])
-        .with_activations(Activation::Tanh, Activation::Identity, Activation::Sigmoid)
-        .with_loss(crate::loss::Loss::Bce);
-    cfg.vae = Some(crate::layer::Prior {
-        beta: 2.0,
-        capacity: 0.0,
-        warmup: 0,
-        samples: 1,
-    });
+    let cfg = bernoulli_vae(
+        8,
+        6,
+        2,
+        crate::layer::Prior {
+            beta: 2.0,
+            capacity: 0.0,
+            warmup: 0,
+            samples: 1,
+        },
+    );
     let mut m = cfg.init(3).unwrap();
     let config = TrainConfig {
         epochs: 2,
