@@ -39,7 +39,7 @@ pub struct Design {
     pub activation: Activation,
     /// Code activation.
     pub code_activation: Activation,
-    /// Output activation.
+    /// Output activation (see [`default_output_activation`] for a front end's default).
     pub output_activation: Activation,
     /// Reconstruction loss.
     pub loss: Loss,
@@ -59,6 +59,29 @@ pub struct Design {
     /// A variational autoencoder (the shorthand only; an architecture file has a `gaussian`
     /// layer instead): the code's KL term.
     pub vae: Option<crate::layer::Prior>,
+}
+
+/// The output activation a front end uses when none is asked for: a sigmoid where the
+/// network's targets lie in [0, 1] (the BCE loss, min-max scaling, or unscaled data in
+/// [0, 1] such as images), else the identity, which can reach any value (standardized
+/// columns, a series' steps). A sigmoid output on standardized data cannot reach the
+/// negative half of each column and leaves about half the variance unexplained.
+pub fn default_output_activation(
+    loss: Loss,
+    scaling: crate::data::scale::Scaling,
+    x: crate::tensor::MatrixRef<'_>,
+) -> Activation {
+    use crate::data::scale::Scaling;
+    let unit = match scaling {
+        Scaling::Minmax => true,
+        Scaling::Standard => false,
+        Scaling::None => x.as_slice().iter().all(|v| (0.0..=1.0).contains(v)),
+    };
+    if loss == Loss::Bce || unit {
+        Activation::Sigmoid
+    } else {
+        Activation::Identity
+    }
 }
 
 impl Default for Design {
