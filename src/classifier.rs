@@ -507,6 +507,7 @@ mod tests {
                 provenance: Default::default(),
                 anomaly: None,
                 tabular: None,
+                windows: None,
             },
         )
         .unwrap();

@@ -4,7 +4,7 @@
 //! Autoencoders: metadata keys `format` (= `"hourglass"`), `format_version`, `model` (the
 //! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
 //! shape; optional), `crate_version`, once calibrated `anomaly` (the threshold) and for
-//! encoded tables `tabular`. Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
+//! encoded tables `tabular`, for a model of a time series' windows `windows`. Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
 //! for dense layers, `(c_out, c_in, k, k)` for convolutions), `encoder.{i}.bias` `(n_out)`,
 //! `decoder.{i}.…`, all f32 little-endian; `i` counts the layers that compute.
 //!
@@ -100,6 +100,9 @@ pub struct ModelFile {
     /// How CSV columns become features (categories, missing values, dropped constant columns),
     /// when training needed it (metadata key `tabular`).
     pub tabular: Option<crate::data::tabular::Tabular>,
+    /// The sliding windows a model of a time series reads (metadata key `windows`): its rows
+    /// are windows of the series' steps, not the steps.
+    pub windows: Option<crate::data::window::Windows>,
 }
 
 impl ModelFile {
@@ -110,7 +113,15 @@ impl ModelFile {
             provenance: Provenance::default(),
             anomaly: None,
             tabular: None,
+            windows: None,
         }
+    }
+
+    /// The width of the rows of the model's data file: the model's inputs, or for a model of
+    /// windows the series' channels.
+    pub fn data_width(&self) -> usize {
+        let d = self.model.input_dim();
+        self.windows.map_or(d, |w| d / w.length)
     }
 
     /// Names of the model's input features: the training columns, else `c0`, `c1`, …
@@ -219,6 +230,9 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     }
     if let Some(t) = &file.tabular {
         meta.insert("tabular".into(), json(t)?.into());
+    }
+    if let Some(w) = &file.windows {
+        meta.insert("windows".into(), json(w)?.into());
     }
     write_safetensors(meta, &mut params(&m.layers, &tensor_names(&m.config, m.layers.len())))
 }
@@ -415,8 +429,20 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         ),
         None => None,
     };
+    let windows: Option<crate::data::window::Windows> = match meta.get("windows") {
+        Some(_) => {
+            let w: crate::data::window::Windows = serde_json::from_value(parse("windows")?)
+                .map_err(|e| unknown(format!("bad `windows` metadata: {e}")))?;
+            w.validate()
+                .and_then(|()| w.channels(model.input_dim()))
+                .map_err(|e| unknown(format!("bad `windows` metadata: {e}")))?;
+            Some(w)
+        }
+        None => None,
+    };
+    let data_width = windows.map_or(model.input_dim(), |w| model.input_dim() / w.length);
     if let Some(t) = &tabular {
-        t.check(model.input_dim())
+        t.check(data_width)
             .map_err(|e| unknown(format!("bad `tabular` metadata: {e}")))?;
     }
     Ok(ModelFile {
@@ -424,6 +450,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         provenance,
         anomaly,
         tabular,
+        windows,
     })
 }
 

@@ -6,6 +6,7 @@
 
 use crate::data::csv::RawTable;
 use crate::data::tabular::{Tabular, TabularOptions};
+use crate::data::window::Windows;
 use crate::data::{self, ColumnSelection, Dataset, Format};
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
@@ -261,13 +262,43 @@ pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result
     })
 }
 
+/// The windows of the series `ds` (steps × channels) as a dataset of windows: their values
+/// channel-major, named `NAME@i`, each labelled with its last step's label, shaped as one-row
+/// images of `length` steps; `path` names the series in errors.
+///
+/// # Errors
+/// As [`Windows::apply`]; [`Error::Setting`] for bad window settings.
+pub fn windowed(ds: Dataset, windows: &Windows, path: &Path) -> Result<Dataset> {
+    windows.validate()?;
+    let channels = ds.x.cols();
+    Ok(Dataset {
+        x: windows.apply(path, &ds.x)?,
+        names: windows.names(&ds.names),
+        labels: ds.labels.map(|l| windows.labels(&l)),
+        image_shape: Some(windows.image_shape(channels)),
+        format: ds.format,
+        files: None,
+    })
+}
+
 /// Reads data for a trained model the way its training data was read: a table through its
 /// stored encoding; a CSV with a header by the training columns' names unless columns are
-/// chosen in `sel`; a folder of images at the trained size. The width must match the model.
+/// chosen in `sel`; a folder of images at the trained size; a series cut into every window
+/// (stride 1) for a model of windows. The width must match the model.
 ///
 /// # Errors
 /// As [`read`] and [`encode_table`]; [`Error::Data`] when the width differs from the model's.
 pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
+    let mut loaded = steps_for_model(file, path, sel)?;
+    if let Some(w) = &file.windows {
+        let every = Windows { stride: 1, ..*w };
+        loaded.data = windowed(loaded.data, &every, path)?;
+    }
+    Ok(loaded)
+}
+
+/// [`for_model`] before a model of windows cuts the series into them: the rows of the file.
+pub(crate) fn steps_for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
     if let Some(tab) = &file.tabular {
         return Ok(Loaded {
             data: encode_table(tab, path, sel)?,
@@ -277,17 +308,27 @@ pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result
     }
     let mut sel = sel.clone();
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let trained = file
+        .provenance
+        .feature_names
+        .as_ref()
+        .and_then(|n| match &file.windows {
+            Some(w) => w.channel_names(n),
+            None => Some(n.clone()),
+        });
+    let width = file.data_width();
     if sel.columns.is_none()
         && sel.drop.is_empty()
-        && let Some(names) = &file.provenance.feature_names
-        && names.len() == file.model.input_dim()
+        && let Some(names) = &trained
+        && names.len() == width
         && ((is_csv && data::csv::header_has(path, names))
             || (is_parquet(path)
                 && data::parquet::ParquetFile::open(path).is_ok_and(|f| names.iter().all(|n| f.names().contains(n)))))
     {
         sel.columns = Some(names.clone());
     }
-    read_of_width(path, &sel, file.provenance.image_shape, file.model.input_dim())
+    let image_shape = file.provenance.image_shape.filter(|_| file.windows.is_none());
+    read_of_width(path, &sel, image_shape, width)
 }
 
 /// [`read`] for a model of `width` inputs: the width is checked from an NPY or IDX header

@@ -423,6 +423,7 @@ impl Model {
                     provenance,
                     anomaly: None,
                     tabular,
+                    windows: None,
                 },
             },
             json,

@@ -43,8 +43,12 @@ pub fn chunk_rows(width: usize) -> usize {
 pub struct Chunk {
     /// The rows, encoded as the model reads them.
     pub x: Matrix,
-    /// Their labels (the label column), when one was chosen.
+    /// Their labels (the label column), when one was chosen; for a model of windows, each
+    /// window's last step's.
     pub labels: Option<Vec<String>>,
+    /// For a model of windows, the labels of the series' steps read for this chunk (the
+    /// windows end among them), when a label column was chosen.
+    pub step_labels: Option<Vec<String>>,
 }
 
 enum Inner {
@@ -82,6 +86,8 @@ pub struct Source {
     total: Option<usize>,
     done: usize,
     notes: Vec<String>,
+    /// A model of windows: the series' windows, made as its steps come.
+    windower: Option<crate::data::window::Windower>,
 }
 
 impl std::fmt::Debug for Source {
@@ -103,8 +109,14 @@ impl Source {
     /// As the readers; [`Error::Data`] when the chosen columns do not number the model's
     /// inputs.
     pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Source> {
-        let width = file.model.input_dim();
-        let rows = chunk_rows(width);
+        // A model of windows reads the series' steps, `width` channels each, and makes every
+        // window of them (stride 1); a chunk holds at least one window's steps.
+        let width = file.data_width();
+        let length = file.windows.map_or(1, |w| w.length);
+        let rows = chunk_rows(file.model.input_dim()).max(length);
+        let windower = file
+            .windows
+            .map(|w| crate::data::window::Windower::new(w.length, width));
         let source = |inner, total, notes| Source {
             path: path.into(),
             inner,
@@ -114,6 +126,7 @@ impl Source {
             total,
             done: 0,
             notes,
+            windower: windower.clone(),
         };
         if is_npy(path) {
             sel.check_csv_only(path)?;
@@ -149,7 +162,7 @@ impl Source {
             return Ok(source(Inner::Idx(c), Some(total), Vec::new()));
         }
         if !load::is_table(path) {
-            let loaded = load::for_model(file, path, sel)?;
+            let loaded = load::steps_for_model(file, path, sel)?;
             let total = loaded.data.x.rows();
             return Ok(source(Inner::Memory(Some(loaded.data)), Some(total), loaded.notes));
         }
@@ -163,12 +176,16 @@ impl Source {
         };
         let named = |names: &[String]| {
             let trained = file.provenance.feature_names.as_ref()?;
+            let trained = match &file.windows {
+                Some(w) => w.channel_names(trained)?,
+                None => trained.clone(),
+            };
             (file.tabular.is_none()
                 && sel.columns.is_none()
                 && sel.drop.is_empty()
                 && trained.len() == width
                 && trained.iter().all(|n| names.contains(n)))
-            .then(|| trained.clone())
+            .then_some(trained)
         };
         let (inner, total, chosen) = if load::is_parquet(path) {
             let pf = ParquetFile::open(path)?;
@@ -218,23 +235,22 @@ impl Source {
         self.done
     }
 
-    /// The next chunk; `None` once every row was handed out.
-    ///
-    /// # Errors
-    /// As the readers and the table encoding, naming the row (line) at fault.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+    /// The next chunk of the file's rows; `None` once every row was handed out.
+    fn next_steps(&mut self) -> Result<Option<Chunk>> {
         let path = self.path.clone();
         let encode = |tab: &Option<crate::data::tabular::Tabular>, raw: RawTable| -> Result<Chunk> {
             match tab {
                 Some(t) => Ok(Chunk {
                     x: t.transform(&path, &raw)?,
                     labels: raw.labels,
+                    step_labels: None,
                 }),
                 None => {
                     let t = csv::numeric(&path, raw)?;
                     Ok(Chunk {
                         x: t.matrix,
                         labels: t.labels,
+                        step_labels: None,
                     })
                 }
             }
@@ -245,6 +261,7 @@ impl Source {
                 Some(d) => Some(Chunk {
                     x: d.x,
                     labels: d.labels,
+                    step_labels: None,
                 }),
             },
             Inner::Npy(c, hwc) => c.next_rows(self.rows)?.map(|m| Chunk {
@@ -253,8 +270,13 @@ impl Source {
                     None => m,
                 },
                 labels: None,
+                step_labels: None,
             }),
-            Inner::Idx(c) => c.next_rows(self.rows)?.map(|x| Chunk { x, labels: None }),
+            Inner::Idx(c) => c.next_rows(self.rows)?.map(|x| Chunk {
+                x,
+                labels: None,
+                step_labels: None,
+            }),
             Inner::Csv(c) => {
                 let raw = c.next_raw(self.rows)?;
                 if raw.rows() == 0 {
@@ -281,6 +303,7 @@ impl Source {
                             Some(Chunk {
                                 x: Matrix::from_vec(rows, cols, v)?,
                                 labels,
+                                step_labels: None,
                             })
                         }
                     }
@@ -300,6 +323,41 @@ impl Source {
             return Err(Error::data(&path, "no rows"));
         }
         Ok(chunk)
+    }
+
+    /// The next chunk; `None` once every row was handed out. For a model of windows, the
+    /// windows that end among the next steps read (at least one).
+    ///
+    /// # Errors
+    /// As the readers and the table encoding, naming the row (line) at fault; for a model of
+    /// windows, [`Error::Data`] when the series is shorter than one window.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        if self.windower.is_none() {
+            return self.next_steps();
+        }
+        let mut step_labels: Option<Vec<String>> = None;
+        loop {
+            let Some(c) = self.next_steps()? else {
+                let length = self.windower.as_ref().map_or(1, crate::data::window::Windower::length);
+                if self.done < length {
+                    return Err(Error::data(
+                        &self.path,
+                        format!("has {} rows (time steps); a window needs at least {length}", self.done),
+                    ));
+                }
+                return Ok(None);
+            };
+            let x = self.windower.as_mut().expect("a model of windows").push(&c.x);
+            if let Some(l) = c.labels.as_ref() {
+                step_labels.get_or_insert_default().extend_from_slice(l);
+            }
+            if x.rows() == 0 {
+                // The first steps of a series, still shorter than a window.
+                continue;
+            }
+            let labels = step_labels.as_ref().map(|l| l[l.len() - x.rows()..].to_vec());
+            return Ok(Some(Chunk { x, labels, step_labels }));
+        }
     }
 }
 

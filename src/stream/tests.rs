@@ -370,6 +370,7 @@ fn shards_split_the_rows_and_idx_files_stream() {
         provenance: Default::default(),
         anomaly: None,
         tabular: None,
+        windows: None,
     };
     let mut src = Source::for_model(&file, &idx, &sel).unwrap();
     src.rows = 128;
@@ -389,4 +390,45 @@ fn shards_split_the_rows_and_idx_files_stream() {
     assert!(src.next_chunk().unwrap().is_some());
     let e = src.next_chunk().unwrap_err().to_string();
     assert!(e.contains("the file has 1200"), "{e}");
+}
+
+/// A model of windows reads a series in chunks shorter and longer than a window: the windows
+/// and their labels are those of the series read whole, and each step's label comes once.
+#[test]
+fn windows_stream_across_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.csv");
+    let mut text = String::from("a,b,label\n");
+    for t in 0..40 {
+        text.push_str(&format!("{t},{},{}\n", 100 + t, t % 3));
+    }
+    std::fs::write(&path, text).unwrap();
+    let sel = ColumnSelection {
+        label_column: Some("label".into()),
+        ..Default::default()
+    };
+    let windows = crate::data::window::Windows { length: 6, stride: 4 };
+    let file = ModelFile {
+        model: Mlp::new(12, 2).config().init(1).unwrap(),
+        provenance: Default::default(),
+        anomaly: None,
+        tabular: None,
+        windows: Some(windows),
+    };
+    let whole = load::for_model(&file, &path, &sel).unwrap().data;
+    assert_eq!(whole.x.rows(), 35, "every window, stride 1");
+    for rows in [1, 4, 6, 7, 1000] {
+        let mut src = Source::for_model(&file, &path, &sel).unwrap();
+        src.rows = rows;
+        let (mut x, mut labels, mut steps) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(c) = src.next_chunk().unwrap() {
+            assert!(c.x.rows() > 0);
+            x.extend_from_slice(c.x.as_slice());
+            labels.extend(c.labels.unwrap());
+            steps.extend(c.step_labels.unwrap());
+        }
+        assert_eq!(x, whole.x.as_slice(), "chunks of {rows}");
+        assert_eq!(Some(labels), whole.labels);
+        assert_eq!(steps, (0..40).map(|t| (t % 3).to_string()).collect::<Vec<_>>());
+    }
 }

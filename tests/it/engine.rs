@@ -137,6 +137,7 @@ fn save_load_is_bit_identical_and_outputs_agree() {
         provenance: Default::default(),
         anomaly: None,
         tabular: None,
+        windows: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");

@@ -9,3 +9,4 @@ mod golden;
 mod parallel;
 mod reliability;
 mod roundtrip;
+mod series;

@@ -97,6 +97,16 @@ pub(super) fn parse_spec(s: &str) -> Result<Spec, String> {
 }
 
 impl TrainArgs {
+    /// The scaling asked for, else the default: none, or standard for a series' windows.
+    pub fn scaling(&self) -> hourglass::data::scale::Scaling {
+        use hourglass::data::scale::Scaling;
+        self.scale.unwrap_or(if self.window.is_some() {
+            Scaling::Standard
+        } else {
+            Scaling::None
+        })
+    }
+
     /// The code's regularizer settings: `--code-reg`, then the single flags.
     pub fn code_settings(&self) -> Vec<Setting> {
         let mut s = self.code_reg.clone().map(|s| s.0).unwrap_or_default();

@@ -389,6 +389,10 @@ pub struct ScoreArgs {
     /// reconstruction, in the data's units) and `NAME.share` (its fraction of the row's error).
     #[arg(long)]
     pub per_feature: bool,
+    /// A model of windows (train --window): one score per window (a row for each window,
+    /// labelled by its last step) instead of one per step of the series.
+    #[arg(long)]
+    pub per_window: bool,
     /// Known labels, one per row (IDX, NPY or one-column CSV); or use --label-column.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
@@ -539,6 +543,17 @@ pub struct TrainArgs {
     /// Targets of the --valid rows.
     #[arg(long, value_name = "DATA", requires_all = ["target", "valid"])]
     pub valid_target: Option<PathBuf>,
+    /// Train on sliding windows of N steps of a time series: the table's rows are the steps,
+    /// in time order, and its columns the channels (leave out a time column with --drop).
+    /// Each training row is one window, channel-major (a one-row image of N steps for an
+    /// architecture file). Stored in the model: the other commands read every window of a
+    /// series (stride 1), and `score` gives each step the mean score of the windows that
+    /// contain it.
+    #[arg(long, value_name = "N", conflicts_with_all = ["stream", "target", "distributed", "local_ranks"])]
+    pub window: Option<usize>,
+    /// Steps between the starts of consecutive training windows.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "window")]
+    pub stride: usize,
     /// Architecture file (TOML): any mix of dense, convolution, pooling and upsampling layers,
     /// their activations, the loss and the code's regularizers (see examples/*.toml). Replaces
     /// --hidden/--code/--activation...; regularizer flags given here add to the file's [code].
@@ -553,9 +568,10 @@ pub struct TrainArgs {
     /// Activation of the code layer.
     #[arg(long, default_value = "identity", value_name = "ACT")]
     pub code_activation: Activation,
-    /// Activation of the output layer.
-    #[arg(long, default_value = "sigmoid", value_name = "ACT")]
-    pub output_activation: Activation,
+    /// Activation of the output layer [default: sigmoid where the scaled data lie in [0, 1]
+    /// (--loss bce, --scale minmax, unscaled data in [0, 1] such as images), else identity]
+    #[arg(long, value_name = "ACT")]
+    pub output_activation: Option<Activation>,
     /// Reconstruction loss: mse, or bce (needs a sigmoid output and data in [0, 1]).
     #[arg(long, default_value = "mse", value_name = "LOSS")]
     pub loss: Loss,
@@ -623,9 +639,11 @@ pub struct TrainArgs {
     /// Stop after N epochs without a better validation loss and keep the best weights.
     #[arg(long, value_name = "N")]
     pub patience: Option<usize>,
-    /// Feature scaling fitted on the training data and stored in the model.
-    #[arg(long, default_value = "none", value_name = "SCALE")]
-    pub scale: Scaling,
+    /// Feature scaling fitted on the training data and stored in the model: none, minmax or
+    /// standard [default: none; standard with --window, since a series' channels come in
+    /// their own units]
+    #[arg(long, value_name = "SCALE")]
+    pub scale: Option<Scaling>,
     /// Arithmetic of the training GEMMs: f32, or bf16 (bf16 operands, f32 accumulation and
     /// weights; runs on AMX tiles or AVX512-BF16, falls back to f32 with a note elsewhere).
     #[arg(long, default_value = "f32", value_name = "P")]

@@ -67,6 +67,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "provenance": p,
             "anomaly": file.anomaly,
             "tabular": file.tabular,
+            "windows": file.windows,
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -175,6 +176,14 @@ pub fn run(a: InspectArgs) -> Result<()> {
             pca.eigenvalues.len(),
             100.0 * pca.explained_ratio(),
             pca.train_sse_per_sample()
+        );
+    }
+    if let Some(w) = &file.windows {
+        outln!(
+            "windows          {} steps of {} channels (trained {} apart; read every window, each step scored by the mean of its windows)",
+            w.length,
+            file.data_width(),
+            w.stride
         );
     }
     if let Some(t) = &file.tabular {

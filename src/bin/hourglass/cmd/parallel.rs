@@ -102,6 +102,7 @@ fn train_rank(
         provenance,
         anomaly: None,
         tabular,
+        windows: None,
     };
     Ok(Trained {
         file,

@@ -4,6 +4,7 @@ use super::{load_model, outln, source_for};
 use crate::args::{CalibrateArgs, ScoreArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::Matrix;
+use hourglass::data::window::StepScores;
 use hourglass::format;
 use hourglass::score::{self, ThresholdRule};
 use hourglass::stream::{Sink, Spill};
@@ -30,6 +31,18 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     // The rows stream through in chunks: outputs are written as they are scored, and the
     // scores are kept on disk for the summary's order statistics (and in memory only when
     // labels ask for ROC and PR curves).
+    if file.windows.is_some() && a.per_feature && !a.per_window {
+        bail!(
+            "{}: --per-feature explains windows, and this model scores steps; add --per-window",
+            a.model.display()
+        );
+    }
+    if a.per_window && file.windows.is_none() {
+        bail!(
+            "{}: --per-window needs a model of windows (train --window)",
+            a.model.display()
+        );
+    }
     let mut src = source_for(&file, &a.data, &sel)?;
     let features = file.feature_names();
     let mut names = vec!["score".to_string()];
@@ -54,6 +67,57 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let (mut kept, mut column_labels) = (Vec::new(), Vec::new());
     let mut spill = Spill::new()?;
     let (mut sum, mut flagged) = (0.0f64, 0usize);
+    // Takes the next rows' scores (with their labels and explanations): counts them, writes
+    // them, keeps what the summary needs.
+    let mut emit =
+        |scores: &[f64], labels: Option<Vec<String>>, explained: Option<&score::Explanation>| -> Result<()> {
+            for &s in scores {
+                sum += s;
+            }
+            if let Some(t) = threshold {
+                flagged += scores.iter().filter(|&&s| s > t.value).count();
+            }
+            if let Some(sink) = sink.as_mut() {
+                let mut m = Matrix::zeros(scores.len(), names.len());
+                for (i, &s) in scores.iter().enumerate() {
+                    let row = m.row_mut(i);
+                    row[0] = s as f32;
+                    if let Some(t) = threshold {
+                        row[1] = f32::from(u8::from(s > t.value));
+                    }
+                    if let Some(e) = explained {
+                        let d = features.len();
+                        row[fixed..fixed + d].copy_from_slice(e.expected.row(i));
+                        row[fixed + d..].copy_from_slice(e.share.row(i));
+                    }
+                }
+                let mut lead = Vec::new();
+                if sel.label_column.is_some() {
+                    lead.push(labels.clone().unwrap_or_default());
+                }
+                if let Some(e) = explained {
+                    lead.push(
+                        (0..scores.len())
+                            .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
+                            .collect(),
+                    );
+                }
+                sink.write(&m, &lead).with_context(|| cannot(sink_path(&a.output)))?;
+            }
+            spill.push(scores)?;
+            if labelled {
+                kept.extend_from_slice(scores);
+                column_labels.extend(labels.unwrap_or_default());
+            }
+            Ok(())
+        };
+    // A model of windows scores every window; each step gets the mean of its windows' scores
+    // (unless --per-window), and its own label.
+    let mut steps = file
+        .windows
+        .filter(|_| !a.per_window)
+        .map(|w| StepScores::new(w.length));
+    let mut step_labels = std::collections::VecDeque::new();
     while let Some(chunk) = src.next_chunk()? {
         let explained = if a.per_feature {
             Some(score::explain(&file.model, &chunk.x, metric)?)
@@ -64,44 +128,23 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             Some(e) => e.scores.clone(),
             None => score::scores(&file.model, &chunk.x, metric)?,
         };
-        for &s in &scores {
-            sum += s;
-        }
-        if let Some(t) = threshold {
-            flagged += scores.iter().filter(|&&s| s > t.value).count();
-        }
-        if let Some(sink) = sink.as_mut() {
-            let mut m = Matrix::zeros(scores.len(), names.len());
-            for (i, &s) in scores.iter().enumerate() {
-                let row = m.row_mut(i);
-                row[0] = s as f32;
-                if let Some(t) = threshold {
-                    row[1] = f32::from(u8::from(s > t.value));
-                }
-                if let Some(e) = &explained {
-                    let d = features.len();
-                    row[fixed..fixed + d].copy_from_slice(e.expected.row(i));
-                    row[fixed + d..].copy_from_slice(e.share.row(i));
-                }
+        match steps.as_mut() {
+            Some(acc) => {
+                let done = acc.push(&scores);
+                step_labels.extend(chunk.step_labels.unwrap_or_default());
+                let labels = sel
+                    .label_column
+                    .is_some()
+                    .then(|| step_labels.drain(..done.len()).collect());
+                emit(&done, labels, None)?;
             }
-            let mut lead = Vec::new();
-            if sel.label_column.is_some() {
-                lead.push(chunk.labels.clone().unwrap_or_default());
-            }
-            if let Some(e) = &explained {
-                lead.push(
-                    (0..scores.len())
-                        .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
-                        .collect(),
-                );
-            }
-            sink.write(&m, &lead).with_context(|| cannot(sink_path(&a.output)))?;
+            None => emit(&scores, chunk.labels, explained.as_ref())?,
         }
-        spill.push(&scores)?;
-        if labelled {
-            kept.extend_from_slice(&scores);
-            column_labels.extend(chunk.labels.unwrap_or_default());
-        }
+    }
+    if let Some(acc) = steps {
+        let done = acc.finish();
+        let labels = sel.label_column.is_some().then(|| step_labels.drain(..).collect());
+        emit(&done, labels, None)?;
     }
     let n = spill.len();
     let detection = if labelled {

@@ -5,6 +5,7 @@ use super::{noted, outln, read};
 use crate::args::TrainArgs;
 use anyhow::Result;
 use hourglass::data::Dataset;
+use hourglass::data::window::Windows;
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::model::{ArchSource, Design, Dims};
 use hourglass::{AutoencoderConfig, Checkpoint, EpochStats, Event, TrainConfig};
@@ -33,7 +34,10 @@ pub(super) fn settings(
         decoder_hidden: a.decoder_hidden.clone(),
         activation: a.activation,
         code_activation: a.code_activation,
-        output_activation: a.output_activation,
+        output_activation: a.output_activation.unwrap_or_else(|| {
+            let reconstructed = target.unwrap_or(data);
+            hourglass::model::design::default_output_activation(a.loss, a.scaling(), reconstructed.x.view())
+        }),
         loss: a.loss,
         init: a.init,
         tied: a.tied,
@@ -62,7 +66,7 @@ pub(super) fn settings(
         valid_fraction: a.valid_fraction.unwrap_or(0.0),
         patience: a.patience,
         seed: a.seed,
-        scaling: a.scale,
+        scaling: a.scaling(),
         precision: a.precision,
         noise: a.noise.noise.clone(),
         image_shape: image,
@@ -190,7 +194,7 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
     let valid_fraction = a.valid_fraction.unwrap_or(0.0);
     let table = a.tabular.options();
     let mut t =
-        hourglass::stream::TrainingRows::open_table(&a.data, &sel, &table, a.scale, valid_fraction, a.seed, bce)?;
+        hourglass::stream::TrainingRows::open_table(&a.data, &sel, &table, a.scaling(), valid_fraction, a.seed, bce)?;
     for n in &t.notes {
         note!("note: {n}");
     }
@@ -221,6 +225,7 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
         provenance,
         anomaly: None,
         tabular: t.tabular.take(),
+        windows: None,
     };
     if report.interrupted {
         // Stopped by a signal: the last complete epoch's model, and no checkpoint to resume.
@@ -268,12 +273,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &a.tabular.options(),
         a.image.image_shape,
     )?);
+    let windows = a.window.map(|length| Windows {
+        length,
+        stride: a.stride,
+    });
     let (ds, tabular) = (loaded.data, loaded.tabular);
+    let ds = match &windows {
+        Some(w) => hourglass::load::windowed(ds, w, &a.data)?,
+        None => ds,
+    };
     let valid = match &a.valid {
         Some(p) => {
             let v = match &tabular {
                 Some(t) => hourglass::load::encode_table(t, p, &sel)?,
                 None => read(p, &sel, None)?.data,
+            };
+            let v = match &windows {
+                Some(w) => hourglass::load::windowed(v, w, p)?,
+                None => v,
             };
             anyhow::ensure!(
                 v.x.cols() == ds.x.cols(),
@@ -343,6 +360,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         provenance: Provenance::training(&train_cfg, report, &a.data, &ds),
         anomaly: None,
         tabular,
+        windows,
     };
     let report = match result {
         Ok(r) => r,

@@ -1,0 +1,135 @@
+"""Sequence (window) autoencoders against PCA and Isolation Forest on windows, same run.
+
+The series are the ones the `aeon` wheel really ships with labels:
+  * KDD-TSAD 135 (UCR anomaly archive, InternalBleeding16): one channel, 7,501 steps; its
+    first 1,200 steps are the archive's normal training prefix (semi-supervised setting:
+    fit on the prefix, score the whole series).
+The wheel's other multichannel series, Daphnet S06R02E0, holds no labelled anomaly (aeon 1.6
+deprecates it for that reason), so it cannot measure a detector and is left out.
+
+Every method sees the same windows (stride 1 to score) and turns window scores into step
+scores the same way hourglass does: the mean over the windows that contain the step.
+Metrics on the step scores, without point adjustment: VUS-PR (Paparrizos et al. 2022, aeon's
+implementation), range-based F1 at the true number of anomaly ranges (aeon's
+`f_score_at_k_ranges`), point ROC-AUC and PR-AUC.
+
+Usage: python compare.py HOURGLASS_BINARY [--quick]
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from aeon.benchmarking.metrics.anomaly_detection import f_score_at_k_ranges, range_pr_vus_score
+from aeon.datasets import load_kdd_tsad_135
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+
+def windows(x, w, stride=1):
+    """(T, C) -> (n, C*w), channel-major like hourglass."""
+    t, c = x.shape
+    starts = np.arange(0, t - w + 1, stride)
+    idx = starts[:, None] + np.arange(w)[None, :]
+    return x[idx].transpose(0, 2, 1).reshape(len(starts), c * w)
+
+
+def spread(win_scores, t, w):
+    """Per-step mean of the scores of the windows containing each step."""
+    s = np.zeros(t)
+    n = np.zeros(t)
+    for i, v in enumerate(win_scores):
+        s[i : i + w] += v
+        n[i : i + w] += 1
+    return s / n
+
+
+def metrics(y, s):
+    return {
+        "vus_pr": float(range_pr_vus_score(y, s)),
+        "range_f1": float(f_score_at_k_ranges(y, s)),
+        "roc_auc": float(roc_auc_score(y, s)),
+        "pr_auc": float(average_precision_score(y, s)),
+    }
+
+
+def standardize(fit, *xs):
+    mu, sd = fit.mean(0), fit.std(0)
+    sd[sd == 0] = 1
+    return [(x - mu) / sd for x in xs]
+
+
+def pca_scores(train, test, w):
+    a, b = standardize(train, train, test)
+    wa, wb = windows(a, w), windows(b, w)
+    p = PCA(n_components=0.9, svd_solver="full").fit(wa)
+    rec = p.inverse_transform(p.transform(wb))
+    return spread(((wb - rec) ** 2).mean(1), len(test), w), p.n_components_
+
+
+def iforest_scores(train, test, w, seed):
+    a, b = standardize(train, train, test)
+    f = IsolationForest(random_state=seed).fit(windows(a, w))
+    return spread(-f.score_samples(windows(b, w)), len(test), w)
+
+
+def hourglass_scores(binary, train, test, w, args, seed, tmp):
+    tr, te, m, out = (os.path.join(tmp, n) for n in ("train.csv", "test.csv", "m.hg", "s.csv"))
+    head = ",".join(f"c{i}" for i in range(train.shape[1]))
+    np.savetxt(tr, train, delimiter=",", header=head, comments="", fmt="%.6g")
+    np.savetxt(te, test, delimiter=",", header=head, comments="", fmt="%.6g")
+    cmd = [binary, "train", tr, "--window", str(w), "--seed", str(seed), "-o", m, "--quiet", *args]
+    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run([binary, "score", m, te, "-o", out], check=True, capture_output=True)
+    return np.loadtxt(out, delimiter=",", skiprows=1)
+
+
+def series():
+    x, y = load_kdd_tsad_135(split="test")
+    x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
+    yield "KDD-TSAD 135 (UCR InternalBleeding16)", "semi-supervised", x[:1200], x, np.asarray(y, int)
+
+
+def main():
+    binary = sys.argv[1]
+    quick = "--quick" in sys.argv
+    seeds = [0] if quick else [0, 1, 2]
+    recipes = {
+        "hourglass --hidden 32 --code 4": ["--hidden", "32", "--code", "4"],
+        "hourglass --hidden 32 --code 4, 50 epochs": ["--hidden", "32", "--code", "4", "--epochs", "50"],
+        "hourglass --hidden 64 --code 8, 50 epochs": ["--hidden", "64", "--code", "8", "--epochs", "50"],
+        # The output activation's old default, for the record.
+        "hourglass --hidden 32 --code 4, sigmoid output": ["--hidden", "32", "--code", "4", "--output-activation", "sigmoid"],
+    }
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, setting, train, test, y in series():
+            for w in [32, 64, 128]:
+                row = {"series": name, "setting": setting, "window": w, "steps": len(test),
+                       "channels": test.shape[1], "anomalous_steps": int(y.sum())}
+                t0 = time.perf_counter()
+                s, k = pca_scores(train, test, w)
+                row["PCA (90 %% var, %d comps)" % k] = dict(metrics(y, s), seconds=time.perf_counter() - t0)
+                for label, fn in [("Isolation Forest", lambda sd: iforest_scores(train, test, w, sd))] + [
+                    (r, lambda sd, a=a: hourglass_scores(binary, train, test, w, a, sd, tmp)) for r, a in recipes.items()
+                ]:
+                    ms, secs = [], []
+                    for sd in seeds:
+                        t0 = time.perf_counter()
+                        s = fn(sd)
+                        secs.append(time.perf_counter() - t0)
+                        ms.append(metrics(y, s))
+                    row[label] = {k2: float(np.mean([m[k2] for m in ms])) for k2 in ms[0]}
+                    row[label]["seconds"] = float(np.mean(secs))
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()

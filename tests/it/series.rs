@@ -1,0 +1,183 @@
+//! Time series end to end: `train --window` on a generated two-channel series, then `score`
+//! per step and per window, `encode`, `inspect`, and the errors.
+
+use crate::cli::Sandbox;
+
+/// `steps` steps of two channels in their own units (a sine in volts around 230, a cosine in
+/// amperes around 5) and a label column: a burst of noise at steps `[a, b)` is labelled 1.
+fn series(steps: usize, burst: Option<(usize, usize)>) -> String {
+    let mut rng = hourglass::rng::Rng::new(5);
+    let mut text = String::from("time,volts,amps,label\n");
+    for t in 0..steps {
+        let phase = t as f32 * std::f32::consts::TAU / 24.0;
+        let inside = burst.is_some_and(|(a, b)| (a..b).contains(&t));
+        let jolt = if inside {
+            3.0 * rng.normal()
+        } else {
+            0.02 * rng.normal()
+        };
+        let v = 230.0 + 10.0 * phase.sin() + 10.0 * jolt;
+        let i = 5.0 + phase.cos() + jolt;
+        text.push_str(&format!("{t},{v:.4},{i:.5},{}\n", u8::from(inside)));
+    }
+    text
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn windows_train_score_each_step_and_encode_each_window() {
+    let sb = Sandbox::new();
+    sb.write("normal.csv", &series(600, None));
+    sb.write("test.csv", &series(400, Some((250, 262))));
+    let sel = ["--drop", "time", "--label-column", "label"];
+    ok(&sb
+        .cmd()
+        .args([
+            "train",
+            "normal.csv",
+            "--window",
+            "24",
+            "--stride",
+            "2",
+            "--hidden",
+            "16",
+            "--code",
+            "4",
+        ])
+        .args(["--epochs", "60", "-q", "-o", "m.hg"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let inspect = ok(&sb.cmd().args(["inspect", "m.hg"]).output().unwrap());
+    assert!(
+        inspect.contains("windows          24 steps of 2 channels (trained 2 apart"),
+        "{inspect}"
+    );
+    assert!(inspect.contains("scaling          standard"), "{inspect}");
+    let json = ok(&sb.cmd().args(["inspect", "m.hg", "--json"]).output().unwrap());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["windows"]["length"], 24);
+    assert_eq!(v["provenance"]["data_shape"][0], (600 - 24) / 2 + 1);
+
+    // One score per step, in the file's order, with its own label; the burst stands out.
+    let out = ok(&sb
+        .cmd()
+        .args(["score", "m.hg", "test.csv", "--json", "-o", "steps.csv"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 400);
+    assert_eq!(v["detection"]["anomalies"], 12);
+    let auc = v["detection"]["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.95, "step ROC-AUC {auc}");
+    let text = std::fs::read_to_string(sb.path("steps.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "label,score");
+    assert_eq!(rows.len(), 401);
+    assert!(rows[251].starts_with("1,") && rows[1].starts_with("0,"));
+
+    // Per window: 377 windows, each labelled by its last step.
+    let out = ok(&sb
+        .cmd()
+        .args(["score", "m.hg", "test.csv", "--json", "--per-window"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 400 - 24 + 1);
+    assert_eq!(v["detection"]["anomalies"], 12);
+
+    // Codes per window; the model reads the channels by name, in any column order.
+    sb.write(
+        "shuffled.csv",
+        &series(50, None)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{},{}\n", f[2], f[0], f[1])
+            })
+            .collect::<String>(),
+    );
+    sb.write(
+        "ordered.csv",
+        &series(50, None)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{}\n", f[1], f[2])
+            })
+            .collect::<String>(),
+    );
+    ok(&sb
+        .cmd()
+        .args(["encode", "m.hg", "shuffled.csv", "-o", "a.csv"])
+        .output()
+        .unwrap());
+    ok(&sb
+        .cmd()
+        .args(["encode", "m.hg", "ordered.csv", "-o", "b.csv"])
+        .output()
+        .unwrap());
+    let a = std::fs::read_to_string(sb.path("a.csv")).unwrap();
+    assert_eq!(a.lines().count(), 1 + 50 - 24 + 1);
+    assert_eq!(a, std::fs::read_to_string(sb.path("b.csv")).unwrap());
+}
+
+#[test]
+fn series_errors_name_what_is_wrong() {
+    let sb = Sandbox::new();
+    sb.write("normal.csv", &series(100, None));
+    sb.write("short.csv", &series(10, None));
+    let train = |extra: &[&str]| {
+        sb.cmd()
+            .args([
+                "train",
+                "normal.csv",
+                "--hidden",
+                "8",
+                "--code",
+                "2",
+                "--epochs",
+                "1",
+                "-q",
+            ])
+            .args(["--drop", "time,label", "-o", "m.hg"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = train(&["--window", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 2 steps"));
+    let out = train(&["--window", "200"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("normal.csv") && err.contains("100 rows") && err.contains("at least 200"),
+        "{err}"
+    );
+    ok(&train(&["--window", "12"]));
+    let out = sb
+        .cmd()
+        .args(["score", "m.hg", "short.csv", "--drop", "time,label"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("short.csv") && err.contains("10 rows") && err.contains("at least 12"),
+        "{err}"
+    );
+    let out = sb
+        .cmd()
+        .args(["score", "m.hg", "normal.csv", "--drop", "time,label", "--per-feature"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--per-window"));
+}
