@@ -21,7 +21,7 @@ mod sparse;
 pub(crate) mod step;
 
 pub use checkpoint::Checkpoint;
-pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
+pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, SERIES_MIN_STEPS, TrainConfig, TrainReport, epochs_for_steps};
 pub use fit::{RowStream, fit, fit_from, fit_paired, fit_paired_from, fit_shard, fit_stream};
 
 #[cfg(test)]

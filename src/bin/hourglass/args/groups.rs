@@ -97,6 +97,17 @@ pub(super) fn parse_spec(s: &str) -> Result<Spec, String> {
 }
 
 impl TrainArgs {
+    /// The epochs asked for, else the default for `rows` training rows: 10, or for a series'
+    /// windows at least [`hourglass::train::SERIES_MIN_STEPS`] optimizer steps.
+    pub fn epochs(&self, rows: usize) -> usize {
+        self.epochs.unwrap_or_else(|| match self.window {
+            Some(_) => {
+                hourglass::train::epochs_for_steps(rows, self.batch_size, 10, hourglass::train::SERIES_MIN_STEPS)
+            }
+            None => 10,
+        })
+    }
+
     /// The scaling asked for, else the default: none, or standard for a series' windows.
     pub fn scaling(&self) -> hourglass::data::scale::Scaling {
         use hourglass::data::scale::Scaling;

@@ -600,9 +600,10 @@ pub struct TrainArgs {
     /// Weight initialization: auto (He for ReLU-like, else Xavier), he, xavier.
     #[arg(long, default_value = "auto", value_name = "INIT")]
     pub init: Init,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub epochs: usize,
+    /// Passes over the training data [default: 10; with --window, enough for 1,000 optimizer
+    /// steps when 10 are fewer, since a series often gives only a few thousand windows]
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// Rows per mini-batch.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub batch_size: usize,

@@ -158,7 +158,7 @@ fn other_events(_: &Event<'_>) -> Flow {
 
 fn in_threads(a: &TrainArgs, ranks: usize, sync: Sync) -> Result<()> {
     let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
-    let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs);
+    let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs.unwrap_or(10));
     let results: Vec<Result<Trained>> = std::thread::scope(|s| {
         let mut comms = Local::group(ranks).into_iter();
         let mut root = comms.next().expect("at least one rank");
@@ -216,7 +216,7 @@ fn under_mpi(a: &TrainArgs, sync: Sync) -> Result<()> {
     }
     let result = if rank == 0 {
         let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
-        let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs);
+        let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs.unwrap_or(10));
         let r = train_rank(a, &mut mpi, sync, &mut root_events(&mut session, &mut progress));
         progress.finish();
         r.and_then(|t| save(a, session, t, ranks))

@@ -56,7 +56,7 @@ pub(super) fn settings(
         target.map(|t| dims(t.x.cols(), t.image_shape)),
     )?;
     let train = TrainConfig {
-        epochs: a.epochs,
+        epochs: a.epochs(data.x.rows()),
         batch_size: a.batch_size,
         lr: a.lr,
         optimizer: a.optimizer(),
