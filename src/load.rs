@@ -183,8 +183,12 @@ pub fn table_for_model(
         None => file
             .provenance
             .feature_names
-            .clone()
-            .filter(|f| f.len() == file.model.input_dim() && f.iter().all(|n| names.contains(n))),
+            .as_ref()
+            .and_then(|f| match &file.windows {
+                Some(w) => w.channel_names(f),
+                None => Some(f.clone()),
+            })
+            .filter(|f| f.len() == file.data_width() && f.iter().all(|n| names.contains(n))),
     };
     let sel = ColumnSelection {
         columns: chosen,
@@ -213,16 +217,20 @@ pub fn table_for_model(
             }
         }
     };
-    if data.x.cols() != file.model.input_dim() {
+    if data.x.cols() != file.data_width() {
         return Err(Error::data(
             path,
             format!(
                 "has {} feature columns, the model expects {}",
                 data.x.cols(),
-                file.model.input_dim()
+                file.data_width()
             ),
         ));
     }
+    let data = match &file.windows {
+        Some(w) => windowed(data, &Windows { stride: 1, ..*w }, path)?,
+        None => data,
+    };
     Ok(Loaded {
         data,
         tabular: file.tabular.clone(),

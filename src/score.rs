@@ -129,6 +129,26 @@ pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: Scor
     Ok(row_scores(xs.view(), &xh, metric))
 }
 
+/// Each step's score for a model of `windows`: every window of the series `series` (steps ×
+/// channels) scored, and each step given the mean score of the windows that contain it.
+///
+/// # Errors
+/// As [`scores`]; [`Error::Data`] (naming `path`) for a series shorter than a window.
+pub fn step_scores<'a>(
+    model: &Autoencoder,
+    windows: &crate::data::window::Windows,
+    path: &std::path::Path,
+    series: impl Into<MatrixRef<'a>>,
+    metric: ScoreMetric,
+) -> Result<Vec<f64>> {
+    let every = crate::data::window::Windows { stride: 1, ..*windows };
+    let x = every.apply(path, &series.into().to_matrix())?;
+    let mut acc = crate::data::window::StepScores::new(windows.length);
+    let mut out = acc.push(&scores(model, &x, metric)?);
+    out.extend(acc.finish());
+    Ok(out)
+}
+
 /// Scores of rows `x` against reconstructions `x_hat` in the same units (an error metric).
 fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetric) -> Vec<f64> {
     let x = x.into();
@@ -215,8 +235,20 @@ pub fn calibrate<'a>(
     rule: ThresholdRule,
     data_path: Option<String>,
 ) -> Result<Threshold> {
-    let scores = scores(model, x, metric)?;
-    let value = threshold(&scores, rule)?;
+    calibrate_scores(&scores(model, x, metric)?, metric, rule, data_path)
+}
+
+/// [`calibrate`] on scores already computed by `metric` (e.g. a series' [`step_scores`]).
+///
+/// # Errors
+/// As [`threshold`].
+pub fn calibrate_scores(
+    scores: &[f64],
+    metric: ScoreMetric,
+    rule: ThresholdRule,
+    data_path: Option<String>,
+) -> Result<Threshold> {
+    let value = threshold(scores, rule)?;
     let flagged = scores.iter().filter(|&&s| s > value).count();
     Ok(Threshold {
         metric,

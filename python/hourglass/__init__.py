@@ -4,6 +4,7 @@ Estimators (scikit-learn's contract; PyOD's for ``hourglass.pyod.AutoEncoder``):
 
 - ``AutoEncoder`` — a transformer: codes, reconstructions, ``score_samples``;
 - ``OutlierDetector`` — outlier detection by reconstruction error;
+- ``SeriesOutlierDetector`` — anomalies in a time series, scored per step from its windows;
 - ``hourglass.pyod.AutoEncoder`` — a PyOD detector (needs ``pyod``);
 - ``PCA`` — the exact linear baseline; ``Classifier`` — pretrain + fine-tune;
 - ``hash_codes`` / ``hamming_search`` — semantic hashing;
@@ -20,12 +21,14 @@ from .autoencoder import AutoEncoder, OutlierDetector
 from .classifier import Classifier
 from .hashing import hamming_search, hash_codes
 from .pca import PCA
+from .series import SeriesOutlierDetector
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoEncoder",
     "OutlierDetector",
+    "SeriesOutlierDetector",
     "PCA",
     "Classifier",
     "hash_codes",

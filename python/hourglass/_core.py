@@ -49,16 +49,24 @@ class _AutoencoderBase:
     ``history_`` (one dict per epoch), ``n_iter_`` (epochs run), ``best_epoch_``,
     ``code_dim_``, ``table_inputs_`` (the encoded table's columns, or None)."""
 
-    def _fit(self, X, scale=None):
+    def _fit(self, X, scale=None, windows=None):
+        """Trains on ``X``; ``windows`` ``(length, stride)`` cuts it, a series of steps, into
+        windows that are the training rows."""
         prep = prepare(self, X, reset=True)
         seed = seed_of(self.random_state)
         image_shape = _image_shape(self, prep)
+        n_features, n_samples = prep.n_features, prep.n_samples
+        if windows is not None:
+            length, stride = windows
+            n_features *= length
+            n_samples = max(1, (n_samples - length) // stride + 1)
         progress = Progress(self.verbose)
         try:
             model, report = _native.Model.fit(
                 prep.data,
-                design(self, prep.n_features),
-                training(self, prep.n_samples, seed, scale=scale),
+                design(self, n_features),
+                training(self, n_samples, seed, scale=scale),
+                windows=windows,
                 image_shape=image_shape,
                 threads=threads_of(self.n_jobs),
                 progress=progress,

@@ -11,7 +11,8 @@ from . import _native
 
 def load(path):
     """A model file as a fitted estimator: an ``AutoEncoder`` (autoencoders and PCA models),
-    or a ``Classifier``. Its constructor parameters are the defaults; the model is the file's."""
+    a ``SeriesOutlierDetector`` (a model of a series' windows, ``train --window``), or a
+    ``Classifier``. Its constructor parameters are the defaults; the model is the file's."""
     kind, model = _native.load(str(path))
     if kind == "classifier":
         from .classifier import Classifier
@@ -20,11 +21,26 @@ def load(path):
         est._set_native(model)
         return est
     from .autoencoder import AutoEncoder
+    from .series import SeriesOutlierDetector
 
-    est = AutoEncoder()
-    info = est._set_model(model)
-    est.n_features_in_ = info["input_dim"]
-    names = info["table_inputs"] or info["feature_names"]
+    info = json.loads(model.info())
+    windows = info.get("windows")
+    if windows is not None:
+        # A model of a series' windows: a detector of the series' steps.
+        rule = (info.get("anomaly") or {}).get("rule") or {}
+        contamination = rule["value"] if rule.get("rule") == "contamination" else 0.1
+        est = SeriesOutlierDetector(window=windows["length"], stride=windows["stride"], contamination=contamination)
+        est._set_model(model)
+        if info.get("anomaly") is not None:
+            est.offset_ = -info["anomaly"]["value"]
+        names = info["feature_names"][:: windows["length"]]
+        names = [n[: -len("@0")] if n.endswith("@0") else n for n in names]
+        est.n_features_in_ = len(names)
+    else:
+        est = AutoEncoder()
+        est._set_model(model)
+        est.n_features_in_ = info["input_dim"]
+        names = info["table_inputs"] or info["feature_names"]
     generic = all(n == f"c{i}" for i, n in enumerate(names))
     if not generic:
         est.feature_names_in_ = np.asarray(names, dtype=object)

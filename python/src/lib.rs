@@ -6,6 +6,7 @@
 
 use hourglass::data::csv::RawTable;
 use hourglass::data::tabular::{CategoricalColumns, Impute, TabularOptions};
+use hourglass::data::window::Windows;
 use hourglass::format::{self, AnyModel, ModelFile, Provenance};
 use hourglass::model::{Design, Dims};
 use hourglass::score::{ScoreMetric, ThresholdRule};
@@ -32,6 +33,8 @@ create_exception!(
 
 /// The name tables held in memory go by in messages.
 const TABLE: &str = "DataFrame";
+/// How errors name an array handed over by Python.
+const ARRAY: &str = "array";
 
 fn py_err(e: Error) -> PyErr {
     match e {
@@ -179,7 +182,12 @@ impl<'py> Data<'py> {
 /// Rows for a trained model: the array as it is, or a table encoded the model's way.
 fn model_rows<'a>(file: &ModelFile, data: &'a Data<'_>, owned: &'a mut Option<Matrix>) -> PyResult<MatrixRef<'a>> {
     if let Some(m) = data.rows()? {
-        return Ok(m);
+        let Some(w) = &file.windows else { return Ok(m) };
+        // A model of windows: every window of the series (steps × channels).
+        let every = hourglass::data::window::Windows { stride: 1, ..*w };
+        check_channels(file, m.cols())?;
+        let x = every.apply(Path::new(ARRAY), &m.to_matrix()).map_err(py_err)?;
+        return Ok(owned.insert(x).view());
     }
     let Data::Table(names, columns) = data else {
         unreachable!("rows() is None only for tables")
@@ -187,6 +195,29 @@ fn model_rows<'a>(file: &ModelFile, data: &'a Data<'_>, owned: &'a mut Option<Ma
     let loaded = hourglass::load::table_for_model(file, Path::new(TABLE), names.clone(), columns.clone(), None)
         .map_err(py_err)?;
     Ok(owned.insert(loaded.data.x).view())
+}
+
+/// The series' steps for a model of windows: `cols` channels, the model's.
+fn check_channels(file: &ModelFile, cols: usize) -> PyResult<()> {
+    if cols != file.data_width() {
+        return Err(HourglassError::new_err(format!(
+            "the series has {cols} channels, the model was fitted on {}",
+            file.data_width()
+        )));
+    }
+    Ok(())
+}
+
+/// The series' steps held by `data`, for a model of windows: an array of numbers (a series
+/// with text or missing values is encoded before it is cut into windows, by the caller).
+fn series_rows<'a>(file: &ModelFile, data: &'a Data<'_>) -> PyResult<MatrixRef<'a>> {
+    let Some(m) = data.rows()? else {
+        return Err(HourglassError::new_err(
+            "a series is read as numbers: encode text and missing values before cutting it into windows",
+        ));
+    };
+    check_channels(file, m.cols())?;
+    Ok(m)
 }
 
 /// Runs `f` without the GIL on `threads` threads.
@@ -340,7 +371,7 @@ impl Model {
     /// library's `Design` and `TrainConfig`), the table settings, and `image_shape`
     /// `(h, w, c)` for image rows. Returns the model and the training report as JSON.
     #[staticmethod]
-    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false, feature_names=None))]
+    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false, feature_names=None, windows=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -356,6 +387,7 @@ impl Model {
         progress: Option<Py<PyAny>>,
         batches: bool,
         feature_names: Option<Vec<String>>,
+        windows: Option<(usize, usize)>,
     ) -> PyResult<(Model, String)> {
         let design: Design = serde_json::from_str(design).map_err(json_err)?;
         let mut config = Training::parse(py, train)?;
@@ -392,6 +424,18 @@ impl Model {
                 x.cols()
             )));
         };
+        // A series: its windows are the rows, one-row images of `length` steps.
+        let windows = windows.map(|(length, stride)| Windows { length, stride });
+        let mut cut = None;
+        let (x, names, image_shape) = match &windows {
+            Some(w) => {
+                w.validate().map_err(py_err)?;
+                let m = w.apply(Path::new(ARRAY), &x.to_matrix()).map_err(py_err)?;
+                let shape = w.image_shape(x.cols());
+                (cut.insert(m).view(), w.names(&names), Some(shape))
+            }
+            None => (x, names, image_shape),
+        };
         let input = match image_shape {
             Some((h, w, c)) if h * w * c == x.cols() => Dims::Image((c, h, w)),
             _ => Dims::Flat(x.cols()),
@@ -423,7 +467,7 @@ impl Model {
                     provenance,
                     anomaly: None,
                     tabular,
-                    windows: None,
+                    windows,
                 },
             },
             json,
@@ -610,6 +654,31 @@ impl Model {
         Ok(s.into_pyarray(py))
     }
 
+    /// A model of windows: each step's score, the mean of the scores of the windows of the
+    /// series `data` (steps × channels) that contain it (higher = more anomalous).
+    #[pyo3(signature = (data, metric="mse", threads=None))]
+    fn step_scores<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        metric: &str,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let Some(w) = &self.file.windows else {
+            return Err(HourglassError::new_err(
+                "step scores need a model of windows (fitted on a series)",
+            ));
+        };
+        let metric = self::metric(metric)?;
+        let data = Data::extract(data)?;
+        let x = series_rows(&self.file, &data)?;
+        let m = &self.file.model;
+        let s = run(py, threads, || {
+            hourglass::score::step_scores(m, w, Path::new(ARRAY), x, metric)
+        })?;
+        Ok(s.into_pyarray(py))
+    }
+
     /// Scores with each feature's expected value (data's units) and share of the error.
     #[pyo3(signature = (data, metric="mse", threads=None))]
     #[allow(clippy::type_complexity)]
@@ -662,9 +731,21 @@ impl Model {
         };
         let data = Data::extract(data)?;
         let mut owned = None;
-        let x = model_rows(&self.file, &data, &mut owned)?;
         let m = &self.file.model;
-        let t = run(py, threads, || hourglass::score::calibrate(m, x, metric, rule, None))?;
+        let t = match &self.file.windows {
+            // A model of windows is calibrated on its steps' scores, the scores it gives.
+            Some(w) => {
+                let x = series_rows(&self.file, &data)?;
+                run(py, threads, || {
+                    let s = hourglass::score::step_scores(m, w, Path::new(ARRAY), x, metric)?;
+                    hourglass::score::calibrate_scores(&s, metric, rule, None)
+                })?
+            }
+            None => {
+                let x = model_rows(&self.file, &data, &mut owned)?;
+                run(py, threads, || hourglass::score::calibrate(m, x, metric, rule, None))?
+            }
+        };
         let value = t.value;
         self.file.anomaly = Some(t);
         Ok(value)
@@ -765,6 +846,7 @@ impl Model {
             "table_inputs": f.tabular.as_ref().map(|t| t.input_names()),
             "anomaly": f.anomaly,
             "scaling": m.scaler().kind,
+            "windows": f.windows,
         });
         serde_json::to_string(&v).map_err(json_err)
     }

@@ -247,6 +247,14 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
     if let Some(t) = &file.tabular {
         props.push(("hourglass.tabular", json(t)));
     }
+    if let Some(w) = &file.windows {
+        props.push(("hourglass.windows", json(w)));
+        notes.push(format!(
+            "the graph reads windows of {} steps (rows of {} values, channel-major); cutting a series into them and each step's score (the mean over its windows) are the caller's",
+            w.length,
+            model.input_dim()
+        ));
+    }
     Ok(g.finish(values, inputs, props, notes, &outputs))
 }
 

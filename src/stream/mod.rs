@@ -219,6 +219,14 @@ impl Source {
         Ok(source(inner, total, Vec::new()))
     }
 
+    /// For a model of windows, an empty per-step accumulator for the scores of this source's
+    /// windows (see [`crate::data::window::StepScores`]).
+    pub fn step_scores(&self) -> Option<crate::data::window::StepScores> {
+        self.windower
+            .as_ref()
+            .map(|w| crate::data::window::StepScores::new(w.length()))
+    }
+
     /// What the person who asked should know (e.g. images resized on reading).
     pub fn notes(&self) -> &[String] {
         &self.notes

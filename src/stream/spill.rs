@@ -139,15 +139,26 @@ pub fn calibrate(
 ) -> Result<crate::score::Threshold> {
     rule.validate()?;
     let mut spill = Spill::new()?;
-    while let Some(chunk) = src.next_chunk()? {
-        let scores = crate::score::scores(model, &chunk.x, metric)?;
+    // A model of windows is calibrated on its steps' scores, the scores `score` gives.
+    let mut steps = src.step_scores();
+    let mut push = |scores: &[f64]| {
         if scores.iter().any(|s| s.is_nan()) {
             return Err(Error::InvalidData {
                 what: "calibration scores".into(),
                 message: "a score is NaN (non-finite input?)".into(),
             });
         }
-        spill.push(&scores)?;
+        spill.push(scores)
+    };
+    while let Some(chunk) = src.next_chunk()? {
+        let scores = crate::score::scores(model, &chunk.x, metric)?;
+        match steps.as_mut() {
+            Some(acc) => push(&acc.push(&scores))?,
+            None => push(&scores)?,
+        }
+    }
+    if let Some(acc) = steps {
+        push(&acc.finish())?;
     }
     let n = spill.len();
     let value = spill.kth(crate::score::threshold_rank(n, rule))?;

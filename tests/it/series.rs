@@ -81,6 +81,30 @@ fn windows_train_score_each_step_and_encode_each_window() {
     assert_eq!(rows.len(), 401);
     assert!(rows[251].starts_with("1,") && rows[1].starts_with("0,"));
 
+    // Calibrated on the normal series' 600 steps, the threshold flags at most 5 % of them.
+    let out = ok(&sb
+        .cmd()
+        .args([
+            "calibrate",
+            "m.hg",
+            "normal.csv",
+            "--contamination",
+            "0.05",
+            "--drop",
+            "time,label",
+        ])
+        .output()
+        .unwrap());
+    assert!(out.contains("of 600 calibration rows"), "{out}");
+    let out = ok(&sb
+        .cmd()
+        .args(["score", "m.hg", "normal.csv", "--json", "--drop", "time,label"])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let flagged = v["flagged"].as_u64().unwrap();
+    assert!((20..=30).contains(&flagged), "{flagged} of 600 steps flagged");
+
     // Per window: 377 windows, each labelled by its last step.
     let out = ok(&sb
         .cmd()

@@ -4,7 +4,6 @@ use super::{load_model, outln, source_for};
 use crate::args::{CalibrateArgs, ScoreArgs};
 use anyhow::{Context, Result, bail};
 use hourglass::Matrix;
-use hourglass::data::window::StepScores;
 use hourglass::format;
 use hourglass::score::{self, ThresholdRule};
 use hourglass::stream::{Sink, Spill};
@@ -113,10 +112,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         };
     // A model of windows scores every window; each step gets the mean of its windows' scores
     // (unless --per-window), and its own label.
-    let mut steps = file
-        .windows
-        .filter(|_| !a.per_window)
-        .map(|w| StepScores::new(w.length));
+    let mut steps = src.step_scores().filter(|_| !a.per_window);
     let mut step_labels = std::collections::VecDeque::new();
     while let Some(chunk) = src.next_chunk()? {
         let explained = if a.per_feature {
