@@ -76,33 +76,34 @@ pub fn filters(model: &Autoencoder, decoder: bool, image: (usize, usize, usize),
     use crate::layer::Layer;
     let layers = model.layers();
     let l = if decoder { &layers[layers.len() - 1] } else { &layers[0] };
-    // A convolution's filters are its kernels, (channels, k, k) each, drawn channels-last.
-    let kernels = |w: &[f32], count: usize, c: usize, k: usize| -> (Vec<Vec<f32>>, (usize, usize, usize)) {
-        let tiles = w
-            .chunks_exact(c * k * k)
-            .take(count.min(n))
-            .map(|f| {
-                let mut t = vec![0.0; c * k * k];
-                for ch in 0..c {
-                    for p in 0..k * k {
-                        t[p * c + ch] = f[ch * k * k + p];
+    // A convolution's filters are its kernels, (channels, kh, kw) each, drawn channels-last.
+    let kernels =
+        |w: &[f32], count: usize, c: usize, (kh, kw): (usize, usize)| -> (Vec<Vec<f32>>, (usize, usize, usize)) {
+            let tiles = w
+                .chunks_exact(c * kh * kw)
+                .take(count.min(n))
+                .map(|f| {
+                    let mut t = vec![0.0; c * kh * kw];
+                    for ch in 0..c {
+                        for p in 0..kh * kw {
+                            t[p * c + ch] = f[ch * kh * kw + p];
+                        }
                     }
-                }
-                normalize(&t)
-            })
-            .collect();
-        (tiles, (k, k, c))
-    };
+                    normalize(&t)
+                })
+                .collect();
+            (tiles, (kh, kw, c))
+        };
     let (tiles, shape, zoom) = match l {
         Layer::Conv2d(conv) if !decoder => {
             let (c, k) = (conv.geometry.input.0, conv.geometry.kernel);
             let (t, s) = kernels(&conv.weight, conv.c_out, c, k);
-            (t, s, (24 / k).max(1))
+            (t, s, (24 / k.0.max(k.1)).max(1))
         }
         Layer::ConvTranspose2d(conv) if decoder => {
             let (c, k) = (conv.geometry.input.0, conv.geometry.kernel);
             let (t, s) = kernels(&conv.weight, conv.input.0, c, k);
-            (t, s, (24 / k).max(1))
+            (t, s, (24 / k.0.max(k.1)).max(1))
         }
         Layer::Dense(l) if decoder => {
             check_image(l.n_out(), image, "decoder columns")?;

@@ -131,6 +131,26 @@ def generated(kind, seed):
     return x[:n_train], x[n_train:], y[n_train:]
 
 
+def conv1d_arch(tmp, w, c):
+    """examples/series-conv1d.toml sized for windows of `w` steps of `c` channels: two
+    stride-2 1-D convolutions (16, 32 filters, kernel 5), a code of 8, and back."""
+    path = os.path.join(tmp, f"conv1d-{w}-{c}.toml")
+    q = w // 4
+    layer = lambda kind, f, extra="": f'[[{kind}]]\ntype = "{"conv1d" if kind == "encoder" else "conv_transpose1d"}"\nfilters = {f}\nkernel = 5\nstride = 2\npadding = 2\n{extra}\n'
+    text = (
+        'activation = "relu"\noutput_activation = "identity"\nloss = "mse"\n\n'
+        + layer("encoder", 16)
+        + layer("encoder", 32)
+        + '[[encoder]]\ntype = "flatten"\n\n[[encoder]]\ntype = "dense"\nunits = 8\nactivation = "identity"\n\n'
+        + f'[[decoder]]\ntype = "dense"\nunits = {32 * q}\n\n[[decoder]]\ntype = "reshape"\nshape = [32, 1, {q}]\n\n'
+        + layer("decoder", 16, "output_padding = 1")
+        + layer("decoder", c, "output_padding = 1")
+    )
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def series():
     x, y = load_kdd_tsad_135(split="test")
     x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
@@ -149,6 +169,7 @@ def main():
         # Defaults otherwise: standard scaling, identity output, >= 1,000 optimizer steps.
         "hourglass 32-4": ["--hidden", "32", "--code", "4"],
         "hourglass 64-8": ["--hidden", "64", "--code", "8"],
+        "hourglass conv1d 16-32-8": None,  # an architecture file per window (conv1d_arch)
         # The defaults before this benchmark (sigmoid output, 10 epochs), for the record.
         "hourglass 32-4, old defaults": ["--hidden", "32", "--code", "4", "--output-activation", "sigmoid",
                                          "--epochs", "10"],
@@ -163,7 +184,8 @@ def main():
                 s, k = pca_scores(train, test, w)
                 row["PCA (90 %% var, %d comps)" % k] = dict(metrics(y, s), seconds=time.perf_counter() - t0)
                 for label, fn in [("Isolation Forest", lambda sd: iforest_scores(train, test, w, sd))] + [
-                    (r, lambda sd, a=a: hourglass_scores(binary, train, test, w, a, sd, tmp)) for r, a in recipes.items()
+                    (r, lambda sd, a=a: hourglass_scores(binary, train, test, w, a or ["--arch", conv1d_arch(tmp, w, test.shape[1])], sd, tmp))
+                    for r, a in recipes.items()
                 ]:
                     ms, secs = [], []
                     for sd in seeds:

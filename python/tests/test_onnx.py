@@ -374,3 +374,25 @@ padding = 1
     run_cli("train", "train.npy", "--arch", "rgb.toml", "--epochs", "1", "-q", "-o", "m.hg", cwd=tmp_path)
     out, _ = check_autoencoder(tmp_path, "m.hg", data="rgb.npy", big=(302, 303))
     assert ((out["code"] != 0).sum(axis=1) <= 40).all()
+
+
+def test_a_series_model_of_1d_convolutions(tmp_path):
+    """A model of a series' windows (train --window) with conv1d and conv_transpose1d layers:
+    the graph reads the windows, and gives each window's code, reconstruction and score as
+    `encode`, `reconstruct` and `score --per-window` do."""
+    rng = np.random.default_rng(4)
+    t = np.arange(400)
+    x = (np.sin(2 * np.pi * t / 16) + 0.1 * rng.standard_normal(400)).astype(np.float32)[:, None]
+    np.save(tmp_path / "s.npy", x)
+    run_cli("train", "s.npy", "--window", "64", "--arch", EXAMPLES / "series-conv1d.toml", "--epochs", "2", "-q",
+            "-o", "m.hg", cwd=tmp_path)
+    session, meta = export(tmp_path, "m.hg")
+    assert meta["hourglass.windows"] == '{"length":64,"stride":1}'
+    windows = np.lib.stride_tricks.sliding_window_view(x[:, 0], 64).astype(np.float32)
+    out = run(session, {"input": windows})
+    run_cli("encode", "m.hg", "s.npy", "-o", "codes.npy", cwd=tmp_path)
+    run_cli("reconstruct", "m.hg", "s.npy", "-o", "recon.npy", cwd=tmp_path)
+    run_cli("score", "m.hg", "s.npy", "--per-window", "-o", "scores.npy", cwd=tmp_path)
+    close("code", out["code"], np.load(tmp_path / "codes.npy"))
+    close("reconstruction", out["reconstruction"], np.load(tmp_path / "recon.npy"))
+    close("score", out["score"], np.load(tmp_path / "scores.npy")[:, 0])

@@ -26,14 +26,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of a `kernel x kernel` convolution with `stride` over a channels-last image of
-    /// `channels` channels already padded to `padded_hw`, with `out_hw` output pixels. `None`
-    /// when a read would fall outside the padded image (the caller's geometry is wrong).
+    /// The plan of a `kernel` (height, width) convolution with `stride` (down, across) over a
+    /// channels-last image of `channels` channels already padded to `padded_hw`, with `out_hw`
+    /// output pixels. `None` when a read would fall outside the padded image (the caller's
+    /// geometry is wrong).
     pub fn new(
         channels: usize,
         padded_hw: (usize, usize),
-        kernel: usize,
-        stride: usize,
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
         out_hw: (usize, usize),
     ) -> Option<Plan> {
         let (hp, wp) = padded_hw;
@@ -43,11 +44,11 @@ impl Plan {
             return None;
         }
         let pixels: Vec<u32> = (0..out_hw.0)
-            .flat_map(|oy| (0..out_hw.1).map(move |ox| ((oy * stride * wp + ox * stride) * channels) as u32))
+            .flat_map(|oy| (0..out_hw.1).map(move |ox| ((oy * sh * wp + ox * sw) * channels) as u32))
             .collect();
-        let taps: Vec<u32> = (0..kernel)
+        let taps: Vec<u32> = (0..kh)
             .flat_map(|ky| {
-                (0..kernel).flat_map(move |kx| (0..channels).map(move |c| ((ky * wp + kx) * channels + c) as u32))
+                (0..kw).flat_map(move |kx| (0..channels).map(move |c| ((ky * wp + kx) * channels + c) as u32))
             })
             .collect();
         // The kernel reads `pixel + tap` in usize: checked here once, in the same arithmetic.
@@ -320,18 +321,21 @@ mod tests {
     }
 
     fn direct_convolution_at_this_level() {
-        for &(c, h, w, k, s, co) in &[
-            (1, 6, 6, 3, 1, 16),
-            (3, 7, 5, 3, 2, 48),
-            (2, 5, 5, 2, 2, 32),
-            (4, 4, 4, 1, 1, 48),
-            (2, 15, 15, 3, 2, 32),
+        for &(c, h, w, (kh, kw), (sh, sw), co) in &[
+            (1, 6, 6, (3, 3), (1, 1), 16),
+            (3, 7, 5, (3, 3), (2, 2), 48),
+            (2, 5, 5, (2, 2), (2, 2), 32),
+            (4, 4, 4, (1, 1), (1, 1), 48),
+            (2, 15, 15, (3, 3), (2, 2), 32),
+            // One-row images (a series' windows) under 1-D kernels, and a rectangle.
+            (3, 1, 19, (1, 5), (1, 2), 16),
+            (2, 6, 7, (2, 3), (2, 1), 32),
         ] {
-            let out = ((h - k) / s + 1, (w - k) / s + 1);
-            let plan = Plan::new(c, (h, w), k, s, out).unwrap();
+            let out = ((h - kh) / sh + 1, (w - kw) / sw + 1);
+            let plan = Plan::new(c, (h, w), (kh, kw), (sh, sw), out).unwrap();
             let mut rng = Rng::new(5);
             let x: Vec<f32> = (0..h * w * c).map(|_| rng.normal()).collect();
-            let wt: Vec<f32> = (0..k * k * c * co).map(|_| rng.normal()).collect();
+            let wt: Vec<f32> = (0..kh * kw * c * co).map(|_| rng.normal()).collect();
             let bias: Vec<f32> = (0..co).map(|_| rng.normal()).collect();
             let relu = co == 32;
             let mut y = vec![f32::NAN; out.0 * out.1 * co];
@@ -340,11 +344,11 @@ mod tests {
                 for ox in 0..out.1 {
                     for o in 0..co {
                         let mut sum = f64::from(bias[o]);
-                        for ky in 0..k {
-                            for kx in 0..k {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
                                 for ch in 0..c {
-                                    let t = (ky * k + kx) * c + ch;
-                                    let xv = x[((oy * s + ky) * w + ox * s + kx) * c + ch];
+                                    let t = (ky * kw + kx) * c + ch;
+                                    let xv = x[((oy * sh + ky) * w + ox * sw + kx) * c + ch];
                                     sum += f64::from(xv) * f64::from(wt[t * co + o]);
                                 }
                             }
@@ -362,7 +366,7 @@ mod tests {
             }
         }
         assert!(
-            Plan::new(1, (4, 4), 3, 1, (3, 3)).is_none(),
+            Plan::new(1, (4, 4), (3, 3), (1, 1), (3, 3)).is_none(),
             "a window past the image is refused"
         );
     }

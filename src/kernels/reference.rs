@@ -92,8 +92,8 @@ pub fn matmul_bf16(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f3
     matmul(&round(a), &round(b), m, k, n)
 }
 
-/// Direct 2-D convolution of one (C, H, W) image: weight `(c_out, c, k, k)`, zero padding `p`,
-/// stride `s`; returns (c_out, Ho, Wo). Sums in f64.
+/// Direct 2-D convolution of one (C, H, W) image: weight `(c_out, c, kh, kw)`, zero padding
+/// `(ph, pw)`, stride `(sh, sw)`; returns (c_out, Ho, Wo). Sums in f64.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
@@ -101,24 +101,24 @@ pub fn conv2d(
     b: &[f32],
     (c, h, wd): (usize, usize, usize),
     c_out: usize,
-    k: usize,
-    s: usize,
-    p: usize,
+    (kh, kw): (usize, usize),
+    (sh, sw): (usize, usize),
+    (ph, pw): (usize, usize),
 ) -> Vec<f32> {
-    let ho = (h + 2 * p - k) / s + 1;
-    let wo = (wd + 2 * p - k) / s + 1;
+    let ho = (h + 2 * ph - kh) / sh + 1;
+    let wo = (wd + 2 * pw - kw) / sw + 1;
     let mut y = vec![0.0; c_out * ho * wo];
     for o in 0..c_out {
         for oy in 0..ho {
             for ox in 0..wo {
                 let mut acc = f64::from(b[o]);
                 for ci in 0..c {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let iy = (oy * s + ky) as isize - p as isize;
-                            let ix = (ox * s + kx) as isize - p as isize;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * sh + ky) as isize - ph as isize;
+                            let ix = (ox * sw + kx) as isize - pw as isize;
                             if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                                acc += f64::from(w[((o * c + ci) * k + ky) * k + kx])
+                                acc += f64::from(w[((o * c + ci) * kh + ky) * kw + kx])
                                     * f64::from(x[(ci * h + iy as usize) * wd + ix as usize]);
                             }
                         }
@@ -131,9 +131,9 @@ pub fn conv2d(
     y
 }
 
-/// Direct transposed convolution of one (C, H, W) image: weight `(c, c_out, k, k)` (PyTorch's
-/// layout); each input pixel scatters its kernel onto the (c_out, Ho, Wo) output with
-/// `Ho = (H - 1) s - 2p + k + output_padding`. Sums in f64.
+/// Direct transposed convolution of one (C, H, W) image: weight `(c, c_out, kh, kw)`
+/// (PyTorch's layout); each input pixel scatters its kernel onto the (c_out, Ho, Wo) output
+/// with `Ho = (H - 1) sh - 2 ph + kh + oph` (and the same across). Sums in f64.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d(
     x: &[f32],
@@ -141,26 +141,26 @@ pub fn conv_transpose2d(
     b: &[f32],
     (c, h, wd): (usize, usize, usize),
     c_out: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    op: usize,
+    (kh, kw): (usize, usize),
+    (sh, sw): (usize, usize),
+    (ph, pw): (usize, usize),
+    (oph, opw): (usize, usize),
 ) -> Vec<f32> {
-    let ho = (h - 1) * s + k + op - 2 * p;
-    let wo = (wd - 1) * s + k + op - 2 * p;
+    let ho = (h - 1) * sh + kh + oph - 2 * ph;
+    let wo = (wd - 1) * sw + kw + opw - 2 * pw;
     let mut acc = vec![0.0f64; c_out * ho * wo];
     for ci in 0..c {
         for iy in 0..h {
             for ix in 0..wd {
                 let v = f64::from(x[(ci * h + iy) * wd + ix]);
                 for o in 0..c_out {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let oy = (iy * s + ky) as isize - p as isize;
-                            let ox = (ix * s + kx) as isize - p as isize;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let oy = (iy * sh + ky) as isize - ph as isize;
+                            let ox = (ix * sw + kx) as isize - pw as isize;
                             if oy >= 0 && ox >= 0 && (oy as usize) < ho && (ox as usize) < wo {
                                 acc[(o * ho + oy as usize) * wo + ox as usize] +=
-                                    v * f64::from(w[((ci * c_out + o) * k + ky) * k + kx]);
+                                    v * f64::from(w[((ci * c_out + o) * kh + ky) * kw + kx]);
                             }
                         }
                     }

@@ -1,4 +1,5 @@
-//! Geometry shared by the convolution layers: square kernels, stride, zero padding, and the
+//! Geometry shared by the convolution layers: kernels, strides and zero padding (square for
+//! images, one row high for series), and the
 //! im2col / col2im transforms that turn a convolution into one GEMM per image.
 //!
 //! An image is one row of `C * H * W` values, channel-major (C, H, W).
@@ -8,30 +9,54 @@ use crate::error::{Error, Result};
 /// Shape of an image `(channels, height, width)`.
 pub type Shape = (usize, usize, usize);
 
-/// A convolution's geometry: input image, kernel, stride and padding.
+/// A convolution's geometry: input image, kernel, stride and padding, each `(height, width)`
+/// (square for images; one row high for a series' windows: kernel `(1, k)`, padding `(0, p)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Geometry {
     /// Input channels, height, width of the convolution's *image* side.
     pub input: Shape,
-    /// Kernel size (square).
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Zero padding on every side.
-    pub padding: usize,
+    /// Kernel height and width.
+    pub kernel: (usize, usize),
+    /// Stride down and across.
+    pub stride: (usize, usize),
+    /// Zero padding above and below, left and right.
+    pub padding: (usize, usize),
 }
 
 impl Geometry {
+    /// A square `k x k` kernel with the same stride and padding in both directions.
+    pub fn square(input: Shape, k: usize, s: usize, p: usize) -> Self {
+        Geometry {
+            input,
+            kernel: (k, k),
+            stride: (s, s),
+            padding: (p, p),
+        }
+    }
+
+    /// A kernel of `k` steps along the width of one-row images (a 1-D convolution): stride
+    /// `s` and padding `p` along the width only.
+    pub fn row(input: Shape, k: usize, s: usize, p: usize) -> Self {
+        Geometry {
+            input,
+            kernel: (1, k),
+            stride: (1, s),
+            padding: (0, p),
+        }
+    }
+
     /// Output height and width of the convolution, or an error naming the sizes that do not fit.
     ///
     /// # Errors
     /// [`Error::Config`] when the kernel is larger than the padded image or a size is 0.
     pub fn output_hw(&self) -> Result<(usize, usize)> {
         let (c, h, w) = self.input;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        if k == 0 || s == 0 || c == 0 || h == 0 || w == 0 {
+        let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
+        if kh == 0 || kw == 0 || sh == 0 || sw == 0 || c == 0 || h == 0 || w == 0 {
             return Err(Error::Config(format!(
-                "kernel {k}, stride {s} and input {c}x{h}x{w} must all be positive"
+                "kernel {}, stride {} and input {c}x{h}x{w} must all be positive",
+                self.kernel_text(),
+                pair_text(self.stride)
             )));
         }
         let (hp, wp) = self.padded_hw();
@@ -41,29 +66,44 @@ impl Geometry {
             .is_none_or(|v| v >= u32::MAX as usize)
         {
             return Err(Error::Config(format!(
-                "a {c}x{h}x{w} image with padding {p} is too large for a convolution (at most 2^32 values)"
+                "a {c}x{h}x{w} image with padding {} is too large for a convolution (at most 2^32 values)",
+                pair_text(self.padding)
             )));
         }
-        if k > hp || k > wp {
+        if kh > hp || kw > wp {
             return Err(Error::Config(format!(
-                "a {k}x{k} kernel does not fit a {h}x{w} input with padding {p}"
+                "a {} kernel does not fit a {h}x{w} input with padding {}",
+                self.kernel_text(),
+                pair_text(self.padding)
             )));
         }
-        Ok(((hp - k) / s + 1, (wp - k) / s + 1))
+        Ok(((hp - kh) / sh + 1, (wp - kw) / sw + 1))
     }
 
-    /// The input's height and width with the zero padding on every side.
+    /// The kernel as `KHxKW`.
+    pub fn kernel_text(&self) -> String {
+        format!("{}x{}", self.kernel.0, self.kernel.1)
+    }
+
+    /// The input's height and width with the zero padding on each side.
     pub fn padded_hw(&self) -> (usize, usize) {
         let (_, h, w) = self.input;
         // Saturating: an absurd padding fails the size check in `output_hw` instead of wrapping.
-        let p2 = self.padding.saturating_mul(2);
-        (h.saturating_add(p2), w.saturating_add(p2))
+        (
+            h.saturating_add(self.padding.0.saturating_mul(2)),
+            w.saturating_add(self.padding.1.saturating_mul(2)),
+        )
     }
 
-    /// Rows of the im2col matrix: `C * k * k`.
+    /// Rows of the im2col matrix: `C * kh * kw`.
     pub fn patch(&self) -> usize {
-        self.input.0 * self.kernel * self.kernel
+        self.input.0 * self.kernel.0 * self.kernel.1
     }
+}
+
+/// A pair as one number when both are equal, else `AxB`.
+fn pair_text((a, b): (usize, usize)) -> String {
+    if a == b { a.to_string() } else { format!("{a}x{b}") }
 }
 
 /// im2col as a gather: entry `(r, j)` of the column matrix reads image value `index`, or the
@@ -79,15 +119,18 @@ impl Patches {
     /// The pattern of `g` with output size `(ho, wo)`.
     pub fn new(g: &Geometry, (ho, wo): (usize, usize)) -> Self {
         let (c, h, w) = g.input;
-        let (k, s, p) = (g.kernel, g.stride, g.padding);
+        let ((kh, kw), (sh, sw), (ph, pw)) = (g.kernel, g.stride, g.padding);
         let n_img = c * h * w;
-        let mut index = Vec::with_capacity(c * k * k * ho * wo);
+        let mut index = Vec::with_capacity(c * kh * kw * ho * wo);
         for ch in 0..c {
-            for ky in 0..k {
-                for kx in 0..k {
+            for ky in 0..kh {
+                for kx in 0..kw {
                     for oy in 0..ho {
                         for ox in 0..wo {
-                            let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                            let (iy, ix) = (
+                                (oy * sh + ky) as isize - ph as isize,
+                                (ox * sw + kx) as isize - pw as isize,
+                            );
                             let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
                             index.push(if inside {
                                 ((ch * h + iy as usize) * w + ix as usize) as u32
@@ -170,18 +213,20 @@ mod tests {
     /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
-        for &(c, h, w, k, s, p) in &[
-            (1, 5, 5, 3, 1, 1),
-            (2, 7, 6, 3, 2, 1),
-            (3, 4, 9, 2, 2, 0),
-            (1, 3, 3, 3, 1, 2),
+        for g in [
+            Geometry::square((1, 5, 5), 3, 1, 1),
+            Geometry::square((2, 7, 6), 3, 2, 1),
+            Geometry::square((3, 4, 9), 2, 2, 0),
+            Geometry::square((1, 3, 3), 3, 1, 2),
+            Geometry::row((2, 1, 11), 3, 2, 1),
+            Geometry {
+                input: (2, 5, 7),
+                kernel: (2, 3),
+                stride: (1, 2),
+                padding: (1, 0),
+            },
         ] {
-            let g = Geometry {
-                input: (c, h, w),
-                kernel: k,
-                stride: s,
-                padding: p,
-            };
+            let (c, h, w) = g.input;
             let o = g.output_hw().unwrap();
             let mut rng = Rng::new(1);
             let x: Vec<f32> = (0..c * h * w).map(|_| rng.normal()).collect();
@@ -200,12 +245,7 @@ mod tests {
 
     #[test]
     fn images_too_large_for_the_tables_are_refused() {
-        let g = Geometry {
-            input: (64, 1 << 13, 1 << 13),
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-        };
+        let g = Geometry::square((64, 1 << 13, 1 << 13), 3, 1, 1);
         assert!(
             g.output_hw()
                 .unwrap_err()
@@ -216,17 +256,18 @@ mod tests {
 
     #[test]
     fn sizes_that_do_not_fit_are_named() {
-        let g = Geometry {
-            input: (1, 2, 2),
-            kernel: 5,
-            stride: 1,
-            padding: 1,
-        };
+        let g = Geometry::square((1, 2, 2), 5, 1, 1);
         assert!(
             g.output_hw()
                 .unwrap_err()
                 .to_string()
                 .contains("5x5 kernel does not fit a 2x2 input")
+        );
+        let g = Geometry::row((3, 1, 4), 7, 1, 1);
+        let e = g.output_hw().unwrap_err().to_string();
+        assert!(
+            e.contains("a 1x7 kernel does not fit a 1x4 input with padding 0x1"),
+            "{e}"
         );
     }
 }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// buffers in L2 for MNIST-sized layers.
 pub const SAMPLE_BLOCK: usize = 16;
 
-/// Convolution with weight `W: (c_out, c_in, k, k)` (PyTorch's layout) and bias `b: (c_out)`.
+/// Convolution with weight `W: (c_out, c_in, kh, kw)` (PyTorch's layout) and bias `b: (c_out)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2d {
     pub(crate) geometry: Geometry,
@@ -29,36 +29,27 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A layer on `input` images with weights drawn by `init` (fan-in `c_in * k * k`).
+    /// A layer of `c_out` filters over the images of `geometry`, weights drawn by `init`
+    /// (fan-in `c_in * kh * kw`).
     ///
     /// # Errors
     /// [`crate::Error::Config`] when the kernel does not fit the padded input.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        input: Shape,
-        c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        activation: Activation,
-        init: Init,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        let geometry = Geometry {
-            input,
-            kernel,
-            stride,
-            padding,
-        };
+    pub fn new(geometry: Geometry, c_out: usize, activation: Activation, init: Init, rng: &mut Rng) -> Result<Self> {
         let out_hw = geometry.output_hw()?;
         let fan_in = geometry.patch();
-        let fan_out = c_out * kernel * kernel;
+        let fan_out = c_out * geometry.kernel.0 * geometry.kernel.1;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(Conv2d {
             patches: std::sync::Arc::new(Patches::new(&geometry, out_hw)),
             direct: std::sync::Arc::new(
-                direct::Plan::new(input.0, geometry.padded_hw(), kernel, stride, out_hw)
-                    .expect("output_hw() checked that the padded image fits u32 offsets and every window fits it"),
+                direct::Plan::new(
+                    geometry.input.0,
+                    geometry.padded_hw(),
+                    geometry.kernel,
+                    geometry.stride,
+                    out_hw,
+                )
+                .expect("output_hw() checked that the padded image fits u32 offsets and every window fits it"),
             ),
             geometry,
             c_out,
@@ -117,15 +108,15 @@ impl Conv2d {
     pub fn infer_channels_last(&self, x: &[f32], y: &mut [f32]) {
         let (n_in, n_out) = (self.n_in(), self.n_out());
         let (c, _, w) = self.geometry.input;
-        let (k, p) = (self.geometry.kernel, self.geometry.padding);
+        let ((kh, kw), (ph, pw)) = (self.geometry.kernel, self.geometry.padding);
         let (hp, wp) = self.geometry.padded_hw();
         let plan = &*self.direct;
         let co_pad = self.c_out.next_multiple_of(direct::LANES);
-        // (c_out, c, k, k) -> rows (ky, kx, c) of co_pad output channels.
+        // (c_out, c, kh, kw) -> rows (ky, kx, c) of co_pad output channels.
         let mut wt = vec![0.0; plan.taps() * co_pad];
         for (o, wo) in self.weight.chunks_exact(self.geometry.patch()).enumerate() {
             for (i, &v) in wo.iter().enumerate() {
-                let (ch, t) = (i / (k * k), i % (k * k));
+                let (ch, t) = (i / (kh * kw), i % (kh * kw));
                 wt[(t * c + ch) * co_pad + o] = v;
             }
         }
@@ -147,7 +138,7 @@ impl Conv2d {
                 ];
                 for (img, dst) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)) {
                     for (iy, row) in img.chunks_exact(w * c).enumerate() {
-                        padded[((iy + p) * wp + p) * c..][..w * c].copy_from_slice(row);
+                        padded[((iy + ph) * wp + pw) * c..][..w * c].copy_from_slice(row);
                     }
                     if wide.is_empty() {
                         plan.run(&padded, &wt, &bias, relu, dst);
@@ -231,25 +222,40 @@ mod tests {
     use super::*;
     use crate::kernels::reference;
 
-    fn layer(input: Shape, c_out: usize, k: usize, s: usize, p: usize, act: Activation) -> Conv2d {
+    fn layer(g: Geometry, c_out: usize, act: Activation) -> Conv2d {
         let mut rng = Rng::new(3);
-        let mut l = Conv2d::new(input, c_out, k, s, p, act, Init::Xavier, &mut rng).unwrap();
+        let mut l = Conv2d::new(g, c_out, act, Init::Xavier, &mut rng).unwrap();
         l.bias.iter_mut().for_each(|b| *b = rng.uniform_range(-0.3, 0.3));
         l
     }
 
-    const CASES: &[(Shape, usize, usize, usize, usize)] = &[
-        ((1, 5, 5), 2, 3, 1, 1),
-        ((2, 7, 6), 3, 3, 2, 1),
-        ((3, 4, 9), 2, 2, 2, 0),
-        ((1, 9, 9), 4, 3, 2, 1),
-        ((2, 3, 3), 1, 3, 1, 2),
-    ];
+    /// Square kernels on images, and 1-D kernels along one-row series windows.
+    fn cases() -> Vec<(Geometry, usize)> {
+        vec![
+            (Geometry::square((1, 5, 5), 3, 1, 1), 2),
+            (Geometry::square((2, 7, 6), 3, 2, 1), 3),
+            (Geometry::square((3, 4, 9), 2, 2, 0), 2),
+            (Geometry::square((1, 9, 9), 3, 2, 1), 4),
+            (Geometry::square((2, 3, 3), 3, 1, 2), 1),
+            (Geometry::row((2, 1, 17), 5, 2, 2), 3),
+            (Geometry::row((3, 1, 8), 3, 1, 0), 2),
+            (
+                Geometry {
+                    input: (2, 5, 6),
+                    kernel: (2, 3),
+                    stride: (2, 1),
+                    padding: (1, 0),
+                },
+                2,
+            ),
+        ]
+    }
 
     #[test]
     fn forward_matches_the_direct_reference() {
-        for &(input, c_out, k, s, p) in CASES {
-            let l = layer(input, c_out, k, s, p, Activation::Identity);
+        for (g, c_out) in cases() {
+            let (input, k, s, p) = (g.input, g.kernel, g.stride, g.padding);
+            let l = layer(g, c_out, Activation::Identity);
             let batch = 3;
             let mut rng = Rng::new(9);
             let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.normal()).collect();
@@ -264,7 +270,7 @@ mod tests {
             direct::transpose_images(&direct_out, l.n_out(), c_out, &mut direct_first, false);
             assert!(
                 y.iter().zip(&direct_first).all(|(a, b)| (a - b).abs() < 1e-4),
-                "{input:?} k{k} s{s} p{p}"
+                "{input:?} k{k:?} s{s:?} p{p:?}"
             );
             for b in 0..batch {
                 let want = reference::conv2d(
@@ -280,7 +286,7 @@ mod tests {
                 let got = &y[b * l.n_out()..(b + 1) * l.n_out()];
                 assert!(
                     want.iter().zip(got).all(|(a, b)| (a - b).abs() < 1e-4),
-                    "{input:?} k{k} s{s} p{p}"
+                    "{input:?} k{k:?} s{s:?} p{p:?}"
                 );
             }
         }
@@ -288,8 +294,9 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        for &(input, c_out, k, s, p) in CASES {
-            let l = layer(input, c_out, k, s, p, Activation::Tanh);
+        for (g, c_out) in cases() {
+            let (input, k, s, p) = (g.input, g.kernel, g.stride, g.padding);
+            let l = layer(g, c_out, Activation::Tanh);
             let batch = 2;
             let mut rng = Rng::new(5);
             let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
@@ -309,7 +316,7 @@ mod tests {
             let close = |num: f64, ana: f32, what: &str| {
                 assert!(
                     (num - f64::from(ana)).abs() < 1e-2 * (1.0 + num.abs()),
-                    "{input:?} k{k} s{s} p{p} {what}: {num} vs {ana}"
+                    "{input:?} k{k:?} s{s:?} p{p:?} {what}: {num} vs {ana}"
                 );
             };
             for i in 0..dw.len() {
@@ -335,7 +342,7 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_thread_count() {
-        let l = layer((2, 9, 9), 4, 3, 2, 1, Activation::Relu);
+        let l = layer(Geometry::square((2, 9, 9), 3, 2, 1), 4, Activation::Relu);
         let batch = 37; // several sample blocks, the last one partial
         let mut rng = Rng::new(2);
         let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.normal()).collect();

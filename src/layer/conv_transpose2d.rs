@@ -12,15 +12,16 @@ use crate::kernels::{self, Precision, view};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-/// Transposed convolution with weight `W: (c_in, c_out, k, k)` (PyTorch's layout) and bias
-/// `b: (c_out)`. Output size `(H - 1) s - 2p + k + output_padding`.
+/// Transposed convolution with weight `W: (c_in, c_out, kh, kw)` (PyTorch's layout) and bias
+/// `b: (c_out)`. Output size `(H - 1) sh - 2 ph + kh + output_padding.0` (and the same across).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose2d {
     /// Input image shape.
     pub(crate) input: Shape,
     /// The geometry of the equivalent convolution, seen from the *output* image.
     pub(crate) geometry: Geometry,
-    pub(crate) output_padding: usize,
+    /// Extra output rows (below) and columns (right), each below its stride.
+    pub(crate) output_padding: (usize, usize),
     pub(crate) activation: Activation,
     pub(crate) weight: Vec<f32>,
     pub(crate) bias: Vec<f32>,
@@ -29,7 +30,8 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    /// A layer on `input` images with weights drawn by `init`.
+    /// A layer on `input` images with weights drawn by `init`; every size is `(height,
+    /// width)`.
     ///
     /// # Errors
     /// [`Error::Config`] for an output padding not below the stride, or sizes that do not fit.
@@ -37,18 +39,18 @@ impl ConvTranspose2d {
     pub fn new(
         input: Shape,
         c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        output_padding: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        output_padding: (usize, usize),
         activation: Activation,
         init: Init,
         rng: &mut Rng,
     ) -> Result<Self> {
         let geometry = Self::geometry(input, c_out, kernel, stride, padding, output_padding)?;
         let (c_in, h, w) = input;
-        let fan_in = c_in * kernel * kernel;
-        let fan_out = c_out * kernel * kernel;
+        let fan_in = c_in * kernel.0 * kernel.1;
+        let fan_out = c_out * kernel.0 * kernel.1;
         let a = init.bound(activation, fan_in, fan_out);
         Ok(ConvTranspose2d {
             patches: std::sync::Arc::new(Patches::new(&geometry, (h, w))),
@@ -69,34 +71,37 @@ impl ConvTranspose2d {
     pub fn geometry(
         input: Shape,
         c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        output_padding: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        output_padding: (usize, usize),
     ) -> Result<Geometry> {
         let (_, h, w) = input;
-        if output_padding >= stride.max(1) {
-            return Err(Error::Config(format!(
-                "output padding {output_padding} must be smaller than the stride {stride}"
-            )));
+        for (op, s) in [(output_padding.0, stride.0), (output_padding.1, stride.1)] {
+            if op >= s.max(1) {
+                return Err(Error::Config(format!(
+                    "output padding {op} must be smaller than the stride {s}"
+                )));
+            }
         }
-        let size = |n: usize| {
-            ((n.max(1) - 1)
-                .checked_mul(stride)?
-                .checked_add(kernel)?
-                .checked_add(output_padding)?)
-            .checked_sub(padding.checked_mul(2)?)
+        let size = |n: usize, k: usize, s: usize, p: usize, op: usize| {
+            ((n.max(1) - 1).checked_mul(s)?.checked_add(k)?.checked_add(op)?).checked_sub(p.checked_mul(2)?)
         };
-        let (Some(ho), Some(wo)) = (size(h), size(w)) else {
-            return Err(Error::Config(format!(
-                "padding {padding} is too large for a {kernel}x{kernel} kernel on a {h}x{w} input"
-            )));
-        };
+        let ho = size(h, kernel.0, stride.0, padding.0, output_padding.0);
+        let wo = size(w, kernel.1, stride.1, padding.1, output_padding.1);
         let geometry = Geometry {
-            input: (c_out, ho, wo),
+            input: (c_out, ho.unwrap_or(0), wo.unwrap_or(0)),
             kernel,
             stride,
             padding,
+        };
+        let (Some(ho), Some(wo)) = (ho, wo) else {
+            return Err(Error::Config(format!(
+                "padding {}x{} is too large for a {} kernel on a {h}x{w} input",
+                padding.0,
+                padding.1,
+                geometry.kernel_text()
+            )));
         };
         if ho == 0 || wo == 0 || geometry.output_hw()? != (h, w) {
             return Err(Error::Config(format!(
@@ -219,16 +224,21 @@ mod tests {
     use super::*;
     use crate::kernels::reference;
 
-    /// (input, c_out, kernel, stride, padding, output padding)
-    const CASES: &[(Shape, usize, usize, usize, usize, usize)] = &[
-        ((2, 4, 4), 3, 3, 2, 1, 1),
-        ((1, 3, 5), 2, 3, 1, 1, 0),
-        ((3, 2, 3), 1, 2, 2, 0, 0),
-        ((2, 5, 5), 2, 3, 2, 1, 0),
-        ((1, 7, 7), 1, 4, 2, 1, 1),
+    type Pair = (usize, usize);
+
+    /// (input, c_out, kernel, stride, padding, output padding): square kernels on images, 1-D
+    /// kernels along one-row series windows, and a rectangle.
+    const CASES: &[(Shape, usize, Pair, Pair, Pair, Pair)] = &[
+        ((2, 4, 4), 3, (3, 3), (2, 2), (1, 1), (1, 1)),
+        ((1, 3, 5), 2, (3, 3), (1, 1), (1, 1), (0, 0)),
+        ((3, 2, 3), 1, (2, 2), (2, 2), (0, 0), (0, 0)),
+        ((2, 5, 5), 2, (3, 3), (2, 2), (1, 1), (0, 0)),
+        ((1, 7, 7), 1, (4, 4), (2, 2), (1, 1), (1, 1)),
+        ((3, 1, 6), 2, (1, 5), (1, 2), (0, 2), (0, 1)),
+        ((2, 3, 4), 2, (2, 3), (2, 1), (0, 1), (1, 0)),
     ];
 
-    fn layer(c: (Shape, usize, usize, usize, usize, usize), act: Activation) -> ConvTranspose2d {
+    fn layer(c: (Shape, usize, Pair, Pair, Pair, Pair), act: Activation) -> ConvTranspose2d {
         let (input, c_out, k, s, p, op) = c;
         let mut rng = Rng::new(4);
         let mut l = ConvTranspose2d::new(input, c_out, k, s, p, op, act, Init::Xavier, &mut rng).unwrap();
@@ -316,10 +326,60 @@ mod tests {
     fn mnist_decoder_shapes_and_bad_padding() {
         let mut rng = Rng::new(1);
         // 32x7x7 -> 16x14x14 -> 1x28x28, as in the benchmark model.
-        let a = ConvTranspose2d::new((32, 7, 7), 16, 3, 2, 1, 1, Activation::Relu, Init::Auto, &mut rng).unwrap();
+        let sq = |n: usize| (n, n);
+        let a = ConvTranspose2d::new(
+            (32, 7, 7),
+            16,
+            sq(3),
+            sq(2),
+            sq(1),
+            sq(1),
+            Activation::Relu,
+            Init::Auto,
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(a.out_shape(), (16, 14, 14));
-        let b = ConvTranspose2d::new((16, 14, 14), 1, 3, 2, 1, 1, Activation::Sigmoid, Init::Auto, &mut rng).unwrap();
+        let b = ConvTranspose2d::new(
+            (16, 14, 14),
+            1,
+            sq(3),
+            sq(2),
+            sq(1),
+            sq(1),
+            Activation::Sigmoid,
+            Init::Auto,
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(b.out_shape(), (1, 28, 28));
-        assert!(ConvTranspose2d::new((1, 4, 4), 1, 3, 2, 1, 2, Activation::Relu, Init::Auto, &mut rng).is_err());
+        assert!(
+            ConvTranspose2d::new(
+                (1, 4, 4),
+                1,
+                sq(3),
+                sq(2),
+                sq(1),
+                sq(2),
+                Activation::Relu,
+                Init::Auto,
+                &mut rng
+            )
+            .is_err()
+        );
+        // A series window of 16 steps back from 8 (stride 2 along the width only).
+        let c = ConvTranspose2d::new(
+            (4, 1, 8),
+            2,
+            (1, 5),
+            (1, 2),
+            (0, 2),
+            (0, 1),
+            Activation::Identity,
+            Init::Auto,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(c.out_shape(), (2, 1, 16));
     }
 }

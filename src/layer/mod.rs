@@ -204,12 +204,12 @@ impl Layer {
         match self {
             Layer::Dense(l) => Some(vec![l.n_out, l.n_in]),
             Layer::Conv2d(l) => {
-                let k = l.geometry.kernel;
-                Some(vec![l.c_out, l.geometry.input.0, k, k])
+                let (kh, kw) = l.geometry.kernel;
+                Some(vec![l.c_out, l.geometry.input.0, kh, kw])
             }
             Layer::ConvTranspose2d(l) => {
-                let k = l.geometry.kernel;
-                Some(vec![l.input.0, l.geometry.input.0, k, k])
+                let (kh, kw) = l.geometry.kernel;
+                Some(vec![l.input.0, l.geometry.input.0, kh, kw])
             }
             Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => None,
         }

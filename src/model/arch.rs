@@ -71,6 +71,48 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// 1-D convolution along the steps of one-row images (a series' windows, `train
+    /// --window`): kernel, stride and padding along the width.
+    Conv1d {
+        /// Output channels.
+        filters: usize,
+        /// Kernel length in steps.
+        kernel: usize,
+        /// Stride (default 1).
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding at both ends (default 0).
+        #[serde(default)]
+        padding: usize,
+        /// Activation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// 1-D transposed convolution along the steps of one-row images.
+    ConvTranspose1d {
+        /// Output channels.
+        filters: usize,
+        /// Kernel length in steps.
+        kernel: usize,
+        /// Stride (default 1).
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding at both ends (default 0).
+        #[serde(default)]
+        padding: usize,
+        /// Extra steps at the end of the output (below the stride).
+        #[serde(default)]
+        output_padding: usize,
+        /// Activation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// `size x size` max pooling, stride `size`.
     MaxPool {
         /// Window and stride.
@@ -146,6 +188,8 @@ impl LayerSpec {
             LayerSpec::Dense { name, .. }
             | LayerSpec::Conv { name, .. }
             | LayerSpec::ConvTranspose { name, .. }
+            | LayerSpec::Conv1d { name, .. }
+            | LayerSpec::ConvTranspose1d { name, .. }
             | LayerSpec::MaxPool { name, .. }
             | LayerSpec::Upsample { name, .. }
             | LayerSpec::Flatten { name }
@@ -160,6 +204,8 @@ impl LayerSpec {
             LayerSpec::Dense { .. } => "dense",
             LayerSpec::Conv { .. } => "conv",
             LayerSpec::ConvTranspose { .. } => "conv_transpose",
+            LayerSpec::Conv1d { .. } => "conv1d",
+            LayerSpec::ConvTranspose1d { .. } => "conv_transpose1d",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::Upsample { .. } => "upsample",
             LayerSpec::Flatten { .. } => "flatten",
@@ -172,22 +218,95 @@ impl LayerSpec {
         match self {
             LayerSpec::Dense { activation, .. }
             | LayerSpec::Conv { activation, .. }
-            | LayerSpec::ConvTranspose { activation, .. } => Some(activation),
+            | LayerSpec::ConvTranspose { activation, .. }
+            | LayerSpec::Conv1d { activation, .. }
+            | LayerSpec::ConvTranspose1d { activation, .. } => Some(activation),
             _ => None,
         }
     }
 
     pub(crate) fn has_params(&self) -> bool {
-        matches!(
-            self,
-            LayerSpec::Dense { .. } | LayerSpec::Conv { .. } | LayerSpec::ConvTranspose { .. }
-        )
+        matches!(self, LayerSpec::Dense { .. }) || self.conv_sizes().is_some()
+    }
+
+    /// A convolution's sizes, each `(height, width)`: square for `conv` and
+    /// `conv_transpose`, along the width of one-row images for `conv1d` and
+    /// `conv_transpose1d`; `None` for other layers.
+    fn conv_sizes(&self) -> Option<ConvSizes> {
+        let sq = |n: usize| (n, n);
+        let row = |n: usize| (1, n);
+        let (filters, kernel, stride, padding, output_padding, one_d) = match *self {
+            LayerSpec::Conv {
+                filters,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => (filters, sq(kernel), sq(stride), sq(padding), None, false),
+            LayerSpec::ConvTranspose {
+                filters,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+                ..
+            } => (
+                filters,
+                sq(kernel),
+                sq(stride),
+                sq(padding),
+                Some(sq(output_padding)),
+                false,
+            ),
+            LayerSpec::Conv1d {
+                filters,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => (filters, row(kernel), row(stride), (0, padding), None, true),
+            LayerSpec::ConvTranspose1d {
+                filters,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+                ..
+            } => (
+                filters,
+                row(kernel),
+                row(stride),
+                (0, padding),
+                Some((0, output_padding)),
+                true,
+            ),
+            _ => return None,
+        };
+        Some(ConvSizes {
+            filters,
+            kernel,
+            stride,
+            padding,
+            output_padding,
+            one_d,
+        })
     }
 
     /// Whether the layer computes anything (`flatten` and `reshape` do not).
     pub fn computes(&self) -> bool {
         !matches!(self, LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. })
     }
+}
+
+/// What [`LayerSpec::conv_sizes`] reads from a convolution's description.
+struct ConvSizes {
+    filters: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    /// `Some` for a transposed convolution.
+    output_padding: Option<(usize, usize)>,
+    one_d: bool,
 }
 
 /// The shape of a row between layers: flat, or an image.
@@ -272,22 +391,22 @@ impl Planned {
             Dims::Image((c, _, _)) => c,
             Dims::Flat(n) => n,
         };
-        match self.spec {
-            LayerSpec::Dense { units, .. } => Some(vec![units, self.input.len()]),
-            LayerSpec::Conv { filters, kernel, .. } => Some(vec![filters, channels(self.input), kernel, kernel]),
-            LayerSpec::ConvTranspose { filters, kernel, .. } => {
-                Some(vec![channels(self.input), filters, kernel, kernel])
-            }
-            _ => None,
+        if let LayerSpec::Dense { units, .. } = self.spec {
+            return Some(vec![units, self.input.len()]);
         }
+        let c = self.spec.conv_sizes()?;
+        let (kh, kw) = c.kernel;
+        Some(match c.output_padding {
+            None => vec![c.filters, channels(self.input), kh, kw],
+            Some(_) => vec![channels(self.input), c.filters, kh, kw],
+        })
     }
 
     /// The length of the layer's bias (0 for layers without parameters).
     pub fn bias_len(&self) -> usize {
         match self.spec {
             LayerSpec::Dense { units, .. } => units,
-            LayerSpec::Conv { filters, .. } | LayerSpec::ConvTranspose { filters, .. } => filters,
-            _ => 0,
+            _ => self.spec.conv_sizes().map_or(0, |c| c.filters),
         }
     }
 
@@ -448,39 +567,42 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
             positive(&[("units", *units)])?;
             Dims::Flat(*units)
         }
-        LayerSpec::Conv {
-            filters,
-            kernel,
-            stride,
-            padding,
-            ..
-        } => {
-            positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
-            let s = image("a convolution")?;
-            let g = Geometry {
-                input: s,
-                kernel: *kernel,
-                stride: *stride,
-                padding: *padding,
+        LayerSpec::Conv { .. }
+        | LayerSpec::ConvTranspose { .. }
+        | LayerSpec::Conv1d { .. }
+        | LayerSpec::ConvTranspose1d { .. } => {
+            let c = spec.conv_sizes().expect("a convolution");
+            positive(&[("filters", c.filters), ("kernel", c.kernel.1), ("stride", c.stride.1)])?;
+            let what = match (c.output_padding, c.one_d) {
+                (None, false) => "a convolution",
+                (Some(_), false) => "a transposed convolution",
+                (None, true) => "a 1-D convolution",
+                (Some(_), true) => "a 1-D transposed convolution",
             };
-            let (ho, wo) = g
-                .output_hw()
-                .map_err(|e| format!("input {}: {}", Dims::Image(s), plain(e)))?;
-            Dims::Image((*filters, ho, wo))
-        }
-        LayerSpec::ConvTranspose {
-            filters,
-            kernel,
-            stride,
-            padding,
-            output_padding,
-            ..
-        } => {
-            positive(&[("filters", *filters), ("kernel", *kernel), ("stride", *stride)])?;
-            let s = image("a transposed convolution")?;
-            let g = ConvTranspose2d::geometry(s, *filters, *kernel, *stride, *padding, *output_padding)
-                .map_err(|e| format!("input {}: {}", Dims::Image(s), plain(e)))?;
-            Dims::Image(g.input)
+            let s = image(what)?;
+            if c.one_d && s.1 != 1 {
+                return Err(format!(
+                    "{what} reads one-row inputs (a series' windows, train --window), got {}",
+                    Dims::Image(s)
+                ));
+            }
+            let fail = |e| format!("input {}: {}", Dims::Image(s), plain(e));
+            match c.output_padding {
+                None => {
+                    let g = Geometry {
+                        input: s,
+                        kernel: c.kernel,
+                        stride: c.stride,
+                        padding: c.padding,
+                    };
+                    let (ho, wo) = g.output_hw().map_err(fail)?;
+                    Dims::Image((c.filters, ho, wo))
+                }
+                Some(op) => {
+                    let g = ConvTranspose2d::geometry(s, c.filters, c.kernel, c.stride, c.padding, op).map_err(fail)?;
+                    Dims::Image(g.input)
+                }
+            }
         }
         LayerSpec::MaxPool { size, .. } => {
             let s = image("pooling")?;
@@ -549,40 +671,35 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
         };
         let layer = match &p.spec {
             LayerSpec::Dense { units, .. } => Layer::Dense(Dense::new(p.input.len(), *units, p.activation, init, rng)),
-            LayerSpec::Conv {
-                filters,
-                kernel,
-                stride,
-                padding,
-                ..
-            } => Layer::Conv2d(Conv2d::new(
-                image(p.input),
-                *filters,
-                *kernel,
-                *stride,
-                *padding,
-                p.activation,
-                init,
-                rng,
-            )?),
-            LayerSpec::ConvTranspose {
-                filters,
-                kernel,
-                stride,
-                padding,
-                output_padding,
-                ..
-            } => Layer::ConvTranspose2d(ConvTranspose2d::new(
-                image(p.input),
-                *filters,
-                *kernel,
-                *stride,
-                *padding,
-                *output_padding,
-                p.activation,
-                init,
-                rng,
-            )?),
+            spec @ (LayerSpec::Conv { .. }
+            | LayerSpec::ConvTranspose { .. }
+            | LayerSpec::Conv1d { .. }
+            | LayerSpec::ConvTranspose1d { .. }) => {
+                let c = spec.conv_sizes().expect("a convolution");
+                let input = image(p.input);
+                match c.output_padding {
+                    None => {
+                        let g = Geometry {
+                            input,
+                            kernel: c.kernel,
+                            stride: c.stride,
+                            padding: c.padding,
+                        };
+                        Layer::Conv2d(Conv2d::new(g, c.filters, p.activation, init, rng)?)
+                    }
+                    Some(op) => Layer::ConvTranspose2d(ConvTranspose2d::new(
+                        input,
+                        c.filters,
+                        c.kernel,
+                        c.stride,
+                        c.padding,
+                        op,
+                        p.activation,
+                        init,
+                        rng,
+                    )?),
+                }
+            }
             LayerSpec::MaxPool { size, .. } => Layer::MaxPool2d(MaxPool2d::new(image(p.input), *size)?),
             LayerSpec::Upsample { factor, .. } => Layer::Upsample(Upsample {
                 input: image(p.input),

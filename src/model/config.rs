@@ -454,7 +454,13 @@ pub(crate) fn check_layers(config: &AutoencoderConfig, layers: &[Layer]) -> Resu
     let plan: Vec<Planned> = config.plan()?.into_iter().filter(|p| p.computes).collect();
     let ok = plan.len() == layers.len()
         && plan.iter().zip(layers).all(|(p, l)| {
-            p.kind == l.kind()
+            // 1-D convolutions are convolution layers with one-row kernels.
+            let kind = match p.kind {
+                "conv1d" => "conv",
+                "conv_transpose1d" => "conv_transpose",
+                k => k,
+            };
+            kind == l.kind()
                 && p.weight_shape() == l.weight_shape()
                 && p.input.len() == l.n_in()
                 && p.output.len() == l.n_out()

@@ -16,7 +16,9 @@
 //! first = "dropout=0.1"
 //!
 //! [[encoder]]
-//! type = "conv"                # conv, conv_transpose, max_pool, upsample, dense, flatten, reshape
+//! type = "conv"                # conv, conv_transpose, conv1d, conv_transpose1d (along the steps
+//!                              # of one-row images: a series' windows), max_pool, upsample,
+//!                              # dense, flatten, reshape
 //! name = "first"
 //! filters = 16
 //! kernel = 3

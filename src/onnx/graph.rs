@@ -256,15 +256,15 @@ impl Graph {
                 Layer::Conv2d(c) => {
                     let g = &c.geometry;
                     let x = self.images(&cur, g.input);
-                    let w = self.constant_f32(&[c.c_out, g.input.0, g.kernel, g.kernel], &c.weight);
+                    let w = self.constant_f32(&[c.c_out, g.input.0, g.kernel.0, g.kernel.1], &c.weight);
                     let b = self.constant_f32(&[c.c_out], &c.bias);
                     let y = self.op(
                         "Conv",
                         &[&x, &w, &b],
                         vec![
-                            attr_ints("kernel_shape", &[g.kernel, g.kernel]),
-                            attr_ints("strides", &[g.stride, g.stride]),
-                            attr_ints("pads", &[g.padding; 4]),
+                            attr_ints("kernel_shape", &[g.kernel.0, g.kernel.1]),
+                            attr_ints("strides", &[g.stride.0, g.stride.1]),
+                            attr_ints("pads", &[g.padding.0, g.padding.1, g.padding.0, g.padding.1]),
                         ],
                     );
                     self.activation(&y, c.activation)
@@ -272,16 +272,16 @@ impl Graph {
                 Layer::ConvTranspose2d(c) => {
                     let g = &c.geometry;
                     let x = self.images(&cur, c.input);
-                    let w = self.constant_f32(&[c.input.0, g.input.0, g.kernel, g.kernel], &c.weight);
+                    let w = self.constant_f32(&[c.input.0, g.input.0, g.kernel.0, g.kernel.1], &c.weight);
                     let b = self.constant_f32(&[g.input.0], &c.bias);
                     let y = self.op(
                         "ConvTranspose",
                         &[&x, &w, &b],
                         vec![
-                            attr_ints("kernel_shape", &[g.kernel, g.kernel]),
-                            attr_ints("strides", &[g.stride, g.stride]),
-                            attr_ints("pads", &[g.padding; 4]),
-                            attr_ints("output_padding", &[c.output_padding, c.output_padding]),
+                            attr_ints("kernel_shape", &[g.kernel.0, g.kernel.1]),
+                            attr_ints("strides", &[g.stride.0, g.stride.1]),
+                            attr_ints("pads", &[g.padding.0, g.padding.1, g.padding.0, g.padding.1]),
+                            attr_ints("output_padding", &[c.output_padding.0, c.output_padding.1]),
                         ],
                     );
                     self.activation(&y, c.activation)

@@ -205,3 +205,110 @@ fn series_errors_name_what_is_wrong() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--per-window"));
 }
+
+/// Windows of 24 steps of two channels through 1-D convolutions: 24 -> 12 -> 6 steps and back.
+const CONV1D: &str = r#"
+output_activation = "identity"
+[[encoder]]
+type = "conv1d"
+filters = 8
+kernel = 3
+stride = 2
+padding = 1
+[[encoder]]
+type = "conv1d"
+filters = 8
+kernel = 3
+stride = 2
+padding = 1
+[[encoder]]
+type = "flatten"
+[[encoder]]
+type = "dense"
+units = 4
+activation = "identity"
+[[decoder]]
+type = "dense"
+units = 48
+[[decoder]]
+type = "reshape"
+shape = [8, 1, 6]
+[[decoder]]
+type = "conv_transpose1d"
+filters = 8
+kernel = 3
+stride = 2
+padding = 1
+output_padding = 1
+[[decoder]]
+type = "conv_transpose1d"
+filters = 2
+kernel = 3
+stride = 2
+padding = 1
+output_padding = 1
+"#;
+
+#[test]
+fn one_d_convolutions_train_on_windows_and_load_back() {
+    let sb = Sandbox::new();
+    sb.write("normal.csv", &series(600, None));
+    sb.write("test.csv", &series(400, Some((250, 262))));
+    sb.write("conv1d.toml", CONV1D);
+    let sel = ["--drop", "time", "--label-column", "label"];
+    ok(&sb
+        .cmd()
+        .args([
+            "train",
+            "normal.csv",
+            "--window",
+            "24",
+            "--arch",
+            "conv1d.toml",
+            "--epochs",
+            "40",
+            "-q",
+        ])
+        .args(["-o", "m.hg"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let inspect = ok(&sb.cmd().args(["inspect", "m.hg"]).output().unwrap());
+    assert!(
+        inspect.contains("conv1d") && inspect.contains("2x1x24 -> 8x1x12"),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("conv_transpose1d") && inspect.contains("8x1x12 -> 2x1x24"),
+        "{inspect}"
+    );
+    let out = ok(&sb
+        .cmd()
+        .args(["score", "m.hg", "test.csv", "--json"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let auc = v["detection"]["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.95, "step ROC-AUC {auc}");
+    // A 1-D convolution reads one-row images only, and says so.
+    sb.write("rows.csv", "a,b,c,d,e,f\n1,2,3,4,5,6\n2,3,4,5,6,7\n");
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "rows.csv",
+            "--arch",
+            "conv1d.toml",
+            "--image-shape",
+            "2,3",
+            "-q",
+            "-o",
+            "x.hg",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a 1-D convolution reads one-row inputs"), "{err}");
+}
