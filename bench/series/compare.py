@@ -17,6 +17,7 @@ Generated series (--generated): the anomaly types of Lai et al. 2021 on a two-ch
 periodic series (see `generated`), to see where each method breaks.
 
 Usage: python compare.py HOURGLASS_BINARY [--quick] [--generated]
+       python compare.py HOURGLASS_BINARY --picture OUT.png   (the figure in BENCHMARKS.md)
 """
 
 import json
@@ -161,8 +162,52 @@ def series():
             yield f"generated: {kind}", "semi-supervised", train, test, y
 
 
+def picture(path, binary, tmp, w=128):
+    """A PNG of the UCR series (its steps, the labelled anomaly shaded) over the step scores of
+    hourglass (32-4, defaults otherwise), PCA and Isolation Forest on windows of `w` steps;
+    each panel scaled to its own range, one pixel column per 1/900 of the series (its min to
+    max)."""
+    from PIL import Image, ImageDraw
+
+    name, _, train, test, y = next(series())
+    panels = [
+        ("the series (test split, the labelled anomaly shaded)", test[:, 0]),
+        ("hourglass --window %d --hidden 32 --code 4: step scores" % w,
+         hourglass_scores(binary, train, test, w, ["--hidden", "32", "--code", "4"], 0, tmp)),
+        ("PCA on windows (90 % of the variance): step scores", pca_scores(train, test, w)[0]),
+        ("Isolation Forest on windows: step scores", iforest_scores(train, test, w, 0)),
+    ]
+    width, height, top_pad = 900, 120, 18
+    img = Image.new("RGB", (width, height * len(panels) + 20), "white")
+    d = ImageDraw.Draw(img)
+    n = len(test)
+    col = lambda i: int(i * (width - 1) / (n - 1))
+    a, b = np.flatnonzero(y)[[0, -1]]
+    for k, (title, v) in enumerate(panels):
+        top = k * height
+        d.rectangle([col(a) - 1, top + top_pad, col(b) + 1, top + height - 6], fill=(244, 166, 166))
+        d.text((4, top + 3), title, fill="black")
+        lo, hi = float(np.min(v)), float(np.max(v))
+        yy = lambda u: top + top_pad + (1 - (u - lo) / (hi - lo or 1)) * (height - top_pad - 8)
+        edges = np.linspace(0, n, width + 1).astype(int)
+        prev = None
+        for x in range(width):
+            seg = v[edges[x] : max(edges[x + 1], edges[x] + 1)]
+            y0, y1 = yy(seg.max()), yy(seg.min())
+            if prev is not None:
+                y0, y1 = min(y0, prev[1]), max(y1, prev[0])
+            d.line([(x, y0), (x, y1)], fill=(31, 78, 140))
+            prev = (yy(seg.max()), yy(seg.min()))
+    d.text((4, height * len(panels) + 4), f"{name}: {n} steps; the anomaly is steps {a}-{b}", fill="black")
+    img.save(path)
+
+
 def main():
     binary = sys.argv[1]
+    if "--picture" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            picture(sys.argv[sys.argv.index("--picture") + 1], binary, tmp)
+        return
     quick = "--quick" in sys.argv
     seeds = [0] if quick else [0, 1, 2]
     recipes = {

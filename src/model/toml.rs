@@ -227,7 +227,8 @@ mod tests {
     use super::*;
 
     /// Every shipped example builds a model: the 32x32 segmentation net on its own image size,
-    /// the others on 28x28 MNIST (a file's `input`, where given, must agree).
+    /// the series example on windows of 64 steps of one channel, the others on 28x28 MNIST (a
+    /// file's `input`, where given, must agree).
     #[test]
     fn shipped_examples_build() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -237,8 +238,14 @@ mod tests {
             if path.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
-            let side = if path.ends_with("conv-segment.toml") { 32 } else { 28 };
-            let cfg = read(&path, Dims::Image((1, side, side))).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let input = if path.ends_with("conv-segment.toml") {
+                (1, 32, 32)
+            } else if path.ends_with("series-conv1d.toml") {
+                (1, 1, 64)
+            } else {
+                (1, 28, 28)
+            };
+            let cfg = read(&path, Dims::Image(input)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             cfg.init(0).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
