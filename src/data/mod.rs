@@ -279,6 +279,15 @@ pub fn write_in(
     names: &[String],
     leading: &[(String, Vec<String>)],
 ) -> Result<()> {
+    // A passed-through column is one value per output row (never cut short or padded).
+    if let Some((name, v)) = leading.iter().find(|(_, v)| v.len() != m.rows()) {
+        return Err(Error::Config(format!(
+            "{}: column {name} has {} values for {} rows",
+            path.display(),
+            v.len(),
+            m.rows()
+        )));
+    }
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref().or(crate::fsutil::is_special(path).then_some("csv")) {
         Some("npy") if leading.is_empty() => npy::write_in(out, path, m),
@@ -458,4 +467,24 @@ fn load_labels_inner(path: &Path, rows: Option<usize>) -> Result<Vec<String>> {
         return Err(Error::data(path, "no labels"));
     }
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A passed-through column of another length than the rows is refused, and nothing is
+    /// written.
+    #[test]
+    fn passed_through_columns_match_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let m = crate::tensor::Matrix::zeros(3, 1);
+        let names = vec!["code0".to_string()];
+        let short = [("id".to_string(), vec!["a".to_string(), "b".to_string()])];
+        let e = super::write(&path, &m, &names, &short).unwrap_err().to_string();
+        assert!(e.contains("column id has 2 values for 3 rows"), "{e}");
+        assert!(!path.exists());
+        let full = [("id".to_string(), vec!["a".into(), "b".into(), "c".into()])];
+        super::write(&path, &m, &names, &full).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+    }
 }

@@ -150,6 +150,26 @@ fn windows_train_score_each_step_and_encode_each_window() {
     let a = std::fs::read_to_string(sb.path("a.csv")).unwrap();
     assert_eq!(a.lines().count(), 1 + 50 - 24 + 1);
     assert_eq!(a, std::fs::read_to_string(sb.path("b.csv")).unwrap());
+    // Kept columns follow the windows: each code row keeps its window's last step.
+    ok(&sb
+        .cmd()
+        .args([
+            "encode",
+            "m.hg",
+            "test.csv",
+            "--drop",
+            "time,label",
+            "--keep-columns",
+            "time",
+            "-o",
+            "k.csv",
+        ])
+        .output()
+        .unwrap());
+    let k = std::fs::read_to_string(sb.path("k.csv")).unwrap();
+    let times: Vec<&str> = k.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(times.len(), 400 - 24 + 1);
+    assert_eq!((times[0], times[times.len() - 1]), ("23", "399"));
 }
 
 #[test]

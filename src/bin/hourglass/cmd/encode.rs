@@ -26,6 +26,13 @@ pub fn run(a: EncodeArgs) -> Result<()> {
         a.data.display()
     );
     let mut leading = hourglass::data::csv::read_columns(&a.data, &a.keep_columns)?;
+    if let Some(w) = &file.windows {
+        // A code per window: each window keeps its last step's values.
+        let every = hourglass::data::window::Windows { stride: 1, ..*w };
+        for (_, values) in &mut leading {
+            *values = every.labels(values);
+        }
+    }
     if let (Some(name), Some(labels)) = (&a.columns.label_column, ds.labels) {
         leading.push((name.clone(), labels));
     }
