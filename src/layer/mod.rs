@@ -8,6 +8,7 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod dense;
 pub mod gaussian;
+pub mod gru;
 pub mod lstm;
 pub mod pool;
 

@@ -1,0 +1,385 @@
+//! Gated recurrent units over sequences, with backpropagation through time.
+//!
+//! Rows are laid out as for [`super::lstm`]: a sequence of `steps` steps of `n_in` channels,
+//! channel-major `(n_in, 1, steps)`; the output is every step's hidden state `(hidden, 1,
+//! steps)`, or with `last` only the last step's. The gates of Cho et al. (2014) (Keras'
+//! `reset_after=False`, ONNX's `linear_before_reset = 0`), in the order reset, update, new:
+//!
+//! ```text
+//! r = σ(W_r [x_t ; h_{t-1}] + b_r),   z = σ(W_z [x_t ; h_{t-1}] + b_z)
+//! n = tanh(W_n [x_t ; r ⊙ h_{t-1}] + b_n)
+//! h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}                 (h_0 = 0)
+//! ```
+//!
+//! Like the LSTM, it is built, gradient-checked and thread-invariant on its own, and not yet a
+//! `Layer` of the network stack.
+
+use super::Init;
+use super::lstm::SEQUENCE_BLOCK;
+use crate::activation::Activation;
+use crate::rng::Rng;
+use rayon::prelude::*;
+
+/// A GRU layer: weight `W: (3H, n_in + H)` (input and recurrent weights side by side), bias
+/// `b: (3H)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gru {
+    pub(crate) n_in: usize,
+    pub(crate) hidden: usize,
+    pub(crate) steps: usize,
+    /// Output only the last step's hidden state.
+    pub(crate) last: bool,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// `Σ w_k v_k`.
+fn dot(w: &[f32], v: &[f32]) -> f32 {
+    w.iter().zip(v).map(|(a, b)| a * b).sum()
+}
+
+impl Gru {
+    /// A layer of `hidden` units over sequences of `steps` steps of `n_in` channels, weights
+    /// drawn by `init` (bound over `n_in + hidden` inputs), zero biases.
+    pub fn new(n_in: usize, hidden: usize, steps: usize, last: bool, init: Init, rng: &mut Rng) -> Self {
+        let cols = n_in + hidden;
+        let a = init.bound(Activation::Tanh, cols, hidden);
+        Gru {
+            n_in,
+            hidden,
+            steps,
+            last,
+            weight: (0..3 * hidden * cols).map(|_| rng.uniform_range(-a, a)).collect(),
+            bias: vec![0.0; 3 * hidden],
+        }
+    }
+
+    /// Input width of a row: `n_in * steps`.
+    pub fn n_in(&self) -> usize {
+        self.n_in * self.steps
+    }
+
+    /// Output width of a row: `hidden * steps`, or `hidden` with `last`.
+    pub fn n_out(&self) -> usize {
+        if self.last {
+            self.hidden
+        } else {
+            self.hidden * self.steps
+        }
+    }
+
+    /// Values a row's forward pass keeps: per step `r`, `z`, `n` and the new `h`.
+    pub fn cache_len(&self) -> usize {
+        4 * self.hidden * self.steps
+    }
+
+    /// Fills `input` with `[x_t ; h_{t-1}]` from the row and its cache.
+    fn input_at(&self, x: &[f32], cache: &[f32], t: usize, input: &mut [f32]) {
+        let (h_n, t_n) = (self.hidden, self.steps);
+        for (c, v) in input[..self.n_in].iter_mut().enumerate() {
+            *v = x[c * t_n + t];
+        }
+        match t {
+            0 => input[self.n_in..].fill(0.0),
+            _ => input[self.n_in..].copy_from_slice(&cache[(t - 1) * 4 * h_n + 3 * h_n..t * 4 * h_n]),
+        }
+    }
+
+    fn forward_one(&self, x: &[f32], y: &mut [f32], cache: &mut [f32]) {
+        let (h_n, t_n, cols) = (self.hidden, self.steps, self.n_in + self.hidden);
+        let (mut input, mut reset_input) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+        for t in 0..t_n {
+            self.input_at(x, cache, t, &mut input);
+            let w = |r: usize| &self.weight[r * cols..(r + 1) * cols];
+            let mut step = vec![0.0f32; 4 * h_n];
+            for j in 0..h_n {
+                step[j] = sigmoid(self.bias[j] + dot(w(j), &input));
+                step[h_n + j] = sigmoid(self.bias[h_n + j] + dot(w(h_n + j), &input));
+            }
+            reset_input[..self.n_in].copy_from_slice(&input[..self.n_in]);
+            for j in 0..h_n {
+                reset_input[self.n_in + j] = step[j] * input[self.n_in + j];
+            }
+            for j in 0..h_n {
+                let n = (self.bias[2 * h_n + j] + dot(w(2 * h_n + j), &reset_input)).tanh();
+                let z = step[h_n + j];
+                step[2 * h_n + j] = n;
+                step[3 * h_n + j] = (1.0 - z) * n + z * input[self.n_in + j];
+            }
+            cache[t * 4 * h_n..(t + 1) * 4 * h_n].copy_from_slice(&step);
+        }
+        let h_at = |t: usize, j: usize| cache[t * 4 * h_n + 3 * h_n + j];
+        if self.last {
+            for (j, v) in y.iter_mut().enumerate() {
+                *v = h_at(t_n - 1, j);
+            }
+        } else {
+            for j in 0..h_n {
+                for t in 0..t_n {
+                    y[j * t_n + t] = h_at(t, j);
+                }
+            }
+        }
+    }
+
+    /// x: (batch, n_in*steps) -> y: (batch, n_out); `cache`: (batch, cache_len).
+    ///
+    /// # Panics
+    /// If a buffer has the wrong length.
+    pub fn forward(&self, x: &[f32], y: &mut [f32], cache: &mut [f32]) {
+        let (n_in, n_out, n_c) = (self.n_in(), self.n_out(), self.cache_len());
+        let rows = x.len() / n_in.max(1);
+        assert_eq!(x.len(), rows * n_in, "gru: input length");
+        assert_eq!(y.len(), rows * n_out, "gru: output length");
+        assert_eq!(cache.len(), rows * n_c, "gru: cache length");
+        x.par_chunks(n_in)
+            .zip(y.par_chunks_mut(n_out))
+            .zip(cache.par_chunks_mut(n_c))
+            .for_each(|((xr, yr), cr)| self.forward_one(xr, yr, cr));
+    }
+
+    fn backward_one(
+        &self,
+        x: &[f32],
+        cache: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        let (h_n, t_n, cols, n_in) = (self.hidden, self.steps, self.n_in + self.hidden, self.n_in);
+        let mut dx = dx;
+        let mut dh_next = vec![0.0f32; h_n];
+        let (mut input, mut reset_input) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+        let (mut d_input, mut d_reset_input) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+        let (mut da_rz, mut da_n) = (vec![0.0f32; 2 * h_n], vec![0.0f32; h_n]);
+        for t in (0..t_n).rev() {
+            let step = &cache[t * 4 * h_n..(t + 1) * 4 * h_n];
+            self.input_at(x, cache, t, &mut input);
+            reset_input[..n_in].copy_from_slice(&input[..n_in]);
+            for j in 0..h_n {
+                reset_input[n_in + j] = step[j] * input[n_in + j];
+            }
+            let mut dh_prev = vec![0.0f32; h_n];
+            for j in 0..h_n {
+                let from_output = if self.last {
+                    if t == t_n - 1 { dy[j] } else { 0.0 }
+                } else {
+                    dy[j * t_n + t]
+                };
+                let dh = from_output + dh_next[j];
+                let (z, n, h_prev) = (step[h_n + j], step[2 * h_n + j], input[n_in + j]);
+                da_rz[h_n + j] = dh * (h_prev - n) * z * (1.0 - z);
+                da_n[j] = dh * (1.0 - z) * (1.0 - n * n);
+                dh_prev[j] = dh * z;
+            }
+            // The new-gate row: its weights saw [x ; r ⊙ h].
+            d_reset_input.fill(0.0);
+            for (j, &d) in da_n.iter().enumerate() {
+                let r = 2 * h_n + j;
+                db[r] += d;
+                let (w, g) = (
+                    &self.weight[r * cols..(r + 1) * cols],
+                    &mut dw[r * cols..(r + 1) * cols],
+                );
+                for k in 0..cols {
+                    g[k] += d * reset_input[k];
+                    d_reset_input[k] += d * w[k];
+                }
+            }
+            for j in 0..h_n {
+                let (r, h_prev) = (step[j], input[n_in + j]);
+                da_rz[j] = d_reset_input[n_in + j] * h_prev * r * (1.0 - r);
+                dh_prev[j] += d_reset_input[n_in + j] * r;
+            }
+            // The reset and update rows: their weights saw [x ; h].
+            d_input.fill(0.0);
+            for (r, &d) in da_rz.iter().enumerate() {
+                db[r] += d;
+                let (w, g) = (
+                    &self.weight[r * cols..(r + 1) * cols],
+                    &mut dw[r * cols..(r + 1) * cols],
+                );
+                for k in 0..cols {
+                    g[k] += d * input[k];
+                    d_input[k] += d * w[k];
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                for c in 0..n_in {
+                    dx[c * t_n + t] = d_input[c] + d_reset_input[c];
+                }
+            }
+            for j in 0..h_n {
+                dh_next[j] = dh_prev[j] + d_input[n_in + j];
+            }
+        }
+    }
+
+    /// Backward pass: `x` the layer's input, `cache` its forward cache, `dy` (batch, n_out)
+    /// the gradient with respect to the output. Writes `dw` (3H, n_in + H), `db` (3H), and
+    /// `dx` when given.
+    ///
+    /// # Panics
+    /// If a buffer has the wrong length.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        cache: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        let (n_in, n_out, n_c) = (self.n_in(), self.n_out(), self.cache_len());
+        assert_eq!(dw.len(), self.weight.len(), "gru: dw length");
+        assert_eq!(db.len(), self.bias.len(), "gru: db length");
+        let block = SEQUENCE_BLOCK;
+        let dxs = super::conv::optional_chunks(dx, block * n_in, x.len().div_ceil(block * n_in));
+        let partial: Vec<(Vec<f32>, Vec<f32>)> = x
+            .par_chunks(block * n_in)
+            .zip(cache.par_chunks(block * n_c))
+            .zip(dy.par_chunks(block * n_out))
+            .zip(dxs)
+            .map(|(((xb, cb), gb), mut dxb)| {
+                let (mut w, mut b) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
+                for (r, ((xr, cr), gr)) in xb
+                    .chunks_exact(n_in)
+                    .zip(cb.chunks_exact(n_c))
+                    .zip(gb.chunks_exact(n_out))
+                    .enumerate()
+                {
+                    let d = dxb.as_deref_mut().map(|d| &mut d[r * n_in..(r + 1) * n_in]);
+                    self.backward_one(xr, cr, gr, &mut w, &mut b, d);
+                }
+                (w, b)
+            })
+            .collect();
+        dw.fill(0.0);
+        db.fill(0.0);
+        for (w, b) in &partial {
+            dw.iter_mut().zip(w).for_each(|(a, v)| *a += v);
+            db.iter_mut().zip(b).for_each(|(a, v)| *a += v);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_range_loop)]
+mod tests {
+    use super::*;
+
+    fn layer(n_in: usize, hidden: usize, steps: usize, last: bool) -> Gru {
+        let mut rng = Rng::new(13);
+        let mut l = Gru::new(n_in, hidden, steps, last, Init::Xavier, &mut rng);
+        l.bias.iter_mut().for_each(|b| *b += rng.uniform_range(-0.3, 0.3));
+        l
+    }
+
+    /// The forward pass against the gate equations written out in f64.
+    #[test]
+    fn forward_matches_the_recurrence() {
+        let l = layer(2, 3, 5, false);
+        let mut rng = Rng::new(4);
+        let x: Vec<f32> = (0..l.n_in()).map(|_| rng.normal()).collect();
+        let mut y = vec![0.0; l.n_out()];
+        let mut cache = vec![0.0; l.cache_len()];
+        l.forward(&x, &mut y, &mut cache);
+        let (h_n, cols) = (3, 5);
+        let mut h = vec![0.0f64; h_n];
+        let s = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let row = |r: usize, v: &[f64]| {
+            f64::from(l.bias[r]) + (0..cols).map(|k| f64::from(l.weight[r * cols + k]) * v[k]).sum::<f64>()
+        };
+        for t in 0..5 {
+            let xh: Vec<f64> = (0..2)
+                .map(|c| f64::from(x[c * 5 + t]))
+                .chain(h.iter().copied())
+                .collect();
+            let r: Vec<f64> = (0..h_n).map(|j| s(row(j, &xh))).collect();
+            let z: Vec<f64> = (0..h_n).map(|j| s(row(h_n + j, &xh))).collect();
+            let xrh: Vec<f64> = (0..2).map(|c| xh[c]).chain((0..h_n).map(|j| r[j] * h[j])).collect();
+            for j in 0..h_n {
+                let n = row(2 * h_n + j, &xrh).tanh();
+                h[j] = (1.0 - z[j]) * n + z[j] * h[j];
+            }
+            for j in 0..h_n {
+                assert!((f64::from(y[j * 5 + t]) - h[j]).abs() < 1e-5, "step {t} unit {j}");
+            }
+        }
+    }
+
+    /// Backpropagation through time against central differences of `<y, r>`, for every
+    /// weight, bias and input, in both output modes.
+    #[test]
+    fn gradients_match_finite_differences() {
+        for last in [false, true] {
+            let l = layer(2, 3, 4, last);
+            let batch = 2;
+            let mut rng = Rng::new(8);
+            let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let r: Vec<f32> = (0..batch * l.n_out()).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+            let loss = |l: &Gru, x: &[f32]| -> f64 {
+                let mut y = vec![0.0; batch * l.n_out()];
+                let mut cache = vec![0.0; batch * l.cache_len()];
+                l.forward(x, &mut y, &mut cache);
+                y.iter().zip(&r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+            };
+            let mut y = vec![0.0; r.len()];
+            let mut cache = vec![0.0; batch * l.cache_len()];
+            l.forward(&x, &mut y, &mut cache);
+            let (mut dw, mut db, mut dx) = (vec![0.0; l.weight.len()], vec![0.0; l.bias.len()], vec![0.0; x.len()]);
+            l.backward(&x, &cache, &r, &mut dw, &mut db, Some(&mut dx));
+            let h = 1e-3f32;
+            let close = |num: f64, ana: f32, what: &str| {
+                assert!(
+                    (num - f64::from(ana)).abs() < 1e-2 * (1.0 + num.abs()),
+                    "last={last} {what}: {num} vs {ana}"
+                );
+            };
+            for i in 0..dw.len() {
+                let (mut a, mut b) = (l.clone(), l.clone());
+                a.weight[i] += h;
+                b.weight[i] -= h;
+                close((loss(&a, &x) - loss(&b, &x)) / (2.0 * f64::from(h)), dw[i], "dw");
+            }
+            for i in 0..db.len() {
+                let (mut a, mut b) = (l.clone(), l.clone());
+                a.bias[i] += h;
+                b.bias[i] -= h;
+                close((loss(&a, &x) - loss(&b, &x)) / (2.0 * f64::from(h)), db[i], "db");
+            }
+            for i in 0..x.len() {
+                let (mut a, mut b) = (x.clone(), x.clone());
+                a[i] += h;
+                b[i] -= h;
+                close((loss(&l, &a) - loss(&l, &b)) / (2.0 * f64::from(h)), dx[i], "dx");
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        let l = layer(3, 4, 6, false);
+        let batch = 37;
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..batch * l.n_in()).map(|_| rng.normal()).collect();
+        let g: Vec<f32> = (0..batch * l.n_out()).map(|_| rng.normal()).collect();
+        let run = |t| {
+            crate::with_threads(Some(t), || {
+                let mut y = vec![0.0; g.len()];
+                let mut cache = vec![0.0; batch * l.cache_len()];
+                l.forward(&x, &mut y, &mut cache);
+                let (mut dw, mut db, mut dx) = (vec![0.0; l.weight.len()], vec![0.0; l.bias.len()], vec![0.0; x.len()]);
+                l.backward(&x, &cache, &g, &mut dw, &mut db, Some(&mut dx));
+                (y, dw, db, dx)
+            })
+            .unwrap()
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
