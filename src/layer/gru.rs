@@ -15,7 +15,6 @@
 //! `Layer` of the network stack.
 
 use super::Init;
-use super::lstm::SEQUENCE_BLOCK;
 use crate::activation::Activation;
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -238,33 +237,9 @@ impl Gru {
         let (n_in, n_out, n_c) = (self.n_in(), self.n_out(), self.cache_len());
         assert_eq!(dw.len(), self.weight.len(), "gru: dw length");
         assert_eq!(db.len(), self.bias.len(), "gru: db length");
-        let block = SEQUENCE_BLOCK;
-        let dxs = super::conv::optional_chunks(dx, block * n_in, x.len().div_ceil(block * n_in));
-        let partial: Vec<(Vec<f32>, Vec<f32>)> = x
-            .par_chunks(block * n_in)
-            .zip(cache.par_chunks(block * n_c))
-            .zip(dy.par_chunks(block * n_out))
-            .zip(dxs)
-            .map(|(((xb, cb), gb), mut dxb)| {
-                let (mut w, mut b) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
-                for (r, ((xr, cr), gr)) in xb
-                    .chunks_exact(n_in)
-                    .zip(cb.chunks_exact(n_c))
-                    .zip(gb.chunks_exact(n_out))
-                    .enumerate()
-                {
-                    let d = dxb.as_deref_mut().map(|d| &mut d[r * n_in..(r + 1) * n_in]);
-                    self.backward_one(xr, cr, gr, &mut w, &mut b, d);
-                }
-                (w, b)
-            })
-            .collect();
-        dw.fill(0.0);
-        db.fill(0.0);
-        for (w, b) in &partial {
-            dw.iter_mut().zip(w).for_each(|(a, v)| *a += v);
-            db.iter_mut().zip(b).for_each(|(a, v)| *a += v);
-        }
+        super::lstm::backward_blocks((n_in, n_out, n_c), (x, cache, dy), dw, db, dx, |xr, cr, gr, w, b, d| {
+            self.backward_one(xr, cr, gr, w, b, d)
+        });
     }
 }
 

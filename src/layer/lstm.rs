@@ -237,34 +237,48 @@ impl Lstm {
         let (n_in, n_out, n_c) = (self.n_in(), self.n_out(), self.cache_len());
         assert_eq!(dw.len(), self.weight.len(), "lstm: dw length");
         assert_eq!(db.len(), self.bias.len(), "lstm: db length");
-        let block = SEQUENCE_BLOCK;
-        let dxs = super::conv::optional_chunks(dx, block * n_in, x.len().div_ceil(block * n_in));
-        let partial: Vec<(Vec<f32>, Vec<f32>)> = x
-            .par_chunks(block * n_in)
-            .zip(cache.par_chunks(block * n_c))
-            .zip(dy.par_chunks(block * n_out))
-            .zip(dxs)
-            .map(|(((xb, cb), gb), mut dxb)| {
-                let (mut w, mut b) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
-                for (r, ((xr, cr), gr)) in xb
-                    .chunks_exact(n_in)
-                    .zip(cb.chunks_exact(n_c))
-                    .zip(gb.chunks_exact(n_out))
-                    .enumerate()
-                {
-                    let d = dxb.as_deref_mut().map(|d| &mut d[r * n_in..(r + 1) * n_in]);
-                    self.backward_one(xr, cr, gr, &mut w, &mut b, d);
-                }
-                (w, b)
-            })
-            .collect();
-        dw.fill(0.0);
-        db.fill(0.0);
-        for (w, b) in &partial {
-            dw.iter_mut().zip(w).for_each(|(a, v)| *a += v);
-            db.iter_mut().zip(b).for_each(|(a, v)| *a += v);
-        }
+        backward_blocks((n_in, n_out, n_c), (x, cache, dy), dw, db, dx, |xr, cr, gr, w, b, d| {
+            self.backward_one(xr, cr, gr, w, b, d)
+        });
     }
+}
+
+/// A recurrent layer's backward pass over a batch: `one` adds one sequence's weight and bias
+/// gradients and writes its `dx`; sequences run in blocks of [`SEQUENCE_BLOCK`] in parallel,
+/// each block's gradients summed in block order ([`super::conv::sum_blocks`]), so the result
+/// does not depend on the thread count. `widths` are a row's input, output and cache lengths.
+#[allow(clippy::type_complexity)]
+pub(crate) fn backward_blocks(
+    (n_in, n_out, n_c): (usize, usize, usize),
+    (x, cache, dy): (&[f32], &[f32], &[f32]),
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+    one: impl Fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32], Option<&mut [f32]>) + Sync,
+) {
+    let block = SEQUENCE_BLOCK;
+    let dxs = super::conv::optional_chunks(dx, block * n_in, x.len().div_ceil(block * n_in));
+    let (n_w, n_b) = (dw.len(), db.len());
+    let (partial_w, partial_b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = x
+        .par_chunks(block * n_in)
+        .zip(cache.par_chunks(block * n_c))
+        .zip(dy.par_chunks(block * n_out))
+        .zip(dxs)
+        .map(|(((xb, cb), gb), mut dxb)| {
+            let (mut w, mut b) = (vec![0.0; n_w], vec![0.0; n_b]);
+            let rows = xb
+                .chunks_exact(n_in)
+                .zip(cb.chunks_exact(n_c))
+                .zip(gb.chunks_exact(n_out));
+            for (r, ((xr, cr), gr)) in rows.enumerate() {
+                let d = dxb.as_deref_mut().map(|d| &mut d[r * n_in..(r + 1) * n_in]);
+                one(xr, cr, gr, &mut w, &mut b, d);
+            }
+            (w, b)
+        })
+        .unzip();
+    super::conv::sum_blocks(&partial_w, dw);
+    super::conv::sum_blocks(&partial_b, db);
 }
 
 #[cfg(test)]
