@@ -228,7 +228,7 @@ pub fn table_for_model(
         ));
     }
     let data = match &file.windows {
-        Some(w) => windowed(data, &Windows { stride: 1, ..*w }, path)?,
+        Some(w) => windowed(data, &w.every(), path)?,
         None => data,
     };
     Ok(Loaded {
@@ -299,7 +299,7 @@ pub fn windowed(ds: Dataset, windows: &Windows, path: &Path) -> Result<Dataset> 
 pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
     let mut loaded = steps_for_model(file, path, sel)?;
     if let Some(w) = &file.windows {
-        let every = Windows { stride: 1, ..*w };
+        let every = w.every();
         loaded.data = windowed(loaded.data, &every, path)?;
     }
     Ok(loaded)

@@ -141,7 +141,7 @@ pub fn step_scores<'a>(
     series: impl Into<MatrixRef<'a>>,
     metric: ScoreMetric,
 ) -> Result<Vec<f64>> {
-    let every = crate::data::window::Windows { stride: 1, ..*windows };
+    let every = windows.every();
     let x = every.apply(path, &series.into().to_matrix())?;
     let mut acc = crate::data::window::StepScores::new(windows.length);
     let mut out = acc.push(&scores(model, &x, metric)?);

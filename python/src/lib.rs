@@ -184,7 +184,7 @@ fn model_rows<'a>(file: &ModelFile, data: &'a Data<'_>, owned: &'a mut Option<Ma
     if let Some(m) = data.rows()? {
         let Some(w) = &file.windows else { return Ok(m) };
         // A model of windows: every window of the series (steps × channels).
-        let every = hourglass::data::window::Windows { stride: 1, ..*w };
+        let every = w.every();
         check_channels(file, m.cols())?;
         let x = every.apply(Path::new(ARRAY), &m.to_matrix()).map_err(py_err)?;
         return Ok(owned.insert(x).view());

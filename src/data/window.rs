@@ -34,6 +34,11 @@ impl Windows {
         Ok(())
     }
 
+    /// The same windows at stride 1: every window, as a trained model reads a series.
+    pub fn every(&self) -> Windows {
+        Windows { stride: 1, ..*self }
+    }
+
     /// The number of windows over `steps` steps (0 when the series is shorter than a window).
     pub fn count(&self, steps: usize) -> usize {
         if steps < self.length {

@@ -28,7 +28,7 @@ pub fn run(a: EncodeArgs) -> Result<()> {
     let mut leading = hourglass::data::csv::read_columns(&a.data, &a.keep_columns)?;
     if let Some(w) = &file.windows {
         // A code per window: each window keeps its last step's values.
-        let every = hourglass::data::window::Windows { stride: 1, ..*w };
+        let every = w.every();
         for (_, values) in &mut leading {
             *values = every.labels(values);
         }
