@@ -11,8 +11,7 @@
 //! h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}                 (h_0 = 0)
 //! ```
 //!
-//! Like the LSTM, it is built, gradient-checked and thread-invariant on its own, and not yet a
-//! `Layer` of the network stack.
+//! Architecture files spell it `type = "gru"`, with the LSTM's keys.
 
 use super::Init;
 use crate::activation::Activation;

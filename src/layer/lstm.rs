@@ -11,10 +11,9 @@
 //! c_t = f c_{t-1} + i g;             h_t = o tanh(c_t)        (h_0 = c_0 = 0)
 //! ```
 //!
-//! The layer is built, gradient-checked and thread-invariant on its own; it is not yet a
-//! `Layer` of the network stack (see issue 16's note: the training workspace keeps one
-//! pre-activation buffer per layer, and a recurrent layer must keep its gates and cells per
-//! step, [`Lstm::cache_len`] values per row).
+//! Architecture files spell it `type = "lstm"` (`units`, `return_sequences`); in the network
+//! stack its forward pass keeps [`Lstm::cache_len`] values per row in the training
+//! workspace's cache for the backward pass.
 
 use super::Init;
 use crate::activation::Activation;

@@ -17,7 +17,9 @@ pub use conv_transpose2d::ConvTranspose2d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use gaussian::{Gaussian, Prior};
-pub use pool::{MaxPool2d, Upsample};
+pub use gru::Gru;
+pub use lstm::Lstm;
+pub use pool::{MaxPool2d, Repeat, Upsample};
 
 use crate::activation::Activation;
 use crate::kernels::Precision;
@@ -107,6 +109,12 @@ pub enum Layer {
     Upsample(Upsample),
     /// The reparameterized Gaussian code of a variational autoencoder.
     Gaussian(Gaussian),
+    /// Long short-term memory over a sequence (backpropagation through time).
+    Lstm(Lstm),
+    /// Gated recurrent units over a sequence.
+    Gru(Gru),
+    /// A flat row repeated at every step of a sequence (a recurrent decoder's input).
+    Repeat(Repeat),
 }
 
 impl Layer {
@@ -119,6 +127,9 @@ impl Layer {
             Layer::MaxPool2d(l) => l.input.0 * l.input.1 * l.input.2,
             Layer::Upsample(l) => l.input.0 * l.input.1 * l.input.2,
             Layer::Gaussian(l) => l.n_in(),
+            Layer::Lstm(l) => l.n_in(),
+            Layer::Gru(l) => l.n_in(),
+            Layer::Repeat(l) => l.width,
         }
     }
 
@@ -137,16 +148,25 @@ impl Layer {
                 c * h * w
             }
             Layer::Gaussian(l) => l.width,
+            Layer::Lstm(l) => l.n_out(),
+            Layer::Gru(l) => l.n_out(),
+            Layer::Repeat(l) => l.width * l.steps,
         }
     }
 
-    /// The activation (identity for pooling and upsampling).
+    /// The activation (identity for pooling and upsampling, and for recurrent layers, whose
+    /// nonlinearities are their gates').
     pub fn activation(&self) -> Activation {
         match self {
             Layer::Dense(l) => l.activation,
             Layer::Conv2d(l) => l.activation,
             Layer::ConvTranspose2d(l) => l.activation,
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => Activation::Identity,
+            Layer::MaxPool2d(_)
+            | Layer::Upsample(_)
+            | Layer::Gaussian(_)
+            | Layer::Lstm(_)
+            | Layer::Gru(_)
+            | Layer::Repeat(_) => Activation::Identity,
         }
     }
 
@@ -159,6 +179,9 @@ impl Layer {
             Layer::MaxPool2d(_) => "max_pool",
             Layer::Upsample(_) => "upsample",
             Layer::Gaussian(_) => "gaussian",
+            Layer::Lstm(_) => "lstm",
+            Layer::Gru(_) => "gru",
+            Layer::Repeat(_) => "repeat",
         }
     }
 
@@ -176,7 +199,9 @@ impl Layer {
             Layer::Dense(l) => (&l.weight, &l.bias),
             Layer::Conv2d(l) => (&l.weight, &l.bias),
             Layer::ConvTranspose2d(l) => (&l.weight, &l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => (&[], &[]),
+            Layer::Lstm(l) => (&l.weight, &l.bias),
+            Layer::Gru(l) => (&l.weight, &l.bias),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => (&[], &[]),
         }
     }
 
@@ -196,7 +221,9 @@ impl Layer {
             Layer::Dense(l) => (&mut l.weight, &mut l.bias),
             Layer::Conv2d(l) => (&mut l.weight, &mut l.bias),
             Layer::ConvTranspose2d(l) => (&mut l.weight, &mut l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => (&mut [], &mut []),
+            Layer::Lstm(l) => (&mut l.weight, &mut l.bias),
+            Layer::Gru(l) => (&mut l.weight, &mut l.bias),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => (&mut [], &mut []),
         }
     }
 
@@ -213,7 +240,9 @@ impl Layer {
                 let (kh, kw) = l.geometry.kernel;
                 Some(vec![l.input.0, l.geometry.input.0, kh, kw])
             }
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) => None,
+            Layer::Lstm(l) => Some(vec![4 * l.hidden, l.n_in + l.hidden]),
+            Layer::Gru(l) => Some(vec![3 * l.hidden, l.n_in + l.hidden]),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => None,
         }
     }
 
@@ -242,9 +271,27 @@ impl Layer {
         }
     }
 
-    /// x: (batch, n_in) -> y: (batch, n_out); `z` receives the pre-activation when given and
-    /// `aux` (batch * [`Layer::aux_len`]) what backward needs.
-    pub fn forward(&self, x: &[f32], y: &mut [f32], z: Option<&mut [f32]>, aux: &mut [u32], precision: Precision) {
+    /// Per-row length of the values a recurrent layer's forward pass keeps for its backward
+    /// pass (its gates, cells and hidden states at every step); 0 for other layers.
+    pub fn cache_len(&self) -> usize {
+        match self {
+            Layer::Lstm(l) => l.cache_len(),
+            Layer::Gru(l) => l.cache_len(),
+            _ => 0,
+        }
+    }
+
+    /// x: (batch, n_in) -> y: (batch, n_out); `z` receives the pre-activation when given,
+    /// `aux` (batch * [`Layer::aux_len`]) and `cache` (batch * [`Layer::cache_len`]) what
+    /// backward needs.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        z: Option<&mut [f32]>,
+        (aux, cache): (&mut [u32], &mut [f32]),
+        precision: Precision,
+    ) {
         match self {
             Layer::Dense(l) => l.forward_with(x, y, z, precision),
             Layer::Conv2d(l) => l.forward(x, y, z, precision),
@@ -252,6 +299,9 @@ impl Layer {
             Layer::MaxPool2d(l) => l.forward(x, y, aux),
             Layer::Upsample(l) => l.forward(x, y),
             Layer::Gaussian(l) => l.forward(x, y),
+            Layer::Lstm(l) => l.forward(x, y, cache),
+            Layer::Gru(l) => l.forward(x, y, cache),
+            Layer::Repeat(l) => l.forward(x, y),
         }
     }
 
@@ -271,14 +321,16 @@ impl Layer {
         {
             return l.infer(x, y);
         }
-        let mut aux = vec![0u32; self.aux_len() * (x.len() / self.n_in().max(1))];
-        self.forward(x, y, None, &mut aux, precision);
+        let rows = x.len() / self.n_in().max(1);
+        let mut aux = vec![0u32; self.aux_len() * rows];
+        let mut cache = vec![0f32; self.cache_len() * rows];
+        self.forward(x, y, None, (&mut aux, &mut cache), precision);
     }
 
     /// Backward pass. `dz`: gradient with respect to this layer's pre-activation. Writes the
     /// parameter gradients and, when asked, the gradient with respect to the previous layer's
     /// pre-activation (its code terms and activation derivative applied, as [`Dense::backward`]
-    /// does in its GEMM epilogue).
+    /// does in its GEMM epilogue). `aux` and `cache` are what the forward pass kept.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -287,7 +339,7 @@ impl Layer {
         dw: &mut [f32],
         db: &mut [f32],
         dx: Option<(&mut [f32], PrevActivation<'_>)>,
-        aux: &[u32],
+        (aux, cache): (&[u32], &[f32]),
         precision: Precision,
     ) {
         if let Layer::Dense(l) = self {
@@ -314,6 +366,13 @@ impl Layer {
             Layer::Gaussian(l) => {
                 if let Some(dx) = dx.as_deref_mut() {
                     l.backward_mean(dz, dx);
+                }
+            }
+            Layer::Lstm(l) => l.backward(x, cache, dz, dw, db, dx.as_deref_mut()),
+            Layer::Gru(l) => l.backward(x, cache, dz, dw, db, dx.as_deref_mut()),
+            Layer::Repeat(l) => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    l.backward(dz, dx);
                 }
             }
         }

@@ -139,6 +139,38 @@ impl Upsample {
     }
 }
 
+/// A flat row of `width` values repeated at each of `steps` steps: the sequence
+/// `(width, 1, steps)` a recurrent decoder reads its code from (Keras' `RepeatVector`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeat {
+    /// Values in a row.
+    pub width: usize,
+    /// Steps of the output sequence.
+    pub steps: usize,
+}
+
+impl Repeat {
+    /// x: (batch, width) -> y: (batch, width*steps), channel-major: `y[j, t] = x[j]`.
+    pub fn forward(&self, x: &[f32], y: &mut [f32]) {
+        let (n, t) = (self.width, self.steps);
+        for (row, out) in x.chunks_exact(n).zip(y.chunks_exact_mut(n * t)) {
+            for (v, o) in row.iter().zip(out.chunks_exact_mut(t)) {
+                o.fill(*v);
+            }
+        }
+    }
+
+    /// dy -> dx: each value's gradient summed over the steps, in step order.
+    pub fn backward(&self, dy: &[f32], dx: &mut [f32]) {
+        let (n, t) = (self.width, self.steps);
+        for (g, d) in dy.chunks_exact(n * t).zip(dx.chunks_exact_mut(n)) {
+            for (v, gs) in d.iter_mut().zip(g.chunks_exact(t)) {
+                *v = gs.iter().sum();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +230,24 @@ mod tests {
             }
         }
         assert!(MaxPool2d::new((1, 2, 2), 3).is_err());
+    }
+
+    /// Repeat is linear: its backward pass is its adjoint, `<dy, R x> = <R' dy, x>`, and
+    /// each step of the output is the input.
+    #[test]
+    fn repeat_is_its_backward_pass_adjoint() {
+        let mut rng = Rng::new(4);
+        let r = Repeat { width: 3, steps: 5 };
+        let x: Vec<f32> = (0..2 * 3).map(|_| rng.normal()).collect();
+        let dy: Vec<f32> = (0..2 * 15).map(|_| rng.normal()).collect();
+        let mut y = vec![0.0; 30];
+        r.forward(&x, &mut y);
+        assert_eq!(y[5..10], [x[1]; 5]);
+        assert_eq!(y[15..20], [x[3]; 5]);
+        let mut dx = vec![9.0; 6];
+        r.backward(&dy, &mut dx);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum::<f64>();
+        assert!((dot(&dy, &y) - dot(&dx, &x)).abs() < 1e-5);
+        assert!((f64::from(dx[4]) - dy[20..25].iter().map(|v| f64::from(*v)).sum::<f64>()).abs() < 1e-6);
     }
 }

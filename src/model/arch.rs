@@ -10,7 +10,9 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::layer::conv::Geometry;
-use crate::layer::{Conv2d, ConvTranspose2d, Dense, Gaussian, Init, Layer, MaxPool2d, Prior, Shape, Upsample};
+use crate::layer::{
+    Conv2d, ConvTranspose2d, Dense, Gaussian, Gru, Init, Layer, Lstm, MaxPool2d, Prior, Repeat, Shape, Upsample,
+};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -155,6 +157,40 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Long short-term memory along the steps of one-row inputs `(channels, 1, steps)` (a
+    /// series' windows, `train --window`): every step's state `(units, 1, steps)` out with
+    /// `return_sequences = true`, else only the last step's `units` values (Keras' default).
+    Lstm {
+        /// Hidden units.
+        units: usize,
+        /// Every step's state (true) or the last step's (false, the default).
+        #[serde(default)]
+        return_sequences: bool,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Gated recurrent units (Cho et al.'s gates) along the steps of one-row inputs, as
+    /// `lstm`.
+    Gru {
+        /// Hidden units.
+        units: usize,
+        /// Every step's state (true) or the last step's (false, the default).
+        #[serde(default)]
+        return_sequences: bool,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A row of `n` values repeated at every one of `steps` steps: the one-row sequence
+    /// `(n, 1, steps)` a recurrent decoder reads the code from (Keras' `RepeatVector`).
+    Repeat {
+        /// Steps of the output sequence.
+        steps: usize,
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Flat rows become images of `shape = [channels, height, width]` (no computation).
     Reshape {
         /// Channels, height, width.
@@ -194,6 +230,9 @@ impl LayerSpec {
             | LayerSpec::Upsample { name, .. }
             | LayerSpec::Flatten { name }
             | LayerSpec::Gaussian { name, .. }
+            | LayerSpec::Lstm { name, .. }
+            | LayerSpec::Gru { name, .. }
+            | LayerSpec::Repeat { name, .. }
             | LayerSpec::Reshape { name, .. } => name.as_deref(),
         }
     }
@@ -211,6 +250,9 @@ impl LayerSpec {
             LayerSpec::Flatten { .. } => "flatten",
             LayerSpec::Reshape { .. } => "reshape",
             LayerSpec::Gaussian { .. } => "gaussian",
+            LayerSpec::Lstm { .. } => "lstm",
+            LayerSpec::Gru { .. } => "gru",
+            LayerSpec::Repeat { .. } => "repeat",
         }
     }
 
@@ -226,7 +268,24 @@ impl LayerSpec {
     }
 
     pub(crate) fn has_params(&self) -> bool {
-        matches!(self, LayerSpec::Dense { .. }) || self.conv_sizes().is_some()
+        matches!(self, LayerSpec::Dense { .. }) || self.recurrent().is_some() || self.conv_sizes().is_some()
+    }
+
+    /// A recurrent layer's `(gates, units, return_sequences)`; `None` for other layers.
+    fn recurrent(&self) -> Option<(usize, usize, bool)> {
+        match *self {
+            LayerSpec::Lstm {
+                units,
+                return_sequences,
+                ..
+            } => Some((4, units, return_sequences)),
+            LayerSpec::Gru {
+                units,
+                return_sequences,
+                ..
+            } => Some((3, units, return_sequences)),
+            _ => None,
+        }
     }
 
     /// A convolution's sizes, each `(height, width)`: square for `conv` and
@@ -394,6 +453,10 @@ impl Planned {
         if let LayerSpec::Dense { units, .. } = self.spec {
             return Some(vec![units, self.input.len()]);
         }
+        if let Some((gates, units, _)) = self.spec.recurrent() {
+            // The input and recurrent weights side by side: `[x_t ; h_{t-1}]`.
+            return Some(vec![gates * units, channels(self.input) + units]);
+        }
         let c = self.spec.conv_sizes()?;
         let (kh, kw) = c.kernel;
         Some(match c.output_padding {
@@ -406,6 +469,8 @@ impl Planned {
     pub fn bias_len(&self) -> usize {
         match self.spec {
             LayerSpec::Dense { units, .. } => units,
+            LayerSpec::Lstm { units, .. } => 4 * units,
+            LayerSpec::Gru { units, .. } => 3 * units,
             _ => self.spec.conv_sizes().map_or(0, |c| c.filters),
         }
     }
@@ -628,6 +693,33 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
             )
         }
         LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
+        LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
+            let (_, units, sequences) = spec.recurrent().expect("a recurrent layer");
+            positive(&[("units", units)])?;
+            let what = format!("a recurrent layer ({})", spec.kind());
+            let (_, h, t) = match cur {
+                Dims::Image(s) if s.1 == 1 => s,
+                _ => {
+                    return Err(format!(
+                        "{what} reads one-row sequences (channels, 1, steps), such as a series' \
+                         windows (train --window) or a repeat layer's output, got {cur}"
+                    ));
+                }
+            };
+            debug_assert_eq!(h, 1);
+            if sequences {
+                Dims::Image((units, 1, t))
+            } else {
+                Dims::Flat(units)
+            }
+        }
+        LayerSpec::Repeat { steps, .. } => {
+            positive(&[("steps", *steps)])?;
+            if cur.len().checked_mul(*steps).is_none() {
+                return Err(format!("repeating {cur} {steps} times overflows"));
+            }
+            Dims::Image((cur.len(), 1, *steps))
+        }
         LayerSpec::Gaussian {
             beta,
             capacity,
@@ -715,6 +807,19 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
                 p.output.len(),
                 prior(*beta, *capacity, *warmup, *samples),
             )),
+            LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
+                let (gates, units, sequences) = p.spec.recurrent().expect("a recurrent layer");
+                let (c, _, t) = image(p.input);
+                if gates == 4 {
+                    Layer::Lstm(Lstm::new(c, units, t, !sequences, init, rng))
+                } else {
+                    Layer::Gru(Gru::new(c, units, t, !sequences, init, rng))
+                }
+            }
+            LayerSpec::Repeat { steps, .. } => Layer::Repeat(Repeat {
+                width: p.input.len(),
+                steps: *steps,
+            }),
             LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. } => continue,
         };
         layers.push(layer);

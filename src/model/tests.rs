@@ -15,7 +15,8 @@ fn forward_reference(m: &Autoencoder, x: &[f32], layers: std::ops::Range<usize>)
         let rows = cur.len() / l.n_in();
         let mut y = vec![0.0; rows * l.n_out()];
         let mut aux = vec![0u32; l.aux_len() * rows];
-        l.forward(&cur, &mut y, None, &mut aux, Precision::F32);
+        let mut cache = vec![0f32; l.cache_len() * rows];
+        l.forward(&cur, &mut y, None, (&mut aux, &mut cache), Precision::F32);
         if let Some(r) = m.config.regularizer_at(i) {
             r.encode(&mut y, l.n_out());
         }
@@ -102,7 +103,29 @@ fn inference_matches_the_training_forward() {
             kernel = 3
             padding = 1
         "#;
-    for (text, input) in [(CONV_CODE, (3, 9, 9)), (POOLED, (1, 8, 8))] {
+    const RECURRENT: &str = r#"
+            output_activation = "identity"
+            [[encoder]]
+            type = "gru"
+            units = 5
+            return_sequences = true
+            [[encoder]]
+            type = "lstm"
+            units = 4
+            [[decoder]]
+            type = "repeat"
+            steps = 7
+            [[decoder]]
+            type = "lstm"
+            units = 6
+            return_sequences = true
+            [[decoder]]
+            type = "conv1d"
+            filters = 2
+            kernel = 3
+            padding = 1
+        "#;
+    for (text, input) in [(CONV_CODE, (3, 9, 9)), (POOLED, (1, 8, 8)), (RECURRENT, (2, 1, 7))] {
         let mut m = parse(text, Dims::Image(input)).unwrap().init(4).unwrap();
         let mut rng = Rng::new(8);
         for l in &mut m.layers {
@@ -201,4 +224,39 @@ fn a_row_alone_gets_the_bits_it_gets_in_a_batch() {
         }
     });
     crate::with_threads(Some(2), || check("2 threads")).unwrap();
+}
+
+/// Recurrent layers read one-row sequences, and say so; a repeat layer makes one from a flat
+/// row; the stored weight is `[x_t ; h_{t-1}]` side by side.
+#[test]
+fn recurrent_layers_plan_on_one_row_sequences() {
+    let lstm_on = |input: Dims| {
+        let text = r#"
+            [[encoder]]
+            type = "lstm"
+            units = 3
+            [[decoder]]
+            type = "repeat"
+            steps = 4
+            [[decoder]]
+            type = "gru"
+            units = 2
+            return_sequences = true
+        "#;
+        parse(text, input).and_then(|c| c.init(0).map_err(|e| e.to_string()))
+    };
+    let m = lstm_on(Dims::Image((2, 1, 4))).unwrap();
+    let shapes: Vec<_> = m
+        .layers
+        .iter()
+        .map(|l| (l.n_in(), l.n_out(), l.weight_shape()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [(8, 3, Some(vec![12, 5])), (3, 12, None), (12, 8, Some(vec![6, 5]))]
+    );
+    for bad in [Dims::Flat(8), Dims::Image((2, 2, 2))] {
+        let e = lstm_on(bad).unwrap_err();
+        assert!(e.contains("encoder[0]") && e.contains("one-row sequences"), "{e}");
+    }
 }

@@ -17,8 +17,9 @@
 //!
 //! [[encoder]]
 //! type = "conv"                # conv, conv_transpose, conv1d, conv_transpose1d (along the steps
-//!                              # of one-row images: a series' windows), max_pool, upsample,
-//!                              # dense, flatten, reshape
+//!                              # of one-row images: a series' windows), lstm, gru (`units`,
+//!                              # `return_sequences`; over one-row sequences), repeat (`steps`),
+//!                              # max_pool, upsample, dense, flatten, reshape, gaussian
 //! name = "first"
 //! filters = 16
 //! kernel = 3
@@ -227,7 +228,7 @@ mod tests {
     use super::*;
 
     /// Every shipped example builds a model: the 32x32 segmentation net on its own image size,
-    /// the series example on windows of 64 steps of one channel, the others on 28x28 MNIST (a
+    /// the series examples on windows of 64 steps of one channel, the others on 28x28 MNIST (a
     /// file's `input`, where given, must agree).
     #[test]
     fn shipped_examples_build() {
@@ -240,7 +241,10 @@ mod tests {
             }
             let input = if path.ends_with("conv-segment.toml") {
                 (1, 32, 32)
-            } else if path.ends_with("series-conv1d.toml") {
+            } else if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("series-"))
+            {
                 (1, 1, 64)
             } else {
                 (1, 28, 28)

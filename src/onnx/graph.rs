@@ -311,6 +311,37 @@ impl Graph {
                         ],
                     )
                 }
+                Layer::Lstm(r) => {
+                    // ONNX orders the gates (i, o, f, c); the engine (i, f, c, o).
+                    let cell = Recurrent {
+                        op: "LSTM",
+                        n_in: r.n_in,
+                        hidden: r.hidden,
+                        steps: r.steps,
+                        last: r.last,
+                        gates: &[0, 3, 1, 2],
+                    };
+                    self.recurrent(&cur, &cell, &r.weight, &r.bias)
+                }
+                Layer::Gru(r) => {
+                    // ONNX orders the gates (z, r, h); the engine (r, z, n).
+                    let cell = Recurrent {
+                        op: "GRU",
+                        n_in: r.n_in,
+                        hidden: r.hidden,
+                        steps: r.steps,
+                        last: r.last,
+                        gates: &[1, 0, 2],
+                    };
+                    self.recurrent(&cur, &cell, &r.weight, &r.bias)
+                }
+                Layer::Repeat(r) => {
+                    let x = self.flat(&cur, r.width);
+                    let column = self.constant_i64(&[3], &[-1, r.width as i64, 1]);
+                    let x = self.op("Reshape", &[&x, &column], vec![]);
+                    let to = self.constant_i64(&[3], &[1, r.width as i64, r.steps as i64]);
+                    self.op("Expand", &[&x, &to], vec![])
+                }
                 Layer::Gaussian(g) => {
                     // Inference passes the mean: the first half of each row.
                     let x = self.flat(&cur, g.n_in());
@@ -325,6 +356,41 @@ impl Graph {
             }
         }
         cur
+    }
+
+    /// A recurrent layer (ONNX `LSTM` or `GRU`) on channel-major sequences `(n_in, 1, steps)`:
+    /// the rows become `[steps, batch, n_in]`, the engine's weight `[x ; h]` side by side is
+    /// split into ONNX's `W` and `R` with the gates in ONNX's order, the bias goes to `Wb`
+    /// (`Rb` zero), and the output is every step's state back channel-major, or the last.
+    fn recurrent(&mut self, x: &str, cell: &Recurrent<'_>, weight: &[f32], bias: &[f32]) -> String {
+        let (n_in, h, t) = (cell.n_in, cell.hidden, cell.steps);
+        let cols = n_in + h;
+        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for &g in cell.gates {
+            for row in weight[g * h * cols..(g + 1) * h * cols].chunks_exact(cols) {
+                w.extend_from_slice(&row[..n_in]);
+                r.extend_from_slice(&row[n_in..]);
+            }
+            b.extend_from_slice(&bias[g * h..(g + 1) * h]);
+        }
+        b.resize(2 * b.len(), 0.0);
+        let gates = cell.gates.len();
+        let w = self.constant_f32(&[1, gates * h, n_in], &w);
+        let r = self.constant_f32(&[1, gates * h, h], &r);
+        let b = self.constant_f32(&[1, 2 * gates * h], &b);
+        let x = self.flat(x, n_in * t);
+        let seq = self.constant_i64(&[3], &[-1, n_in as i64, t as i64]);
+        let x = self.op("Reshape", &[&x, &seq], vec![]);
+        let x = self.op("Transpose", &[&x], vec![attr_ints("perm", &[2, 0, 1])]);
+        let (y, y_last) = self.op2(cell.op, &[&x, &w, &r, &b], vec![attr_i("hidden_size", h as i64)]);
+        if cell.last {
+            return self.flat(&y_last, h);
+        }
+        // Y is [steps, 1, batch, hidden].
+        let steps_first = self.constant_i64(&[3], &[t as i64, -1, h as i64]);
+        let y = self.op("Reshape", &[&y, &steps_first], vec![]);
+        let y = self.op("Transpose", &[&y], vec![attr_ints("perm", &[1, 2, 0])]);
+        self.flat(&y, h * t)
     }
 
     /// The encode-time rule of a layer on its output (flattened, as the engine applies it).
@@ -570,4 +636,17 @@ impl Graph {
             notes,
         }
     }
+}
+
+/// What [`Graph::recurrent`] needs to know of a recurrent layer besides its weights.
+struct Recurrent<'a> {
+    /// `LSTM` or `GRU`.
+    op: &'static str,
+    n_in: usize,
+    hidden: usize,
+    steps: usize,
+    /// Only the last step's state.
+    last: bool,
+    /// The engine's gate block at each of ONNX's gate positions.
+    gates: &'a [usize],
 }

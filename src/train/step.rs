@@ -46,6 +46,8 @@ pub(crate) struct Workspace {
     loss_blocks: Vec<f64>,
     /// What a layer's forward pass keeps for its backward pass (max-pooling argmax).
     aux: Vec<Vec<u32>>,
+    /// What a recurrent layer's forward pass keeps (its gates and states at every step).
+    cache: Vec<Vec<f32>>,
     /// Training buffers of the regularized layers.
     regs: Vec<Option<regularize::State>>,
     /// The draws of the Gaussian (variational) code layers.
@@ -97,6 +99,7 @@ impl Workspace {
             dw: layers.iter().map(|l| vec![0.0; l.params().0.len()]).collect(),
             db: layers.iter().map(|l| vec![0.0; l.params().1.len()]).collect(),
             aux: layers.iter().map(|l| vec![0; batch * l.aux_len()]).collect(),
+            cache: layers.iter().map(|l| vec![0.0; batch * l.cache_len()]).collect(),
             loss_blocks: vec![0.0; batch.div_ceil(ROW_BLOCK)],
             regs: layers
                 .iter()
@@ -250,13 +253,14 @@ pub(crate) fn forward_backward(
             Some(&mut ws.pre[l][..b * layer.n_out()])
         };
         let aux = &mut ws.aux[l][..b * layer.aux_len()];
+        let cache = &mut ws.cache[l][..b * layer.cache_len()];
         match (layer, &mut ws.draws[l], &mut ws.sparse) {
             (Layer::Gaussian(g), Some(draws), _) => {
                 let scale = 1.0 / (b * layers[last].n_out()) as f64;
                 penalty += g.train_forward(input, out, draws, step.rng, step.epoch, scale);
             }
             (_, _, Some(sparse)) if l == last => sparse.decoder_forward(layer, input, out, b),
-            _ => layer.forward(input, out, pre, aux, precision),
+            _ => layer.forward(input, out, pre, (aux, cache), precision),
         }
         if let (Some(reg), Some(state)) = (&net.regs[l], &mut ws.regs[l]) {
             penalty += state.forward(reg, out, b, layer.n_out(), step);
@@ -324,7 +328,7 @@ pub(crate) fn forward_backward(
                 },
             ))
         };
-        let aux = &ws.aux[l][..b * layer.aux_len()];
+        let kept = (&ws.aux[l][..b * layer.aux_len()], &ws.cache[l][..b * layer.cache_len()]);
         let sparse = ws
             .sparse
             .as_mut()
@@ -333,7 +337,7 @@ pub(crate) fn forward_backward(
             (Layer::Gaussian(g), Some(draws), Some((dx, prev)), _) => g.train_backward(input, dz, draws, dx, &prev),
             (_, _, Some((dx, prev)), Some(s)) => s.decoder_backward(dz, &mut ws.dw[l], &mut ws.db[l], dx, &prev, b),
             (_, _, None, Some(s)) if l != last => s.code_weight_grad(dz, input, &mut ws.dw[l], &mut ws.db[l], b),
-            (_, _, dx, _) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, aux, precision),
+            (_, _, dx, _) => layer.backward(input, dz, &mut ws.dw[l], &mut ws.db[l], dx, kept, precision),
         }
     }
     if let Some(c) = aux_layer

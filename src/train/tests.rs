@@ -464,33 +464,7 @@ mod conv {
                 .for_each(|b| *b = rng.uniform_range(-0.2, 0.2));
         }
         let x: Vec<f32> = (0..3 * 72).map(|_| rng.uniform()).collect();
-        let (_, ws) = step(&model, &x);
-        let h = 1e-3f32;
-        let mut checked = 0;
-        for l in 0..model.layers.len() {
-            let n_w = model.layers[l].weight().len();
-            for i in 0..n_w + model.layers[l].bias().len() {
-                let eval = |delta: f32| {
-                    let mut m = model.clone();
-                    let (w, b) = m.layers[l].params_mut();
-                    if i < n_w {
-                        w[i] += delta
-                    } else {
-                        b[i - n_w] += delta
-                    }
-                    step(&m, &x).0
-                };
-                let numeric = (eval(h) - eval(-h)) / (2.0 * f64::from(h));
-                let analytic = f64::from(if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] });
-                assert!(
-                    (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
-                    "layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
-                    model.layers[l].kind()
-                );
-                checked += 1;
-            }
-        }
-        assert_eq!(checked, model.num_params());
+        super::assert_whole_gradients(&model, &x);
     }
 
     #[test]
@@ -506,6 +480,107 @@ mod conv {
         };
         let (_, la) = super::trained_on_1_and_3_threads(|| cfg.init(2).unwrap(), &data, &config);
         assert!(la[2] < la[0], "the loss goes down: {la:?}");
+    }
+}
+
+/// Central differences of the step's whole loss on `x` against its analytic gradients, for
+/// every parameter of `model` (whatever its layers).
+fn assert_whole_gradients(model: &Autoencoder, x: &[f32]) {
+    let (_, ws) = step(model, x);
+    let h = 1e-3f32;
+    let mut checked = 0;
+    for l in 0..model.layers.len() {
+        let n_w = model.layers[l].weight().len();
+        for i in 0..n_w + model.layers[l].bias().len() {
+            let eval = |delta: f32| {
+                let mut m = model.clone();
+                let (w, b) = m.layers[l].params_mut();
+                if i < n_w {
+                    w[i] += delta
+                } else {
+                    b[i - n_w] += delta
+                }
+                step(&m, x).0
+            };
+            let numeric = (eval(h) - eval(-h)) / (2.0 * f64::from(h));
+            let analytic = f64::from(if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] });
+            assert!(
+                (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
+                "layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
+                model.layers[l].kind()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, model.num_params());
+}
+
+/// Recurrent autoencoders: an LSTM reads each window into a code, a repeat layer hands it to
+/// every step of a GRU decoder, a 1-D convolution of width 1 maps its states back to the
+/// channels (and the same with the two recurrent kinds swapped).
+mod recurrent {
+    use super::*;
+    use crate::model::Dims;
+    use crate::model::toml::parse;
+
+    fn net(encoder: &str, decoder: &str) -> String {
+        format!(
+            r#"
+            output_activation = "identity"
+            [[encoder]]
+            type = "{encoder}"
+            units = 3
+            [[encoder]]
+            type = "dense"
+            units = 2
+            activation = "tanh"
+            [[decoder]]
+            type = "repeat"
+            steps = 5
+            [[decoder]]
+            type = "{decoder}"
+            units = 3
+            return_sequences = true
+            [[decoder]]
+            type = "conv1d"
+            filters = 2
+            kernel = 1
+            "#
+        )
+    }
+
+    #[test]
+    fn whole_recurrent_network_gradient_matches_finite_differences() {
+        for (enc, dec) in [("lstm", "gru"), ("gru", "lstm")] {
+            let cfg = parse(&net(enc, dec), Dims::Image((2, 1, 5))).unwrap();
+            let model = cfg.init(7).unwrap();
+            let kinds: Vec<_> = model.layers.iter().map(|l| l.kind()).collect();
+            assert_eq!(kinds, [enc, "dense", "repeat", dec, "conv"]);
+            let mut rng = Rng::new(2);
+            let x: Vec<f32> = (0..3 * 10).map(|_| rng.normal()).collect();
+            super::assert_whole_gradients(&model, &x);
+        }
+    }
+
+    #[test]
+    fn recurrent_training_is_thread_invariant_and_learns() {
+        let cfg = parse(&net("lstm", "gru"), Dims::Image((2, 1, 5))).unwrap();
+        // Two channels of a slow sine, cut into windows of 5 steps.
+        let rows: Vec<f32> = (0..90)
+            .flat_map(|i| {
+                let at = move |t: usize| ((i + t) as f32 * 0.3).sin();
+                (0..5).map(at).chain((0..5).map(move |t| 0.5 * at(t + 2)))
+            })
+            .collect();
+        let data = Matrix::from_vec(90, 10, rows).unwrap();
+        let config = TrainConfig {
+            epochs: 20,
+            batch_size: 20,
+            lr: 1e-2,
+            ..Default::default()
+        };
+        let (_, la) = super::trained_on_1_and_3_threads(|| cfg.init(4).unwrap(), &data, &config);
+        assert!(la[19] < 0.5 * la[0], "the loss goes down: {la:?}");
     }
 }
 

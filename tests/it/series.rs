@@ -269,39 +269,55 @@ padding = 1
 output_padding = 1
 "#;
 
-#[test]
-fn one_d_convolutions_train_on_windows_and_load_back() {
+/// Windows of 24 steps of two channels through a recurrent autoencoder: an LSTM reads each
+/// window into its last state, a code of 4, repeated at every step of a GRU decoder, whose
+/// states a 1-D convolution of width 1 maps back to the two channels.
+const RECURRENT: &str = r#"
+output_activation = "identity"
+[[encoder]]
+type = "lstm"
+units = 8
+[[encoder]]
+type = "dense"
+units = 4
+activation = "identity"
+[[decoder]]
+type = "repeat"
+steps = 24
+[[decoder]]
+type = "gru"
+units = 8
+return_sequences = true
+[[decoder]]
+type = "conv1d"
+filters = 2
+kernel = 1
+"#;
+
+/// Trains the architecture `arch` (as `arch.toml`) for 40 epochs on windows of 24 steps of the
+/// normal series, checks that
+/// `inspect` shows each of `layers` (a kind and its shapes), scores the series with a burst per
+/// step, and returns the sandbox (the model is `m.hg`).
+fn trains_on_windows_and_finds_the_burst(arch: &str, layers: &[(&str, &str)]) -> Sandbox {
     let sb = Sandbox::new();
     sb.write("normal.csv", &series(600, None));
     sb.write("test.csv", &series(400, Some((250, 262))));
-    sb.write("conv1d.toml", CONV1D);
+    sb.write("arch.toml", arch);
     let sel = ["--drop", "time", "--label-column", "label"];
     ok(&sb
         .cmd()
-        .args([
-            "train",
-            "normal.csv",
-            "--window",
-            "24",
-            "--arch",
-            "conv1d.toml",
-            "--epochs",
-            "40",
-            "-q",
-        ])
-        .args(["-o", "m.hg"])
+        .args(["train", "normal.csv", "--window", "24", "--arch", "arch.toml"])
+        .args(["--epochs", "40", "-q", "-o", "m.hg"])
         .args(sel)
         .output()
         .unwrap());
     let inspect = ok(&sb.cmd().args(["inspect", "m.hg"]).output().unwrap());
-    assert!(
-        inspect.contains("conv1d") && inspect.contains("2x1x24 -> 8x1x12"),
-        "{inspect}"
-    );
-    assert!(
-        inspect.contains("conv_transpose1d") && inspect.contains("8x1x12 -> 2x1x24"),
-        "{inspect}"
-    );
+    for (kind, shapes) in layers {
+        assert!(
+            inspect.lines().any(|l| l.contains(kind) && l.contains(shapes)),
+            "{kind} {shapes}: {inspect}"
+        );
+    }
     let out = ok(&sb
         .cmd()
         .args(["score", "m.hg", "test.csv", "--json"])
@@ -311,6 +327,47 @@ fn one_d_convolutions_train_on_windows_and_load_back() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let auc = v["detection"]["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.95, "step ROC-AUC {auc}");
+    sb
+}
+
+#[test]
+fn recurrent_autoencoders_train_on_windows_and_load_back() {
+    let layers = [
+        ("lstm", "2x1x24 -> 8 "),
+        ("repeat", "4 -> 4x1x24"),
+        ("gru", "4x1x24 -> 8x1x24"),
+        ("conv1d", "8x1x24 -> 2x1x24"),
+    ];
+    let sb = trains_on_windows_and_finds_the_burst(RECURRENT, &layers);
+    // Trained again on one thread: the same file, byte for byte.
+    ok(&sb
+        .cmd()
+        .args(["train", "normal.csv", "--window", "24", "--arch", "arch.toml"])
+        .args(["--epochs", "40", "-q", "-o", "one.hg", "--threads", "1"])
+        .args(["--drop", "time,label"])
+        .output()
+        .unwrap());
+    let (a, b) = (
+        std::fs::read(sb.path("m.hg")).unwrap(),
+        std::fs::read(sb.path("one.hg")).unwrap(),
+    );
+    assert!(a == b, "the model depends on the thread count");
+    // A recurrent layer reads one-row sequences only, and says so.
+    sb.write("rows.csv", "a,b,c,d,e,f\n1,2,3,4,5,6\n2,3,4,5,6,7\n");
+    let out = sb
+        .cmd()
+        .args(["train", "rows.csv", "--arch", "arch.toml", "-q", "-o", "x.hg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("encoder[0]") && err.contains("one-row sequences"), "{err}");
+}
+
+#[test]
+fn one_d_convolutions_train_on_windows_and_load_back() {
+    let layers = [("conv1d", "2x1x24 -> 8x1x12"), ("conv_transpose1d", "8x1x12 -> 2x1x24")];
+    let sb = trains_on_windows_and_finds_the_burst(CONV1D, &layers);
     // A 1-D convolution reads one-row images only, and says so.
     sb.write("rows.csv", "a,b,c,d,e,f\n1,2,3,4,5,6\n2,3,4,5,6,7\n");
     let out = sb
@@ -319,7 +376,7 @@ fn one_d_convolutions_train_on_windows_and_load_back() {
             "train",
             "rows.csv",
             "--arch",
-            "conv1d.toml",
+            "arch.toml",
             "--image-shape",
             "2,3",
             "-q",
