@@ -14,7 +14,9 @@
 //! Architecture files spell it `type = "gru"`, with the LSTM's keys.
 
 use super::Init;
+use super::lstm::{sigmoid, tanh};
 use crate::activation::Activation;
+use crate::kernels::dot::dense_rows;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -29,15 +31,6 @@ pub struct Gru {
     pub(crate) last: bool,
     pub(crate) weight: Vec<f32>,
     pub(crate) bias: Vec<f32>,
-}
-
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
-}
-
-/// `Σ w_k v_k`.
-fn dot(w: &[f32], v: &[f32]) -> f32 {
-    w.iter().zip(v).map(|(a, b)| a * b).sum()
 }
 
 impl Gru {
@@ -92,18 +85,26 @@ impl Gru {
         let (mut input, mut reset_input) = (vec![0.0f32; cols], vec![0.0f32; cols]);
         for t in 0..t_n {
             self.input_at(x, cache, t, &mut input);
-            let w = |r: usize| &self.weight[r * cols..(r + 1) * cols];
             let mut step = vec![0.0f32; 4 * h_n];
-            for j in 0..h_n {
-                step[j] = sigmoid(self.bias[j] + dot(w(j), &input));
-                step[h_n + j] = sigmoid(self.bias[h_n + j] + dot(w(h_n + j), &input));
+            // Reset and update gates: one vectorized matrix-vector product in a fixed order.
+            dense_rows(
+                &mut step[..2 * h_n],
+                &input,
+                &self.weight[..2 * h_n * cols],
+                cols,
+                2 * h_n,
+            );
+            for (v, b) in step[..2 * h_n].iter_mut().zip(&self.bias) {
+                *v = sigmoid(*v + b);
             }
             reset_input[..self.n_in].copy_from_slice(&input[..self.n_in]);
             for j in 0..h_n {
                 reset_input[self.n_in + j] = step[j] * input[self.n_in + j];
             }
+            let mut new = vec![0.0f32; h_n];
+            dense_rows(&mut new, &reset_input, &self.weight[2 * h_n * cols..], cols, h_n);
             for j in 0..h_n {
-                let n = (self.bias[2 * h_n + j] + dot(w(2 * h_n + j), &reset_input)).tanh();
+                let n = tanh(self.bias[2 * h_n + j] + new[j]);
                 let z = step[h_n + j];
                 step[2 * h_n + j] = n;
                 step[3 * h_n + j] = (1.0 - z) * n + z * input[self.n_in + j];
