@@ -152,6 +152,24 @@ def conv1d_arch(tmp, w, c):
     return path
 
 
+def lstm_arch(tmp, w, c):
+    """examples/series-lstm.toml sized for windows of `w` steps of `c` channels: an LSTM of 32
+    units reads each window into its last state, a code of 8, repeated at every step of a
+    decoder LSTM of 32 units, and a 1-D convolution of width 1 back to the channels."""
+    path = os.path.join(tmp, f"lstm-{w}-{c}.toml")
+    text = (
+        'output_activation = "identity"\nloss = "mse"\n\n'
+        '[[encoder]]\ntype = "lstm"\nunits = 32\n\n'
+        '[[encoder]]\ntype = "dense"\nunits = 8\nactivation = "identity"\n\n'
+        f'[[decoder]]\ntype = "repeat"\nsteps = {w}\n\n'
+        '[[decoder]]\ntype = "lstm"\nunits = 32\nreturn_sequences = true\n\n'
+        f'[[decoder]]\ntype = "conv1d"\nfilters = {c}\nkernel = 1\n'
+    )
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def series():
     x, y = load_kdd_tsad_135(split="test")
     x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
@@ -214,11 +232,16 @@ def main():
         # Defaults otherwise: standard scaling, identity output, >= 1,000 optimizer steps.
         "hourglass 32-4": ["--hidden", "32", "--code", "4"],
         "hourglass 64-8": ["--hidden", "64", "--code", "8"],
-        "hourglass conv1d 16-32-8": None,  # an architecture file per window (conv1d_arch)
+        "hourglass conv1d 16-32-8": conv1d_arch,  # an architecture file per window
+        "hourglass LSTM 32-8-32": lstm_arch,
         # The defaults before this benchmark (sigmoid output, 10 epochs), for the record.
         "hourglass 32-4, old defaults": ["--hidden", "32", "--code", "4", "--output-activation", "sigmoid",
                                          "--epochs", "10"],
     }
+    # --only TEXT: the hourglass recipes whose name contains TEXT (the peers always run).
+    if "--only" in sys.argv:
+        only = sys.argv[sys.argv.index("--only") + 1]
+        recipes = {r: a for r, a in recipes.items() if only in r}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, setting, train, test, y in series():
@@ -229,7 +252,8 @@ def main():
                 s, k = pca_scores(train, test, w)
                 row["PCA (90 %% var, %d comps)" % k] = dict(metrics(y, s), seconds=time.perf_counter() - t0)
                 for label, fn in [("Isolation Forest", lambda sd: iforest_scores(train, test, w, sd))] + [
-                    (r, lambda sd, a=a: hourglass_scores(binary, train, test, w, a or ["--arch", conv1d_arch(tmp, w, test.shape[1])], sd, tmp))
+                    (r, lambda sd, a=a: hourglass_scores(
+                        binary, train, test, w, a if isinstance(a, list) else ["--arch", a(tmp, w, test.shape[1])], sd, tmp))
                     for r, a in recipes.items()
                 ]:
                     ms, secs = [], []

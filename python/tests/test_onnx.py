@@ -376,16 +376,24 @@ padding = 1
     assert ((out["code"] != 0).sum(axis=1) <= 40).all()
 
 
-def test_a_series_model_of_1d_convolutions(tmp_path):
-    """A model of a series' windows (train --window) with conv1d and conv_transpose1d layers:
-    the graph reads the windows, and gives each window's code, reconstruction and score as
-    `encode`, `reconstruct` and `score --per-window` do."""
+@pytest.mark.parametrize("arch", ["series-conv1d.toml", "series-lstm.toml", "gru"])
+def test_a_series_model_of_1d_convolutions_or_recurrent_layers(tmp_path, arch):
+    """A model of a series' windows (train --window) with conv1d and conv_transpose1d layers,
+    or recurrent ones (the LSTM example, and the same with GRUs: ONNX LSTM and GRU nodes with
+    the gates reordered): the graph reads the windows, and gives each window's code,
+    reconstruction and score as `encode`, `reconstruct` and `score --per-window` do."""
     rng = np.random.default_rng(4)
     t = np.arange(400)
     x = (np.sin(2 * np.pi * t / 16) + 0.1 * rng.standard_normal(400)).astype(np.float32)[:, None]
     np.save(tmp_path / "s.npy", x)
-    run_cli("train", "s.npy", "--window", "64", "--arch", EXAMPLES / "series-conv1d.toml", "--epochs", "2", "-q",
-            "-o", "m.hg", cwd=tmp_path)
+    if arch == "gru":
+        text = (EXAMPLES / "series-lstm.toml").read_text().replace('"lstm"', '"gru"')
+        assert text.count('"gru"') == 2
+        (tmp_path / "gru.toml").write_text(text)
+        arch = tmp_path / "gru.toml"
+    else:
+        arch = EXAMPLES / arch
+    run_cli("train", "s.npy", "--window", "64", "--arch", arch, "--epochs", "2", "-q", "-o", "m.hg", cwd=tmp_path)
     session, meta = export(tmp_path, "m.hg")
     assert meta["hourglass.windows"] == '{"length":64,"stride":1}'
     windows = np.lib.stride_tricks.sliding_window_view(x[:, 0], 64).astype(np.float32)

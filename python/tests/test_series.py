@@ -45,6 +45,41 @@ def test_steps_are_scored_from_their_windows():
     assert one.anomaly_scores(x[:, 0]).shape == (1600,)
 
 
+RECURRENT = """
+output_activation = "identity"
+[[encoder]]
+type = "lstm"
+units = 8
+[[encoder]]
+type = "dense"
+units = 4
+activation = "identity"
+[[decoder]]
+type = "repeat"
+steps = 24
+[[decoder]]
+type = "gru"
+units = 8
+return_sequences = true
+[[decoder]]
+type = "conv1d"
+filters = 2
+kernel = 1
+"""
+
+
+def test_a_recurrent_autoencoder_scores_steps_and_pickles():
+    """An LSTM encoder and a GRU decoder from an architecture file's text: it finds the burst,
+    and a pickled copy gives the same scores."""
+    from sklearn.metrics import roc_auc_score
+
+    x, y = series()
+    d = hourglass.SeriesOutlierDetector(window=24, arch=RECURRENT, epochs=30, random_state=0).fit(x[:800])
+    s = d.anomaly_scores(x)
+    assert roc_auc_score(y, s) > 0.95
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(d)).anomaly_scores(x), s)
+
+
 def test_thread_count_does_not_change_the_model():
     x, _ = series(600, None)
     a = hourglass.SeriesOutlierDetector(window=12, epochs=3, n_jobs=1, random_state=2).fit(x)
