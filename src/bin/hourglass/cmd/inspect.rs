@@ -179,10 +179,11 @@ pub fn run(a: InspectArgs) -> Result<()> {
         );
     }
     if let Some(w) = &file.windows {
+        let c = file.data_width();
         outln!(
-            "windows          {} steps of {} channels (trained {} apart; read every window, each step scored by the mean of its windows)",
+            "windows          {} steps of {c} channel{} (trained {} apart; read every window, each step scored by the mean of its windows)",
             w.length,
-            file.data_width(),
+            if c == 1 { "" } else { "s" },
             w.stride
         );
     }
