@@ -45,7 +45,9 @@ class SeriesOutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
     @staticmethod
     def _series(X):
         """A 1-D series (array, list or pandas Series) as one channel; 2-D data as it is."""
-        if np.ndim(X) == 1:
+        # By the ``ndim`` it has (arrays, pandas), or of a list: array-likes that only convert
+        # (scikit-learn's checks pass one) go to validation as they are.
+        if getattr(X, "ndim", None) == 1 or (isinstance(X, (list, tuple)) and np.ndim(X) == 1):
             return np.asarray(X).reshape(-1, 1)
         return X
 
@@ -58,8 +60,11 @@ class SeriesOutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
         if not isinstance(c, numbers.Real) or isinstance(c, bool) or not (0 < c <= 0.5):
             raise ValueError(f"contamination must be in (0, 0.5], got {c!r}")
         x = self._series(X)
-        if np.shape(x)[0] < window:
-            raise ValueError(f"the series has {np.shape(x)[0]} steps; a window needs at least {window}")
+        n = len(x) if hasattr(x, "__len__") else len(np.asarray(x))
+        if n < window:
+            raise ValueError(
+                f"the series has {n} sample{'' if n == 1 else 's'} (time steps); a window needs at least {window}"
+            )
         self._fit(x, windows=(window, stride))
         threshold = self.model_.calibrate(self._input(x), "contamination", float(c), threads=self._threads())
         self.offset_ = -threshold
