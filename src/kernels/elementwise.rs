@@ -214,6 +214,22 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// A recurrent step's backward products: for each row `r` of `w` (`input.len()` values),
+    /// `dw[r] += da[r] · input` (the weight gradient's outer product) and `d_input += da[r] ·
+    /// w[r]` (the gradient sent to the step's input), rows in order: the same bits at every
+    /// level.
+    pub fn outer_and_back(dw: &mut [f32], w: &[f32], da: &[f32], input: &[f32], d_input: &mut [f32]) {
+        let cols = input.len();
+        for ((g, wr), &d) in dw.chunks_exact_mut(cols).zip(w.chunks_exact(cols)).zip(da) {
+            for ((gk, ik), (dk, wk)) in g.iter_mut().zip(input).zip(d_input.iter_mut().zip(wr)) {
+                *gk += d * ik;
+                *dk += d * wk;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +330,13 @@ mod tests {
                 scale_in_place(&mut got, s);
                 reference::scale_in_place(&mut want, s);
                 assert_eq!(got, want, "{level:?} scale_in_place");
+                // A recurrent step's products: `n` rows of 37 columns.
+                let (w, da, input) = (random(n * 37, &mut rng), random(n, &mut rng), random(37, &mut rng));
+                let (mut dw, mut di) = (v[..n * 37].to_vec(), random(37, &mut rng));
+                let (mut dw_ref, mut di_ref) = (dw.clone(), di.clone());
+                outer_and_back(&mut dw, &w, &da, &input, &mut di);
+                reference::outer_and_back(&mut dw_ref, &w, &da, &input, &mut di_ref);
+                assert_eq!((dw, di), (dw_ref, di_ref), "{level:?} outer_and_back");
                 let cols = 37;
                 let max = 0.5 * (cols as f32 / 3.0).sqrt(); // below the rows' typical norm: most are capped
                 let (mut got, mut want) = (v.clone(), v.clone());

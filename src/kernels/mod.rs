@@ -38,8 +38,8 @@ pub mod reference;
 pub mod sparse;
 
 pub use elementwise::{
-    activation_backward, bias_activation, column_sums, fast_exp, fast_ln, max_norm_rows, plane_bias_activation,
-    scale_in_place, sum_squares,
+    activation_backward, bias_activation, column_sums, fast_exp, fast_ln, max_norm_rows, outer_and_back,
+    plane_bias_activation, scale_in_place, sum_squares,
 };
 pub use gather::GatherTable;
 pub use gemm::{matmul_rows, matmul_rows_with, matmul_seq, par_fill_blocks, view};

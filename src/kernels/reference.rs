@@ -191,6 +191,17 @@ pub fn scale_in_place(a: &mut [f32], s: f32) {
     a.iter_mut().for_each(|v| *v *= s);
 }
 
+/// `dw[r] += da[r] input` and `d_input += da[r] w[r]` for each row `r` of `w`, in order.
+pub fn outer_and_back(dw: &mut [f32], w: &[f32], da: &[f32], input: &[f32], d_input: &mut [f32]) {
+    let cols = input.len();
+    for (r, &d) in da.iter().enumerate() {
+        for k in 0..cols {
+            dw[r * cols + k] += d * input[k];
+            d_input[k] += d * w[r * cols + k];
+        }
+    }
+}
+
 /// Each row of `cols` values whose L2 norm exceeds `max` is scaled to norm `max`.
 pub fn max_norm_rows(w: &mut [f32], cols: usize, max: f32) {
     for row in w.chunks_exact_mut(cols) {

@@ -17,6 +17,7 @@ use super::Init;
 use super::lstm::{sigmoid, tanh};
 use crate::activation::Activation;
 use crate::kernels::dot::dense_rows;
+use crate::kernels::outer_and_back;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -178,18 +179,17 @@ impl Gru {
             }
             // The new-gate row: its weights saw [x ; r ⊙ h].
             d_reset_input.fill(0.0);
-            for (j, &d) in da_n.iter().enumerate() {
-                let r = 2 * h_n + j;
-                db[r] += d;
-                let (w, g) = (
-                    &self.weight[r * cols..(r + 1) * cols],
-                    &mut dw[r * cols..(r + 1) * cols],
-                );
-                for k in 0..cols {
-                    g[k] += d * reset_input[k];
-                    d_reset_input[k] += d * w[k];
-                }
+            for (b, &d) in db[2 * h_n..].iter_mut().zip(&da_n) {
+                *b += d;
             }
+            let rows = 2 * h_n * cols..;
+            outer_and_back(
+                &mut dw[rows.clone()],
+                &self.weight[rows],
+                &da_n,
+                &reset_input,
+                &mut d_reset_input,
+            );
             for j in 0..h_n {
                 let (r, h_prev) = (step[j], input[n_in + j]);
                 da_rz[j] = d_reset_input[n_in + j] * h_prev * r * (1.0 - r);
@@ -197,17 +197,11 @@ impl Gru {
             }
             // The reset and update rows: their weights saw [x ; h].
             d_input.fill(0.0);
-            for (r, &d) in da_rz.iter().enumerate() {
-                db[r] += d;
-                let (w, g) = (
-                    &self.weight[r * cols..(r + 1) * cols],
-                    &mut dw[r * cols..(r + 1) * cols],
-                );
-                for k in 0..cols {
-                    g[k] += d * input[k];
-                    d_input[k] += d * w[k];
-                }
+            for (b, &d) in db.iter_mut().zip(&da_rz) {
+                *b += d;
             }
+            let rows = ..2 * h_n * cols;
+            outer_and_back(&mut dw[rows], &self.weight[rows], &da_rz, &input, &mut d_input);
             if let Some(dx) = dx.as_deref_mut() {
                 for c in 0..n_in {
                     dx[c * t_n + t] = d_input[c] + d_reset_input[c];

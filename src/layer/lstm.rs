@@ -17,7 +17,7 @@
 
 use super::Init;
 use crate::activation::Activation;
-use crate::kernels::bias_activation;
+use crate::kernels::{bias_activation, outer_and_back};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -209,15 +209,10 @@ impl Lstm {
                 _ => input[self.n_in..].copy_from_slice(&cache[(t - 1) * 6 * h_n + 5 * h_n..t * 6 * h_n]),
             }
             d_input.fill(0.0);
-            for (r, &dr) in da.iter().enumerate() {
-                db[r] += dr;
-                let w = &self.weight[r * cols..(r + 1) * cols];
-                let g = &mut dw[r * cols..(r + 1) * cols];
-                for k in 0..cols {
-                    g[k] += dr * input[k];
-                    d_input[k] += dr * w[k];
-                }
+            for (b, &dr) in db.iter_mut().zip(&da) {
+                *b += dr;
             }
+            outer_and_back(dw, &self.weight, &da, &input, &mut d_input);
             if let Some(dx) = dx.as_deref_mut() {
                 for c in 0..self.n_in {
                     dx[c * t_n + t] = d_input[c];
