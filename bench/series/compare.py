@@ -245,7 +245,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, setting, train, test, y in series():
-            for w in [32, 64, 128]:
+            # --window W: only windows of W steps.
+            for w in [int(sys.argv[sys.argv.index("--window") + 1])] if "--window" in sys.argv else [32, 64, 128]:
                 row = {"series": name, "setting": setting, "window": w, "steps": len(test),
                        "channels": test.shape[1], "anomalous_steps": int(y.sum())}
                 t0 = time.perf_counter()

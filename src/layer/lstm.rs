@@ -86,13 +86,13 @@ impl Lstm {
     }
 
     /// Values a row's forward pass keeps for the backward pass: per step the four gates (after
-    /// their nonlinearities), the cell and the hidden state.
+    /// their nonlinearities), the cell, the hidden state and the cell's `tanh`.
     pub fn cache_len(&self) -> usize {
-        6 * self.hidden * self.steps
+        7 * self.hidden * self.steps
     }
 
     /// One sequence: `x` (n_in, steps) channel-major -> `y`; `cache` receives, per step, the
-    /// gates `[i f g o]`, then `c`, then `h` (each `hidden` values).
+    /// gates `[i f g o]`, then `c`, `h` and `tanh(c)` (each `hidden` values).
     fn forward_one(&self, x: &[f32], y: &mut [f32], cache: &mut [f32]) {
         let (h_n, t_n, cols) = (self.hidden, self.steps, self.n_in + self.hidden);
         let mut input = vec![0.0f32; cols];
@@ -102,13 +102,13 @@ impl Lstm {
                 *v = x[c * t_n + t];
             }
             if t > 0 {
-                let prev = &cache[(t - 1) * 6 * h_n + 5 * h_n..t * 6 * h_n];
+                let prev = &cache[(t - 1) * 7 * h_n + 5 * h_n..(t - 1) * 7 * h_n + 6 * h_n];
                 input[self.n_in..].copy_from_slice(prev);
             }
             // The gates' pre-activations: one vectorized matrix-vector product in a fixed
             // order (the same bits on any thread), then the bias and the nonlinearities.
-            let (done, rest) = cache.split_at_mut(t * 6 * h_n);
-            let step = &mut rest[..6 * h_n];
+            let (done, rest) = cache.split_at_mut(t * 7 * h_n);
+            let step = &mut rest[..7 * h_n];
             crate::kernels::dot::dense_rows(&mut step[..4 * h_n], &input, &self.weight, cols, 4 * h_n);
             // The gates' nonlinearities, vectorized at the machine's SIMD level.
             let (ifg_o, cells) = step.split_at_mut(4 * h_n);
@@ -117,18 +117,19 @@ impl Lstm {
             bias_activation(if_, &self.bias[..2 * h_n], Activation::Sigmoid, None);
             bias_activation(g, &self.bias[2 * h_n..3 * h_n], Activation::Tanh, None);
             bias_activation(o, &self.bias[3 * h_n..], Activation::Sigmoid, None);
-            let (c, h) = cells.split_at_mut(h_n);
-            let c_prev = (t > 0).then(|| &done[(t - 1) * 6 * h_n + 4 * h_n..(t - 1) * 6 * h_n + 5 * h_n]);
+            let (c, h_tc) = cells.split_at_mut(h_n);
+            let (h, tc) = h_tc.split_at_mut(h_n);
+            let c_prev = (t > 0).then(|| &done[(t - 1) * 7 * h_n + 4 * h_n..(t - 1) * 7 * h_n + 5 * h_n]);
             for j in 0..h_n {
                 c[j] = if_[h_n + j] * c_prev.map_or(0.0, |p| p[j]) + if_[j] * g[j];
             }
-            h.copy_from_slice(c);
-            bias_activation(h, &zeros, Activation::Tanh, None);
-            for (hv, ov) in h.iter_mut().zip(o.iter()) {
-                *hv *= ov;
+            tc.copy_from_slice(c);
+            bias_activation(tc, &zeros, Activation::Tanh, None);
+            for ((hv, ov), t) in h.iter_mut().zip(o.iter()).zip(tc.iter()) {
+                *hv = ov * t;
             }
         }
-        let h_at = |t: usize, j: usize| cache[t * 6 * h_n + 5 * h_n + j];
+        let h_at = |t: usize, j: usize| cache[t * 7 * h_n + 5 * h_n + j];
         if self.last {
             for (j, v) in y.iter_mut().enumerate() {
                 *v = h_at(t_n - 1, j);
@@ -177,8 +178,8 @@ impl Lstm {
         let mut input = vec![0.0f32; cols];
         let mut d_input = vec![0.0f32; cols];
         for t in (0..t_n).rev() {
-            let step = &cache[t * 6 * h_n..(t + 1) * 6 * h_n];
-            let c_prev = (t > 0).then(|| &cache[(t - 1) * 6 * h_n + 4 * h_n..(t - 1) * 6 * h_n + 5 * h_n]);
+            let step = &cache[t * 7 * h_n..(t + 1) * 7 * h_n];
+            let c_prev = (t > 0).then(|| &cache[(t - 1) * 7 * h_n + 4 * h_n..(t - 1) * 7 * h_n + 5 * h_n]);
             for j in 0..h_n {
                 let from_output = if self.last {
                     if t == t_n - 1 { dy[j] } else { 0.0 }
@@ -186,14 +187,8 @@ impl Lstm {
                     dy[j * t_n + t]
                 };
                 let dh = from_output + dh_next[j];
-                let (i, f, g, o, c) = (
-                    step[j],
-                    step[h_n + j],
-                    step[2 * h_n + j],
-                    step[3 * h_n + j],
-                    step[4 * h_n + j],
-                );
-                let tc = tanh(c);
+                let (i, f, g, o) = (step[j], step[h_n + j], step[2 * h_n + j], step[3 * h_n + j]);
+                let tc = step[6 * h_n + j];
                 let dc = dh * o * (1.0 - tc * tc) + dc_next[j];
                 da[j] = dc * g * i * (1.0 - i);
                 da[h_n + j] = dc * c_prev.map_or(0.0, |p| p[j]) * f * (1.0 - f);
@@ -206,7 +201,9 @@ impl Lstm {
             }
             match t {
                 0 => input[self.n_in..].fill(0.0),
-                _ => input[self.n_in..].copy_from_slice(&cache[(t - 1) * 6 * h_n + 5 * h_n..t * 6 * h_n]),
+                _ => {
+                    input[self.n_in..].copy_from_slice(&cache[(t - 1) * 7 * h_n + 5 * h_n..(t - 1) * 7 * h_n + 6 * h_n])
+                }
             }
             d_input.fill(0.0);
             for (b, &dr) in db.iter_mut().zip(&da) {
