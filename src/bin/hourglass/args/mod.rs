@@ -554,8 +554,9 @@ pub struct TrainArgs {
     /// Steps between the starts of consecutive training windows.
     #[arg(long, default_value_t = 1, value_name = "N", requires = "window")]
     pub stride: usize,
-    /// Architecture file (TOML): any mix of dense, convolution, pooling and upsampling layers,
-    /// their activations, the loss and the code's regularizers (see examples/*.toml). Replaces
+    /// Architecture file (TOML): any mix of dense, convolution (2-D and 1-D), pooling,
+    /// upsampling, recurrent (lstm, gru) and repeat layers, their activations, the loss and the
+    /// code's regularizers (see examples/*.toml). Replaces
     /// --hidden/--code/--activation...; regularizer flags given here add to the file's [code].
     #[arg(long, value_name = "FILE", conflicts_with_all = ["hidden", "code", "decoder_hidden", "tied"])]
     pub arch: Option<PathBuf>,
