@@ -14,10 +14,9 @@
 //! Architecture files spell it `type = "gru"`, with the LSTM's keys.
 
 use super::Init;
-use super::lstm::{sigmoid, tanh};
 use crate::activation::Activation;
 use crate::kernels::dot::dense_rows;
-use crate::kernels::outer_and_back;
+use crate::kernels::{bias_activation, outer_and_back};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -95,17 +94,16 @@ impl Gru {
                 cols,
                 2 * h_n,
             );
-            for (v, b) in step[..2 * h_n].iter_mut().zip(&self.bias) {
-                *v = sigmoid(*v + b);
-            }
+            bias_activation(&mut step[..2 * h_n], &self.bias[..2 * h_n], Activation::Sigmoid, None);
             reset_input[..self.n_in].copy_from_slice(&input[..self.n_in]);
             for j in 0..h_n {
                 reset_input[self.n_in + j] = step[j] * input[self.n_in + j];
             }
             let mut new = vec![0.0f32; h_n];
             dense_rows(&mut new, &reset_input, &self.weight[2 * h_n * cols..], cols, h_n);
+            bias_activation(&mut new, &self.bias[2 * h_n..], Activation::Tanh, None);
             for j in 0..h_n {
-                let n = tanh(self.bias[2 * h_n + j] + new[j]);
+                let n = new[j];
                 let z = step[h_n + j];
                 step[2 * h_n + j] = n;
                 step[3 * h_n + j] = (1.0 - z) * n + z * input[self.n_in + j];

@@ -38,19 +38,6 @@ pub struct Lstm {
     pub(crate) bias: Vec<f32>,
 }
 
-/// The logistic function by the engine's branch-free `exp` (libm's calls were half of a
-/// recurrent layer's time).
-#[inline]
-pub(crate) fn sigmoid(v: f32) -> f32 {
-    Activation::Sigmoid.apply_with(v, crate::kernels::fast_exp)
-}
-
-/// `tanh` by the engine's branch-free `exp`, as the dense layers' activation computes it.
-#[inline]
-pub(crate) fn tanh(v: f32) -> f32 {
-    Activation::Tanh.apply_with(v, crate::kernels::fast_exp)
-}
-
 impl Lstm {
     /// A layer of `hidden` units over sequences of `steps` steps of `n_in` channels, weights
     /// drawn by `init` (Xavier-style bound over `n_in + hidden` inputs), forget-gate bias 1
