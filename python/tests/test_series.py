@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import hourglass
-from conftest import cli
+from conftest import ROOT, cli
 
 
 def series(steps=1600, burst=(1200, 1212), seed=0):
@@ -45,27 +45,8 @@ def test_steps_are_scored_from_their_windows():
     assert one.anomaly_scores(x[:, 0]).shape == (1600,)
 
 
-RECURRENT = """
-output_activation = "identity"
-[[encoder]]
-type = "lstm"
-units = 8
-[[encoder]]
-type = "dense"
-units = 4
-activation = "identity"
-[[decoder]]
-type = "repeat"
-steps = 24
-[[decoder]]
-type = "gru"
-units = 8
-return_sequences = true
-[[decoder]]
-type = "conv1d"
-filters = 2
-kernel = 1
-"""
+# An LSTM encoder and a GRU decoder over windows of 24 steps of two channels.
+RECURRENT = (ROOT / "tests" / "data" / "series-lstm-gru.toml").read_text()
 
 
 def test_a_recurrent_autoencoder_scores_steps_and_pickles():

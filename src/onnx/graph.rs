@@ -311,30 +311,20 @@ impl Graph {
                         ],
                     )
                 }
-                Layer::Lstm(r) => {
-                    // ONNX orders the gates (i, o, f, c); the engine (i, f, c, o).
-                    let cell = Recurrent {
-                        op: "LSTM",
-                        n_in: r.n_in,
-                        hidden: r.hidden,
-                        steps: r.steps,
-                        last: r.last,
-                        gates: &[0, 3, 1, 2],
-                    };
-                    self.recurrent(&cur, &cell, &r.weight, &r.bias)
-                }
-                Layer::Gru(r) => {
-                    // ONNX orders the gates (z, r, h); the engine (r, z, n).
-                    let cell = Recurrent {
-                        op: "GRU",
-                        n_in: r.n_in,
-                        hidden: r.hidden,
-                        steps: r.steps,
-                        last: r.last,
-                        gates: &[1, 0, 2],
-                    };
-                    self.recurrent(&cur, &cell, &r.weight, &r.bias)
-                }
+                // ONNX orders an LSTM's gates (i, o, f, c), the engine (i, f, c, o); a GRU's
+                // (z, r, h), the engine (r, z, n).
+                Layer::Lstm(r) => self.recurrent(
+                    &cur,
+                    Recurrent::new("LSTM", (r.n_in, r.hidden, r.steps, r.last), &[0, 3, 1, 2]),
+                    &r.weight,
+                    &r.bias,
+                ),
+                Layer::Gru(r) => self.recurrent(
+                    &cur,
+                    Recurrent::new("GRU", (r.n_in, r.hidden, r.steps, r.last), &[1, 0, 2]),
+                    &r.weight,
+                    &r.bias,
+                ),
                 Layer::Repeat(r) => {
                     let x = self.flat(&cur, r.width);
                     let column = self.constant_i64(&[3], &[-1, r.width as i64, 1]);
@@ -362,7 +352,7 @@ impl Graph {
     /// the rows become `[steps, batch, n_in]`, the engine's weight `[x ; h]` side by side is
     /// split into ONNX's `W` and `R` with the gates in ONNX's order, the bias goes to `Wb`
     /// (`Rb` zero), and the output is every step's state back channel-major, or the last.
-    fn recurrent(&mut self, x: &str, cell: &Recurrent<'_>, weight: &[f32], bias: &[f32]) -> String {
+    fn recurrent(&mut self, x: &str, cell: Recurrent<'_>, weight: &[f32], bias: &[f32]) -> String {
         let (n_in, h, t) = (cell.n_in, cell.hidden, cell.steps);
         let cols = n_in + h;
         let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
@@ -649,4 +639,19 @@ struct Recurrent<'a> {
     last: bool,
     /// The engine's gate block at each of ONNX's gate positions.
     gates: &'a [usize],
+}
+
+impl<'a> Recurrent<'a> {
+    /// `op` over `(n_in, hidden, steps, last)` with the engine's gate block at each of ONNX's
+    /// gate positions.
+    fn new(op: &'static str, (n_in, hidden, steps, last): (usize, usize, usize, bool), gates: &'a [usize]) -> Self {
+        Recurrent {
+            op,
+            n_in,
+            hidden,
+            steps,
+            last,
+            gates,
+        }
+    }
 }

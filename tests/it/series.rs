@@ -272,27 +272,7 @@ output_padding = 1
 /// Windows of 24 steps of two channels through a recurrent autoencoder: an LSTM reads each
 /// window into its last state, a code of 4, repeated at every step of a GRU decoder, whose
 /// states a 1-D convolution of width 1 maps back to the two channels.
-const RECURRENT: &str = r#"
-output_activation = "identity"
-[[encoder]]
-type = "lstm"
-units = 8
-[[encoder]]
-type = "dense"
-units = 4
-activation = "identity"
-[[decoder]]
-type = "repeat"
-steps = 24
-[[decoder]]
-type = "gru"
-units = 8
-return_sequences = true
-[[decoder]]
-type = "conv1d"
-filters = 2
-kernel = 1
-"#;
+const RECURRENT: &str = include_str!("../data/series-lstm-gru.toml");
 
 /// Trains the architecture `arch` (as `arch.toml`) for 40 epochs on windows of 24 steps of the
 /// normal series, checks that
