@@ -306,7 +306,10 @@ pub fn for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result
 }
 
 /// [`for_model`] before a model of windows cuts the series into them: the rows of the file.
-pub(crate) fn steps_for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
+///
+/// # Errors
+/// As [`for_model`].
+pub fn steps_for_model(file: &ModelFile, path: &Path, sel: &ColumnSelection) -> Result<Loaded> {
     if let Some(tab) = &file.tabular {
         return Ok(Loaded {
             data: encode_table(tab, path, sel)?,

@@ -34,7 +34,8 @@ pub struct Data<'a> {
     pub x: &'a Matrix,
     /// Image shape `(height, width, channels)`, for images.
     pub image: Option<(usize, usize, usize)>,
-    /// Autoencoders: which rows are anomalies (from labels); classifiers: each row's class.
+    /// Autoencoders: which rows are anomalies (from labels; for a model of windows, which
+    /// steps of the series: one per step); classifiers: each row's class.
     pub labels: Option<Labels>,
 }
 
@@ -542,52 +543,68 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
         let metric = file.anomaly.as_ref().map_or(ScoreMetric::default(), |t| t.metric);
         let shown = if metric.is_error() { metric } else { ScoreMetric::Mse };
         let e = score::explain(m, d.x, shown)?;
-        let (lo, hi, out) = bulk_range(&e.scores);
+        // A model of windows scores steps as `score` does (each step: the mean over the
+        // windows that contain it), and its threshold was calibrated on those.
+        let (scores, unit) = match &file.windows {
+            Some(w) => {
+                let mut acc = crate::data::window::StepScores::new(w.length);
+                let mut steps = acc.push(&e.scores);
+                steps.extend(acc.finish());
+                (steps, "step")
+            }
+            None => (e.scores.clone(), "row"),
+        };
+        let (lo, hi, out) = bulk_range(&scores);
         let mut marks = Vec::new();
         if let Some(t) = file.anomaly.as_ref().filter(|t| t.metric == shown) {
-            let flagged = e.scores.iter().filter(|s| **s > t.value).count();
+            let flagged = scores.iter().filter(|s| **s > t.value).count();
             marks.push((
                 t.value.min(hi),
                 format!(
                     "threshold {} ({:.1} % above)",
                     num(t.value),
-                    100.0 * flagged as f64 / e.scores.len().max(1) as f64
+                    100.0 * flagged as f64 / scores.len().max(1) as f64
                 ),
             ));
         }
-        let mut sorted = e.scores.clone();
+        let mut sorted = scores.clone();
         sorted.sort_by(f64::total_cmp);
         let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
         let mut body = svg::histogram(
             &Axes {
-                title: "Reconstruction error per row",
+                title: &format!("Reconstruction error per {unit}"),
                 x: &format!("score ({}, in the model's scaled units)", metric.name()),
-                y: "rows",
+                y: &format!("{unit}s"),
                 log_y: false,
                 x_range: Some((lo, hi)),
                 y_range: None,
             },
-            &e.scores,
+            &scores,
             40,
             &marks,
         );
         let _ = write!(
             body,
-            "<p>{} rows of <code>{}</code>: median score {}, 95th percentile {}, maximum {}{}.</p>",
-            e.scores.len(),
+            "<p>{} {unit}s of <code>{}</code>{}: median score {}, 95th percentile {}, maximum {}{}.</p>",
+            scores.len(),
             escape(&d.name),
+            if file.windows.is_some() {
+                format!(" (each the mean score of the {} windows that contain it)", d.x.rows())
+            } else {
+                String::new()
+            },
             num(q(0.5)),
             num(q(0.95)),
             num(q(1.0)),
             if out > 0 {
-                format!(" ({out} rows beyond the 99.5th percentile are off the chart)")
+                format!(" ({out} {unit}s beyond the 99.5th percentile are off the chart)")
             } else {
                 String::new()
             }
         );
         page.section("Reconstruction error", body);
         if let Some(Labels::Anomaly(a)) = &d.labels {
-            page.section("Detection against the labels", detection_curves(&e.scores, a)?);
+            page.section("Detection against the labels", detection_curves(&scores, a)?);
         }
         if d.image.is_none() {
             page.section("What carries the error", features(file, d.x, &e));

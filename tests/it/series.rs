@@ -116,6 +116,23 @@ fn windows_train_score_each_step_and_encode_each_window() {
     assert_eq!(v["n"], 400 - 24 + 1);
     assert_eq!(v["detection"]["anomalies"], 12);
 
+    // The report scores steps as `score` does, against the steps' labels.
+    ok(&sb
+        .cmd()
+        .args(["report", "m.hg", "test.csv", "-o", "r.html"])
+        .args(sel)
+        .output()
+        .unwrap());
+    let html = std::fs::read_to_string(sb.path("r.html")).unwrap();
+    for want in [
+        "Reconstruction error per step",
+        "400 steps of",
+        "mean score of the 377 windows",
+        "Detection against the labels",
+    ] {
+        assert!(html.contains(want), "{want}");
+    }
+
     // Codes per window; the model reads the channels by name, in any column order.
     sb.write(
         "shuffled.csv",

@@ -18,13 +18,20 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let html = match format::load_any(&a.model)? {
         AnyModel::Autoencoder(file) => {
             let loaded = a.data.as_deref().map(|p| read_for(&file, p, &sel)).transpose()?;
+            // A model of windows: the labels are the series' steps'.
+            let steps = match (&a.data, &file.windows) {
+                (Some(p), Some(_)) => Some(hourglass::load::steps_for_model(&file, p, &sel)?.data),
+                _ => None,
+            };
             let data = match (&a.data, &loaded) {
                 (Some(path), Some(l)) => {
-                    let ds = &l.data;
-                    let imagelike = a.image.image_shape.is_some()
-                        || ds.image_shape.is_some()
-                        || file.provenance.image_shape.is_some()
-                        || file.model.config().arch.input.len() == 3;
+                    let ds = steps.as_ref().unwrap_or(&l.data);
+                    // A model of windows reads one-row images of steps: not pictures.
+                    let imagelike = file.windows.is_none()
+                        && (a.image.image_shape.is_some()
+                            || ds.image_shape.is_some()
+                            || file.provenance.image_shape.is_some()
+                            || file.model.config().arch.input.len() == 3);
                     let image = if imagelike {
                         Some(file.image_shape(a.image.image_shape, ds.image_shape)?)
                     } else {
@@ -33,7 +40,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
                     let labels = labels_of(a.labels.as_deref(), path, ds)?.map(|l| Labels::Anomaly(a.anomaly.of(&l)));
                     Some(Data {
                         name: path.display().to_string(),
-                        x: &ds.x,
+                        x: &l.data.x,
                         image,
                         labels,
                     })
