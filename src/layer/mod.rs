@@ -11,6 +11,8 @@ pub mod gaussian;
 pub mod gru;
 pub mod lstm;
 pub mod pool;
+#[cfg(test)]
+mod recurrent_tests;
 
 pub use conv::Shape;
 pub use conv_transpose2d::ConvTranspose2d;
