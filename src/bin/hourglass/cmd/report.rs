@@ -1,6 +1,6 @@
 //! `hourglass report`.
 
-use super::{labels_of, read, read_for};
+use super::{labels_of, noted, read, read_for};
 use crate::args::ReportArgs;
 use anyhow::{Context, Result};
 use hourglass::format::{self, AnyModel};
@@ -17,15 +17,20 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let sel = a.columns.selection();
     let html = match format::load_any(&a.model)? {
         AnyModel::Autoencoder(file) => {
-            let loaded = a.data.as_deref().map(|p| read_for(&file, p, &sel)).transpose()?;
-            // A model of windows: the labels are the series' steps'.
-            let steps = match (&a.data, &file.windows) {
-                (Some(p), Some(_)) => Some(hourglass::load::steps_for_model(&file, p, &sel)?.data),
-                _ => None,
+            // The rows the model reads and, for a model of windows, the series' steps (whose
+            // labels the step scores meet), cut into windows here rather than read twice.
+            let (loaded, steps) = match (a.data.as_deref(), &file.windows) {
+                (Some(p), Some(w)) => {
+                    let steps = noted(hourglass::load::steps_for_model(&file, p, &sel)?).data;
+                    let windows = hourglass::load::windowed(steps.clone(), &w.every(), p)?;
+                    (Some(windows), Some(steps))
+                }
+                (Some(p), None) => (Some(read_for(&file, p, &sel)?.data), None),
+                (None, _) => (None, None),
             };
             let data = match (&a.data, &loaded) {
-                (Some(path), Some(l)) => {
-                    let ds = steps.as_ref().unwrap_or(&l.data);
+                (Some(path), Some(rows)) => {
+                    let ds = steps.as_ref().unwrap_or(rows);
                     // A model of windows reads one-row images of steps: not pictures.
                     let imagelike = file.windows.is_none()
                         && (a.image.image_shape.is_some()
@@ -40,7 +45,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
                     let labels = labels_of(a.labels.as_deref(), path, ds)?.map(|l| Labels::Anomaly(a.anomaly.of(&l)));
                     Some(Data {
                         name: path.display().to_string(),
-                        x: &l.data.x,
+                        x: &rows.x,
                         image,
                         labels,
                     })
