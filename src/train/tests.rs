@@ -64,33 +64,9 @@ fn check_with(reg: Regularizer, code_act: Activation, hidden: std::collections::
     assert_gradients(&cfg.init(3).unwrap(), &format!("{reg:?}"));
 }
 
-/// Central differences (f64 steps on f32 weights) of the step's whole loss against its
-/// analytic gradients, for every weight and bias of `model`, on [`batch`].
+/// [`assert_whole_gradients`] on [`batch`], failures labelled `what`.
 pub(super) fn assert_gradients(model: &Autoencoder, what: &str) {
-    let x = batch();
-    let run = |m: &Autoencoder| loss_and_grads(m, &x);
-    let (_, ws) = run(model);
-    let h = 1e-3f32;
-    for l in 0..model.layers.len() {
-        let n_w = model.layers[l].params().0.len();
-        for i in 0..n_w + model.layers[l].params().1.len() {
-            let eval = |delta: f32| {
-                let mut m = model.clone();
-                if i < n_w {
-                    m.layers[l].params_mut().0[i] += delta
-                } else {
-                    m.layers[l].params_mut().1[i - n_w] += delta
-                }
-                run(&m).0
-            };
-            let numeric = (eval(h) - eval(-h)) / (2.0 * h as f64);
-            let analytic = if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] } as f64;
-            assert!(
-                (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
-                "{what} layer {l} param {i}: numeric {numeric} analytic {analytic}"
-            );
-        }
-    }
+    assert_whole_gradients(model, &batch(), what);
 }
 
 /// Tied weights: perturbing a shared weight moves both layers; the combined gradient must
@@ -464,7 +440,7 @@ mod conv {
                 .for_each(|b| *b = rng.uniform_range(-0.2, 0.2));
         }
         let x: Vec<f32> = (0..3 * 72).map(|_| rng.uniform()).collect();
-        super::assert_whole_gradients(&model, &x);
+        super::assert_whole_gradients(&model, &x, "conv network");
     }
 
     #[test]
@@ -483,9 +459,10 @@ mod conv {
     }
 }
 
-/// Central differences of the step's whole loss on `x` against its analytic gradients, for
-/// every parameter of `model` (whatever its layers).
-fn assert_whole_gradients(model: &Autoencoder, x: &[f32]) {
+/// Central differences (f64 steps on f32 weights) of the step's whole loss on `x` against its
+/// analytic gradients, for every weight and bias of `model` (whatever its layers); failures
+/// labelled `what`.
+fn assert_whole_gradients(model: &Autoencoder, x: &[f32], what: &str) {
     let (_, ws) = step(model, x);
     let h = 1e-3f32;
     let mut checked = 0;
@@ -506,7 +483,7 @@ fn assert_whole_gradients(model: &Autoencoder, x: &[f32]) {
             let analytic = f64::from(if i < n_w { ws.dw[l][i] } else { ws.db[l][i - n_w] });
             assert!(
                 (numeric - analytic).abs() < 2e-2 * numeric.abs().max(analytic.abs()) + 2e-4,
-                "layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
+                "{what} layer {l} ({}) param {i}: numeric {numeric} analytic {analytic}",
                 model.layers[l].kind()
             );
             checked += 1;
@@ -558,7 +535,7 @@ mod recurrent {
             assert_eq!(kinds, [enc, "dense", "repeat", dec, "conv"]);
             let mut rng = Rng::new(2);
             let x: Vec<f32> = (0..3 * 10).map(|_| rng.normal()).collect();
-            super::assert_whole_gradients(&model, &x);
+            super::assert_whole_gradients(&model, &x, enc);
         }
     }
 
