@@ -2,7 +2,8 @@
 //!
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
 //! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small |
-//! latency_score
+//! latency_score. PRECISION=bf16 trains with bf16 GEMMs; PRECISION=int8 runs the inference
+//! tasks in int8.
 //!
 //! Or: cargo run --release --example bench_mlp -- export_small|export_conv OUT.onnx — the
 //! models the encode tasks time (weights from seed 1), exported as ONNX graphs that give the
@@ -28,6 +29,13 @@ fn conv_config() -> AutoencoderConfig {
     let mut c = hourglass::model::toml::read(path.as_ref(), hourglass::model::Dims::Flat(784)).unwrap();
     c.loss = Loss::Mse;
     c
+}
+
+/// The inference arithmetic asked for by PRECISION (int8, else f32), set on `model`.
+fn inference(model: &mut hourglass::Autoencoder) {
+    if std::env::var("PRECISION").as_deref() == Ok("int8") {
+        model.set_precision(hourglass::InferPrecision::Int8).unwrap();
+    }
 }
 
 /// Median microseconds of `f` on each of the first 1,000 rows alone (after 100 warm-up rows);
@@ -96,7 +104,8 @@ fn main() {
             } else {
                 config(false)
             };
-            let model = c.init(1).unwrap();
+            let mut model = c.init(1).unwrap();
+            inference(&mut model);
             let chunks: Vec<Matrix> = (0..x.rows() / 1024)
                 .map(|i| x.slice_rows(i * 1024, (i + 1) * 1024))
                 .collect();
@@ -119,12 +128,14 @@ fn main() {
             model
                 .set_scaler(hourglass::Scaler::fit(hourglass::Scaling::Standard, &x))
                 .unwrap();
+            inference(&mut model);
             per_row_latency(task, &x, |r| {
                 hourglass::score::scores(&model, r, hourglass::score::ScoreMetric::Mse).unwrap()
             })
         }
         "latency_small" => {
-            let model = config(false).init(1).unwrap();
+            let mut model = config(false).init(1).unwrap();
+            inference(&mut model);
             per_row_latency(task, &x, |r| model.encode(r).unwrap())
         }
         other => panic!("unknown task {other}"),

@@ -9,10 +9,51 @@
 
 use crate::kernels::direct::transpose_images;
 use crate::kernels::{self, Precision, ROW_BLOCK};
-use crate::layer::Layer;
+use crate::layer::{Int8Layers, Layer};
 use crate::regularize::Regularizer;
 use crate::tensor::{Matrix, MatrixRef};
 use std::ops::Range;
+
+/// The arithmetic of inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InferPrecision {
+    /// f32 everywhere (the default).
+    #[default]
+    F32,
+    /// Dense layers in int8: weights quantized per output row once, each input row quantized
+    /// with its own scale, exact i32 products (VNNI where the CPU has it), f32 bias and
+    /// activation. Other layers run in f32.
+    Int8,
+}
+
+impl InferPrecision {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            InferPrecision::F32 => "f32",
+            InferPrecision::Int8 => "int8",
+        }
+    }
+
+    /// What runs this precision's products here, for reports.
+    pub fn kernels(self) -> String {
+        match self {
+            InferPrecision::F32 => kernels::level().name().to_string(),
+            InferPrecision::Int8 => format!("int8 on {}", kernels::int8::Unit::here().name()),
+        }
+    }
+}
+
+impl std::str::FromStr for InferPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(InferPrecision::F32),
+            "int8" => Ok(InferPrecision::Int8),
+            _ => Err(format!("unknown inference precision `{s}`; expected f32 or int8")),
+        }
+    }
+}
 
 /// Runs `layers[range]` on rows `x` (already in the network's units); `rule(i)` is the
 /// encode-time rule of layer `i` (absolute index), if any.
@@ -21,6 +62,20 @@ use std::ops::Range;
 /// If `range` is empty or `x` does not have the first layer's input width (callers check).
 pub(crate) fn forward<'r>(
     layers: &[Layer],
+    rule: impl Fn(usize) -> Option<&'r Regularizer> + Sync,
+    x: MatrixRef<'_>,
+    range: Range<usize>,
+) -> Matrix {
+    forward_with(layers, None, rule, x, range)
+}
+
+/// [`forward`], with the dense layers that have an int8 form in `int8` run through it.
+///
+/// # Panics
+/// As [`forward`].
+pub(crate) fn forward_with<'r>(
+    layers: &[Layer],
+    int8: Option<&Int8Layers>,
     rule: impl Fn(usize) -> Option<&'r Regularizer> + Sync,
     x: MatrixRef<'_>,
     range: Range<usize>,
@@ -76,7 +131,10 @@ pub(crate) fn forward<'r>(
                     }
                     None => src,
                 };
-                l.infer(input, dst, Precision::F32);
+                match (int8.and_then(|q| q.get(range.start + i)), l.as_dense()) {
+                    (Some(q), Some(d)) => q.infer(d, input, dst),
+                    _ => l.infer(input, dst, Precision::F32),
+                }
             }
             if let Some(r) = reg {
                 r.encode(dst, l.n_out());

@@ -50,6 +50,7 @@ pub use activation::Activation;
 pub use data::scale::{Scaler, Scaling};
 pub use error::{Error, Hint, Result};
 pub use format::{ModelFile, Provenance};
+pub use infer::InferPrecision;
 pub use kernels::Precision;
 pub use layer::{Dense, Init};
 pub use loss::Loss;

@@ -19,6 +19,7 @@
 //! | `dot.rs` | dense layers at inference: dot products over weight rows in one fixed order |
 //! | `amx.rs` | bf16 GEMM on AMX tiles (and the bf16 packing both bf16 paths use) |
 //! | `dpbf16.rs` | bf16 GEMM with AVX512-BF16 `vdpbf16ps`, where AMX is absent |
+//! | `int8.rs` | int8 inference: quantization and the exact i32 product (VNNI `vpdpbusd`, AVX-512BW, AVX2) |
 //!
 //! # Determinism
 //! Work is split into blocks whose boundaries depend only on the problem size, never on the
@@ -32,6 +33,7 @@ pub mod dpbf16;
 mod elementwise;
 mod gather;
 mod gemm;
+pub mod int8;
 mod loss;
 mod optim;
 pub mod reference;

@@ -285,3 +285,19 @@ pub fn scatter_add(index: &[u32], src: &[f32], dst: &mut [f32]) {
         dst[i as usize] += v;
     }
 }
+
+/// `acc (m x n) = x (m x kp) · wᵀ` in i32, `w` being `(n, kp)` row-major: the exact integer
+/// products [`int8`](super::int8) computes.
+pub fn dot_i8(x: &[i8], w: &[i8], m: usize, kp: usize, n: usize) -> Vec<i32> {
+    let mut acc = vec![0i64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            for t in 0..kp {
+                acc[i * n + j] += i64::from(x[i * kp + t]) * i64::from(w[j * kp + t]);
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|v| i32::try_from(v).expect("the product fits in i32"))
+        .collect()
+}

@@ -9,6 +9,7 @@ pub mod conv_transpose2d;
 pub mod dense;
 pub mod gaussian;
 pub mod gru;
+pub mod int8;
 pub mod lstm;
 pub mod pool;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use gaussian::{Gaussian, Prior};
 pub use gru::Gru;
+pub use int8::{Int8Dense, Int8Layers};
 pub use lstm::Lstm;
 pub use pool::{MaxPool2d, Repeat, Upsample};
 

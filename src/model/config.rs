@@ -226,6 +226,7 @@ impl AutoencoderConfig {
             config: self.clone(),
             layers,
             scaler: Default::default(),
+            int8: None,
         };
         model.sync_tied();
         Ok(model)

@@ -13,7 +13,8 @@ pub use design::{ArchSource, Design};
 
 use crate::data::scale::Scaler;
 use crate::error::{Error, Result};
-use crate::layer::{Dense, Layer};
+use crate::infer::InferPrecision;
+use crate::layer::{Dense, Int8Layers, Layer};
 use crate::noise::Noise;
 use crate::regularize::Regularizer;
 use crate::rng::Rng;
@@ -28,6 +29,9 @@ pub struct Autoencoder {
     pub(crate) config: AutoencoderConfig,
     pub(crate) layers: Vec<Layer>,
     pub(crate) scaler: Scaler,
+    /// The int8 forms of the dense layers, when inference runs in int8
+    /// ([`Autoencoder::set_precision`]); never stored in a file.
+    pub(crate) int8: Option<std::sync::Arc<Int8Layers>>,
 }
 
 impl Autoencoder {
@@ -49,7 +53,12 @@ impl Autoencoder {
         config::check_layers(&config, &layers)?;
         let d = config.input_dim();
         scaler.check(d)?;
-        let model = Autoencoder { config, layers, scaler };
+        let model = Autoencoder {
+            config,
+            layers,
+            scaler,
+            int8: None,
+        };
         let mut synced = model.clone();
         synced.sync_tied();
         if synced != model {
@@ -287,7 +296,40 @@ impl Autoencoder {
 
     /// Runs `layers` on already-scaled rows, with the layers' encode-time rules.
     pub(crate) fn forward_scaled(&self, x: MatrixRef<'_>, layers: std::ops::Range<usize>) -> Matrix {
-        crate::infer::forward(&self.layers, |l| self.config.regularizer_at(l), x, layers)
+        crate::infer::forward_with(
+            &self.layers,
+            self.int8.as_deref(),
+            |l| self.config.regularizer_at(l),
+            x,
+            layers,
+        )
+    }
+
+    /// Sets the arithmetic of inference (`encode`, `decode`, `reconstruct`, scores): int8
+    /// quantizes the dense layers' weights once, here. Training a model resets it to f32.
+    ///
+    /// # Errors
+    /// As [`Int8Dense::new`](crate::layer::Int8Dense::new) for a layer too wide for int8.
+    pub fn set_precision(&mut self, precision: InferPrecision) -> Result<()> {
+        self.int8 = match precision {
+            InferPrecision::F32 => None,
+            InferPrecision::Int8 => Some(std::sync::Arc::new(Int8Layers::new(&self.layers)?)),
+        };
+        Ok(())
+    }
+
+    /// The arithmetic of inference ([`Autoencoder::set_precision`]).
+    pub fn precision(&self) -> InferPrecision {
+        if self.int8.is_some() {
+            InferPrecision::Int8
+        } else {
+            InferPrecision::F32
+        }
+    }
+
+    /// How many layers run in int8 (0 in f32): the dense ones.
+    pub fn int8_layers(&self) -> usize {
+        self.int8.as_ref().map_or(0, |q| q.count())
     }
 }
 

@@ -260,3 +260,37 @@ fn recurrent_layers_plan_on_one_row_sequences() {
         assert!(e.contains("encoder[0]") && e.contains("one-row sequences"), "{e}");
     }
 }
+
+/// int8 inference through the model: close to f32, a row alone gets its batch bits, the
+/// thread count changes nothing, and training (which changes the weights) returns to f32.
+#[test]
+fn int8_inference_is_close_exact_per_row_and_reset_by_training() {
+    let mut m = Mlp::new(40, 6).with_hidden(&[24]).config().init(3).unwrap();
+    let mut rng = Rng::new(8);
+    let x = Matrix::from_vec(300, 40, (0..300 * 40).map(|_| rng.uniform()).collect()).unwrap();
+    let f32_codes = m.encode(&x).unwrap();
+    m.set_precision(crate::InferPrecision::Int8).unwrap();
+    assert_eq!((m.precision(), m.int8_layers()), (crate::InferPrecision::Int8, 4));
+    let codes = m.encode(&x).unwrap();
+    let scale = f32_codes.as_slice().iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let worst = codes
+        .as_slice()
+        .iter()
+        .zip(f32_codes.as_slice())
+        .fold(0.0f32, |a, (p, q)| a.max((p - q).abs()));
+    assert!(
+        worst > 0.0 && worst < 0.03 * scale,
+        "int8 codes differ by {worst} (scale {scale})"
+    );
+    let alone = m.encode(&x.slice_rows(ROW_BLOCK + 7, ROW_BLOCK + 8)).unwrap();
+    assert_eq!(alone.row(0), codes.row(ROW_BLOCK + 7));
+    let threaded = crate::with_threads(Some(3), || m.reconstruct(&x).unwrap()).unwrap();
+    let single = crate::with_threads(Some(1), || m.reconstruct(&x).unwrap()).unwrap();
+    assert_eq!(threaded, single);
+    let cfg = crate::TrainConfig {
+        epochs: 1,
+        ..Default::default()
+    };
+    crate::fit(&mut m, &x, None, &cfg, |_| {}).unwrap();
+    assert_eq!((m.precision(), m.int8_layers()), (crate::InferPrecision::F32, 0));
+}

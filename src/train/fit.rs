@@ -175,6 +175,8 @@ pub(crate) struct Trainee<'m> {
 impl<'m> Trainee<'m> {
     /// An autoencoder with its reconstruction loss.
     pub fn autoencoder(model: &'m mut Autoencoder, fit_scaler: bool) -> Self {
+        // Training changes the weights their int8 forms came from.
+        model.int8 = None;
         let cfg = &model.config;
         Trainee {
             regs: (0..model.layers.len())

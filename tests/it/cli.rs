@@ -2978,3 +2978,117 @@ fn a_batch_topk_dictionary_with_auxk() {
         &keep,
     );
 }
+
+/// `--precision int8` on the inference commands: close to f32 (scores, codes, AUC), says what
+/// runs in int8 and on which unit, gives the same bytes at every SIMD level (the integer
+/// products are exact), and refuses an unknown precision with exit 2.
+#[test]
+fn int8_inference_is_close_to_f32_exact_across_levels_and_says_so() {
+    let sb = Sandbox::new();
+    anomaly_table(&sb, "normal.csv", 400, 0, 3);
+    anomaly_table(&sb, "mixed.csv", 200, 20, 4);
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "normal.csv",
+            "--label-column",
+            "is_anomaly",
+            "--hidden",
+            "16",
+            "--code",
+            "3",
+        ])
+        .args([
+            "--epochs",
+            "60",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.01",
+            "--seed",
+            "1",
+            "-q",
+            "-o",
+            "m.hg",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let score = |precision: &str| {
+        let o = sb
+            .cmd()
+            .args(["score", "m.hg", "mixed.csv", "--label-column", "is_anomaly", "--json"])
+            .args(["--precision", precision])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (f, f_err) = score("f32");
+    let (q, q_err) = score("int8");
+    assert!(!f_err.contains("int8"), "{f_err}");
+    let unit = hourglass::kernels::int8::Unit::here().name();
+    assert!(
+        q_err.contains("inference in int8: 4 of 4 layers") && q_err.contains(unit),
+        "{q_err}"
+    );
+    let (ms_f, ms_q) = (f["mean_score"].as_f64().unwrap(), q["mean_score"].as_f64().unwrap());
+    assert!((ms_q / ms_f - 1.0).abs() < 0.05, "mean score {ms_q} vs {ms_f}");
+    let (auc_f, auc_q) = (
+        f["detection"]["roc_auc"].as_f64().unwrap(),
+        q["detection"]["roc_auc"].as_f64().unwrap(),
+    );
+    assert!(
+        auc_f > 0.9 && (auc_q - auc_f).abs() < 0.02,
+        "ROC-AUC {auc_q} vs {auc_f}"
+    );
+    // Codes: within a few quantization steps of f32; the same bytes at every level.
+    let encode = |precision: &str, out: &str, simd: Option<&str>| {
+        let mut c = sb.cmd();
+        if let Some(s) = simd {
+            c.env("HOURGLASS_SIMD", s);
+        }
+        let o = c
+            .args(["encode", "m.hg", "mixed.csv", "--label-column", "is_anomaly", "-o", out])
+            .args(["--precision", precision])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(sb.path(out)).unwrap()
+    };
+    let values = |text: &str| -> Vec<f64> {
+        text.lines()
+            .skip(1)
+            .flat_map(|l| l.split(',').filter_map(|v| v.parse::<f64>().ok()).collect::<Vec<_>>())
+            .collect()
+    };
+    let (cf, cq) = (
+        values(&encode("f32", "f.csv", None)),
+        values(&encode("int8", "q.csv", None)),
+    );
+    assert_eq!(cf.len(), cq.len());
+    let scale = cf.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = cf.iter().zip(&cq).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst > 0.0 && worst < 0.05 * scale,
+        "largest code difference {worst} (codes up to {scale})"
+    );
+    let native = encode("int8", "q.csv", None);
+    for level in ["avx2", "portable"] {
+        assert_eq!(
+            encode("int8", "q_level.csv", Some(level)),
+            native,
+            "int8 codes at {level}"
+        );
+    }
+    let o = sb
+        .cmd()
+        .args(["encode", "m.hg", "mixed.csv", "-o", "x.csv", "--precision", "bf16"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected f32 or int8"));
+    assert!(!sb.path("x.csv").exists());
+}

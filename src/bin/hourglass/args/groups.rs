@@ -228,3 +228,29 @@ impl AnomalyLabels {
         hourglass::score::anomalies(labels, &self.anomaly_labels, &self.normal_labels)
     }
 }
+
+/// The arithmetic of inference, for the commands that run a trained autoencoder.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InferArgs {
+    /// Arithmetic of inference: f32, or int8 (dense layers' weights quantized per output row
+    /// at load, each row's activations with its own scale, exact integer products with
+    /// AVX512-VNNI / AVX-VNNI where the CPU has them; bias and activation in f32; other layers
+    /// stay f32).
+    #[arg(long, default_value = "f32", value_name = "P")]
+    pub precision: hourglass::InferPrecision,
+}
+
+impl InferArgs {
+    /// Sets the precision on `model`, with a note of what runs in int8 and on which unit.
+    pub fn apply(&self, model: &mut hourglass::Autoencoder) -> anyhow::Result<()> {
+        model.set_precision(self.precision)?;
+        if self.precision == hourglass::InferPrecision::Int8 {
+            let (q, all) = (model.int8_layers(), model.layers().len());
+            note!(
+                "inference in int8: {q} of {all} layers (the dense ones; the others in f32), {}",
+                self.precision.kernels()
+            );
+        }
+        Ok(())
+    }
+}

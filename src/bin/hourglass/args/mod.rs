@@ -4,7 +4,7 @@ mod groups;
 
 use groups::parse_spec;
 pub use groups::{
-    AnomalyLabels, CheckpointArgs, ColumnArgs, Every, ImageShapeArg, NoiseArgs, Optimizer, Spec, TabularArgs,
+    AnomalyLabels, CheckpointArgs, ColumnArgs, Every, ImageShapeArg, InferArgs, NoiseArgs, Optimizer, Spec, TabularArgs,
 };
 
 use clap::{Args, Parser, Subcommand};
@@ -403,6 +403,8 @@ pub struct ScoreArgs {
     pub json: bool,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -431,6 +433,8 @@ pub struct CalibrateArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -784,6 +788,8 @@ pub struct EncodeArgs {
     pub keep_columns: Vec<String>,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -820,6 +826,8 @@ pub struct DecodeArgs {
     /// Output file: .npy, .csv or .parquet.
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -833,6 +841,8 @@ pub struct ReconstructArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -871,6 +881,8 @@ pub struct EvalArgs {
     pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]

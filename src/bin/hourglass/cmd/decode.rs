@@ -5,7 +5,8 @@ use crate::args::DecodeArgs;
 use anyhow::Result;
 
 pub fn run(a: DecodeArgs) -> Result<()> {
-    let file = load_model(&a.model)?;
+    let mut file = load_model(&a.model)?;
+    a.infer.apply(&mut file.model)?;
     let codes = read(&a.codes, &Default::default(), None)?.data;
     if codes.x.cols() != file.model.code_dim() {
         anyhow::bail!(

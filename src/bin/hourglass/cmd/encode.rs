@@ -5,7 +5,8 @@ use crate::args::EncodeArgs;
 use anyhow::Result;
 
 pub fn run(a: EncodeArgs) -> Result<()> {
-    let file = load_model(&a.model)?;
+    let mut file = load_model(&a.model)?;
+    a.infer.apply(&mut file.model)?;
     let layer = a.layer.unwrap_or(file.model.encoder_layers() - 1);
     // The layer's width (and an error for a layer out of range) from no rows.
     let width = file

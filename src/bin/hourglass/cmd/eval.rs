@@ -6,10 +6,19 @@ use anyhow::Result;
 use hourglass::format::{self, AnyModel, ModelFile};
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let file = match format::load_any(&a.model)? {
-        AnyModel::Classifier(c) => return super::pretrain::eval(a, &c),
+    let mut file = match format::load_any(&a.model)? {
+        AnyModel::Classifier(c) => {
+            anyhow::ensure!(
+                a.infer.precision == hourglass::InferPrecision::F32,
+                "{}: a classifier evaluates in f32; --precision {} applies to autoencoders",
+                a.model.display(),
+                a.infer.precision.name()
+            );
+            return super::pretrain::eval(a, &c);
+        }
         AnyModel::Autoencoder(f) => f,
     };
+    a.infer.apply(&mut file.model)?;
     if let Some(t) = &a.target {
         let ds = read_for(&file, &a.data, &a.columns.selection())?.data;
         return paired(&file, &ds, t, a.json);

@@ -5,7 +5,8 @@ use crate::args::ReconstructArgs;
 use anyhow::Result;
 
 pub fn run(a: ReconstructArgs) -> Result<()> {
-    let file = load_model(&a.model)?;
+    let mut file = load_model(&a.model)?;
+    a.infer.apply(&mut file.model)?;
     let sel = hourglass::data::ColumnSelection {
         label_column: None,
         ..a.columns.selection()

@@ -13,7 +13,8 @@ fn sink_path(p: &Option<std::path::PathBuf>) -> &std::path::Path {
 }
 
 pub fn run(a: ScoreArgs) -> Result<()> {
-    let file = load_model(&a.model)?;
+    let mut file = load_model(&a.model)?;
+    a.infer.apply(&mut file.model)?;
     let sel = a.columns.selection();
     let threshold = file.anomaly.as_ref();
     let metric = match (a.metric, threshold) {
@@ -213,6 +214,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let mut file = load_model(&a.model)?;
+    a.infer.apply(&mut file.model)?;
     let mut src = source_for(&file, &a.data, &a.columns.selection())?;
     let rule = match (a.contamination, a.quantile, a.fpr) {
         (Some(p), _, _) => ThresholdRule::Contamination(p),

@@ -1,0 +1,637 @@
+//! int8 inference: symmetric quantization of weights (per output row) and of activations (per
+//! input row), and the exact integer product `acc = xq · wqᵀ` in i32.
+//!
+//! Rows of both operands are padded with zeros to [`padded`] (a multiple of 64 bytes, one
+//! AVX-512 vector), so no kernel has a tail. The product is computed in integers and is
+//! therefore exact: every unit ([`Unit`]) gives the same bits, on any thread, in any block —
+//! including VNNI's `vpdpbusd`, which multiplies *unsigned* by signed bytes: it reads the
+//! activations shifted by 128 (`q ^ 0x80`) and subtracts `128 · Σ wq` per output afterwards,
+//! with wrapping i32 arithmetic, exact because the true result fits in i32 ([`MAX_K`]).
+//!
+//! Quantization rounds half to even and clamps to ±127, in plain scalar code whose IEEE
+//! arithmetic is the same at every SIMD level.
+
+#![allow(
+    clippy::needless_range_loop,
+    reason = "the tiles index small constant-size arrays of registers by row and output"
+)]
+
+use super::{Level, level};
+use rayon::prelude::*;
+
+/// Bytes a row is padded to a multiple of.
+pub const ALIGN: usize = 64;
+
+/// The widest row the exact i32 product takes: `127 · 127 · MAX_K < 2³¹`.
+pub const MAX_K: usize = 131_072;
+
+/// Multiply-adds in one call from which blocks of outputs run as parallel tasks.
+const PAR_MIN_MACS: usize = 1 << 21;
+
+/// Outputs per parallel task.
+const COL_TASK: usize = 64;
+
+/// `k` rounded up to a multiple of [`ALIGN`].
+pub fn padded(k: usize) -> usize {
+    k.div_ceil(ALIGN) * ALIGN
+}
+
+/// What computes the integer products here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// AVX512-VNNI `vpdpbusd` on 64-byte vectors.
+    Vnni512,
+    /// AVX-512BW: bytes widened to i16, `vpmaddwd`.
+    Bw512,
+    /// AVX-VNNI `vpdpbusd` on 32-byte vectors.
+    AvxVnni,
+    /// AVX2: bytes widened to i16, `vpmaddwd`.
+    Avx2,
+    /// Plain Rust.
+    Portable,
+}
+
+impl Unit {
+    /// Every unit, fastest first.
+    pub const ALL: [Unit; 5] = [Unit::Vnni512, Unit::Bw512, Unit::AvxVnni, Unit::Avx2, Unit::Portable];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Vnni512 => "avx512-vnni",
+            Unit::Bw512 => "avx512bw",
+            Unit::AvxVnni => "avx-vnni",
+            Unit::Avx2 => "avx2",
+            Unit::Portable => "portable",
+        }
+    }
+
+    /// The SIMD level the unit belongs to (a lowered [`level`] lowers the unit too).
+    fn level(self) -> Level {
+        match self {
+            Unit::Vnni512 | Unit::Bw512 => Level::Avx512,
+            Unit::AvxVnni | Unit::Avx2 => Level::Avx2,
+            Unit::Portable => Level::Portable,
+        }
+    }
+
+    /// Whether this CPU runs the unit.
+    pub fn supported(self) -> bool {
+        if !self.level().supported() {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Unit::Vnni512 => has!("avx512vnni"),
+                Unit::AvxVnni => has!("avxvnni"),
+                _ => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        true
+    }
+
+    /// The fastest unit at the current [`level`].
+    pub fn here() -> Unit {
+        // Levels order fastest first: a unit may run when its level is not above `level()`.
+        let l = level();
+        Unit::ALL
+            .into_iter()
+            .find(|u| u.level() >= l && u.supported())
+            .unwrap_or(Unit::Portable)
+    }
+
+    /// Every unit this CPU runs, fastest first (what the tests compare).
+    pub fn all_here() -> Vec<Unit> {
+        Unit::ALL.into_iter().filter(|u| u.supported()).collect()
+    }
+}
+
+/// Rounds `v` (already divided by its scale) to the nearest integer in ±127, half to even
+/// (a NaN to -127). Adding 1.5 · 2²³ rounds to an integer in the current (nearest-even) mode
+/// and leaves it in the low mantissa bits: plain float and integer operations, which
+/// vectorize, where a float-to-integer cast is scalarized for its saturation.
+#[inline(always)]
+#[allow(
+    clippy::manual_clamp,
+    reason = "max then min maps a NaN to -127, where clamp keeps it"
+)]
+fn to_i8(v: f32) -> i8 {
+    const MAGIC: f32 = 12_582_912.0;
+    let c = v.max(-127.0).min(127.0);
+    (c + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits()) as i8
+}
+
+/// The symmetric scale of `row`: its largest magnitude over 127 (1 for a row of zeros, so
+/// that every value quantizes to 0). The maximum in sixteen lanes, which vectorizes (a
+/// maximum does not depend on the order).
+#[inline(always)]
+fn scale_of(row: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = l.max(v.abs());
+        }
+    }
+    let m = chunks
+        .remainder()
+        .iter()
+        .fold(lanes.iter().fold(0.0f32, |a, &b| a.max(b)), |a, v| a.max(v.abs()));
+    if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 }
+}
+
+/// Quantizes the rows of `x` (`k` values each) into `q` (rows of [`padded`]`(k)` bytes, the
+/// padding zero) and their scales into `scales`: `x ≈ scale · q`.
+///
+/// # Panics
+/// If the lengths disagree.
+pub fn quantize_rows(x: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+    let kp = padded(k);
+    assert!(k > 0 && x.len().is_multiple_of(k), "quantize_rows: input length");
+    let rows = x.len() / k;
+    assert_eq!(q.len(), rows * kp, "quantize_rows: output length");
+    assert_eq!(scales.len(), rows, "quantize_rows: scales length");
+    quantize(x, k, q, scales);
+}
+
+super::multiversion! {
+    /// [`quantize_rows`] after its checks, compiled per SIMD level (the same IEEE operations
+    /// at each: a product, a rounding, a clamp).
+    fn quantize(x: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+        let kp = padded(k);
+        for ((row, qr), s) in x.chunks_exact(k).zip(q.chunks_exact_mut(kp)).zip(scales.iter_mut()) {
+            *s = scale_of(row);
+            let inv = 1.0 / *s;
+            for (d, &v) in qr.iter_mut().zip(row) {
+                *d = to_i8(v * inv);
+            }
+            qr[k..].fill(0);
+        }
+    }
+}
+
+/// Weights `w` (`n` rows of `k`) quantized per output row: the bytes (rows of
+/// [`padded`]`(k)`), the scales, and each row's sum of bytes (for the unsigned products).
+pub fn quantize_weights(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>, Vec<i32>) {
+    assert_eq!(w.len(), n * k, "quantize_weights: length");
+    let mut q = vec![0i8; n * padded(k)];
+    let mut scales = vec![0.0f32; n];
+    quantize_rows(w, k, &mut q, &mut scales);
+    let sums = q
+        .chunks_exact(padded(k))
+        .map(|r| r.iter().map(|&v| i32::from(v)).sum())
+        .collect();
+    (q, scales, sums)
+}
+
+/// `acc (rows x n) = x (rows x kp) · wᵀ` exactly, `w` being `(n, kp)` and `sums` its rows'
+/// sums, at the fastest unit here; blocks of outputs run in parallel when the product is large
+/// (any split gives the same integers).
+///
+/// # Panics
+/// If the lengths disagree, `kp` is not a multiple of [`ALIGN`] or exceeds [`MAX_K`].
+#[track_caller]
+pub fn dot_i8(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    dot_i8_on(Unit::here(), acc, x, w, sums, kp, n);
+}
+
+/// [`dot_i8`] on `unit` (the tests' way to try each).
+///
+/// # Panics
+/// As [`dot_i8`], and if this CPU does not run `unit`.
+#[track_caller]
+pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    assert!(unit.supported(), "this CPU does not run {}", unit.name());
+    assert!(
+        kp > 0 && kp.is_multiple_of(ALIGN) && kp <= MAX_K,
+        "dot_i8: row length {kp}"
+    );
+    assert_eq!(x.len() % kp, 0, "dot_i8: input length");
+    let rows = x.len() / kp;
+    assert_eq!(acc.len(), rows * n, "dot_i8: output length");
+    assert_eq!(w.len(), n * kp, "dot_i8: weight length");
+    assert_eq!(sums.len(), n, "dot_i8: sums length");
+    if rows == 0 || n == 0 {
+        return;
+    }
+    if rows * kp * n >= PAR_MIN_MACS && n > COL_TASK {
+        let blocks: Vec<Vec<i32>> = (0..n.div_ceil(COL_TASK))
+            .into_par_iter()
+            .map(|t| {
+                let (j0, j1) = (t * COL_TASK, ((t + 1) * COL_TASK).min(n));
+                let mut local = vec![0i32; rows * (j1 - j0)];
+                columns(unit, &mut local, x, &w[j0 * kp..j1 * kp], &sums[j0..j1], kp, j1 - j0);
+                local
+            })
+            .collect();
+        for (t, local) in blocks.iter().enumerate() {
+            let width = local.len() / rows;
+            for (ar, lr) in acc.chunks_exact_mut(n).zip(local.chunks_exact(width)) {
+                ar[t * COL_TASK..][..width].copy_from_slice(lr);
+            }
+        }
+        return;
+    }
+    columns(unit, acc, x, w, sums, kp, n);
+}
+
+/// The product on this thread, on `unit`.
+fn columns(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    match unit {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `dot_i8_on` asserted the unit is supported: AVX-512 (F, BW) and VNNI.
+        Unit::Vnni512 => unsafe { x86::vnni512(acc, x, w, sums, kp, n) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX-512 (F, BW).
+        Unit::Bw512 => unsafe { x86::bw512(acc, x, w, sums, kp, n) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX2 and AVX-VNNI.
+        Unit::AvxVnni => unsafe { x86::avxvnni(acc, x, w, sums, kp, n) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX2.
+        Unit::Avx2 => unsafe { x86::avx2(acc, x, w, sums, kp, n) },
+        _ => portable(acc, x, w, kp, n),
+    }
+}
+
+/// Runs `$tile::<R, C>(x, w, sums, kp)` over `acc`: rows four at a time (`$c4` outputs per
+/// tile), a single row with `$c1` outputs per tile, the last outputs one at a time.
+macro_rules! drive {
+    ($acc:ident, $x:ident, $w:ident, $sums:ident, $kp:ident, $n:ident, $tile:ident, $c4:literal, $c1:literal) => {{
+        let rows = $x.len() / $kp;
+        let mut i = 0;
+        while i < rows {
+            let r = (rows - i).min(4);
+            let xr = &$x[i * $kp..(i + r) * $kp];
+            let ar = &mut $acc[i * $n..(i + r) * $n];
+            match r {
+                1 => strip::<1, $c1>(ar, xr, $w, $sums, $kp, $n),
+                2 => strip::<2, $c4>(ar, xr, $w, $sums, $kp, $n),
+                3 => strip::<3, $c4>(ar, xr, $w, $sums, $kp, $n),
+                _ => strip::<4, $c4>(ar, xr, $w, $sums, $kp, $n),
+            }
+            i += r;
+        }
+
+        #[inline(always)]
+        fn strip<const R: usize, const C: usize>(
+            acc: &mut [i32],
+            x: &[i8],
+            w: &[i8],
+            sums: &[i32],
+            kp: usize,
+            n: usize,
+        ) {
+            let mut j = 0;
+            while j + C <= n {
+                let out: [[i32; C]; R] = $tile::<R, C>(x, &w[j * kp..(j + C) * kp], &sums[j..j + C], kp);
+                for (r, o) in out.iter().enumerate() {
+                    acc[r * n + j..][..C].copy_from_slice(o);
+                }
+                j += C;
+            }
+            while j < n {
+                let out: [[i32; 1]; R] = $tile::<R, 1>(x, &w[j * kp..(j + 1) * kp], &sums[j..j + 1], kp);
+                for (r, o) in out.iter().enumerate() {
+                    acc[r * n + j] = o[0];
+                }
+                j += 1;
+            }
+        }
+    }};
+}
+
+/// Plain integer dot products.
+fn portable(acc: &mut [i32], x: &[i8], w: &[i8], kp: usize, n: usize) {
+    for (ar, xr) in acc.chunks_exact_mut(n).zip(x.chunks_exact(kp)) {
+        for (a, wr) in ar.iter_mut().zip(w.chunks_exact(kp)) {
+            *a = xr.iter().zip(wr).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m256i, __m512i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm256_add_epi32,
+        _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_dpbusd_avx_epi32, _mm256_extracti128_si256,
+        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi8, _mm256_setzero_si256, _mm256_xor_si256,
+        _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_madd_epi16,
+        _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i32x4,
+        _mm512_storeu_si512, _mm512_xor_si512,
+    };
+
+    /// The lane sums of four vectors at once (wrapping; integer sums in any order).
+    #[inline(always)]
+    fn reduce4(a: [__m512i; 4]) -> [i32; 4] {
+        // SAFETY: AVX-512F is enabled in every caller.
+        unsafe {
+            // Quarters 0+2 and 1+3 of a0 beside those of a1; the same for a2, a3.
+            let s01 = _mm512_add_epi32(
+                _mm512_shuffle_i32x4::<0b01_00_01_00>(a[0], a[1]),
+                _mm512_shuffle_i32x4::<0b11_10_11_10>(a[0], a[1]),
+            );
+            let s23 = _mm512_add_epi32(
+                _mm512_shuffle_i32x4::<0b01_00_01_00>(a[2], a[3]),
+                _mm512_shuffle_i32x4::<0b11_10_11_10>(a[2], a[3]),
+            );
+            // Quarter q: vector q's four partial sums.
+            let t = _mm512_add_epi32(
+                _mm512_shuffle_i32x4::<0b10_00_10_00>(s01, s23),
+                _mm512_shuffle_i32x4::<0b11_01_11_01>(s01, s23),
+            );
+            let t = _mm512_add_epi32(t, _mm512_shuffle_epi32::<0b11_10_11_10>(t));
+            let t = _mm512_add_epi32(t, _mm512_shuffle_epi32::<0b01_01_01_01>(t));
+            let mut lanes = [0i32; 16];
+            _mm512_storeu_si512(lanes.as_mut_ptr().cast(), t);
+            [lanes[0], lanes[4], lanes[8], lanes[12]]
+        }
+    }
+
+    /// The sums of a tile's accumulators, four outputs at a time.
+    #[inline(always)]
+    fn reduce_tile<const R: usize, const C: usize>(a: &[[__m512i; C]; R]) -> [[i32; C]; R] {
+        let mut out = [[0i32; C]; R];
+        for r in 0..R {
+            let mut c = 0;
+            while c + 4 <= C {
+                out[r][c..c + 4].copy_from_slice(&reduce4([a[r][c], a[r][c + 1], a[r][c + 2], a[r][c + 3]]));
+                c += 4;
+            }
+            while c < C {
+                // SAFETY: AVX-512F is enabled in every caller.
+                out[r][c] = unsafe { _mm512_reduce_add_epi32(a[r][c]) };
+                c += 1;
+            }
+        }
+        out
+    }
+
+    /// Sum of the eight i32 lanes of `v` (wrapping).
+    #[inline(always)]
+    fn hsum256(v: __m256i) -> i32 {
+        // SAFETY: AVX2 is enabled in every caller.
+        unsafe {
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+            _mm_cvtsi128_si32(s)
+        }
+    }
+
+    /// AVX512-VNNI; callers guarantee the features and `dot_i8_on`'s lengths.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn vnni512(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+        drive!(acc, x, w, sums, kp, n, tile, 4, 8);
+
+        #[inline(always)]
+        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], sums: &[i32], kp: usize) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp && sums.len() >= C, "int8 tile");
+            let (xp, wp) = (x.as_ptr(), w.as_ptr());
+            // SAFETY: the features are enabled in the caller; every load is 64 bytes at
+            // `r * kp + 64 t` or `c * kp + 64 t` with `64 (t + 1) <= kp`, inside the asserted
+            // lengths.
+            unsafe {
+                let flip = _mm512_set1_epi8(-128);
+                let mut a = [[_mm512_setzero_si512(); C]; R];
+                for t in 0..kp / 64 {
+                    let xs: [__m512i; R] = std::array::from_fn(|r| {
+                        _mm512_xor_si512(_mm512_loadu_si512(xp.add(r * kp + t * 64).cast()), flip)
+                    });
+                    for c in 0..C {
+                        let wv = _mm512_loadu_si512(wp.add(c * kp + t * 64).cast());
+                        for r in 0..R {
+                            a[r][c] = _mm512_dpbusd_epi32(a[r][c], xs[r], wv);
+                        }
+                    }
+                }
+                let mut out = reduce_tile(&a);
+                for row in &mut out {
+                    for (o, s) in row.iter_mut().zip(sums) {
+                        *o = o.wrapping_sub(s.wrapping_mul(128));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// AVX-512BW; callers guarantee the features and `dot_i8_on`'s lengths.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn bw512(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+        drive!(acc, x, w, sums, kp, n, tile, 4, 8);
+
+        #[inline(always)]
+        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], _sums: &[i32], kp: usize) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp, "int8 tile");
+            let (xp, wp) = (x.as_ptr(), w.as_ptr());
+            // SAFETY: the features are enabled in the caller; every load is 32 bytes at
+            // `r * kp + 32 t` or `c * kp + 32 t` with `32 (t + 1) <= kp`.
+            unsafe {
+                let mut a = [[_mm512_setzero_si512(); C]; R];
+                for t in 0..kp / 32 {
+                    let xs: [__m512i; R] = std::array::from_fn(|r| {
+                        _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp.add(r * kp + t * 32).cast()))
+                    });
+                    for c in 0..C {
+                        let wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(wp.add(c * kp + t * 32).cast()));
+                        for r in 0..R {
+                            a[r][c] = _mm512_add_epi32(a[r][c], _mm512_madd_epi16(xs[r], wv));
+                        }
+                    }
+                }
+                super::x86::reduce_tile(&a)
+            }
+        }
+    }
+
+    /// AVX-VNNI; callers guarantee the features and `dot_i8_on`'s lengths.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) fn avxvnni(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+        drive!(acc, x, w, sums, kp, n, tile, 3, 6);
+
+        #[inline(always)]
+        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], sums: &[i32], kp: usize) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp && sums.len() >= C, "int8 tile");
+            let (xp, wp) = (x.as_ptr(), w.as_ptr());
+            // SAFETY: the features are enabled in the caller; 32-byte loads inside the rows.
+            unsafe {
+                let flip = _mm256_set1_epi8(-128);
+                let mut a = [[_mm256_setzero_si256(); C]; R];
+                for t in 0..kp / 32 {
+                    let xs: [__m256i; R] = std::array::from_fn(|r| {
+                        _mm256_xor_si256(_mm256_loadu_si256(xp.add(r * kp + t * 32).cast()), flip)
+                    });
+                    for c in 0..C {
+                        let wv = _mm256_loadu_si256(wp.add(c * kp + t * 32).cast());
+                        for r in 0..R {
+                            a[r][c] = _mm256_dpbusd_avx_epi32(a[r][c], xs[r], wv);
+                        }
+                    }
+                }
+                let mut out = [[0i32; C]; R];
+                for r in 0..R {
+                    for c in 0..C {
+                        out[r][c] = super::x86::hsum256(a[r][c]).wrapping_sub(sums[c].wrapping_mul(128));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// AVX2; callers guarantee the features and `dot_i8_on`'s lengths.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+        drive!(acc, x, w, sums, kp, n, tile, 3, 6);
+
+        #[inline(always)]
+        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], _sums: &[i32], kp: usize) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp, "int8 tile");
+            let (xp, wp) = (x.as_ptr(), w.as_ptr());
+            // SAFETY: AVX2 is enabled in the caller; 16-byte loads inside the rows.
+            unsafe {
+                let mut a = [[_mm256_setzero_si256(); C]; R];
+                for t in 0..kp / 16 {
+                    let xs: [__m256i; R] =
+                        std::array::from_fn(|r| _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(r * kp + t * 16).cast())));
+                    for c in 0..C {
+                        let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp.add(c * kp + t * 16).cast()));
+                        for r in 0..R {
+                            a[r][c] = _mm256_add_epi32(a[r][c], _mm256_madd_epi16(xs[r], wv));
+                        }
+                    }
+                }
+                let mut out = [[0i32; C]; R];
+                for r in 0..R {
+                    for c in 0..C {
+                        out[r][c] = super::x86::hsum256(a[r][c]);
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::reference;
+    use crate::kernels::testing::{AWKWARD, random};
+    use crate::rng::Rng;
+
+    /// Extreme bytes too: ±127 everywhere, so the products reach their bound.
+    fn bytes(n: usize, rng: &mut Rng) -> Vec<i8> {
+        (0..n)
+            .map(|_| match rng.below(8) {
+                0 => 127,
+                1 => -127,
+                _ => (rng.uniform_range(-127.0, 127.0)).round() as i8,
+            })
+            .collect()
+    }
+
+    /// Every unit this CPU runs gives the reference's exact integers, on awkward sizes and
+    /// row counts (each tile shape and remainder), alone and among other rows.
+    #[test]
+    fn every_unit_computes_the_exact_integer_products() {
+        let mut rng = Rng::new(11);
+        let units = Unit::all_here();
+        assert_eq!(units.last(), Some(&Unit::Portable));
+        for &k in &[1, 63, 64, 65, 200, 784] {
+            let kp = padded(k);
+            for &n in &[1, 3, 7, 8, 9, 17, 65] {
+                for &m in &[1, 2, 3, 4, 5, 9] {
+                    let mut x = bytes(m * kp, &mut rng);
+                    let mut w = bytes(n * kp, &mut rng);
+                    for r in x.chunks_exact_mut(kp).chain(w.chunks_exact_mut(kp)) {
+                        r[k..].fill(0);
+                    }
+                    let sums: Vec<i32> = w
+                        .chunks_exact(kp)
+                        .map(|r| r.iter().map(|&v| i32::from(v)).sum())
+                        .collect();
+                    let want = reference::dot_i8(&x, &w, m, kp, n);
+                    for &u in &units {
+                        let mut acc = vec![i32::MIN; m * n];
+                        dot_i8_on(u, &mut acc, &x, &w, &sums, kp, n);
+                        assert_eq!(acc, want, "{u:?} m={m} k={k} n={n}");
+                        let mut alone = vec![0; n];
+                        dot_i8_on(u, &mut alone, &x[(m - 1) * kp..], &w, &sums, kp, n);
+                        assert_eq!(alone[..], want[(m - 1) * n..], "{u:?} last row alone");
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the bound of the widest row, every value ±127 of the same sign: the exact result
+    /// `127² · MAX_K` fits, though VNNI's shifted partial sums wrap on the way.
+    #[test]
+    fn the_widest_row_at_full_scale_stays_exact() {
+        let kp = MAX_K;
+        let x = vec![127i8; kp];
+        let w = vec![127i8; kp];
+        let sums = vec![127 * kp as i32];
+        for u in Unit::all_here() {
+            let mut acc = [0];
+            dot_i8_on(u, &mut acc, &x, &w, &sums, kp, 1);
+            assert_eq!(i64::from(acc[0]), 127 * 127 * kp as i64, "{u:?}");
+        }
+    }
+
+    /// Large enough for parallel blocks of outputs: the reference's integers.
+    #[test]
+    fn parallel_blocks_give_the_same_integers() {
+        let mut rng = Rng::new(5);
+        let (m, kp, n) = (16, 320, 513);
+        assert!(m * kp * n >= PAR_MIN_MACS);
+        let x = bytes(m * kp, &mut rng);
+        let w = bytes(n * kp, &mut rng);
+        let sums: Vec<i32> = w
+            .chunks_exact(kp)
+            .map(|r| r.iter().map(|&v| i32::from(v)).sum())
+            .collect();
+        let mut acc = vec![0; m * n];
+        dot_i8(&mut acc, &x, &w, &sums, kp, n);
+        assert_eq!(acc, reference::dot_i8(&x, &w, m, kp, n));
+    }
+
+    /// Quantization: within half a step of the value, ±127 at the row's largest magnitude,
+    /// zeros in the padding, and a row of zeros with scale 1.
+    #[test]
+    fn rows_quantize_within_half_a_step() {
+        let mut rng = Rng::new(2);
+        for &k in &AWKWARD {
+            let mut x = random(3 * k, &mut rng);
+            x[2 * k..].fill(0.0);
+            let kp = padded(k);
+            let mut q = vec![1i8; 3 * kp];
+            let mut s = vec![0.0; 3];
+            quantize_rows(&x, k, &mut q, &mut s);
+            for r in 0..3 {
+                let (row, qr) = (&x[r * k..(r + 1) * k], &q[r * kp..(r + 1) * kp]);
+                assert!(qr[k..].iter().all(|&v| v == 0), "padding");
+                if r == 2 {
+                    assert_eq!(s[r], 1.0);
+                    assert!(qr.iter().all(|&v| v == 0));
+                    continue;
+                }
+                assert!(
+                    qr.iter().any(|&v| v.unsigned_abs() == 127),
+                    "k={k}: the largest maps to ±127"
+                );
+                for (&v, &b) in row.iter().zip(qr) {
+                    assert!(
+                        (v - s[r] * f32::from(b)).abs() <= 0.5 * s[r] * (1.0 + 1e-6),
+                        "k={k}: {v} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
