@@ -31,12 +31,17 @@ if bf16_unit:
     # Opt-in mixed precision (bf16 GEMMs on AMX or with AVX512-BF16, f32 weights and
     # optimizer); training only.
     sides["hourglass-bf16"] = [os.path.join(root, "target/release/examples/bench_mlp")]
+# int8 inference (the encode and latency tasks): hourglass --precision int8, and
+# onnxruntime's dynamic quantization of the same exported model.
+sides["hourglass-int8"] = sides["hourglass"]
+sides["onnxruntime-int8"] = sides["onnxruntime"]
 if os.environ.get("HOURGLASS_BASELINE"):
     sides["baseline"] = [os.environ["HOURGLASS_BASELINE"]]
 
 
 def measure(cmd, side):
-    env = dict(os.environ, PRECISION="bf16" if side == "hourglass-bf16" else "f32")
+    precision = "bf16" if side == "hourglass-bf16" else "int8" if side.endswith("-int8") else "f32"
+    env = dict(os.environ, PRECISION=precision)
     p = subprocess.Popen(cmd + [task, mnist, threads], stdout=subprocess.PIPE, text=True, env=env)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
@@ -48,7 +53,15 @@ def measure(cmd, side):
 results = {}
 for r in range(rounds):
     for task in tasks:
-        names = [s for s in sides if (s != "hourglass-bf16" or task.startswith("train")) and (s != "onnxruntime" or not task.startswith("train"))]
+        train = task.startswith("train")
+        names = [
+            s
+            for s in sides
+            if (s != "hourglass-bf16" or train)
+            and (not s.startswith("onnxruntime") or not train)
+            and (not s.endswith("-int8") or not train)
+            and (not s.startswith("onnxruntime") or task != "latency_score")
+        ]
         order = names if r % 2 == 0 else list(reversed(names))
         for side in order:
             value, rss = measure(sides[side], side)
@@ -63,7 +76,7 @@ simd = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vn
 print(f"CPU flags: {' '.join(simd)}; bf16 GEMMs: {bf16_unit or 'none (no AMX-BF16, no AVX512-BF16): no bf16 row'}\n")
 print("| task | unit | hourglass | PyTorch | ratio (higher = hourglass better) | peak RSS hourglass / PyTorch (MiB) |")
 print("|---|---|---|---|---|---|")
-units = {"train_small": "samples/s", "train_deep": "samples/s", "train_conv": "samples/s", "encode_small": "samples/s", "encode_conv": "samples/s", "latency_small": "µs (median)"}
+units = {"train_small": "samples/s", "train_deep": "samples/s", "train_conv": "samples/s", "encode_small": "samples/s", "encode_conv": "samples/s", "latency_small": "µs (median)", "latency_score": "µs (median)"}
 for task in tasks:
     lower_better = task.startswith("latency")
     pick = min if lower_better else max
@@ -83,6 +96,22 @@ for task in tasks:
         hb = pick(v for v, _ in results[(task, "hourglass-bf16")])
         br = min(m for _, m in results[(task, "hourglass-bf16")])
         print(f"| {task}, hourglass bf16 ({bf16_unit}) | {units[task]} | {hb:,.1f} | {t:,.1f} | **{hb / t:.2f}×** | {br:.0f} / {tr:.0f} ({br / tr:.2f}) |")
+
+int8 = [t for t in tasks if (t, "hourglass-int8") in results]
+if int8:
+    print("\n| task | unit | hourglass int8 | hourglass f32 | PyTorch f32 | onnxruntime int8 (quantize_dynamic) | int8 vs PyTorch | int8 vs onnxruntime int8 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for task in int8:
+        lower_better = task.startswith("latency")
+        pick = min if lower_better else max
+        q = pick(v for v, _ in results[(task, "hourglass-int8")])
+        h = pick(v for v, _ in results[(task, "hourglass")])
+        t = pick(v for v, _ in results[(task, "pytorch")])
+        o = pick(v for v, _ in results[(task, "onnxruntime-int8")]) if (task, "onnxruntime-int8") in results else None
+        ratio = lambda peer: peer / q if lower_better else q / peer
+        ort = f"{o:,.1f}" if o else "—"
+        vs_ort = f"**{ratio(o):.2f}×**" if o else "—"
+        print(f"| {task} | {units[task]} | {q:,.1f} | {h:,.1f} | {t:,.1f} | {ort} | **{ratio(t):.2f}×** | {vs_ort} |")
 
 inference = [t for t in tasks if (t, "onnxruntime") in results]
 if inference:

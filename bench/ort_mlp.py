@@ -1,7 +1,11 @@
 """onnxruntime side of bench/run: the encode tasks on the same models, exported by hourglass
 (`bench_mlp export_small|export_conv`), one measurement per process.
 
-Usage: python bench/ort_mlp.py TASK MNIST_TRAIN_IDX THREADS"""
+Usage: python bench/ort_mlp.py TASK MNIST_TRAIN_IDX THREADS
+
+With PRECISION=int8 the model first goes through onnxruntime's own dynamic quantization
+(`quantize_dynamic`: int8 weights per output channel, activations quantized per call): the
+int8 peer of `hourglass --precision int8`."""
 import json
 import os
 import subprocess
@@ -21,6 +25,12 @@ kind = "conv" if task == "encode_conv" else "small"
 with tempfile.TemporaryDirectory() as tmp:
     model = os.path.join(tmp, f"{kind}.onnx")
     subprocess.run([os.path.join(root, "target/release/examples/bench_mlp"), f"export_{kind}", model], check=True)
+    if os.environ.get("PRECISION") == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = os.path.join(tmp, f"{kind}-int8.onnx")
+        quantize_dynamic(model, quantized, weight_type=QuantType.QInt8, per_channel=True)
+        model = quantized
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

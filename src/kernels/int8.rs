@@ -129,17 +129,20 @@ fn to_i8(v: f32) -> i8 {
 /// maximum does not depend on the order).
 #[inline(always)]
 fn scale_of(row: &[f32]) -> f32 {
+    // `if a > l` rather than `f32::max`: a plain vector maximum, without the NaN handling
+    // (a NaN is skipped either way).
+    let bigger = |l: f32, v: &f32| if v.abs() > l { v.abs() } else { l };
     let mut lanes = [0.0f32; 16];
     let mut chunks = row.chunks_exact(16);
     for c in &mut chunks {
         for (l, v) in lanes.iter_mut().zip(c) {
-            *l = l.max(v.abs());
+            *l = bigger(*l, v);
         }
     }
     let m = chunks
         .remainder()
         .iter()
-        .fold(lanes.iter().fold(0.0f32, |a, &b| a.max(b)), |a, v| a.max(v.abs()));
+        .fold(lanes.iter().fold(0.0f32, bigger), bigger);
     if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 }
 }
 

@@ -343,6 +343,8 @@ pub struct ProbeArgs {
     pub json: bool,
     #[command(flatten)]
     pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub infer: InferArgs,
 }
 
 #[derive(Debug, Args)]

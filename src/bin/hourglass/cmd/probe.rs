@@ -12,6 +12,7 @@ fn features(a: &ProbeArgs, path: &Path, labels: Option<&Path>) -> Result<(Matrix
     let (x, from_column) = match &a.model {
         Some(m) => {
             let mut file = load_model(m)?;
+            a.infer.apply(&mut file.model)?;
             if let Some(k) = a.topk_encode {
                 file.model.set_encode_k(k)?;
             }
