@@ -29,7 +29,7 @@ pub const MAX_K: usize = 131_072;
 const PAR_MIN_MACS: usize = 1 << 21;
 
 /// Outputs per parallel task.
-const COL_TASK: usize = 64;
+const COL_TASK: usize = PACK;
 
 /// `k` rounded up to a multiple of [`ALIGN`].
 pub fn padded(k: usize) -> usize {
@@ -176,29 +176,70 @@ super::multiversion! {
     }
 }
 
-/// Weights `w` (`n` rows of `k`) quantized per output row: the bytes (rows of
-/// [`padded`]`(k)`), the scales, and each row's sum of bytes (for the unsigned products).
-pub fn quantize_weights(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>, Vec<i32>) {
+/// Outputs per block of the packed layout: four vectors of sixteen.
+pub const PACK: usize = 64;
+
+/// Weights quantized per output row, in the two layouts the units read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    /// Outputs.
+    pub n: usize,
+    /// Bytes per row ([`padded`] inputs).
+    pub kp: usize,
+    /// `n` rows of `kp` bytes.
+    pub rows: Vec<i8>,
+    /// For VNNI: blocks of [`PACK`] outputs (the last padded with zero rows), each `kp / 4`
+    /// groups of 256 bytes: four vectors of 16 outputs x 4 consecutive inputs, so one
+    /// `vpdpbusd` adds four inputs' products to 16 outputs and no lanes are ever reduced.
+    pub packed: Vec<i8>,
+    /// Each row's sum of bytes (for the unsigned products).
+    pub sums: Vec<i32>,
+}
+
+impl Weights {
+    /// Weights from their rows of bytes (`n` rows of `kp`, `kp` a multiple of [`ALIGN`]).
+    pub fn from_rows(rows: Vec<i8>, kp: usize, n: usize) -> Weights {
+        assert_eq!(rows.len(), n * kp, "Weights: length");
+        let sums = rows
+            .chunks_exact(kp)
+            .map(|r| r.iter().map(|&v| i32::from(v)).sum())
+            .collect();
+        let mut packed = vec![0i8; n.div_ceil(PACK) * PACK * kp];
+        for (j, row) in rows.chunks_exact(kp).enumerate() {
+            let (block, jj) = (j / PACK, j % PACK);
+            let (vector, lane) = (jj / 16, jj % 16);
+            for (q, four) in row.chunks_exact(4).enumerate() {
+                let at = block * PACK * kp + q * 256 + vector * 64 + lane * 4;
+                packed[at..at + 4].copy_from_slice(four);
+            }
+        }
+        Weights {
+            n,
+            kp,
+            rows,
+            packed,
+            sums,
+        }
+    }
+}
+
+/// Weights `w` (`n` rows of `k`) quantized per output row: the bytes, and the scales.
+pub fn quantize_weights(w: &[f32], n: usize, k: usize) -> (Weights, Vec<f32>) {
     assert_eq!(w.len(), n * k, "quantize_weights: length");
     let mut q = vec![0i8; n * padded(k)];
     let mut scales = vec![0.0f32; n];
     quantize_rows(w, k, &mut q, &mut scales);
-    let sums = q
-        .chunks_exact(padded(k))
-        .map(|r| r.iter().map(|&v| i32::from(v)).sum())
-        .collect();
-    (q, scales, sums)
+    (Weights::from_rows(q, padded(k), n), scales)
 }
 
-/// `acc (rows x n) = x (rows x kp) · wᵀ` exactly, `w` being `(n, kp)` and `sums` its rows'
-/// sums, at the fastest unit here; blocks of outputs run in parallel when the product is large
-/// (any split gives the same integers).
+/// `acc (rows x n) = x (rows x kp) · wᵀ` exactly, at the fastest unit here; blocks of
+/// outputs run in parallel when the product is large (any split gives the same integers).
 ///
 /// # Panics
-/// If the lengths disagree, `kp` is not a multiple of [`ALIGN`] or exceeds [`MAX_K`].
+/// If the lengths disagree, or `kp` exceeds [`MAX_K`].
 #[track_caller]
-pub fn dot_i8(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
-    dot_i8_on(Unit::here(), acc, x, w, sums, kp, n);
+pub fn dot_i8(acc: &mut [i32], x: &[i8], w: &Weights) {
+    dot_i8_on(Unit::here(), acc, x, w);
 }
 
 /// [`dot_i8`] on `unit` (the tests' way to try each).
@@ -206,7 +247,8 @@ pub fn dot_i8(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: u
 /// # Panics
 /// As [`dot_i8`], and if this CPU does not run `unit`.
 #[track_caller]
-pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &Weights) {
+    let (kp, n) = (w.kp, w.n);
     assert!(unit.supported(), "this CPU does not run {}", unit.name());
     assert!(
         kp > 0 && kp.is_multiple_of(ALIGN) && kp <= MAX_K,
@@ -215,18 +257,28 @@ pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], 
     assert_eq!(x.len() % kp, 0, "dot_i8: input length");
     let rows = x.len() / kp;
     assert_eq!(acc.len(), rows * n, "dot_i8: output length");
-    assert_eq!(w.len(), n * kp, "dot_i8: weight length");
-    assert_eq!(sums.len(), n, "dot_i8: sums length");
+    assert_eq!(w.packed.len(), n.div_ceil(PACK) * PACK * kp, "dot_i8: packed length");
     if rows == 0 || n == 0 {
         return;
     }
+    // Outputs `j0..j1` (`j0` a multiple of PACK) into `out`, rows of `j1 - j0`.
+    let part = |out: &mut [i32], j0: usize, j1: usize| {
+        let cols = Cols {
+            rows: &w.rows[j0 * kp..j1 * kp],
+            packed: &w.packed[j0 * kp..],
+            sums: &w.sums[j0..j1],
+            kp,
+            n: j1 - j0,
+        };
+        columns(unit, out, x, &cols);
+    };
     if rows * kp * n >= PAR_MIN_MACS && n > COL_TASK {
         let blocks: Vec<Vec<i32>> = (0..n.div_ceil(COL_TASK))
             .into_par_iter()
             .map(|t| {
                 let (j0, j1) = (t * COL_TASK, ((t + 1) * COL_TASK).min(n));
                 let mut local = vec![0i32; rows * (j1 - j0)];
-                columns(unit, &mut local, x, &w[j0 * kp..j1 * kp], &sums[j0..j1], kp, j1 - j0);
+                part(&mut local, j0, j1);
                 local
             })
             .collect();
@@ -238,15 +290,26 @@ pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], 
         }
         return;
     }
-    columns(unit, acc, x, w, sums, kp, n);
+    part(acc, 0, n);
+}
+
+/// A run of outputs of [`Weights`]: its rows, its packed blocks (from the first, to the end),
+/// its sums.
+struct Cols<'a> {
+    rows: &'a [i8],
+    packed: &'a [i8],
+    sums: &'a [i32],
+    kp: usize,
+    n: usize,
 }
 
 /// The product on this thread, on `unit`.
-fn columns(unit: Unit, acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+fn columns(unit: Unit, acc: &mut [i32], x: &[i8], c: &Cols<'_>) {
+    let (w, sums, kp, n) = (c.rows, c.sums, c.kp, c.n);
     match unit {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `dot_i8_on` asserted the unit is supported: AVX-512 (F, BW) and VNNI.
-        Unit::Vnni512 => unsafe { x86::vnni512(acc, x, w, sums, kp, n) },
+        Unit::Vnni512 => unsafe { x86::vnni512(acc, x, c.packed, sums, kp, n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX-512 (F, BW).
         Unit::Bw512 => unsafe { x86::bw512(acc, x, w, sums, kp, n) },
@@ -318,13 +381,15 @@ fn portable(acc: &mut [i32], x: &[i8], w: &[i8], kp: usize, n: usize) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::PACK;
     use std::arch::x86_64::{
-        __m256i, __m512i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm256_add_epi32,
-        _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_dpbusd_avx_epi32, _mm256_extracti128_si256,
-        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi8, _mm256_setzero_si256, _mm256_xor_si256,
-        _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_madd_epi16,
-        _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i32x4,
-        _mm512_storeu_si512, _mm512_xor_si512,
+        __m256i, __m512i, __mmask16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+        _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_dpbusd_avx_epi32,
+        _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi8, _mm256_setzero_si256,
+        _mm256_xor_si256, _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_loadu_si512,
+        _mm512_madd_epi16, _mm512_mask_storeu_epi32, _mm512_maskz_loadu_epi32, _mm512_reduce_add_epi32,
+        _mm512_set1_epi32, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i32x4, _mm512_slli_epi32,
+        _mm512_storeu_si512, _mm512_sub_epi32,
     };
 
     /// The lane sums of four vectors at once (wrapping; integer sums in any order).
@@ -385,39 +450,69 @@ mod x86 {
         }
     }
 
-    /// AVX512-VNNI; callers guarantee the features and `dot_i8_on`'s lengths.
+    /// AVX512-VNNI on the packed layout; callers guarantee the features and `dot_i8_on`'s
+    /// lengths. Tiles of up to 6 rows x 64 outputs: 24 accumulators, each `vpdpbusd` adding
+    /// four inputs (a broadcast of the row's four bytes, shifted to unsigned) to 16 outputs.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn vnni512(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
-        drive!(acc, x, w, sums, kp, n, tile, 4, 8);
+    pub(super) fn vnni512(acc: &mut [i32], x: &[i8], packed: &[i8], sums: &[i32], kp: usize, n: usize) {
+        let rows = x.len() / kp;
+        let mut j0 = 0;
+        while j0 < n {
+            let block = &packed[j0 * kp..(j0 + PACK) * kp];
+            let mut i = 0;
+            while i < rows {
+                let r = (rows - i).min(6);
+                let xr = &x[i * kp..(i + r) * kp];
+                let ar = &mut acc[i * n..(i + r) * n];
+                match r {
+                    1 => tile::<1>(ar, xr, block, sums, kp, n, j0),
+                    2 => tile::<2>(ar, xr, block, sums, kp, n, j0),
+                    3 => tile::<3>(ar, xr, block, sums, kp, n, j0),
+                    4 => tile::<4>(ar, xr, block, sums, kp, n, j0),
+                    5 => tile::<5>(ar, xr, block, sums, kp, n, j0),
+                    _ => tile::<6>(ar, xr, block, sums, kp, n, j0),
+                }
+                i += r;
+            }
+            j0 += PACK;
+        }
 
         #[inline(always)]
-        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], sums: &[i32], kp: usize) -> [[i32; C]; R] {
-            assert!(x.len() >= R * kp && w.len() >= C * kp && sums.len() >= C, "int8 tile");
-            let (xp, wp) = (x.as_ptr(), w.as_ptr());
-            // SAFETY: the features are enabled in the caller; every load is 64 bytes at
-            // `r * kp + 64 t` or `c * kp + 64 t` with `64 (t + 1) <= kp`, inside the asserted
-            // lengths.
+        fn tile<const R: usize>(acc: &mut [i32], x: &[i8], block: &[i8], sums: &[i32], kp: usize, n: usize, j0: usize) {
+            assert!(
+                x.len() >= R * kp && block.len() >= PACK * kp && acc.len() >= R * n,
+                "int8 tile"
+            );
+            let (xp, wp) = (x.as_ptr(), block.as_ptr());
+            // SAFETY: the features are enabled in the caller. Reads: 4 bytes at `r * kp + 4 q`
+            // (`4 q + 4 <= kp`) and 64 at `256 q + 64 c` (`256 q + 256 <= 64 kp`), inside the
+            // asserted lengths; the stores and sum loads are masked to outputs below `n`.
             unsafe {
-                let flip = _mm512_set1_epi8(-128);
-                let mut a = [[_mm512_setzero_si512(); C]; R];
-                for t in 0..kp / 64 {
-                    let xs: [__m512i; R] = std::array::from_fn(|r| {
-                        _mm512_xor_si512(_mm512_loadu_si512(xp.add(r * kp + t * 64).cast()), flip)
-                    });
-                    for c in 0..C {
-                        let wv = _mm512_loadu_si512(wp.add(c * kp + t * 64).cast());
-                        for r in 0..R {
-                            a[r][c] = _mm512_dpbusd_epi32(a[r][c], xs[r], wv);
+                let mut a = [[_mm512_setzero_si512(); 4]; R];
+                for q in 0..kp / 4 {
+                    let w: [__m512i; 4] = std::array::from_fn(|c| _mm512_loadu_si512(wp.add(q * 256 + c * 64).cast()));
+                    for r in 0..R {
+                        // The four bytes shifted to unsigned in a scalar register, then
+                        // broadcast (no vector op beside the products).
+                        let four = std::ptr::read_unaligned(xp.add(r * kp + q * 4).cast::<u32>()) ^ 0x8080_8080;
+                        let xb = _mm512_set1_epi32(four as i32);
+                        for c in 0..4 {
+                            a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb, w[c]);
                         }
                     }
                 }
-                let mut out = reduce_tile(&a);
-                for row in &mut out {
-                    for (o, s) in row.iter_mut().zip(sums) {
-                        *o = o.wrapping_sub(s.wrapping_mul(128));
+                for c in 0..4 {
+                    let j = j0 + c * 16;
+                    if j >= n {
+                        break;
+                    }
+                    let m: __mmask16 = if n - j >= 16 { 0xffff } else { (1u16 << (n - j)) - 1 };
+                    let shift = _mm512_slli_epi32::<7>(_mm512_maskz_loadu_epi32(m, sums.as_ptr().add(j).cast()));
+                    for r in 0..R {
+                        let v = _mm512_sub_epi32(a[r][c], shift);
+                        _mm512_mask_storeu_epi32(acc.as_mut_ptr().add(r * n + j).cast(), m, v);
                     }
                 }
-                out
             }
         }
     }
@@ -547,24 +642,21 @@ mod tests {
         assert_eq!(units.last(), Some(&Unit::Portable));
         for &k in &[1, 63, 64, 65, 200, 784] {
             let kp = padded(k);
-            for &n in &[1, 3, 7, 8, 9, 17, 65] {
-                for &m in &[1, 2, 3, 4, 5, 9] {
+            for &n in &[1, 3, 7, 8, 9, 17, 64, 65, 130] {
+                for &m in &[1, 2, 3, 4, 5, 6, 7, 13] {
                     let mut x = bytes(m * kp, &mut rng);
                     let mut w = bytes(n * kp, &mut rng);
                     for r in x.chunks_exact_mut(kp).chain(w.chunks_exact_mut(kp)) {
                         r[k..].fill(0);
                     }
-                    let sums: Vec<i32> = w
-                        .chunks_exact(kp)
-                        .map(|r| r.iter().map(|&v| i32::from(v)).sum())
-                        .collect();
                     let want = reference::dot_i8(&x, &w, m, kp, n);
+                    let w = Weights::from_rows(w, kp, n);
                     for &u in &units {
                         let mut acc = vec![i32::MIN; m * n];
-                        dot_i8_on(u, &mut acc, &x, &w, &sums, kp, n);
+                        dot_i8_on(u, &mut acc, &x, &w);
                         assert_eq!(acc, want, "{u:?} m={m} k={k} n={n}");
                         let mut alone = vec![0; n];
-                        dot_i8_on(u, &mut alone, &x[(m - 1) * kp..], &w, &sums, kp, n);
+                        dot_i8_on(u, &mut alone, &x[(m - 1) * kp..], &w);
                         assert_eq!(alone[..], want[(m - 1) * n..], "{u:?} last row alone");
                     }
                 }
@@ -578,11 +670,10 @@ mod tests {
     fn the_widest_row_at_full_scale_stays_exact() {
         let kp = MAX_K;
         let x = vec![127i8; kp];
-        let w = vec![127i8; kp];
-        let sums = vec![127 * kp as i32];
+        let w = Weights::from_rows(vec![127i8; kp], kp, 1);
         for u in Unit::all_here() {
             let mut acc = [0];
-            dot_i8_on(u, &mut acc, &x, &w, &sums, kp, 1);
+            dot_i8_on(u, &mut acc, &x, &w);
             assert_eq!(i64::from(acc[0]), 127 * 127 * kp as i64, "{u:?}");
         }
     }
@@ -595,13 +686,13 @@ mod tests {
         assert!(m * kp * n >= PAR_MIN_MACS);
         let x = bytes(m * kp, &mut rng);
         let w = bytes(n * kp, &mut rng);
-        let sums: Vec<i32> = w
-            .chunks_exact(kp)
-            .map(|r| r.iter().map(|&v| i32::from(v)).sum())
-            .collect();
-        let mut acc = vec![0; m * n];
-        dot_i8(&mut acc, &x, &w, &sums, kp, n);
-        assert_eq!(acc, reference::dot_i8(&x, &w, m, kp, n));
+        let want = reference::dot_i8(&x, &w, m, kp, n);
+        let w = Weights::from_rows(w, kp, n);
+        for u in Unit::all_here() {
+            let mut acc = vec![0; m * n];
+            dot_i8_on(u, &mut acc, &x, &w);
+            assert_eq!(acc, want, "{u:?}");
+        }
     }
 
     /// Quantization: within half a step of the value, ±127 at the row's largest magnitude,

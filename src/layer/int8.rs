@@ -16,12 +16,10 @@ use std::cell::RefCell;
 pub struct Int8Dense {
     n_in: usize,
     n_out: usize,
-    /// `n_out` rows of [`int8::padded`]`(n_in)` bytes.
-    weight: Vec<i8>,
-    /// Per output row: `w ≈ scale · q`.
+    /// The bytes, `w ≈ scale · q` per output row.
+    weight: int8::Weights,
+    /// Per output row: the scale.
     scale: Vec<f32>,
-    /// Per output row: the sum of its bytes.
-    sums: Vec<i32>,
 }
 
 impl Int8Dense {
@@ -38,19 +36,18 @@ impl Int8Dense {
                 d.n_in
             )));
         }
-        let (weight, scale, sums) = int8::quantize_weights(&d.weight, d.n_out, d.n_in);
+        let (weight, scale) = int8::quantize_weights(&d.weight, d.n_out, d.n_in);
         Ok(Int8Dense {
             n_in: d.n_in,
             n_out: d.n_out,
             weight,
             scale,
-            sums,
         })
     }
 
     /// The bytes of the quantized weights.
     pub fn weight_bytes(&self) -> usize {
-        self.weight.len()
+        self.weight.rows.len()
     }
 
     /// x: (rows, n_in) -> y: (rows, n_out) through `d` (the layer these weights came from: its
@@ -69,7 +66,7 @@ impl Int8Dense {
             sx.resize(rows, 0.0);
             acc.resize(rows * n, 0);
             int8::quantize_rows(x, k, &mut q[..rows * kp], &mut sx[..rows]);
-            int8::dot_i8(&mut acc[..rows * n], &q[..rows * kp], &self.weight, &self.sums, kp, n);
+            int8::dot_i8(&mut acc[..rows * n], &q[..rows * kp], &self.weight);
             for ((yr, ar), &s) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)).zip(sx.iter()) {
                 for ((v, &a), &sw) in yr.iter_mut().zip(ar).zip(&self.scale) {
                     *v = a as f32 * (s * sw);
