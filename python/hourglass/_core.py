@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _native
 from ._data import prepare
-from ._params import design, seed_of, table_settings, threads_of, training
+from ._params import design, inference_precision_of, seed_of, table_settings, threads_of, training
 from ._progress import Progress
 
 
@@ -52,6 +52,7 @@ class _AutoencoderBase:
     def _fit(self, X, scale=None, windows=None):
         """Trains on ``X``; ``windows`` ``(length, stride)`` cuts it, a series of steps, into
         windows that are the training rows."""
+        inference_precision_of(self._inference_precision())
         prep = prepare(self, X, reset=True)
         seed = seed_of(self.random_state)
         image_shape = _image_shape(self, prep)
@@ -98,8 +99,20 @@ class _AutoencoderBase:
         return info
 
     def _input(self, X):
-        check_is_fitted(self, "model_")
+        self._in_precision()
         return prepare(self, X, reset=False).data
+
+    def _in_precision(self):
+        """Checks the estimator is fitted and puts its model in ``inference_precision`` (a
+        parameter that may change after ``fit``; quantizing happens once per change)."""
+        check_is_fitted(self, "model_")
+        precision = inference_precision_of(self._inference_precision())
+        if self.model_.precision() != precision:
+            self.model_.set_precision(precision)
+
+    def _inference_precision(self):
+        # Estimators without the parameter (PCA) infer in f32.
+        return getattr(self, "inference_precision", "f32")
 
     def _threads(self):
         return threads_of(self.n_jobs)

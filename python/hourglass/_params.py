@@ -87,7 +87,19 @@ TRAINING = {
     "n_jobs": (None, "threads (None or -1: all cores); results do not depend on it"),
     "verbose": (0, "1: a progress bar per epoch (terminal or Jupyter); 2: a line per epoch"),
 }
-AUTOENCODER = {**MODEL, **TRAINING}
+INFERENCE = {
+    "inference_precision": ("f32", "arithmetic of transform, reconstruct and the scores: f32, or int8 (the weights of "
+                                   "dense layers and convolutions quantized per output row or filter when first used, "
+                                   "each input row with its own scale; other layers and training stay f32)"),
+}
+AUTOENCODER = {**MODEL, **TRAINING, **INFERENCE}
+
+
+def inference_precision_of(value) -> str:
+    """The inference precision, checked: "f32" or "int8"."""
+    if value not in ("f32", "int8"):
+        raise ValueError(f"inference_precision must be 'f32' or 'int8', got {value!r}")
+    return value
 
 
 def make_init(params: dict, extra: dict | None = None):

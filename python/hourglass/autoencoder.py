@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._core import _AutoencoderBase
 from ._params import AUTOENCODER, as_float_array, make_init, seed_of
@@ -22,7 +21,9 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
     the negative reconstruction error (**higher = more normal**, scikit-learn's convention;
     ``anomaly_scores`` has PyOD's, higher = more anomalous). Training is bit-identical for any
     ``n_jobs``; the GIL is released while it runs and Ctrl-C stops it cleanly. ``save`` writes
-    the command line's model file; pickling keeps its bytes.
+    the command line's model file; pickling keeps its bytes. ``inference_precision="int8"``
+    (settable after ``fit``) runs the dense layers and convolutions of inference in int8, as the command
+    line's ``--precision int8``.
 
     Fitted attributes: ``model_``, ``n_features_in_``, ``feature_names_in_`` (named
     columns), ``history_`` (per-epoch losses and code sparsity), ``n_iter_``,
@@ -42,7 +43,7 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
 
     def inverse_transform(self, X):
         """Decodes codes back to rows in the data's units."""
-        check_is_fitted(self, "model_")
+        self._in_precision()
         codes = as_float_array(X)
         if codes.ndim != 2 or codes.shape[1] != self.code_dim_:
             raise ValueError(f"codes must have {self.code_dim_} columns, got shape {codes.shape}")
@@ -61,7 +62,7 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
     def sample(self, n, random_state=None):
         """``n`` rows decoded from codes drawn from the prior N(0, I) (a model fitted with
         ``vae``), in the data's units."""
-        check_is_fitted(self, "model_")
+        self._in_precision()
         return self.model_.sample(int(n), seed_of(random_state), threads=self._threads())
 
     def log_likelihood(self, X, samples=100, random_state=0):

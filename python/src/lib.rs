@@ -10,7 +10,9 @@ use hourglass::data::window::Windows;
 use hourglass::format::{self, AnyModel, ModelFile, Provenance};
 use hourglass::model::{Design, Dims};
 use hourglass::score::{ScoreMetric, ThresholdRule};
-use hourglass::{Error, Flow, Matrix, MatrixRef, Noise, OptimizerConfig, Schedule, TrainConfig, TrainReport};
+use hourglass::{
+    Error, Flow, InferPrecision, Matrix, MatrixRef, Noise, OptimizerConfig, Schedule, TrainConfig, TrainReport,
+};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
@@ -827,6 +829,23 @@ impl Model {
             hourglass::report::autoencoder(file, "model", d.as_ref(), None)
         })?;
         write_text(&path, &html)
+    }
+
+    /// Sets the arithmetic of inference (`encode`, `decode`, `reconstruct`, scores, `calibrate`):
+    /// "f32", or "int8" (the weights of the dense layers and convolutions quantized per output
+    /// row or filter, once, here; the other layers stay f32). Returns how many layers run in int8. Not stored in the file.
+    fn set_precision(&mut self, precision: &str) -> PyResult<usize> {
+        let p: InferPrecision = precision.parse().map_err(HourglassError::new_err)?;
+        let m = &mut self.file.model;
+        if m.precision() != p {
+            m.set_precision(p).map_err(py_err)?;
+        }
+        Ok(m.int8_layers())
+    }
+
+    /// The arithmetic of inference: "f32" or "int8".
+    fn precision(&self) -> &'static str {
+        self.file.model.precision().name()
     }
 
     /// Everything known about the model, as JSON: config, provenance, widths, feature names,

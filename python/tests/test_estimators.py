@@ -215,6 +215,38 @@ def test_outlier_detector_flags_the_contamination(manifold):
         hourglass.OutlierDetector(contamination=0.9).fit(x)
 
 
+def test_int8_inference_is_close_to_f32_and_switches_with_the_parameter(manifold, tmp_path):
+    ae = hourglass.AutoEncoder(code=2, hidden=[16], epochs=30, scale="minmax", random_state=0).fit(manifold)
+    codes, recon, scores = ae.transform(manifold), ae.reconstruct(manifold), ae.anomaly_scores(manifold)
+    assert ae.model_.precision() == "f32"
+    ae.set_params(inference_precision="int8")
+    q_codes, q_recon, q_scores = ae.transform(manifold), ae.reconstruct(manifold), ae.anomaly_scores(manifold)
+    assert ae.model_.precision() == "int8"
+    # Different arithmetic (not a copy of the f32 path), close to it: int8 rounding of the
+    # weights and of each row, 1/254 of each row's largest value at most per input.
+    assert not np.array_equal(q_codes, codes)
+    spread = float(np.ptp(codes))
+    assert float(np.max(np.abs(q_codes - codes))) < 0.05 * spread
+    assert float(np.max(np.abs(q_recon - recon))) < 0.05 * float(np.ptp(manifold))
+    assert np.corrcoef(scores, q_scores)[0, 1] > 0.99
+    np.testing.assert_array_equal(ae.inverse_transform(q_codes), q_recon)
+    # Repeatable, kept through pickling (the parameter travels; the file stays f32)...
+    back = pickle.loads(pickle.dumps(ae))
+    np.testing.assert_array_equal(back.transform(manifold), q_codes)
+    ae.save(tmp_path / "m.hgm")
+    assert hourglass.load(tmp_path / "m.hgm").model_.precision() == "f32"
+    # ...and back to f32 exactly.
+    ae.set_params(inference_precision="f32")
+    np.testing.assert_array_equal(ae.transform(manifold), codes)
+    od = hourglass.OutlierDetector(epochs=10, random_state=0, inference_precision="int8").fit(manifold)
+    assert od.model_.precision() == "int8" and abs((od.predict(manifold) == -1).mean() - 0.1) < 0.02
+    with pytest.raises(ValueError, match="inference_precision must be 'f32' or 'int8', got 'int4'"):
+        hourglass.AutoEncoder(inference_precision="int4").fit(manifold)
+    ae.set_params(inference_precision="f16")
+    with pytest.raises(ValueError, match="inference_precision"):
+        ae.transform(manifold)
+
+
 def test_pca_is_the_exact_baseline(manifold):
     from sklearn.decomposition import PCA as SkPCA
 
