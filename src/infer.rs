@@ -9,7 +9,7 @@
 
 use crate::kernels::direct::transpose_images;
 use crate::kernels::{self, Precision, ROW_BLOCK};
-use crate::layer::{Int8Layers, Layer};
+use crate::layer::{Int8Layer, Int8Layers, Layer};
 use crate::regularize::Regularizer;
 use crate::tensor::{Matrix, MatrixRef};
 use std::ops::Range;
@@ -20,9 +20,9 @@ pub enum InferPrecision {
     /// f32 everywhere (the default).
     #[default]
     F32,
-    /// Dense layers in int8: weights quantized per output row once, each input row quantized
-    /// with its own scale, exact i32 products (VNNI where the CPU has it), f32 bias and
-    /// activation. Other layers run in f32.
+    /// Dense layers and convolutions in int8: weights quantized per output row (filter) once,
+    /// each input row (image) quantized with its own scale, exact i32 products (VNNI where the
+    /// CPU has it), f32 bias and activation. Other layers run in f32.
     Int8,
 }
 
@@ -69,7 +69,7 @@ pub(crate) fn forward<'r>(
     forward_with(layers, None, rule, x, range)
 }
 
-/// [`forward`], with the dense layers that have an int8 form in `int8` run through it.
+/// [`forward`], with the layers that have an int8 form in `int8` run through it.
 ///
 /// # Panics
 /// As [`forward`].
@@ -105,7 +105,18 @@ pub(crate) fn forward_with<'r>(
             let src: &[f32] = if i == 0 { xb } else { &cur[..rows * l.n_in()] };
             let reg = rule(range.start + i).filter(|r| r.acts_at_encode());
             let ends = i + 1 == n || reg.is_some();
-            if let Some(conv) = l.channels_last() {
+            let q8 = int8.and_then(|q| q.get(range.start + i));
+            // A convolution runs channels-last where the direct kernel is fast, and always in
+            // int8 (its patches are gathered from channels-last images).
+            let conv = match (l, q8) {
+                (Layer::Conv2d(c), Some(Int8Layer::Conv(_))) => Some(c),
+                _ => l.channels_last(),
+            };
+            if let Some(conv) = conv {
+                let run_conv = |input: &[f32], out: &mut [f32]| match q8 {
+                    Some(Int8Layer::Conv(q)) => q.infer_channels_last(conv, input, out),
+                    _ => conv.infer_channels_last(input, out),
+                };
                 let (c_in, c_out) = (conv.geometry.input.0, conv.c_out);
                 let input: &[f32] = if last.is_none() && c_in > 1 {
                     let t = grow(&mut tmp_in, src.len());
@@ -116,10 +127,10 @@ pub(crate) fn forward_with<'r>(
                 };
                 if ends && c_out > 1 {
                     let t = grow(&mut tmp_out, dst.len());
-                    conv.infer_channels_last(input, t);
+                    run_conv(input, t);
                     transpose_images(t, l.n_out(), c_out, dst, false);
                 } else {
-                    conv.infer_channels_last(input, dst);
+                    run_conv(input, dst);
                 }
                 last = (c_out > 1 && !ends).then_some(c_out);
             } else {
@@ -131,8 +142,8 @@ pub(crate) fn forward_with<'r>(
                     }
                     None => src,
                 };
-                match (int8.and_then(|q| q.get(range.start + i)), l.as_dense()) {
-                    (Some(q), Some(d)) => q.infer(d, input, dst),
+                match (q8, l.as_dense()) {
+                    (Some(Int8Layer::Dense(q)), Some(d)) => q.infer(d, input, dst),
                     _ => l.infer(input, dst, Precision::F32),
                 }
             }

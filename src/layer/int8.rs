@@ -1,15 +1,29 @@
-//! Dense layers in int8 at inference ([`InferPrecision::Int8`](crate::InferPrecision)):
-//! weights quantized once per output row (symmetric, ±127), each input row quantized on the
+//! Dense layers and convolutions in int8 at inference
+//! ([`InferPrecision::Int8`](crate::InferPrecision)): weights quantized once per output row
+//! or filter (symmetric, ±127), each input row (a convolution's: each image) quantized on the
 //! fly with its own scale, the product exact in i32 ([`kernels::int8`]), then an f32
 //! epilogue: `y = acc · (s_row · s_out) + bias`, the activation.
 //!
 //! Every step is exact or plain IEEE arithmetic in a fixed order, so a row gets the same bits
 //! alone as among others, on any thread, and on every integer unit.
 
-use super::{Dense, Layer};
+use super::conv2d::SAMPLE_BLOCK;
+use super::{Conv2d, Dense, Layer};
 use crate::error::{Error, Result};
 use crate::kernels::{self, int8};
+use rayon::prelude::*;
 use std::cell::RefCell;
+
+/// Checks a row of `k` inputs fits the exact i32 product.
+fn check_width(what: &str, k: usize) -> Result<()> {
+    if int8::padded(k) > int8::MAX_K {
+        return Err(Error::Config(format!(
+            "int8 inference takes {what} of at most {} inputs; this one has {k}",
+            int8::MAX_K
+        )));
+    }
+    Ok(())
+}
 
 /// A dense layer's weights in int8.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,13 +43,7 @@ impl Int8Dense {
     /// [`Error::Config`] for a layer wider than [`int8::MAX_K`] inputs (its exact product
     /// could overflow i32).
     pub fn new(d: &Dense) -> Result<Int8Dense> {
-        if int8::padded(d.n_in) > int8::MAX_K {
-            return Err(Error::Config(format!(
-                "int8 inference takes dense layers of at most {} inputs; this one has {}",
-                int8::MAX_K,
-                d.n_in
-            )));
-        }
+        check_width("dense layers", d.n_in)?;
         let (weight, scale) = int8::quantize_weights(&d.weight, d.n_out, d.n_in);
         Ok(Int8Dense {
             n_in: d.n_in,
@@ -82,28 +90,129 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<i8>, Vec<f32>, Vec<i32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// The int8 forms of a stack's layers: one per dense layer, `None` for the layers that run in
-/// f32 (convolutions, recurrent and other layers).
+/// A convolution's filters in int8, each a row of its taps in channels-last order
+/// `(ky, kx, c)`: the order of the int8 patches gathered from channels-last images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Conv {
+    /// The bytes, `w ≈ scale · q` per filter.
+    weight: int8::Weights,
+    /// Per filter: the scale.
+    scale: Vec<f32>,
+}
+
+impl Int8Conv {
+    /// Quantizes `c`'s filters.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a filter of more than [`int8::MAX_K`] taps.
+    pub fn new(c: &Conv2d) -> Result<Int8Conv> {
+        let patch = c.geometry.patch();
+        check_width("convolutions with filters", patch)?;
+        let (ch, (kh, kw)) = (c.geometry.input.0, c.geometry.kernel);
+        // (c_out, c, kh, kw) -> rows (ky, kx, c).
+        let mut rows = vec![0.0; c.weight.len()];
+        for (src, dst) in c.weight.chunks_exact(patch).zip(rows.chunks_exact_mut(patch)) {
+            for (i, &v) in src.iter().enumerate() {
+                let (channel, tap) = (i / (kh * kw), i % (kh * kw));
+                dst[tap * ch + channel] = v;
+            }
+        }
+        let (weight, scale) = int8::quantize_weights(&rows, c.c_out, patch);
+        Ok(Int8Conv { weight, scale })
+    }
+
+    /// The bytes of the quantized filters.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight.rows.len()
+    }
+
+    /// Channels-last images `x` (rows of (H, W, C)) -> channels-last `y` (rows of (Ho, Wo,
+    /// c_out)) through `c` (the layer these filters came from: its geometry, bias and
+    /// activation), as [`Conv2d::infer_channels_last`] in f32. Each image is quantized with
+    /// its own scale, so an image gets the same bits alone as among others.
+    pub fn infer_channels_last(&self, c: &Conv2d, x: &[f32], y: &mut [f32]) {
+        let (n_in, n_out) = (c.n_in(), c.n_out());
+        let (ch, h, w) = c.geometry.input;
+        let ((kh, kw), (sh, sw), (ph, pw)) = (c.geometry.kernel, c.geometry.stride, c.geometry.padding);
+        let (ho, wo) = c.out_hw;
+        let (hw, kp, c_out) = (ho * wo, self.weight.kp, c.c_out);
+        let npad = int8::padded(n_in);
+        x.par_chunks(SAMPLE_BLOCK * n_in)
+            .zip(y.par_chunks_mut(SAMPLE_BLOCK * n_out))
+            .for_each(|(xb, yb)| {
+                let images = xb.len() / n_in;
+                let mut img = vec![0i8; images * npad];
+                let mut scales = vec![0.0f32; images];
+                int8::quantize_rows(xb, n_in, &mut img, &mut scales);
+                // The patches: a row of `kp` bytes per output pixel, taps outside the image
+                // (the padding) and the row's tail zero.
+                let mut cols = vec![0i8; images * hw * kp];
+                for (qi, ci) in img.chunks_exact(npad).zip(cols.chunks_exact_mut(hw * kp)) {
+                    for (p, row) in ci.chunks_exact_mut(kp).enumerate() {
+                        let (oy, ox) = (p / wo, p % wo);
+                        for ky in 0..kh {
+                            let iy = (oy * sh + ky).wrapping_sub(ph);
+                            if iy >= h {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (ox * sw + kx).wrapping_sub(pw);
+                                if ix < w {
+                                    row[(ky * kw + kx) * ch..][..ch].copy_from_slice(&qi[(iy * w + ix) * ch..][..ch]);
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut acc = vec![0i32; images * hw * c_out];
+                int8::dot_i8(&mut acc, &cols, &self.weight);
+                for ((yi, ai), &s) in yb.chunks_exact_mut(n_out).zip(acc.chunks_exact(n_out)).zip(&scales) {
+                    for (yp, ap) in yi.chunks_exact_mut(c_out).zip(ai.chunks_exact(c_out)) {
+                        for ((v, &a), &sf) in yp.iter_mut().zip(ap).zip(&self.scale) {
+                            *v = a as f32 * (s * sf);
+                        }
+                    }
+                }
+                kernels::bias_activation(yb, &c.bias, c.activation, None);
+            });
+    }
+}
+
+/// A layer's int8 form.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Int8Layer {
+    /// A dense layer's.
+    Dense(Int8Dense),
+    /// A convolution's (run channels-last).
+    Conv(Int8Conv),
+}
+
+/// The int8 forms of a stack's layers: one per dense layer and convolution, `None` for the
+/// layers that run in f32 (transposed convolutions, recurrent and other layers).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Int8Layers {
-    layers: Vec<Option<Int8Dense>>,
+    layers: Vec<Option<Int8Layer>>,
 }
 
 impl Int8Layers {
-    /// Quantizes every dense layer of `layers`.
+    /// Quantizes every dense layer and convolution of `layers`.
     ///
     /// # Errors
-    /// As [`Int8Dense::new`].
+    /// As [`Int8Dense::new`] and [`Int8Conv::new`].
     pub fn new(layers: &[Layer]) -> Result<Int8Layers> {
         let layers = layers
             .iter()
-            .map(|l| l.as_dense().map(Int8Dense::new).transpose())
+            .map(|l| match l {
+                Layer::Dense(d) => Int8Dense::new(d).map(|q| Some(Int8Layer::Dense(q))),
+                Layer::Conv2d(c) => Int8Conv::new(c).map(|q| Some(Int8Layer::Conv(q))),
+                _ => Ok(None),
+            })
             .collect::<Result<_>>()?;
         Ok(Int8Layers { layers })
     }
 
     /// The int8 form of layer `i`, when it has one.
-    pub fn get(&self, i: usize) -> Option<&Int8Dense> {
+    pub fn get(&self, i: usize) -> Option<&Int8Layer> {
         self.layers.get(i).and_then(Option::as_ref)
     }
 
@@ -180,6 +289,126 @@ mod tests {
             .collect();
         for (level, y) in &outs[1..] {
             assert_eq!(y, &outs[0].1, "{level:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod conv_tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::kernels::testing::random;
+    use crate::layer::Init;
+    use crate::layer::conv::Geometry;
+    use crate::rng::Rng;
+
+    /// Awkward geometries: one channel (a patch of 9 bytes in a row of 64), a filter count
+    /// past one packed block of 64, padding on one side only, a rectangle.
+    fn layers(rng: &mut Rng, activation: Activation) -> Vec<Conv2d> {
+        let gs = [
+            (Geometry::square((1, 5, 6), 3, 2, 1), 3),
+            (Geometry::square((3, 7, 7), 3, 1, 0), 70),
+            (Geometry::square((16, 8, 8), 3, 2, 1), 32),
+            (
+                Geometry {
+                    input: (2, 6, 9),
+                    kernel: (2, 4),
+                    stride: (1, 3),
+                    padding: (0, 2),
+                },
+                5,
+            ),
+        ];
+        gs.into_iter()
+            .map(|(g, c_out)| {
+                let mut c = Conv2d::new(g, c_out, activation, Init::default(), rng).unwrap();
+                c.bias = random(c_out, rng);
+                c
+            })
+            .collect()
+    }
+
+    /// The exact reference: each image's bytes and scale, each filter's bytes (read in the
+    /// layer's own `(c, ky, kx)` order) and scale, the sum in i64, the same f32 epilogue.
+    fn reference(q: &Int8Conv, c: &Conv2d, x: &[f32]) -> Vec<f32> {
+        let (ch, h, w) = c.geometry.input;
+        let ((kh, kw), (sh, sw), (ph, pw)) = (c.geometry.kernel, c.geometry.stride, c.geometry.padding);
+        let ((ho, wo), n_in) = (c.out_hw, c.n_in());
+        let mut out = Vec::new();
+        for img in x.chunks_exact(n_in) {
+            let mut qi = vec![0i8; int8::padded(n_in)];
+            let mut s = [0.0f32];
+            int8::quantize_rows(img, n_in, &mut qi, &mut s);
+            for p in 0..ho * wo {
+                for o in 0..c.c_out {
+                    let mut acc = 0i64;
+                    for (channel, ky, kx) in
+                        (0..ch).flat_map(|a| (0..kh).flat_map(move |b| (0..kw).map(move |d| (a, b, d))))
+                    {
+                        let (iy, ix) = (
+                            (p / wo * sh + ky) as isize - ph as isize,
+                            (p % wo * sw + kx) as isize - pw as isize,
+                        );
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        let xv = qi[(iy as usize * w + ix as usize) * ch + channel];
+                        let wv = q.weight.rows[o * q.weight.kp + (ky * kw + kx) * ch + channel];
+                        acc += i64::from(xv) * i64::from(wv);
+                    }
+                    let v = i32::try_from(acc).unwrap() as f32 * (s[0] * q.scale[o]) + c.bias[o];
+                    out.push(c.activation.apply(v));
+                }
+            }
+        }
+        out
+    }
+
+    /// Equal to the exact reference (so the patches are gathered right), within a few percent
+    /// of the f32 convolution, the same bits for an image alone and at every integer unit.
+    #[test]
+    fn int8_conv_is_the_exact_integer_convolution() {
+        let mut rng = Rng::new(21);
+        for c in layers(&mut rng, Activation::Identity) {
+            let q = Int8Conv::new(&c).unwrap();
+            let images = SAMPLE_BLOCK + 3;
+            let x = random(images * c.n_in(), &mut rng);
+            let mut y = vec![0.0; images * c.n_out()];
+            q.infer_channels_last(&c, &x, &mut y);
+            assert_eq!(y, reference(&q, &c, &x), "{:?}", c.geometry);
+            let mut f = vec![0.0; y.len()];
+            c.infer_channels_last(&x, &mut f);
+            let scale = f.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let worst = y.iter().zip(&f).fold(0.0f32, |a, (p, r)| a.max((p - r).abs()));
+            assert!(
+                worst > 0.0 && worst < 0.03 * scale,
+                "{:?}: {worst} of {scale}",
+                c.geometry
+            );
+            let last = images - 1;
+            let mut alone = vec![0.0; c.n_out()];
+            q.infer_channels_last(&c, &x[last * c.n_in()..], &mut alone);
+            assert_eq!(alone[..], y[last * c.n_out()..], "{:?}: an image alone", c.geometry);
+            crate::kernels::testing::at_every_level(|level| {
+                let mut at = vec![0.0; y.len()];
+                q.infer_channels_last(&c, &x, &mut at);
+                assert_eq!(at, y, "{level:?}");
+            });
+        }
+    }
+
+    /// The activation is applied after the bias, as in f32.
+    #[test]
+    fn int8_conv_applies_the_activation() {
+        let mut rng = Rng::new(5);
+        for c in layers(&mut rng, Activation::Relu) {
+            let q = Int8Conv::new(&c).unwrap();
+            let x = random(3 * c.n_in(), &mut rng);
+            let mut y = vec![0.0; 3 * c.n_out()];
+            q.infer_channels_last(&c, &x, &mut y);
+            let want = reference(&q, &c, &x);
+            assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+            assert_eq!(y, want, "{:?}", c.geometry);
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct Autoencoder {
     pub(crate) config: AutoencoderConfig,
     pub(crate) layers: Vec<Layer>,
     pub(crate) scaler: Scaler,
-    /// The int8 forms of the dense layers, when inference runs in int8
+    /// The int8 forms of the dense layers and convolutions, when inference runs in int8
     /// ([`Autoencoder::set_precision`]); never stored in a file.
     pub(crate) int8: Option<std::sync::Arc<Int8Layers>>,
 }
@@ -306,7 +306,8 @@ impl Autoencoder {
     }
 
     /// Sets the arithmetic of inference (`encode`, `decode`, `reconstruct`, scores): int8
-    /// quantizes the dense layers' weights once, here. Training a model resets it to f32.
+    /// quantizes the weights of the dense layers and convolutions once, here. Training a model
+    /// resets it to f32.
     ///
     /// # Errors
     /// As [`Int8Dense::new`](crate::layer::Int8Dense::new) for a layer too wide for int8.
@@ -327,7 +328,7 @@ impl Autoencoder {
         }
     }
 
-    /// How many layers run in int8 (0 in f32): the dense ones.
+    /// How many layers run in int8 (0 in f32): the dense ones and the convolutions.
     pub fn int8_layers(&self) -> usize {
         self.int8.as_ref().map_or(0, |q| q.count())
     }

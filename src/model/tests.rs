@@ -125,7 +125,9 @@ fn inference_matches_the_training_forward() {
             kernel = 3
             padding = 1
         "#;
-    for (text, input) in [(CONV_CODE, (3, 9, 9)), (POOLED, (1, 8, 8)), (RECURRENT, (2, 1, 7))] {
+    let cases = [(CONV_CODE, (3, 9, 9)), (POOLED, (1, 8, 8)), (RECURRENT, (2, 1, 7))];
+    int8_inference_of_convolutions(&cases[..2]);
+    for (text, input) in cases {
         let mut m = parse(text, Dims::Image(input)).unwrap().init(4).unwrap();
         let mut rng = Rng::new(8);
         for l in &mut m.layers {
@@ -258,6 +260,41 @@ fn recurrent_layers_plan_on_one_row_sequences() {
     for bad in [Dims::Flat(8), Dims::Image((2, 2, 2))] {
         let e = lstm_on(bad).unwrap_err();
         assert!(e.contains("encoder[0]") && e.contains("one-row sequences"), "{e}");
+    }
+}
+
+/// int8 inference of the networks above: every convolution and dense layer in int8 (however
+/// the chains of convolutions change layout), close to f32 (the pooled network: the other's
+/// top-k code may pick other units), an image alone gets its batch bits, for any thread count.
+fn int8_inference_of_convolutions(cases: &[(&str, (usize, usize, usize))]) {
+    for (&(text, input), int8_layers) in cases.iter().zip([4, 5]) {
+        let mut m = parse(text, Dims::Image(input)).unwrap().init(4).unwrap();
+        let mut rng = Rng::new(8);
+        let rows = ROW_BLOCK + 22;
+        let x = Matrix::from_vec(
+            rows,
+            m.input_dim(),
+            (0..rows * m.input_dim()).map(|_| rng.uniform()).collect(),
+        )
+        .unwrap();
+        let f32_recon = m.reconstruct(&x).unwrap();
+        m.set_precision(crate::InferPrecision::Int8).unwrap();
+        assert_eq!(m.int8_layers(), int8_layers);
+        let recon = m.reconstruct(&x).unwrap();
+        assert_ne!(recon, f32_recon);
+        if text.contains("max_pool") {
+            let worst = recon
+                .as_slice()
+                .iter()
+                .zip(f32_recon.as_slice())
+                .fold(0.0f32, |a, (p, q)| a.max((p - q).abs()));
+            assert!(worst < 0.02, "int8 reconstruction differs by {worst}");
+        }
+        let alone = m.reconstruct(&x.slice_rows(ROW_BLOCK + 3, ROW_BLOCK + 4)).unwrap();
+        assert_eq!(alone.row(0), recon.row(ROW_BLOCK + 3));
+        let one = crate::with_threads(Some(1), || m.encode(&x).unwrap()).unwrap();
+        let three = crate::with_threads(Some(3), || m.encode(&x).unwrap()).unwrap();
+        assert_eq!(one, three);
     }
 }
 
