@@ -16,6 +16,8 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+from latency import median_latency_us
+
 task, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 raw = open(path, "rb").read()
@@ -45,15 +47,7 @@ if task in ("encode_small", "encode_conv"):
     n = sum(run(c).shape[0] for c in chunks)
     value = n / (time.perf_counter() - t)
 elif task == "latency_small":
-    rows = [np.ascontiguousarray(x[i : i + 1]) for i in range(1000)]
-    for r in rows[:100]:
-        run(r)
-    times = []
-    for r in rows:
-        t = time.perf_counter()
-        run(r)
-        times.append(time.perf_counter() - t)
-    value = sorted(times)[len(times) // 2] * 1e6
+    value = median_latency_us(run, [np.ascontiguousarray(x[i : i + 1]) for i in range(1000)])
 else:
     raise SystemExit(f"onnxruntime runs the encode tasks only, not {task}")
 print(json.dumps({"task": task, "value": value}))

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from latency import median_latency_us
+
 task, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(1)
@@ -81,17 +83,9 @@ def train(deep):
     return x.shape[0] / (time.perf_counter() - t)
 
 
-def median_latency_us(f):
-    """The median time of `f` on each of 1,000 single rows, after 100 warm-up calls."""
-    rows = [x[i : i + 1].clone() for i in range(1000)]
-    for r in rows[:100]:
-        f(r)
-    times = []
-    for r in rows:
-        t = time.perf_counter()
-        f(r)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2] * 1e6
+def single_rows():
+    """1,000 single rows of the test set, each its own tensor."""
+    return [x[i : i + 1].clone() for i in range(1000)]
 
 
 with torch.inference_mode(mode=task in ("encode_small", "encode_conv", "latency_small", "latency_score")):
@@ -110,7 +104,7 @@ with torch.inference_mode(mode=task in ("encode_small", "encode_conv", "latency_
         value = n / (time.perf_counter() - t)
     elif task == "latency_small":
         enc, _ = autoencoder(False)
-        value = median_latency_us(enc)
+        value = median_latency_us(enc, single_rows())
     elif task == "latency_score":
         # As hourglass's: a standard scaler fitted on the data (constant columns divided by
         # 1), then encode, decode and the row's mean squared error as a Python float.
@@ -122,7 +116,7 @@ with torch.inference_mode(mode=task in ("encode_small", "encode_conv", "latency_
             z = (r - mean) / std
             return ((dec(enc(z)) - z) ** 2).mean().item()
 
-        value = median_latency_us(score)
+        value = median_latency_us(score, single_rows())
     else:
         raise SystemExit(f"unknown task {task}")
 print(json.dumps({"task": task, "value": value}))
