@@ -138,12 +138,7 @@ fn inference_matches_the_training_forward() {
         }
         // More rows than one inference block, the last block partial.
         let rows = ROW_BLOCK + 22;
-        let x = Matrix::from_vec(
-            rows,
-            m.input_dim(),
-            (0..rows * m.input_dim()).map(|_| rng.uniform()).collect(),
-        )
-        .unwrap();
+        let x = uniform_matrix(&mut rng, rows, m.input_dim());
         let enc = m.config.encoder_layers();
         let checks = [
             (m.encode(&x).unwrap(), forward_reference(&m, x.as_slice(), 0..enc)),
@@ -271,12 +266,7 @@ fn int8_inference_of_convolutions(cases: &[(&str, (usize, usize, usize))]) {
         let mut m = parse(text, Dims::Image(input)).unwrap().init(4).unwrap();
         let mut rng = Rng::new(8);
         let rows = ROW_BLOCK + 22;
-        let x = Matrix::from_vec(
-            rows,
-            m.input_dim(),
-            (0..rows * m.input_dim()).map(|_| rng.uniform()).collect(),
-        )
-        .unwrap();
+        let x = uniform_matrix(&mut rng, rows, m.input_dim());
         let f32_recon = m.reconstruct(&x).unwrap();
         m.set_precision(crate::InferPrecision::Int8).unwrap();
         assert_eq!(m.int8_layers(), int8_layers);
@@ -304,7 +294,7 @@ fn int8_inference_of_convolutions(cases: &[(&str, (usize, usize, usize))]) {
 fn int8_inference_is_close_exact_per_row_and_reset_by_training() {
     let mut m = Mlp::new(40, 6).with_hidden(&[24]).config().init(3).unwrap();
     let mut rng = Rng::new(8);
-    let x = Matrix::from_vec(300, 40, (0..300 * 40).map(|_| rng.uniform()).collect()).unwrap();
+    let x = uniform_matrix(&mut rng, 300, 40);
     let f32_codes = m.encode(&x).unwrap();
     m.set_precision(crate::InferPrecision::Int8).unwrap();
     assert_eq!((m.precision(), m.int8_layers()), (crate::InferPrecision::Int8, 4));
@@ -330,4 +320,9 @@ fn int8_inference_is_close_exact_per_row_and_reset_by_training() {
     };
     crate::fit(&mut m, &x, None, &cfg, |_| {}).unwrap();
     assert_eq!((m.precision(), m.int8_layers()), (crate::InferPrecision::F32, 0));
+}
+
+/// A `rows` x `cols` matrix of uniform draws in [0, 1).
+fn uniform_matrix(rng: &mut Rng, rows: usize, cols: usize) -> Matrix {
+    Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.uniform()).collect()).unwrap()
 }
