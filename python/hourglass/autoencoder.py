@@ -22,8 +22,8 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
     ``anomaly_scores`` has PyOD's, higher = more anomalous). Training is bit-identical for any
     ``n_jobs``; the GIL is released while it runs and Ctrl-C stops it cleanly. ``save`` writes
     the command line's model file; pickling keeps its bytes. ``inference_precision="int8"``
-    (settable after ``fit``) runs the dense layers and convolutions of inference in int8, as the command
-    line's ``--precision int8``.
+    (settable after ``fit``) runs the dense layers and the convolutions whose filters read at
+    least 32 inputs in int8, as the command line's ``--precision int8``.
 
     Fitted attributes: ``model_``, ``n_features_in_``, ``feature_names_in_`` (named
     columns), ``history_`` (per-epoch losses and code sparsity), ``n_iter_``,

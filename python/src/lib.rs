@@ -832,8 +832,9 @@ impl Model {
     }
 
     /// Sets the arithmetic of inference (`encode`, `decode`, `reconstruct`, scores, `calibrate`):
-    /// "f32", or "int8" (the weights of the dense layers and convolutions quantized per output
-    /// row or filter, once, here; the other layers stay f32). Returns how many layers run in int8. Not stored in the file.
+    /// "f32", or "int8" (the weights of the dense layers and of the convolutions whose filters
+    /// read at least 32 inputs quantized per output row or filter, once, here; the other layers
+    /// stay f32). Returns how many layers run in int8. Not stored in the file.
     fn set_precision(&mut self, precision: &str) -> PyResult<usize> {
         let p: InferPrecision = precision.parse().map_err(HourglassError::new_err)?;
         let m = &mut self.file.model;

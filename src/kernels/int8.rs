@@ -16,7 +16,9 @@
     reason = "the tiles index small constant-size arrays of registers by row and output"
 )]
 
+use super::elementwise::fast_exp;
 use super::{Level, level};
+use crate::activation::Activation;
 use rayon::prelude::*;
 
 /// Bytes a row is padded to a multiple of.
@@ -176,6 +178,118 @@ super::multiversion! {
     }
 }
 
+super::multiversion! {
+    /// The f32 epilogue of an int8 product: `y = act(acc · scale + bias)` for each row of
+    /// `scale.len()` outputs (`scale`: the row's scale times each output's), the same IEEE
+    /// operations in the same order as a product, then [`bias_activation`](super::bias_activation).
+    pub fn dequantize(y: &mut [f32], acc: &[i32], scale: &[f32], bias: &[f32], act: Activation) {
+        let n = scale.len();
+        assert!(y.len() == acc.len() && bias.len() == n && y.len().is_multiple_of(n), "dequantize: lengths");
+        macro_rules! each {
+            ($f:expr) => {
+                for (yr, ar) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)) {
+                    for (((v, &a), &s), &b) in yr.iter_mut().zip(ar).zip(scale).zip(bias) {
+                        *v = $f(a as f32 * s + b);
+                    }
+                }
+            };
+        }
+        match act {
+            Activation::Identity => each!(|v: f32| v),
+            Activation::Relu => each!(|v: f32| v.max(0.0)),
+            Activation::LeakyRelu => each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
+            Activation::Elu => each!(|v| Activation::Elu.apply_with(v, fast_exp)),
+            Activation::Sigmoid => each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
+            Activation::Tanh => each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
+            Activation::Gelu => each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
+        }
+    }
+}
+
+super::multiversion! {
+    /// Quantizes one image `x` (`x.len() / width` rows of `width` values) with its own scale
+    /// into `canvas`, row `r` at `origin + r · pitch`, every other byte zero: the image inside
+    /// a border of zeros (a convolution's padding). The bytes and the scale are those of
+    /// [`quantize_rows`]; returns the scale.
+    pub fn quantize_image(x: &[f32], width: usize, pitch: usize, origin: usize, canvas: &mut [i8]) -> f32 {
+        let s = scale_of(x);
+        let inv = 1.0 / s;
+        canvas.fill(0);
+        for (r, row) in x.chunks_exact(width).enumerate() {
+            for (d, &v) in canvas[origin + r * pitch..][..width].iter_mut().zip(row) {
+                *d = to_i8(v * inv);
+            }
+        }
+        s
+    }
+}
+
+/// Images' patches: for each image (a canvas of `slot` bytes in `canvases`), for each output
+/// pixel (a row of `kp` bytes of `cols`), its `runs` runs of `len` bytes (a filter row's taps,
+/// all channels) copied from where `taps` points in the canvas. A run is copied as a whole
+/// vector of `width >= len` bytes when that fits (the excess lands where the next run, or the
+/// row's unused tail, goes, so it is overwritten or read against zero weights); a canvas then
+/// holds `width - len` bytes past the last run.
+///
+/// # Panics
+/// If a run reaches past its canvas or a row, or the lengths disagree.
+pub fn gather(cols: &mut [i8], canvases: &[i8], slot: usize, taps: &[u32], kp: usize, (runs, len): (usize, usize)) {
+    let pixels = taps.len() / runs.max(1);
+    assert!(
+        runs * len <= kp && taps.len() == runs * pixels && cols.len() == canvases.len() / slot * pixels * kp,
+        "gather: lengths"
+    );
+    let width = copy_width(runs, len, kp);
+    assert!(
+        taps.iter().all(|&at| at as usize + width <= slot),
+        "gather: a run past the canvas"
+    );
+    for (canvas, ci) in canvases.chunks_exact(slot).zip(cols.chunks_exact_mut(pixels * kp)) {
+        one(ci, canvas, taps, kp, (runs, len), width);
+    }
+}
+
+/// [`gather`] of one image, the checks done.
+fn one(cols: &mut [i8], canvas: &[i8], taps: &[u32], kp: usize, (runs, len): (usize, usize), width: usize) {
+    fn copy<const W: usize>(cols: &mut [i8], canvas: &[i8], taps: &[u32], kp: usize, (runs, len): (usize, usize)) {
+        for (row, t) in cols.chunks_exact_mut(kp).zip(taps.chunks_exact(runs)) {
+            for (i, &at) in t.iter().enumerate() {
+                // SAFETY: asserted in `gather`: `at + W <= canvas.len()`, and (`copy_width`)
+                // `i len + W <= (runs - 1) len + W <= kp`.
+                unsafe {
+                    let src = canvas.as_ptr().add(at as usize).cast::<[i8; W]>().read_unaligned();
+                    row.as_mut_ptr().add(i * len).cast::<[i8; W]>().write_unaligned(src);
+                }
+            }
+        }
+    }
+    match width {
+        1 => copy::<1>(cols, canvas, taps, kp, (runs, len)),
+        2 => copy::<2>(cols, canvas, taps, kp, (runs, len)),
+        4 => copy::<4>(cols, canvas, taps, kp, (runs, len)),
+        8 => copy::<8>(cols, canvas, taps, kp, (runs, len)),
+        16 => copy::<16>(cols, canvas, taps, kp, (runs, len)),
+        32 => copy::<32>(cols, canvas, taps, kp, (runs, len)),
+        64 => copy::<64>(cols, canvas, taps, kp, (runs, len)),
+        _ => {
+            for (row, t) in cols.chunks_exact_mut(kp).zip(taps.chunks_exact(runs)) {
+                for (dst, &at) in row.chunks_exact_mut(len).zip(t) {
+                    dst.copy_from_slice(&canvas[at as usize..][..len]);
+                }
+            }
+        }
+    }
+}
+
+/// The bytes [`gather`] copies per run of `len`: the smallest power of two up to 64 that
+/// holds it, when the last of a row's `runs` runs still fits in `kp` that way; else `len`.
+pub fn copy_width(runs: usize, len: usize, kp: usize) -> usize {
+    match len.next_power_of_two() {
+        w if w <= 64 && (runs - 1) * len + w <= kp => w,
+        _ => len,
+    }
+}
+
 /// Outputs per block of the packed layout: four vectors of sixteen.
 pub const PACK: usize = 64;
 
@@ -194,6 +308,9 @@ pub struct Weights {
     pub packed: Vec<i8>,
     /// Each row's sum of bytes (for the unsigned products).
     pub sums: Vec<i32>,
+    /// Inputs up to the last column with a nonzero weight: the products stop there, since
+    /// the rest add exact zeros (a 3x3 filter on one channel reads 9 of its 64 bytes).
+    pub live: usize,
 }
 
 impl Weights {
@@ -204,6 +321,11 @@ impl Weights {
             .chunks_exact(kp)
             .map(|r| r.iter().map(|&v| i32::from(v)).sum())
             .collect();
+        let live = rows
+            .chunks_exact(kp)
+            .map(|r| r.iter().rposition(|&v| v != 0).map_or(0, |i| i + 1))
+            .max()
+            .unwrap_or(0);
         let mut packed = vec![0i8; n.div_ceil(PACK) * PACK * kp];
         for (j, row) in rows.chunks_exact(kp).enumerate() {
             let (block, jj) = (j / PACK, j % PACK);
@@ -219,6 +341,7 @@ impl Weights {
             rows,
             packed,
             sums,
+            live,
         }
     }
 }
@@ -268,6 +391,7 @@ pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &Weights) {
             packed: &w.packed[j0 * kp..],
             sums: &w.sums[j0..j1],
             kp,
+            live: w.live,
             n: j1 - j0,
         };
         columns(unit, out, x, &cols);
@@ -300,38 +424,41 @@ struct Cols<'a> {
     packed: &'a [i8],
     sums: &'a [i32],
     kp: usize,
+    live: usize,
     n: usize,
 }
 
 /// The product on this thread, on `unit`.
 fn columns(unit: Unit, acc: &mut [i32], x: &[i8], c: &Cols<'_>) {
     let (w, sums, kp, n) = (c.rows, c.sums, c.kp, c.n);
+    // The bytes each unit reads of a row: the live inputs rounded up to its step.
+    let reach = |step: usize| c.live.div_ceil(step) * step;
     match unit {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `dot_i8_on` asserted the unit is supported: AVX-512 (F, BW) and VNNI.
-        Unit::Vnni512 => unsafe { x86::vnni512(acc, x, c.packed, sums, kp, n) },
+        Unit::Vnni512 => unsafe { x86::vnni512(acc, x, c.packed, sums, (kp, reach(4)), n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX-512 (F, BW).
-        Unit::Bw512 => unsafe { x86::bw512(acc, x, w, sums, kp, n) },
+        Unit::Bw512 => unsafe { x86::bw512(acc, x, w, sums, (kp, reach(32)), n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX2 and AVX-VNNI.
-        Unit::AvxVnni => unsafe { x86::avxvnni(acc, x, w, sums, kp, n) },
+        Unit::AvxVnni => unsafe { x86::avxvnni(acc, x, w, sums, (kp, reach(32)), n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX2.
-        Unit::Avx2 => unsafe { x86::avx2(acc, x, w, sums, kp, n) },
-        _ => portable(acc, x, w, kp, n),
+        Unit::Avx2 => unsafe { x86::avx2(acc, x, w, sums, (kp, reach(16)), n) },
+        _ => portable(acc, x, w, (kp, c.live), n),
     }
 }
 
-/// Runs `$tile::<R, C>(x, w, sums, kp)` over `acc`: rows four at a time (`$c4` outputs per
+/// Runs `$tile::<R, C>(x, w, sums, (kp, k))` over `acc`: rows four at a time (`$c4` outputs per
 /// tile), a single row with `$c1` outputs per tile, the last outputs one at a time.
 macro_rules! drive {
     ($acc:ident, $x:ident, $w:ident, $sums:ident, $kp:ident, $n:ident, $tile:ident, $c4:literal, $c1:literal) => {{
-        let rows = $x.len() / $kp;
+        let rows = $x.len() / $kp.0;
         let mut i = 0;
         while i < rows {
             let r = (rows - i).min(4);
-            let xr = &$x[i * $kp..(i + r) * $kp];
+            let xr = &$x[i * $kp.0..(i + r) * $kp.0];
             let ar = &mut $acc[i * $n..(i + r) * $n];
             match r {
                 1 => strip::<1, $c1>(ar, xr, $w, $sums, $kp, $n),
@@ -348,19 +475,19 @@ macro_rules! drive {
             x: &[i8],
             w: &[i8],
             sums: &[i32],
-            kp: usize,
+            (kp, k): (usize, usize),
             n: usize,
         ) {
             let mut j = 0;
             while j + C <= n {
-                let out: [[i32; C]; R] = $tile::<R, C>(x, &w[j * kp..(j + C) * kp], &sums[j..j + C], kp);
+                let out: [[i32; C]; R] = $tile::<R, C>(x, &w[j * kp..(j + C) * kp], &sums[j..j + C], (kp, k));
                 for (r, o) in out.iter().enumerate() {
                     acc[r * n + j..][..C].copy_from_slice(o);
                 }
                 j += C;
             }
             while j < n {
-                let out: [[i32; 1]; R] = $tile::<R, 1>(x, &w[j * kp..(j + 1) * kp], &sums[j..j + 1], kp);
+                let out: [[i32; 1]; R] = $tile::<R, 1>(x, &w[j * kp..(j + 1) * kp], &sums[j..j + 1], (kp, k));
                 for (r, o) in out.iter().enumerate() {
                     acc[r * n + j] = o[0];
                 }
@@ -370,11 +497,15 @@ macro_rules! drive {
     }};
 }
 
-/// Plain integer dot products.
-fn portable(acc: &mut [i32], x: &[i8], w: &[i8], kp: usize, n: usize) {
+/// Plain integer dot products over the first `k` bytes of rows of `kp`.
+fn portable(acc: &mut [i32], x: &[i8], w: &[i8], (kp, k): (usize, usize), n: usize) {
     for (ar, xr) in acc.chunks_exact_mut(n).zip(x.chunks_exact(kp)) {
         for (a, wr) in ar.iter_mut().zip(w.chunks_exact(kp)) {
-            *a = xr.iter().zip(wr).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
+            *a = xr[..k]
+                .iter()
+                .zip(&wr[..k])
+                .map(|(&p, &q)| i32::from(p) * i32::from(q))
+                .sum();
         }
     }
 }
@@ -451,57 +582,88 @@ mod x86 {
     }
 
     /// AVX512-VNNI on the packed layout; callers guarantee the features and `dot_i8_on`'s
-    /// lengths. Tiles of up to 6 rows x 64 outputs: 24 accumulators, each `vpdpbusd` adding
-    /// four inputs (a broadcast of the row's four bytes, shifted to unsigned) to 16 outputs.
+    /// lengths, and `k <= kp` a multiple of 4. Tiles of up to 6 rows x 64 outputs: 24
+    /// accumulators, each `vpdpbusd` adding four inputs (a broadcast of the row's four bytes,
+    /// shifted to unsigned) to 16 outputs. A block's last tile holds only the vectors of 16
+    /// that reach an output below `n`, so 16 filters cost one vector, not four.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn vnni512(acc: &mut [i32], x: &[i8], packed: &[i8], sums: &[i32], kp: usize, n: usize) {
+    pub(super) fn vnni512(acc: &mut [i32], x: &[i8], packed: &[i8], sums: &[i32], (kp, k): (usize, usize), n: usize) {
         let rows = x.len() / kp;
         let mut j0 = 0;
         while j0 < n {
             let block = &packed[j0 * kp..(j0 + PACK) * kp];
+            match (n - j0).div_ceil(16) {
+                1 => strip::<1>(acc, x, block, sums, (kp, k), n, j0, rows),
+                2 => strip::<2>(acc, x, block, sums, (kp, k), n, j0, rows),
+                3 => strip::<3>(acc, x, block, sums, (kp, k), n, j0, rows),
+                _ => strip::<4>(acc, x, block, sums, (kp, k), n, j0, rows),
+            }
+            j0 += PACK;
+        }
+
+        /// Every row against a block's first `V` vectors of outputs.
+        #[inline(always)]
+        #[expect(clippy::too_many_arguments, reason = "the tile's operands and its place")]
+        fn strip<const V: usize>(
+            acc: &mut [i32],
+            x: &[i8],
+            block: &[i8],
+            sums: &[i32],
+            (kp, k): (usize, usize),
+            n: usize,
+            j0: usize,
+            rows: usize,
+        ) {
             let mut i = 0;
             while i < rows {
                 let r = (rows - i).min(6);
                 let xr = &x[i * kp..(i + r) * kp];
                 let ar = &mut acc[i * n..(i + r) * n];
                 match r {
-                    1 => tile::<1>(ar, xr, block, sums, kp, n, j0),
-                    2 => tile::<2>(ar, xr, block, sums, kp, n, j0),
-                    3 => tile::<3>(ar, xr, block, sums, kp, n, j0),
-                    4 => tile::<4>(ar, xr, block, sums, kp, n, j0),
-                    5 => tile::<5>(ar, xr, block, sums, kp, n, j0),
-                    _ => tile::<6>(ar, xr, block, sums, kp, n, j0),
+                    1 => tile::<1, V>(ar, xr, block, sums, (kp, k), n, j0),
+                    2 => tile::<2, V>(ar, xr, block, sums, (kp, k), n, j0),
+                    3 => tile::<3, V>(ar, xr, block, sums, (kp, k), n, j0),
+                    4 => tile::<4, V>(ar, xr, block, sums, (kp, k), n, j0),
+                    5 => tile::<5, V>(ar, xr, block, sums, (kp, k), n, j0),
+                    _ => tile::<6, V>(ar, xr, block, sums, (kp, k), n, j0),
                 }
                 i += r;
             }
-            j0 += PACK;
         }
 
         #[inline(always)]
-        fn tile<const R: usize>(acc: &mut [i32], x: &[i8], block: &[i8], sums: &[i32], kp: usize, n: usize, j0: usize) {
+        fn tile<const R: usize, const V: usize>(
+            acc: &mut [i32],
+            x: &[i8],
+            block: &[i8],
+            sums: &[i32],
+            (kp, k): (usize, usize),
+            n: usize,
+            j0: usize,
+        ) {
             assert!(
-                x.len() >= R * kp && block.len() >= PACK * kp && acc.len() >= R * n,
+                x.len() >= R * kp && block.len() >= PACK * kp && acc.len() >= R * n && k <= kp && V <= 4,
                 "int8 tile"
             );
             let (xp, wp) = (x.as_ptr(), block.as_ptr());
             // SAFETY: the features are enabled in the caller. Reads: 4 bytes at `r * kp + 4 q`
-            // (`4 q + 4 <= kp`) and 64 at `256 q + 64 c` (`256 q + 256 <= 64 kp`), inside the
-            // asserted lengths; the stores and sum loads are masked to outputs below `n`.
+            // (`4 q + 4 <= k <= kp`) and 64 at `256 q + 64 c` (`256 q + 256 <= 64 kp`), inside
+            // the asserted lengths; the stores and sum loads are masked to outputs below `n`.
             unsafe {
-                let mut a = [[_mm512_setzero_si512(); 4]; R];
-                for q in 0..kp / 4 {
-                    let w: [__m512i; 4] = std::array::from_fn(|c| _mm512_loadu_si512(wp.add(q * 256 + c * 64).cast()));
+                let mut a = [[_mm512_setzero_si512(); V]; R];
+                for q in 0..k / 4 {
+                    let w: [__m512i; V] = std::array::from_fn(|c| _mm512_loadu_si512(wp.add(q * 256 + c * 64).cast()));
                     for r in 0..R {
                         // The four bytes shifted to unsigned in a scalar register, then
                         // broadcast (no vector op beside the products).
                         let four = std::ptr::read_unaligned(xp.add(r * kp + q * 4).cast::<u32>()) ^ 0x8080_8080;
                         let xb = _mm512_set1_epi32(four as i32);
-                        for c in 0..4 {
+                        for c in 0..V {
                             a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb, w[c]);
                         }
                     }
                 }
-                for c in 0..4 {
+                for c in 0..V {
                     let j = j0 + c * 16;
                     if j >= n {
                         break;
@@ -519,18 +681,23 @@ mod x86 {
 
     /// AVX-512BW; callers guarantee the features and `dot_i8_on`'s lengths.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) fn bw512(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    pub(super) fn bw512(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize, usize), n: usize) {
         drive!(acc, x, w, sums, kp, n, tile, 4, 8);
 
         #[inline(always)]
-        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], _sums: &[i32], kp: usize) -> [[i32; C]; R] {
-            assert!(x.len() >= R * kp && w.len() >= C * kp, "int8 tile");
+        fn tile<const R: usize, const C: usize>(
+            x: &[i8],
+            w: &[i8],
+            _sums: &[i32],
+            (kp, k): (usize, usize),
+        ) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp && k <= kp, "int8 tile");
             let (xp, wp) = (x.as_ptr(), w.as_ptr());
             // SAFETY: the features are enabled in the caller; every load is 32 bytes at
-            // `r * kp + 32 t` or `c * kp + 32 t` with `32 (t + 1) <= kp`.
+            // `r * kp + 32 t` or `c * kp + 32 t` with `32 (t + 1) <= k <= kp`.
             unsafe {
                 let mut a = [[_mm512_setzero_si512(); C]; R];
-                for t in 0..kp / 32 {
+                for t in 0..k / 32 {
                     let xs: [__m512i; R] = std::array::from_fn(|r| {
                         _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp.add(r * kp + t * 32).cast()))
                     });
@@ -548,18 +715,26 @@ mod x86 {
 
     /// AVX-VNNI; callers guarantee the features and `dot_i8_on`'s lengths.
     #[target_feature(enable = "avx2,avxvnni")]
-    pub(super) fn avxvnni(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    pub(super) fn avxvnni(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize, usize), n: usize) {
         drive!(acc, x, w, sums, kp, n, tile, 3, 6);
 
         #[inline(always)]
-        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], sums: &[i32], kp: usize) -> [[i32; C]; R] {
-            assert!(x.len() >= R * kp && w.len() >= C * kp && sums.len() >= C, "int8 tile");
+        fn tile<const R: usize, const C: usize>(
+            x: &[i8],
+            w: &[i8],
+            sums: &[i32],
+            (kp, k): (usize, usize),
+        ) -> [[i32; C]; R] {
+            assert!(
+                x.len() >= R * kp && w.len() >= C * kp && sums.len() >= C && k <= kp,
+                "int8 tile"
+            );
             let (xp, wp) = (x.as_ptr(), w.as_ptr());
             // SAFETY: the features are enabled in the caller; 32-byte loads inside the rows.
             unsafe {
                 let flip = _mm256_set1_epi8(-128);
                 let mut a = [[_mm256_setzero_si256(); C]; R];
-                for t in 0..kp / 32 {
+                for t in 0..k / 32 {
                     let xs: [__m256i; R] = std::array::from_fn(|r| {
                         _mm256_xor_si256(_mm256_loadu_si256(xp.add(r * kp + t * 32).cast()), flip)
                     });
@@ -583,17 +758,22 @@ mod x86 {
 
     /// AVX2; callers guarantee the features and `dot_i8_on`'s lengths.
     #[target_feature(enable = "avx2")]
-    pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: usize, n: usize) {
+    pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize, usize), n: usize) {
         drive!(acc, x, w, sums, kp, n, tile, 3, 6);
 
         #[inline(always)]
-        fn tile<const R: usize, const C: usize>(x: &[i8], w: &[i8], _sums: &[i32], kp: usize) -> [[i32; C]; R] {
-            assert!(x.len() >= R * kp && w.len() >= C * kp, "int8 tile");
+        fn tile<const R: usize, const C: usize>(
+            x: &[i8],
+            w: &[i8],
+            _sums: &[i32],
+            (kp, k): (usize, usize),
+        ) -> [[i32; C]; R] {
+            assert!(x.len() >= R * kp && w.len() >= C * kp && k <= kp, "int8 tile");
             let (xp, wp) = (x.as_ptr(), w.as_ptr());
             // SAFETY: AVX2 is enabled in the caller; 16-byte loads inside the rows.
             unsafe {
                 let mut a = [[_mm256_setzero_si256(); C]; R];
-                for t in 0..kp / 16 {
+                for t in 0..k / 16 {
                     let xs: [__m256i; R] =
                         std::array::from_fn(|r| _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(r * kp + t * 16).cast())));
                     for c in 0..C {
@@ -644,9 +824,11 @@ mod tests {
             let kp = padded(k);
             for &n in &[1, 3, 7, 8, 9, 17, 64, 65, 130] {
                 for &m in &[1, 2, 3, 4, 5, 6, 7, 13] {
-                    let mut x = bytes(m * kp, &mut rng);
+                    let x = bytes(m * kp, &mut rng);
                     let mut w = bytes(n * kp, &mut rng);
-                    for r in x.chunks_exact_mut(kp).chain(w.chunks_exact_mut(kp)) {
+                    // Zero weights past column k (the products stop there); the inputs
+                    // past it are left arbitrary, as they add exact zeros.
+                    for r in w.chunks_exact_mut(kp) {
                         r[k..].fill(0);
                     }
                     let want = reference::dot_i8(&x, &w, m, kp, n);
@@ -693,6 +875,33 @@ mod tests {
             dot_i8_on(u, &mut acc, &x, &w);
             assert_eq!(acc, want, "{u:?}");
         }
+    }
+
+    /// An image on its canvas: the bytes and scale of `quantize_rows`, zeros around it; and
+    /// the whole-vector copy width only where the row's last run still fits.
+    #[test]
+    fn images_quantize_inside_a_border_of_zeros() {
+        let mut rng = Rng::new(3);
+        let (h, width, pitch, origin) = (5, 6, 10, 12);
+        let x = random(h * width, &mut rng);
+        let mut rows = vec![0i8; padded(h * width)];
+        let mut s = [0.0];
+        quantize_rows(&x, h * width, &mut rows, &mut s);
+        let mut canvas = vec![7i8; origin + h * pitch + 3];
+        assert_eq!(quantize_image(&x, width, pitch, origin, &mut canvas), s[0]);
+        for (i, &v) in canvas.iter().enumerate() {
+            let (r, c) = ((i.wrapping_sub(origin)) / pitch, (i.wrapping_sub(origin)) % pitch);
+            let want = if i >= origin && r < h && c < width {
+                rows[r * width + c]
+            } else {
+                0
+            };
+            assert_eq!(v, want, "byte {i}");
+        }
+        assert_eq!(copy_width(3, 3, 64), 4);
+        assert_eq!(copy_width(3, 48, 192), 64);
+        assert_eq!(copy_width(7, 9, 64), 9);
+        assert_eq!(copy_width(3, 72, 256), 72);
     }
 
     /// Quantization: within half a step of the value, ±127 at the row's largest magnitude,

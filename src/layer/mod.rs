@@ -21,7 +21,7 @@ pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use gaussian::{Gaussian, Prior};
 pub use gru::Gru;
-pub use int8::{Int8Conv, Int8Dense, Int8Layer, Int8Layers};
+pub use int8::{INT8_MIN_PATCH, Int8Conv, Int8Dense, Int8Layer, Int8Layers};
 pub use lstm::Lstm;
 pub use pool::{MaxPool2d, Repeat, Upsample};
 

@@ -232,10 +232,10 @@ impl AnomalyLabels {
 /// The arithmetic of inference, for the commands that run a trained autoencoder.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InferArgs {
-    /// Arithmetic of inference: f32, or int8 (weights of dense layers and convolutions
-    /// quantized per output row or filter at load, each row's activations with its own scale,
-    /// exact integer products with AVX512-VNNI / AVX-VNNI where the CPU has them; bias and
-    /// activation in f32; other layers stay f32).
+    /// Arithmetic of inference: f32, or int8 (weights of dense layers and of convolutions whose
+    /// filters read at least 32 inputs quantized per output row or filter at load, each row's
+    /// activations with its own scale, exact integer products with AVX512-VNNI / AVX-VNNI
+    /// where the CPU has them; bias and activation in f32; other layers stay f32).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::InferPrecision,
 }
@@ -247,7 +247,8 @@ impl InferArgs {
         if self.precision == hourglass::InferPrecision::Int8 {
             let (q, all) = (model.int8_layers(), model.layers().len());
             note!(
-                "inference in int8: {q} of {all} layers (the dense ones and convolutions; the others in f32), {}",
+                "inference in int8: {q} of {all} layers (the dense ones and the convolutions whose filters read at least {} inputs; the others in f32, where int8 would not be faster), {}",
+                hourglass::layer::INT8_MIN_PATCH,
                 self.precision.kernels()
             );
         }
