@@ -1,7 +1,7 @@
 //! Dense layers and convolutions in int8 at inference
 //! ([`InferPrecision::Int8`](crate::InferPrecision)): weights quantized once per output row
 //! or filter (symmetric, ±127), each input row (a convolution's: each image) quantized on the
-//! fly with its own scale, the product exact in i32 ([`kernels::int8`]), then an f32
+//! fly with its own scale, the product exact in i32 ([`kernels::int8`](crate::kernels::int8)), then an f32
 //! epilogue: `y = acc · (s_row · s_out) + bias`, the activation.
 //!
 //! Every step is exact or plain IEEE arithmetic in a fixed order, so a row gets the same bits
