@@ -5,6 +5,24 @@ use super::{ELEMENT_BLOCK, multiversion};
 use crate::activation::Activation;
 use rayon::prelude::*;
 
+/// Runs `$each!(f)` with `f` the activation `$act` as a closure of one value (the forward
+/// epilogues' loops, compiled once per activation so each vectorizes); `$identity` for
+/// [`Activation::Identity`].
+macro_rules! by_activation {
+    ($act:expr, $each:ident, $identity:expr) => {
+        match $act {
+            Activation::Identity => $identity,
+            Activation::Relu => $each!(|v: f32| v.max(0.0)),
+            Activation::LeakyRelu => $each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
+            Activation::Elu => $each!(|v| Activation::Elu.apply_with(v, fast_exp)),
+            Activation::Sigmoid => $each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
+            Activation::Tanh => $each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
+            Activation::Gelu => $each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
+        }
+    };
+}
+pub(crate) use by_activation;
+
 /// Fast `exp` for f32: branch-free (vectorizes), relative error below 2e-7 on [-87, 88];
 /// inputs are clamped to that range.
 #[inline(always)]
@@ -77,15 +95,7 @@ multiversion! {
                 }
             };
         }
-        match act {
-            Activation::Identity => each!(|v: f32| v),
-            Activation::Relu => each!(|v: f32| v.max(0.0)),
-            Activation::LeakyRelu => each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
-            Activation::Elu => each!(|v| Activation::Elu.apply_with(v, fast_exp)),
-            Activation::Sigmoid => each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
-            Activation::Tanh => each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
-            Activation::Gelu => each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
-        }
+        by_activation!(act, each, each!(|v: f32| v))
     }
 }
 
@@ -106,15 +116,7 @@ multiversion! {
                 y.iter_mut().for_each(|v| *v = $f(*v))
             };
         }
-        match act {
-            Activation::Identity => {}
-            Activation::Relu => each!(|v: f32| v.max(0.0)),
-            Activation::LeakyRelu => each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
-            Activation::Elu => each!(|v| Activation::Elu.apply_with(v, fast_exp)),
-            Activation::Sigmoid => each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
-            Activation::Tanh => each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
-            Activation::Gelu => each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
-        }
+        by_activation!(act, each, {})
     }
 }
 

@@ -194,15 +194,7 @@ super::multiversion! {
                 }
             };
         }
-        match act {
-            Activation::Identity => each!(|v: f32| v),
-            Activation::Relu => each!(|v: f32| v.max(0.0)),
-            Activation::LeakyRelu => each!(|v| Activation::LeakyRelu.apply_with(v, fast_exp)),
-            Activation::Elu => each!(|v| Activation::Elu.apply_with(v, fast_exp)),
-            Activation::Sigmoid => each!(|v| Activation::Sigmoid.apply_with(v, fast_exp)),
-            Activation::Tanh => each!(|v| Activation::Tanh.apply_with(v, fast_exp)),
-            Activation::Gelu => each!(|v| Activation::Gelu.apply_with(v, fast_exp)),
-        }
+        super::elementwise::by_activation!(act, each, each!(|v: f32| v))
     }
 }
 
