@@ -162,6 +162,15 @@ pub fn quantize_rows(x: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
     quantize(x, k, q, scales);
 }
 
+/// `dst = to_i8(src · inv)`, value by value: the quantization of [`quantize_rows`] and
+/// [`quantize_image`].
+#[inline(always)]
+fn round_into(dst: &mut [i8], src: &[f32], inv: f32) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_i8(v * inv);
+    }
+}
+
 super::multiversion! {
     /// [`quantize_rows`] after its checks, compiled per SIMD level (the same IEEE operations
     /// at each: a product, a rounding, a clamp).
@@ -169,27 +178,24 @@ super::multiversion! {
         let kp = padded(k);
         for ((row, qr), s) in x.chunks_exact(k).zip(q.chunks_exact_mut(kp)).zip(scales.iter_mut()) {
             *s = scale_of(row);
-            let inv = 1.0 / *s;
-            for (d, &v) in qr.iter_mut().zip(row) {
-                *d = to_i8(v * inv);
-            }
+            round_into(&mut qr[..k], row, 1.0 / *s);
             qr[k..].fill(0);
         }
     }
 }
 
 super::multiversion! {
-    /// The f32 epilogue of an int8 product: `y = act(acc · scale + bias)` for each row of
-    /// `scale.len()` outputs (`scale`: the row's scale times each output's), the same IEEE
-    /// operations in the same order as a product, then [`bias_activation`](super::bias_activation).
-    pub fn dequantize(y: &mut [f32], acc: &[i32], scale: &[f32], bias: &[f32], act: Activation) {
+    /// The f32 epilogue of an int8 product: `y = act(acc · (row · scale) + bias)` for each
+    /// row of `scale.len()` outputs (`row`: the input's scale, `scale`: each output's), the
+    /// activation as [`bias_activation`](super::bias_activation) applies it.
+    pub fn dequantize(y: &mut [f32], acc: &[i32], row: f32, scale: &[f32], bias: &[f32], act: Activation) {
         let n = scale.len();
         assert!(y.len() == acc.len() && bias.len() == n && y.len().is_multiple_of(n), "dequantize: lengths");
         macro_rules! each {
             ($f:expr) => {
                 for (yr, ar) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)) {
                     for (((v, &a), &s), &b) in yr.iter_mut().zip(ar).zip(scale).zip(bias) {
-                        *v = $f(a as f32 * s + b);
+                        *v = $f(a as f32 * (row * s) + b);
                     }
                 }
             };
@@ -205,12 +211,9 @@ super::multiversion! {
     /// [`quantize_rows`]; returns the scale.
     pub fn quantize_image(x: &[f32], width: usize, pitch: usize, origin: usize, canvas: &mut [i8]) -> f32 {
         let s = scale_of(x);
-        let inv = 1.0 / s;
         canvas.fill(0);
         for (r, row) in x.chunks_exact(width).enumerate() {
-            for (d, &v) in canvas[origin + r * pitch..][..width].iter_mut().zip(row) {
-                *d = to_i8(v * inv);
-            }
+            round_into(&mut canvas[origin + r * pitch..][..width], row, 1.0 / s);
         }
         s
     }

@@ -71,16 +71,12 @@ impl Int8Dense {
         SCRATCH.with(|s| {
             let (q, sx, acc) = &mut *s.borrow_mut();
             q.resize(rows * kp, 0);
-            sx.resize(rows + n, 0.0);
+            sx.resize(rows, 0.0);
             acc.resize(rows * n, 0);
-            let (sx, ss) = sx.split_at_mut(rows);
-            int8::quantize_rows(x, k, &mut q[..rows * kp], sx);
-            int8::dot_i8(&mut acc[..rows * n], &q[..rows * kp], &self.weight);
+            int8::quantize_rows(x, k, q, sx);
+            int8::dot_i8(acc, q, &self.weight);
             for ((yr, ar), &s) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)).zip(sx.iter()) {
-                for (v, &sw) in ss.iter_mut().zip(&self.scale) {
-                    *v = s * sw;
-                }
-                int8::dequantize(yr, ar, &ss[..n], &d.bias, d.activation);
+                int8::dequantize(yr, ar, s, &self.scale, &d.bias, d.activation);
             }
         });
     }
@@ -173,8 +169,7 @@ impl Int8Conv {
                 CONV_SCRATCH.with(|s| {
                     let (img, cols, scales, acc) = &mut *s.borrow_mut();
                     img.resize(images * len, 0);
-                    scales.resize(images + c_out, 0.0);
-                    let (scales, ss) = scales.split_at_mut(images);
+                    scales.resize(images, 0.0);
                     // Every byte of a patch row up to its taps is written below; the tail is
                     // whatever the scratch held, which the zero weights there cancel.
                     cols.resize(images * hw * kp, 0);
@@ -186,19 +181,14 @@ impl Int8Conv {
                     {
                         *s = int8::quantize_image(xi, w * ch, pitch, origin, qi);
                     }
-                    let cols = &mut cols[..images * hw * kp];
-                    int8::gather(cols, &img[..images * len], len, &self.taps, kp, (kh, kw * ch));
-                    let acc = &mut acc[..images * hw * c_out];
+                    int8::gather(cols, img, len, &self.taps, kp, (kh, kw * ch));
                     int8::dot_i8(acc, cols, &self.weight);
                     for ((yi, ai), &s) in yb
                         .chunks_exact_mut(n_out)
                         .zip(acc.chunks_exact(n_out))
                         .zip(scales.iter())
                     {
-                        for (v, &sf) in ss.iter_mut().zip(&self.scale) {
-                            *v = s * sf;
-                        }
-                        int8::dequantize(yi, ai, ss, &c.bias, c.activation);
+                        int8::dequantize(yi, ai, s, &self.scale, &c.bias, c.activation);
                     }
                 });
             });
