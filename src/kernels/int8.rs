@@ -127,24 +127,36 @@ fn to_i8(v: f32) -> i8 {
 }
 
 /// The symmetric scale of `row`: its largest magnitude over 127 (1 for a row of zeros, so
-/// that every value quantizes to 0). The maximum in sixteen lanes, which vectorizes (a
-/// maximum does not depend on the order).
+/// that every value quantizes to 0). The maximum in 64 lanes — four independent vector
+/// chains, which vectorize and overlap (a maximum does not depend on the order).
 #[inline(always)]
 fn scale_of(row: &[f32]) -> f32 {
     // `if a > l` rather than `f32::max`: a plain vector maximum, without the NaN handling
     // (a NaN is skipped either way).
     let bigger = |l: f32, v: &f32| if v.abs() > l { v.abs() } else { l };
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = row.chunks_exact(16);
+    let mut lanes = [0.0f32; 64];
+    let mut chunks = row.chunks_exact(64);
     for c in &mut chunks {
         for (l, v) in lanes.iter_mut().zip(c) {
             *l = bigger(*l, v);
         }
     }
-    let m = chunks
-        .remainder()
-        .iter()
-        .fold(lanes.iter().fold(0.0f32, bigger), bigger);
+    let mut rest = chunks.remainder().chunks_exact(16);
+    for c in &mut rest {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = bigger(*l, v);
+        }
+    }
+    // A tree over the lanes (halves, vector by vector), not a chain of 64 scalar maxima.
+    let mut width = lanes.len();
+    while width > 1 {
+        width /= 2;
+        let (low, high) = lanes.split_at_mut(width);
+        for (l, h) in low.iter_mut().zip(&high[..width]) {
+            *l = bigger(*l, h);
+        }
+    }
+    let m = rest.remainder().iter().fold(lanes[0], bigger);
     if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 }
 }
 
@@ -211,10 +223,15 @@ super::multiversion! {
     /// [`quantize_rows`]; returns the scale.
     pub fn quantize_image(x: &[f32], width: usize, pitch: usize, origin: usize, canvas: &mut [i8]) -> f32 {
         let s = scale_of(x);
-        canvas.fill(0);
+        // Each byte written once: the zeros before a row (the border), then the row.
+        let mut at = 0;
         for (r, row) in x.chunks_exact(width).enumerate() {
-            round_into(&mut canvas[origin + r * pitch..][..width], row, 1.0 / s);
+            let start = origin + r * pitch;
+            canvas[at..start].fill(0);
+            round_into(&mut canvas[start..][..width], row, 1.0 / s);
+            at = start + width;
         }
+        canvas[at..].fill(0);
         s
     }
 }

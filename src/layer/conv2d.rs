@@ -137,9 +137,7 @@ impl Conv2d {
                     }
                 ];
                 for (img, dst) in xb.chunks_exact(n_in).zip(yb.chunks_exact_mut(n_out)) {
-                    for (iy, row) in img.chunks_exact(w * c).enumerate() {
-                        padded[((iy + ph) * wp + pw) * c..][..w * c].copy_from_slice(row);
-                    }
+                    direct::pad_rows(img, w * c, &mut padded, wp * c, (ph * wp + pw) * c);
                     if wide.is_empty() {
                         plan.run(&padded, &wt, &bias, relu, dst);
                     } else {

@@ -10,6 +10,7 @@
 use super::conv2d::SAMPLE_BLOCK;
 use super::{Conv2d, Dense, Layer};
 use crate::error::{Error, Result};
+use crate::kernels::direct::transpose_images;
 use crate::kernels::int8;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -151,12 +152,14 @@ impl Int8Conv {
         self.weight.rows.len()
     }
 
-    /// Channels-last images `x` (rows of (H, W, C)) -> channels-last `y` (rows of (Ho, Wo,
-    /// c_out)) through `c` (the layer these filters came from: its geometry, bias and
-    /// activation), as [`Conv2d::infer_channels_last`] in f32. Each image is quantized with
-    /// its own scale, so an image gets the same bits alone as among others. No allocation
-    /// once the thread's scratch has grown.
-    pub fn infer_channels_last(&self, c: &Conv2d, x: &[f32], y: &mut [f32]) {
+    /// Channels-last images `x` (rows of (H, W, C)) -> `y` through `c` (the layer these
+    /// filters came from: its geometry, bias and activation), as
+    /// [`Conv2d::infer_channels_last`] in f32: channels-last (rows of (Ho, Wo, c_out)), or
+    /// channel-major (rows of (c_out, Ho, Wo)) when `channel_major` — each image transposed
+    /// while its outputs are still in cache. Each image is quantized with its own scale, so an
+    /// image gets the same bits alone as among others. No allocation once the thread's
+    /// scratch has grown.
+    pub fn infer_channels_last(&self, c: &Conv2d, x: &[f32], y: &mut [f32], channel_major: bool) {
         let (n_in, n_out) = (c.n_in(), c.n_out());
         let (ch, _, w) = c.geometry.input;
         let (kh, kw) = c.geometry.kernel;
@@ -167,7 +170,7 @@ impl Int8Conv {
             .for_each(|(xb, yb)| {
                 let images = xb.len() / n_in;
                 CONV_SCRATCH.with(|s| {
-                    let (img, cols, scales, acc) = &mut *s.borrow_mut();
+                    let (img, cols, scales, acc, image) = &mut *s.borrow_mut();
                     img.resize(images * len, 0);
                     scales.resize(images, 0.0);
                     // Every byte of a patch row up to its taps is written below; the tail is
@@ -188,19 +191,26 @@ impl Int8Conv {
                         .zip(acc.chunks_exact(n_out))
                         .zip(scales.iter())
                     {
-                        int8::dequantize(yi, ai, s, &self.scale, &c.bias, c.activation);
+                        if channel_major {
+                            image.resize(n_out, 0.0);
+                            int8::dequantize(image, ai, s, &self.scale, &c.bias, c.activation);
+                            transpose_images(image, n_out, c_out, yi, false);
+                        } else {
+                            int8::dequantize(yi, ai, s, &self.scale, &c.bias, c.activation);
+                        }
                     }
                 });
             });
     }
 }
 
-/// Buffers of an int8 convolution: quantized images (canvases), patches, scales, products.
-type ConvScratch = (Vec<i8>, Vec<i8>, Vec<f32>, Vec<i32>);
+/// Buffers of an int8 convolution: quantized images (canvases), patches, scales, products,
+/// one image's outputs before their transpose.
+type ConvScratch = (Vec<i8>, Vec<i8>, Vec<f32>, Vec<i32>, Vec<f32>);
 
 thread_local! {
     /// Per-thread [`ConvScratch`].
-    static CONV_SCRATCH: RefCell<ConvScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+    static CONV_SCRATCH: RefCell<ConvScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// A layer's int8 form.
@@ -422,7 +432,7 @@ mod conv_tests {
             let images = SAMPLE_BLOCK + 3;
             let x = random(images * c.n_in(), &mut rng);
             let mut y = vec![0.0; images * c.n_out()];
-            q.infer_channels_last(&c, &x, &mut y);
+            q.infer_channels_last(&c, &x, &mut y, false);
             assert_eq!(y, reference(&q, &c, &x), "{:?}", c.geometry);
             let mut f = vec![0.0; y.len()];
             c.infer_channels_last(&x, &mut f);
@@ -435,13 +445,19 @@ mod conv_tests {
             );
             let last = images - 1;
             let mut alone = vec![0.0; c.n_out()];
-            q.infer_channels_last(&c, &x[last * c.n_in()..], &mut alone);
+            q.infer_channels_last(&c, &x[last * c.n_in()..], &mut alone, false);
             assert_eq!(alone[..], y[last * c.n_out()..], "{:?}: an image alone", c.geometry);
             crate::kernels::testing::at_every_level(|level| {
                 let mut at = vec![0.0; y.len()];
-                q.infer_channels_last(&c, &x, &mut at);
+                q.infer_channels_last(&c, &x, &mut at, false);
                 assert_eq!(at, y, "{level:?}");
             });
+            // Channel-major output: each image's channels-last output, transposed.
+            let mut major = vec![0.0; y.len()];
+            q.infer_channels_last(&c, &x, &mut major, true);
+            let mut want = vec![0.0; y.len()];
+            transpose_images(&y, c.n_out(), c.c_out, &mut want, false);
+            assert_eq!(major, want, "{:?}: channel-major", c.geometry);
         }
     }
 
@@ -453,7 +469,7 @@ mod conv_tests {
             let q = Int8Conv::new(&c).unwrap();
             let x = random(3 * c.n_in(), &mut rng);
             let mut y = vec![0.0; 3 * c.n_out()];
-            q.infer_channels_last(&c, &x, &mut y);
+            q.infer_channels_last(&c, &x, &mut y, false);
             let want = reference(&q, &c, &x);
             assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
             assert_eq!(y, want, "{:?}", c.geometry);
