@@ -78,7 +78,7 @@ TRAINING = {
     "binarize": (False, "dynamic binarization: each value p in [0, 1] a fresh 0/1 draw every epoch (binarized "
                         "MNIST)"),
     "scale": ("standard", "feature scaling fitted on the training rows: none, minmax or standard"),
-    "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX or AVX512-BF16; f32 with a warning elsewhere)"),
+    "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX, or AVX512-BF16 on AMD; f32 with a warning elsewhere)"),
     "categorical": (None, "DataFrame columns to one-hot encode: names, or 'auto' for every text column"),
     "impute": (None, "fill missing numbers with the training 'mean' or 'median' (plus indicators)"),
     "max_categories": (50, "most categories kept per column"),

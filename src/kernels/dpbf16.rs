@@ -1,5 +1,6 @@
-//! bf16 GEMM with AVX512-BF16 (`vdpbf16ps`, e.g. AMD Zen 4, Intel Cooper Lake): the bf16
-//! path where AMX is absent, with the same packed operands as [`amx`](super::amx).
+//! bf16 GEMM with AVX512-BF16 (`vdpbf16ps`, e.g. AMD Zen 4): the bf16 path where AMX is
+//! absent and `vdpbf16ps` is faster than f32 FMAs ([`pays`]), with the same packed operands
+//! as [`amx`](super::amx).
 //!
 //! `C (m x n) (+)= A (m x k) * B (k x n)`, both operands rounded to bf16 (nearest even) while
 //! packing, products accumulated in f32. Each `vdpbf16ps` adds, in every lane (output column),
@@ -29,6 +30,34 @@ pub fn available() -> bool {
             false
         }
     })
+}
+
+/// Whether `vdpbf16ps` outpaces f32 multiply-adds on this CPU, so that bf16 GEMMs pay for
+/// their rounding: on AMD (Zen 4 and later, whose 512-bit FMAs take two 256-bit passes, one
+/// `vdpbf16ps` does twice an FMA's products per cycle; measured 1.6–1.9x the f32 GEMM), not
+/// on Intel, whose tables list `vdpbf16ps` on one port and 512-bit FMAs on two (measured 0.3–0.7x
+/// the f32 GEMM and 0.5–0.8x f32 training on a Xeon with AVX512-BF16 but no AMX,
+/// BENCHMARKS.md). Detected once from the CPU's vendor.
+pub fn pays() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| available() && vendor() != *b"GenuineIntel")
+}
+
+/// The CPU vendor's twelve bytes (CPUID leaf 0).
+fn vendor() -> [u8; 12] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let r = std::arch::x86_64::__cpuid(0);
+        let mut v = [0u8; 12];
+        v[..4].copy_from_slice(&r.ebx.to_le_bytes());
+        v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+        v[8..].copy_from_slice(&r.ecx.to_le_bytes());
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        [0; 12]
+    }
 }
 
 /// `dst (m x n) (+)= a (m x k) * b` with `b` packed, on AVX512-BF16. `dst` is row-major.
@@ -140,6 +169,22 @@ mod tests {
     use crate::kernels::testing::{AWKWARD, random};
     use crate::kernels::view;
     use crate::rng::Rng;
+
+    /// The vendor reads as a name (the three registers in CPUID's order), and AVX512-BF16
+    /// runs the bf16 GEMMs only where the instruction exists and the CPU is not Intel's.
+    #[test]
+    fn the_vendor_decides_where_dpbf16_pays() {
+        let v = vendor();
+        #[cfg(target_arch = "x86_64")]
+        assert!(v.iter().all(u8::is_ascii_alphanumeric), "{v:?}");
+        assert!(!pays() || available());
+        if v == *b"GenuineIntel" {
+            assert!(!pays());
+        }
+        if v == *b"AuthenticAMD" {
+            assert_eq!(pays(), available());
+        }
+    }
 
     /// Wherever the CPU has AVX512-BF16 (AMX machines too, where the GEMMs pick AMX), this
     /// kernel matches the bf16 reference on awkward sizes, plain and accumulating, with the

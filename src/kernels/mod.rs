@@ -18,7 +18,7 @@
 //! | `direct.rs` | direct channels-last convolution for inference |
 //! | `dot.rs` | dense layers at inference: dot products over weight rows in one fixed order |
 //! | `amx.rs` | bf16 GEMM on AMX tiles (and the bf16 packing both bf16 paths use) |
-//! | `dpbf16.rs` | bf16 GEMM with AVX512-BF16 `vdpbf16ps`, where AMX is absent |
+//! | `dpbf16.rs` | bf16 GEMM with AVX512-BF16 `vdpbf16ps`, where AMX is absent and it beats f32 |
 //! | `int8.rs` | int8 inference: quantization and the exact i32 product (VNNI `vpdpbusd`, AVX-512BW, AVX2) |
 //!
 //! # Determinism
@@ -68,8 +68,8 @@ pub enum Precision {
     #[default]
     F32,
     /// GEMM operands rounded to bf16, products accumulated in f32 on AMX tiles or with
-    /// AVX512-BF16; weights, activations, gradients and optimizer state stay f32. Falls back
-    /// to f32 GEMMs (with a note) on CPUs with neither.
+    /// AVX512-BF16 (where it beats f32: [`dpbf16::pays`]); weights, activations, gradients and
+    /// optimizer state stay f32. Falls back to f32 GEMMs (with a note) elsewhere.
     Bf16,
 }
 
@@ -107,10 +107,12 @@ impl Precision {
         if self != Precision::Bf16 || self.uses_bf16() {
             return None;
         }
-        let why = if Bf16Unit::here().is_none() {
-            "this CPU has neither AMX-BF16 tiles nor AVX512-BF16, one of which hourglass's bf16 GEMMs need".to_string()
-        } else {
+        let why = if (amx::available() || dpbf16::available()) && level() != Level::Avx512 {
             format!("the SIMD level is {}, and bf16 GEMMs need avx512", level().name())
+        } else if dpbf16::available() {
+            "this Intel CPU has AVX512-BF16 but no AMX tiles, and there bf16 GEMMs ran slower than f32 (0.3–0.7× measured, BENCHMARKS.md)".to_string()
+        } else {
+            "this CPU has neither AMX-BF16 tiles nor AVX512-BF16, one of which hourglass's bf16 GEMMs need".to_string()
         };
         Some(format!("precision bf16 was asked for, f32 GEMMs run instead: {why}"))
     }
@@ -135,11 +137,12 @@ pub enum Bf16Unit {
 }
 
 impl Bf16Unit {
-    /// The fastest this CPU has, if any.
+    /// The fastest this CPU has, if any: AMX tiles, else AVX512-BF16 where it is faster
+    /// than f32 ([`dpbf16::pays`]).
     pub fn here() -> Option<Bf16Unit> {
         if amx::available() {
             Some(Bf16Unit::Amx)
-        } else if dpbf16::available() {
+        } else if dpbf16::pays() {
             Some(Bf16Unit::Avx512Bf16)
         } else {
             None

@@ -653,7 +653,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SCALE")]
     pub scale: Option<Scaling>,
     /// Arithmetic of the training GEMMs: f32, or bf16 (bf16 operands, f32 accumulation and
-    /// weights; runs on AMX tiles or AVX512-BF16, falls back to f32 with a note elsewhere).
+    /// weights; runs on AMX tiles or AVX512-BF16 on AMD, falls back to f32 with a note
+    /// elsewhere).
     #[arg(long, default_value = "f32", value_name = "P")]
     pub precision: hourglass::Precision,
     /// Tie weights: each decoder weight is the transpose of its mirror encoder weight.
