@@ -3,9 +3,9 @@
 //!
 //! Rows go through in blocks of [`ROW_BLOCK`] (of [`SAMPLE_BLOCK`] images when the stack has
 //! convolutions, so that a block's feature maps stay in cache), each block through all the
-//! layers on one thread (no synchronization between layers). Chains of convolutions run channels-last with the
-//! direct kernel where it is the fast choice (AVX-512), changing layout only where a chain
-//! meets another kind of layer, an encode-time rule or the end. A layer's encode-time rule
+//! layers on one thread (no synchronization between layers). Chains of convolutions run
+//! channels-last with the direct kernel where it is the fast choice (AVX-512), changing layout
+//! only where a chain meets another kind of layer, an encode-time rule or the end. A layer's encode-time rule
 //! ([`Regularizer::encode`]: top-k, binary threshold) is applied to its output.
 
 use crate::kernels::direct::transpose_images;
