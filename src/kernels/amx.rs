@@ -106,14 +106,16 @@ super::multiversion! {
     /// u32 in each of the block's rows. A tile of `TRANSPOSE_BLOCK` columns is gathered, then
     /// written as whole 64-byte rows (the destination rows are often exactly 4 KiB apart:
     /// column writes would keep evicting each other from one cache set).
-    fn pack_transposed_block(src: &[f32], cs: usize, k: usize, n: usize, np: usize, bp: usize, rows: &mut [u32]) {
+    /// Columns before `from` are left as they are (packed already, see [`x86::pack_transposed_tiles`]).
+    #[allow(clippy::too_many_arguments)]
+    fn pack_transposed_block(src: &[f32], cs: usize, k: usize, n: usize, np: usize, bp: usize, from: usize, rows: &mut [u32]) {
         let k0 = 2 * bp * TRANSPOSE_BLOCK;
         if k0 >= k {
             return;
         }
         let k1 = (k0 + 2 * TRANSPOSE_BLOCK).min(k);
         let mut tile = [[0u32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK];
-        for j0 in (0..n).step_by(TRANSPOSE_BLOCK) {
+        for j0 in (from..n).step_by(TRANSPOSE_BLOCK) {
             let cols = TRANSPOSE_BLOCK.min(n - j0);
             for jj in 0..cols {
                 let seg = &src[(j0 + jj) * cs + k0..(j0 + jj) * cs + k1];
@@ -148,6 +150,129 @@ const PACK_TASK: usize = 4096;
 /// Side of the square blocks of the pair transpose (16 x 16 u32 = one 1 KiB block each way).
 const TRANSPOSE_BLOCK: usize = 16;
 
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::TRANSPOSE_BLOCK;
+    use crate::kernels::direct::avx512::transpose16;
+    use std::arch::x86_64::{
+        __m512i, _mm256_storeu_si256, _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps,
+        _mm512_cvtepi32_epi16, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_permutex2var_epi16, _mm512_set1_epi32,
+        _mm512_setr_epi32, _mm512_srli_epi32, _mm512_storeu_si512,
+    };
+
+    /// The whole 16 x 16 tiles of [`pack_transposed_block`](super::pack_transposed_block)'s
+    /// block `bp` (all 32 values of `k` inside `k`, 16 columns inside `n`): each column's 32
+    /// values are rounded to bf16 as [`to_bf16`](super::to_bf16) does (in integers, so the two
+    /// paths agree bit for bit), their high halves gathered into 16 pairs by one word
+    /// permute, and the 16 columns transposed in registers. Returns the first column it left
+    /// for the value-by-value loop.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn pack_transposed_tiles(
+        src: &[f32],
+        cs: usize,
+        k: usize,
+        n: usize,
+        np: usize,
+        bp: usize,
+        rows: &mut [u32],
+    ) -> usize {
+        const T: usize = TRANSPOSE_BLOCK;
+        let k0 = 2 * bp * T;
+        if k0 + 2 * T > k {
+            return 0;
+        }
+        let whole = n - n % T;
+        assert!(rows.len() >= T * np && whole <= np && (whole == 0 || (whole - 1) * cs + k0 + 2 * T <= src.len()));
+        // Word 2i + 1 of (lo, hi), the high half of value i: the bf16 of w[k0 + i].
+        let odd = _mm512_setr_epi32(
+            0x0003_0001,
+            0x0007_0005,
+            0x000B_0009,
+            0x000F_000D,
+            0x0013_0011,
+            0x0017_0015,
+            0x001B_0019,
+            0x001F_001D,
+            0x0023_0021,
+            0x0027_0025,
+            0x002B_0029,
+            0x002F_002D,
+            0x0033_0031,
+            0x0037_0035,
+            0x003B_0039,
+            0x003F_003D,
+        );
+        let round = |b: __m512i| {
+            // b + 0x7FFF + ((b >> 16) & 1): round to nearest even in the high half.
+            let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+            _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)))
+        };
+        for j0 in (0..whole).step_by(T) {
+            let cols = std::array::from_fn(|jj| {
+                // SAFETY: column j0 + jj < n holds values k0..k0 + 32 <= k at `(j0 + jj) * cs`
+                // (asserted above).
+                let (lo, hi) = unsafe {
+                    let p = src.as_ptr().add((j0 + jj) * cs + k0);
+                    (_mm512_loadu_si512(p.cast()), _mm512_loadu_si512(p.add(16).cast()))
+                };
+                _mm512_castsi512_ps(_mm512_permutex2var_epi16(round(lo), odd, round(hi)))
+            });
+            for (t, v) in transpose16(cols).into_iter().enumerate() {
+                // SAFETY: row t < 16 of the block has `np` pairs; columns j0..j0 + 16 <= np.
+                unsafe { _mm512_storeu_si512(rows.as_mut_ptr().add(t * np + j0).cast(), _mm512_castps_si512(v)) };
+            }
+        }
+        whole
+    }
+
+    /// The whole 16 x 16 tiles of `pa = bf16(a)` for `a = src`'s transpose (`a`'s columns are
+    /// `src`'s contiguous rows, `cs` apart): 16 columns loaded, transposed in registers,
+    /// rounded as [`to_bf16`](super::to_bf16) does and narrowed to 16 bf16 values per row.
+    /// Returns the rows and columns it packed (multiples of 16; the rest is left as it was).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn pack_a_tiles(
+        src: &[f32],
+        cs: usize,
+        m: usize,
+        k: usize,
+        pa: &mut [u16],
+        kp: usize,
+    ) -> (usize, usize) {
+        const T: usize = TRANSPOSE_BLOCK;
+        let (mw, kw) = (m - m % T, k - k % T);
+        assert!(kw <= kp && pa.len() >= m * kp && (kw == 0 || (kw - 1) * cs + m <= src.len()));
+        for k0 in (0..kw).step_by(T) {
+            for i0 in (0..mw).step_by(T) {
+                // SAFETY: column k0 + j < k holds rows i0..i0 + 16 <= m at `(k0 + j) * cs`.
+                let cols = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(src.as_ptr().add((k0 + j) * cs + i0)) });
+                for (ii, v) in transpose16(cols).into_iter().enumerate() {
+                    let b = _mm512_castps_si512(v);
+                    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+                    let r = _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+                    let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(r));
+                    // SAFETY: row i0 + ii < m of `pa` has `kp >= k0 + 16` values.
+                    unsafe { _mm256_storeu_si256(pa.as_mut_ptr().add((i0 + ii) * kp + k0).cast(), h) };
+                }
+            }
+        }
+        (mw, kw)
+    }
+}
+
+/// The packed width of `n` columns: a multiple of [`BLOCK`], and an odd one from 256 on. The
+/// kernels read a column block's pair rows one after another, `np` values apart; an even
+/// multiple of 32 puts them at a multiple of 256 bytes (4 KiB when n is 1000 or 1024), so they
+/// fall into a few sets of the L1 cache and evict each other (measured: the AVX512-BF16
+/// kernel ran at 60 % of its peak on such widths).
+fn padded_width(n: usize) -> usize {
+    let blocks = n.div_ceil(BLOCK);
+    if blocks >= 8 && blocks.is_multiple_of(2) {
+        (blocks + 1) * BLOCK
+    } else {
+        blocks * BLOCK
+    }
+}
+
 impl PackedB {
     /// Packs `b (k x n)`. Row-major `b` packs pairs of rows; a transposed view (`b = Wᵀ` with `W`
     /// row-major) packs adjacent values of each row of `W`, then transposes the pairs in blocks.
@@ -156,7 +281,7 @@ impl PackedB {
         use rayon::prelude::*;
         let (k, n) = (b.nrows(), b.ncols());
         let kp = k.div_ceil(KSTEP) * KSTEP;
-        let np = n.div_ceil(BLOCK) * BLOCK;
+        let np = padded_width(n);
         let mut data = vec![0u32; kp / 2 * np];
         if b.col_stride() == 1 && k > 0 {
             let rs = b.row_stride() as usize;
@@ -193,7 +318,15 @@ impl PackedB {
             // values of w's row j become one u32 in each of the block's rows.
             data.par_chunks_mut(np * TRANSPOSE_BLOCK)
                 .enumerate()
-                .for_each(|(bp, rows)| pack_transposed_block(src, cs, k, n, np, bp, rows));
+                .for_each(|(bp, rows)| {
+                    #[cfg(target_arch = "x86_64")]
+                    if super::level() == super::Level::Avx512 {
+                        // SAFETY: the level is Avx512 only where AVX-512F and BW were detected.
+                        let tiles = unsafe { x86::pack_transposed_tiles(src, cs, k, n, np, bp, rows) };
+                        return pack_transposed_block(src, cs, k, n, np, bp, tiles, rows);
+                    }
+                    pack_transposed_block(src, cs, k, n, np, bp, 0, rows)
+                });
         } else {
             data.par_chunks_mut(np).enumerate().for_each(|(p, row)| {
                 for (j, o) in row[..n].iter_mut().enumerate() {
@@ -221,9 +354,15 @@ pub(super) fn with_packed_a<R>(
 ) -> R {
     SCRATCH.with(|s| {
         let (pa, cbuf) = &mut *s.borrow_mut();
-        pa.clear();
-        pa.resize(a.nrows().div_ceil(row_multiple) * row_multiple * kp, 0);
+        let (m, k) = (a.nrows(), a.ncols());
+        // Only the padding is zeroed: packing writes every other value (zeroing the whole
+        // buffer first cost 2 % of a bf16 training step).
+        pa.resize(m.div_ceil(row_multiple) * row_multiple * kp, 0);
         pack_a(a, pa, kp);
+        if k < kp {
+            pa[..m * kp].chunks_exact_mut(kp).for_each(|row| row[k..].fill(0));
+        }
+        pa[m * kp..].fill(0);
         f(pa, cbuf)
     })
 }
@@ -241,8 +380,22 @@ fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
     } else if a.row_stride() == 1 {
         // a = dZᵀ: the source rows (contiguous) are a's columns; transposed in square tiles so
         // that the writes stay within a few cache lines (a plain scatter touches a new line
-        // per value: it cost as much as the narrow layers' products themselves).
+        // per value: it cost as much as the narrow layers' products themselves). Whole 16 x 16
+        // tiles go through registers where the level allows, the edges value by value.
         const T: usize = 16;
+        #[cfg(target_arch = "x86_64")]
+        let (mw, kw) = if super::level() == super::Level::Avx512 && a.nrows() > 0 && a.ncols() > 0 {
+            let cs = a.col_stride() as usize;
+            // SAFETY: a view with unit row stride and column stride `cs` covers these elements
+            // from its first one (faer guarantees the view is valid for all its columns).
+            let src = unsafe { std::slice::from_raw_parts(a.as_ptr(), (k - 1) * cs + m) };
+            // SAFETY: the level is Avx512 only where AVX-512F and BW were detected.
+            unsafe { x86::pack_a_tiles(src, cs, m, k, pa, kp) }
+        } else {
+            (0, 0)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (mw, kw) = (0, 0);
         for k0 in (0..k).step_by(T) {
             let width = T.min(k - k0);
             let cols: [&[f32]; T] = std::array::from_fn(|j| match j < width {
@@ -250,7 +403,9 @@ fn pack_a(a: MatRef<'_, f32>, pa: &mut [u16], kp: usize) {
                 true => unsafe { std::slice::from_raw_parts(a.col(k0 + j).as_ptr(), m) },
                 false => &[],
             });
-            for i in 0..m {
+            // Rows below `mw` of the columns below `kw` were packed by whole tiles.
+            let first = if k0 < kw { mw } else { 0 };
+            for i in first..m {
                 let row = &mut pa[i * kp + k0..i * kp + k0 + width];
                 for (o, col) in row.iter_mut().zip(&cols) {
                     *o = to_bf16(col[i]);
@@ -311,7 +466,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
             let a_stride = kp * 2;
             let b_stride = b.np * 4; // bytes per pair row
             for m0 in (0..mp).step_by(BLOCK) {
-                for n0 in (0..b.np).step_by(BLOCK) {
+                for n0 in (0..n).step_by(BLOCK) {
                     // Full blocks live in `dst` directly (row stride n); edge blocks in `cbuf`.
                     let full = m0 + BLOCK <= m && n0 + BLOCK <= n;
                     let (c, sc) = if full {
@@ -397,6 +552,55 @@ mod tests {
             let leaf = std::arch::x86_64::__cpuid_count(7, 0);
             let cpu_has = leaf.edx & (1 << 22) != 0 && leaf.edx & (1 << 24) != 0;
             assert_eq!(super::available(), cpu_has);
+        }
+    }
+
+    /// A transposed view packs, at every SIMD level this machine has, to the very pairs its
+    /// row-major copy packs to (whole register tiles, partial tiles, ties and signs included).
+    #[test]
+    fn transposed_views_pack_like_their_row_major_copies() {
+        use super::PackedB;
+        use crate::kernels::testing::random;
+        use crate::kernels::{levels, reference, view, with_level};
+        let mut rng = crate::rng::Rng::new(5);
+        for &(k, n) in &[(1, 1), (31, 17), (32, 16), (64, 48), (65, 33), (100, 63), (130, 200)] {
+            let mut w = random(n * k, &mut rng);
+            // Values exactly halfway between two bf16 values, both parities, both signs.
+            for (i, v) in w.iter_mut().enumerate().step_by(7) {
+                *v = f32::from_bits(0x3F80_8000 + ((i as u32 % 2) << 16)) * if i % 3 == 0 { -1.0 } else { 1.0 };
+            }
+            let b = reference::transpose(&w, n, k);
+            let want = PackedB::new(view(&b, k, n));
+            for level in levels() {
+                let got = with_level(level, || PackedB::new(view(&w, n, k).transpose()));
+                assert_eq!((got.kp, got.np, got.n), (want.kp, want.np, want.n));
+                assert!(got.data == want.data, "{k}x{n} at {level:?}");
+            }
+        }
+    }
+
+    /// A transposed left operand (`a = dZᵀ`) packs, at every level, to the very values its
+    /// row-major copy packs to, padding included.
+    #[test]
+    fn transposed_left_operands_pack_like_their_row_major_copies() {
+        use super::with_packed_a;
+        use crate::kernels::testing::random;
+        use crate::kernels::{levels, reference, view, with_level};
+        let mut rng = crate::rng::Rng::new(6);
+        for &(m, k) in &[(1, 1), (15, 17), (16, 16), (33, 48), (64, 100), (130, 31)] {
+            let mut a = random(m * k, &mut rng);
+            for (i, v) in a.iter_mut().enumerate().step_by(5) {
+                *v = f32::from_bits(0xBF80_8000 + ((i as u32 % 2) << 16));
+            }
+            let kp = k.div_ceil(32) * 32;
+            let want = with_packed_a(view(&a, m, k), kp, 8, |pa, _| pa.to_vec());
+            let at = reference::transpose(&a, m, k);
+            for level in levels() {
+                let got = with_level(level, || {
+                    with_packed_a(view(&at, k, m).transpose(), kp, 8, |pa, _| pa.to_vec())
+                });
+                assert!(got == want, "{m}x{k} at {level:?}");
+            }
         }
     }
 

@@ -116,7 +116,7 @@ fn portable(plan: &Plan, x: &[f32], w: &[f32], bias: &[f32], relu: bool, y: &mut
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::{LANES, Plan};
     use std::arch::x86_64::{
         __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
@@ -226,7 +226,7 @@ mod avx512 {
     /// 128-bit lanes twice (64 shuffles).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
+    pub(in crate::kernels) fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
         let mut t = [_mm512_setzero_ps(); LANES];
         for k in 0..8 {
             t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
