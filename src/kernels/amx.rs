@@ -76,7 +76,10 @@ thread_local! {
 /// `u32` per pair (low half k = 2p, high half k = 2p + 1): `kp/2` rows of `np` pairs; k padded to
 /// a multiple of 32 and n to a multiple of 32 with zeros.
 pub struct PackedB {
-    pub(super) data: Vec<u32>,
+    /// The values start at `buf[start]`, the first 64-byte boundary in `buf` (a 64-byte vector
+    /// load then never spans two cache lines).
+    buf: Vec<u32>,
+    start: usize,
     pub(super) kp: usize,
     pub(super) np: usize,
     pub(super) n: usize,
@@ -282,7 +285,10 @@ impl PackedB {
         let (k, n) = (b.nrows(), b.ncols());
         let kp = k.div_ceil(KSTEP) * KSTEP;
         let np = padded_width(n);
-        let mut data = vec![0u32; kp / 2 * np];
+        let len = kp / 2 * np;
+        let mut buf = reused_buffer(len + 15);
+        let start = buf.as_ptr().align_offset(64).min(15);
+        let data = &mut buf[start..start + len];
         if b.col_stride() == 1 && k > 0 {
             let rs = b.row_stride() as usize;
             let len = (k - 1) * rs + n;
@@ -340,7 +346,48 @@ impl PackedB {
                 }
             });
         }
-        PackedB { data, kp, np, n }
+        // The padding (columns past `n`, pair rows past `k`): the packing above writes every
+        // other value, and a reused buffer holds an earlier product's.
+        let pairs = k.div_ceil(2);
+        data[..pairs * np].chunks_exact_mut(np).for_each(|row| row[n..].fill(0));
+        data[pairs * np..].fill(0);
+        PackedB { buf, start, kp, np, n }
+    }
+
+    /// The packed pairs: `kp / 2` rows of `np`.
+    pub(super) fn data(&self) -> &[u32] {
+        &self.buf[self.start..self.start + self.kp / 2 * self.np]
+    }
+}
+
+/// Buffers of dropped [`PackedB`]s, for the next packings (a training step packs a few per
+/// layer; a fresh zeroed allocation for each cost ~3 % of a bf16 step in `memset`).
+static POOL: std::sync::Mutex<Vec<Vec<u32>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers kept in [`POOL`] at most.
+const POOL_SIZE: usize = 8;
+
+/// A buffer of `len` values, their contents unspecified: the smallest pooled one that holds
+/// `len` without growing, else a new one.
+fn reused_buffer(len: usize) -> Vec<u32> {
+    let found = POOL.lock().ok().and_then(|mut pool| {
+        let best = (0..pool.len())
+            .filter(|&i| pool[i].capacity() >= len)
+            .min_by_key(|&i| pool[i].capacity())?;
+        Some(pool.swap_remove(best))
+    });
+    let mut v = found.unwrap_or_default();
+    v.resize(len, 0);
+    v
+}
+
+impl Drop for PackedB {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = POOL.lock()
+            && pool.len() < POOL_SIZE
+        {
+            pool.push(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -456,7 +503,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
         cbuf.resize(BLOCK * BLOCK, 0.0);
         let cfg = tile_config();
         // SAFETY: `available()` confirmed AMX-TILE/BF16 and the OS permission. Every A/B tile
-        // load reads 16 rows of 64 bytes inside `pa` (mp x kp bf16) or `b.data` (kp/2 x np u32),
+        // load reads 16 rows of 64 bytes inside `pa` (mp x kp bf16) or `b.data()` (kp/2 x np u32),
         // because m0 + 32 <= mp, k0 + 32 <= kp and n0 + 32 <= np. C tiles are loaded from and
         // stored to `dst` only for full blocks (m0 + 32 <= m and n0 + 32 <= n, row stride n), so
         // 32 rows of 32 f32 from (m0, n0) lie inside `dst` (m x n); otherwise they use `cbuf`
@@ -497,7 +544,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
                     for k0 in (0..kp).step_by(KSTEP) {
                         let a0 = pa.as_ptr().add(m0 * kp + k0);
                         let a1 = a0.add(16 * kp);
-                        let b0 = b.data.as_ptr().add((k0 / 2) * b.np + n0);
+                        let b0 = b.data().as_ptr().add((k0 / 2) * b.np + n0);
                         let b1 = b0.add(16);
                         std::arch::asm!(
                             "tileloadd tmm4, [{a0} + {sa}*1]",
@@ -574,7 +621,7 @@ mod tests {
             for level in levels() {
                 let got = with_level(level, || PackedB::new(view(&w, n, k).transpose()));
                 assert_eq!((got.kp, got.np, got.n), (want.kp, want.np, want.n));
-                assert!(got.data == want.data, "{k}x{n} at {level:?}");
+                assert!(got.data() == want.data(), "{k}x{n} at {level:?}");
             }
         }
     }
@@ -600,6 +647,34 @@ mod tests {
                     with_packed_a(view(&at, k, m).transpose(), kp, 8, |pa, _| pa.to_vec())
                 });
                 assert!(got == want, "{m}x{k} at {level:?}");
+            }
+        }
+    }
+
+    /// A packing into a reused buffer (an earlier product's values in it) leaves its padding
+    /// zero: pair rows past `k` and columns past `n`, row-major and transposed.
+    #[test]
+    fn reused_packing_buffers_are_padded_with_zeros() {
+        use super::PackedB;
+        use crate::kernels::testing::random;
+        use crate::kernels::view;
+        let mut rng = crate::rng::Rng::new(7);
+        for round in 0..2 {
+            let big = random(300 * 300, &mut rng).iter().map(|v| v + 1.0).collect::<Vec<_>>();
+            drop(PackedB::new(view(&big, 300, 300)));
+            let (k, n) = (33, 17);
+            let b = random(k * n, &mut rng);
+            let packed = match round {
+                0 => PackedB::new(view(&b, k, n)),
+                _ => PackedB::new(view(&b, n, k).transpose()),
+            };
+            let pairs = k.div_ceil(2);
+            for (p, row) in packed.data().chunks_exact(packed.np).enumerate() {
+                let padding = if p < pairs { &row[n..] } else { row };
+                assert!(padding.iter().all(|&v| v == 0), "round {round}, pair row {p}");
+                if p + 1 == pairs {
+                    assert!(row[..n].iter().all(|&v| v >> 16 == 0), "k is odd: no high halves");
+                }
             }
         }
     }

@@ -72,7 +72,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
     assert_eq!(dst.len(), m * n);
     assert!(k <= b.kp && b.kp.is_multiple_of(2), "inner dimensions differ");
     assert!(
-        b.np.is_multiple_of(NR) && b.data.len() == b.kp / 2 * b.np,
+        b.np.is_multiple_of(NR) && b.data().len() == b.kp / 2 * b.np,
         "packed B layout"
     );
     if m == 0 || n == 0 {
@@ -82,7 +82,7 @@ pub fn matmul(dst: &mut [f32], a: MatRef<'_, f32>, b: &PackedB, accumulate: bool
     with_packed_a(a, kp, MR, |pa, _| {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `available()` detected AVX512-BF16 and AVX-512F; `pa` holds `ceil(m / MR) * MR x kp` values
-        // and `b.data` `kp/2 x np` (both asserted or sized above).
+        // and `b.data()` `kp/2 x np` (both asserted or sized above).
         unsafe {
             x86::blocks(dst, pa, b, m, n, kp, accumulate)
         }
@@ -103,18 +103,18 @@ mod x86 {
     pub(super) fn blocks(dst: &mut [f32], pa: &[u16], b: &PackedB, m: usize, n: usize, kp: usize, accumulate: bool) {
         let pairs = kp / 2;
         let mp = m.div_ceil(MR) * MR;
-        assert!(pa.len() >= mp * kp && b.data.len() >= pairs * b.np && dst.len() == m * n);
+        assert!(pa.len() >= mp * kp && b.data().len() >= pairs * b.np && dst.len() == m * n);
         // Columns outer: one strip of B (`pairs x 32` values) is reused by every block of rows.
         for n0 in (0..n).step_by(NR) {
             for m0 in (0..mp).step_by(MR) {
                 // SAFETY: AVX512-BF16 is enabled here. Reads: A pairs at `(m0 + r) * kp + 2p`
                 // for r < MR, p < pairs, inside `pa` (mp x kp); B vectors at `p * np + n0 (+16)`,
-                // 16 values each, inside `b.data` because n0 + 32 <= np. Writes go through
+                // 16 values each, inside `b.data()` because n0 + 32 <= np. Writes go through
                 // `store`, which masks to the rows below `m` and columns below `n`.
                 unsafe {
                     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
                     let a0 = pa.as_ptr().add(m0 * kp) as *const u32;
-                    let b0 = b.data.as_ptr().add(n0);
+                    let b0 = b.data().as_ptr().add(n0);
                     for p in 0..pairs {
                         let bp = b0.add(p * b.np);
                         let v0: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.cast()));
