@@ -367,6 +367,10 @@ static POOL: std::sync::Mutex<Vec<Vec<u32>>> = std::sync::Mutex::new(Vec::new())
 /// Buffers kept in [`POOL`] at most.
 const POOL_SIZE: usize = 8;
 
+/// Values kept in [`POOL`] at most, all buffers together (32 MiB): a very wide layer's
+/// packings are allocated afresh rather than held after training.
+const POOL_VALUES: usize = 8 << 20;
+
 /// A buffer of `len` values, their contents unspecified: the smallest pooled one that holds
 /// `len` without growing, else a new one.
 fn reused_buffer(len: usize) -> Vec<u32> {
@@ -385,6 +389,7 @@ impl Drop for PackedB {
     fn drop(&mut self) {
         if let Ok(mut pool) = POOL.lock()
             && pool.len() < POOL_SIZE
+            && pool.iter().map(Vec::capacity).sum::<usize>() + self.buf.capacity() <= POOL_VALUES
         {
             pool.push(std::mem::take(&mut self.buf));
         }
