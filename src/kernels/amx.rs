@@ -74,7 +74,7 @@ thread_local! {
 
 /// B packed for tiles: pairs of k interleaved per column (the VNNI layout), stored as one
 /// `u32` per pair (low half k = 2p, high half k = 2p + 1): `kp/2` rows of `np` pairs; k padded to
-/// a multiple of 32 and n to a multiple of 32 with zeros.
+/// a multiple of 32 and n to `padded_width(n)` (a multiple of 32) with zeros.
 pub struct PackedB {
     /// The values start at `buf[start]`, the first 64-byte boundary in `buf` (a 64-byte vector
     /// load then never spans two cache lines).
@@ -163,6 +163,15 @@ mod x86 {
         _mm512_setr_epi32, _mm512_srli_epi32, _mm512_storeu_si512,
     };
 
+    /// 16 f32 bit patterns rounded to nearest even at bit 16, as [`to_bf16`](super::to_bf16)
+    /// does (`b + 0x7FFF + ((b >> 16) & 1)`): the bf16 values are the high halves.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn round(b: __m512i) -> __m512i {
+        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+        _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)))
+    }
+
     /// The whole 16 x 16 tiles of [`pack_transposed_block`](super::pack_transposed_block)'s
     /// block `bp` (all 32 values of `k` inside `k`, 16 columns inside `n`): each column's 32
     /// values are rounded to bf16 as [`to_bf16`](super::to_bf16) does (in integers, so the two
@@ -205,11 +214,6 @@ mod x86 {
             0x003B_0039,
             0x003F_003D,
         );
-        let round = |b: __m512i| {
-            // b + 0x7FFF + ((b >> 16) & 1): round to nearest even in the high half.
-            let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
-            _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)))
-        };
         for j0 in (0..whole).step_by(T) {
             let cols = std::array::from_fn(|jj| {
                 // SAFETY: column j0 + jj < n holds values k0..k0 + 32 <= k at `(j0 + jj) * cs`
@@ -249,10 +253,7 @@ mod x86 {
                 // SAFETY: column k0 + j < k holds rows i0..i0 + 16 <= m at `(k0 + j) * cs`.
                 let cols = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(src.as_ptr().add((k0 + j) * cs + i0)) });
                 for (ii, v) in transpose16(cols).into_iter().enumerate() {
-                    let b = _mm512_castps_si512(v);
-                    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
-                    let r = _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
-                    let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(r));
+                    let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(_mm512_castps_si512(v))));
                     // SAFETY: row i0 + ii < m of `pa` has `kp >= k0 + 16` values.
                     unsafe { _mm256_storeu_si256(pa.as_mut_ptr().add((i0 + ii) * kp + k0).cast(), h) };
                 }
