@@ -4,25 +4,23 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
-use super::dictionary::{
-    PreBias, calibrate, center_dictionary, check_auxk, dictionary_layer, remove_parallel_gradient, tied_init,
-    unit_norm_columns,
-};
+use super::dictionary::{PreBias, calibrate, center_dictionary, check_auxk, dictionary_layer, tied_init};
 use super::exchange::{Exchange, agree};
+use super::position::{Position, Start};
 use super::step::{Head, Net, StepResult, Workspace, forward_backward};
+use super::update;
+use super::validation::{Watch, code_metrics, code_rows, validate};
 use crate::activation::Activation;
 use crate::data::scale::{Scaler, Scaling};
 use crate::dist::{self, Team};
 use crate::error::{Error, Result};
-use crate::kernels;
 use crate::layer::Layer;
 use crate::loss::Loss;
 use crate::model::Autoencoder;
 use crate::noise;
-use crate::optim::Optimizer;
 use crate::regularize::{self, Regularizer};
 use crate::rng::Rng;
-use crate::tensor::{Matrix, MatrixRef, Rows};
+use crate::tensor::{MatrixRef, Rows};
 use std::borrow::Cow;
 use std::time::Instant;
 
@@ -260,7 +258,7 @@ fn check_targets(x: MatrixRef<'_>, targets: Targets<'_>, out: usize, what: &str)
 }
 
 /// Owned or borrowed targets, split and shuffled with their rows.
-enum Held<'a> {
+pub(super) enum Held<'a> {
     Input,
     Rows(Rows<'a>),
     Classes(Cow<'a, [usize]>),
@@ -789,134 +787,55 @@ fn run_feed<R: Into<Flow>>(
     let mut ws = Workspace::new(t.net(), batch, noisy || paired);
     ws.set_dead_window(n);
     let seed = dist::rank_seed(config.seed, rank);
-    let mut noise_rng = Rng::stream(seed, STREAM_NOISE);
-    let mut dropout_rng = Rng::stream(seed, STREAM_DROPOUT);
-    let mut rng = Rng::stream(seed, STREAM_SHUFFLE);
     let mut exchange = Exchange::default();
     let mut stop_asked = false;
-    let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, usize, Vec<Layer>)> = None;
-    let mut last_good = t.layers.clone();
     let mut stopped_early = false;
     let mut interrupted = false;
-    let mut step = 0usize;
     // The freeze schedule: the lowest layer that trains, and an optimizer for the layers from
     // it up, made anew when the phase changes.
     let lowest_at = |epoch: usize| if epoch <= config.freeze_epochs { n_layers - 1 } else { 0 };
-    let optimizer_for = |layers: &[Layer], lowest: usize| {
-        let sizes: Vec<usize> = layers[lowest..]
-            .iter()
-            .flat_map(|l| [l.params().0.len(), l.params().1.len()])
-            .collect();
-        Optimizer::new(config.optimizer, &sizes)
+    let optimizer_for = |layers: &[Layer], lowest| update::optimizer_for(config.optimizer, layers, lowest);
+    let mut pos = Position {
+        step: 0,
+        lowest: lowest_at(1),
+        opt: optimizer_for(t.layers, lowest_at(1)),
+        loss_sum: 0.0,
+        hits: 0,
+        lr: config.lr,
+        shuffle: Rng::stream(seed, STREAM_SHUFFLE),
+        noise: Rng::stream(seed, STREAM_NOISE),
+        dropout: Rng::stream(seed, STREAM_DROPOUT),
+        history: Vec::with_capacity(config.epochs),
+        watch: Watch::new(config.patience),
+        last_good: t.layers.clone(),
     };
-    let mut lowest = lowest_at(1);
-    let mut opt = optimizer_for(t.layers, lowest);
-    let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-    let mut lr = config.lr;
-    let (mut first_epoch, mut skip, mut seconds_before) = (1, 0, 0.0);
-    if let Some(ck) = resume {
-        let s = &ck.state;
-        let fits = s.epoch >= 1
-            && s.epoch <= config.epochs
-            && s.next_batch <= batches
-            && s.lowest < n_layers
-            && ck.order.len() == n
-            && matches!(feed, Feed::Memory { .. })
-            && s.history.len() + 1 == s.epoch;
-        if !fits {
-            return Err(Error::invalid(
-                "checkpoint",
-                format!(
-                    "its position (epoch {}, batch {}, {} rows) does not fit this run ({} epochs of {batches} batches, {n} rows)",
-                    s.epoch,
-                    s.next_batch,
-                    ck.order.len(),
-                    config.epochs
-                ),
-            ));
+    let start = match resume {
+        Some(ck) => {
+            let order = match &mut feed {
+                Feed::Memory { order, .. } => Some(order),
+                Feed::Stream(_) => None,
+            };
+            pos.resume(ck, t.layers, order, &mut ws, (n, batches), config, optimizer_for)?
         }
-        checkpoint::set_params(t.layers, &ck.params, "weights")?;
-        checkpoint::set_params(&mut last_good, &ck.last_good, "last good weights")?;
-        best = match (s.best, &ck.best) {
-            (Some((loss, epoch)), kept) => {
-                let mut layers = Vec::new();
-                if let Some(p) = kept {
-                    layers = t.layers.clone();
-                    checkpoint::set_params(&mut layers, p, "best weights")?;
-                }
-                Some((f64::from_bits(loss), epoch, layers))
-            }
-            (None, _) => None,
-        };
-        let order: Vec<usize> = ck.order.iter().map(|&i| i as usize).collect();
-        let mut seen = vec![false; n];
-        if order.iter().any(|&i| i >= n || std::mem::replace(&mut seen[i], true)) {
-            return Err(Error::invalid(
-                "checkpoint",
-                "its row order is not a permutation of the rows",
-            ));
-        }
-        if let Feed::Memory { order: o, .. } = &mut feed {
-            *o = order;
-        }
-        [rng, noise_rng, dropout_rng] = s.rngs.map(Rng::from_state);
-        lowest = s.lowest;
-        opt = optimizer_for(t.layers, lowest);
-        opt.restore(s.optimizer_step, ck.moments.clone())
-            .map_err(|m| Error::invalid("checkpoint", m))?;
-        history.clone_from(&s.history);
-        step = s.step;
-        loss_sum = f64::from_bits(s.loss_sum);
-        hits = s.hits;
-        lr = f32::from_bits(s.lr);
-        first_epoch = s.epoch;
-        skip = s.next_batch;
-        seconds_before = s.seconds;
-        if !ws.set_firing(&s.firing) {
-            return Err(Error::invalid(
-                "checkpoint",
-                "its AuxK firing counts do not fit this model's code",
-            ));
-        }
-    }
+        None => Start {
+            epoch: 1,
+            skip: 0,
+            seconds_before: 0.0,
+        },
+    };
+    let mut skip = start.skip;
     // A checkpoint of the loop where it stands: continue at `epoch`, batch `next_batch`.
     macro_rules! offer_checkpoint {
         ($epoch:expr, $next_batch:expr) => {{
-            let ck = Checkpoint {
-                state: checkpoint::State {
-                    epoch: $epoch,
-                    next_batch: $next_batch,
-                    step,
-                    lowest,
-                    loss_sum: loss_sum.to_bits(),
-                    hits,
-                    lr: lr.to_bits(),
-                    rngs: [rng.state(), noise_rng.state(), dropout_rng.state()],
-                    optimizer_step: opt.export().0,
-                    best: best.as_ref().map(|(loss, epoch, _)| (loss.to_bits(), *epoch)),
-                    history: history.clone(),
-                    seconds: seconds_before + started.elapsed().as_secs_f64(),
-                    config: serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?,
-                    fingerprint: fingerprint(),
-                    note: String::new(),
-                    firing: ws.firing(),
-                },
-                params: checkpoint::params_of(t.layers),
-                last_good: checkpoint::params_of(&last_good),
-                best: best
-                    .as_ref()
-                    .filter(|(_, _, layers)| !layers.is_empty())
-                    .map(|(_, _, layers)| checkpoint::params_of(layers)),
-                moments: opt.export().1.to_vec(),
-                order: feed.order().iter().map(|&i| i as u64).collect(),
-            };
+            let stamp = (fingerprint(), start.seconds_before + started.elapsed().as_secs_f64());
+            let at = ($epoch, $next_batch);
+            let ck = pos.checkpoint(at, t.layers, &ws, feed.order(), config, stamp)?;
             // What the caller answers to a checkpoint is not a request.
             let _ = on_event(&Event::Checkpoint(&ck));
         }};
     }
 
-    for epoch in first_epoch..=config.epochs {
+    for epoch in start.epoch..=config.epochs {
         let resumed = std::mem::take(&mut skip);
         let flow = on_event(&Event::EpochStart {
             epoch,
@@ -924,9 +843,9 @@ fn run_feed<R: Into<Flow>>(
             batches,
         })
         .into();
-        if resumed == 0 && lowest_at(epoch) != lowest {
-            lowest = lowest_at(epoch);
-            opt = optimizer_for(t.layers, lowest);
+        if resumed == 0 && lowest_at(epoch) != pos.lowest {
+            pos.lowest = lowest_at(epoch);
+            pos.opt = optimizer_for(t.layers, pos.lowest);
         }
         if flow == Flow::Stop {
             offer_checkpoint!(epoch, resumed);
@@ -935,9 +854,9 @@ fn run_feed<R: Into<Flow>>(
         }
         let t0 = Instant::now();
         if resumed == 0 {
-            feed.begin_epoch(&mut rng)?;
-            (loss_sum, hits) = (0.0, 0);
-            lr = config.lr;
+            feed.begin_epoch(&mut pos.shuffle)?;
+            (pos.loss_sum, pos.hits) = (0.0, 0);
+            pos.lr = config.lr;
         }
         let mut stop = false;
         for bi in resumed..batches {
@@ -947,7 +866,7 @@ fn run_feed<R: Into<Flow>>(
                 0
             };
             if config.binarize && b > 0 {
-                noise::binarize(&mut ws.x[..b * d], &mut noise_rng);
+                noise::binarize(&mut ws.x[..b * d], &mut pos.noise);
                 if noisy {
                     ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);
                 }
@@ -958,15 +877,15 @@ fn run_feed<R: Into<Flow>>(
                     &mut ws.x_in[..b * d],
                     d,
                     config.image_shape,
-                    &mut noise_rng,
+                    &mut pos.noise,
                 );
             }
             let mut reg_step = regularize::Step {
                 epoch: epoch - 1,
-                rng: &mut dropout_rng,
+                rng: &mut pos.dropout,
             };
             let mut out = if b > 0 {
-                forward_backward(t.net(), &mut ws, b, config.precision, &mut reg_step, lowest)
+                forward_backward(t.net(), &mut ws, b, config.precision, &mut reg_step, pos.lowest)
             } else {
                 // This rank's rows ran out: it takes part in the step with none.
                 ws.dw.iter_mut().chain(ws.db.iter_mut()).for_each(|g| g.fill(0.0));
@@ -980,10 +899,10 @@ fn run_feed<R: Into<Flow>>(
             };
             let mut b_step = b;
             if ranks > 1 && averaging.is_none() {
-                (out, b_step) = exchange.step(team, &mut ws, lowest, b, out)?;
+                (out, b_step) = exchange.step(team, &mut ws, pos.lowest, b, out)?;
             }
             if !out.loss.is_finite() {
-                *t.layers = last_good;
+                *t.layers = pos.last_good;
                 return Err(Error::Diverged {
                     epoch,
                     batch: bi + 1,
@@ -991,72 +910,19 @@ fn run_feed<R: Into<Flow>>(
                     last_good_epoch: epoch - 1,
                 });
             }
-            // Tied weights: the decoder's gradient, transposed, joins its encoder's.
-            for &(e, dl) in &t.tied {
-                let (n_in, n_out) = (t.layers[e].n_in(), t.layers[e].n_out());
-                let (lo, hi) = ws.dw.split_at_mut(dl);
-                let (g, gt) = (&mut lo[e], &hi[0]);
-                for o in 0..n_out {
-                    for i in 0..n_in {
-                        g[o * n_in + i] += gt[i * n_out + o];
-                    }
-                }
-                hi[0].fill(0.0);
-            }
-            if pre_bias.is_some() {
-                let (dc, db) = ws.db.split_at_mut(1);
-                PreBias::correct(t.layers, &mut ws.dw[0], &dc[0], &mut db[0]);
-            }
-            if let Some(max) = config.clip_norm {
-                let norm = ws.dw[lowest..]
-                    .iter()
-                    .chain(&ws.db[lowest..])
-                    .map(|g| kernels::sum_squares(g))
-                    .sum::<f64>()
-                    .sqrt();
-                if norm > max as f64 {
-                    let s = (max as f64 / norm) as f32;
-                    ws.dw[lowest..]
-                        .iter_mut()
-                        .chain(ws.db[lowest..].iter_mut())
-                        .for_each(|g| kernels::scale_in_place(g, s));
-                }
-            }
-            lr = config.schedule.lr(config.lr, step, total_steps, batches, warmup);
+            update::prepare(&t, &mut ws, pre_bias.is_some(), config.clip_norm, pos.lowest);
+            pos.lr = config.schedule.lr(config.lr, pos.step, total_steps, batches, warmup);
             // Averaging ranks step on their own rows: one without rows this step waits.
-            let updates = averaging.is_none() || b > 0;
-            if updates {
-                if let Some(l) = atoms {
-                    remove_parallel_gradient(&t.layers[l], &mut ws.dw[l]);
-                }
-                opt.begin_step();
-                let mut tensors = Vec::with_capacity(2 * n_layers);
-                for (l, layer) in t.layers.iter_mut().enumerate().skip(lowest) {
-                    let (weight, bias) = layer.params_mut();
-                    let k = 2 * (l - lowest);
-                    if !t.tied.iter().any(|&(_, dl)| dl == l) {
-                        tensors.push((k, weight, &ws.dw[l][..], true));
-                    }
-                    tensors.push((k + 1, bias, &ws.db[l][..], false));
-                }
-                opt.update_all(tensors, lr);
-                if let Some(c) = config.max_norm {
-                    for layer in t.layers.iter_mut().skip(lowest) {
-                        if let Some(n_in) = layer.unit_rows() {
-                            kernels::max_norm_rows(layer.params_mut().0, n_in, c);
-                        }
-                    }
-                }
-                if let Some(l) = atoms {
-                    unit_norm_columns(&mut t.layers[l]);
-                }
-                crate::model::sync_tied(t.layers, &t.tied);
-                if let Some(p) = pre_bias.as_mut() {
-                    p.refold(t.layers);
-                }
+            if averaging.is_none() || b > 0 {
+                let keep = update::Constraints {
+                    max_norm: config.max_norm,
+                    atoms,
+                    pre_bias: pre_bias.as_mut(),
+                };
+                update::apply(&mut t, &mut ws, &mut pos.opt, pos.lr, pos.lowest, keep);
             }
-            step += 1;
-            let averaged = averaging.is_some_and(|every| step.is_multiple_of(every));
+            pos.step += 1;
+            let averaged = averaging.is_some_and(|every| pos.step.is_multiple_of(every));
             if averaged {
                 exchange.average(team, t.layers)?;
                 crate::model::sync_tied(t.layers, &t.tied);
@@ -1064,8 +930,8 @@ fn run_feed<R: Into<Flow>>(
                     p.reread(t.layers);
                 }
             }
-            loss_sum += out.loss * b_step as f64;
-            hits += out.hits;
+            pos.loss_sum += out.loss * b_step as f64;
+            pos.hits += out.hits;
             let flow = on_event(&Event::Batch {
                 batch: bi + 1,
                 loss: out.loss,
@@ -1090,7 +956,7 @@ fn run_feed<R: Into<Flow>>(
         }
         if stop {
             // Mid-epoch: back to the last complete epoch's weights.
-            t.layers.clone_from(&last_good);
+            t.layers.clone_from(&pos.last_good);
             interrupted = true;
             break;
         }
@@ -1101,8 +967,8 @@ fn run_feed<R: Into<Flow>>(
                 p.reread(t.layers);
             }
             let t1 = Instant::now();
-            let s = team.sum_f64(&[loss_sum, hits as f64])?;
-            (loss_sum, hits) = (s[0], s[1] as usize);
+            let s = team.sum_f64(&[pos.loss_sum, pos.hits as f64])?;
+            (pos.loss_sum, pos.hits) = (s[0], s[1] as usize);
             exchange.seconds += t1.elapsed().as_secs_f64();
         }
         let seconds = t0.elapsed().as_secs_f64();
@@ -1128,7 +994,7 @@ fn run_feed<R: Into<Flow>>(
         if let Some(v) = valid_loss
             && !v.is_finite()
         {
-            *t.layers = last_good;
+            *t.layers = pos.last_good;
             return Err(Error::Diverged {
                 epoch,
                 batch: batches,
@@ -1136,24 +1002,12 @@ fn run_feed<R: Into<Flow>>(
                 last_good_epoch: epoch - 1,
             });
         }
-        let is_best = match (valid_loss, &best) {
-            (Some(v), Some((b, _, _))) => v < *b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if is_best {
-            let keep = if config.patience.is_some() {
-                t.layers.clone()
-            } else {
-                Vec::new()
-            };
-            best = Some((valid_loss.unwrap_or(f64::INFINITY), epoch, keep));
-        }
+        let is_best = pos.watch.observe(epoch, valid_loss, t.layers);
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / n_all as f64,
+            train_loss: pos.loss_sum / n_all as f64,
             valid_loss,
-            lr,
+            lr: pos.lr,
             seconds,
             // A resumed epoch trained only the rows after its first `resumed` batches (the last
             // batch may be short, so the count saturates).
@@ -1163,14 +1017,14 @@ fn run_feed<R: Into<Flow>>(
             kernels: Some(config.precision.kernels()),
             best: is_best,
             code,
-            train_accuracy: classes.then(|| hits as f64 / n_all as f64),
+            train_accuracy: classes.then(|| pos.hits as f64 / n_all as f64),
             valid_accuracy: checked.and_then(|(_, a)| a),
         };
         let flow = on_event(&Event::EpochEnd(&stats)).into();
         let flow = agree(team, if stop_asked { Flow::Stop } else { flow })?;
-        history.push(stats);
-        last_good.clone_from(t.layers);
-        let early = matches!((config.patience, &best), (Some(p), Some((_, best_epoch, _))) if epoch - best_epoch >= p);
+        pos.history.push(stats);
+        pos.last_good.clone_from(t.layers);
+        let early = pos.watch.exhausted(epoch);
         let more = !early && epoch < config.epochs;
         if more && flow != Flow::Continue {
             offer_checkpoint!(epoch + 1, 0);
@@ -1184,13 +1038,7 @@ fn run_feed<R: Into<Flow>>(
             break;
         }
     }
-    let mut best_epoch = history.len();
-    if config.patience.is_some()
-        && let Some((_, e, layers)) = best
-    {
-        *t.layers = layers;
-        best_epoch = e;
-    }
+    let best_epoch = pos.watch.finish(t.layers, pos.history.len());
     calibrate(t.layers, &mut t.regs, sample.view(), team)?;
     if let Some(stored) = t.learned.as_deref_mut() {
         for (l, r) in t.regs.iter().enumerate() {
@@ -1204,88 +1052,14 @@ fn run_feed<R: Into<Flow>>(
         .unwrap_or_default();
     Ok(TrainReport {
         code_firing,
-        history,
+        history: pos.history,
         best_epoch,
         stopped_early,
         train_rows: n_all,
         valid_rows: valid_all,
-        seconds: seconds_before + started.elapsed().as_secs_f64(),
+        seconds: start.seconds_before + started.elapsed().as_secs_f64(),
         interrupted,
         precision: Some(config.precision.effective()),
         kernels: Some(config.precision.kernels()),
     })
-}
-
-/// The rows code statistics are measured on: the validation rows, else the training sample.
-fn code_rows<'v>(valid: &'v Option<(Rows<'_>, Held<'_>)>, sample: &'v Matrix) -> MatrixRef<'v> {
-    match valid {
-        Some((v, _)) => v.view(),
-        None => sample.view(),
-    }
-}
-
-/// The code's sparsity on `rows` (clean) for the training log: L0, dead units, the firing
-/// histogram, and with `fvu` the fraction of variance the reconstruction leaves unexplained.
-/// `None` for a model without a code (a classifier).
-fn code_metrics(t: &Trainee<'_>, rows: MatrixRef<'_>, fvu: bool) -> Option<crate::metrics::CodeMetrics> {
-    let (code, act) = t.code?;
-    let rule = |l: usize| t.regs[l].as_ref();
-    let codes = crate::infer::forward(t.layers, rule, rows, 0..code + 1);
-    let mut m = crate::metrics::code(&codes, act);
-    m.unit_mean_activation.clear(); // keep the per-epoch log small
-    if fvu && matches!(t.head, Head::Reconstruction(_)) {
-        let out = crate::infer::forward(t.layers, rule, codes.view(), code + 1..t.layers.len());
-        let mut sums = crate::metrics::ReconstructionSums::default();
-        sums.add(rows, &out);
-        m.fvu = sums.finish().fvu;
-    }
-    Some(m)
-}
-
-/// The mean loss on validation rows (in the network's units) and, for classes, the accuracy.
-/// A variational code adds its KL term (the reconstruction is the mean path's): the forward
-/// pass stops at each Gaussian layer to read its input, then goes on from there.
-fn validate(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>) -> (f64, Option<f64>) {
-    let n = t.layers.len();
-    let d_out = t.layers[n - 1].n_out();
-    let run = |x: MatrixRef<'_>, range| crate::infer::forward(t.layers, |l| t.regs[l].as_ref(), x, range);
-    let (mut kl, mut start, mut cur) = (0.0, 0, None::<Matrix>);
-    for (i, l) in t.layers.iter().enumerate() {
-        if let (Layer::Gaussian(g), true) = (l, i > start) {
-            let stats = run(cur.as_ref().map_or(v, Matrix::view), start..i);
-            kl += g.kl_term(stats.as_slice(), d_out);
-            (start, cur) = (i, Some(stats));
-        }
-    }
-    let out = run(cur.as_ref().map_or(v, Matrix::view), start..n);
-    let (loss, acc) = validate_head(t, v, targets, out);
-    (loss + kl, acc)
-}
-
-fn validate_head(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>, out: Matrix) -> (f64, Option<f64>) {
-    match (t.head, targets) {
-        (Head::Reconstruction(loss), Held::Rows(goal)) => (
-            loss.sum(out.as_slice(), goal.view().as_slice()) / (goal.rows() * goal.cols()).max(1) as f64,
-            None,
-        ),
-        (Head::Reconstruction(loss), _) => (
-            loss.sum(out.as_slice(), v.as_slice()) / (v.rows() * v.cols()).max(1) as f64,
-            None,
-        ),
-        (Head::SoftmaxCrossEntropy, held) => {
-            let Held::Classes(y) = held else {
-                unreachable!("classifiers are validated on classes")
-            };
-            let c = out.cols();
-            let mut p = out.into_vec();
-            crate::infer::softmax_rows(&mut p, c);
-            let (mut loss, mut hits) = (0f64, 0usize);
-            for (row, &k) in p.chunks_exact(c).zip(y.iter()) {
-                loss -= f64::from(row[k].max(1e-30)).ln();
-                hits += usize::from(crate::tensor::argmax(row) == k);
-            }
-            let n = y.len().max(1) as f64;
-            (loss / n, Some(hits as f64 / n))
-        }
-    }
 }

@@ -4,12 +4,18 @@
 //! - `step.rs`: the workspace and the one forward/backward pass, with a reconstruction or a
 //!   softmax cross-entropy head.
 //! - `checkpoint.rs`: [`Checkpoint`], where the loop stands, saved and continued bit for bit.
+//! - `position.rs`: the loop's state between steps, which a checkpoint saves and a resumed
+//!   run takes back.
 //! - `exchange.rs`: what data-parallel ranks exchange each step (rows, loss, gradients,
 //!   averaged weights) and their agreement on stopping.
 //! - `dictionary.rs`: sparse dictionaries' checks, threshold calibration, tied initialization
 //!   and atom normalization, which the loop calls.
-//! - `fit.rs`: the epoch loop (shuffling, validation, early stopping, divergence, tied
-//!   weights, the freeze schedule), behind [`fit`], [`fit_paired`] and
+//! - `update.rs`: what a step does with its gradients (tied weights, clipping, the optimizer
+//!   step and the weights' constraints).
+//! - `validation.rs`: the validation loss, the code's sparsity and the best epoch, which
+//!   early stopping watches.
+//! - `fit.rs`: the epoch loop (data feeds, shuffling, divergence, the freeze schedule,
+//!   checkpoints, data-parallel ranks), behind [`fit`], [`fit_paired`] and
 //!   [`crate::classifier::finetune`].
 
 pub mod checkpoint;
@@ -17,8 +23,11 @@ mod config;
 mod dictionary;
 mod exchange;
 pub(crate) mod fit;
+mod position;
 mod sparse;
 pub(crate) mod step;
+mod update;
+mod validation;
 
 pub use checkpoint::Checkpoint;
 pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, SERIES_MIN_STEPS, TrainConfig, TrainReport, epochs_for_steps};
