@@ -13,8 +13,9 @@ use crate::model::arch::{Dims, LayerSpec, Planned, build, plan_stack, shape_of};
 use crate::regularize::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::{Matrix, MatrixRef, Rows, argmax};
-use crate::train::fit::{Targets, Trainee, run};
+use crate::train::fit::run;
 use crate::train::step::Head;
+use crate::train::trainee::{Targets, Trainee};
 use crate::train::{Event, TrainConfig, TrainReport};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,8 @@
 //! Training: one loop ([`fit`]'s) over any stack of layers with a loss head.
 //!
 //! - `config.rs`: [`TrainConfig`], [`Event`], [`EpochStats`], [`TrainReport`].
+//! - `trainee.rs`: what the loop trains (layers, scaler, regularizers, loss head) and its
+//!   targets.
 //! - `step.rs`: the workspace and the one forward/backward pass, with a reconstruction or a
 //!   softmax cross-entropy head.
 //! - `checkpoint.rs`: [`Checkpoint`], where the loop stands, saved and continued bit for bit.
@@ -26,6 +28,7 @@ pub(crate) mod fit;
 mod position;
 mod sparse;
 pub(crate) mod step;
+pub(crate) mod trainee;
 mod update;
 mod validation;
 

@@ -3,8 +3,8 @@
 //! puts the weights' constraints back (max-norm rows, unit-norm atoms, tied copies).
 
 use super::dictionary::{PreBias, remove_parallel_gradient, unit_norm_columns};
-use super::fit::Trainee;
 use super::step::Workspace;
+use super::trainee::Trainee;
 use crate::kernels;
 use crate::layer::Layer;
 use crate::optim::Optimizer;

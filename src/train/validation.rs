@@ -1,8 +1,8 @@
 //! What the loop measures after each epoch: the validation loss (and accuracy), the code's
 //! sparsity, and the best epoch so far, which early stopping watches and restores.
 
-use super::fit::{Held, Trainee};
 use super::step::Head;
+use super::trainee::{Held, Trainee};
 use crate::layer::Layer;
 use crate::tensor::{Matrix, MatrixRef, Rows};
 
