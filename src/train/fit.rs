@@ -728,7 +728,7 @@ fn run_feed<R: Into<Flow>>(
                 Feed::Memory { order, .. } => Some(order),
                 Feed::Stream(_) => None,
             };
-            pos.resume(ck, t.layers, order, &mut ws, (n, batches), config, optimizer_for)?
+            pos.resume(ck, t.layers, order, &mut ws, (n, batches), config)?
         }
         None => Start {
             epoch: 1,

@@ -85,12 +85,11 @@ impl Position {
 
     /// Takes back `ck`'s position: the weights into `layers`, the row order into `order`
     /// (`None` for a stream, which cannot resume), the AuxK counts into `ws`, and the rest
-    /// into `self`; `optimizer_for` makes the optimizer of the layers from a given one up.
+    /// into `self`, with an optimizer made anew for the checkpoint's lowest training layer.
     /// `n` is the number of training rows, `batches` the batches of an epoch.
     ///
     /// # Errors
     /// [`Error::InvalidData`] when the checkpoint does not fit this run.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn resume(
         &mut self,
         ck: &Checkpoint,
@@ -99,7 +98,6 @@ impl Position {
         ws: &mut Workspace,
         (n, batches): (usize, usize),
         config: &TrainConfig,
-        optimizer_for: impl Fn(&[Layer], usize) -> Optimizer,
     ) -> Result<Start> {
         let s = &ck.state;
         let fits = s.epoch >= 1
@@ -143,7 +141,7 @@ impl Position {
         *order = resumed;
         [self.shuffle, self.noise, self.dropout] = s.rngs.map(Rng::from_state);
         self.lowest = s.lowest;
-        self.opt = optimizer_for(layers, s.lowest);
+        self.opt = super::update::optimizer_for(config.optimizer, layers, s.lowest);
         self.opt
             .restore(s.optimizer_step, ck.moments.clone())
             .map_err(|m| Error::invalid("checkpoint", m))?;
