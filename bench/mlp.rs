@@ -3,7 +3,7 @@
 //! Usage: cargo run --release --example bench_mlp -- TASK MNIST_TRAIN_IDX THREADS
 //! TASK: train_small | train_deep | train_conv | encode_small | encode_conv | latency_small |
 //! latency_score. PRECISION=bf16 trains with bf16 GEMMs; PRECISION=int8 runs the inference
-//! tasks in int8.
+//! tasks in int8. REPEAT=N times the latency tasks' 1,000 rows N times over (for a profiler).
 //!
 //! Or: cargo run --release --example bench_mlp -- export_small|export_conv OUT.onnx — the
 //! models the encode tasks time (weights from seed 1), exported as ONNX graphs that give the
@@ -45,8 +45,9 @@ fn per_row_latency<T>(task: &str, x: &Matrix, f: impl Fn(&Matrix) -> T) -> f64 {
     for r in &rows[..100] {
         f(r);
     }
-    let mut times: Vec<f64> = rows
-        .iter()
+    let repeat: usize = std::env::var("REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut times: Vec<f64> = std::iter::repeat_n(&rows, repeat)
+        .flatten()
         .map(|r| {
             let t = Instant::now();
             std::hint::black_box(f(r));

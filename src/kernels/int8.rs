@@ -183,16 +183,24 @@ fn round_into(dst: &mut [i8], src: &[f32], inv: f32) {
     }
 }
 
-super::multiversion! {
-    /// [`quantize_rows`] after its checks, compiled per SIMD level (the same IEEE operations
-    /// at each: a product, a rounding, a clamp).
-    fn quantize(x: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
-        let kp = padded(k);
+/// [`quantize_rows`] after its checks: with AVX2 where the level has it, else in portable
+/// code; the same IEEE operations either way (a maximum, a product, a clamp, a rounding half
+/// to even), so the same bytes and scales.
+fn quantize(x: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+    let kp = padded(k);
+    #[cfg(target_arch = "x86_64")]
+    if level() != Level::Portable {
         for ((row, qr), s) in x.chunks_exact(k).zip(q.chunks_exact_mut(kp)).zip(scales.iter_mut()) {
-            *s = scale_of(row);
-            round_into(&mut qr[..k], row, 1.0 / *s);
+            // SAFETY: every level but the portable one has AVX2 (`Level::supported`).
+            *s = unsafe { x86::quantize_row(row, &mut qr[..k]) };
             qr[k..].fill(0);
         }
+        return;
+    }
+    for ((row, qr), s) in x.chunks_exact(k).zip(q.chunks_exact_mut(kp)).zip(scales.iter_mut()) {
+        *s = scale_of(row);
+        round_into(&mut qr[..k], row, 1.0 / *s);
+        qr[k..].fill(0);
     }
 }
 
@@ -305,6 +313,9 @@ pub fn copy_width(runs: usize, len: usize, kp: usize) -> usize {
 /// Outputs per block of the packed layout: four vectors of sixteen.
 pub const PACK: usize = 64;
 
+/// Outputs per block of [`Weights::eights`].
+pub const EIGHT: usize = 8;
+
 /// Weights quantized per output row, in the two layouts the units read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
@@ -318,6 +329,10 @@ pub struct Weights {
     /// groups of 256 bytes: four vectors of 16 outputs x 4 consecutive inputs, so one
     /// `vpdpbusd` adds four inputs' products to 16 outputs and no lanes are ever reduced.
     pub packed: Vec<i8>,
+    /// For AVX2's single row (where AVX2 runs): blocks of [`EIGHT`] outputs (the last padded
+    /// with zero rows), each `kp / 32` groups of 256 bytes: the 32 consecutive bytes of each
+    /// of the eight rows, so a row's product reads one sequential stream. Empty elsewhere.
+    pub eights: Vec<i8>,
     /// Each row's sum of bytes (for the unsigned products).
     pub sums: Vec<i32>,
     /// Inputs up to the last column with a nonzero weight: the products stop there, since
@@ -326,9 +341,17 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Weights from their rows of bytes (`n` rows of `kp`, `kp` a multiple of [`ALIGN`]).
+    /// Weights from their rows of bytes (`n` rows of `kp`, `kp` a multiple of [`ALIGN`],
+    /// every byte within ±127 as quantization makes them).
+    ///
+    /// # Panics
+    /// If the length disagrees or a byte is -128 (the AVX2 unit's products rely on ±127).
     pub fn from_rows(rows: Vec<i8>, kp: usize, n: usize) -> Weights {
         assert_eq!(rows.len(), n * kp, "Weights: length");
+        assert!(
+            !rows.contains(&i8::MIN),
+            "Weights: a byte of -128 (quantized bytes are within ±127)"
+        );
         let sums = rows
             .chunks_exact(kp)
             .map(|r| r.iter().map(|&v| i32::from(v)).sum())
@@ -347,11 +370,25 @@ impl Weights {
                 packed[at..at + 4].copy_from_slice(four);
             }
         }
+        let eights = if Unit::Avx2.supported() {
+            let mut e = vec![0i8; n.div_ceil(EIGHT) * EIGHT * kp];
+            for (j, row) in rows.chunks_exact(kp).enumerate() {
+                let (block, c) = (j / EIGHT, j % EIGHT);
+                for (t, bytes) in row.chunks_exact(32).enumerate() {
+                    let at = block * EIGHT * kp + t * 256 + c * 32;
+                    e[at..at + 32].copy_from_slice(bytes);
+                }
+            }
+            e
+        } else {
+            Vec::new()
+        };
         Weights {
             n,
             kp,
             rows,
             packed,
+            eights,
             sums,
             live,
         }
@@ -367,7 +404,8 @@ pub fn quantize_weights(w: &[f32], n: usize, k: usize) -> (Weights, Vec<f32>) {
     (Weights::from_rows(q, padded(k), n), scales)
 }
 
-/// `acc (rows x n) = x (rows x kp) · wᵀ` exactly, at the fastest unit here; blocks of
+/// `acc (rows x n) = x (rows x kp) · wᵀ` exactly (`x`'s bytes within ±127, as
+/// [`quantize_rows`] makes them), at the fastest unit here; blocks of
 /// outputs run in parallel when the product is large (any split gives the same integers).
 ///
 /// # Panics
@@ -401,6 +439,7 @@ pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &Weights) {
         let cols = Cols {
             rows: &w.rows[j0 * kp..j1 * kp],
             packed: &w.packed[j0 * kp..],
+            eights: w.eights.get(j0 * kp..).unwrap_or_default(),
             sums: &w.sums[j0..j1],
             kp,
             live: w.live,
@@ -434,6 +473,7 @@ pub fn dot_i8_on(unit: Unit, acc: &mut [i32], x: &[i8], w: &Weights) {
 struct Cols<'a> {
     rows: &'a [i8],
     packed: &'a [i8],
+    eights: &'a [i8],
     sums: &'a [i32],
     kp: usize,
     live: usize,
@@ -455,6 +495,9 @@ fn columns(unit: Unit, acc: &mut [i32], x: &[i8], c: &Cols<'_>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX2 and AVX-VNNI.
         Unit::AvxVnni => unsafe { x86::avxvnni(acc, x, w, sums, (kp, reach(32)), n) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX2.
+        Unit::Avx2 if x.len() == kp => unsafe { x86::avx2_row(acc, x, c.eights, (kp, reach(32)), n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, AVX2.
         Unit::Avx2 => unsafe { x86::avx2(acc, x, w, sums, (kp, reach(16)), n) },
@@ -581,12 +624,16 @@ mod tests {
     #[test]
     fn the_widest_row_at_full_scale_stays_exact() {
         let kp = MAX_K;
-        let x = vec![127i8; kp];
-        let w = Weights::from_rows(vec![127i8; kp], kp, 1);
-        for u in Unit::all_here() {
-            let mut acc = [0];
-            dot_i8_on(u, &mut acc, &x, &w);
-            assert_eq!(i64::from(acc[0]), 127 * 127 * kp as i64, "{u:?}");
+        // Every sign pair: AVX2's one-row path multiplies `|x|` by `w` with `x`'s sign.
+        for (xs, ws) in [(127i8, 127i8), (-127, -127), (-127, 127), (127, -127)] {
+            let x = vec![xs; kp];
+            let w = Weights::from_rows(vec![ws; kp], kp, 1);
+            let want = i64::from(xs) * i64::from(ws) * kp as i64;
+            for u in Unit::all_here() {
+                let mut acc = [0];
+                dot_i8_on(u, &mut acc, &x, &w);
+                assert_eq!(i64::from(acc[0]), want, "{u:?} x={xs} w={ws}");
+            }
         }
     }
 
@@ -632,6 +679,45 @@ mod tests {
         assert_eq!(copy_width(3, 48, 192), 64);
         assert_eq!(copy_width(7, 9, 64), 9);
         assert_eq!(copy_width(3, 72, 256), 72);
+    }
+
+    /// Every level quantizes to the same bytes and scales as the portable code, on awkward
+    /// lengths and on values that are not plain: NaN, infinities, ties, ±0, huge, tiny.
+    #[test]
+    fn every_level_quantizes_to_the_same_bytes() {
+        let mut rng = Rng::new(17);
+        for &k in AWKWARD.iter().chain(&[31, 32, 33, 100, 784]) {
+            for case in 0..4 {
+                let mut x = random(2 * k, &mut rng);
+                match case {
+                    1 => {
+                        // Ties at half steps once scaled (the largest is 127 exactly).
+                        x[0] = 127.0;
+                        for (i, v) in x.iter_mut().enumerate().skip(1) {
+                            *v = (i % 254) as f32 - 126.5;
+                        }
+                    }
+                    2 => {
+                        x[k / 2] = f32::NAN;
+                        x[(k + 1) / 3] = -0.0;
+                        x[2 * k - 1] = f32::INFINITY;
+                        x[k] = 1e-30;
+                    }
+                    3 => x.iter_mut().for_each(|v| *v *= 3e37),
+                    _ => {}
+                }
+                let kp = padded(k);
+                let quantized = || {
+                    let (mut q, mut s) = (vec![5i8; 2 * kp], vec![0.0f32; 2]);
+                    quantize_rows(&x, k, &mut q, &mut s);
+                    (q, s.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                };
+                let want = super::super::with_level(Level::Portable, quantized);
+                crate::kernels::testing::at_every_level(|l| {
+                    assert_eq!(quantized(), want, "k={k} case {case} at {l:?}");
+                });
+            }
+        }
     }
 
     /// Quantization: within half a step of the value, ±127 at the row's largest magnitude,

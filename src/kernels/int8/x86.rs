@@ -1,13 +1,20 @@
 //! The integer units on x86-64: AVX512-VNNI on the packed layout, AVX-512BW, AVX-VNNI and
 //! AVX2 on rows (see [`Unit`](super::Unit)); callers check the features and the lengths.
-use super::PACK;
+use super::{EIGHT, PACK};
 use std::arch::x86_64::{
-    __m256i, __m512i, __mmask16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+    __m256i, __m512i, __mmask16, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm256_abs_epi8,
     _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_dpbusd_avx_epi32, _mm256_extracti128_si256,
-    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi8, _mm256_setzero_si256, _mm256_xor_si256, _mm512_add_epi32,
-    _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_madd_epi16, _mm512_mask_storeu_epi32,
-    _mm512_maskz_loadu_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_shuffle_epi32,
-    _mm512_shuffle_i32x4, _mm512_slli_epi32, _mm512_storeu_si512, _mm512_sub_epi32,
+    _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_permute2x128_si256,
+    _mm256_set1_epi8, _mm256_set1_epi16, _mm256_setzero_si256, _mm256_sign_epi8, _mm256_storeu_si256, _mm256_xor_si256,
+    _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_madd_epi16,
+    _mm512_mask_storeu_epi32, _mm512_maskz_loadu_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi32,
+    _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i32x4, _mm512_slli_epi32, _mm512_storeu_si512,
+    _mm512_sub_epi32,
+};
+use std::arch::x86_64::{
+    _mm256_andnot_ps, _mm256_cvtps_epi32, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
+    _mm256_packs_epi16, _mm256_packs_epi32, _mm256_permutevar8x32_epi32, _mm256_set1_ps, _mm256_setr_epi32,
+    _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 /// The lane sums of four vectors at once (wrapping; integer sums in any order).
@@ -241,10 +248,106 @@ pub(super) fn avxvnni(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (us
     }
 }
 
-/// AVX2; callers guarantee the features and `dot_i8_on`'s lengths.
+/// The lane sums of eight vectors, in order (wrapping).
+#[inline(always)]
+fn hsum8(a: &[__m256i]) -> [i32; 8] {
+    // SAFETY: AVX2 is enabled in every caller; `a` holds eight vectors (indexing checks it).
+    unsafe {
+        let s01 = _mm256_hadd_epi32(a[0], a[1]);
+        let s23 = _mm256_hadd_epi32(a[2], a[3]);
+        let s45 = _mm256_hadd_epi32(a[4], a[5]);
+        let s67 = _mm256_hadd_epi32(a[6], a[7]);
+        // Half h of t0: outputs 0..4's sums over lanes 4h..4h+4; of t1: outputs 4..8's.
+        let t0 = _mm256_hadd_epi32(s01, s23);
+        let t1 = _mm256_hadd_epi32(s45, s67);
+        let v = _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(t0, t1),
+            _mm256_permute2x128_si256::<0x31>(t0, t1),
+        );
+        let mut out = [0i32; 8];
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+        out
+    }
+}
+
+/// AVX2, one row on [`Weights::eights`](super::Weights::eights) (`eights` from the first
+/// output's block to the end); callers guarantee the features and `dot_i8_on`'s lengths, and
+/// `k <= kp` a multiple of 32. The products as [`avx2`]'s single row, eight outputs a block,
+/// every block one sequential stream of bytes.
+#[target_feature(enable = "avx2")]
+pub(super) fn avx2_row(acc: &mut [i32], x: &[i8], eights: &[i8], (kp, k): (usize, usize), n: usize) {
+    assert!(
+        x.len() >= kp && k <= kp && acc.len() >= n && eights.len() >= n.div_ceil(EIGHT) * EIGHT * kp,
+        "int8 row"
+    );
+    let (xp, ep) = (x.as_ptr(), eights.as_ptr());
+    let mut j = 0;
+    while j < n {
+        // SAFETY: AVX2 is enabled; 32-byte loads at `32 t < k <= kp` of `x` and at
+        // `j kp + 256 t + 32 c` (`c < 8`, `256 (t + 1) <= 8 kp`) of the block, inside the
+        // asserted lengths.
+        let out = unsafe {
+            let bp = ep.add(j * kp);
+            let ones = _mm256_set1_epi16(1);
+            let mut a = [_mm256_setzero_si256(); EIGHT];
+            for t in 0..k / 32 {
+                let xv = _mm256_loadu_si256(xp.add(t * 32).cast());
+                let ax = _mm256_abs_epi8(xv);
+                for c in 0..EIGHT {
+                    let wv = _mm256_sign_epi8(_mm256_loadu_si256(bp.add(t * 256 + c * 32).cast()), xv);
+                    a[c] = _mm256_add_epi32(a[c], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, wv), ones));
+                }
+            }
+            hsum8(&a)
+        };
+        let m = (n - j).min(EIGHT);
+        acc[j..j + m].copy_from_slice(&out[..m]);
+        j += EIGHT;
+    }
+}
+
+/// AVX2; callers guarantee the features and `dot_i8_on`'s lengths. Tiles of several rows
+/// widen the bytes to i16 for `vpmaddwd`; a single row (the latency path, where the widening
+/// was the bottleneck) takes 32 bytes per `vpmaddubsw` instead: `|x|` (unsigned) times `w`
+/// with `x`'s sign (`vpsignb`), whose pair sums `≤ 2 · 127²` cannot saturate i16 since every
+/// byte is within ±127, then `vpmaddwd` by ones into i32 — the same exact integers.
 #[target_feature(enable = "avx2")]
 pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize, usize), n: usize) {
-    drive!(acc, x, w, sums, kp, n, tile, 3, 6);
+    drive!(acc, x, w, sums, kp, n, tile, 3, 8);
+
+    /// One row against `C` outputs, 32 bytes a step (see [`avx2`]).
+    #[inline(always)]
+    fn row<const C: usize>(x: &[i8], w: &[i8], (kp, k): (usize, usize)) -> [i32; C] {
+        // `kp` is a multiple of 64, so `k` rounded up to 32 stays inside the padded rows.
+        let k32 = k.div_ceil(32) * 32;
+        assert!(x.len() >= kp && w.len() >= C * kp && k32 <= kp, "int8 row tile");
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        // SAFETY: AVX2 is enabled in the caller; 32-byte loads at `32 t` and `c kp + 32 t`
+        // with `32 (t + 1) <= k32 <= kp`, inside the asserted lengths.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let mut a = [_mm256_setzero_si256(); C];
+            for t in 0..k32 / 32 {
+                let xv = _mm256_loadu_si256(xp.add(t * 32).cast());
+                let ax = _mm256_abs_epi8(xv);
+                for c in 0..C {
+                    let wv = _mm256_sign_epi8(_mm256_loadu_si256(wp.add(c * kp + t * 32).cast()), xv);
+                    a[c] = _mm256_add_epi32(a[c], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, wv), ones));
+                }
+            }
+            let mut out = [0i32; C];
+            let mut c = 0;
+            while c + 8 <= C {
+                out[c..c + 8].copy_from_slice(&super::x86::hsum8(&a[c..c + 8]));
+                c += 8;
+            }
+            while c < C {
+                out[c] = super::x86::hsum256(a[c]);
+                c += 1;
+            }
+            out
+        }
+    }
 
     #[inline(always)]
     fn tile<const R: usize, const C: usize>(
@@ -253,6 +356,11 @@ pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize
         _sums: &[i32],
         (kp, k): (usize, usize),
     ) -> [[i32; C]; R] {
+        if R == 1 {
+            let mut out = [[0i32; C]; R];
+            out[0] = row::<C>(x, w, (kp, k));
+            return out;
+        }
         assert!(x.len() >= R * kp && w.len() >= C * kp && k <= kp, "int8 tile");
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
         // SAFETY: AVX2 is enabled in the caller; 16-byte loads inside the rows.
@@ -276,5 +384,55 @@ pub(super) fn avx2(acc: &mut [i32], x: &[i8], w: &[i8], sums: &[i32], kp: (usize
             }
             out
         }
+    }
+}
+
+/// One row of [`quantize_rows`](super::quantize_rows) with AVX2: its bytes into `q`
+/// (`row.len()` of them) and its scale returned — the same bytes and scale as the portable
+/// code. The largest magnitude: lanes that skip a NaN as `scale_of` does (`max(|v|, m)` keeps
+/// `m` when `v` is NaN) and are combined in any order (a maximum does not depend on it).
+/// The bytes: `v · inv` clamped to ±127 (`max` first, so a NaN becomes -127 as in `to_i8`),
+/// rounded half to even by `vcvtps2dq` (the default rounding mode), packed with saturation
+/// that never acts (every value is in ±127).
+#[target_feature(enable = "avx2")]
+pub(super) fn quantize_row(row: &[f32], q: &mut [i8]) -> f32 {
+    assert_eq!(row.len(), q.len(), "quantize_row: lengths");
+    let k = row.len();
+    let whole = k / 32 * 32;
+    let p = row.as_ptr();
+    // SAFETY: AVX2 is enabled; 8-float loads at `32 t + 8 v + 8 <= whole <= k` and 32-byte
+    // stores at `32 t + 32 <= whole`, inside the asserted lengths.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = [_mm256_setzero_ps(); 4];
+        for t in 0..whole / 32 {
+            for (v, mv) in m.iter_mut().enumerate() {
+                let a = _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(32 * t + 8 * v)));
+                *mv = _mm256_max_ps(a, *mv);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(
+            lanes.as_mut_ptr(),
+            _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3])),
+        );
+        let bigger = |l: f32, v: &f32| if v.abs() > l { v.abs() } else { l };
+        let big = row[whole..].iter().fold(lanes.iter().fold(0.0, bigger), bigger);
+        let s = if big > 0.0 && big.is_finite() { big / 127.0 } else { 1.0 };
+        let inv = 1.0 / s;
+        let (iv, lo, hi) = (_mm256_set1_ps(inv), _mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for t in 0..whole / 32 {
+            let d: [__m256i; 4] = std::array::from_fn(|v| {
+                let c = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(p.add(32 * t + 8 * v)), iv), lo);
+                _mm256_cvtps_epi32(_mm256_min_ps(c, hi))
+            });
+            let b = _mm256_packs_epi16(_mm256_packs_epi32(d[0], d[1]), _mm256_packs_epi32(d[2], d[3]));
+            _mm256_storeu_si256(q.as_mut_ptr().add(32 * t).cast(), _mm256_permutevar8x32_epi32(b, order));
+        }
+        for (d, &v) in q[whole..].iter_mut().zip(&row[whole..]) {
+            *d = super::to_i8(v * inv);
+        }
+        s
     }
 }
