@@ -63,6 +63,24 @@ fn main() {
             let t = time(|| kernels::matmul_rows(&mut c, view(&a, s, s), view(&b, s, s), false, *p, |_, _| {}));
             report("peak", "2048^3", (s, s, s), *p, t);
         }
+        // One row's int8 products (the latency path): the small AE's layers, whose weight
+        // bytes stream from L2 (or L1 when small), and a layer of 8 outputs that sits in L1 —
+        // the kernel's rate without the memory behind it. Multiply-adds and weight bytes per s.
+        for (k, n) in [(784, 8), (784, 256), (256, 64), (64, 256), (256, 784)] {
+            let (w, _) = kernels::int8::quantize_weights(&values(n * k, 6), n, k);
+            let (kp, x) = (kernels::int8::padded(k), values(k, 7));
+            let (mut q, mut sx) = (vec![0i8; kp], [0.0f32]);
+            kernels::int8::quantize_rows(&x, k, &mut q, &mut sx);
+            let mut acc = vec![0i32; n];
+            let t = time(|| kernels::int8::dot_i8(&mut acc, &q, &w));
+            println!(
+                "{{\"net\": \"int8-row\", \"gemm\": \"{k}->{n}\", \"unit\": \"{}\", \"weight_kb\": {:.1}, \"gmacs\": {:.2}, \"gbytes\": {:.2}}}",
+                kernels::int8::Unit::here().name(),
+                (n * kp) as f64 / 1024.0,
+                (k * n) as f64 / t / 1e9,
+                (n * kp) as f64 / t / 1e9
+            );
+        }
         for (net, widths) in NETS {
             for l in widths.windows(2) {
                 let (k, n) = (l[0], l[1]);
