@@ -509,6 +509,7 @@ mod tests {
                 anomaly: None,
                 tabular: None,
                 windows: None,
+                neighbours: None,
             },
         )
         .unwrap();

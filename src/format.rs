@@ -4,7 +4,9 @@
 //! Autoencoders: metadata keys `format` (= `"hourglass"`), `format_version`, `model` (the
 //! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
 //! shape; optional), `crate_version`, once calibrated `anomaly` (the threshold) and for
-//! encoded tables `tabular`, for a model of a time series' windows `windows`. Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
+//! encoded tables `tabular`, for a model of a time series' windows `windows`, for a code
+//! neighbourhood `neighbours` (k, rows and the scores' training spread; tensors
+//! `neighbours.codes` `(rows, code)`, `neighbours.kdist` and `neighbours.lrd` `(rows)`). Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
 //! for dense layers, `(c_out, c_in, k, k)` for convolutions), `encoder.{i}.bias` `(n_out)`,
 //! `decoder.{i}.…`, all f32 little-endian; `i` counts the layers that compute.
 //!
@@ -103,6 +105,9 @@ pub struct ModelFile {
     /// The sliding windows a model of a time series reads (metadata key `windows`): its rows
     /// are windows of the series' steps, not the steps.
     pub windows: Option<crate::data::window::Windows>,
+    /// The training rows' codes and neighbourhoods behind the `mse+lof` score (metadata key
+    /// `neighbours` and the `neighbours.*` tensors).
+    pub neighbours: Option<crate::neighbours::CodeNeighbours>,
 }
 
 impl ModelFile {
@@ -114,6 +119,39 @@ impl ModelFile {
             anomaly: None,
             tabular: None,
             windows: None,
+            neighbours: None,
+        }
+    }
+
+    /// Each row's anomaly score by `metric` (higher = more anomalous): [`crate::score::scores`],
+    /// and `mse+lof` from the file's code neighbourhood.
+    ///
+    /// # Errors
+    /// As [`crate::score::scores`]; [`Error::Setting`] for `mse+lof` on a file without a code
+    /// neighbourhood.
+    pub fn scores<'a>(
+        &self,
+        x: impl Into<crate::tensor::MatrixRef<'a>>,
+        metric: crate::score::ScoreMetric,
+    ) -> Result<Vec<f64>> {
+        match (&self.neighbours, metric) {
+            (Some(n), crate::score::ScoreMetric::MseLof) => n.scores(&self.model, x),
+            (None, crate::score::ScoreMetric::MseLof) => Err(Error::setting(
+                "metric",
+                metric.name(),
+                "this model holds no code neighbourhood (train it with `--neighbours K`, or the Python detector's defaults)",
+            )),
+            _ => crate::score::scores(&self.model, x, metric),
+        }
+    }
+
+    /// The metric `score` uses when none is asked for: the calibrated one, else `mse+lof`
+    /// for a file with a code neighbourhood, else `mse`.
+    pub fn default_metric(&self) -> crate::score::ScoreMetric {
+        match (&self.anomaly, &self.neighbours) {
+            (Some(t), _) => t.metric,
+            (None, Some(_)) => crate::score::ScoreMetric::MseLof,
+            (None, None) => crate::score::ScoreMetric::Mse,
         }
     }
 
@@ -234,7 +272,19 @@ pub fn to_bytes(file: &ModelFile) -> Result<Vec<u8>> {
     if let Some(w) = &file.windows {
         meta.insert("windows".into(), json(w)?.into());
     }
-    write_safetensors(meta, &mut params(&m.layers, &tensor_names(&m.config, m.layers.len())))
+    let mut tensors = params(&m.layers, &tensor_names(&m.config, m.layers.len()));
+    if let Some(n) = &file.neighbours {
+        meta.insert("neighbours".into(), json(&n.settings)?.into());
+        let rows = n.settings.rows;
+        tensors.push((
+            "neighbours.codes".into(),
+            vec![rows, n.codes.cols()],
+            n.codes.as_slice(),
+        ));
+        tensors.push(("neighbours.kdist".into(), vec![rows], &n.kdist));
+        tensors.push(("neighbours.lrd".into(), vec![rows], &n.lrd));
+    }
+    write_safetensors(meta, &mut tensors)
 }
 
 /// The bytes of a `.safetensors` file with metadata `meta` and f32 `tensors` (name, shape,
@@ -440,6 +490,23 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         }
         None => None,
     };
+    let neighbours = match meta.get("neighbours") {
+        Some(_) => {
+            let settings: crate::neighbours::NeighbourSettings = serde_json::from_value(parse("neighbours")?)
+                .map_err(|e| unknown(format!("bad `neighbours` metadata: {e}")))?;
+            let (rows, code) = (settings.rows, model.code_dim());
+            let codes = tensor_f32(path, &st, "neighbours.codes", &[rows, code])?;
+            let n = crate::neighbours::CodeNeighbours {
+                settings,
+                codes: crate::tensor::Matrix::from_vec(rows, code, codes)?,
+                kdist: tensor_f32(path, &st, "neighbours.kdist", &[rows])?,
+                lrd: tensor_f32(path, &st, "neighbours.lrd", &[rows])?,
+            };
+            n.validate(code).map_err(|e| unknown(e.to_string()))?;
+            Some(n)
+        }
+        None => None,
+    };
     let data_width = windows.map_or(model.input_dim(), |w| model.input_dim() / w.length);
     if let Some(t) = &tabular {
         t.check(data_width)
@@ -451,6 +518,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
         anomaly,
         tabular,
         windows,
+        neighbours,
     })
 }
 

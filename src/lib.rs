@@ -29,6 +29,7 @@ pub mod load;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod neighbours;
 pub mod noise;
 pub mod onnx;
 pub mod optim;

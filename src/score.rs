@@ -23,6 +23,11 @@ pub enum ScoreMetric {
     /// values): the reconstruction probability's view of "unlikely", for models trained with a
     /// Gaussian code.
     Nll,
+    /// The mean squared error plus the local outlier factor of the row's code among the
+    /// training rows' codes, each in units of its training spread (median and interquartile
+    /// range): for model files that hold a code neighbourhood ([`crate::neighbours`]).
+    #[serde(rename = "mse+lof")]
+    MseLof,
 }
 
 impl ScoreMetric {
@@ -32,19 +37,23 @@ impl ScoreMetric {
             ScoreMetric::Mse => "mse",
             ScoreMetric::Mae => "mae",
             ScoreMetric::Nll => "nll",
+            ScoreMetric::MseLof => "mse+lof",
         }
     }
 
-    /// Whether the score is an error over features (with per-feature shares), not `nll`.
+    /// Whether the score is an error over features (with per-feature shares), not `nll` or
+    /// `mse+lof`.
     pub fn is_error(self) -> bool {
-        self != ScoreMetric::Nll
+        matches!(self, ScoreMetric::Mse | ScoreMetric::Mae)
     }
 
     fn term(self, d: f32) -> f64 {
         match self {
             ScoreMetric::Mse => f64::from(d) * f64::from(d),
             ScoreMetric::Mae => f64::from(d.abs()),
-            ScoreMetric::Nll => unreachable!("nll is not an error over features: `scores` handles it first"),
+            ScoreMetric::Nll | ScoreMetric::MseLof => {
+                unreachable!("not an error over features: `scores` handles it first")
+            }
         }
     }
 }
@@ -56,7 +65,8 @@ impl std::str::FromStr for ScoreMetric {
             "mse" => Ok(ScoreMetric::Mse),
             "mae" => Ok(ScoreMetric::Mae),
             "nll" => Ok(ScoreMetric::Nll),
-            _ => Err(format!("unknown metric `{s}`; expected mse, mae or nll")),
+            "mse+lof" => Ok(ScoreMetric::MseLof),
+            _ => Err(format!("unknown metric `{s}`; expected mse, mae, nll or mse+lof")),
         }
     }
 }
@@ -122,8 +132,16 @@ pub struct Threshold {
 /// # Errors
 /// [`Error::Shape`] if `x` does not have the model's input width.
 pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Vec<f64>> {
-    if metric == ScoreMetric::Nll {
-        return crate::vae::nll_scores(model, x);
+    match metric {
+        ScoreMetric::Nll => return crate::vae::nll_scores(model, x),
+        ScoreMetric::MseLof => {
+            return Err(Error::setting(
+                "metric",
+                metric.name(),
+                "needs the code neighbourhood of a model file (fitted with `neighbours`): score through the file",
+            ));
+        }
+        ScoreMetric::Mse | ScoreMetric::Mae => {}
     }
     let (xs, xh) = model.reconstruct_scaled(x)?;
     Ok(row_scores(xs.view(), &xh, metric))

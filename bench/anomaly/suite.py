@@ -32,13 +32,21 @@ def hourglass_defaults(seed):
     return hourglass.OutlierDetector(random_state=seed), lambda m, x: m.anomaly_scores(x)
 
 
+def hourglass_with(seed, **kw):
+    """The detector with some defaults replaced: `neighbours=None` scores by the error alone,
+    `scale="standard"` as well gives the defaults before 2026-12-03."""
+    import hourglass
+
+    return hourglass.OutlierDetector(random_state=seed, **kw), lambda m, x: m.anomaly_scores(x)
+
+
 def hourglass_readme(seed):
     """The README's tabular recipe as the command line runs it: --scale standard --hidden 32
     --code 4, the command's defaults otherwise (10 epochs, batch 256, no validation)."""
     import hourglass
 
     m = hourglass.OutlierDetector(hidden=[32], code=4, scale="standard", epochs=10, batch_size=256,
-                                  validation_fraction=0.0, patience=None, random_state=seed)
+                                  validation_fraction=0.0, patience=None, neighbours=None, random_state=seed)
     return m, lambda m, x: m.anomaly_scores(x)
 
 
@@ -66,7 +74,7 @@ class Ensemble:
         self.parts = []
         for i in range(self.members):
             cols = np.sort(rng.choice(d, size=max(1, int(np.ceil(0.7 * d))), replace=False)) if d > 3 else np.arange(d)
-            m = hourglass.OutlierDetector(random_state=self.seed * 100 + i).fit(x[:, cols])
+            m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed * 100 + i).fit(x[:, cols])
             s = m.anomaly_scores(x[:, cols])
             q1, med, q3 = np.percentile(s, [25, 50, 75])
             self.parts.append((cols, m, med, max(q3 - q1, 1e-12)))
@@ -87,7 +95,7 @@ class Standardized:
     def fit(self, x):
         import hourglass
 
-        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         self.spread = np.maximum(((x - self.m.reconstruct(x)) ** 2).mean(axis=0), 1e-12)
         return self
 
@@ -106,7 +114,7 @@ class CodeDistance:
         import hourglass
         from sklearn.neighbors import NearestNeighbors
 
-        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         codes = self.m.model_.encode(x)
         self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit(codes)
         self.norm = [self._robust(self.m.anomaly_scores(x)), self._robust(self.nn.kneighbors(codes)[0][:, -1])]
@@ -131,7 +139,7 @@ class InputDistance(CodeDistance):
         import hourglass
         from sklearn.neighbors import NearestNeighbors
 
-        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         self.mu, self.sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
         z = (x - self.mu) / self.sd
         self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit(z)
@@ -152,7 +160,7 @@ class CodeDensity(CodeDistance):
     def fit(self, x):
         import hourglass
 
-        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         c = self.m.model_.encode(x).astype(np.float64)
         self.mu = c.mean(axis=0)
         cov = np.cov(c, rowvar=False).reshape(c.shape[1], c.shape[1]) + 1e-6 * np.eye(c.shape[1])
@@ -184,11 +192,11 @@ class Hybrid(CodeDistance):
         import hourglass
         from sklearn.neighbors import NearestNeighbors
 
-        self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         if self.trim:
             e = self.m.anomaly_scores(x)
             x = x[e <= np.quantile(e, 1 - self.trim)]
-            self.m = hourglass.OutlierDetector(random_state=self.seed).fit(x)
+            self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         self.mu, self.sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
         self.nn = NearestNeighbors(n_neighbors=min(6, len(x))).fit((x - self.mu) / self.sd)
         c = self.m.model_.encode(x).astype(np.float64)
@@ -207,6 +215,37 @@ class Hybrid(CodeDistance):
     def scores(self, x):
         z = [w * (p - med) / iqr for w, p, (med, iqr) in zip(self.weights, self._parts(x, -2), self.norm)]
         return np.max(z, axis=0) if self.combine == "max" else np.sum(z, axis=0)
+
+
+def auto_scale(x):
+    """The detector's `scale="auto"`: no scaling when every training value already lies in
+    [0, 1] (images, flags, probabilities), else standard."""
+    return "none" if x.min() >= 0 and x.max() <= 1 else "standard"
+
+
+class CodeLof(CodeDistance):
+    """Candidate score: the reconstruction error plus the local outlier factor (20 neighbours)
+    of the code among the training rows' codes, each centred and scaled by its training median
+    and IQR; `scale` "auto" resolves as `auto_scale`. `parts` selects a subset."""
+
+    def __init__(self, seed, scale="auto", parts=("err", "lof"), k=20):
+        self.seed, self.scale, self.parts, self.k = seed, scale, parts, k
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import LocalOutlierFactor
+
+        scale = auto_scale(x) if self.scale == "auto" else self.scale
+        self.m = hourglass.OutlierDetector(neighbours=None, scale=scale, random_state=self.seed).fit(x)
+        c = self.m.model_.encode(x)
+        self.lof = LocalOutlierFactor(n_neighbors=min(self.k, len(x) - 1), novelty=True).fit(c)
+        train = {"err": self.m.anomaly_scores(x), "lof": -self.lof.negative_outlier_factor_}
+        self.norm = [self._robust(train[p]) for p in self.parts]
+        return self
+
+    def scores(self, x):
+        every = {"err": lambda: self.m.anomaly_scores(x), "lof": lambda: -self.lof.score_samples(self.m.model_.encode(x))}
+        return sum((every[p]() - med) / iqr for p, (med, iqr) in zip(self.parts, self.norm))
 
 
 class StandardizedKnn:
@@ -266,6 +305,11 @@ METHODS = {
     "hourglass-knnmaha-max": lambda seed: (Hybrid(seed, parts=("knn", "maha"), combine="max"), lambda m, x: m.scores(x)),
     "hourglass-errknn-max": lambda seed: (Hybrid(seed, parts=("err", "knn"), combine="max"), lambda m, x: m.scores(x)),
     "hourglass-hybrid-w": lambda seed: (Hybrid(seed, weights=[0.5, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hourglass-auto": lambda seed: (CodeLof(seed, parts=("err",)), lambda m, x: m.scores(x)),
+    "hourglass-codelof": lambda seed: (CodeLof(seed), lambda m, x: m.scores(x)),
+    "hourglass-lof-only": lambda seed: (CodeLof(seed, parts=("lof",)), lambda m, x: m.scores(x)),
+    "hourglass-mse": lambda seed: hourglass_with(seed, neighbours=None),
+    "hourglass-before": lambda seed: hourglass_with(seed, neighbours=None, scale="standard"),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),

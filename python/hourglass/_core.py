@@ -10,14 +10,15 @@ more *anomalous* rows. Scores are the reconstruction error in the model's scaled
 from __future__ import annotations
 
 import json
+import numbers
 import warnings
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from . import _native
 from ._data import prepare
-from ._params import design, inference_precision_of, seed_of, table_settings, threads_of, training
+from ._params import design, inference_precision_of, resolve_scale, seed_of, table_settings, threads_of, training
 from ._progress import Progress
 
 
@@ -66,7 +67,7 @@ class _AutoencoderBase:
             model, report = _native.Model.fit(
                 prep.data,
                 design(self, n_features),
-                training(self, n_samples, seed, scale=scale),
+                training(self, n_samples, seed, scale=scale or resolve_scale(self.scale, prep.data, windows is not None)),
                 windows=windows,
                 image_shape=image_shape,
                 threads=threads_of(self.n_jobs),
@@ -90,6 +91,19 @@ class _AutoencoderBase:
                 stacklevel=3,
             )
         return self
+
+    def _fit_neighbours(self, X):
+        """Keeps the training rows' code neighbourhood (``neighbours`` of them per LOF, fewer
+        on tiny data), which makes mse+lof the model's score."""
+        k = self.neighbours
+        if k is None:
+            return
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"neighbours must be a positive integer or None, got {k!r}")
+        x = self._input(X)
+        n = _num_samples(X)
+        if n >= 2:
+            self.model_.fit_neighbours(x, int(min(k, n - 1, 10_000 - 1)), threads=self._threads())
 
     def _set_model(self, model):
         self.model_ = model
@@ -123,18 +137,23 @@ class _AutoencoderBase:
         x = self._input(X)
         return self.model_.reconstruct(x, threads=self._threads())
 
-    def anomaly_scores(self, X, metric="mse"):
-        """Each row's reconstruction error in the model's scaled units: **higher = more
-        anomalous** (PyOD's and the command line's convention). ``metric``: mse or mae, or nll
-        for a model fitted with ``vae`` (the row's negative log-likelihood in nats,
-        importance-weighted over 32 code draws seeded by the row's own values)."""
+    def anomaly_scores(self, X, metric=None):
+        """Each row's anomaly score: **higher = more anomalous** (PyOD's and the command line's
+        convention). ``metric``: mse or mae (the reconstruction error in the model's scaled
+        units), nll for a model fitted with ``vae`` (the row's negative log-likelihood in nats,
+        importance-weighted over 32 code draws seeded by the row's own values), or mse+lof for
+        a model with a code neighbourhood (the detectors' default: the error plus the local
+        outlier factor of the row's code among the training rows' codes, each in units of its
+        training spread). None: the calibrated metric, else mse+lof where the model has a
+        neighbourhood, else mse."""
         x = self._input(X)
         return self.model_.scores(x, metric=metric, threads=self._threads())
 
-    def explain(self, X, metric="mse"):
+    def explain(self, X, metric=None):
         """Why each row scores as it does, as a pandas DataFrame: ``score`` (higher = more
-        anomalous), ``top_feature``, and for every feature its expected value (the
-        reconstruction, in the data's units) and its share of the row's error."""
+        anomalous, as ``anomaly_scores``), ``top_feature``, and for every feature its expected
+        value (the reconstruction, in the data's units) and its share of the row's
+        reconstruction error."""
         import pandas as pd
 
         x = self._input(X)

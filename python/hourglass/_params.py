@@ -77,7 +77,10 @@ TRAINING = {
                      "weights (None: train all epochs)"),
     "binarize": (False, "dynamic binarization: each value p in [0, 1] a fresh 0/1 draw every epoch (binarized "
                         "MNIST)"),
-    "scale": ("standard", "feature scaling fitted on the training rows: none, minmax or standard"),
+    "scale": ("auto", "feature scaling fitted on the training rows: none, minmax, standard, or auto: none when "
+                      "every training value already lies in [0, 1] (images, flags, probabilities; their rare "
+                      "values are not blown up), else standard (always standard for tables with encoded "
+                      "columns and for series windows)"),
     "precision": ("f32", "GEMM arithmetic in training: f32, or bf16 (AMX, or AVX512-BF16 on AMD; f32 with a warning elsewhere)"),
     "categorical": (None, "DataFrame columns to one-hot encode: names, or 'auto' for every text column"),
     "impute": (None, "fill missing numbers with the training 'mean' or 'median' (plus indicators)"),
@@ -93,6 +96,13 @@ INFERENCE = {
                                    "each input row with its own scale; other layers and training stay f32)"),
 }
 AUTOENCODER = {**MODEL, **TRAINING, **INFERENCE}
+# The outlier detectors' own parameters.
+DETECTOR = {
+    "contamination": (0.1, "expected fraction of outliers, in (0, 0.5]"),
+    "neighbours": (10, "score by mse+lof: the reconstruction error plus the local outlier factor of the row's "
+                       "code among its this many nearest training codes (up to 10,000 training rows kept in the "
+                       "model), each in units of its training spread; None: the error alone (mse)"),
+}
 
 
 def inference_precision_of(value) -> str:
@@ -163,7 +173,7 @@ CHOICES = {
     "loss": ("mse", "bce"),
     "init": ("auto", "he", "xavier"),
     "optimizer": ("adam", "sgd"),
-    "scale": ("none", "minmax", "standard"),
+    "scale": ("auto", "none", "minmax", "standard"),
     "precision": ("f32", "bf16"),
     "impute": (None, "mean", "median"),
 }
@@ -263,6 +273,17 @@ def _vae(value):
             "samples": int(value.get("samples", 1)),
         }
     raise ValueError(f"vae must be None, True or a dict of beta, capacity, warmup, samples; got {value!r}")
+
+
+def resolve_scale(scale: str, data, windows: bool = False) -> str:
+    """The scaling ``scale="auto"`` stands for on this training data (the model stores the
+    resolved one): none when every value of a numeric array lies in [0, 1] already, else
+    standard; tables with encoded columns and series windows are always standardized."""
+    if scale != "auto":
+        return scale
+    if windows or not isinstance(data, np.ndarray) or data.size == 0:
+        return "standard"
+    return "none" if float(data.min()) >= 0.0 and float(data.max()) <= 1.0 else "standard"
 
 
 def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str | None = None) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 
 from ._core import _AutoencoderBase
-from ._params import AUTOENCODER, as_float_array, make_init, seed_of
+from ._params import AUTOENCODER, DETECTOR, as_float_array, make_init, seed_of
 
 
 class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
@@ -102,18 +102,22 @@ class AutoEncoder(_AutoencoderBase, TransformerMixin, BaseEstimator):
 
 
 class OutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
-    """Outlier detection by reconstruction error, as a scikit-learn outlier detector.
+    """Outlier detection by an autoencoder, as a scikit-learn outlier detector.
 
-    ``fit(X)`` trains an autoencoder (every ``AutoEncoder`` parameter) and sets ``offset_`` so
-    that a ``contamination`` fraction of the training rows are outliers (the threshold is also
-    stored in the model file, so the command line's ``score`` flags the same rows).
-    ``score_samples`` is the negative reconstruction error and ``decision_function`` is
+    ``fit(X)`` trains an autoencoder (every ``AutoEncoder`` parameter), keeps the code
+    neighbourhood of the training rows (``neighbours``, default 10) and sets ``offset_`` so
+    that a ``contamination`` fraction of the training rows are outliers (the threshold and the
+    neighbourhood are stored in the model file, so the command line's ``score`` gives the same
+    scores and flags the same rows). A row's anomaly score is mse+lof: its reconstruction error
+    plus the local outlier factor of its code among the training codes, each in units of its
+    spread over the training rows (``neighbours=None``: the error alone).
+    ``score_samples`` is the negative anomaly score and ``decision_function`` is
     ``score_samples - offset_``: **higher = more normal**; ``predict`` gives +1 (inlier) or -1
     (outlier). ``anomaly_scores`` has PyOD's convention (higher = more anomalous), and
     ``explain`` names the features behind each score.
     """
 
-    __init__ = make_init(AUTOENCODER, {"contamination": (0.1, "expected fraction of outliers, in (0, 0.5]")})
+    __init__ = make_init(AUTOENCODER, DETECTOR)
 
     def fit(self, X, y=None):
         """Trains on ``X`` and sets the threshold from its scores (``y`` is ignored)."""
@@ -121,6 +125,7 @@ class OutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
         if not isinstance(c, numbers.Real) or isinstance(c, bool) or not (0 < c <= 0.5):
             raise ValueError(f"contamination must be in (0, 0.5], got {c!r}")
         self._fit(X)
+        self._fit_neighbours(X)
         x = self._input(X)
         threshold = self.model_.calibrate(x, "contamination", float(c), threads=self._threads())
         self.offset_ = -threshold

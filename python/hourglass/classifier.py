@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _native
-from ._params import as_float_array, design, make_init, seed_of, threads_of, training
+from ._params import as_float_array, design, make_init, resolve_scale, seed_of, threads_of, training
 from ._progress import Progress
 
 _PARAMS = {
@@ -26,7 +26,8 @@ _PARAMS = {
     "batch_size": (64, "rows per mini-batch"),
     "learning_rate": (1e-3, "learning rate (Adam)"),
     "weight_decay": (0.0, "decoupled weight decay"),
-    "scale": ("standard", "feature scaling fitted on the training rows"),
+    "scale": ("standard", "feature scaling fitted on the training rows: none, minmax, standard or auto (as "
+                          "AutoEncoder's)"),
     "random_state": (None, "seed (int), a RandomState, or None"),
     "n_jobs": (None, "threads (None or -1: all cores); results do not depend on it"),
     "verbose": (0, "1: progress bars, 2: a line per epoch"),
@@ -76,6 +77,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         seed = seed_of(self.random_state)
         threads = threads_of(self.n_jobs)
         pre = _Settings(self, int(self.pretrain_epochs), self.pretrain_noise)
+        pre.scale = resolve_scale(self.scale, x)
         progress = Progress(self.verbose)
         try:
             if self.pretrain_epochs > 0:
@@ -86,7 +88,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             else:
                 # No pretraining: the same network from random weights, scaled as pretraining
                 # would have been.
-                encoder = _native.Model.new(design(pre, x.shape[1]), x, seed, scale=self.scale)
+                encoder = _native.Model.new(design(pre, x.shape[1]), x, seed, scale=pre.scale)
             tune = _Settings(self, int(self.epochs), None)
             self.model_, report = _native.Classifier.finetune(
                 encoder,

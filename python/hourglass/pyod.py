@@ -6,9 +6,9 @@ from __future__ import annotations
 from pyod.models.base import BaseDetector
 
 from ._core import _AutoencoderBase
-from ._params import AUTOENCODER, make_init
+from ._params import AUTOENCODER, DETECTOR, make_init
 
-_init = make_init(AUTOENCODER, {"contamination": (0.1, "expected fraction of outliers, in (0, 0.5]")})
+_init = make_init(AUTOENCODER, DETECTOR)
 
 
 class AutoEncoder(_AutoencoderBase, BaseDetector):
@@ -31,6 +31,7 @@ class AutoEncoder(_AutoencoderBase, BaseDetector):
         """Trains on ``X`` and sets ``decision_scores_``, ``threshold_`` and ``labels_``."""
         self._set_n_classes(y)
         self._fit(X)
+        self._fit_neighbours(X)
         self.decision_scores_ = self.anomaly_scores(X)
         self._process_decision_scores()
         return self

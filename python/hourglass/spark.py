@@ -62,7 +62,8 @@ def score_dataframe(df, model, *, columns=None, code=False, metric=None, threads
 
     ``model``: a model file's path or a fitted estimator. ``columns``: the model's inputs in
     ``df`` (default: the names the model was trained with: a CSV's header or a DataFrame's
-    columns). ``metric``: mse or mae (default: the calibrated one, else mse). ``threads``:
+    columns). ``metric``: mse, mae or mse+lof (default: the calibrated one, else mse+lof for a model
+    with a code neighbourhood, else mse). ``threads``:
     threads per Spark task (default 1: Spark runs one task per core already); scores do not
     depend on it.
     """
@@ -77,9 +78,9 @@ def score_dataframe(df, model, *, columns=None, code=False, metric=None, threads
         raise ValueError(f"the DataFrame lacks the model's input columns {missing} (it has {df.columns})")
     calibrated = info["anomaly"]
     if metric is None:
-        metric = calibrated["metric"] if calibrated else "mse"
-    if metric not in ("mse", "mae"):
-        raise ValueError(f"metric must be mse or mae, got {metric!r}")
+        metric = info["default_metric"]
+    if metric not in ("mse", "mae", "mse+lof"):
+        raise ValueError(f"metric must be mse, mae or mse+lof, got {metric!r}")
     if calibrated and metric != calibrated["metric"]:
         raise ValueError(f"the model is calibrated for metric {calibrated['metric']!r}, asked for {metric!r}")
     table = info["table_inputs"] is not None

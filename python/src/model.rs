@@ -9,7 +9,7 @@ use hourglass::data::tabular::TabularOptions;
 use hourglass::data::window::Windows;
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::model::{Design, Dims};
-use hourglass::score::ThresholdRule;
+use hourglass::score::{ScoreMetric, ThresholdRule};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -124,6 +124,7 @@ impl Model {
                     anomaly: None,
                     tabular,
                     windows,
+                    neighbours: None,
                 },
             },
             json,
@@ -291,22 +292,23 @@ impl Model {
         matrix_to_py(py, out)
     }
 
-    /// Anomaly scores (reconstruction error in the model's scaled units; higher = more
-    /// anomalous, as PyOD and the command line have it).
-    #[pyo3(signature = (data, metric="mse", threads=None))]
+    /// Anomaly scores (higher = more anomalous, as PyOD and the command line have it) by
+    /// `metric`; None: the calibrated metric, else mse+lof for a model with a code
+    /// neighbourhood, else mse (what `hourglass score` uses).
+    #[pyo3(signature = (data, metric=None, threads=None))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
-        metric: &str,
+        metric: Option<&str>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let metric = self::metric(metric)?;
+        let metric = metric.map_or(Ok(self.file.default_metric()), self::metric)?;
         let data = Data::extract(data)?;
         let mut owned = None;
         let x = model_rows(&self.file, &data, &mut owned)?;
-        let m = &self.file.model;
-        let s = run(py, threads, || hourglass::score::scores(m, x, metric))?;
+        let f = &self.file;
+        let s = run(py, threads, || f.scores(x, metric))?;
         Ok(s.into_pyarray(py))
     }
 
@@ -336,27 +338,41 @@ impl Model {
     }
 
     /// Scores with each feature's expected value (data's units) and share of the error.
-    #[pyo3(signature = (data, metric="mse", threads=None))]
+    #[pyo3(signature = (data, metric=None, threads=None))]
     #[allow(clippy::type_complexity)]
     fn explain<'py>(
         &self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
-        metric: &str,
+        metric: Option<&str>,
         threads: Option<usize>,
     ) -> PyResult<(
         Bound<'py, PyArray1<f64>>,
         Bound<'py, PyArray2<f32>>,
         Bound<'py, PyArray2<f32>>,
     )> {
-        let metric = self::metric(metric)?;
+        let metric = metric.map_or(Ok(self.file.default_metric()), self::metric)?;
+        // Shares are of the reconstruction error (for mse+lof, of its mse part).
+        let shared = if metric == ScoreMetric::MseLof {
+            ScoreMetric::Mse
+        } else {
+            metric
+        };
         let data = Data::extract(data)?;
         let mut owned = None;
         let x = model_rows(&self.file, &data, &mut owned)?;
-        let m = &self.file.model;
-        let e = run(py, threads, || hourglass::score::explain(m, x, metric))?;
+        let f = &self.file;
+        let (e, scores) = run(py, threads, || {
+            let e = hourglass::score::explain(&f.model, x, shared)?;
+            let scores = if shared == metric {
+                e.scores.clone()
+            } else {
+                f.scores(x, metric)?
+            };
+            Ok((e, scores))
+        })?;
         Ok((
-            e.scores.into_pyarray(py),
+            scores.into_pyarray(py),
             matrix_to_py(py, e.expected)?,
             matrix_to_py(py, e.share)?,
         ))
@@ -364,17 +380,24 @@ impl Model {
 
     /// Sets the anomaly threshold from `data` by `rule` (contamination, quantile or fpr) at
     /// `value`; returns the threshold.
-    #[pyo3(signature = (data, rule, value, metric="mse", threads=None))]
+    /// `metric` None: mse+lof for a model with a code neighbourhood, else mse.
+    #[pyo3(signature = (data, rule, value, metric=None, threads=None))]
+    #[allow(clippy::too_many_arguments)]
     fn calibrate(
         &mut self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         rule: &str,
         value: f64,
-        metric: &str,
+        metric: Option<&str>,
         threads: Option<usize>,
     ) -> PyResult<f64> {
-        let metric = self::metric(metric)?;
+        let fallback = if self.file.neighbours.is_some() {
+            ScoreMetric::MseLof
+        } else {
+            ScoreMetric::Mse
+        };
+        let metric = metric.map_or(Ok(fallback), self::metric)?;
         let rule = match rule {
             "contamination" => ThresholdRule::Contamination(value),
             "quantile" => ThresholdRule::Quantile(value),
@@ -399,12 +422,34 @@ impl Model {
             }
             None => {
                 let x = model_rows(&self.file, &data, &mut owned)?;
-                run(py, threads, || hourglass::score::calibrate(m, x, metric, rule, None))?
+                let f = &self.file;
+                run(py, threads, || {
+                    hourglass::score::calibrate_scores(&f.scores(x, metric)?, metric, rule, None)
+                })?
             }
         };
         let value = t.value;
         self.file.anomaly = Some(t);
         Ok(value)
+    }
+
+    /// Keeps the codes of (up to 10,000 of) the training rows `data` and their neighbourhoods
+    /// with `k` neighbours, so that the default score becomes mse+lof (as `train --neighbours`).
+    #[pyo3(signature = (data, k, threads=None))]
+    fn fit_neighbours(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        k: usize,
+        threads: Option<usize>,
+    ) -> PyResult<()> {
+        let data = Data::extract(data)?;
+        let mut owned = None;
+        let x = model_rows(&self.file, &data, &mut owned)?;
+        let m = &self.file.model;
+        let n = run(py, threads, || hourglass::neighbours::CodeNeighbours::fit(m, x, k))?;
+        self.file.neighbours = Some(n);
+        Ok(())
     }
 
     /// Binary codes of `data`, packed 64 bits to a word: `(words (n, w) uint64, bits)`.
@@ -521,6 +566,8 @@ impl Model {
             "anomaly": f.anomaly,
             "scaling": m.scaler().kind,
             "windows": f.windows,
+            "neighbours": f.neighbours.as_ref().map(|n| n.settings),
+            "default_metric": f.default_metric(),
         });
         serde_json::to_string(&v).map_err(json_err)
     }

@@ -62,6 +62,10 @@ def test_python_table_model_scores_a_csv_identically(table, tmp_path):
     run_cli("score", "od.safetensors", "t.csv", "-o", "flags.csv", cwd=tmp_path)
     flags = pytest.importorskip("pandas").read_csv(tmp_path / "flags.csv")["anomaly"].to_numpy()
     np.testing.assert_array_equal(flags == 1, od.predict(table) == -1)
+    # The detector's default score (mse+lof, from the stored code neighbourhood) is the CLI's.
+    run_cli("score", "od.safetensors", "t.csv", "-o", "od.npy", cwd=tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "od.npy")[:, 0], od.anomaly_scores(table).astype(np.float32))
+    assert "mse+lof" in run_cli("inspect", "od.safetensors", cwd=tmp_path).stdout
 
 
 def test_python_model_of_a_named_frame_keeps_the_names(manifold, tmp_path):

@@ -1,6 +1,7 @@
 """What the estimators do, beyond scikit-learn's generic checks."""
 
 import copy
+import json
 import pickle
 import warnings
 
@@ -213,6 +214,68 @@ def test_outlier_detector_flags_the_contamination(manifold):
     np.testing.assert_allclose(od.decision_function(x), od.score_samples(x) - od.offset_)
     with pytest.raises(ValueError, match="contamination"):
         hourglass.OutlierDetector(contamination=0.9).fit(x)
+
+
+def test_auto_scaling_leaves_unit_interval_data_alone_and_standardizes_the_rest(manifold, table):
+    def scaling(est):
+        return json.loads(est.model_.info())["scaling"]
+
+    quick = dict(epochs=1, validation_fraction=0, random_state=0)
+    # Values in [0, 1] (images, flags): no scaling, so a rare pixel's tiny spread is not blown up.
+    assert scaling(hourglass.OutlierDetector(**quick).fit(manifold)) == "none"
+    # One value outside [0, 1] anywhere: standard.
+    shifted = manifold.copy()
+    shifted[3, 5] = 1.5
+    assert scaling(hourglass.OutlierDetector(**quick).fit(shifted)) == "standard"
+    assert scaling(hourglass.AutoEncoder(code=2, **quick).fit(manifold * 10 - 3)) == "standard"
+    # An explicit choice is kept; tables with encoded columns and series are standardized.
+    assert scaling(hourglass.OutlierDetector(scale="minmax", **quick).fit(manifold)) == "minmax"
+    assert scaling(hourglass.AutoEncoder(code=2, categorical="auto", impute="median", **quick).fit(table)) == "standard"
+    assert scaling(hourglass.SeriesOutlierDetector(window=8, epochs=1, random_state=0).fit(manifold)) == "standard"
+    with pytest.raises(ValueError, match="scale"):
+        hourglass.OutlierDetector(scale="robust").fit(manifold)
+
+
+def test_detector_scores_by_error_and_code_neighbourhood(tmp_path):
+    # Normal rows on a curve with its middle left out; the anomalies are the model's own
+    # reconstructions of points in that gap, so their error is small and only their codes'
+    # sparse neighbourhood gives them away.
+    rng = np.random.default_rng(4)
+
+    def curve(u):
+        return np.stack([u, u * u, 1 - u, 0.5 * u + 0.25], axis=1).astype(np.float32)
+
+    u = np.where(rng.uniform(size=400) < 0.5, 0.3 * rng.uniform(size=400), 0.7 + 0.3 * rng.uniform(size=400))
+    normal, gap = curve(u), curve(0.45 + 0.1 * rng.uniform(size=20))
+    od = hourglass.OutlierDetector(hidden=[16], code=2, epochs=100, learning_rate=0.01, random_state=1).fit(normal[100:])
+    test = np.vstack([normal[:100], od.reconstruct(gap)])
+    y = np.r_[np.zeros(100), np.ones(20)]
+    info = json.loads(od.model_.info())
+    assert info["default_metric"] == "mse+lof" and info["neighbours"]["k"] == 10
+    scores = od.anomaly_scores(test)
+    np.testing.assert_array_equal(scores, od.model_.scores(od._input(test), metric="mse+lof"))
+    np.testing.assert_array_equal(od.score_samples(test), -scores)
+    from sklearn.metrics import roc_auc_score
+
+    both, error = roc_auc_score(y, scores), roc_auc_score(y, od.anomaly_scores(test, metric="mse"))
+    assert both > 0.99 and both > error + 0.03, (both, error)
+    # The explanation's shares are of the error; its score is the detector's.
+    e = od.explain(test)
+    np.testing.assert_array_equal(e["score"].to_numpy(), scores)
+    # The neighbourhood survives a file round trip and pickling.
+    od.save(tmp_path / "od.hg")
+    np.testing.assert_array_equal(hourglass.load(tmp_path / "od.hg").anomaly_scores(test), scores)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(od)).anomaly_scores(test), scores)
+    # neighbours=None: the error alone, as before.
+    plain = hourglass.OutlierDetector(neighbours=None, hidden=[16], code=2, epochs=2, random_state=1).fit(normal)
+    assert json.loads(plain.model_.info())["default_metric"] == "mse"
+    with pytest.raises(hourglass.HourglassError, match="no code neighbourhood"):
+        plain.anomaly_scores(test, metric="mse+lof")
+    with pytest.raises(ValueError, match="neighbours"):
+        hourglass.OutlierDetector(neighbours=0).fit(normal)
+    # Tiny data: fewer neighbours than asked, still a neighbourhood.
+    tiny = hourglass.OutlierDetector(epochs=1, random_state=0).fit(normal[:5])
+    assert json.loads(tiny.model_.info())["neighbours"]["k"] == 4
 
 
 def test_int8_inference_is_close_to_f32_and_switches_with_the_parameter(manifold, tmp_path):

@@ -437,7 +437,7 @@ impl Graph {
         let terms = match metric {
             ScoreMetric::Mse => self.op("Mul", &[&diff, &diff], vec![]),
             ScoreMetric::Mae => self.op("Abs", &[&diff], vec![]),
-            ScoreMetric::Nll => unreachable!("the exporter refuses nll scores first"),
+            ScoreMetric::Nll | ScoreMetric::MseLof => unreachable!("the exporter refuses these scores first"),
         };
         let axes = self.constant_i64(&[1], &[1]);
         let sum = self.op("ReduceSum", &[&terms, &axes], vec![attr_i("keepdims", 0)]);

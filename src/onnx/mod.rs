@@ -206,12 +206,17 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
             ));
         }
         if reconstructs && (want(Output::Score) || want(Output::PerFeature) || want(Output::Anomaly)) {
-            let metric = file.anomaly.as_ref().map_or(ScoreMetric::default(), |t| t.metric);
-            if !metric.is_error() {
+            let metric = file.default_metric();
+            if metric == ScoreMetric::Nll {
                 return Err(Error::Config(format!(
                     "the model is calibrated on {} scores (a VAE's likelihood, estimated by drawing codes), which an ONNX graph cannot compute; export code and reconstruction",
                     metric.name()
                 )));
+            }
+            if metric == ScoreMetric::MseLof {
+                return Err(Error::Config(
+                    "the model scores by mse+lof (the code's neighbourhood among the stored training codes), which the exporter does not write yet; export code and reconstruction, or calibrate on mse".into(),
+                ));
             }
             let (score, terms) = g.score(&xs, &out, metric, d);
             if want(Output::Score) {

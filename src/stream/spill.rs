@@ -131,7 +131,7 @@ impl Spill {
 /// # Errors
 /// As [`Source::next_chunk`] and [`score::threshold`](crate::score::threshold).
 pub fn calibrate(
-    model: &crate::model::Autoencoder,
+    file: &crate::format::ModelFile,
     src: &mut Source,
     metric: crate::score::ScoreMetric,
     rule: crate::score::ThresholdRule,
@@ -151,7 +151,7 @@ pub fn calibrate(
         spill.push(scores)
     };
     while let Some(chunk) = src.next_chunk()? {
-        let scores = crate::score::scores(model, &chunk.x, metric)?;
+        let scores = file.scores(&chunk.x, metric)?;
         match steps.as_mut() {
             Some(acc) => push(&acc.push(&scores))?,
             None => push(&scores)?,

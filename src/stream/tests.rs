@@ -108,7 +108,7 @@ fn chunks_give_what_the_whole_file_gives() {
     let rule = ThresholdRule::Contamination(0.05);
     let mut src = Source::for_model(&file, &pq_path, &sel).unwrap();
     src.rows = 99;
-    let streamed = calibrate(&file.model, &mut src, ScoreMetric::Mse, rule, None).unwrap();
+    let streamed = calibrate(&file, &mut src, ScoreMetric::Mse, rule, None).unwrap();
     let direct = crate::score::calibrate(&file.model, &whole.x, ScoreMetric::Mse, rule, None).unwrap();
     assert_eq!(streamed, direct);
 }
@@ -371,6 +371,7 @@ fn shards_split_the_rows_and_idx_files_stream() {
         anomaly: None,
         tabular: None,
         windows: None,
+        neighbours: None,
     };
     let mut src = Source::for_model(&file, &idx, &sel).unwrap();
     src.rows = 128;
@@ -414,6 +415,7 @@ fn windows_stream_across_chunks() {
         anomaly: None,
         tabular: None,
         windows: Some(windows),
+        neighbours: None,
     };
     let whole = load::for_model(&file, &path, &sel).unwrap().data;
     assert_eq!(whole.x.rows(), 35, "every window, stride 1");

@@ -779,6 +779,167 @@ fn anomaly_table(sb: &Sandbox, name: &str, rows: usize, anomalies: usize, seed: 
     sb.write(name, &text)
 }
 
+/// Rows on a curve whose middle stretch is left out of the normal rows; the anomalies lie on
+/// the curve in that gap, so the model reconstructs them well and only their codes' sparse
+/// neighbourhood gives them away.
+fn gap_table(sb: &Sandbox, name: &str, rows: usize, anomalies: usize, seed: u64) -> PathBuf {
+    let mut rng = Rng::new(seed);
+    let mut text = String::from("a,b,c,d,is_anomaly\n");
+    for i in 0..rows {
+        let anomaly = i < anomalies;
+        let u = if anomaly {
+            0.45 + 0.1 * rng.uniform()
+        } else if rng.uniform() < 0.5 {
+            0.3 * rng.uniform()
+        } else {
+            0.7 + 0.3 * rng.uniform()
+        };
+        let vals = [u, u * u, 1.0 - u, 0.5 * u + 0.25];
+        let row: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
+        text.push_str(&format!("{},{}\n", row.join(","), u8::from(anomaly)));
+    }
+    sb.write(name, &text)
+}
+
+/// ROC-AUC that `score --json` prints for `model` on `data` with `extra` arguments.
+fn scored_auc(sb: &Sandbox, model: &str, data: &str, extra: &[&str]) -> f64 {
+    let out = sb
+        .cmd()
+        .args(["score", model, data, "--label-column", "is_anomaly", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["detection"]["roc_auc"].as_f64().unwrap()
+}
+
+#[test]
+fn code_neighbourhood_scores_catch_what_the_error_misses() {
+    let sb = Sandbox::new();
+    gap_table(&sb, "normal.csv", 400, 0, 5);
+    gap_table(&sb, "mixed.csv", 200, 20, 6);
+    let train = |extra: &[&str], out: &str| {
+        let o = sb
+            .cmd()
+            .args([
+                "train",
+                "normal.csv",
+                "--label-column",
+                "is_anomaly",
+                "--hidden",
+                "16",
+                "--code",
+                "2",
+            ])
+            .args([
+                "--epochs",
+                "100",
+                "--batch-size",
+                "32",
+                "--lr",
+                "0.01",
+                "--seed",
+                "1",
+                "-q",
+                "-o",
+                out,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    train(&["--neighbours", "10"], "m.hg");
+    // The default score of a model with a code neighbourhood is mse+lof, and it finds the
+    // anomalies in the gap that the error alone ranks poorly.
+    let both = scored_auc(&sb, "m.hg", "mixed.csv", &[]);
+    assert_eq!(both, scored_auc(&sb, "m.hg", "mixed.csv", &["--metric", "mse+lof"]));
+    let error = scored_auc(&sb, "m.hg", "mixed.csv", &["--metric", "mse"]);
+    assert!(both > 0.99 && both > error + 0.03, "mse+lof {both}, mse {error}");
+    // Calibration takes the same metric; per-feature shares are of the error part.
+    let out = sb
+        .cmd()
+        .args([
+            "calibrate",
+            "m.hg",
+            "normal.csv",
+            "--label-column",
+            "is_anomaly",
+            "--fpr",
+            "0.05",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(mse+lof above it"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        both,
+        scored_auc(&sb, "m.hg", "mixed.csv", &["--per-feature", "-o", "s.csv"])
+    );
+    let text = std::fs::read_to_string(sb.path("s.csv")).unwrap();
+    for line in text.lines().skip(1) {
+        let share: f64 = line.split(',').skip(8).map(|s| s.parse::<f64>().unwrap()).sum();
+        assert!((share - 1.0).abs() < 1e-3, "{line}");
+    }
+    // Without a neighbourhood, asking for mse+lof is a clear error; so is exporting its score.
+    train(&[], "plain.hg");
+    let out = sb
+        .cmd()
+        .args(["score", "plain.hg", "mixed.csv", "--metric", "mse+lof"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no code neighbourhood"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sb
+        .cmd()
+        .args(["export", "m.hg", "-o", "m.onnx", "--outputs", "score"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mse+lof"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!sb.path("m.onnx").exists());
+    // Bad k: a clear error before anything is written.
+    let out = sb
+        .cmd()
+        .args([
+            "train",
+            "normal.csv",
+            "--label-column",
+            "is_anomaly",
+            "--code",
+            "2",
+            "--epochs",
+            "1",
+            "--neighbours",
+            "0",
+            "-q",
+            "-o",
+            "bad.hg",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("neighbours"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!sb.path("bad.hg").exists());
+}
+
 #[test]
 fn anomaly_scores_thresholds_and_aucs() {
     let sb = Sandbox::new();

@@ -138,6 +138,7 @@ fn save_load_is_bit_identical_and_outputs_agree() {
         anomaly: None,
         tabular: None,
         windows: None,
+        neighbours: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");

@@ -30,7 +30,7 @@ proptest! {
             flagged_fraction: 0.0,
             data_path: None,
         });
-        let file = ModelFile { model, provenance: Default::default(), anomaly, tabular: None, windows: None };
+        let file = ModelFile { model, provenance: Default::default(), anomaly, tabular: None, windows: None, neighbours: None };
         let bytes = format::to_bytes(&file).unwrap();
         let back = format::from_bytes(std::path::Path::new("mem"), &bytes).unwrap();
         prop_assert_eq!(&back, &file);

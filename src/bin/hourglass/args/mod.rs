@@ -382,9 +382,11 @@ pub struct ScoreArgs {
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Reconstruction error per row: mse (mean squared) or mae (mean absolute), in the model's
-    /// scaled units; or, for a variational autoencoder, nll (the row's negative log-likelihood
-    /// in nats, importance-weighted over 32 code draws). Default: the calibrated metric, else
-    /// mse.
+    /// scaled units; for a variational autoencoder, nll (the row's negative log-likelihood in
+    /// nats, importance-weighted over 32 code draws); for a model trained with --neighbours,
+    /// mse+lof (the error plus the code's local outlier factor among the training codes, each
+    /// in units of its training spread). Default: the calibrated metric, else mse+lof for a
+    /// model with a code neighbourhood, else mse.
     #[arg(long, value_name = "METRIC")]
     pub metric: Option<hourglass::score::ScoreMetric>,
     /// Explain each score: `top_feature`, and for every feature `NAME.expected` (the
@@ -426,10 +428,12 @@ pub struct CalibrateArgs {
     /// The data is all normal: allow this false-positive rate on it.
     #[arg(long, value_name = "F")]
     pub fpr: Option<f64>,
-    /// Score metric: mse or mae (reconstruction errors), or nll (a variational autoencoder's
-    /// negative log-likelihood of the row, importance-weighted over 32 code draws).
-    #[arg(long, default_value = "mse", value_name = "METRIC")]
-    pub metric: hourglass::score::ScoreMetric,
+    /// Score metric: mse or mae (reconstruction errors), nll (a variational autoencoder's
+    /// negative log-likelihood of the row, importance-weighted over 32 code draws), or mse+lof
+    /// (a model trained with --neighbours). Default: mse+lof for a model with a code
+    /// neighbourhood, else mse.
+    #[arg(long, value_name = "METRIC")]
+    pub metric: Option<hourglass::score::ScoreMetric>,
     /// Write the calibrated model here instead of replacing MODEL.
     #[arg(long, short, value_name = "MODEL")]
     pub output: Option<PathBuf>,
@@ -557,6 +561,12 @@ pub struct TrainArgs {
     /// contain it.
     #[arg(long, value_name = "N", conflicts_with_all = ["stream", "target", "distributed", "local_ranks"])]
     pub window: Option<usize>,
+    /// Keep the codes of (up to 10,000 of) the training rows, so that anomaly scores are
+    /// `mse+lof`: the reconstruction error plus the local outlier factor of the row's code
+    /// among its K nearest training codes, each in units of its spread over the training rows
+    /// (what the Python OutlierDetector does by default, with K = 10).
+    #[arg(long, value_name = "K", conflicts_with_all = ["stream", "target", "distributed", "local_ranks", "window"])]
+    pub neighbours: Option<usize>,
     /// Steps between the starts of consecutive training windows.
     #[arg(long, default_value_t = 1, value_name = "N", requires = "window")]
     pub stride: usize,

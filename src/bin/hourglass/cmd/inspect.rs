@@ -225,6 +225,18 @@ pub fn run(a: InspectArgs) -> Result<()> {
             }
         );
     }
+    if let Some(n) = &file.neighbours {
+        let s = n.settings;
+        outln!(
+            "neighbourhood    {} training codes, LOF of {} neighbours (score mse+lof; training median/IQR: mse {:.4}/{:.4}, LOF {:.4}/{:.4})",
+            s.rows,
+            s.k,
+            s.error.median,
+            s.error.iqr,
+            s.lof.median,
+            s.lof.iqr
+        );
+    }
     if let Some(t) = &file.anomaly {
         let rule = match t.rule {
             hourglass::score::ThresholdRule::Contamination(v) => format!("contamination {v}"),

@@ -103,6 +103,7 @@ fn train_rank(
         anomaly: None,
         tabular,
         windows: None,
+        neighbours: None,
     };
     Ok(Trained {
         file,

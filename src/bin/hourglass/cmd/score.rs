@@ -26,7 +26,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         ),
         (Some(m), _) => m,
         (None, Some(t)) => t.metric,
-        (None, None) => Default::default(),
+        (None, None) => file.default_metric(),
+    };
+    // Per-feature shares are of the reconstruction error (for mse+lof, of its mse part).
+    let shared = if metric == score::ScoreMetric::MseLof {
+        score::ScoreMetric::Mse
+    } else {
+        metric
     };
     // The rows stream through in chunks: outputs are written as they are scored, and the
     // scores are kept on disk for the summary's order statistics (and in memory only when
@@ -117,13 +123,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let mut step_labels = std::collections::VecDeque::new();
     while let Some(chunk) = src.next_chunk()? {
         let explained = if a.per_feature {
-            Some(score::explain(&file.model, &chunk.x, metric)?)
+            Some(score::explain(&file.model, &chunk.x, shared)?)
         } else {
             None
         };
         let scores = match &explained {
-            Some(e) => e.scores.clone(),
-            None => score::scores(&file.model, &chunk.x, metric)?,
+            Some(e) if shared == metric => e.scores.clone(),
+            _ => file.scores(&chunk.x, metric)?,
         };
         match steps.as_mut() {
             Some(acc) => {
@@ -223,7 +229,12 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         _ => unreachable!("clap requires one rule"),
     };
     let data_path = Some(a.data.display().to_string());
-    let t = hourglass::stream::calibrate(&file.model, &mut src, a.metric, rule, data_path)?;
+    let metric = a.metric.unwrap_or(if file.neighbours.is_some() {
+        score::ScoreMetric::MseLof
+    } else {
+        score::ScoreMetric::Mse
+    });
+    let t = hourglass::stream::calibrate(&file, &mut src, metric, rule, data_path)?;
     let (value, rows, fraction) = (t.value, t.calibration_rows, t.flagged_fraction);
     file.anomaly = Some(t);
     let out = a.output.as_ref().unwrap_or(&a.model);
@@ -231,7 +242,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let flagged = (fraction * rows as f64).round() as usize;
     outln!(
         "threshold {value:.6} ({} above it: {flagged} of {rows} calibration rows, {:.2} %); saved in {}",
-        a.metric.name(),
+        metric.name(),
         100.0 * fraction,
         out.display()
     );

@@ -226,6 +226,7 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
         anomaly: None,
         tabular: t.tabular.take(),
         windows: None,
+        neighbours: None,
     };
     if report.interrupted {
         // Stopped by a signal: the last complete epoch's model, and no checkpoint to resume.
@@ -361,6 +362,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         anomaly: None,
         tabular,
         windows,
+        neighbours: None,
     };
     let report = match result {
         Ok(r) => r,
@@ -397,7 +399,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
             last.train_loss
         )
     };
-    let file = model_file(model, Some(report));
+    let mut file = model_file(model, Some(report));
+    if let Some(k) = a.neighbours {
+        file.neighbours = Some(hourglass::neighbours::CodeNeighbours::fit(&file.model, &ds.x, k)?);
+    }
     format::save(&a.output, &file)?;
     session.finish(false)?;
     outln!("{summary}");

@@ -1,0 +1,311 @@
+//! The code neighbourhood: a score that adds to the reconstruction error how isolated a row's
+//! code is among the training rows' codes (its local outlier factor, LOF).
+//!
+//! The reconstruction error misses anomalies that the model reconstructs well (a digit that
+//! resembles the training digit stroke by stroke, a tight cluster of unusual rows); their codes
+//! still land away from the training codes' neighbourhoods. [`CodeNeighbours::fit`] keeps the
+//! codes of (up to [`MAX_ROWS`] of) the training rows with each one's k-distance and local
+//! reachability density (Breunig et al. 2000), and the median and interquartile range of the
+//! training rows' error and LOF; [`CodeNeighbours::scores`] gives each row
+//! `(mse − median) / IQR + (LOF − median) / IQR`, both parts in units of their training spread
+//! (higher = more anomalous). Neighbours are found exactly (all pairs, Euclidean distance in
+//! code space); every row is scored independently, so results do not depend on the thread count.
+//! Measured on one-class MNIST and the tables of `bench/anomaly` (BENCHMARKS.md).
+
+use crate::error::{Error, Result};
+use crate::model::Autoencoder;
+use crate::score::{self, ScoreMetric};
+use crate::tensor::{Matrix, MatrixRef};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// At most this many training rows are kept as the reference (evenly spaced over the training
+/// rows when there are more): 10,000 codes of 32 values are 1.3 MB in the model file, and a
+/// row's score reads each of them once.
+pub const MAX_ROWS: usize = 10_000;
+
+/// The neighbours a LOF looks at by default: 10 measured best of 10, 20 and 50 on one-class
+/// MNIST (BENCHMARKS.md).
+pub const DEFAULT_K: usize = 10;
+
+/// A location and a spread that put a score in units of its training spread.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Robust {
+    /// The training scores' median.
+    pub median: f64,
+    /// Their interquartile range (at least 1e-12).
+    pub iqr: f64,
+}
+
+impl Robust {
+    /// The median and interquartile range of `s` (not empty, no NaN).
+    fn of(s: &[f64]) -> Robust {
+        let mut v = s.to_vec();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let pos = p * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        };
+        Robust {
+            median: q(0.5),
+            iqr: (q(0.75) - q(0.25)).max(1e-12),
+        }
+    }
+
+    fn apply(self, s: f64) -> f64 {
+        (s - self.median) / self.iqr
+    }
+}
+
+/// What a model file stores of its code neighbourhood besides the tensors (metadata key
+/// `neighbours`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourSettings {
+    /// Neighbours per LOF.
+    pub k: usize,
+    /// Reference rows kept.
+    pub rows: usize,
+    /// The training rows' mean squared errors, as located and spread.
+    pub error: Robust,
+    /// The reference rows' LOFs (each among the others), as located and spread.
+    pub lof: Robust,
+}
+
+/// The training rows' codes and their neighbourhoods, stored in the model file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodeNeighbours {
+    /// k, the reference size and the two parts' training spread.
+    pub settings: NeighbourSettings,
+    /// The reference rows' codes (rows × code width).
+    pub codes: Matrix,
+    /// Each reference row's distance to its k-th nearest other reference row.
+    pub kdist: Vec<f32>,
+    /// Each reference row's local reachability density.
+    pub lrd: Vec<f32>,
+}
+
+/// The `k` nearest reference rows of `q` (excluding `skip`): indices and distances, nearest
+/// first.
+fn nearest(codes: &Matrix, q: &[f32], k: usize, skip: Option<usize>) -> Vec<(f32, usize)> {
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for j in 0..codes.rows() {
+        if skip == Some(j) {
+            continue;
+        }
+        let d2 = squared_distance(codes.row(j), q);
+        if best.len() == k && d2 >= best[k - 1].0 {
+            continue;
+        }
+        let at = best.partition_point(|&(e, _)| e <= d2);
+        best.insert(at, (d2, j));
+        best.truncate(k);
+    }
+    best.iter_mut().for_each(|p| p.0 = p.0.sqrt());
+    best
+}
+
+/// `|a − b|²` in eight lanes (so that it vectorizes), the lanes summed in a fixed order.
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let d = x[l] - y[l];
+            acc[l] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+impl CodeNeighbours {
+    /// Fits the neighbourhood of `model`'s codes of the training rows `x` with `k` neighbours.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] for `k` of 0 or not below the number of reference rows;
+    /// [`Error::Shape`] for a wrong width; [`Error::InvalidData`] if an error is not finite.
+    pub fn fit<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, k: usize) -> Result<CodeNeighbours> {
+        let x = x.into();
+        let n = x.rows();
+        let rows = n.min(MAX_ROWS);
+        if k == 0 || k >= rows {
+            return Err(Error::setting(
+                "neighbours",
+                k,
+                format!("needs 1 <= k < the training rows ({rows})"),
+            ));
+        }
+        let errors = score::scores(model, x, ScoreMetric::Mse)?;
+        if let Some(i) = errors.iter().position(|e| !e.is_finite()) {
+            return Err(Error::invalid(
+                "training data",
+                format!("row {i} has a non-finite reconstruction error; the code neighbourhood needs finite ones"),
+            ));
+        }
+        let picked: Vec<f32> = (0..rows).flat_map(|i| x.row(i * n / rows).iter().copied()).collect();
+        let codes = model.encode(MatrixRef::new(rows, x.cols(), &picked)?)?;
+        let near: Vec<Vec<(f32, usize)>> = (0..rows)
+            .into_par_iter()
+            .map(|i| nearest(&codes, codes.row(i), k, Some(i)))
+            .collect();
+        let kdist: Vec<f32> = near.iter().map(|nb| nb[k - 1].0).collect();
+        let lrd: Vec<f32> = near.iter().map(|nb| lrd_of(nb, &kdist)).collect();
+        let lofs: Vec<f64> = near.iter().zip(&lrd).map(|(nb, &l)| lof_of(nb, &lrd, l)).collect();
+        Ok(CodeNeighbours {
+            settings: NeighbourSettings {
+                k,
+                rows,
+                error: Robust::of(&errors),
+                lof: Robust::of(&lofs),
+            },
+            codes,
+            kdist,
+            lrd,
+        })
+    }
+
+    /// Each row's local outlier factor among the reference codes.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x` does not have the model's input width.
+    pub fn lof<'a>(&self, model: &Autoencoder, x: impl Into<MatrixRef<'a>>) -> Result<Vec<f64>> {
+        let codes = model.encode(x)?;
+        self.check(&codes)?;
+        let k = self.settings.k;
+        Ok((0..codes.rows())
+            .into_par_iter()
+            .map(|i| {
+                let nb = nearest(&self.codes, codes.row(i), k, None);
+                lof_of(&nb, &self.lrd, lrd_of(&nb, &self.kdist))
+            })
+            .collect())
+    }
+
+    /// Each row's score: its mean squared error and its code's LOF, each in units of its
+    /// training spread, summed (higher = more anomalous).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x` does not have the model's input width.
+    pub fn scores<'a>(&self, model: &Autoencoder, x: impl Into<MatrixRef<'a>>) -> Result<Vec<f64>> {
+        let x = x.into();
+        let errors = score::scores(model, x, ScoreMetric::Mse)?;
+        let lofs = self.lof(model, x)?;
+        let s = self.settings;
+        Ok(errors
+            .iter()
+            .zip(&lofs)
+            .map(|(&e, &l)| s.error.apply(e) + s.lof.apply(l))
+            .collect())
+    }
+
+    /// Checks the codes have the reference's width (a model file's neighbourhood belongs to
+    /// its model).
+    fn check(&self, codes: &Matrix) -> Result<()> {
+        if codes.cols() == self.codes.cols() {
+            Ok(())
+        } else {
+            Err(Error::Shape {
+                what: "code neighbourhood".into(),
+                expected: format!("codes of width {}", self.codes.cols()),
+                got: format!("codes of width {}", codes.cols()),
+            })
+        }
+    }
+
+    /// Checks stored parts agree with each other and with a model of code width `code_dim`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming what disagrees.
+    pub fn validate(&self, code_dim: usize) -> Result<()> {
+        let s = self.settings;
+        let bad = if self.codes.cols() != code_dim {
+            Some(format!("codes of width {} for a code of {code_dim}", self.codes.cols()))
+        } else if self.codes.rows() != s.rows || self.kdist.len() != s.rows || self.lrd.len() != s.rows {
+            Some(format!("{} rows stated, tensors of other lengths", s.rows))
+        } else if s.k == 0 || s.k >= s.rows {
+            Some(format!("k = {} for {} rows", s.k, s.rows))
+        } else if !(s.error.iqr > 0.0 && s.lof.iqr > 0.0) {
+            Some("a spread that is not positive".into())
+        } else {
+            None
+        };
+        bad.map_or(Ok(()), |b| Err(Error::Config(format!("bad code neighbourhood: {b}"))))
+    }
+}
+
+/// The local reachability density of a row with neighbours `nb`: the inverse of its mean
+/// reachability distance `max(d, kdist(o))` (1e-10 added, as scikit-learn does, for duplicates).
+fn lrd_of(nb: &[(f32, usize)], kdist: &[f32]) -> f32 {
+    let reach: f64 = nb.iter().map(|&(d, o)| f64::from(d.max(kdist[o]))).sum();
+    (1.0 / (reach / nb.len() as f64 + 1e-10)) as f32
+}
+
+/// The LOF of a row of density `own` with neighbours `nb`: their mean density over its own.
+fn lof_of(nb: &[(f32, usize)], lrd: &[f32], own: f32) -> f64 {
+    let mean: f64 = nb.iter().map(|&(_, o)| f64::from(lrd[o])).sum::<f64>() / nb.len() as f64;
+    mean / f64::from(own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute-force LOF on plain vectors, as scikit-learn defines it (novelty scoring).
+    fn reference_lof(train: &[Vec<f32>], q: &[f32], k: usize) -> f64 {
+        let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
+        let knn = |p: &[f32], skip: Option<usize>| {
+            let mut d: Vec<(f32, usize)> = (0..train.len())
+                .filter(|&j| Some(j) != skip)
+                .map(|j| (dist(p, &train[j]), j))
+                .collect();
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            d.truncate(k);
+            d
+        };
+        let kd: Vec<f32> = (0..train.len()).map(|i| knn(&train[i], Some(i))[k - 1].0).collect();
+        let lrd = |nb: &[(f32, usize)]| {
+            1.0 / (nb.iter().map(|&(d, o)| f64::from(d.max(kd[o]))).sum::<f64>() / k as f64 + 1e-10)
+        };
+        let lrds: Vec<f64> = (0..train.len()).map(|i| lrd(&knn(&train[i], Some(i)))).collect();
+        let nb = knn(q, None);
+        nb.iter().map(|&(_, o)| lrds[o]).sum::<f64>() / k as f64 / lrd(&nb)
+    }
+
+    #[test]
+    fn lof_matches_a_brute_force_reference() {
+        let mut rng = crate::rng::Rng::new(5);
+        let train: Vec<Vec<f32>> = (0..60).map(|_| (0..3).map(|_| rng.normal()).collect()).collect();
+        let flat: Vec<f32> = train.concat();
+        let codes = Matrix::from_vec(60, 3, flat).unwrap();
+        let k = 7;
+        let near: Vec<_> = (0..60).map(|i| nearest(&codes, codes.row(i), k, Some(i))).collect();
+        let kdist: Vec<f32> = near.iter().map(|nb| nb[k - 1].0).collect();
+        let lrd: Vec<f32> = near.iter().map(|nb| lrd_of(nb, &kdist)).collect();
+        for q in [[0.0f32, 0.0, 0.0], [3.0, -2.0, 1.0], [0.5, 0.1, -0.3]] {
+            let nb = nearest(&codes, &q, k, None);
+            let ours = lof_of(&nb, &lrd, lrd_of(&nb, &kdist));
+            let want = reference_lof(&train, &q, k);
+            assert!((ours - want).abs() < 1e-4 * want, "{q:?}: {ours} vs {want}");
+        }
+        // A far point is an outlier (LOF well above 1); a central one is not.
+        let far = lof_of(&nearest(&codes, &[6.0, 6.0, 6.0], k, None), &lrd, {
+            let nb = nearest(&codes, &[6.0, 6.0, 6.0], k, None);
+            lrd_of(&nb, &kdist)
+        });
+        assert!(far > 2.0, "{far}");
+    }
+
+    #[test]
+    fn robust_spread_is_the_median_and_interquartile_range() {
+        let r = Robust::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(r.median, 3.0);
+        assert_eq!(r.iqr, 2.0);
+        assert_eq!(Robust::of(&[1.0, 1.0]).iqr, 1e-12);
+    }
+}
