@@ -15,6 +15,7 @@ pub mod activation;
 pub mod bounds;
 pub mod classifier;
 pub mod data;
+pub mod defaults;
 pub mod dist;
 pub mod error;
 pub mod format;

@@ -80,3 +80,18 @@ def test_python_model_of_a_named_frame_keeps_the_names(manifold, tmp_path):
     # An array afterwards: generic names again.
     est.fit(manifold).save(tmp_path / "a.safetensors")
     assert not hasattr(hourglass.load(tmp_path / "a.safetensors"), "feature_names_in_")
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_plain_cli_train_is_the_python_detector(manifold, tmp_path, shifted):
+    """`hourglass train x.npy -o m` without --code or --arch takes the detector's defaults sized
+    from the data (code, hidden width, epochs, early stopping, batch, scaling, neighbours): the
+    same model, bit for bit, as `OutlierDetector()`, on data in [0, 1] (no scaling) and not."""
+    x = manifold * 4 - 1 if shifted else manifold
+    np.save(tmp_path / "x.npy", x)
+    run_cli("train", "x.npy", "--seed", "3", "-q", "-o", "m.hg", cwd=tmp_path)
+    run_cli("score", "m.hg", "x.npy", "-o", "s.npy", cwd=tmp_path)
+    od = hourglass.OutlierDetector(random_state=3).fit(x)
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy")[:, 0], od.anomaly_scores(x).astype(np.float32))
+    shown = run_cli("inspect", "m.hg", cwd=tmp_path).stdout
+    assert "autoencoder 8-8-2-8-8" in shown and "neighbourhood    400 training codes, LOF of 10" in shown, shown

@@ -445,6 +445,61 @@ impl Graph {
         (self.op("Div", &[&sum, &dd], vec![]), terms)
     }
 
+    /// The `mse+lof` score (double `[N]`) from the rows' mean squared errors `mse` (double
+    /// `[N]`) and codes `code` (float `[N, c]`), as [`crate::neighbours::CodeNeighbours::scores`]:
+    /// distances to the stored codes in double (`|q|² + |r|² − 2 q·r`), the k nearest by `TopK`,
+    /// their k-distances and densities gathered from constants.
+    pub(super) fn mse_lof(&mut self, mse: &str, code: &str, n: &crate::neighbours::CodeNeighbours) -> String {
+        let s = n.settings;
+        let (rows, c) = (s.rows, n.codes.cols());
+        let q = self.op("Cast", &[code], vec![attr_i("to", DataType::Double as i64)]);
+        let mut rt = vec![0.0f64; c * rows];
+        let mut rr = vec![0.0f64; rows];
+        for j in 0..rows {
+            for (i, &v) in n.codes.row(j).iter().enumerate() {
+                rt[i * rows + j] = f64::from(v);
+                rr[j] += f64::from(v) * f64::from(v);
+            }
+        }
+        let rt = self.constant_f64(&[c, rows], &rt);
+        let rr = self.constant_f64(&[1, rows], &rr);
+        let dot = self.op("MatMul", &[&q, &rt], vec![]);
+        let qq = self.op("Mul", &[&q, &q], vec![]);
+        let axes = self.constant_i64(&[1], &[1]);
+        let qq = self.op("ReduceSum", &[&qq, &axes], vec![attr_i("keepdims", 1)]);
+        let two = self.constant_f64(&[], &[2.0]);
+        let dot2 = self.op("Mul", &[&dot, &two], vec![]);
+        let d2 = self.op("Sub", &[&qq, &dot2], vec![]);
+        let d2 = self.op("Add", &[&d2, &rr], vec![]);
+        let zero = self.constant_f64(&[], &[0.0]);
+        let d2 = self.op("Max", &[&d2, &zero], vec![]);
+        let d = self.op("Sqrt", &[&d2], vec![]);
+        let k = self.constant_i64(&[1], &[s.k as i64]);
+        let (near, idx) = self.op2("TopK", &[&d, &k], vec![attr_i("largest", 0), attr_i("sorted", 1)]);
+        let as_f64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        let kdist = self.constant_f64(&[rows], &as_f64(&n.kdist));
+        let lrd = self.constant_f64(&[rows], &as_f64(&n.lrd));
+        let kd = self.op("Gather", &[&kdist, &idx], vec![attr_i("axis", 0)]);
+        let reach = self.op("Max", &[&near, &kd], vec![]);
+        let kk = self.constant_f64(&[], &[s.k as f64]);
+        let reach = self.op("ReduceSum", &[&reach, &axes], vec![attr_i("keepdims", 0)]);
+        let reach = self.op("Div", &[&reach, &kk], vec![]);
+        let tiny = self.constant_f64(&[], &[1e-10]);
+        let reach = self.op("Add", &[&reach, &tiny], vec![]);
+        let dens = self.op("Gather", &[&lrd, &idx], vec![attr_i("axis", 0)]);
+        let dens = self.op("ReduceSum", &[&dens, &axes], vec![attr_i("keepdims", 0)]);
+        let dens = self.op("Div", &[&dens, &kk], vec![]);
+        let lof = self.op("Mul", &[&dens, &reach], vec![]);
+        let mut part = |x: &str, r: crate::neighbours::Robust| {
+            let m = self.constant_f64(&[], &[r.median]);
+            let i = self.constant_f64(&[], &[r.iqr]);
+            let centred = self.op("Sub", &[x, &m], vec![]);
+            self.op("Div", &[&centred, &i], vec![])
+        };
+        let (e, l) = (part(mse, s.error), part(&lof, s.lof));
+        self.op("Add", &[&e, &l], vec![])
+    }
+
     /// Each term's share of its row's total (0 where the total is 0), float `[N, d]`.
     pub(super) fn share(&mut self, terms: &str, score: &str, d: usize) -> String {
         let dd = self.constant_f64(&[], &[d.max(1) as f64]);

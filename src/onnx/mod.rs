@@ -213,12 +213,16 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
                     metric.name()
                 )));
             }
-            if metric == ScoreMetric::MseLof {
-                return Err(Error::Config(
-                    "the model scores by mse+lof (the code's neighbourhood among the stored training codes), which the exporter does not write yet; export code and reconstruction, or calibrate on mse".into(),
-                ));
-            }
-            let (score, terms) = g.score(&xs, &out, metric, d);
+            let errors = if metric == ScoreMetric::MseLof {
+                ScoreMetric::Mse
+            } else {
+                metric
+            };
+            let (error, terms) = g.score(&xs, &out, errors, d);
+            let score = match (&file.neighbours, metric) {
+                (Some(n), ScoreMetric::MseLof) => g.mse_lof(&error, &code, n),
+                _ => error.clone(),
+            };
             if want(Output::Score) {
                 values.push((Output::Score, score.clone(), DataType::Double, vec![None]));
             }
@@ -228,21 +232,14 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
                 values.push((Output::Anomaly, flag, DataType::Bool, vec![None]));
             }
             if want(Output::PerFeature) {
-                let share = g.share(&terms, &score, d);
+                let share = g.share(&terms, &error, d);
                 values.push((Output::PerFeature, share, DataType::Float, vec![None, Some(d)]));
             }
         }
     }
     let mut props = vec![
         ("hourglass.kind", "autoencoder".to_string()),
-        (
-            "hourglass.score_metric",
-            file.anomaly
-                .as_ref()
-                .map_or(ScoreMetric::default(), |t| t.metric)
-                .name()
-                .into(),
-        ),
+        ("hourglass.score_metric", file.default_metric().name().into()),
         ("hourglass.provenance", json(&file.provenance)),
         ("hourglass.config", json(model.config())),
     ];

@@ -97,15 +97,70 @@ pub(super) fn parse_spec(s: &str) -> Result<Spec, String> {
 }
 
 impl TrainArgs {
+    /// Whether the anomaly detector's data-sized defaults apply: neither --code nor --arch
+    /// (see [`hourglass::defaults`]).
+    pub fn sized_from_data(&self) -> bool {
+        self.code.is_none() && self.arch.is_none()
+    }
+
+    /// The batch size asked for, else 256, or with the detector's defaults one sized from
+    /// `rows`.
+    pub fn batch(&self, rows: usize) -> usize {
+        self.batch_size.unwrap_or(if self.sized_from_data() {
+            hourglass::defaults::batch_size(rows)
+        } else {
+            256
+        })
+    }
+
     /// The epochs asked for, else the default for `rows` training rows: 10, or for a series'
-    /// windows at least [`hourglass::train::SERIES_MIN_STEPS`] optimizer steps.
+    /// windows at least [`hourglass::train::SERIES_MIN_STEPS`] optimizer steps, or with the
+    /// detector's defaults [`hourglass::defaults::EPOCHS`].
     pub fn epochs(&self, rows: usize) -> usize {
         self.epochs.unwrap_or_else(|| match self.window {
             Some(_) => {
-                hourglass::train::epochs_for_steps(rows, self.batch_size, 10, hourglass::train::SERIES_MIN_STEPS)
+                hourglass::train::epochs_for_steps(rows, self.batch(rows), 10, hourglass::train::SERIES_MIN_STEPS)
             }
+            None if self.sized_from_data() => hourglass::defaults::EPOCHS,
             None => 10,
         })
+    }
+
+    /// The validation fraction and patience asked for, else none, or with the detector's
+    /// defaults (and no --valid file) the ones for `rows` training rows.
+    pub fn validation(&self, rows: usize) -> (f32, Option<usize>) {
+        let sized = self.sized_from_data() && self.valid.is_none();
+        let fraction = self.valid_fraction.unwrap_or(if sized {
+            hourglass::defaults::valid_fraction(rows)
+        } else {
+            0.0
+        });
+        let held_out = fraction > 0.0 || self.valid.is_some();
+        let patience = self
+            .patience
+            .or((sized && held_out).then_some(hourglass::defaults::PATIENCE));
+        (fraction, patience)
+    }
+
+    /// The code neighbourhood's k asked for, else none, or with the detector's defaults
+    /// [`hourglass::defaults::NEIGHBOURS`] (fewer on a tiny table of `rows` rows).
+    pub fn neighbours_for(&self, rows: usize) -> Option<usize> {
+        match self.neighbours {
+            Some(k) => Some(k),
+            None if self.sized_from_data() && rows >= 2 => Some(hourglass::defaults::NEIGHBOURS.min(rows - 1)),
+            None => None,
+        }
+    }
+
+    /// The scaling asked for, else the default for training rows `x` (`table`: an encoded
+    /// table): the detector's [`hourglass::defaults::scaling`] without --code and --arch, else
+    /// as [`Self::scaling`].
+    pub fn scaling_for(&self, x: hourglass::tensor::MatrixRef<'_>, table: bool) -> hourglass::data::scale::Scaling {
+        match self.scale {
+            Some(s) => s,
+            None if self.sized_from_data() && self.window.is_none() => hourglass::defaults::scaling(x, table),
+            None => self.scaling(),
+        }
     }
 
     /// The scaling asked for, else the default: none, or standard for a series' windows.

@@ -542,8 +542,13 @@ pub struct TrainArgs {
     /// Encoder hidden widths, input side first, e.g. 1000,500,250 (none: one-layer autoencoder).
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
     pub hidden: Vec<usize>,
-    /// Width of the code.
-    #[arg(long, value_name = "N", required_unless_present = "arch")]
+    /// Width of the code. Without --code and --arch, the anomaly detector's defaults, sized
+    /// from the data (as the Python OutlierDetector's): code max(2, min(32, features/4)), one
+    /// hidden layer of min(256, max(4 x code, features/2)), 50 epochs with 10 % held out and
+    /// early stopping (patience 10), batch rows/32 within [16, 256], no scaling for data in
+    /// [0, 1] and standard scaling otherwise, and --neighbours 10; each flag still overrides
+    /// its part.
+    #[arg(long, value_name = "N")]
     pub code: Option<usize>,
     /// Paired targets, one row per training row and of the same width (noisy → clean images,
     /// images → segmentation masks): the model learns to map each row to its target instead
@@ -621,9 +626,9 @@ pub struct TrainArgs {
     /// steps when 10 are fewer, since a series often gives only a few thousand windows]
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Rows per mini-batch.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    pub batch_size: usize,
+    /// Rows per mini-batch [default: 256; without --code and --arch, rows/32 within [16, 256]]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, value_name = "F")]
     pub lr: f32,

@@ -90,7 +90,7 @@ fn train_rank(
 ) -> Result<Trained> {
     let ranks = comm.ranks();
     let (ds, total, tabular) = shard(a, comm.rank(), ranks)?;
-    let (model_cfg, train_cfg) = settings(a, &ds, None)?;
+    let (model_cfg, train_cfg) = settings(a, &ds, None, false)?;
     let mut model = model_cfg.init(a.seed)?;
     let mut team = Team { comm, sync };
     let report = hourglass::fit_shard(&mut model, &ds.x, &train_cfg, &mut team, events)?;
@@ -159,7 +159,7 @@ fn other_events(_: &Event<'_>) -> Flow {
 
 fn in_threads(a: &TrainArgs, ranks: usize, sync: Sync) -> Result<()> {
     let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
-    let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs.unwrap_or(10));
+    let mut progress = Progress::new(a.quiet, a.batch_size.unwrap_or(256), a.epochs.unwrap_or(10));
     let results: Vec<Result<Trained>> = std::thread::scope(|s| {
         let mut comms = Local::group(ranks).into_iter();
         let mut root = comms.next().expect("at least one rank");
@@ -217,7 +217,7 @@ fn under_mpi(a: &TrainArgs, sync: Sync) -> Result<()> {
     }
     let result = if rank == 0 {
         let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
-        let mut progress = Progress::new(a.quiet, a.batch_size, a.epochs.unwrap_or(10));
+        let mut progress = Progress::new(a.quiet, a.batch_size.unwrap_or(256), a.epochs.unwrap_or(10));
         let r = train_rank(a, &mut mpi, sync, &mut root_events(&mut session, &mut progress));
         progress.finish();
         r.and_then(|t| save(a, session, t, ranks))

@@ -26,17 +26,38 @@ pub(super) fn settings(
     a: &TrainArgs,
     data: &Dataset,
     target: Option<&Dataset>,
+    table: bool,
 ) -> Result<(AutoencoderConfig, TrainConfig)> {
+    anyhow::ensure!(
+        !a.sized_from_data()
+            || !(a.stream || a.window.is_some() || target.is_some() || a.distributed || a.local_ranks.is_some()),
+        "give --code (or --arch) with --stream, --window, --target, --distributed or --local-ranks: the defaults sized from the data are for in-memory training of a detector"
+    );
     let image = a.image.image_shape.or(data.image_shape);
+    let (n, d) = (data.x.rows(), data.x.cols());
+    let code = a
+        .code
+        .or(a.sized_from_data().then(|| hourglass::defaults::code_width(d)));
+    let hidden = match code {
+        Some(c) if a.sized_from_data() && a.hidden.is_empty() => vec![hourglass::defaults::hidden_width(d, c)],
+        _ => a.hidden.clone(),
+    };
+    let scaling = a.scaling_for(data.x.view(), table);
+    let (valid_fraction, patience) = a.validation(n);
     let design = Design {
-        hidden: a.hidden.clone(),
-        code: a.code,
+        hidden,
+        code,
         decoder_hidden: a.decoder_hidden.clone(),
         activation: a.activation,
         code_activation: a.code_activation,
         output_activation: a.output_activation.unwrap_or_else(|| {
             let reconstructed = target.unwrap_or(data);
-            hourglass::model::design::default_output_activation(a.loss, a.scaling(), reconstructed.x.view())
+            match a.loss {
+                // The detector's defaults: a linear output for mse (as measured, and as the
+                // Python estimators have it).
+                hourglass::Loss::Mse if a.sized_from_data() => hourglass::Activation::Identity,
+                _ => hourglass::model::design::default_output_activation(a.loss, scaling, reconstructed.x.view()),
+            }
         }),
         loss: a.loss,
         init: a.init,
@@ -56,17 +77,17 @@ pub(super) fn settings(
         target.map(|t| dims(t.x.cols(), t.image_shape)),
     )?;
     let train = TrainConfig {
-        epochs: a.epochs(data.x.rows()),
-        batch_size: a.batch_size,
+        epochs: a.epochs(n),
+        batch_size: a.batch(n),
         lr: a.lr,
         optimizer: a.optimizer(),
         schedule: a.schedule,
         warmup_epochs: a.warmup,
         clip_norm: a.clip_norm,
-        valid_fraction: a.valid_fraction.unwrap_or(0.0),
-        patience: a.patience,
+        valid_fraction,
+        patience,
         seed: a.seed,
-        scaling: a.scaling(),
+        scaling,
         precision: a.precision,
         noise: a.noise.noise.clone(),
         image_shape: image,
@@ -207,11 +228,11 @@ fn run_streamed(a: TrainArgs) -> Result<()> {
         format: hourglass::data::Format::Parquet,
         files: None,
     };
-    let (model_cfg, train_cfg) = settings(&a, &ds, None)?;
+    let (model_cfg, train_cfg) = settings(&a, &ds, None, t.tabular.is_some())?;
     let mut model = model_cfg.init(a.seed)?;
     model.set_scaler(t.scaler.clone())?;
     let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), None)?;
-    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs);
+    let mut progress = Progress::new(a.quiet, train_cfg.batch_size, train_cfg.epochs);
     let result = hourglass::train::fit_stream(&mut model, &mut t.rows, t.valid.take(), t.sample, &train_cfg, |e| {
         progress.on(e);
         session.on(e)
@@ -307,7 +328,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     // Targets are read as they are (a folder of masks stays one channel beside RGB images).
     let read_target = |p: &std::path::PathBuf| read(p, &Default::default(), None).map(|l| l.data);
     let target = a.target.as_ref().map(read_target).transpose()?;
-    let (model_cfg, train_cfg) = settings(&a, &ds, target.as_ref())?;
+    let (model_cfg, train_cfg) = settings(&a, &ds, target.as_ref(), tabular.is_some())?;
     anyhow::ensure!(
         a.valid.is_none() || a.target.is_none() || a.valid_target.is_some(),
         "--valid with --target needs --valid-target (the validation rows' targets)"
@@ -328,7 +349,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     let resume = a.checkpoints.resume.as_deref().map(Checkpoint::load).transpose()?;
     let mut session = Session::new("train", &a.checkpoints, &a.output, a.log.as_deref(), resume.as_ref())?;
-    let mut progress = Progress::new(a.quiet, a.batch_size, train_cfg.epochs);
+    let mut progress = Progress::new(a.quiet, train_cfg.batch_size, train_cfg.epochs);
     let on_event = |e: &Event<'_>| {
         progress.on(e);
         session.on(e)
@@ -400,7 +421,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         )
     };
     let mut file = model_file(model, Some(report));
-    if let Some(k) = a.neighbours {
+    if let Some(k) = a.neighbours_for(ds.x.rows()) {
         file.neighbours = Some(hourglass::neighbours::CodeNeighbours::fit(&file.model, &ds.x, k)?);
     }
     format::save(&a.output, &file)?;

@@ -1,0 +1,84 @@
+//! The anomaly detector's defaults, sized from the data: what `hourglass train` uses when
+//! neither `--code` nor `--arch` is given, and what the Python `OutlierDetector` uses (the
+//! same numbers; `python/tests/test_cli_parity.py` checks the two give the same model). Chosen
+//! by measurement on the tables and one-class MNIST of `bench/anomaly` (BENCHMARKS.md).
+
+use crate::data::scale::Scaling;
+use crate::tensor::MatrixRef;
+
+/// Passes over the training rows (fewer with early stopping).
+pub const EPOCHS: usize = 50;
+
+/// Rows held out for validation and early stopping (none below 20 rows).
+pub const VALID_FRACTION: f32 = 0.1;
+
+/// Epochs without a better validation loss before training stops (the best weights are kept).
+pub const PATIENCE: usize = 10;
+
+/// Neighbours of the code's local outlier factor in the `mse+lof` score.
+pub const NEIGHBOURS: usize = crate::neighbours::DEFAULT_K;
+
+/// The code's width for `n_features` inputs: a quarter of them, within [2, 32].
+pub fn code_width(n_features: usize) -> usize {
+    (n_features / 4).clamp(2, 32)
+}
+
+/// The one hidden layer's width: half the inputs, at least four times the code, at most 256.
+pub fn hidden_width(n_features: usize, code: usize) -> usize {
+    (n_features / 2).max(4 * code).min(256)
+}
+
+/// Rows per mini-batch for `rows` training rows: 1/32 of them within [16, 256], so that a
+/// small table still gets hundreds of optimizer steps.
+pub fn batch_size(rows: usize) -> usize {
+    (rows / 32).clamp(16, 256)
+}
+
+/// The validation fraction for `rows` training rows: [`VALID_FRACTION`], or none when fewer
+/// than 20 rows (or less than one row) would be held out.
+pub fn valid_fraction(rows: usize) -> f32 {
+    if rows < 20 || (rows as f32 * VALID_FRACTION).round() < 1.0 {
+        0.0
+    } else {
+        VALID_FRACTION
+    }
+}
+
+/// The feature scaling for training rows `x`: none when every value already lies in [0, 1]
+/// (images, flags, probabilities: standardizing would blow up a rarely-lit pixel's tiny
+/// spread), else standard. An encoded table (`table`: one-hot categories, imputed values) is
+/// always standardized.
+pub fn scaling(x: MatrixRef<'_>, table: bool) -> Scaling {
+    let unit = x.as_slice().iter().all(|v| (0.0..=1.0).contains(v));
+    if unit && !table && x.rows() > 0 {
+        Scaling::None
+    } else {
+        Scaling::Standard
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_data() {
+        assert_eq!((code_width(4), code_width(9), code_width(784)), (2, 2, 32));
+        assert_eq!(code_width(60), 15);
+        assert_eq!(
+            (hidden_width(9, 2), hidden_width(784, 32), hidden_width(60, 15)),
+            (8, 256, 60)
+        );
+        assert_eq!((batch_size(200), batch_size(5000), batch_size(60_000)), (16, 156, 256));
+        assert_eq!(
+            (valid_fraction(19), valid_fraction(20), valid_fraction(1000)),
+            (0.0, 0.1, 0.1)
+        );
+        let unit = [0.0f32, 0.5, 1.0, 0.25];
+        let x = MatrixRef::new(2, 2, &unit).unwrap();
+        assert_eq!(scaling(x, false), Scaling::None);
+        assert_eq!(scaling(x, true), Scaling::Standard);
+        let wide = [0.0f32, 1.5, 1.0, 0.25];
+        assert_eq!(scaling(MatrixRef::new(2, 2, &wide).unwrap(), false), Scaling::Standard);
+    }
+}
