@@ -136,6 +136,10 @@ def test_estimators_write_reports(manifold, tmp_path):
     ae = hourglass.AutoEncoder(hidden=[12], code=3, epochs=5, random_state=2).fit(manifold)
     ae.report(tmp_path / "ae.html", manifold, y=np.arange(len(manifold)) % 10 == 0)
     check_page(tmp_path / "ae.html", ["Model card", "Loss per epoch", "ROC curve (AUC", "Mean share of the error"])
+    # A detector is shown by its own score (mse+lof) and its threshold; the shares are the error's.
+    od = hourglass.OutlierDetector(hidden=[12], code=3, epochs=5, random_state=2).fit(manifold)
+    od.report(tmp_path / "od.html", manifold, y=np.arange(len(manifold)) % 10 == 0)
+    check_page(tmp_path / "od.html", ["Anomaly score per row", "mse+lof", "threshold", "ROC curve (AUC", "Mean share of the error"])
     clf = hourglass.Classifier(hidden=[16], pretrain_epochs=1, epochs=2, random_state=0)
     y = np.where(manifold[:, 0] > 0.5, "high", "low")
     clf.fit(manifold, y)

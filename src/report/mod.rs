@@ -540,23 +540,31 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
     if m.check_reconstructs().is_ok() {
         // The error section shows an error over features: a model calibrated on a likelihood
         // score (nll) gets its squared error here, and no threshold line.
-        let metric = file.anomaly.as_ref().map_or(ScoreMetric::default(), |t| t.metric);
+        let metric = file.default_metric();
         let shown = if metric.is_error() { metric } else { ScoreMetric::Mse };
         let e = score::explain(m, d.x, shown)?;
+        // A model with a code neighbourhood is shown by its own score (mse+lof): the
+        // histogram, the threshold and the curves; the shares stay those of the error.
+        let scored = if metric == ScoreMetric::MseLof { metric } else { shown };
+        let row_scores = if scored == shown {
+            e.scores.clone()
+        } else {
+            file.scores(d.x, scored)?
+        };
         // A model of windows scores steps as `score` does (each step: the mean over the
         // windows that contain it), and its threshold was calibrated on those.
         let (scores, unit) = match &file.windows {
             Some(w) => {
                 let mut acc = crate::data::window::StepScores::new(w.length);
-                let mut steps = acc.push(&e.scores);
+                let mut steps = acc.push(&row_scores);
                 steps.extend(acc.finish());
                 (steps, "step")
             }
-            None => (e.scores.clone(), "row"),
+            None => (row_scores, "row"),
         };
         let (lo, hi, out) = bulk_range(&scores);
         let mut marks = Vec::new();
-        if let Some(t) = file.anomaly.as_ref().filter(|t| t.metric == shown) {
+        if let Some(t) = file.anomaly.as_ref().filter(|t| t.metric == scored) {
             let flagged = scores.iter().filter(|s| **s > t.value).count();
             marks.push((
                 t.value.min(hi),
@@ -572,8 +580,16 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
         let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
         let mut body = svg::histogram(
             &Axes {
-                title: &format!("Reconstruction error per {unit}"),
-                x: &format!("score ({}, in the model's scaled units)", metric.name()),
+                title: &if scored == ScoreMetric::MseLof {
+                    format!("Anomaly score per {unit}")
+                } else {
+                    format!("Reconstruction error per {unit}")
+                },
+                x: &if scored == ScoreMetric::MseLof {
+                    "score (mse+lof: the error and the code's LOF, each in units of its training spread)".to_string()
+                } else {
+                    format!("score ({}, in the model's scaled units)", scored.name())
+                },
                 y: &format!("{unit}s"),
                 log_y: false,
                 x_range: Some((lo, hi)),
