@@ -41,8 +41,10 @@ def hourglass_with(seed, **kw):
 
 
 def hourglass_readme(seed):
-    """The README's tabular recipe as the command line runs it: --scale standard --hidden 32
-    --code 4, the command's defaults otherwise (10 epochs, batch 256, no validation)."""
+    """The README's tabular recipe until 2026-12-03, as the command line ran it: --scale
+    standard --hidden 32 --code 4, the command's defaults otherwise (10 epochs, batch 256, no
+    validation). The README now shows the defaults (`hourglass train data -o m`), which are
+    the `hourglass` method here."""
     import hourglass
 
     m = hourglass.OutlierDetector(hidden=[32], code=4, scale="standard", epochs=10, batch_size=256,
