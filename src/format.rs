@@ -145,13 +145,19 @@ impl ModelFile {
         }
     }
 
-    /// The metric `score` uses when none is asked for: the calibrated one, else `mse+lof`
-    /// for a file with a code neighbourhood, else `mse`.
+    /// The metric `score` uses when none is asked for: the calibrated one, else
+    /// [`Self::own_metric`].
     pub fn default_metric(&self) -> crate::score::ScoreMetric {
-        match (&self.anomaly, &self.neighbours) {
-            (Some(t), _) => t.metric,
-            (None, Some(_)) => crate::score::ScoreMetric::MseLof,
-            (None, None) => crate::score::ScoreMetric::Mse,
+        self.anomaly.as_ref().map_or(self.own_metric(), |t| t.metric)
+    }
+
+    /// The metric of the model itself, before any calibration (what `calibrate` uses when
+    /// none is asked for): `mse+lof` for a file with a code neighbourhood, else `mse`.
+    pub fn own_metric(&self) -> crate::score::ScoreMetric {
+        if self.neighbours.is_some() {
+            crate::score::ScoreMetric::MseLof
+        } else {
+            crate::score::ScoreMetric::Mse
         }
     }
 

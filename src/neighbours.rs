@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Autoencoder;
-use crate::score::{self, ScoreMetric};
+use crate::score;
 use crate::tensor::{Matrix, MatrixRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -141,15 +141,19 @@ impl CodeNeighbours {
                 format!("needs 1 <= k < the training rows ({rows})"),
             ));
         }
-        let errors = score::scores(model, x, ScoreMetric::Mse)?;
+        let (errors, all) = score::mse_and_codes(model, x)?;
         if let Some(i) = errors.iter().position(|e| !e.is_finite()) {
             return Err(Error::invalid(
                 "training data",
                 format!("row {i} has a non-finite reconstruction error; the code neighbourhood needs finite ones"),
             ));
         }
-        let picked: Vec<f32> = (0..rows).flat_map(|i| x.row(i * n / rows).iter().copied()).collect();
-        let codes = model.encode(MatrixRef::new(rows, x.cols(), &picked)?)?;
+        let codes = if rows == n {
+            all
+        } else {
+            let picked: Vec<f32> = (0..rows).flat_map(|i| all.row(i * n / rows).iter().copied()).collect();
+            Matrix::from_vec(rows, all.cols(), picked)?
+        };
         let near: Vec<Vec<(f32, usize)>> = (0..rows)
             .into_par_iter()
             .map(|i| nearest(&codes, codes.row(i), k, Some(i)))
@@ -170,13 +174,9 @@ impl CodeNeighbours {
         })
     }
 
-    /// Each row's local outlier factor among the reference codes.
-    ///
-    /// # Errors
-    /// [`Error::Shape`] if `x` does not have the model's input width.
-    pub fn lof<'a>(&self, model: &Autoencoder, x: impl Into<MatrixRef<'a>>) -> Result<Vec<f64>> {
-        let codes = model.encode(x)?;
-        self.check(&codes)?;
+    /// Each code's local outlier factor among the reference codes.
+    fn lof(&self, codes: &Matrix) -> Result<Vec<f64>> {
+        self.check(codes)?;
         let k = self.settings.k;
         Ok((0..codes.rows())
             .into_par_iter()
@@ -193,9 +193,8 @@ impl CodeNeighbours {
     /// # Errors
     /// [`Error::Shape`] if `x` does not have the model's input width.
     pub fn scores<'a>(&self, model: &Autoencoder, x: impl Into<MatrixRef<'a>>) -> Result<Vec<f64>> {
-        let x = x.into();
-        let errors = score::scores(model, x, ScoreMetric::Mse)?;
-        let lofs = self.lof(model, x)?;
+        let (errors, codes) = score::mse_and_codes(model, x.into())?;
+        let lofs = self.lof(&codes)?;
         let s = self.settings;
         Ok(errors
             .iter()
@@ -294,10 +293,8 @@ mod tests {
             assert!((ours - want).abs() < 1e-4 * want, "{q:?}: {ours} vs {want}");
         }
         // A far point is an outlier (LOF well above 1); a central one is not.
-        let far = lof_of(&nearest(&codes, &[6.0, 6.0, 6.0], k, None), &lrd, {
-            let nb = nearest(&codes, &[6.0, 6.0, 6.0], k, None);
-            lrd_of(&nb, &kdist)
-        });
+        let nb = nearest(&codes, &[6.0, 6.0, 6.0], k, None);
+        let far = lof_of(&nb, &lrd, lrd_of(&nb, &kdist));
         assert!(far > 2.0, "{far}");
     }
 

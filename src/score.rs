@@ -47,6 +47,16 @@ impl ScoreMetric {
         matches!(self, ScoreMetric::Mse | ScoreMetric::Mae)
     }
 
+    /// The reconstruction error a score is built on, for per-feature shares: `mse` for
+    /// `mse+lof`, the metric itself otherwise.
+    pub fn error_part(self) -> ScoreMetric {
+        if self == ScoreMetric::MseLof {
+            ScoreMetric::Mse
+        } else {
+            self
+        }
+    }
+
     fn term(self, d: f32) -> f64 {
         match self {
             ScoreMetric::Mse => f64::from(d) * f64::from(d),
@@ -145,6 +155,19 @@ pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: Scor
     }
     let (xs, xh) = model.reconstruct_scaled(x)?;
     Ok(row_scores(xs.view(), &xh, metric))
+}
+
+/// Each row's mean squared error (as [`scores`] by mse) and its code, from one pass through
+/// the encoder (what the `mse+lof` score needs of the model).
+///
+/// # Errors
+/// As [`scores`].
+pub(crate) fn mse_and_codes(model: &Autoencoder, x: MatrixRef<'_>) -> Result<(Vec<f64>, Matrix)> {
+    model.check_reconstructs()?;
+    let enc = model.encoder_layers();
+    let (xs, codes) = model.scaled_through(x, 0..enc)?;
+    let out = model.forward_scaled(codes.view(), enc..model.layers().len());
+    Ok((row_scores(xs.view(), &out, ScoreMetric::Mse), codes))
 }
 
 /// Each step's score for a model of `windows`: every window of the series `series` (steps ×

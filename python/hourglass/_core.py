@@ -92,15 +92,15 @@ class _AutoencoderBase:
             )
         return self
 
-    def _fit_neighbours(self, X):
-        """Keeps the training rows' code neighbourhood (``neighbours`` of them per LOF, fewer
-        on tiny data), which makes mse+lof the model's score."""
+    def _fit_neighbours(self, X, x):
+        """Keeps the code neighbourhood of the training rows ``X`` (``x``: them prepared by
+        ``_input``), ``neighbours`` of them per LOF (fewer on tiny data), which makes mse+lof
+        the model's score."""
         k = self.neighbours
         if k is None:
             return
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"neighbours must be a positive integer or None, got {k!r}")
-        x = self._input(X)
         n = _num_samples(X)
         if n >= 2:
             self.model_.fit_neighbours(x, int(min(k, n - 1, 10_000 - 1)), threads=self._threads())

@@ -125,8 +125,8 @@ class OutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
         if not isinstance(c, numbers.Real) or isinstance(c, bool) or not (0 < c <= 0.5):
             raise ValueError(f"contamination must be in (0, 0.5], got {c!r}")
         self._fit(X)
-        self._fit_neighbours(X)
         x = self._input(X)
+        self._fit_neighbours(X, x)
         threshold = self.model_.calibrate(x, "contamination", float(c), threads=self._threads())
         self.offset_ = -threshold
         return self

@@ -31,8 +31,9 @@ class AutoEncoder(_AutoencoderBase, BaseDetector):
         """Trains on ``X`` and sets ``decision_scores_``, ``threshold_`` and ``labels_``."""
         self._set_n_classes(y)
         self._fit(X)
-        self._fit_neighbours(X)
-        self.decision_scores_ = self.anomaly_scores(X)
+        x = self._input(X)
+        self._fit_neighbours(X, x)
+        self.decision_scores_ = self.model_.scores(x, threads=self._threads())
         self._process_decision_scores()
         return self
 

@@ -9,7 +9,7 @@ use hourglass::data::tabular::TabularOptions;
 use hourglass::data::window::Windows;
 use hourglass::format::{self, ModelFile, Provenance};
 use hourglass::model::{Design, Dims};
-use hourglass::score::{ScoreMetric, ThresholdRule};
+use hourglass::score::ThresholdRule;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -353,11 +353,7 @@ impl Model {
     )> {
         let metric = metric.map_or(Ok(self.file.default_metric()), self::metric)?;
         // Shares are of the reconstruction error (for mse+lof, of its mse part).
-        let shared = if metric == ScoreMetric::MseLof {
-            ScoreMetric::Mse
-        } else {
-            metric
-        };
+        let shared = metric.error_part();
         let data = Data::extract(data)?;
         let mut owned = None;
         let x = model_rows(&self.file, &data, &mut owned)?;
@@ -392,12 +388,7 @@ impl Model {
         metric: Option<&str>,
         threads: Option<usize>,
     ) -> PyResult<f64> {
-        let fallback = if self.file.neighbours.is_some() {
-            ScoreMetric::MseLof
-        } else {
-            ScoreMetric::Mse
-        };
-        let metric = metric.map_or(Ok(fallback), self::metric)?;
+        let metric = metric.map_or(Ok(self.file.own_metric()), self::metric)?;
         let rule = match rule {
             "contamination" => ThresholdRule::Contamination(value),
             "quantile" => ThresholdRule::Quantile(value),

@@ -157,6 +157,14 @@ fn inference_matches_the_training_forward() {
         let three = crate::with_threads(Some(3), || m.encode(&x).unwrap()).unwrap();
         assert_eq!(one.as_slice(), three.as_slice());
         assert_eq!(one.as_slice(), checks[0].0.as_slice());
+        // The one pass that gives the mse+lof score its error and code gives the bits of the
+        // two passes (encode, and the mse score).
+        let (errors, codes) = crate::score::mse_and_codes(&m, x.view()).unwrap();
+        assert_eq!(codes.as_slice(), checks[0].0.as_slice());
+        assert_eq!(
+            errors,
+            crate::score::scores(&m, &x, crate::score::ScoreMetric::Mse).unwrap()
+        );
     }
 }
 

@@ -213,12 +213,7 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
                     metric.name()
                 )));
             }
-            let errors = if metric == ScoreMetric::MseLof {
-                ScoreMetric::Mse
-            } else {
-                metric
-            };
-            let (error, terms) = g.score(&xs, &out, errors, d);
+            let (error, terms) = g.score(&xs, &out, metric.error_part(), d);
             let score = match (&file.neighbours, metric) {
                 (Some(n), ScoreMetric::MseLof) => g.mse_lof(&error, &code, n),
                 _ => error.clone(),

@@ -29,11 +29,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         (None, None) => file.default_metric(),
     };
     // Per-feature shares are of the reconstruction error (for mse+lof, of its mse part).
-    let shared = if metric == score::ScoreMetric::MseLof {
-        score::ScoreMetric::Mse
-    } else {
-        metric
-    };
+    let shared = metric.error_part();
     // The rows stream through in chunks: outputs are written as they are scored, and the
     // scores are kept on disk for the summary's order statistics (and in memory only when
     // labels ask for ROC and PR curves).
@@ -229,11 +225,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         _ => unreachable!("clap requires one rule"),
     };
     let data_path = Some(a.data.display().to_string());
-    let metric = a.metric.unwrap_or(if file.neighbours.is_some() {
-        score::ScoreMetric::MseLof
-    } else {
-        score::ScoreMetric::Mse
-    });
+    let metric = a.metric.unwrap_or(file.own_metric());
     let t = hourglass::stream::calibrate(&file, &mut src, metric, rule, data_path)?;
     let (value, rows, fraction) = (t.value, t.calibration_rows, t.flagged_fraction);
     file.anomaly = Some(t);
