@@ -6,8 +6,12 @@
 use crate::data::scale::Scaling;
 use crate::tensor::MatrixRef;
 
-/// Passes over the training rows (fewer with early stopping).
-pub const EPOCHS: usize = 50;
+/// The training budget in rows seen: [`epochs`] gives about this many (one-class MNIST's
+/// ~6,000 images of a digit reach their AUC in 10 epochs; BENCHMARKS.md).
+pub const ROWS_SEEN: usize = 60_000;
+
+/// The fewest and the most epochs [`epochs`] gives (a 200-row table needs the most).
+pub const EPOCHS: (usize, usize) = (10, 50);
 
 /// Rows held out for validation and early stopping (none below 20 rows).
 pub const VALID_FRACTION: f32 = 0.1;
@@ -26,6 +30,12 @@ pub fn code_width(n_features: usize) -> usize {
 /// The one hidden layer's width: half the inputs, at least four times the code, at most 256.
 pub fn hidden_width(n_features: usize, code: usize) -> usize {
     (n_features / 2).max(4 * code).min(256)
+}
+
+/// Passes over `rows` training rows (fewer with early stopping): about [`ROWS_SEEN`] rows in
+/// all, within [`EPOCHS`].
+pub fn epochs(rows: usize) -> usize {
+    (ROWS_SEEN / rows.max(1)).clamp(EPOCHS.0, EPOCHS.1)
 }
 
 /// Rows per mini-batch for `rows` training rows: 1/32 of them within [16, 256], so that a
@@ -70,6 +80,11 @@ mod tests {
             (8, 256, 60)
         );
         assert_eq!((batch_size(200), batch_size(5000), batch_size(60_000)), (16, 156, 256));
+        assert_eq!(
+            (epochs(0), epochs(200), epochs(1200), epochs(2400), epochs(5923)),
+            (50, 50, 50, 25, 10)
+        );
+        assert_eq!(epochs(60_000), 10);
         assert_eq!(
             (valid_fraction(19), valid_fraction(20), valid_fraction(1000)),
             (0.0, 0.1, 0.1)

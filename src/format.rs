@@ -5,8 +5,9 @@
 //! [`AutoencoderConfig`] as JSON), `scaler`, `provenance` (training config, report, data
 //! shape; optional), `crate_version`, once calibrated `anomaly` (the threshold) and for
 //! encoded tables `tabular`, for a model of a time series' windows `windows`, for a code
-//! neighbourhood `neighbours` (k, rows and the scores' training spread; tensors
-//! `neighbours.codes` `(rows, code)`, `neighbours.kdist` and `neighbours.lrd` `(rows)`). Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
+//! neighbourhood `neighbours` (k, rows, the reachability floor and the scores' training spread;
+//! tensors `neighbours.codes` `(rows, code)`, `neighbours.kdist` (k-distances, at least the
+//! floor) and `neighbours.lrd` `(rows)`). Tensors: `encoder.{i}.weight` (PyTorch's layout: `(n_out, n_in)`
 //! for dense layers, `(c_out, c_in, k, k)` for convolutions), `encoder.{i}.bias` `(n_out)`,
 //! `decoder.{i}.…`, all f32 little-endian; `i` counts the layers that compute.
 //!

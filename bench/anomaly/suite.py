@@ -250,6 +250,44 @@ class CodeLof(CodeDistance):
         return sum((every[p]() - med) / iqr for p, (med, iqr) in zip(self.parts, self.norm))
 
 
+class FlooredLof(CodeDistance):
+    """Candidate: the defaults' mse+lof, with every reachability distance floored at `floor`
+    times the median of the reference rows' positive k-distances (duplicated codes otherwise
+    get a density of 1e10, and a normal row next to them a huge LOF)."""
+
+    def __init__(self, seed, floor=0.5, k=10):
+        self.seed, self.floor, self.k = seed, floor, k
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
+        c = self.m.model_.encode(x).astype(np.float64)
+        rows = min(len(c), 10_000)
+        ref = c[np.arange(rows) * len(c) // rows]
+        self.nn = NearestNeighbors(n_neighbors=self.k).fit(ref)
+        d, i = self.nn.kneighbors()
+        self.kdist = d[:, -1]
+        pos = self.kdist[self.kdist > 0]
+        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
+        self.lrd = self._lrd(d, i)
+        lof = self.lrd[i].mean(axis=1) / self.lrd
+        train = [self.m.anomaly_scores(x), lof]
+        self.norm = [self._robust(t) for t in train]
+        return self
+
+    def _lrd(self, d, i):
+        reach = np.maximum(np.maximum(d, self.kdist[i]), self.eps)
+        return 1.0 / (reach.mean(axis=1) + 1e-10)
+
+    def scores(self, x):
+        d, i = self.nn.kneighbors(self.m.model_.encode(x).astype(np.float64))
+        lof = self.lrd[i].mean(axis=1) / self._lrd(d, i)
+        parts = [self.m.anomaly_scores(x), lof]
+        return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
+
+
 class StandardizedKnn:
     """Reference for the candidates above: the distance to the 5th nearest training row in
     the standardized input space alone (no autoencoder)."""
@@ -310,6 +348,11 @@ METHODS = {
     "hourglass-auto": lambda seed: (CodeLof(seed, parts=("err",)), lambda m, x: m.scores(x)),
     "hourglass-codelof": lambda seed: (CodeLof(seed), lambda m, x: m.scores(x)),
     "hourglass-lof-only": lambda seed: (CodeLof(seed, parts=("lof",)), lambda m, x: m.scores(x)),
+    "hourglass-floor0": lambda seed: (FlooredLof(seed, floor=0.0), lambda m, x: m.scores(x)),
+    "hourglass-floor.1": lambda seed: (FlooredLof(seed, floor=0.1), lambda m, x: m.scores(x)),
+    "hourglass-floor.5": lambda seed: (FlooredLof(seed, floor=0.5), lambda m, x: m.scores(x)),
+    "hourglass-floor1": lambda seed: (FlooredLof(seed, floor=1.0), lambda m, x: m.scores(x)),
+    "hourglass-floor2": lambda seed: (FlooredLof(seed, floor=2.0), lambda m, x: m.scores(x)),
     "hourglass-mse": lambda seed: hourglass_with(seed, neighbours=None),
     "hourglass-before": lambda seed: hourglass_with(seed, neighbours=None, scale="standard"),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),

@@ -18,7 +18,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from . import _native
 from ._data import prepare
-from ._params import design, inference_precision_of, resolve_scale, seed_of, table_settings, threads_of, training
+from ._params import DETECTOR, design, inference_precision_of, resolve_scale, seed_of, table_settings, threads_of, training
 from ._progress import Progress
 
 
@@ -102,8 +102,12 @@ class _AutoencoderBase:
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"neighbours must be a positive integer or None, got {k!r}")
         n = _num_samples(X)
-        if n >= 2:
-            self.model_.fit_neighbours(x, int(min(k, n - 1, 10_000 - 1)), threads=self._threads())
+        limit = min(n, _native.detector_defaults(n, 1)["neighbour_rows"]) - 1
+        if k > limit and k != DETECTOR["neighbours"][0]:
+            warnings.warn(f"neighbours={k} needs more training rows; using {limit} (as scikit-learn's LOF does)",
+                          UserWarning, stacklevel=3)
+        if limit >= 1:
+            self.model_.fit_neighbours(x, int(min(k, limit)), threads=self._threads())
 
     def _set_model(self, model):
         self.model_ = model

@@ -15,6 +15,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from . import _native
+
 # name -> (default, meaning). Order is the signature's order.
 MODEL = {
     "hidden": (None, "encoder hidden widths, input side first; None: one layer of "
@@ -60,7 +62,8 @@ MODEL = {
     "image_shape": (None, "(height, width[, channels]) of flat image rows (2-D X); 3-D/4-D X carry it"),
 }
 TRAINING = {
-    "epochs": (50, "passes over the training rows (fewer with early stopping)"),
+    "epochs": (50, "passes over the training rows (fewer with early stopping); None: 60,000 // n_samples "
+                   "within [10, 50]"),
     "batch_size": (None, "rows per mini-batch; None: n_samples // 32 within [16, 256] (small data needs "
                          "more, smaller steps)"),
     "learning_rate": (1e-3, "learning rate"),
@@ -96,8 +99,11 @@ INFERENCE = {
                                    "each input row with its own scale; other layers and training stay f32)"),
 }
 AUTOENCODER = {**MODEL, **TRAINING, **INFERENCE}
-# The outlier detectors' own parameters.
+# The outlier detectors' own parameters (and their own defaults of shared ones).
 DETECTOR = {
+    "epochs": (None, "passes over the training rows (fewer with early stopping); None: about 60,000 rows seen, "
+                     "60,000 // n_samples within [10, 50] (a 200-row table gets 50, MNIST's 6,000 images of a "
+                     "digit 10)"),
     "contamination": (0.1, "expected fraction of outliers, in (0, 0.5]"),
     "neighbours": (10, "score by mse+lof: the reconstruction error plus the local outlier factor of the row's "
                        "code among its this many nearest training codes (up to 10,000 training rows kept in the "
@@ -113,9 +119,9 @@ def inference_precision_of(value) -> str:
 
 
 def make_init(params: dict, extra: dict | None = None):
-    """An ``__init__`` taking ``params`` (and ``extra``) as keyword-only arguments and storing
-    them unchanged, as scikit-learn requires."""
-    allp = {**(extra or {}), **params}
+    """An ``__init__`` taking ``params`` (and ``extra``, whose defaults win for a name in both)
+    as keyword-only arguments and storing them unchanged, as scikit-learn requires."""
+    allp = {**params, **(extra or {})}
     args = ", ".join(f"{name}={default!r}" for name, (default, _) in allp.items())
     body = "\n".join(f"    self.{name} = {name}" for name in allp) or "    pass"
     ns: dict = {}
@@ -194,12 +200,12 @@ def design(est, n_features: int) -> str:
     check_choices(est)
     code = est.code
     if code is None and est.arch is None:
-        code = max(2, min(32, n_features // 4))
+        code = _native.detector_defaults(0, n_features)["code"]
     if code is not None and (not isinstance(code, numbers.Integral) or code < 1):
         raise ValueError(f"code must be a positive integer, got {code!r}")
     hidden = _widths(est.hidden, "hidden")
     if hidden is None and est.arch is None:
-        hidden = [min(256, max(4 * int(code), n_features // 2))]
+        hidden = [_native.detector_defaults(0, n_features, int(code))["hidden"]]
     output = est.output_activation or ("sigmoid" if est.loss == "bce" else "identity")
     code_reg = []
     if est.l1:
@@ -288,10 +294,10 @@ def resolve_scale(scale: str, data, windows: bool = False) -> str:
 
 def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str | None = None) -> str:
     """The training settings (JSON) for an estimator with these parameters, on ``n_samples``."""
-    batch = est.batch_size
-    if batch is None:
-        batch = min(256, max(16, n_samples // 32))
-    for name, v in (("epochs", est.epochs), ("batch_size", batch), ("warmup", est.warmup), ("max_categories", getattr(est, "max_categories", 1))):
+    sized = _native.detector_defaults(n_samples, 1)
+    batch = sized["batch_size"] if est.batch_size is None else est.batch_size
+    epochs = sized["epochs"] if est.epochs is None else est.epochs
+    for name, v in (("epochs", epochs), ("batch_size", batch), ("warmup", est.warmup), ("max_categories", getattr(est, "max_categories", 1))):
         if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < (0 if name == "warmup" else 1):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     lr = est.learning_rate
@@ -311,7 +317,7 @@ def training(est, n_samples: int, seed: int, freeze_epochs: int = 0, scale: str 
     elif isinstance(noise, str):
         noise = [noise]
     t = {
-        "epochs": int(est.epochs),
+        "epochs": int(epochs),
         "batch_size": int(batch),
         "lr": float(lr),
         "optimizer": est.optimizer,

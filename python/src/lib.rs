@@ -6,7 +6,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `lib.rs` | the module, its functions (`load`, `search`, `simd_level`), errors, shared helpers |
+//! | `lib.rs` | the module, its functions (`load`, `search`, `simd_level`, `detector_defaults`), errors, shared helpers |
 //! | `model.rs` | the autoencoder class `Model` |
 //! | `classifier.rs` | the classifier class `Classifier` |
 //! | `data.rs` | arrays and tables handed over by Python, rows for a trained model |
@@ -143,6 +143,31 @@ fn simd_level() -> &'static str {
     hourglass::kernels::simd_level()
 }
 
+/// The anomaly detector's data-sized defaults for `rows` training rows of `features` columns
+/// (`hourglass::defaults`, the same numbers as the plain `hourglass train`): code, hidden (for
+/// `code` if given), batch_size, epochs, patience, neighbours,
+/// neighbour_rows.
+#[pyfunction]
+#[pyo3(signature = (rows, features, code=None))]
+fn detector_defaults(
+    py: Python<'_>,
+    rows: usize,
+    features: usize,
+    code: Option<usize>,
+) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    use hourglass::defaults as d;
+    let code = code.unwrap_or_else(|| d::code_width(features));
+    let out = pyo3::types::PyDict::new(py);
+    out.set_item("code", code)?;
+    out.set_item("hidden", d::hidden_width(features, code))?;
+    out.set_item("batch_size", d::batch_size(rows))?;
+    out.set_item("epochs", d::epochs(rows))?;
+    out.set_item("patience", d::PATIENCE)?;
+    out.set_item("neighbours", d::NEIGHBOURS)?;
+    out.set_item("neighbour_rows", hourglass::neighbours::MAX_ROWS)?;
+    Ok(out)
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -151,6 +176,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(search, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(detector_defaults, m)?)?;
     m.add("HourglassError", m.py().get_type::<HourglassError>())?;
     m.add("FORMAT_VERSION", format::FORMAT_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -276,6 +276,24 @@ def test_detector_scores_by_error_and_code_neighbourhood(tmp_path):
     # Tiny data: fewer neighbours than asked, still a neighbourhood.
     tiny = hourglass.OutlierDetector(epochs=1, random_state=0).fit(normal[:5])
     assert json.loads(tiny.model_.info())["neighbours"]["k"] == 4
+    # An explicit k above the rows warns (as scikit-learn's LOF does) and uses what there is.
+    with pytest.warns(UserWarning, match="neighbours=50 needs more training rows; using 29"):
+        few = hourglass.OutlierDetector(neighbours=50, epochs=1, random_state=0).fit(normal[:30])
+    assert json.loads(few.model_.info())["neighbours"]["k"] == 29
+
+
+def test_detector_epochs_follow_the_rows():
+    # About 60,000 rows seen within [10, 50] epochs: the library's numbers (the CLI's too).
+    rng = np.random.default_rng(0)
+    for rows, want in ((2400, 25), (300, 50), (7000, 10)):
+        assert hourglass._native.detector_defaults(rows, 4)["epochs"] == want
+        x = rng.normal(size=(rows, 4)).astype(np.float32)
+        od = hourglass.OutlierDetector(validation_fraction=0, neighbours=None, random_state=0).fit(x)
+        assert od.n_iter_ == want
+    # The general autoencoder keeps its fixed default; None sizes it the same way.
+    assert hourglass.AutoEncoder().epochs == 50
+    x = rng.normal(size=(2400, 4)).astype(np.float32)
+    assert hourglass.AutoEncoder(epochs=None, code=2, random_state=0).fit(x).n_iter_ == 25
 
 
 def test_int8_inference_is_close_to_f32_and_switches_with_the_parameter(manifold, tmp_path):

@@ -115,13 +115,13 @@ impl TrainArgs {
 
     /// The epochs asked for, else the default for `rows` training rows: 10, or for a series'
     /// windows at least [`hourglass::train::SERIES_MIN_STEPS`] optimizer steps, or with the
-    /// detector's defaults [`hourglass::defaults::EPOCHS`].
+    /// detector's defaults [`hourglass::defaults::epochs`] for `rows`.
     pub fn epochs(&self, rows: usize) -> usize {
         self.epochs.unwrap_or_else(|| match self.window {
             Some(_) => {
                 hourglass::train::epochs_for_steps(rows, self.batch(rows), 10, hourglass::train::SERIES_MIN_STEPS)
             }
-            None if self.sized_from_data() => hourglass::defaults::EPOCHS,
+            None if self.sized_from_data() => hourglass::defaults::epochs(rows),
             None => 10,
         })
     }

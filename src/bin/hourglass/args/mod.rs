@@ -544,8 +544,8 @@ pub struct TrainArgs {
     pub hidden: Vec<usize>,
     /// Width of the code. Without --code and --arch, the anomaly detector's defaults, sized
     /// from the data (as the Python OutlierDetector's): code max(2, min(32, features/4)), one
-    /// hidden layer of min(256, max(4 x code, features/2)), 50 epochs with 10 % held out and
-    /// early stopping (patience 10), batch rows/32 within [16, 256], no scaling for data in
+    /// hidden layer of min(256, max(4 x code, features/2)), 60,000/rows epochs within
+    /// [10, 50] with 10 % held out and early stopping (patience 10), batch rows/32 within [16, 256], no scaling for data in
     /// [0, 1] and standard scaling otherwise, and --neighbours 10; each flag still overrides
     /// its part.
     #[arg(long, value_name = "N")]
@@ -623,7 +623,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "auto", value_name = "INIT")]
     pub init: Init,
     /// Passes over the training data [default: 10; with --window, enough for 1,000 optimizer
-    /// steps when 10 are fewer, since a series often gives only a few thousand windows]
+    /// steps when 10 are fewer, since a series often gives only a few thousand windows;
+    /// without --code and --arch, 60,000/rows within [10, 50]]
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
     /// Rows per mini-batch [default: 256; without --code and --arch, rows/32 within [16, 256]]

@@ -228,9 +228,10 @@ pub fn run(a: InspectArgs) -> Result<()> {
     if let Some(n) = &file.neighbours {
         let s = n.settings;
         outln!(
-            "neighbourhood    {} training codes, LOF of {} neighbours (score mse+lof; training median/IQR: mse {:.4}/{:.4}, LOF {:.4}/{:.4})",
+            "neighbourhood    {} training codes, LOF of {} neighbours, reachability floor {:.4} (score mse+lof; training median/IQR: mse {:.4}/{:.4}, LOF {:.4}/{:.4})",
             s.rows,
             s.k,
+            s.floor,
             s.error.median,
             s.error.iqr,
             s.lof.median,
