@@ -16,6 +16,7 @@
 //! Measured on one-class MNIST and the tables of `bench/anomaly` (BENCHMARKS.md).
 
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::model::Autoencoder;
 use crate::score;
 use crate::tensor::{Matrix, MatrixRef};
@@ -98,43 +99,70 @@ pub struct CodeNeighbours {
     pub lrd: Vec<f32>,
 }
 
-/// The `k` nearest reference rows of `q` (excluding `skip`): indices and distances, nearest
-/// first.
-fn nearest(codes: &Matrix, q: &[f32], k: usize, skip: Option<usize>) -> Vec<(f32, usize)> {
+/// Query rows per block of the neighbour search: one GEMM of the block's codes against every
+/// reference code (a block's distances to 10,000 reference rows are 10 MB).
+const QUERY_BLOCK: usize = 256;
+
+/// The `k` nearest reference rows (`codes`) of every row of `queries`, indices and distances,
+/// nearest first; with `own` the queries are the reference itself and each row skips itself.
+///
+/// Squared distances come from one GEMM per block of [`QUERY_BLOCK`] rows, `|q|² − 2 q·r + |r|²`
+/// (clamped at 0), the form the ONNX export computes; blocks are fixed by the row count and
+/// run in parallel, each sequentially, so the result does not depend on the thread count.
+fn nearest(codes: &Matrix, queries: &Matrix, k: usize, own: bool) -> Vec<Vec<(f32, usize)>> {
+    let (n, c) = (codes.rows(), codes.cols());
+    let norms = |m: &Matrix| -> Vec<f32> { (0..m.rows()).map(|i| m.row(i).iter().map(|v| v * v).sum()).collect() };
+    let rr = norms(codes);
+    let rt = kernels::view(codes.as_slice(), n, c).transpose();
+    let blocks: Vec<Vec<Vec<(f32, usize)>>> = queries
+        .as_slice()
+        .par_chunks(QUERY_BLOCK * c.max(1))
+        .enumerate()
+        .map(|(b, block)| {
+            let m = block.len() / c.max(1);
+            let mut dot = vec![0.0f32; m * n];
+            kernels::matmul_seq(&mut dot, kernels::view(block, m, c), rt, false, kernels::Precision::F32);
+            (0..m)
+                .map(|i| {
+                    let qq: f32 = block[i * c..(i + 1) * c].iter().map(|v| v * v).sum();
+                    smallest(&dot[i * n..(i + 1) * n], qq, &rr, k, own.then_some(b * QUERY_BLOCK + i))
+                })
+                .collect()
+        })
+        .collect();
+    blocks.into_iter().flatten().collect()
+}
+
+/// The `k` nearest as (distance, index), nearest first (ties: the lower index first), from a
+/// query's dot products `dot` with the reference rows, its squared norm `qq` and theirs `rr`,
+/// skipping index `skip`. Squared distances go sixteen at a time (so that they vectorize), and
+/// a group none of which beats the current k-th is passed over whole.
+fn smallest(dot: &[f32], qq: f32, rr: &[f32], k: usize, skip: Option<usize>) -> Vec<(f32, usize)> {
+    const LANES: usize = 16;
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    for j in 0..codes.rows() {
-        if skip == Some(j) {
-            continue;
-        }
-        let d2 = squared_distance(codes.row(j), q);
-        if best.len() == k && d2 >= best[k - 1].0 {
-            continue;
+    let offer = |d2: f32, j: usize, best: &mut Vec<(f32, usize)>| {
+        if skip == Some(j) || (best.len() == k && d2 >= best[k - 1].0) {
+            return;
         }
         let at = best.partition_point(|&(e, _)| e <= d2);
         best.insert(at, (d2, j));
         best.truncate(k);
+    };
+    for (g, (dg, rg)) in dot.chunks(LANES).zip(rr.chunks(LANES)).enumerate() {
+        let mut d2 = [f32::INFINITY; LANES];
+        for ((o, &d), &r) in d2.iter_mut().zip(dg).zip(rg) {
+            *o = (qq - 2.0 * d + r).max(0.0);
+        }
+        let low = d2.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+        if best.len() == k && low >= best[k - 1].0 {
+            continue;
+        }
+        for (l, &v) in d2[..dg.len()].iter().enumerate() {
+            offer(v, g * LANES + l, &mut best);
+        }
     }
     best.iter_mut().for_each(|p| p.0 = p.0.sqrt());
     best
-}
-
-/// `|a − b|²` in eight lanes (so that it vectorizes), the lanes summed in a fixed order.
-fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            let d = x[l] - y[l];
-            acc[l] += d * d;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 impl CodeNeighbours {
@@ -190,13 +218,10 @@ impl CodeNeighbours {
     /// Each code's local outlier factor among the reference codes.
     fn lof(&self, codes: &Matrix) -> Result<Vec<f64>> {
         self.check(codes)?;
-        let k = self.settings.k;
-        Ok((0..codes.rows())
-            .into_par_iter()
-            .map(|i| {
-                let nb = nearest(&self.codes, codes.row(i), k, None);
-                lof_of(&nb, &self.lrd, lrd_of(&nb, &self.kdist))
-            })
+        let near = nearest(&self.codes, codes, self.settings.k, false);
+        Ok(near
+            .par_iter()
+            .map(|nb| lof_of(nb, &self.lrd, lrd_of(nb, &self.kdist)))
             .collect())
     }
 
@@ -264,10 +289,7 @@ struct Reference {
 
 impl Reference {
     fn of(codes: &Matrix, k: usize) -> Reference {
-        let near: Vec<Vec<(f32, usize)>> = (0..codes.rows())
-            .into_par_iter()
-            .map(|i| nearest(codes, codes.row(i), k, Some(i)))
-            .collect();
+        let near = nearest(codes, codes, k, true);
         let floor = reach_floor(near.iter().map(|nb| nb[k - 1].0));
         let kdist: Vec<f32> = near.iter().map(|nb| nb[k - 1].0.max(floor)).collect();
         let lrd: Vec<f32> = near.iter().map(|nb| lrd_of(nb, &kdist)).collect();
@@ -308,6 +330,11 @@ fn lof_of(nb: &[(f32, usize)], lrd: &[f32], own: f32) -> f64 {
 mod tests {
     use super::*;
 
+    /// The `k` nearest reference rows of one query.
+    fn one(codes: &Matrix, q: &[f32], k: usize) -> Vec<(f32, usize)> {
+        nearest(codes, &Matrix::from_vec(1, q.len(), q.to_vec()).unwrap(), k, false).remove(0)
+    }
+
     /// Brute-force LOF on plain vectors, as scikit-learn defines it (novelty scoring).
     fn reference_lof(train: &[Vec<f32>], q: &[f32], k: usize) -> f64 {
         let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
@@ -336,17 +363,17 @@ mod tests {
         let flat: Vec<f32> = train.concat();
         let codes = Matrix::from_vec(60, 3, flat).unwrap();
         let k = 7;
-        let near: Vec<_> = (0..60).map(|i| nearest(&codes, codes.row(i), k, Some(i))).collect();
+        let near = nearest(&codes, &codes, k, true);
         let kdist: Vec<f32> = near.iter().map(|nb| nb[k - 1].0).collect();
         let lrd: Vec<f32> = near.iter().map(|nb| lrd_of(nb, &kdist)).collect();
         for q in [[0.0f32, 0.0, 0.0], [3.0, -2.0, 1.0], [0.5, 0.1, -0.3]] {
-            let nb = nearest(&codes, &q, k, None);
+            let nb = one(&codes, &q, k);
             let ours = lof_of(&nb, &lrd, lrd_of(&nb, &kdist));
             let want = reference_lof(&train, &q, k);
             assert!((ours - want).abs() < 1e-4 * want, "{q:?}: {ours} vs {want}");
         }
         // A far point is an outlier (LOF well above 1); a central one is not.
-        let nb = nearest(&codes, &[6.0, 6.0, 6.0], k, None);
+        let nb = one(&codes, &[6.0, 6.0, 6.0], k);
         let far = lof_of(&nb, &lrd, lrd_of(&nb, &kdist));
         assert!(far > 2.0, "{far}");
     }
@@ -361,20 +388,53 @@ mod tests {
         let codes = Matrix::from_vec(100, 2, flat).unwrap();
         let k = 10;
         let r = Reference::of(&codes, k);
-        let positive: Vec<f64> = (0..100)
-            .map(|i| f64::from(nearest(&codes, codes.row(i), k, Some(i))[k - 1].0))
+        let positive: Vec<f64> = nearest(&codes, &codes, k, true)
+            .iter()
+            .map(|nb| f64::from(nb[k - 1].0))
             .filter(|&d| d > 0.0)
             .collect();
         assert!((f64::from(r.floor) - FLOOR * Robust::of(&positive).median).abs() < 1e-6);
         assert!(r.kdist.iter().all(|&d| d >= r.floor) && r.floor > 0.0);
         let lof = |q: &[f32]| {
-            let nb = nearest(&codes, q, k, None);
+            let nb = one(&codes, q, k);
             lof_of(&nb, &r.lrd, lrd_of(&nb, &r.kdist))
         };
         let near = lof(&[0.05, 0.0]);
         assert!(near < 3.0, "a row beside the copies: LOF {near}");
         assert!(lof(&[8.0, 8.0]) > 5.0 * near, "a far row stays the outlier");
         assert!(r.lofs.iter().all(|l| l.is_finite()));
+    }
+
+    #[test]
+    fn blocked_search_matches_brute_force_and_any_thread_count() {
+        // 600 rows: three query blocks, so the self-skip must use the global row index.
+        let mut rng = crate::rng::Rng::new(9);
+        let (n, c, k) = (600, 5, 7);
+        let codes = Matrix::from_vec(n, c, (0..n * c).map(|_| rng.normal()).collect()).unwrap();
+        let near = nearest(&codes, &codes, k, true);
+        for i in (0..n).step_by(37) {
+            let mut want: Vec<(f32, usize)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let d: f32 = codes
+                        .row(i)
+                        .iter()
+                        .zip(codes.row(j))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    (d.sqrt(), j)
+                })
+                .collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let got: Vec<usize> = near[i].iter().map(|p| p.1).collect();
+            let exp: Vec<usize> = want[..k].iter().map(|p| p.1).collect();
+            assert_eq!(got, exp, "row {i}");
+            for (g, w) in near[i].iter().zip(&want) {
+                assert!((g.0 - w.0).abs() < 1e-3 * w.0.max(1e-3), "row {i}: {} vs {}", g.0, w.0);
+            }
+        }
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        assert_eq!(one_thread.install(|| nearest(&codes, &codes, k, true)), near);
     }
 
     #[test]
