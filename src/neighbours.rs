@@ -11,8 +11,9 @@
 //! (higher = more anomalous). Reachability distances are floored at [`FLOOR`] times the median
 //! positive k-distance: a table with repeated rows (integer or binary columns) has codes with
 //! k-distance 0, whose density would otherwise be 10¹⁰ and make the LOF of every normal row
-//! next to them huge. Neighbours are found exactly (all pairs, Euclidean distance in
-//! code space); every row is scored independently, so results do not depend on the thread count.
+//! next to them huge. Neighbours are found exactly (all pairs, Euclidean distance in code
+//! space, the squared distances from one GEMM per fixed block of rows); results do not depend
+//! on the thread count.
 //! Measured on one-class MNIST and the tables of `bench/anomaly` (BENCHMARKS.md).
 
 use crate::error::{Error, Result};

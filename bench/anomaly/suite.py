@@ -306,6 +306,37 @@ class FlooredLof(CodeDistance):
         return sum((p - med) / iqr for p, (med, iqr) in zip(parts, self.norm))
 
 
+class LofMaha(FlooredLof):
+    """Candidate: the defaults' mse+lof (floor 0.5) plus the Mahalanobis distance of the code
+    under a Gaussian fitted to the training codes, robust-scaled like the other parts
+    (`combine`: "sum", or "max" of the parts)."""
+
+    def __init__(self, seed, combine="sum", k=10):
+        super().__init__(seed, floor=0.5, k=k)
+        self.combine = combine
+
+    def fit(self, x):
+        super().fit(x)
+        c = self.m.model_.encode(x).astype(np.float64)
+        self.mu = c.mean(axis=0)
+        cov = np.cov(c, rowvar=False) + 1e-6 * np.eye(c.shape[1])
+        self.prec = np.linalg.pinv(cov)
+        self.mnorm = self._robust(self._maha(c))
+        return self
+
+    def _maha(self, c):
+        d = c - self.mu
+        return np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec, d))
+
+    def scores(self, x):
+        base = super().scores(x)
+        med, iqr = self.mnorm
+        m = (self._maha(self.m.model_.encode(x).astype(np.float64)) - med) / iqr
+        if self.combine == "max":
+            return np.maximum(base / 2, m)
+        return base + m
+
+
 class StandardizedKnn:
     """Reference for the candidates above: the distance to the 5th nearest training row in
     the standardized input space alone (no autoencoder)."""
@@ -371,6 +402,7 @@ METHODS = {
     "hourglass-floor.5": lambda seed: (FlooredLof(seed, floor=0.5), lambda m, x: m.scores(x)),
     "hourglass-floor1": lambda seed: (FlooredLof(seed, floor=1.0), lambda m, x: m.scores(x)),
     "hourglass-floor2": lambda seed: (FlooredLof(seed, floor=2.0), lambda m, x: m.scores(x)),
+    "hourglass-lofmaha": lambda seed: (LofMaha(seed), lambda m, x: m.scores(x)),
     "hourglass-90k": lambda seed: (Budget(seed, 90_000), lambda m, x: m.scores(x)),
     "hourglass-mse": lambda seed: hourglass_with(seed, neighbours=None),
     "hourglass-before": lambda seed: hourglass_with(seed, neighbours=None, scale="standard"),
