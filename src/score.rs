@@ -195,11 +195,27 @@ fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetr
     let x = x.into();
     let d = x.cols().max(1) as f64;
     (0..x.rows())
-        .map(|i| {
-            let s: f64 = x.row(i).iter().zip(x_hat.row(i)).map(|(a, b)| metric.term(a - b)).sum();
-            s / d
+        .map(|i| match metric {
+            ScoreMetric::Mae => error_sum(x.row(i), x_hat.row(i), |e| f64::from(e.abs())) / d,
+            _ => error_sum(x.row(i), x_hat.row(i), |e| f64::from(e) * f64::from(e)) / d,
         })
         .collect()
+}
+
+/// `Σ term(a − b)` in eight f64 lanes summed in a fixed order (so that a row's sum is not one
+/// chain of dependent adds: a 784-value row costs a quarter of the time), the same for any
+/// machine and thread count.
+fn error_sum(a: &[f32], b: &[f32], term: impl Fn(f32) -> f64) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| term(x - y)).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += term(x[l] - y[l]);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Why each row scores as it does.
