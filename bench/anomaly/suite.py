@@ -311,15 +311,23 @@ class LofMaha(FlooredLof):
     under a Gaussian fitted to the training codes, robust-scaled like the other parts
     (`combine`: "sum", or "max" of the parts)."""
 
-    def __init__(self, seed, combine="sum", k=10):
+    def __init__(self, seed, combine="sum", k=10, weight=1.0, trim=0.0, shrink=False):
         super().__init__(seed, floor=0.5, k=k)
-        self.combine = combine
+        self.combine, self.weight, self.trim, self.shrink = combine, weight, trim, shrink
 
     def fit(self, x):
         super().fit(x)
         c = self.m.model_.encode(x).astype(np.float64)
+        if self.trim:
+            s = super().scores(x)
+            c = c[s <= np.quantile(s, 1 - self.trim)]
         self.mu = c.mean(axis=0)
-        cov = np.cov(c, rowvar=False) + 1e-6 * np.eye(c.shape[1])
+        if self.shrink:
+            from sklearn.covariance import LedoitWolf
+
+            cov = LedoitWolf().fit(c).covariance_ + 1e-6 * np.eye(c.shape[1])
+        else:
+            cov = np.cov(c, rowvar=False) + 1e-6 * np.eye(c.shape[1])
         self.prec = np.linalg.pinv(cov)
         self.mnorm = self._robust(self._maha(c))
         return self
@@ -334,7 +342,7 @@ class LofMaha(FlooredLof):
         m = (self._maha(self.m.model_.encode(x).astype(np.float64)) - med) / iqr
         if self.combine == "max":
             return np.maximum(base / 2, m)
-        return base + m
+        return base + self.weight * m
 
 
 class StandardizedKnn:
@@ -403,6 +411,9 @@ METHODS = {
     "hourglass-floor1": lambda seed: (FlooredLof(seed, floor=1.0), lambda m, x: m.scores(x)),
     "hourglass-floor2": lambda seed: (FlooredLof(seed, floor=2.0), lambda m, x: m.scores(x)),
     "hourglass-lofmaha": lambda seed: (LofMaha(seed), lambda m, x: m.scores(x)),
+    "hourglass-lofmaha-w.5": lambda seed: (LofMaha(seed, weight=0.5), lambda m, x: m.scores(x)),
+    "hourglass-lofmaha-lw": lambda seed: (LofMaha(seed, shrink=True), lambda m, x: m.scores(x)),
+    "hourglass-lofmaha-trim": lambda seed: (LofMaha(seed, trim=0.1), lambda m, x: m.scores(x)),
     "hourglass-90k": lambda seed: (Budget(seed, 90_000), lambda m, x: m.scores(x)),
     "hourglass-mse": lambda seed: hourglass_with(seed, neighbours=None),
     "hourglass-before": lambda seed: hourglass_with(seed, neighbours=None, scale="standard"),
