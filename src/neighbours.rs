@@ -112,8 +112,8 @@ const QUERY_BLOCK: usize = 256;
 /// run in parallel, each sequentially, so the result does not depend on the thread count.
 fn nearest(codes: &Matrix, queries: &Matrix, k: usize, own: bool) -> Vec<Vec<(f32, usize)>> {
     let (n, c) = (codes.rows(), codes.cols());
-    let norms = |m: &Matrix| -> Vec<f32> { (0..m.rows()).map(|i| m.row(i).iter().map(|v| v * v).sum()).collect() };
-    let rr = norms(codes);
+    let squared_norm = |v: &[f32]| -> f32 { v.iter().map(|a| a * a).sum() };
+    let rr: Vec<f32> = (0..n).map(|j| squared_norm(codes.row(j))).collect();
     let rt = kernels::view(codes.as_slice(), n, c).transpose();
     let blocks: Vec<Vec<Vec<(f32, usize)>>> = queries
         .as_slice()
@@ -125,7 +125,7 @@ fn nearest(codes: &Matrix, queries: &Matrix, k: usize, own: bool) -> Vec<Vec<(f3
             kernels::matmul_seq(&mut dot, kernels::view(block, m, c), rt, false, kernels::Precision::F32);
             (0..m)
                 .map(|i| {
-                    let qq: f32 = block[i * c..(i + 1) * c].iter().map(|v| v * v).sum();
+                    let qq = squared_norm(&block[i * c..(i + 1) * c]);
                     smallest(&dot[i * n..(i + 1) * n], qq, &rr, k, own.then_some(b * QUERY_BLOCK + i))
                 })
                 .collect()

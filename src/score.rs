@@ -195,9 +195,15 @@ fn row_scores<'a>(x: impl Into<MatrixRef<'a>>, x_hat: &Matrix, metric: ScoreMetr
     let x = x.into();
     let d = x.cols().max(1) as f64;
     (0..x.rows())
-        .map(|i| match metric {
-            ScoreMetric::Mae => error_sum(x.row(i), x_hat.row(i), |e| f64::from(e.abs())) / d,
-            _ => error_sum(x.row(i), x_hat.row(i), |e| f64::from(e) * f64::from(e)) / d,
+        .map(|i| {
+            let (a, b) = (x.row(i), x_hat.row(i));
+            // Each metric's term as a constant, so that it inlines into the lanes (a `metric`
+            // read inside the loop measured slower).
+            let sum = match metric {
+                ScoreMetric::Mae => error_sum(a, b, |e| ScoreMetric::Mae.term(e)),
+                _ => error_sum(a, b, |e| ScoreMetric::Mse.term(e)),
+            };
+            sum / d
         })
         .collect()
 }
