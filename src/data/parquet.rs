@@ -103,7 +103,7 @@ impl Values {
 /// An open Parquet file: its flat columns and their kinds.
 pub struct ParquetFile {
     path: PathBuf,
-    reader: SerializedFileReader<File>,
+    reader: SerializedFileReader<Source>,
     /// The top-level fields' names: a person's columns (a nested field is one column).
     names: Vec<String>,
     /// Each column's kind, or why it cannot be read.
@@ -123,6 +123,81 @@ impl std::fmt::Debug for ParquetFile {
     }
 }
 
+/// The file under the `parquet` crate's reader, with reads past its end refused. The crate
+/// reads page headers through [`std::io::Read`] and skips an unknown field's bytes with
+/// `io::copy`, which takes reading nothing for the end of a skip, not an error: a damaged header
+/// declaring a list of two billion doubles spent two billion empty reads (minutes) at the end of
+/// the file. Here reading at the end is an error, so such a header fails at once; and a chunk
+/// reaching past the end is refused before its buffer is allocated.
+struct Source {
+    file: File,
+    len: u64,
+}
+
+/// A reader of [`Source`] from some offset: its end is the file's, and reading there fails.
+struct SourceRead {
+    inner: std::io::BufReader<File>,
+    left: u64,
+}
+
+impl std::io::Read for SourceRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a read past the end of the file",
+            ));
+        }
+        let take = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..take])?;
+        if n == 0 {
+            // The file shrank under the reader.
+            self.left = 0;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::Length for Source {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Source {
+    type T = SourceRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<SourceRead> {
+        use std::io::Seek;
+        let left = self.len.checked_sub(start).ok_or_else(|| {
+            parquet::errors::ParquetError::EOF(format!("offset {start} is past the end ({} bytes)", self.len))
+        })?;
+        let mut file = self.file.try_clone()?;
+        file.seek(std::io::SeekFrom::Start(start))?;
+        Ok(SourceRead {
+            inner: std::io::BufReader::new(file),
+            left,
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::io::Read;
+        if start.checked_add(length as u64).is_none_or(|end| end > self.len) {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "{length} bytes at offset {start} reach past the end ({} bytes)",
+                self.len
+            )));
+        }
+        let mut buffer = vec![0; length];
+        self.get_read(start)?.read_exact(&mut buffer)?;
+        Ok(buffer.into())
+    }
+}
+
 fn pq_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
     move |e| Error::data(path, format!("not a readable Parquet file: {e}"))
 }
@@ -139,7 +214,8 @@ impl ParquetFile {
 
     fn open_unguarded(path: &Path) -> Result<ParquetFile> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let reader = SerializedFileReader::new(Source { file, len }).map_err(pq_err(path))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         let (mut names, mut kinds, mut leaves, mut max_defs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (leaf, c) in schema.columns().iter().enumerate() {
@@ -899,6 +975,18 @@ mod tests {
         assert_eq!(t.names, names);
         assert_eq!(t.matrix.as_slice(), &[1.0, -2.5, 3.0, 0.125, f32::MIN_POSITIVE, 7.0]);
         assert_eq!(t.labels.unwrap(), vec!["r1", "r,2", "ü"]);
+    }
+
+    #[test]
+    fn a_header_skipping_past_the_end_fails_at_once() {
+        // Found by the fuzzer: a page header whose unknown field is a list of about two
+        // billion doubles, at the end of the file. The crate skips each double by reading
+        // eight bytes that are not there; reading nothing is not an error to it, so this took
+        // minutes before reads past the end failed.
+        let path = fixture("endless-header.parquet");
+        let err = read_raw(&path, &Default::default()).unwrap_err().to_string();
+        assert!(err.contains("endless-header.parquet") && err.contains("past the end"), "{err}");
+        assert!(crate::data::load(&path, &Default::default()).is_err());
     }
 
     #[test]
