@@ -5,12 +5,14 @@ The text becomes a one-column table of tokens (one character per row, in order);
 line one-hot encodes it (`--categorical token`: the vocabulary is stored in the model) and cuts
 it into windows (`--window N`), so each window is N steps of V channels. The model is an LSTM
 encoder, a code, a `repeat` layer and an LSTM decoder with a width-1 `conv1d` back to the V
-channels, trained with binary cross-entropy on the one-hot values (sigmoid outputs). Reported:
+channels and a `softmax` layer over them at each step, trained with the categorical
+cross-entropy (`loss = "ce"`; `--loss bce`: sigmoid outputs and binary cross-entropy on the
+one-hot values, the first recipe, which writes spaces everywhere). Reported:
 the share of characters whose most probable reconstruction is the character itself (each step
 of each window, the last quarter of the text held out), and a few windows written back.
 
     bench/.venv/bin/python bench/series/tokens.py target/release/hourglass [TEXT] [--window N] [--code K] [--units U]
-        [--epochs E] [--lr LR] [--chars N]
+        [--epochs E] [--lr LR] [--chars N] [--loss ce|bce]
 
 TEXT defaults to the README. Characters are lower-cased; newlines become spaces.
 """
@@ -29,10 +31,10 @@ def arg(name, default):
     return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
 
-def arch(window, code, vocab, units):
-    return f"""
-loss = "bce"
-output_activation = "sigmoid"
+def arch(window, code, vocab, units, loss):
+    head = {"ce": 'loss = "ce"\n', "bce": 'loss = "bce"\noutput_activation = "sigmoid"\n'}[loss]
+    tail = '[[decoder]]\ntype = "softmax"\n' if loss == "ce" else ""
+    return head + f"""
 [[encoder]]
 type = "lstm"
 units = {units}
@@ -51,7 +53,7 @@ return_sequences = true
 type = "conv1d"
 filters = {vocab}
 kernel = 1
-"""
+""" + tail
 
 
 def token_name(ch):
@@ -72,13 +74,14 @@ def main():
     positional = [a for i, a in enumerate(sys.argv) if i >= 2 and i not in values and not a.startswith("--")]
     source = positional[0] if positional else os.path.join(root, "README.md")
     window, code, epochs, units = arg("--window", 16), arg("--code", 32), arg("--epochs", 0), arg("--units", 64)
+    loss = sys.argv[sys.argv.index("--loss") + 1] if "--loss" in sys.argv else "ce"
     text = re.sub(r"\s+", " ", open(source, encoding="utf-8").read().lower())
     text = "".join(ch for ch in text if ch.isascii() and ch.isprintable())[: arg("--chars", 6000)]
     cut = len(text) * 3 // 4
     train, test = text[:cut], text[cut:]
     flags = sorted(set(re.findall(r"\b(avx2|fma|avx512f|avx512_bf16|avx512_vnni|amx_tile)\b", open("/proc/cpuinfo").read())))
     print(f"cpu flags: {' '.join(flags)}")
-    print(f"text: {source}, {len(train)} characters to train on, {len(test)} held out; windows of {window}, code {code}")
+    print(f"text: {source}, {len(train)} characters to train on, {len(test)} held out; windows of {window}, code {code}, loss {loss}")
     with tempfile.TemporaryDirectory() as tmp:
         tr, te, a, m, rec = (os.path.join(tmp, n) for n in ("train.csv", "test.csv", "a.toml", "m.hg", "rec.npy"))
         write_tokens(tr, train)
@@ -87,7 +90,7 @@ def main():
         # it never saw.
         vocab = len(set(train)) + 1
         with open(a, "w") as f:
-            f.write(arch(window, code, vocab, units))
+            f.write(arch(window, code, vocab, units, loss))
         cmd = [binary, "train", tr, "--categorical", "token", "--max-categories", "1000", "--window", str(window), "--scale", "none",
                "--arch", a, "--seed", "0", "-o", m]
         if epochs:

@@ -90,6 +90,32 @@ def export(tmp, model, *outputs):
     return session, meta
 
 
+def test_a_softmax_over_each_steps_channels(tmp_path):
+    """A categorical sequence model (one-hot tokens, windows of 8 steps of 4 channels, a
+    `softmax` layer last and loss ce): the ONNX Softmax over the channel axis gives, per
+    window, the distributions `reconstruct` writes (summing to 1 at each step), the code and
+    the score."""
+    rng = np.random.default_rng(6)
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 300)]
+    np.save(tmp_path / "t.npy", x)
+    arch = (EXAMPLES / "series-lstm.toml").read_text().replace('loss = "mse"', 'loss = "ce"')
+    arch = arch.replace("steps = 64", "steps = 8").replace("filters = 1", "filters = 4")
+    arch = arch.replace('output_activation = "identity"', "") + '\n[[decoder]]\ntype = "softmax"\n'
+    (tmp_path / "a.toml").write_text(arch)
+    run_cli("train", "t.npy", "--window", "8", "--arch", "a.toml", "--scale", "none", "--epochs", "2", "-q", "-o", "m.hg", cwd=tmp_path)
+    session, _ = export(tmp_path, "m.hg")
+    windows = np.stack([x[i : i + 8].T.reshape(-1) for i in range(len(x) - 7)])
+    out = run(session, {"input": windows})
+    run_cli("encode", "m.hg", "t.npy", "-o", "codes.npy", cwd=tmp_path)
+    run_cli("reconstruct", "m.hg", "t.npy", "-o", "recon.npy", cwd=tmp_path)
+    run_cli("score", "m.hg", "t.npy", "--per-window", "-o", "scores.npy", cwd=tmp_path)
+    recon = np.load(tmp_path / "recon.npy")
+    np.testing.assert_allclose(recon.reshape(-1, 4, 8).sum(axis=1), 1.0, atol=1e-5)
+    close("code", out["code"], np.load(tmp_path / "codes.npy"))
+    close("reconstruction", out["reconstruction"], recon)
+    close("score", out["score"], np.load(tmp_path / "scores.npy")[:, 0])
+
+
 def run(session, feeds):
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, feeds)))

@@ -985,7 +985,10 @@ mod tests {
         // minutes before reads past the end failed.
         let path = fixture("endless-header.parquet");
         let err = read_raw(&path, &Default::default()).unwrap_err().to_string();
-        assert!(err.contains("endless-header.parquet") && err.contains("past the end"), "{err}");
+        assert!(
+            err.contains("endless-header.parquet") && err.contains("past the end"),
+            "{err}"
+        );
         assert!(crate::data::load(&path, &Default::default()).is_err());
     }
 

@@ -14,6 +14,7 @@ pub mod lstm;
 pub mod pool;
 #[cfg(test)]
 mod recurrent_tests;
+pub mod softmax;
 
 pub use conv::Shape;
 pub use conv_transpose2d::ConvTranspose2d;
@@ -24,6 +25,7 @@ pub use gru::Gru;
 pub use int8::{INT8_MIN_PATCH, Int8Conv, Int8Dense, Int8Layer, Int8Layers};
 pub use lstm::Lstm;
 pub use pool::{MaxPool2d, Repeat, Upsample};
+pub use softmax::Softmax;
 
 use crate::activation::Activation;
 use crate::kernels::Precision;
@@ -119,6 +121,8 @@ pub enum Layer {
     Gru(Gru),
     /// A flat row repeated at every step of a sequence (a recurrent decoder's input).
     Repeat(Repeat),
+    /// Softmax over the channels at each position (a categorical output).
+    Softmax(Softmax),
 }
 
 impl Layer {
@@ -134,6 +138,7 @@ impl Layer {
             Layer::Lstm(l) => l.n_in(),
             Layer::Gru(l) => l.n_in(),
             Layer::Repeat(l) => l.width,
+            Layer::Softmax(l) => l.len(),
         }
     }
 
@@ -155,6 +160,7 @@ impl Layer {
             Layer::Lstm(l) => l.n_out(),
             Layer::Gru(l) => l.n_out(),
             Layer::Repeat(l) => l.width * l.steps,
+            Layer::Softmax(l) => l.len(),
         }
     }
 
@@ -170,7 +176,8 @@ impl Layer {
             | Layer::Gaussian(_)
             | Layer::Lstm(_)
             | Layer::Gru(_)
-            | Layer::Repeat(_) => Activation::Identity,
+            | Layer::Repeat(_)
+            | Layer::Softmax(_) => Activation::Identity,
         }
     }
 
@@ -186,6 +193,7 @@ impl Layer {
             Layer::Lstm(_) => "lstm",
             Layer::Gru(_) => "gru",
             Layer::Repeat(_) => "repeat",
+            Layer::Softmax(_) => "softmax",
         }
     }
 
@@ -205,7 +213,9 @@ impl Layer {
             Layer::ConvTranspose2d(l) => (&l.weight, &l.bias),
             Layer::Lstm(l) => (&l.weight, &l.bias),
             Layer::Gru(l) => (&l.weight, &l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => (&[], &[]),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) | Layer::Softmax(_) => {
+                (&[], &[])
+            }
         }
     }
 
@@ -227,7 +237,9 @@ impl Layer {
             Layer::ConvTranspose2d(l) => (&mut l.weight, &mut l.bias),
             Layer::Lstm(l) => (&mut l.weight, &mut l.bias),
             Layer::Gru(l) => (&mut l.weight, &mut l.bias),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => (&mut [], &mut []),
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) | Layer::Softmax(_) => {
+                (&mut [], &mut [])
+            }
         }
     }
 
@@ -246,7 +258,9 @@ impl Layer {
             }
             Layer::Lstm(l) => Some(vec![4 * l.hidden, l.n_in + l.hidden]),
             Layer::Gru(l) => Some(vec![3 * l.hidden, l.n_in + l.hidden]),
-            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) => None,
+            Layer::MaxPool2d(_) | Layer::Upsample(_) | Layer::Gaussian(_) | Layer::Repeat(_) | Layer::Softmax(_) => {
+                None
+            }
         }
     }
 
@@ -306,6 +320,7 @@ impl Layer {
             Layer::Lstm(l) => l.forward(x, y, cache),
             Layer::Gru(l) => l.forward(x, y, cache),
             Layer::Repeat(l) => l.forward(x, y),
+            Layer::Softmax(l) => l.forward(x, y),
         }
     }
 
@@ -377,6 +392,11 @@ impl Layer {
             Layer::Repeat(l) => {
                 if let Some(dx) = dx.as_deref_mut() {
                     l.backward(dz, dx);
+                }
+            }
+            Layer::Softmax(l) => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    l.backward(x, dz, dx);
                 }
             }
         }

@@ -11,7 +11,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::layer::conv::Geometry;
 use crate::layer::{
-    Conv2d, ConvTranspose2d, Dense, Gaussian, Gru, Init, Layer, Lstm, MaxPool2d, Prior, Repeat, Shape, Upsample,
+    Conv2d, ConvTranspose2d, Dense, Gaussian, Gru, Init, Layer, Lstm, MaxPool2d, Prior, Repeat, Shape, Softmax,
+    Upsample,
 };
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -191,6 +192,14 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Softmax over the channels at each position of its input (over a flat row's values): the
+    /// probabilities a categorical output is trained to with `loss = "ce"` (Keras'
+    /// `Softmax(axis=channels)`). No parameters.
+    Softmax {
+        /// Name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Flat rows become images of `shape = [channels, height, width]` (no computation).
     Reshape {
         /// Channels, height, width.
@@ -233,6 +242,7 @@ impl LayerSpec {
             | LayerSpec::Lstm { name, .. }
             | LayerSpec::Gru { name, .. }
             | LayerSpec::Repeat { name, .. }
+            | LayerSpec::Softmax { name }
             | LayerSpec::Reshape { name, .. } => name.as_deref(),
         }
     }
@@ -253,6 +263,7 @@ impl LayerSpec {
             LayerSpec::Lstm { .. } => "lstm",
             LayerSpec::Gru { .. } => "gru",
             LayerSpec::Repeat { .. } => "repeat",
+            LayerSpec::Softmax { .. } => "softmax",
         }
     }
 
@@ -693,6 +704,7 @@ fn plan_one(spec: &LayerSpec, cur: Dims) -> std::result::Result<Dims, String> {
             )
         }
         LayerSpec::Flatten { .. } => Dims::Flat(cur.len()),
+        LayerSpec::Softmax { .. } => cur,
         LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
             let (_, units, sequences) = spec.recurrent().expect("a recurrent layer");
             positive(&[("units", units)])?;
@@ -820,6 +832,13 @@ pub fn build(plan: &[Planned], init: Init, rng: &mut Rng) -> Result<Vec<Layer>> 
                 width: p.input.len(),
                 steps: *steps,
             }),
+            LayerSpec::Softmax { .. } => {
+                let (channels, h, w) = image(p.input);
+                Layer::Softmax(Softmax {
+                    channels,
+                    positions: h * w,
+                })
+            }
             LayerSpec::Flatten { .. } | LayerSpec::Reshape { .. } => continue,
         };
         layers.push(layer);

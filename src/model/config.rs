@@ -211,6 +211,12 @@ impl AutoencoderConfig {
         if self.loss == Loss::Bce && output != Activation::Sigmoid {
             return bad(format!("loss bce needs a sigmoid output activation, got {output}"));
         }
+        let last_kind = layers.last().map_or("none", |p| p.kind);
+        if self.loss == Loss::Ce && last_kind != "softmax" {
+            return bad(format!(
+                "loss ce needs a softmax layer last (the probabilities over each position's channels), got {last_kind}"
+            ));
+        }
         Ok(())
     }
 

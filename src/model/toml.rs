@@ -5,8 +5,9 @@
 //! # output = [1, 28, 28]       # only for paired targets of another shape (default: input)
 //! activation = "relu"          # hidden layers (default relu)
 //! code_activation = "identity" # the last encoder layer (default identity)
-//! output_activation = "sigmoid"# the last decoder layer (default sigmoid)
-//! loss = "bce"
+//! output_activation = "sigmoid"# the last decoder layer with weights (default sigmoid;
+//!                              # identity with loss ce)
+//! loss = "bce"                 # mse (default), bce, or ce (categorical: a softmax layer last)
 //!
 //! [code]                       # the code's regularizers: a table of the saved form ...
 //! l1 = 1e-4
@@ -19,7 +20,8 @@
 //! type = "conv"                # conv, conv_transpose, conv1d, conv_transpose1d (along the steps
 //!                              # of one-row images: a series' windows), lstm, gru (`units`,
 //!                              # `return_sequences`; over one-row sequences), repeat (`steps`),
-//!                              # max_pool, upsample, dense, flatten, reshape, gaussian
+//!                              # max_pool, upsample, dense, flatten, reshape, gaussian, softmax
+//!                              # (over each position's channels)
 //! name = "first"
 //! filters = 16
 //! kernel = 3
@@ -163,7 +165,12 @@ fn config_of(file: ArchFile, data: Dims, target: Option<Dims>) -> std::result::R
     let input = file.input.clone().unwrap_or_else(|| data.to_vec());
     let hidden = file.activation.unwrap_or(Activation::Relu);
     let code_act = file.code_activation.unwrap_or(Activation::Identity);
-    let out_act = file.output_activation.unwrap_or(Activation::Sigmoid);
+    // Under a softmax output layer (loss ce), the last layer with weights gives the logits.
+    let out_act = file.output_activation.unwrap_or(if file.loss == Some(Loss::Ce) {
+        Activation::Identity
+    } else {
+        Activation::Sigmoid
+    });
     let mut arch = Arch {
         input,
         encoder: file.encoder,

@@ -332,6 +332,10 @@ impl Graph {
                     let to = self.constant_i64(&[3], &[1, r.width as i64, r.steps as i64]);
                     self.op("Expand", &[&x, &to], vec![])
                 }
+                Layer::Softmax(sm) => {
+                    let x = self.images(&cur, (sm.channels, 1, sm.positions));
+                    self.op("Softmax", &[&x], vec![attr_i("axis", 1)])
+                }
                 Layer::Gaussian(g) => {
                     // Inference passes the mean: the first half of each row.
                     let x = self.flat(&cur, g.n_in());

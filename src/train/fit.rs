@@ -555,7 +555,7 @@ fn run_with<R: Into<Flow>>(
             t.scaler.transform(v.to_mut());
         }
     }
-    if t.head == Head::Reconstruction(Loss::Bce) {
+    if let Head::Reconstruction(loss @ (Loss::Bce | Loss::Ce)) = t.head {
         let goal = match &targets {
             Held::Rows(m) => m.view(),
             _ => train.view(),
@@ -564,7 +564,13 @@ fn run_with<R: Into<Flow>>(
             return Err(Error::invalid(
                 "training data",
                 format!(
-                    "loss bce needs values in [0, 1] after scaling, found {bad}; hint: scale to [0, 1] (minmax) or use the mse loss"
+                    "loss {} needs values in [0, 1] after scaling, found {bad}; hint: {}",
+                    loss.name(),
+                    if loss == Loss::Ce {
+                        "its targets are probabilities (one-hot categories), not scaled: --scale none"
+                    } else {
+                        "scale to [0, 1] (minmax) or use the mse loss"
+                    }
                 ),
             ));
         }

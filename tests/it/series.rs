@@ -386,3 +386,102 @@ fn one_d_convolutions_train_on_windows_and_load_back() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a 1-D convolution reads one-row inputs"), "{err}");
 }
+
+/// A categorical sequence autoencoder: windows of 5 tokens drawn from 4, one-hot through
+/// `--categorical`, an LSTM into a code of 12, a decoder LSTM, a width-1 `conv1d` to the 4
+/// channels and a `softmax` layer over them at each step, trained with the cross-entropy
+/// (`loss = "ce"`). The reconstruction is a distribution at every step, and its most probable
+/// token is the input's at most steps; the model loads back and exports.
+#[test]
+fn token_windows_train_with_a_softmax_and_the_cross_entropy() {
+    let sb = Sandbox::new();
+    let mut rng = hourglass::rng::Rng::new(8);
+    let tokens: Vec<char> = (0..400).map(|_| ['a', 'b', 'c', 'd'][rng.below(4)]).collect();
+    let mut text = String::from("token\n");
+    tokens.iter().for_each(|t| text.push_str(&format!("{t}\n")));
+    sb.write("tokens.csv", &text);
+    let arch = "loss = \"ce\"\n\
+                [[encoder]]\ntype = \"lstm\"\nunits = 24\n\
+                [[encoder]]\ntype = \"dense\"\nunits = 12\nactivation = \"tanh\"\n\
+                [[decoder]]\ntype = \"repeat\"\nsteps = 5\n\
+                [[decoder]]\ntype = \"lstm\"\nunits = 24\nreturn_sequences = true\n\
+                [[decoder]]\ntype = \"conv1d\"\nfilters = 5\nkernel = 1\n\
+                [[decoder]]\ntype = \"softmax\"\n";
+    sb.write("arch.toml", arch);
+    let train = [
+        "train",
+        "tokens.csv",
+        "--categorical",
+        "token",
+        "--window",
+        "5",
+        "--scale",
+        "none",
+    ];
+    ok(&sb
+        .cmd()
+        .args(train)
+        .args([
+            "--arch",
+            "arch.toml",
+            "--epochs",
+            "150",
+            "--lr",
+            "0.01",
+            "-q",
+            "-o",
+            "m.hg",
+        ])
+        .output()
+        .unwrap());
+    let inspect = ok(&sb.cmd().args(["inspect", "m.hg"]).output().unwrap());
+    assert!(inspect.contains("loss ce"), "{inspect}");
+    assert!(
+        inspect
+            .lines()
+            .any(|l| l.contains("softmax") && l.contains("5x1x5 -> 5x1x5")),
+        "{inspect}"
+    );
+    ok(&sb
+        .cmd()
+        .args(["reconstruct", "m.hg", "tokens.csv", "-o", "rec.csv"])
+        .output()
+        .unwrap());
+    let rec = std::fs::read_to_string(sb.path("rec.csv")).unwrap();
+    let mut lines = rec.lines();
+    // Channel-major columns `token=a@0 … token=a@4, token=b@0 …`; one channel is the
+    // vocabulary's `<other>`.
+    let names: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
+    let channels: Vec<&str> = names
+        .iter()
+        .step_by(5)
+        .map(|n| n.trim_start_matches("token=").trim_end_matches("@0"))
+        .collect();
+    assert_eq!(channels.len(), 5, "{names:?}");
+    let (mut hits, mut steps) = (0, 0);
+    for (i, line) in lines.enumerate() {
+        let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+        for s in 0..5 {
+            let p: Vec<f64> = (0..5).map(|c| v[c * 5 + s]).collect();
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "window {i} step {s}: {p:?}");
+            let best = (0..5).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            hits += usize::from(channels[best] == tokens[i + s].to_string());
+            steps += 1;
+        }
+    }
+    assert_eq!(steps, 396 * 5);
+    // Chance is 25 %; a model that learned nothing of the order writes one token everywhere.
+    let share = hits as f64 / steps as f64;
+    assert!(share > 0.8, "{share:.3} of the steps reconstructed");
+    // Without a softmax layer last, loss ce is refused with the reason.
+    sb.write("bad.toml", &arch.replace("[[decoder]]\ntype = \"softmax\"\n", ""));
+    let out = sb
+        .cmd()
+        .args(train)
+        .args(["--arch", "bad.toml", "-q", "-o", "x.hg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loss ce needs a softmax layer last"), "{err}");
+}

@@ -594,7 +594,8 @@ pub struct TrainArgs {
     /// (--loss bce, --scale minmax, unscaled data in [0, 1] such as images), else identity]
     #[arg(long, value_name = "ACT")]
     pub output_activation: Option<Activation>,
-    /// Reconstruction loss: mse, or bce (needs a sigmoid output and data in [0, 1]).
+    /// Reconstruction loss: mse, or bce (needs a sigmoid output and data in [0, 1]). An --arch
+    /// file sets its own, and may choose ce: categorical cross-entropy under a softmax layer.
     #[arg(long, default_value = "mse", value_name = "LOSS")]
     pub loss: Loss,
     /// Variational autoencoder: a Gaussian code (mean and log-variance from a linear layer,
