@@ -16,7 +16,9 @@
 //!   step and the weights' constraints).
 //! - `validation.rs`: the validation loss, the code's sparsity and the best epoch, which
 //!   early stopping watches.
-//! - `fit.rs`: the epoch loop (data feeds, shuffling, divergence, the freeze schedule,
+//! - `feed.rs`: the checks of the rows and targets the loop is given, and the feeds that fill
+//!   its batches (rows in memory, shuffled; a [`RowStream`] from disk).
+//! - `fit.rs`: the epoch loop (shuffling, divergence, the freeze schedule,
 //!   checkpoints, data-parallel ranks), behind [`fit`], [`fit_paired`] and
 //!   [`crate::classifier::finetune`].
 
@@ -24,6 +26,7 @@ pub mod checkpoint;
 mod config;
 mod dictionary;
 mod exchange;
+mod feed;
 pub(crate) mod fit;
 mod position;
 mod sparse;
@@ -34,7 +37,8 @@ mod validation;
 
 pub use checkpoint::Checkpoint;
 pub use config::{CODE_SAMPLE, EpochStats, Event, Flow, SERIES_MIN_STEPS, TrainConfig, TrainReport, epochs_for_steps};
-pub use fit::{RowStream, fit, fit_from, fit_paired, fit_paired_from, fit_shard, fit_stream};
+pub use feed::RowStream;
+pub use fit::{fit, fit_from, fit_paired, fit_paired_from, fit_shard, fit_stream};
 
 #[cfg(test)]
 mod dictionary_tests;

@@ -20,6 +20,12 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+mod source;
+mod write;
+
+use source::Source;
+pub use write::{ChunkWriter, write_in};
+
 thread_local! {
     static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -120,81 +126,6 @@ impl std::fmt::Debug for ParquetFile {
             .field("path", &self.path)
             .field("names", &self.names)
             .finish_non_exhaustive()
-    }
-}
-
-/// The file under the `parquet` crate's reader, with reads past its end refused. The crate
-/// reads page headers through [`std::io::Read`] and skips an unknown field's bytes with
-/// `io::copy`, which takes reading nothing for the end of a skip, not an error: a damaged header
-/// declaring a list of two billion doubles spent two billion empty reads (minutes) at the end of
-/// the file. Here reading at the end is an error, so such a header fails at once; and a chunk
-/// reaching past the end is refused before its buffer is allocated.
-struct Source {
-    file: File,
-    len: u64,
-}
-
-/// A reader of [`Source`] from some offset: its end is the file's, and reading there fails.
-struct SourceRead {
-    inner: std::io::BufReader<File>,
-    left: u64,
-}
-
-impl std::io::Read for SourceRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "a read past the end of the file",
-            ));
-        }
-        let take = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..take])?;
-        if n == 0 {
-            // The file shrank under the reader.
-            self.left = 0;
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-impl parquet::file::reader::Length for Source {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl parquet::file::reader::ChunkReader for Source {
-    type T = SourceRead;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<SourceRead> {
-        use std::io::Seek;
-        let left = self.len.checked_sub(start).ok_or_else(|| {
-            parquet::errors::ParquetError::EOF(format!("offset {start} is past the end ({} bytes)", self.len))
-        })?;
-        let mut file = self.file.try_clone()?;
-        file.seek(std::io::SeekFrom::Start(start))?;
-        Ok(SourceRead {
-            inner: std::io::BufReader::new(file),
-            left,
-        })
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
-        use std::io::Read;
-        if start.checked_add(length as u64).is_none_or(|end| end > self.len) {
-            return Err(parquet::errors::ParquetError::EOF(format!(
-                "{length} bytes at offset {start} reach past the end ({} bytes)",
-                self.len
-            )));
-        }
-        let mut buffer = vec![0; length];
-        self.get_read(start)?.read_exact(&mut buffer)?;
-        Ok(buffer.into())
     }
 }
 
@@ -732,117 +663,6 @@ pub fn append_raw(raw: &mut RawTable, chunk: &[Values], first: usize) {
     if let Some(l) = raw.labels.as_mut() {
         l.extend((0..rows).map(|i| chunk[cols].field(i)));
     }
-}
-
-/// Writes rows a chunk at a time as a Parquet file (one row group per chunk, Snappy): text
-/// columns first (UTF-8 strings), then the numeric columns (f32).
-pub struct ChunkWriter<W: std::io::Write + Send> {
-    w: parquet::file::writer::SerializedFileWriter<W>,
-}
-
-impl<W: std::io::Write + Send> std::fmt::Debug for ChunkWriter<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkWriter").finish_non_exhaustive()
-    }
-}
-
-fn write_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
-    move |e| Error::data(path, format!("cannot write Parquet: {e}"))
-}
-
-impl<W: std::io::Write + Send> ChunkWriter<W> {
-    /// A file of text columns `leading` and numeric columns `names` on `w`; `path` names it in
-    /// errors.
-    ///
-    /// # Errors
-    /// [`Error::Data`] for names Parquet refuses.
-    pub fn new(path: &Path, w: W, names: &[String], leading: &[String]) -> Result<Self> {
-        use parquet::basic::{Compression, Repetition};
-        use parquet::file::properties::WriterProperties;
-        use parquet::schema::types::Type;
-        use std::sync::Arc;
-        let err = write_err(path);
-        let mut fields = Vec::new();
-        for n in leading {
-            let t = Type::primitive_type_builder(n, Physical::BYTE_ARRAY)
-                .with_repetition(Repetition::REQUIRED)
-                .with_logical_type(Some(LogicalType::String))
-                .build()
-                .map_err(&err)?;
-            fields.push(Arc::new(t));
-        }
-        for n in names {
-            let t = Type::primitive_type_builder(n, Physical::FLOAT)
-                .with_repetition(Repetition::REQUIRED)
-                .build()
-                .map_err(&err)?;
-            fields.push(Arc::new(t));
-        }
-        let schema = Type::group_type_builder("hourglass")
-            .with_fields(fields)
-            .build()
-            .map_err(&err)?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-        let w = parquet::file::writer::SerializedFileWriter::new(w, Arc::new(schema), Arc::new(props)).map_err(&err)?;
-        Ok(ChunkWriter { w })
-    }
-
-    /// Appends rows `m` with their text columns (one vector per leading column) as a row group.
-    ///
-    /// # Errors
-    /// [`Error::Data`] when the writer fails.
-    pub fn write(&mut self, path: &Path, m: &Matrix, leading: &[Vec<String>]) -> Result<()> {
-        use parquet::data_type::{ByteArrayType, FloatType};
-        let err = write_err(path);
-        let mut rg = self.w.next_row_group().map_err(&err)?;
-        for c in leading {
-            let mut col = rg.next_column().map_err(&err)?.expect("a column per name");
-            let v: Vec<ByteArray> = c.iter().map(|s| ByteArray::from(s.as_str())).collect();
-            col.typed::<ByteArrayType>().write_batch(&v, None, None).map_err(&err)?;
-            col.close().map_err(&err)?;
-        }
-        let mut values = Vec::with_capacity(m.rows());
-        for j in 0..m.cols() {
-            values.clear();
-            values.extend((0..m.rows()).map(|i| m.row(i)[j]));
-            let mut col = rg.next_column().map_err(&err)?.expect("a column per name");
-            col.typed::<FloatType>()
-                .write_batch(&values, None, None)
-                .map_err(&err)?;
-            col.close().map_err(&err)?;
-        }
-        rg.close().map_err(&err)?;
-        Ok(())
-    }
-
-    /// Writes the footer and hands the writer back.
-    ///
-    /// # Errors
-    /// [`Error::Data`] when the writer fails.
-    pub fn finish(self, path: &Path) -> Result<W> {
-        self.w.into_inner().map_err(write_err(path))
-    }
-}
-
-/// Writes `m` (columns `names`, or `c0`, `c1`, … when empty, after text columns `leading`,
-/// name and values each) as a Parquet file staged in `out`.
-///
-/// # Errors
-/// As [`ChunkWriter`]; [`Error::Io`] naming the file.
-pub fn write_in(
-    out: &mut crate::fsutil::Outputs,
-    path: &Path,
-    m: &Matrix,
-    names: &[String],
-    leading: &[(String, Vec<String>)],
-) -> Result<()> {
-    let lead_names: Vec<String> = leading.iter().map(|(n, _)| n.clone()).collect();
-    let lead_values: Vec<Vec<String>> = leading.iter().map(|(_, v)| v.clone()).collect();
-    let names = super::names_or_numbered(names, m.cols());
-    let mut w = ChunkWriter::new(path, Vec::new(), &names, &lead_names)?;
-    w.write(path, m, &lead_values)?;
-    let bytes = w.finish(path)?;
-    out.file(path, |f| f.write_all(&bytes).map_err(crate::fsutil::io_at(path)))
 }
 
 #[cfg(test)]
