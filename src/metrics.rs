@@ -132,6 +132,81 @@ impl ReconstructionSums {
     }
 }
 
+/// How well a categorical reconstruction (a softmax over the channels at each position, the
+/// output of a `loss = "ce"` model) gives back its one-hot rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalMetrics {
+    /// Positions scored: those whose input holds a category (some channel above 0).
+    pub positions: usize,
+    /// Mean cross-entropy per position, `−Σ t ln p` in nats (probabilities floored at 1e-7).
+    pub cross_entropy: f64,
+    /// Share of the positions whose most probable channel is the input's (its largest).
+    pub accuracy: f64,
+}
+
+/// [`CategoricalMetrics`] over rows that come in chunks, for channel-major rows of
+/// `channels × positions` values.
+#[derive(Clone, Debug)]
+pub struct CategoricalSums {
+    channels: usize,
+    positions: usize,
+    scored: usize,
+    hits: usize,
+    cross_entropy: f64,
+}
+
+impl CategoricalSums {
+    /// Sums for rows of `channels` channels at `positions` positions.
+    pub fn new(channels: usize, positions: usize) -> Self {
+        CategoricalSums {
+            channels,
+            positions,
+            scored: 0,
+            hits: 0,
+            cross_entropy: 0.0,
+        }
+    }
+
+    /// Adds rows `x` (one-hot, or distributions, over each position's channels) and their
+    /// reconstructions `x_hat` (probabilities). A tie for the most probable channel goes to
+    /// the first.
+    ///
+    /// # Panics
+    /// If the shapes differ or a row is not `channels × positions` values.
+    #[track_caller]
+    pub fn add<'a, 'b>(&mut self, x: impl Into<MatrixRef<'a>>, x_hat: impl Into<MatrixRef<'b>>) {
+        let (x, x_hat) = (x.into(), x_hat.into());
+        let (c, p) = (self.channels, self.positions);
+        assert!(x.cols() == c * p && x_hat.cols() == c * p && x.rows() == x_hat.rows());
+        let first_max =
+            |v: &[f32], t: usize| (0..c).fold(0, |best, j| if v[j * p + t] > v[best * p + t] { j } else { best });
+        for r in 0..x.rows() {
+            let (a, b) = (x.row(r), x_hat.row(r));
+            for t in 0..p {
+                let truth = first_max(a, t);
+                if a[truth * p + t] <= 0.0 {
+                    continue;
+                }
+                self.scored += 1;
+                self.hits += usize::from(first_max(b, t) == truth);
+                self.cross_entropy -= (0..c)
+                    .filter(|&j| a[j * p + t] != 0.0)
+                    .map(|j| f64::from(a[j * p + t]) * f64::from(b[j * p + t]).clamp(1e-7, 1.0).ln())
+                    .sum::<f64>();
+            }
+        }
+    }
+
+    /// The metrics of every position scored (`None` before any).
+    pub fn finish(&self) -> Option<CategoricalMetrics> {
+        (self.scored > 0).then(|| CategoricalMetrics {
+            positions: self.scored,
+            cross_entropy: self.cross_entropy / self.scored as f64,
+            accuracy: self.hits as f64 / self.scored as f64,
+        })
+    }
+}
+
 /// Sparsity and health of a code.
 ///
 /// A unit is *active* on a sample when its value is non-zero (|h| > 1e-6), or, for sigmoid
@@ -367,6 +442,23 @@ pub fn confusion(labels: &[String], pred: &[usize], classes: &[String]) -> Confu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two rows of 3 channels at 2 positions: position 0 of the second row is empty (not
+    /// scored); the others' most probable channels are right, wrong, right.
+    #[test]
+    fn categorical_accuracy_and_cross_entropy_per_position() {
+        // Channel-major: [c0@0, c0@1, c1@0, c1@1, c2@0, c2@1].
+        let x = Matrix::from_vec(2, 6, vec![1., 0., 0., 1., 0., 0., 0., 0., 0., 0., 0., 1.]).unwrap();
+        let p = Matrix::from_vec(2, 6, vec![0.7, 0.5, 0.2, 0.2, 0.1, 0.3, 0.3, 0.1, 0.3, 0.1, 0.4, 0.8]).unwrap();
+        let mut sums = CategoricalSums::new(3, 2);
+        sums.add(&x, &p);
+        let m = sums.finish().unwrap();
+        assert_eq!(m.positions, 3);
+        assert!((m.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        let want = -(0.7f64.ln() + 0.2f64.ln() + 0.8f64.ln()) / 3.0;
+        assert!((m.cross_entropy - want).abs() < 1e-6, "{} vs {want}", m.cross_entropy);
+        assert!(CategoricalSums::new(3, 2).finish().is_none());
+    }
 
     /// FVU is 0 for a perfect reconstruction, 1 for the column means, and the same over any
     /// chunking.

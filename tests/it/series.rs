@@ -473,6 +473,18 @@ fn token_windows_train_with_a_softmax_and_the_cross_entropy() {
     // Chance is 25 %; a model that learned nothing of the order writes one token everywhere.
     let share = hits as f64 / steps as f64;
     assert!(share > 0.8, "{share:.3} of the steps reconstructed");
+    // `eval` reports the same share, and the cross-entropy per step.
+    let out = ok(&sb
+        .cmd()
+        .args(["eval", "m.hg", "tokens.csv", "--json"])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c = &v["categorical"];
+    assert_eq!(c["positions"], steps, "{out}");
+    assert!((c["accuracy"].as_f64().unwrap() - share).abs() < 1e-12, "{out}");
+    let ce = c["cross_entropy"].as_f64().unwrap();
+    assert!(ce > 0.0 && ce < 0.5, "{out}");
     // Without a softmax layer last, loss ce is refused with the reason.
     sb.write("bad.toml", &arch.replace("[[decoder]]\ntype = \"softmax\"\n", ""));
     let out = sb

@@ -45,6 +45,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         )
     });
     let mut binarize = a.binarize.then(|| hourglass::Rng::stream(a.seed, 0xb1));
+    // A softmax output (loss ce): the share of positions given back, and the cross-entropy.
+    let mut categorical = match file.model.layers().last() {
+        Some(hourglass::layer::Layer::Softmax(s)) => {
+            Some(hourglass::metrics::CategoricalSums::new(s.channels, s.positions))
+        }
+        _ => None,
+    };
     while let Some(mut chunk) = source.next_chunk()? {
         if let Some(rng) = &mut binarize {
             hourglass::noise::binarize(chunk.x.as_mut_slice(), rng);
@@ -55,12 +62,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
         match &mut noisy_sums {
             None => {
-                sums.add(x, &file.model.reconstruct(x)?);
+                let x_hat = file.model.reconstruct(x)?;
+                sums.add(x, &x_hat);
+                if let Some(c) = &mut categorical {
+                    c.add(x, &x_hat);
+                }
                 code_sums.add(&file.model.encode(x)?);
             }
             Some(ns) => {
                 let (noisy, x_hat) = file.model.reconstruct_corrupted(x, noise, image, &mut rng)?;
                 sums.add(x, &x_hat);
+                if let Some(c) = &mut categorical {
+                    c.add(x, &x_hat);
+                }
                 ns.add(x, &noisy);
                 code_sums.add(&file.model.encode(&noisy)?);
             }
@@ -71,8 +85,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let noisy = noisy_sums.map(|s| s.finish());
     let c = code_sums.finish();
     let vae = vae.map(|(s, _)| s.finish(a.samples));
+    let categorical = categorical.and_then(|c| c.finish());
     if a.json {
         let mut v = serde_json::to_value(&m)?;
+        if let Some(c) = &categorical {
+            v["categorical"] = serde_json::to_value(c)?;
+        }
         if let Some(e) = &vae {
             v["elbo"] = e.elbo.into();
             v["log_likelihood"] = e.log_likelihood.into();
@@ -111,6 +129,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     match m.bce {
         Some(b) => outln!("bce              {b:.6}"),
         None => outln!("bce              - (data not in [0, 1])"),
+    }
+    if let Some(c) = &categorical {
+        outln!(
+            "categories       {:.2} % of {} positions given back (the most probable channel is the input's); cross-entropy {:.4} nats per position",
+            100.0 * c.accuracy,
+            c.positions,
+            c.cross_entropy
+        );
     }
     outln!(
         "code L0          {:.2} of {} units active per sample",
