@@ -14,9 +14,10 @@ use super::csv::{ColumnSelection, RawTable, Table};
 use crate::error::{Error, Hint, Result};
 use crate::tensor::Matrix;
 use parquet::basic::{ConvertedType, LogicalType, Type as Physical};
+use parquet::column::page::Page;
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::{ByteArray, DataType};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -358,6 +359,9 @@ impl Chunks {
                     return Err(Error::data(path, format!("no row group {next}")));
                 }
                 let g = self.file.reader.get_row_group(next).map_err(pq_err(path))?;
+                for &j in &self.columns {
+                    check_dictionary(path, &*g, self.file.leaves[j], &self.file.names[j])?;
+                }
                 self.readers = self
                     .columns
                     .iter()
@@ -412,6 +416,42 @@ impl Iterator for Chunks {
         }
         out.transpose()
     }
+}
+
+/// Checks the dictionary page of column `leaf` of row group `g` (named `name`) before the
+/// `parquet` crate decodes it: the crate sizes a dictionary by its header's count of values
+/// before reading them, so a damaged header declaring two billion doubles asked for 16 GB.
+/// A count that cannot fit in the page's bytes (each value takes at least its width; a text
+/// value its 4-byte length, a boolean one bit) is refused, and the dictionary must fit in the
+/// memory limit ([`crate::bounds`]).
+fn check_dictionary(path: &Path, g: &dyn RowGroupReader, leaf: usize, name: &str) -> Result<()> {
+    let mut pages = g.get_column_page_reader(leaf).map_err(pq_err(path))?;
+    let Some(Page::DictionaryPage { buf, num_values, .. }) = pages.get_next_page().map_err(pq_err(path))? else {
+        return Ok(());
+    };
+    let c = g.metadata().column(leaf).column_descr();
+    let bits: u64 = match c.physical_type() {
+        Physical::BOOLEAN => 1,
+        Physical::INT32 | Physical::FLOAT | Physical::BYTE_ARRAY => 32,
+        Physical::INT64 | Physical::DOUBLE => 64,
+        Physical::INT96 => 96,
+        Physical::FIXED_LEN_BYTE_ARRAY => 8 * u64::try_from(c.type_length()).unwrap_or(0).max(1),
+    };
+    if u64::from(num_values) * bits > buf.len() as u64 * 8 {
+        return Err(Error::data(
+            path,
+            format!(
+                "column `{name}`: a damaged dictionary page: {num_values} values declared in {} bytes",
+                buf.len()
+            ),
+        ));
+    }
+    let each = std::mem::size_of::<ByteArray>().max(8);
+    crate::bounds::check_alloc(
+        num_values as usize,
+        each,
+        format!("{}: column `{name}`'s dictionary", path.display()),
+    )
 }
 
 /// Reads up to `want` rows of one flat column into `out`; returns the rows read.
@@ -798,17 +838,27 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_larger_than_its_page_is_refused_before_it_is_allocated() {
+        // Found by the fuzzer: a dictionary page of doubles whose header declares about two
+        // billion values; the crate sized the dictionary (16 GB) before reading them.
+        let path = fixture("huge-dictionary.parquet");
+        let err = read_raw(&path, &Default::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("huge-dictionary.parquet") && err.contains("a damaged dictionary page"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_header_skipping_past_the_end_fails_at_once() {
         // Found by the fuzzer: a page header whose unknown field is a list of about two
         // billion doubles, at the end of the file. The crate skips each double by reading
         // eight bytes that are not there; reading nothing is not an error to it, so this took
-        // minutes before reads past the end failed.
+        // minutes before reads past the end failed (`source::tests`). The dictionary check now
+        // reads its first page and refuses it sooner.
         let path = fixture("endless-header.parquet");
         let err = read_raw(&path, &Default::default()).unwrap_err().to_string();
-        assert!(
-            err.contains("endless-header.parquet") && err.contains("past the end"),
-            "{err}"
-        );
+        assert!(err.contains("endless-header.parquet"), "{err}");
         assert!(crate::data::load(&path, &Default::default()).is_err());
     }
 

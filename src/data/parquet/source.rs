@@ -77,3 +77,33 @@ impl parquet::file::reader::ChunkReader for Source {
         Ok(buffer.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::ChunkReader;
+    use std::io::Read;
+
+    /// A skip that runs past the end fails (it came back empty, without an error, from the
+    /// file as the `parquet` crate reads it); whole chunks past the end are refused.
+    #[test]
+    fn reads_fail_at_the_end_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ten");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let source = Source {
+            file: File::open(&path).unwrap(),
+            len: 10,
+        };
+        let mut r = source.get_read(6).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"6789");
+        assert_eq!(r.read(&mut buf).unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        let skip = std::io::copy(&mut source.get_read(8).unwrap().take(8), &mut std::io::sink());
+        assert!(skip.is_err(), "{skip:?}");
+        assert_eq!(source.get_bytes(2, 8).unwrap().as_ref(), b"23456789");
+        assert!(source.get_bytes(8, 4).is_err());
+        assert!(source.get_read(11).is_err());
+    }
+}
