@@ -378,6 +378,25 @@ def test_architectures_as_dicts_and_annealed_topk(manifold):
     assert ((sparse.transform(manifold) != 0).sum(axis=1) <= 4).all()
 
 
+def test_a_softmax_output_with_the_cross_entropy():
+    """An architecture whose last layer is a softmax (`loss = "ce"`): one-hot rows of 6
+    categories through a code of 4 come back as distributions whose most probable category is
+    the row's."""
+    rng = np.random.default_rng(2)
+    x = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 300)]
+    arch = {
+        "loss": "ce",
+        "encoder": [{"type": "dense", "units": 4}],
+        "decoder": [{"type": "dense", "units": 6}, {"type": "softmax"}],
+    }
+    ae = hourglass.AutoEncoder(arch=arch, epochs=60, scale="none", random_state=0).fit(x)
+    p = ae.reconstruct(x)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert (p.argmax(axis=1) == x.argmax(axis=1)).mean() > 0.95
+    with pytest.raises(ValueError, match="loss ce needs a softmax layer last"):
+        hourglass.AutoEncoder(arch={**arch, "decoder": arch["decoder"][:1]}, epochs=1, scale="none").fit(x)
+
+
 def test_a_batch_topk_dictionary_with_auxk(manifold):
     """BatchTopK keeps k per row on average (rows differ), the AuxK settings reach the model, and
     the same seed gives the same dictionary on 1 and 2 threads."""
