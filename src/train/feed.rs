@@ -67,7 +67,7 @@ pub(super) fn check_targets(x: MatrixRef<'_>, targets: Targets<'_>, out: usize, 
 }
 
 /// Training rows that are not held in memory: scaled rows a chunk at a time, in an order
-/// drawn anew every epoch (see [`fit_stream`]).
+/// drawn anew every epoch (see [`fit_stream`](super::fit_stream)).
 pub trait RowStream {
     /// The training rows (each epoch hands out every one of them once).
     fn rows(&self) -> usize;
