@@ -233,7 +233,7 @@ impl Classifier {
         }
         let mut p = crate::infer::forward(&self.layers, |_| None, xs.view(), 0..self.layers.len());
         let c = p.cols();
-        crate::infer::softmax_rows(p.as_mut_slice(), c);
+        crate::layer::softmax::in_place(p.as_mut_slice(), c, 1);
         Ok(p)
     }
 

@@ -172,19 +172,6 @@ pub(crate) fn forward_with<'r>(
     Matrix::from_vec(x.rows(), out_dim, data).expect("rows * out_dim values")
 }
 
-/// Softmax of each row of `c` values, in place.
-pub(crate) fn softmax_rows(a: &mut [f32], c: usize) {
-    for row in a.chunks_exact_mut(c) {
-        let mx = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0.0;
-        for v in row.iter_mut() {
-            *v = (*v - mx).exp();
-            sum += *v;
-        }
-        row.iter_mut().for_each(|v| *v /= sum);
-    }
-}
-
 thread_local! {
     /// Per-thread activation buffers of inference, reused between calls (fresh multi-megabyte
     /// buffers would page-fault on every call).

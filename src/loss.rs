@@ -21,6 +21,12 @@ pub enum Loss {
     Ce,
 }
 
+/// One value's cross-entropy term `−t ln y` in f64, the probability `y` clamped to
+/// `[1e-7, 1]` as for evaluation ([`Loss::sum`]).
+pub(crate) fn ce_term(y: f32, t: f32) -> f64 {
+    -f64::from(t) * f64::from(y).clamp(1e-7, 1.0).ln()
+}
+
 /// The smallest probability the cross-entropy takes the logarithm of (and divides by).
 const CE_FLOOR: f32 = 1e-30;
 
@@ -103,7 +109,7 @@ impl Loss {
                 .iter()
                 .zip(t)
                 .filter(|(_, t)| **t != 0.0)
-                .map(|(&y, &t)| -f64::from(t) * (y as f64).clamp(1e-7, 1.0).ln())
+                .map(|(&y, &t)| ce_term(y, t))
                 .sum(),
         }
     }

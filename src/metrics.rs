@@ -189,9 +189,9 @@ impl CategoricalSums {
                 }
                 self.scored += 1;
                 self.hits += usize::from(first_max(b, t) == truth);
-                self.cross_entropy -= (0..c)
+                self.cross_entropy += (0..c)
                     .filter(|&j| a[j * p + t] != 0.0)
-                    .map(|j| f64::from(a[j * p + t]) * f64::from(b[j * p + t]).clamp(1e-7, 1.0).ln())
+                    .map(|j| crate::loss::ce_term(b[j * p + t], a[j * p + t]))
                     .sum::<f64>();
             }
         }

@@ -24,29 +24,10 @@ impl Softmax {
         self.len() == 0
     }
 
-    /// x: (batch, channels·positions) -> y, the same shape. The maximum over the channels is
-    /// subtracted first (no overflow); each position's channels are read in channel order.
+    /// x: (batch, channels·positions) -> y, the same shape (`in_place` on a copy).
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
-        let (c, p) = (self.channels, self.positions);
-        let mut top = vec![0f32; p];
-        let mut sum = vec![0f32; p];
-        for (xr, yr) in x.chunks_exact(c * p).zip(y.chunks_exact_mut(c * p)) {
-            top.fill(f32::NEG_INFINITY);
-            for xc in xr.chunks_exact(p) {
-                top.iter_mut().zip(xc).for_each(|(m, &v)| *m = m.max(v));
-            }
-            sum.fill(0.0);
-            for (xc, yc) in xr.chunks_exact(p).zip(yr.chunks_exact_mut(p)) {
-                for (((o, &v), &m), s) in yc.iter_mut().zip(xc).zip(&top).zip(sum.iter_mut()) {
-                    *o = (v - m).exp();
-                    *s += *o;
-                }
-            }
-            sum.iter_mut().for_each(|s| *s = 1.0 / *s);
-            for yc in yr.chunks_exact_mut(p) {
-                yc.iter_mut().zip(&sum).for_each(|(o, &inv)| *o *= inv);
-            }
-        }
+        y.copy_from_slice(x);
+        in_place(y, self.channels, self.positions);
     }
 
     /// dy -> dx through the softmax's Jacobian, `dx[j] = y[j] (dy[j] − Σ_i y[i] dy[i])` at each
@@ -68,6 +49,32 @@ impl Softmax {
                     *yv *= gv - s;
                 }
             }
+        }
+    }
+}
+
+/// Softmax over the `channels` of each of `positions` positions of the channel-major rows of
+/// `a`, in place: the maximum over the channels is subtracted first (no overflow), then each
+/// position's exponentials are summed in channel order and divided by their sum. With one
+/// position this is the row softmax of the classifier's head.
+pub(crate) fn in_place(a: &mut [f32], channels: usize, positions: usize) {
+    let (c, p) = (channels, positions);
+    let mut top = vec![0f32; p];
+    let mut sum = vec![0f32; p];
+    for row in a.chunks_exact_mut(c * p) {
+        top.fill(f32::NEG_INFINITY);
+        for xc in row.chunks_exact(p) {
+            top.iter_mut().zip(xc).for_each(|(m, &v)| *m = m.max(v));
+        }
+        sum.fill(0.0);
+        for xc in row.chunks_exact_mut(p) {
+            for ((v, &m), s) in xc.iter_mut().zip(&top).zip(sum.iter_mut()) {
+                *v = (*v - m).exp();
+                *s += *v;
+            }
+        }
+        for xc in row.chunks_exact_mut(p) {
+            xc.iter_mut().zip(&sum).for_each(|(v, &s)| *v /= s);
         }
     }
 }

@@ -421,7 +421,7 @@ fn softmax_cross_entropy_head(ws: &mut Workspace, b: usize, c: usize) -> (f64, u
     let last = ws.acts.len() - 1;
     let g = &mut ws.dz[last][..b * c];
     g.copy_from_slice(&ws.acts[last][..b * c]);
-    crate::infer::softmax_rows(g, c);
+    crate::layer::softmax::in_place(g, c, 1);
     let (mut loss, mut hits) = (0f64, 0usize);
     for (row, &y) in g.chunks_exact_mut(c).zip(&ws.labels[..b]) {
         loss -= f64::from(row[y].max(1e-30)).ln();

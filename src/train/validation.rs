@@ -136,7 +136,7 @@ fn validate_head(t: &Trainee<'_>, v: MatrixRef<'_>, targets: &Held<'_>, out: Mat
             };
             let c = out.cols();
             let mut p = out.into_vec();
-            crate::infer::softmax_rows(&mut p, c);
+            crate::layer::softmax::in_place(&mut p, c, 1);
             let (mut loss, mut hits) = (0f64, 0usize);
             for (row, &k) in p.chunks_exact(c).zip(y.iter()) {
                 loss -= f64::from(row[k].max(1e-30)).ln();

@@ -60,24 +60,21 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if let Some((sums, rng)) = &mut vae {
             sums.add(&file.model, x, a.samples, rng)?;
         }
-        match &mut noisy_sums {
+        let x_hat = match &mut noisy_sums {
             None => {
-                let x_hat = file.model.reconstruct(x)?;
-                sums.add(x, &x_hat);
-                if let Some(c) = &mut categorical {
-                    c.add(x, &x_hat);
-                }
                 code_sums.add(&file.model.encode(x)?);
+                file.model.reconstruct(x)?
             }
             Some(ns) => {
                 let (noisy, x_hat) = file.model.reconstruct_corrupted(x, noise, image, &mut rng)?;
-                sums.add(x, &x_hat);
-                if let Some(c) = &mut categorical {
-                    c.add(x, &x_hat);
-                }
                 ns.add(x, &noisy);
                 code_sums.add(&file.model.encode(&noisy)?);
+                x_hat
             }
+        };
+        sums.add(x, &x_hat);
+        if let Some(c) = &mut categorical {
+            c.add(x, &x_hat);
         }
     }
     anyhow::ensure!(sums.rows() > 0, "{}: no rows to evaluate", a.data.display());
