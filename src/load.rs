@@ -5,7 +5,7 @@
 //! person should know (resized images, dropped columns) comes back as notes.
 
 use crate::data::csv::RawTable;
-use crate::data::tabular::{Tabular, TabularOptions};
+use crate::data::tabular::{CategoricalColumns, Tabular, TabularOptions};
 use crate::data::window::Windows;
 use crate::data::{self, ColumnSelection, Dataset, Format};
 use crate::error::{Error, Result};
@@ -99,6 +99,10 @@ pub fn training_data(
     image_shape: Option<(usize, usize, usize)>,
 ) -> Result<Loaded> {
     table.check()?;
+    if let Some(t) = &table.text {
+        sel.check_csv_only(path)?;
+        return training_table(path, data::text::read(path, t)?, table);
+    }
     let asked = table.asked();
     if !is_table(path) {
         if asked {
@@ -146,9 +150,14 @@ pub fn training_table(path: &Path, raw: RawTable, table: &TabularOptions) -> Res
     }
     let opts = TabularOptions {
         max_categories: table.max_categories.max(1),
+        categorical: match table.text {
+            Some(_) => CategoricalColumns::Names(vec![data::text::COLUMN.into()]),
+            None => table.categorical.clone(),
+        },
         ..table.clone()
     };
-    let (tab, notes) = Tabular::fit(path, &raw, &opts)?;
+    let (mut tab, notes) = Tabular::fit(path, &raw, &opts)?;
+    tab.text = table.text;
     let x = tab.transform(path, &raw)?;
     Ok(Loaded {
         data: Dataset {
@@ -244,6 +253,18 @@ pub fn table_for_model(
 /// # Errors
 /// [`Error::Data`] for a file that is not a table; as [`Tabular::transform`].
 pub fn encode_table(tab: &Tabular, path: &Path, sel: &ColumnSelection) -> Result<Dataset> {
+    if let Some(t) = &tab.text {
+        sel.check_csv_only(path)?;
+        let raw = data::text::read(path, t)?;
+        return Ok(Dataset {
+            x: tab.transform(path, &raw)?,
+            names: tab.feature_names(),
+            labels: None,
+            image_shape: None,
+            format: Format::Csv,
+            files: None,
+        });
+    }
     if !is_table(path) {
         return Err(Error::data(
             path,

@@ -122,5 +122,6 @@ pub(crate) fn table_options(
             .map_err(HourglassError::new_err)?,
         max_categories,
         hash_buckets,
+        text: None,
     })
 }

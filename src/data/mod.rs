@@ -12,6 +12,7 @@ pub mod parquet;
 pub mod scale;
 pub mod tabular;
 pub mod tensors;
+pub mod text;
 pub mod window;
 
 use crate::error::{Error, Result};

@@ -60,12 +60,16 @@ pub struct TabularOptions {
     /// Columns with more categories than `max_categories` are hashed into this many buckets
     /// instead ([`Column::Hashed`]); `None` keeps the most frequent and pools the rest.
     pub hash_buckets: Option<usize>,
+    /// Read the file as a text cut into these tokens (see [`super::text`]): a table of one
+    /// categorical column, its vocabulary the `max_categories` most frequent tokens.
+    pub text: Option<super::text::TextTokens>,
 }
 
 impl TabularOptions {
-    /// Whether these settings ask for a table encoding (categorical columns or imputation).
+    /// Whether these settings ask for a table encoding (categorical columns, imputation, or a
+    /// text read as tokens).
     pub fn asked(&self) -> bool {
-        self.categorical != CategoricalColumns::None || self.impute.is_some()
+        self.categorical != CategoricalColumns::None || self.impute.is_some() || self.text.is_some()
     }
 
     /// The refusal of these settings for `path`, which is not a table (an array, images).
@@ -81,8 +85,18 @@ impl TabularOptions {
     /// Checks the settings that cannot go together.
     ///
     /// # Errors
-    /// [`Error::Setting`] for 0 hash buckets, or hashing without categorical columns.
+    /// [`Error::Setting`] for 0 hash buckets, hashing without categorical columns, or a text
+    /// with column settings.
     pub fn check(&self) -> Result<()> {
+        if let Some(t) = &self.text
+            && (self.categorical != CategoricalColumns::None || self.impute.is_some() || self.hash_buckets.is_some())
+        {
+            return Err(Error::setting(
+                "text",
+                t.unit,
+                "a text's tokens are its one categorical column: other categorical columns, imputation and hashing do not apply",
+            ));
+        }
         if self.hash_buckets == Some(0) {
             return Err(Error::setting("hash_buckets", 0, "must be at least 1"));
         }
@@ -106,6 +120,7 @@ impl Default for TabularOptions {
             impute: None,
             max_categories: 50,
             hash_buckets: None,
+            text: None,
         }
     }
 }
@@ -162,6 +177,9 @@ pub struct Tabular {
     pub columns: Vec<Column>,
     /// Constant columns left out.
     pub dropped: Vec<String>,
+    /// A text read as tokens (see [`super::text`]): the table is its one token column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<super::text::TextTokens>,
 }
 
 impl Tabular {
@@ -650,7 +668,14 @@ impl TabularFit {
                 "every column is constant; nothing to learn from",
             ));
         }
-        Ok((Tabular { columns, dropped }, notes))
+        Ok((
+            Tabular {
+                columns,
+                dropped,
+                text: None,
+            },
+            notes,
+        ))
     }
 }
 
@@ -702,6 +727,7 @@ mod tests {
             impute: Some(Impute::Mean),
             max_categories: 2,
             hash_buckets: None,
+            text: None,
         };
         let (t, notes) = Tabular::fit(&p, &raw, &opts).unwrap();
         assert_eq!(t.dropped, ["k"]);
@@ -851,6 +877,7 @@ mod tests {
                     impute,
                     max_categories: 4,
                     hash_buckets: None,
+                    text: None,
                 };
                 let whole = Tabular::fit(&p, &raw, &opts);
                 for chunk in [1, 7, 64, 203] {

@@ -142,6 +142,7 @@ fn a_table_takes_one_input_per_column() {
             },
         ],
         dropped: vec!["constant".into()],
+        text: None,
     });
     let e = autoencoder(&file, None).unwrap();
     let m = decode(&e);

@@ -128,6 +128,13 @@ impl Source {
             notes,
             windower: windower.clone(),
         };
+        // A text is read whole and cut into its tokens.
+        let text = file.tabular.as_ref().is_some_and(|t| t.text.is_some());
+        if text || !(load::is_table(path) || is_npy(path) || crate::data::is_idx(path)) {
+            let loaded = load::steps_for_model(file, path, sel)?;
+            let total = loaded.data.x.rows();
+            return Ok(source(Inner::Memory(Some(loaded.data)), Some(total), loaded.notes));
+        }
         if is_npy(path) {
             sel.check_csv_only(path)?;
             let c = crate::data::npy::NpyChunks::open(path, true)?;
@@ -160,11 +167,6 @@ impl Source {
             }
             let total = c.rows();
             return Ok(source(Inner::Idx(c), Some(total), Vec::new()));
-        }
-        if !load::is_table(path) {
-            let loaded = load::steps_for_model(file, path, sel)?;
-            let total = loaded.data.x.rows();
-            return Ok(source(Inner::Memory(Some(loaded.data)), Some(total), loaded.notes));
         }
         let sel = match &file.tabular {
             Some(tab) => ColumnSelection {

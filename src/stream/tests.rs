@@ -247,7 +247,7 @@ fn streamed_training_rows_are_every_training_row_once_an_epoch_and_the_scaler_is
     let scaling = crate::data::scale::Scaling::Standard;
     let mut models = Vec::new();
     for path in [&npy, &csv_path, &pq_path] {
-        let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9, false).unwrap();
+        let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9).unwrap();
         let (train, held) = rows_split(&x, 0, t.rows.held);
         assert_eq!(
             (t.rows.rows(), t.held_out),
@@ -308,7 +308,7 @@ fn streamed_training_rows_are_every_training_row_once_an_epoch_and_the_scaler_is
     // The same rows from NPY and Parquet segments of other sizes train other orders, but
     // each file trains the same model again at two threads.
     let (path, one) = &models[2];
-    let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9, false).unwrap();
+    let mut t = TrainingRows::open(path, &ColumnSelection::default(), scaling, 0.2, 9).unwrap();
     t.rows.chunk = 256;
     let mut two = Mlp::new(3, 2).with_hidden(&[8]).config().init(1).unwrap();
     two.set_scaler(t.scaler.clone()).unwrap();
@@ -432,5 +432,43 @@ fn windows_stream_across_chunks() {
         assert_eq!(x, whole.x.as_slice(), "chunks of {rows}");
         assert_eq!(Some(labels), whole.labels);
         assert_eq!(steps, (0..40).map(|t| (t % 3).to_string()).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_loss_of_values_in_0_1_checks_the_streamed_batches() {
+    // The loss comes from the model (an architecture file's, say), not from a reading flag:
+    // streamed rows outside [0, 1] are refused under bce, and train under mse.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.csv");
+    let rows: String = (0..300)
+        .map(|i| format!("{},{}\n", (i % 7) as f32 * 0.5, (i % 3) as f32 * 0.1))
+        .collect();
+    std::fs::write(&path, format!("a,b\n{rows}")).unwrap();
+    let cfg = crate::train::TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        ..Default::default()
+    };
+    for (loss, refused) in [(crate::Loss::Bce, true), (crate::Loss::Mse, false)] {
+        let mut t = TrainingRows::open(&path, &ColumnSelection::default(), Scaling::None, 0.0, 1).unwrap();
+        let mut model = Mlp::new(2, 1)
+            .with_activations(
+                crate::Activation::Relu,
+                crate::Activation::Identity,
+                crate::Activation::Sigmoid,
+            )
+            .with_loss(loss)
+            .config()
+            .init(1)
+            .unwrap();
+        let r = crate::train::fit_stream(&mut model, &mut t.rows, None, t.sample.clone(), &cfg, |_| ());
+        match r {
+            Err(e) => assert!(
+                refused && e.to_string().contains("loss bce needs values in [0, 1]"),
+                "{e}"
+            ),
+            Ok(_) => assert!(!refused, "values up to 3 trained under bce"),
+        }
     }
 }

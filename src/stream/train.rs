@@ -55,7 +55,6 @@ pub struct TrainingRows {
     /// The table encoding the rows go through (fitted in the first passes), if any.
     tabular: Option<crate::data::tabular::Tabular>,
     pub(super) held: (u64, u64),
-    bce: bool,
     rows: usize,
     // The epoch: segments in order, the one being read, and the block handed out.
     order: Vec<usize>,
@@ -129,8 +128,8 @@ fn mix(seed: u64, row: u64) -> u64 {
 
 impl TrainingRows {
     /// Reads `path` through once (twice for standard scaling) to count the rows, hold out the
-    /// validation rows, keep a sample and fit the scaler. `bce`: the loss needs values in
-    /// [0, 1] after scaling (checked as the rows are read).
+    /// validation rows, keep a sample and fit the scaler. (A loss whose targets lie in [0, 1]
+    /// checks each batch as training reads it.)
     ///
     /// # Errors
     /// As the readers; [`Error::Data`] for a file without rows, or text where numbers are
@@ -141,9 +140,8 @@ impl TrainingRows {
         scaling: crate::data::scale::Scaling,
         valid_fraction: f32,
         seed: u64,
-        bce: bool,
     ) -> Result<Training> {
-        Self::open_table(path, sel, &Default::default(), scaling, valid_fraction, seed, bce)
+        Self::open_table(path, sel, &Default::default(), scaling, valid_fraction, seed)
     }
 
     /// [`TrainingRows::open`] through a table encoding when `table` asks for one (categorical
@@ -163,12 +161,10 @@ impl TrainingRows {
         scaling: crate::data::scale::Scaling,
         valid_fraction: f32,
         seed: u64,
-        bce: bool,
     ) -> Result<Training> {
         let (mut rows, notes) = Self::table_reader(path, sel, table)?;
         let threshold = (f64::from(valid_fraction.clamp(0.0, 1.0)) * u64::MAX as f64) as u64;
         rows.held = (seed, threshold);
-        rows.bce = bce;
         rows.rng = crate::rng::Rng::new(seed);
         let width = rows.width;
         let mut fit = crate::data::scale::ScalerFit::new(scaling, width);
@@ -357,6 +353,13 @@ impl TrainingRows {
         table: &crate::data::tabular::TabularOptions,
     ) -> Result<(TrainingRows, Vec<String>)> {
         table.check()?;
+        if let Some(t) = &table.text {
+            return Err(Error::setting(
+                "text",
+                t.unit,
+                "a text is read whole and cut into windows: train it in memory",
+            ));
+        }
         let mut rows = Self::reader(path, sel)?;
         let notes = if table.asked() {
             rows.fit_table(table)?
@@ -434,7 +437,6 @@ impl TrainingRows {
             scaler: crate::data::scale::Scaler::default(),
             tabular: None,
             held: (0, 0),
-            bce: false,
             rows: 0,
             order: Vec::new(),
             next_segment: 0,
@@ -578,16 +580,6 @@ impl TrainingRows {
                     let (train, _) = rows_split(&x, first, self.held);
                     let mut t = x.select_rows(&train);
                     self.scaler.transform(&mut t);
-                    if self.bce
-                        && let Some(bad) = t.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v))
-                    {
-                        return Err(Error::data(
-                            &self.path,
-                            format!(
-                                "loss bce needs values in [0, 1] after scaling, found {bad}; hint: scale to [0, 1] (minmax) or use the mse loss"
-                            ),
-                        ));
-                    }
                     self.block.extend_from_slice(t.as_slice());
                     self.reader = Some(r);
                 }

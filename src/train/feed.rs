@@ -2,9 +2,10 @@
 //! and targets [`fit`](super::fit) receives, and the feeds that fill each batch (rows in
 //! memory in a shuffled order, or a [`RowStream`] from disk).
 
-use super::step::Workspace;
+use super::step::{Head, Workspace};
 use super::trainee::{Held, Targets};
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::rng::Rng;
 use crate::tensor::{MatrixRef, Rows};
 
@@ -66,6 +67,36 @@ pub(super) fn check_targets(x: MatrixRef<'_>, targets: Targets<'_>, out: usize, 
     }
 }
 
+/// The loss of a reconstruction `head` whose targets are values in [0, 1] (bce, ce).
+pub(super) fn unit_loss(head: &Head) -> Option<Loss> {
+    match head {
+        Head::Reconstruction(loss @ (Loss::Bce | Loss::Ce)) => Some(*loss),
+        _ => None,
+    }
+}
+
+/// Checks that the values a `loss` of [`unit_loss`] compares with lie in [0, 1].
+///
+/// # Errors
+/// [`Error::InvalidData`] with the first value outside, and what to do.
+pub(super) fn check_unit_targets(loss: Loss, values: &[f32]) -> Result<()> {
+    match values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        None => Ok(()),
+        Some(bad) => Err(Error::invalid(
+            "training data",
+            format!(
+                "loss {} needs values in [0, 1] after scaling, found {bad}; hint: {}",
+                loss.name(),
+                if loss == Loss::Ce {
+                    "its targets are probabilities (one-hot categories), not scaled: --scale none"
+                } else {
+                    "scale to [0, 1] (minmax) or use the mse loss"
+                }
+            ),
+        )),
+    }
+}
+
 /// Training rows that are not held in memory: scaled rows a chunk at a time, in an order
 /// drawn anew every epoch (see [`fit_stream`](super::fit_stream)).
 pub trait RowStream {
@@ -85,14 +116,15 @@ pub trait RowStream {
 }
 
 /// Where the loop's batches come from: rows in memory (shuffled by a permutation), or a
-/// [`RowStream`].
+/// [`RowStream`] (with the loss whose targets must lie in [0, 1], checked batch by batch as
+/// the rows come: [`unit_loss`]).
 pub(super) enum Feed<'a, 's> {
     Memory {
         train: Rows<'a>,
         targets: Held<'a>,
         order: Vec<usize>,
     },
-    Stream(&'s mut dyn RowStream),
+    Stream(&'s mut dyn RowStream, Option<Loss>),
 }
 
 impl Feed<'_, '_> {
@@ -102,7 +134,7 @@ impl Feed<'_, '_> {
                 rng.shuffle(order);
                 Ok(())
             }
-            Feed::Stream(s) => s.begin_epoch(rng),
+            Feed::Stream(s, _) => s.begin_epoch(rng),
         }
     }
 
@@ -110,7 +142,7 @@ impl Feed<'_, '_> {
     pub(super) fn order(&self) -> &[usize] {
         match self {
             Feed::Memory { order, .. } => order,
-            Feed::Stream(_) => &[],
+            Feed::Stream(..) => &[],
         }
     }
 
@@ -145,13 +177,16 @@ impl Feed<'_, '_> {
                 }
                 Ok(b)
             }
-            Feed::Stream(s) => {
+            Feed::Stream(s, unit) => {
                 let b = s.next_rows(&mut ws.x[..batch * d])?;
                 if b == 0 {
                     return Err(Error::invalid(
                         "training data",
                         "the rows ran out before the epoch's end",
                     ));
+                }
+                if let Some(loss) = *unit {
+                    check_unit_targets(loss, &ws.x[..b * d])?;
                 }
                 if noisy {
                     ws.x_in[..b * d].copy_from_slice(&ws.x[..b * d]);

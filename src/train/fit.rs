@@ -6,9 +6,9 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::{CODE_SAMPLE, EpochStats, Event, Flow, TrainConfig, TrainReport};
 use super::dictionary::{PreBias, calibrate, center_dictionary, check_auxk, dictionary_layer, tied_init};
 use super::exchange::{Exchange, agree};
-use super::feed::{Feed, RowStream, check_data, check_targets};
+use super::feed::{Feed, RowStream, check_data, check_targets, check_unit_targets, unit_loss};
 use super::position::{Position, Start};
-use super::step::{Head, StepResult, Workspace, forward_backward};
+use super::step::{StepResult, Workspace, forward_backward};
 use super::trainee::{Held, Targets, Trainee};
 use super::update;
 use super::validation::{Watch, code_metrics, code_rows, validate};
@@ -16,7 +16,6 @@ use crate::data::scale::{Scaler, Scaling};
 use crate::dist::{self, Team};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::loss::Loss;
 use crate::model::Autoencoder;
 use crate::noise;
 use crate::regularize;
@@ -178,9 +177,10 @@ pub fn fit_stream<R: Into<Flow>>(
         Event::Checkpoint(_) => Flow::Continue,
         e => on_event(e).into(),
     };
+    let unit = unit_loss(&t.head);
     run_feed(
         t,
-        Feed::Stream(stream),
+        Feed::Stream(stream, unit),
         n,
         d,
         valid,
@@ -402,25 +402,12 @@ fn run_with<R: Into<Flow>>(
             t.scaler.transform(v.to_mut());
         }
     }
-    if let Head::Reconstruction(loss @ (Loss::Bce | Loss::Ce)) = t.head {
+    if let Some(loss) = unit_loss(&t.head) {
         let goal = match &targets {
             Held::Rows(m) => m.view(),
             _ => train.view(),
         };
-        if let Some(bad) = goal.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-            return Err(Error::invalid(
-                "training data",
-                format!(
-                    "loss {} needs values in [0, 1] after scaling, found {bad}; hint: {}",
-                    loss.name(),
-                    if loss == Loss::Ce {
-                        "its targets are probabilities (one-hot categories), not scaled: --scale none"
-                    } else {
-                        "scale to [0, 1] (minmax) or use the mse loss"
-                    }
-                ),
-            ));
-        }
+        check_unit_targets(loss, goal.as_slice())?;
     }
 
     let (n, d) = (train.rows(), train.cols());
@@ -579,7 +566,7 @@ fn run_feed<R: Into<Flow>>(
         Some(ck) => {
             let order = match &mut feed {
                 Feed::Memory { order, .. } => Some(order),
-                Feed::Stream(_) => None,
+                Feed::Stream(..) => None,
             };
             pos.resume(ck, t.layers, order, &mut ws, (n, batches), config)?
         }

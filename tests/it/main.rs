@@ -10,3 +10,4 @@ mod parallel;
 mod reliability;
 mod roundtrip;
 mod series;
+mod text;

@@ -35,18 +35,37 @@ pub struct TabularArgs {
     /// a NAME.missing indicator column.
     #[arg(long, value_name = "mean|median")]
     pub impute: Option<hourglass::data::tabular::Impute>,
-    /// Most categories kept per column (the most frequent); the rest become NAME=<other>.
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    pub max_categories: usize,
+    /// Most categories kept per column (the most frequent); the rest become NAME=<other>
+    /// [default: 50; with --text, the vocabulary: 100 characters or 2,000 words]
+    #[arg(long, value_name = "N")]
+    pub max_categories: Option<usize>,
     /// Columns with more categories than --max-categories are hashed into N features
     /// (NAME#0..NAME#N-1, FNV-1a of the value) instead; any value, seen or not, lands in one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
     pub hash_buckets: Option<u32>,
+    /// Read the data as a UTF-8 text cut into tokens, in order: chars (characters; a run of
+    /// white space is one space) or words (words and punctuation marks). The tokens are one
+    /// categorical column, `token`, one-hot over a vocabulary stored in the model (the most
+    /// frequent, the rest token=<other>), cut into sequences by --window; the other commands
+    /// read text the same way, and `reconstruct` writes text. Without --arch: a recurrent
+    /// sequence autoencoder (an LSTM of --hidden units [default: 64] reads each window into a
+    /// code of --code [default: 32], an LSTM writes it back, a softmax over the vocabulary at
+    /// each step, trained with the categorical cross-entropy).
+    #[arg(long, value_name = "chars|words", requires = "window",
+          conflicts_with_all = ["categorical", "impute", "hash_buckets", "columns", "drop", "label_column"])]
+    pub text: Option<hourglass::data::text::Unit>,
+    /// With --text: lower-case the text first.
+    #[arg(long, requires = "text")]
+    pub lowercase: bool,
 }
 
 impl TabularArgs {
     /// The library's table options.
     pub fn options(&self) -> TabularOptions {
+        let text = self.text.map(|unit| hourglass::data::text::TextTokens {
+            unit,
+            lowercase: self.lowercase,
+        });
         TabularOptions {
             categorical: match self.categorical.as_slice() {
                 [] => CategoricalColumns::None,
@@ -54,8 +73,11 @@ impl TabularArgs {
                 names => CategoricalColumns::Names(names.to_vec()),
             },
             impute: self.impute,
-            max_categories: self.max_categories,
+            max_categories: self
+                .max_categories
+                .unwrap_or(text.map_or(50, |t| t.default_vocabulary())),
             hash_buckets: self.hash_buckets.map(|n| n as usize),
+            text,
         }
     }
 }
@@ -100,7 +122,25 @@ impl TrainArgs {
     /// Whether the anomaly detector's data-sized defaults apply: neither --code nor --arch
     /// (see [`hourglass::defaults`]).
     pub fn sized_from_data(&self) -> bool {
-        self.code.is_none() && self.arch.is_none()
+        self.code.is_none() && self.arch.is_none() && self.tabular.text.is_none()
+    }
+
+    /// The architecture: the --arch file, else for --text the sequence autoencoder of
+    /// [`hourglass::data::text::sequence_arch`] for windows of `channels` (the vocabulary);
+    /// `None` for the MLP shorthand.
+    pub fn arch_source(&self, channels: usize) -> Option<hourglass::model::ArchSource> {
+        use hourglass::data::text;
+        use hourglass::model::ArchSource;
+        match (&self.arch, self.tabular.text, self.window) {
+            (Some(p), _, _) => Some(ArchSource::File(p.clone())),
+            (None, Some(_), Some(steps)) => Some(ArchSource::Text(text::sequence_arch(
+                steps,
+                channels,
+                self.hidden.first().copied().unwrap_or(text::SEQUENCE_UNITS),
+                self.code.unwrap_or(text::SEQUENCE_CODE),
+            ))),
+            _ => None,
+        }
     }
 
     /// The batch size asked for, else 256, or with the detector's defaults one sized from
@@ -163,14 +203,16 @@ impl TrainArgs {
         }
     }
 
-    /// The scaling asked for, else the default: none, or standard for a series' windows.
+    /// The scaling asked for, else the default: none, or standard for a series' windows (of
+    /// numbers, not of a text's tokens).
     pub fn scaling(&self) -> hourglass::data::scale::Scaling {
         use hourglass::data::scale::Scaling;
-        self.scale.unwrap_or(if self.window.is_some() {
-            Scaling::Standard
-        } else {
-            Scaling::None
-        })
+        self.scale
+            .unwrap_or(if self.window.is_some() && self.tabular.text.is_none() {
+                Scaling::Standard
+            } else {
+                Scaling::None
+            })
     }
 
     /// The code's regularizer settings: `--code-reg`, then the single flags.

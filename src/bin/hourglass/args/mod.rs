@@ -537,7 +537,8 @@ pub struct PcaArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training data: .csv, .parquet, .npy, .safetensors, or IDX (raw or .gz).
+    /// Training data: .csv, .parquet, .npy, .safetensors, IDX (raw or .gz), a folder of
+    /// images, or a text (--text).
     pub data: PathBuf,
     /// Encoder hidden widths, input side first, e.g. 1000,500,250 (none: one-layer autoencoder).
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
@@ -856,7 +857,10 @@ pub struct ReconstructArgs {
     pub model: PathBuf,
     /// Data to reconstruct.
     pub data: PathBuf,
-    /// Output file: .npy, .csv or .parquet (written as the rows stream through in chunks).
+    /// Output file: .npy, .csv or .parquet (written as the rows stream through in chunks). For
+    /// a model of a text (train --text): .txt writes the whole text back (each token the most
+    /// probable under the mean of the windows that hold it); .csv or .parquet one row per
+    /// window: the input's text, its reconstruction's, and the share of tokens that came back.
     #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
     #[command(flatten)]

@@ -187,7 +187,19 @@ pub fn run(a: InspectArgs) -> Result<()> {
             w.stride
         );
     }
-    if let Some(t) = &file.tabular {
+    if let Some(t) = &file.tabular
+        && let (Some(text), Some(vocab)) = (t.text, hourglass::data::text::vocabulary(t))
+    {
+        let shown: Vec<String> = vocab.iter().take(20).map(|v| format!("{v:?}")).collect();
+        outln!(
+            "text             {}{}; vocabulary of {} ({}{})",
+            text.unit,
+            if text.lowercase { ", lower-cased" } else { "" },
+            vocab.len(),
+            shown.join(" "),
+            if vocab.len() > shown.len() { " …" } else { "" }
+        );
+    } else if let Some(t) = &file.tabular {
         use hourglass::data::tabular::Column;
         let cats: Vec<String> = t
             .columns

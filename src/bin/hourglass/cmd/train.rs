@@ -7,7 +7,7 @@ use anyhow::Result;
 use hourglass::data::Dataset;
 use hourglass::data::window::Windows;
 use hourglass::format::{self, ModelFile, Provenance};
-use hourglass::model::{ArchSource, Design, Dims};
+use hourglass::model::{Design, Dims};
 use hourglass::{AutoencoderConfig, Checkpoint, EpochStats, Event, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -44,9 +44,11 @@ pub(super) fn settings(
     };
     let scaling = a.scaling_for(data.x.view(), table);
     let (valid_fraction, patience) = a.validation(n);
+    let arch = a.arch_source(a.window.map_or(data.x.cols(), |w| data.x.cols() / w.max(1)));
+    let generated = arch.is_some() && a.arch.is_none();
     let design = Design {
-        hidden,
-        code,
+        hidden: if generated { Vec::new() } else { hidden },
+        code: code.filter(|_| !generated),
         decoder_hidden: a.decoder_hidden.clone(),
         activation: a.activation,
         code_activation: a.code_activation,
@@ -62,7 +64,7 @@ pub(super) fn settings(
         loss: a.loss,
         init: a.init,
         tied: a.tied,
-        arch: a.arch.clone().map(ArchSource::File),
+        arch,
         code_reg: a.code_settings(),
         hidden_reg: a.hidden_reg.clone(),
         vae: a.vae.then_some(hourglass::layer::Prior {
@@ -211,11 +213,10 @@ impl Progress {
 /// `train --stream`: the rows stay on disk (see `TrainingRows`).
 fn run_streamed(a: TrainArgs) -> Result<()> {
     let sel = a.columns.selection();
-    let bce = a.loss == hourglass::loss::Loss::Bce;
     let valid_fraction = a.valid_fraction.unwrap_or(0.0);
     let table = a.tabular.options();
     let mut t =
-        hourglass::stream::TrainingRows::open_table(&a.data, &sel, &table, a.scaling(), valid_fraction, a.seed, bce)?;
+        hourglass::stream::TrainingRows::open_table(&a.data, &sel, &table, a.scaling(), valid_fraction, a.seed)?;
     for n in &t.notes {
         note!("note: {n}");
     }
