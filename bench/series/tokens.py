@@ -1,22 +1,24 @@
 """The classic sequence-autoencoder demonstration, on characters: a recurrent autoencoder reads
 windows of a text one character at a time into a code, and a decoder writes the window back.
 
-The text becomes a one-column table of tokens (one character per row, in order); the command
-line one-hot encodes it (`--categorical token`: the vocabulary is stored in the model) and cuts
-it into windows (`--window N`), so each window is N steps of V channels. The model is an LSTM
+The command line reads the text as characters (`--text chars`: a one-hot column over the
+vocabulary, stored in the model) and cuts it into windows (`--window N`), so each window is N
+steps of V channels. The model is an LSTM
 encoder, a code, a `repeat` layer and an LSTM decoder with a width-1 `conv1d` back to the V
 channels and a `softmax` layer over them at each step, trained with the categorical
 cross-entropy (`loss = "ce"`; `--loss bce`: sigmoid outputs and binary cross-entropy on the
 one-hot values, the first recipe, which writes spaces everywhere). Reported:
-the share of characters whose most probable reconstruction is the character itself (each step
-of each window, the last quarter of the text held out), and a few windows written back.
+the share of characters whose most probable reconstruction is the character itself (`eval`:
+each step of each window, the last quarter of the text held out), and a few windows written
+back (`reconstruct`).
 
     bench/.venv/bin/python bench/series/tokens.py target/release/hourglass [TEXT] [--window N] [--code K] [--units U]
-        [--epochs E] [--lr LR] [--chars N] [--loss ce|bce]
+        [--epochs E] [--lr LR] [--batch-size B] [--chars N] [--loss ce|bce]
 
 TEXT defaults to the README. Characters are lower-cased; newlines become spaces.
 """
 
+import csv
 import json
 import os
 import re
@@ -24,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 
 
 def arg(name, default):
@@ -56,17 +57,6 @@ kernel = 1
 """ + tail
 
 
-def token_name(ch):
-    return {" ": "<space>", ",": "<comma>", '"': "<quote>"}.get(ch, ch)
-
-
-def write_tokens(path, text):
-    with open(path, "w") as f:
-        f.write("token\n")
-        for ch in text:
-            f.write(token_name(ch) + "\n")
-
-
 def main():
     binary = sys.argv[1]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,39 +73,39 @@ def main():
     print(f"cpu flags: {' '.join(flags)}")
     print(f"text: {source}, {len(train)} characters to train on, {len(test)} held out; windows of {window}, code {code}, loss {loss}")
     with tempfile.TemporaryDirectory() as tmp:
-        tr, te, a, m, rec = (os.path.join(tmp, n) for n in ("train.csv", "test.csv", "a.toml", "m.hg", "rec.npy"))
-        write_tokens(tr, train)
-        write_tokens(te, test)
-        # The vocabulary: every character of the training text, and `token=<other>` for those
-        # it never saw.
-        vocab = len(set(train)) + 1
-        with open(a, "w") as f:
-            f.write(arch(window, code, vocab, units, loss))
-        cmd = [binary, "train", tr, "--categorical", "token", "--max-categories", "1000", "--window", str(window), "--scale", "none",
-               "--arch", a, "--seed", "0", "-o", m]
+        tr, te, a, m, rec = (os.path.join(tmp, n) for n in ("train.txt", "test.txt", "a.toml", "m.hg", "rec.csv"))
+        for path, chars in [(tr, train), (te, test)]:
+            with open(path, "w") as f:
+                f.write(chars)
+        # `--text chars`: the vocabulary is every character of the training text (up to 1,000),
+        # and `token=<other>` for those it never saw. Without --arch the command line builds
+        # the LSTM sequence autoencoder with a softmax and loss ce; --loss bce gives it the
+        # sigmoid outputs and the binary cross-entropy through an architecture file.
+        cmd = [binary, "train", tr, "--text", "chars", "--max-categories", "1000", "--window", str(window), "--seed", "0", "-o", m]
+        if loss == "ce":
+            cmd += ["--hidden", str(units), "--code", str(code)]
+        else:
+            with open(a, "w") as f:
+                f.write(arch(window, code, len(set(train)) + 1, units, loss))
+            cmd += ["--arch", a]
         if epochs:
             cmd += ["--epochs", str(epochs)]
-        if "--lr" in sys.argv:
-            cmd += ["--lr", sys.argv[sys.argv.index("--lr") + 1]]
+        for flag in ("--lr", "--batch-size"):
+            if flag in sys.argv:
+                cmd += [flag, sys.argv[sys.argv.index(flag) + 1]]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(out.stderr)
         print([l for l in (out.stdout + out.stderr).splitlines() if l.startswith("trained")][-1])
-        inspect = subprocess.run([binary, "inspect", m, "--json"], capture_output=True, text=True, check=True).stdout
-        for split, path, chars in [("train", tr, train), ("held out", te, test)]:
+        for split, path in [("train", tr), ("held out", te)]:
+            ev = subprocess.run([binary, "eval", m, path, "--json"], capture_output=True, text=True, check=True).stdout
+            c = json.loads(ev)["categorical"]
+            print(f"{split}: {100 * c['accuracy']:.1f} % of characters reconstructed ({c['positions']} steps of every window)")
             subprocess.run([binary, "reconstruct", m, path, "-o", rec], check=True, capture_output=True)
-            r = np.load(rec)  # windows x (channels * window), channel-major
-            channels = r.shape[1] // window
-            names = [n.rsplit("@", 1)[0].split("=", 1)[1] for n in json.loads(inspect)["provenance"]["feature_names"][::window]]
-            r = r.reshape(len(r), channels, window)
-            best = r.argmax(axis=1)  # windows x steps: the most probable token at each step
-            decoded = [[names[j] for j in row] for row in best]
-            truth = [[token_name(c) for c in chars[i : i + window]] for i in range(len(r))]
-            hits = sum(d == t for dr, tr_ in zip(decoded, truth) for d, t in zip(dr, tr_))
-            print(f"{split}: {100 * hits / (len(r) * window):.1f} % of characters reconstructed ({len(r)} windows)")
-            for i in range(0, len(r), max(1, len(r) // 4))[:4]:
-                show = lambda toks: "".join({"<space>": " ", "<comma>": ",", "<quote>": '"'}.get(t, t if len(t) == 1 else "?") for t in toks)
-                print(f"   in: {show(truth[i])!r}\n  out: {show(decoded[i])!r}")
+            with open(rec) as f:
+                rows = list(csv.reader(f))[1:]
+            for r in rows[:: max(1, len(rows) // 4)][:4]:
+                print(f"   in: {r[0]!r}\n  out: {r[1]!r}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Estimators (scikit-learn's contract; PyOD's for ``hourglass.pyod.AutoEncoder``):
 - ``AutoEncoder`` — a transformer: codes, reconstructions, ``score_samples``;
 - ``OutlierDetector`` — outlier detection by reconstruction error;
 - ``SeriesOutlierDetector`` — anomalies in a time series, scored per step from its windows;
+- ``TextAutoEncoder`` — the sequence autoencoder of a text (characters or words);
 - ``hourglass.pyod.AutoEncoder`` — a PyOD detector (needs ``pyod``);
 - ``PCA`` — the exact linear baseline; ``Classifier`` — pretrain + fine-tune;
 - ``hash_codes`` / ``hamming_search`` — semantic hashing;
@@ -22,6 +23,7 @@ from .classifier import Classifier
 from .hashing import hamming_search, hash_codes
 from .pca import PCA
 from .series import SeriesOutlierDetector
+from .text import TextAutoEncoder
 
 __version__ = "0.1.0"
 
@@ -29,6 +31,7 @@ __all__ = [
     "AutoEncoder",
     "OutlierDetector",
     "SeriesOutlierDetector",
+    "TextAutoEncoder",
     "PCA",
     "Classifier",
     "hash_codes",

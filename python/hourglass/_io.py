@@ -11,8 +11,9 @@ from . import _native
 
 def load(path):
     """A model file as a fitted estimator: an ``AutoEncoder`` (autoencoders and PCA models),
-    a ``SeriesOutlierDetector`` (a model of a series' windows, ``train --window``), or a
-    ``Classifier``. Its constructor parameters are the defaults; the model is the file's."""
+    a ``SeriesOutlierDetector`` (a model of a series' windows, ``train --window``), a
+    ``TextAutoEncoder`` (a model of a text, ``train --text``), or a ``Classifier``. Its
+    constructor parameters are the defaults; the model is the file's."""
     kind, model = _native.load(str(path))
     if kind == "classifier":
         from .classifier import Classifier
@@ -25,6 +26,18 @@ def load(path):
 
     info = json.loads(model.info())
     windows = info.get("windows")
+    if info.get("text") is not None:
+        # A model of a text's windows (train --text).
+        from .text import TextAutoEncoder
+
+        text = info["text"]
+        est = TextAutoEncoder(window=windows["length"], stride=windows["stride"], unit=text["unit"],
+                              lowercase=text["lowercase"], max_vocabulary=len(info["vocabulary"]) - 1)
+        est._set_model(model)
+        report = info["provenance"].get("report") or {}
+        est.history_ = report.get("history", [])
+        est.n_iter_ = len(est.history_)
+        return est
     if windows is not None:
         # A model of a series' windows: a detector of the series' steps.
         rule = (info.get("anomaly") or {}).get("rule") or {}

@@ -1,7 +1,7 @@
 //! Data handed over by Python: arrays read in place, tables by column, and rows for a
 //! trained model (a table encoded its way, a series cut into its windows).
 
-use crate::{ARRAY, HourglassError, TABLE, py_err};
+use crate::{ARRAY, HourglassError, TABLE, TEXT, py_err};
 use hourglass::data::tabular::{CategoricalColumns, Impute, TabularOptions};
 use hourglass::format::ModelFile;
 use hourglass::{Matrix, MatrixRef};
@@ -16,6 +16,8 @@ pub(crate) enum Data<'py> {
     Array(PyReadonlyArray2<'py, f32>),
     /// A table by column (names, text fields), encoded as a CSV of the same values would be.
     Table(Vec<String>, Vec<Vec<String>>),
+    /// A text, cut into tokens as the model's text was (`("text", str)`).
+    Text(String),
 }
 
 impl<'py> Data<'py> {
@@ -23,6 +25,9 @@ impl<'py> Data<'py> {
     /// column is a float64 array (NaN = missing) or a list of strings (None = missing).
     pub(crate) fn extract(data: &Bound<'py, PyAny>) -> PyResult<Self> {
         if let Ok(t) = data.cast::<PyTuple>() {
+            if t.get_item(0)?.extract::<String>()? == TEXT {
+                return Ok(Data::Text(t.get_item(1)?.extract()?));
+            }
             let names: Vec<String> = t.get_item(1)?.extract()?;
             let mut columns = Vec::with_capacity(names.len());
             for c in t.get_item(2)?.cast::<PyList>()?.iter() {
@@ -54,7 +59,7 @@ impl<'py> Data<'py> {
                     .map_err(|_| HourglassError::new_err("the array must be C-contiguous"))?;
                 Ok(Some(MatrixRef::new(r, c, s).map_err(py_err)?))
             }
-            Data::Table(..) => Ok(None),
+            Data::Table(..) | Data::Text(_) => Ok(None),
         }
     }
 }
@@ -73,8 +78,17 @@ pub(crate) fn model_rows<'a>(
         let x = every.apply(Path::new(ARRAY), &m.to_matrix()).map_err(py_err)?;
         return Ok(owned.insert(x).view());
     }
-    let Data::Table(names, columns) = data else {
-        unreachable!("rows() is None only for tables")
+    let (names, columns) = match data {
+        Data::Table(names, columns) => (names, columns),
+        Data::Text(t) => {
+            let steps = text_steps(file, t)?;
+            let x = match &file.windows {
+                Some(w) => w.every().apply(Path::new(TEXT), &steps).map_err(py_err)?,
+                None => steps,
+            };
+            return Ok(owned.insert(x).view());
+        }
+        Data::Array(_) => unreachable!("rows() is None only for tables and texts"),
     };
     let loaded = hourglass::load::table_for_model(file, Path::new(TABLE), names.clone(), columns.clone(), None)
         .map_err(py_err)?;
@@ -92,9 +106,26 @@ pub(crate) fn check_channels(file: &ModelFile, cols: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// A text's steps for a model fitted on a text: its tokens one-hot over the model's vocabulary.
+fn text_steps(file: &ModelFile, text: &str) -> PyResult<Matrix> {
+    let Some((tab, tokens)) = file.tabular.as_ref().and_then(|t| Some((t, t.text?))) else {
+        return Err(HourglassError::new_err("the model was not fitted on a text"));
+    };
+    let raw = hourglass::data::text::table(Path::new(TEXT), text, &tokens).map_err(py_err)?;
+    tab.transform(Path::new(TEXT), &raw).map_err(py_err)
+}
+
 /// The series' steps held by `data`, for a model of windows: an array of numbers (a series
-/// with text or missing values is encoded before it is cut into windows, by the caller).
-pub(crate) fn series_rows<'a>(file: &ModelFile, data: &'a Data<'_>) -> PyResult<MatrixRef<'a>> {
+/// with text or missing values is encoded before it is cut into windows, by the caller), or a
+/// text for a model fitted on one (its one-hot tokens, kept in `owned`).
+pub(crate) fn series_rows<'a>(
+    file: &ModelFile,
+    data: &'a Data<'_>,
+    owned: &'a mut Option<Matrix>,
+) -> PyResult<MatrixRef<'a>> {
+    if let Data::Text(t) = data {
+        return Ok(owned.insert(text_steps(file, t)?).view());
+    }
     let Some(m) = data.rows()? else {
         return Err(HourglassError::new_err(
             "a series is read as numbers: encode text and missing values before cutting it into windows",

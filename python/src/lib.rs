@@ -41,6 +41,9 @@ pub(crate) const TABLE: &str = "DataFrame";
 /// How errors name an array handed over by Python.
 pub(crate) const ARRAY: &str = "array";
 
+/// How errors name a text handed over from Python.
+pub(crate) const TEXT: &str = "text";
+
 pub(crate) fn py_err(e: Error) -> PyErr {
     match e {
         Error::Io { .. } => PyOSError::new_err(e.to_string()),

@@ -2,7 +2,9 @@
 
 use crate::data::{Data, model_rows, series_rows, table_options};
 use crate::training::{Training, train_watched};
-use crate::{ARRAY, HourglassError, TABLE, json_err, matrix_to_py, metric, onnx_outputs, py_err, run, write_text};
+use crate::{
+    ARRAY, HourglassError, TABLE, TEXT, json_err, matrix_to_py, metric, onnx_outputs, py_err, run, write_text,
+};
 use hourglass::InferPrecision;
 use hourglass::data::csv::RawTable;
 use hourglass::data::tabular::TabularOptions;
@@ -27,7 +29,7 @@ impl Model {
     /// library's `Design` and `TrainConfig`), the table settings, and `image_shape`
     /// `(h, w, c)` for image rows. Returns the model and the training report as JSON.
     #[staticmethod]
-    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false, feature_names=None, windows=None))]
+    #[pyo3(signature = (data, design, train, image_shape=None, categorical=None, impute=None, max_categories=50, hash_buckets=None, threads=None, progress=None, batches=false, feature_names=None, windows=None, text=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -44,12 +46,35 @@ impl Model {
         batches: bool,
         feature_names: Option<Vec<String>>,
         windows: Option<(usize, usize)>,
+        text: Option<(String, bool)>,
     ) -> PyResult<(Model, String)> {
-        let design: Design = serde_json::from_str(design).map_err(json_err)?;
+        let mut design: Design = serde_json::from_str(design).map_err(json_err)?;
         let mut config = Training::parse(py, train)?;
         let data = Data::extract(data)?;
-        let options = table_options(categorical, impute, max_categories, hash_buckets)?;
+        let mut options = table_options(categorical, impute, max_categories, hash_buckets)?;
+        options.text = text
+            .map(|(unit, lowercase)| {
+                Ok::<_, PyErr>(hourglass::data::text::TextTokens {
+                    unit: unit.parse().map_err(HourglassError::new_err)?,
+                    lowercase,
+                })
+            })
+            .transpose()?;
         let (owned, tabular, names) = match &data {
+            Data::Text(t) => {
+                let Some(tokens) = &options.text else {
+                    return Err(HourglassError::new_err("a text needs text=(unit, lowercase)"));
+                };
+                let raw = hourglass::data::text::table(Path::new(TEXT), t, tokens).map_err(py_err)?;
+                let loaded = hourglass::load::training_table(Path::new(TEXT), raw, &options).map_err(py_err)?;
+                if let Some((length, _)) = windows {
+                    design.for_text(length, loaded.data.x.cols());
+                }
+                (Some(loaded.data.x), loaded.tabular, loaded.data.names)
+            }
+            _ if options.text.is_some() => {
+                return Err(HourglassError::new_err("text=(unit, lowercase) reads a text (a str)"));
+            }
             Data::Table(names, columns) => {
                 let raw = RawTable::from_columns(Path::new(TABLE), names.clone(), columns.clone(), &Default::default())
                     .map_err(py_err)?;
@@ -80,6 +105,13 @@ impl Model {
                 x.cols()
             )));
         };
+        // A text's epochs 0: the command line's default for windows, at least 10 epochs and
+        // 1,000 optimizer steps.
+        if config.epochs == 0 && options.text.is_some() {
+            let rows = windows.map_or(x.rows(), |(l, s)| Windows { length: l, stride: s }.count(x.rows()));
+            config.epochs =
+                hourglass::train::epochs_for_steps(rows, config.batch_size, 10, hourglass::train::SERIES_MIN_STEPS);
+        }
         // A series: its windows are the rows, one-row images of `length` steps.
         let windows = windows.map(|(length, stride)| Windows { length, stride });
         let mut cut = None;
@@ -292,6 +324,53 @@ impl Model {
         matrix_to_py(py, out)
     }
 
+    /// A model with a softmax output: over every window (row) of `data`, the share of
+    /// positions whose most probable channel is the input's, and the mean cross-entropy per
+    /// position in nats (`hourglass eval`'s `categorical`).
+    #[pyo3(signature = (data, threads=None))]
+    fn categorical(&self, py: Python<'_>, data: &Bound<'_, PyAny>, threads: Option<usize>) -> PyResult<(f64, f64)> {
+        let Some(hourglass::layer::Layer::Softmax(s)) = self.file.model.layers().last() else {
+            return Err(HourglassError::new_err("the model has no softmax output"));
+        };
+        let data = Data::extract(data)?;
+        let mut owned = None;
+        let x = model_rows(&self.file, &data, &mut owned)?;
+        let m = &self.file.model;
+        let y = run(py, threads, || m.reconstruct(x))?;
+        let mut sums = hourglass::metrics::CategoricalSums::new(s.channels, s.positions);
+        sums.add(x, &y);
+        let c = sums
+            .finish()
+            .ok_or_else(|| HourglassError::new_err("no position holds a category"))?;
+        Ok((c.accuracy, c.cross_entropy))
+    }
+
+    /// A model of a text's windows: `outputs`, its reconstruction of every window of a text in
+    /// order, written back as text (each token the most probable under the mean of the
+    /// windows that hold it).
+    fn text_of(&self, outputs: numpy::PyReadonlyArray2<'_, f32>) -> PyResult<String> {
+        use hourglass::data::text;
+        let (Some(tab), Some(w)) = (&self.file.tabular, &self.file.windows) else {
+            return Err(HourglassError::new_err("the model was not fitted on a text"));
+        };
+        let (Some(tokens), Some(vocab)) = (tab.text, text::vocabulary(tab)) else {
+            return Err(HourglassError::new_err("the model was not fitted on a text"));
+        };
+        let y = outputs.as_array();
+        if y.ncols() != vocab.len() * w.length {
+            return Err(HourglassError::new_err(format!(
+                "outputs of {} values a row; the model's windows have {}",
+                y.ncols(),
+                vocab.len() * w.length
+            )));
+        }
+        let mut d = text::TextDecoder::new(vocab, w.length);
+        for row in y.rows() {
+            d.push(&row.to_vec());
+        }
+        Ok(text::join(&d.finish(), tokens.unit))
+    }
+
     /// Anomaly scores (higher = more anomalous, as PyOD and the command line have it) by
     /// `metric`; None: the calibrated metric, else mse+lof for a model with a code
     /// neighbourhood, else mse (what `hourglass score` uses).
@@ -329,7 +408,8 @@ impl Model {
         };
         let metric = self::metric(metric)?;
         let data = Data::extract(data)?;
-        let x = series_rows(&self.file, &data)?;
+        let mut owned = None;
+        let x = series_rows(&self.file, &data, &mut owned)?;
         let m = &self.file.model;
         let s = run(py, threads, || {
             hourglass::score::step_scores(m, w, Path::new(ARRAY), x, metric)
@@ -405,7 +485,8 @@ impl Model {
         let t = match &self.file.windows {
             // A model of windows is calibrated on its steps' scores, the scores it gives.
             Some(w) => {
-                let x = series_rows(&self.file, &data)?;
+                let mut steps = None;
+                let x = series_rows(&self.file, &data, &mut steps)?;
                 run(py, threads, || {
                     let s = hourglass::score::step_scores(m, w, Path::new(ARRAY), x, metric)?;
                     hourglass::score::calibrate_scores(&s, metric, rule, None)
@@ -557,6 +638,8 @@ impl Model {
             "anomaly": f.anomaly,
             "scaling": m.scaler().kind,
             "windows": f.windows,
+            "text": f.tabular.as_ref().and_then(|t| t.text),
+            "vocabulary": f.tabular.as_ref().filter(|t| t.text.is_some()).and_then(hourglass::data::text::vocabulary),
             "neighbours": f.neighbours.as_ref().map(|n| n.settings),
             "default_metric": f.default_metric(),
         });

@@ -136,7 +136,12 @@ impl TextTokens {
 /// are not UTF-8; [`Error::Data`] for a text without tokens.
 pub fn read(path: &Path, tokens: &TextTokens) -> Result<RawTable> {
     let bytes = std::fs::read(path).map_err(io_at(path))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    table(path, from_utf8(path, &bytes)?, tokens)
+}
+
+/// `bytes` as UTF-8 text; `path` names them in errors.
+fn from_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
         let line = good.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
         let start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -146,7 +151,15 @@ pub fn read(path: &Path, tokens: &TextTokens) -> Result<RawTable> {
             column: good.len() - start + 1,
             message: "expected UTF-8 text: the byte at this column (counted in bytes) is not".into(),
         }
-    })?;
+    })
+}
+
+/// The text `text` (named `path` in errors) as a one-column table of its tokens
+/// ([`COLUMN`]), each row numbered by the line it comes from.
+///
+/// # Errors
+/// [`Error::Data`] for a text without tokens.
+pub fn table(path: &Path, text: &str, tokens: &TextTokens) -> Result<RawTable> {
     let tokens = tokens.tokens(text);
     if tokens.is_empty() {
         return Err(Error::data(path, "the text has no tokens"));

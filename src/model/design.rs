@@ -128,6 +128,23 @@ fn layer_settings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(u
 }
 
 impl Design {
+    /// The default sequence autoencoder of a text's windows of `steps` tokens over a
+    /// vocabulary of `vocab` ([`crate::data::text::sequence_arch`]), unless an architecture is
+    /// named: the shorthand's first hidden width becomes its LSTMs' units and its code its
+    /// code (else [`crate::data::text::SEQUENCE_UNITS`] and [`crate::data::text::SEQUENCE_CODE`]).
+    pub fn for_text(&mut self, steps: usize, vocab: usize) {
+        use crate::data::text;
+        if self.arch.is_some() {
+            return;
+        }
+        let units = self.hidden.first().copied().unwrap_or(text::SEQUENCE_UNITS);
+        let code = self.code.unwrap_or(text::SEQUENCE_CODE);
+        self.arch = Some(ArchSource::Text(text::sequence_arch(steps, vocab, units, code)));
+        self.hidden.clear();
+        self.code = None;
+        self.decoder_hidden = None;
+    }
+
     /// The config for rows of shape `input`; `target` is the shape of paired targets' rows
     /// (their width, when it differs from the input's, is the output's).
     ///

@@ -84,6 +84,32 @@ fn a_text_trains_on_its_characters_and_is_written_back() {
         (v["categorical"]["accuracy"].as_f64().unwrap() - windows).abs() < 1e-6,
         "{out}"
     );
+    // `score` gives each token the mean score of the windows that hold it, the token first;
+    // letters the training text never had stand out.
+    let odd: String = read[..200].to_string() + "xyzxyz" + &read[200..];
+    sb.write("odd.txt", &odd);
+    ok(&sb
+        .cmd()
+        .args(["score", "m.hg", "odd.txt", "-o", "s.csv"])
+        .output()
+        .unwrap());
+    let csv = std::fs::read_to_string(sb.path("s.csv")).unwrap();
+    assert!(csv.starts_with("token,score\n"), "{csv}");
+    let rows: Vec<(String, f64)> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), odd.len());
+    assert!(rows.iter().zip(odd.chars()).all(|((t, _), c)| *t == c.to_string()));
+    let mean = |r: &[(String, f64)]| r.iter().map(|x| x.1).sum::<f64>() / r.len() as f64;
+    let (inside, before) = (mean(&rows[200..206]), mean(&rows[..190]));
+    assert!(
+        inside > 3.0 * before,
+        "unseen letters {inside:.4}, the text before {before:.4}"
+    );
 }
 
 #[test]

@@ -125,24 +125,6 @@ impl TrainArgs {
         self.code.is_none() && self.arch.is_none() && self.tabular.text.is_none()
     }
 
-    /// The architecture: the --arch file, else for --text the sequence autoencoder of
-    /// [`hourglass::data::text::sequence_arch`] for windows of `channels` (the vocabulary);
-    /// `None` for the MLP shorthand.
-    pub fn arch_source(&self, channels: usize) -> Option<hourglass::model::ArchSource> {
-        use hourglass::data::text;
-        use hourglass::model::ArchSource;
-        match (&self.arch, self.tabular.text, self.window) {
-            (Some(p), _, _) => Some(ArchSource::File(p.clone())),
-            (None, Some(_), Some(steps)) => Some(ArchSource::Text(text::sequence_arch(
-                steps,
-                channels,
-                self.hidden.first().copied().unwrap_or(text::SEQUENCE_UNITS),
-                self.code.unwrap_or(text::SEQUENCE_CODE),
-            ))),
-            _ => None,
-        }
-    }
-
     /// The batch size asked for, else 256, or with the detector's defaults one sized from
     /// `rows`.
     pub fn batch(&self, rows: usize) -> usize {

@@ -60,6 +60,14 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     if a.per_feature {
         leading.push("top_feature".into());
     }
+    // A model of a text scores each of its tokens: the token comes first.
+    let mut tokens: Option<std::collections::VecDeque<String>> = match file.tabular.as_ref().and_then(|t| t.text) {
+        Some(t) if !a.per_window && a.output.is_some() => Some(hourglass::data::text::read(&a.data, &t)?.fields.into()),
+        _ => None,
+    };
+    if tokens.is_some() {
+        leading.push("token".into());
+    }
     let cannot = |p: &std::path::Path| format!("cannot write {}", p.display());
     let mut sink = match &a.output {
         Some(out) => Some(Sink::create(out, &names, &leading).with_context(|| cannot(out))?),
@@ -103,6 +111,9 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                             .map(|i| features[hourglass::tensor::argmax(e.share.row(i))].clone())
                             .collect(),
                     );
+                }
+                if let Some(t) = tokens.as_mut() {
+                    lead.push(t.drain(..scores.len().min(t.len())).collect());
                 }
                 sink.write(&m, &lead).with_context(|| cannot(sink_path(&a.output)))?;
             }

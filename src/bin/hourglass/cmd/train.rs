@@ -7,7 +7,7 @@ use anyhow::Result;
 use hourglass::data::Dataset;
 use hourglass::data::window::Windows;
 use hourglass::format::{self, ModelFile, Provenance};
-use hourglass::model::{Design, Dims};
+use hourglass::model::{ArchSource, Design, Dims};
 use hourglass::{AutoencoderConfig, Checkpoint, EpochStats, Event, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -44,11 +44,9 @@ pub(super) fn settings(
     };
     let scaling = a.scaling_for(data.x.view(), table);
     let (valid_fraction, patience) = a.validation(n);
-    let arch = a.arch_source(a.window.map_or(data.x.cols(), |w| data.x.cols() / w.max(1)));
-    let generated = arch.is_some() && a.arch.is_none();
-    let design = Design {
-        hidden: if generated { Vec::new() } else { hidden },
-        code: code.filter(|_| !generated),
+    let mut design = Design {
+        hidden,
+        code,
         decoder_hidden: a.decoder_hidden.clone(),
         activation: a.activation,
         code_activation: a.code_activation,
@@ -64,7 +62,7 @@ pub(super) fn settings(
         loss: a.loss,
         init: a.init,
         tied: a.tied,
-        arch,
+        arch: a.arch.clone().map(ArchSource::File),
         code_reg: a.code_settings(),
         hidden_reg: a.hidden_reg.clone(),
         vae: a.vae.then_some(hourglass::layer::Prior {
@@ -74,6 +72,9 @@ pub(super) fn settings(
             samples: a.iwae,
         }),
     };
+    if let (Some(_), Some(steps)) = (a.tabular.text, a.window) {
+        design.for_text(steps, data.x.cols() / steps.max(1));
+    }
     let model = design.config(
         dims(data.x.cols(), image),
         target.map(|t| dims(t.x.cols(), t.image_shape)),
