@@ -38,6 +38,8 @@ class TextAutoEncoder(BaseEstimator):
     ``reconstruct(text)`` writes a text back, ``transform(text)`` gives the code of every window
     (stride 1), ``token_scores(text)`` each token's mean reconstruction error over the windows
     holding it (higher = more unusual), and ``score(text)`` the share of tokens that come back.
+    The defaults are the command line's for ``--text``: batches of 64 windows, Adam at 0.01,
+    and ``epochs=None`` for at least 10 epochs and 1,000 optimizer steps.
     """
 
     def __init__(
@@ -51,7 +53,7 @@ class TextAutoEncoder(BaseEstimator):
         max_vocabulary=None,
         stride=1,
         epochs=None,
-        batch_size=256,
+        batch_size=64,
         learning_rate=1e-2,
         random_state=None,
         n_jobs=None,

@@ -19,7 +19,7 @@ def _text():
     return "\n".join(lines), " ".join(lines)
 
 
-SETTINGS = dict(window=5, units=24, code=12, epochs=150, learning_rate=0.01, random_state=3)
+SETTINGS = dict(window=5, units=24, code=12, epochs=50, random_state=3)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,9 @@ def test_the_command_line_trains_the_same_model(tmp_path):
     text, _ = _text()
     est = hourglass.TextAutoEncoder(**{**SETTINGS, "epochs": 3}).fit(text)
     (tmp_path / "t.txt").write_text(text)
+    # The command line's defaults for a text are the estimator's (batch, learning rate).
     run_cli("train", "t.txt", "--text", "chars", "--window", "5", "--hidden", "24", "--code", "12", "--epochs", "3",
-            "--lr", "0.01", "--seed", "3", "-q", "-o", "m.hg", cwd=tmp_path)
+            "--seed", "3", "-q", "-o", "m.hg", cwd=tmp_path)
     cli = hourglass.load(tmp_path / "m.hg")
     assert isinstance(cli, hourglass.TextAutoEncoder)
     assert cli.vocabulary_ == est.vocabulary_

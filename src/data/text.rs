@@ -181,6 +181,14 @@ pub const SEQUENCE_UNITS: usize = 64;
 /// The code width of [`sequence_arch`] when none is asked for.
 pub const SEQUENCE_CODE: usize = 32;
 
+/// The learning rate of the default sequence autoencoder when none is asked for (Adam):
+/// measured on the README's text against 0.001 (BENCHMARKS.md, "Text").
+pub const SEQUENCE_LR: f32 = 0.01;
+
+/// The batch size of the default sequence autoencoder when none is asked for: small batches
+/// give a small text's windows enough optimizer steps (BENCHMARKS.md, "Text").
+pub const SEQUENCE_BATCH: usize = 64;
+
 /// The architecture (TOML) of the default sequence autoencoder of text: an LSTM of `units`
 /// reads a window of `steps` tokens (one-hot over `vocab`) into a code of `code` (tanh), a
 /// `repeat` layer gives it to every step of an LSTM of `units` that writes the window back, a

@@ -28,7 +28,7 @@ fn a_text_trains_on_its_characters_and_is_written_back() {
     let (file, read) = text();
     sb.write("t.txt", &file);
     let train = ["train", "t.txt", "--text", "chars", "--window", "5"];
-    let sizes = ["--hidden", "24", "--code", "12", "--epochs", "150", "--lr", "0.01"];
+    let sizes = ["--hidden", "24", "--code", "12", "--epochs", "50"];
     ok(&sb
         .cmd()
         .args(train)

@@ -125,13 +125,24 @@ impl TrainArgs {
         self.code.is_none() && self.arch.is_none() && self.tabular.text.is_none()
     }
 
-    /// The batch size asked for, else 256, or with the detector's defaults one sized from
-    /// `rows`.
+    /// The batch size asked for, else 256, 64 for a text, or with the detector's defaults one
+    /// sized from `rows`.
     pub fn batch(&self, rows: usize) -> usize {
         self.batch_size.unwrap_or(if self.sized_from_data() {
             hourglass::defaults::batch_size(rows)
+        } else if self.tabular.text.is_some() {
+            hourglass::data::text::SEQUENCE_BATCH
         } else {
             256
+        })
+    }
+
+    /// The learning rate asked for, else 0.001, or 0.01 for a text's sequence autoencoder.
+    pub fn lr(&self) -> f32 {
+        self.lr.unwrap_or(if self.tabular.text.is_some() {
+            hourglass::data::text::SEQUENCE_LR
+        } else {
+            1e-3
         })
     }
 

@@ -629,12 +629,13 @@ pub struct TrainArgs {
     /// without --code and --arch, 60,000/rows within [10, 50]]
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
-    /// Rows per mini-batch [default: 256; without --code and --arch, rows/32 within [16, 256]]
+    /// Rows per mini-batch [default: 256; without --code and --arch, rows/32 within [16, 256];
+    /// with --text, 64]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, value_name = "F")]
-    pub lr: f32,
+    /// Learning rate [default: 0.001; with --text, 0.01]
+    #[arg(long, value_name = "F")]
+    pub lr: Option<f32>,
     /// Optimizer: adam (AdamW: decoupled weight decay) or sgd.
     #[arg(long, value_enum, default_value_t = Optimizer::Adam, value_name = "OPT")]
     pub optimizer: Optimizer,

@@ -82,7 +82,7 @@ pub(super) fn settings(
     let train = TrainConfig {
         epochs: a.epochs(n),
         batch_size: a.batch(n),
-        lr: a.lr,
+        lr: a.lr(),
         optimizer: a.optimizer(),
         schedule: a.schedule,
         warmup_epochs: a.warmup,
