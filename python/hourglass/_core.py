@@ -44,7 +44,30 @@ def _names(est, prep):
     return [str(n) for n in names]
 
 
-class _AutoencoderBase:
+class _PicklesModel:
+    """Pickling through the model file's bytes: ``model_``, a native model of the class
+    ``_native_class``, travels as the bytes of its file."""
+
+    _native_class = _native.Model
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
+        state = dict(state)
+        if "model_" in state:
+            state["model_"] = bytes(state["model_"].to_bytes())
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("model_"), (bytes, bytearray)):
+            state["model_"] = self._native_class.from_bytes(bytes(state["model_"]))
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)
+
+
+class _AutoencoderBase(_PicklesModel):
     """Fitting and reading through a native ``Model``; attributes set by ``_fit``:
     ``model_``, ``n_features_in_`` (``feature_names_in_`` for named columns),
     ``history_`` (one dict per epoch), ``n_iter_`` (epochs run), ``best_epoch_``,
@@ -197,19 +220,3 @@ class _AutoencoderBase:
         if shape is not None and len(shape) == 2:
             shape = (*shape, 1)
         self.model_.report(str(path), x, anomaly, shape, threads=self._threads())
-
-    def __getstate__(self):
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
-        state = dict(state)
-        if "model_" in state:
-            state["model_"] = bytes(state["model_"].to_bytes())
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("model_"), (bytes, bytearray)):
-            state["model_"] = _native.Model.from_bytes(bytes(state["model_"]))
-        if hasattr(super(), "__setstate__"):
-            super().__setstate__(state)
-        else:
-            self.__dict__.update(state)

@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _native
+from ._core import _PicklesModel
 from ._params import as_float_array, design, make_init, resolve_scale, seed_of, threads_of, training
 from ._progress import Progress
 
@@ -55,12 +56,14 @@ class _Settings:
         self.scale, self.precision = clf.scale, "f32"
 
 
-class Classifier(ClassifierMixin, BaseEstimator):
+class Classifier(_PicklesModel, ClassifierMixin, BaseEstimator):
     """A classifier on a pretrained encoder: ``fit(X, y)`` pretrains a denoising autoencoder
     with the encoder ``hidden`` on ``X`` (``pretrain_epochs``), then trains the encoder and a
     softmax head on the labels (``epochs``; ``freeze_epochs`` train the head alone first).
     ``predict_proba``, ``predict``; ``classes_``; ``save`` writes the command line's classifier
     file. Bit-identical for any ``n_jobs``."""
+
+    _native_class = _native.Classifier
 
     __init__ = make_init(_PARAMS)
 
@@ -144,15 +147,3 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.model_ = model
         self.classes_ = np.asarray(model.classes(), dtype=object)
         self.n_features_in_ = model.input_dim()
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if "model_" in state:
-            state["model_"] = bytes(state["model_"].to_bytes())
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("model_"), (bytes, bytearray)):
-            state["model_"] = _native.Classifier.from_bytes(bytes(state["model_"]))
-        super().__setstate__(state)

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _native
+from ._core import _PicklesModel
 from ._params import seed_of, threads_of
 from ._progress import Progress
 
@@ -25,7 +26,7 @@ def _text(X):
     return ("text", X)
 
 
-class TextAutoEncoder(BaseEstimator):
+class TextAutoEncoder(_PicklesModel, BaseEstimator):
     """A recurrent autoencoder of a text's windows of tokens: the command line's
     ``train --text`` in Python, and the same model file.
 
@@ -177,15 +178,3 @@ class TextAutoEncoder(BaseEstimator):
         ``score`` read texts with it."""
         check_is_fitted(self, "model_")
         self.model_.save(str(path))
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        if "model_" in state:
-            state["model_"] = bytes(state["model_"].to_bytes())
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("model_"), (bytes, bytearray)):
-            state["model_"] = _native.Model.from_bytes(bytes(state["model_"]))
-        self.__dict__.update(state)

@@ -353,7 +353,7 @@ impl Model {
         let (Some(tab), Some(w)) = (&self.file.tabular, &self.file.windows) else {
             return Err(HourglassError::new_err("the model was not fitted on a text"));
         };
-        let (Some(tokens), Some(vocab)) = (tab.text, text::vocabulary(tab)) else {
+        let (Some(tokens), Some(vocab)) = (tab.text, tab.vocabulary()) else {
             return Err(HourglassError::new_err("the model was not fitted on a text"));
         };
         let y = outputs.as_array();
@@ -639,7 +639,7 @@ impl Model {
             "scaling": m.scaler().kind,
             "windows": f.windows,
             "text": f.tabular.as_ref().and_then(|t| t.text),
-            "vocabulary": f.tabular.as_ref().filter(|t| t.text.is_some()).and_then(hourglass::data::text::vocabulary),
+            "vocabulary": f.tabular.as_ref().filter(|t| t.text.is_some()).and_then(|t| t.vocabulary()),
             "neighbours": f.neighbours.as_ref().map(|n| n.settings),
             "default_metric": f.default_metric(),
         });

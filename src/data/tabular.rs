@@ -183,6 +183,18 @@ pub struct Tabular {
 }
 
 impl Tabular {
+    /// The vocabulary of a text's encoding (see [`super::text`]): its one categorical
+    /// column's categories then [`OTHER`], in the order of the one-hot channels; `None` when
+    /// the encoding is not one column of categories.
+    pub fn vocabulary(&self) -> Option<Vec<&str>> {
+        match self.columns.as_slice() {
+            [Column::Categorical { categories, .. }] => {
+                Some(categories.iter().map(String::as_str).chain([OTHER]).collect())
+            }
+            _ => None,
+        }
+    }
+
     /// Fits the encoding to training rows; returns it with notes for the user (dropped
     /// columns, imputed columns, capped categories).
     ///

@@ -1,12 +1,11 @@
 //! Text as a sequence of tokens, for the sequence autoencoder of text: a UTF-8 file becomes a
 //! one-column table ([`COLUMN`]) of its characters or words in order, which the table encoding
-//! one-hot encodes over a stored vocabulary (the most frequent tokens, the rest
-//! [`OTHER`](super::tabular::OTHER)) and which windows cut into sequences. How the text was cut
+//! one-hot encodes over a stored vocabulary (the most frequent tokens, the rest `<other>`) and
+//! which windows cut into sequences. How the text was cut
 //! ([`TextTokens`]) is stored in the model, so every later command reads text the same way;
 //! [`decode`] turns a model's output back into tokens and [`join`] into text.
 
 use super::csv::RawTable;
-use super::tabular::{Column, Tabular};
 use crate::error::{Error, Result};
 use crate::fsutil::io_at;
 use serde::{Deserialize, Serialize};
@@ -235,22 +234,6 @@ pub fn join(tokens: &[&str], unit: Unit) -> String {
     match unit {
         Unit::Chars => tokens.concat(),
         Unit::Words => tokens.join(" "),
-    }
-}
-
-/// The vocabulary of a text model's table encoding: its one categorical column's categories
-/// then [`OTHER`](super::tabular::OTHER), in the order of the one-hot channels; `None` when
-/// the encoding is not one column of categories.
-pub fn vocabulary(tab: &Tabular) -> Option<Vec<&str>> {
-    match tab.columns.as_slice() {
-        [Column::Categorical { categories, .. }] => Some(
-            categories
-                .iter()
-                .map(String::as_str)
-                .chain([super::tabular::OTHER])
-                .collect(),
-        ),
-        _ => None,
     }
 }
 

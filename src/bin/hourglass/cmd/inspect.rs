@@ -188,7 +188,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         );
     }
     if let Some(t) = &file.tabular
-        && let (Some(text), Some(vocab)) = (t.text, hourglass::data::text::vocabulary(t))
+        && let (Some(text), Some(vocab)) = (t.text, t.vocabulary())
     {
         let shown: Vec<String> = vocab.iter().take(20).map(|v| format!("{v:?}")).collect();
         outln!(

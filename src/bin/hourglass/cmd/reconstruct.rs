@@ -33,7 +33,9 @@ const CHUNK: usize = 4096;
 fn reconstruct_text(file: &ModelFile, a: &ReconstructArgs, sel: &hourglass::data::ColumnSelection) -> Result<()> {
     let tab = file.tabular.as_ref().expect("a text model");
     let unit = tab.text.expect("a text model").unit;
-    let vocab = text::vocabulary(tab).context("the model's text encoding is not one column of tokens")?;
+    let vocab = tab
+        .vocabulary()
+        .context("the model's text encoding is not one column of tokens")?;
     let steps = file.windows.map_or(1, |w| w.length);
     let x = read_for(file, &a.data, sel)?.data.x;
     let whole = a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
