@@ -10,7 +10,7 @@ C=fuzz/corpus
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{csv,npy,idx,model,hgh,arch,images,labels,parquet}
+mkdir -p "$C"/{csv,npy,idx,model,hgh,arch,images,labels,parquet,text}
 cp tests/data/*.parquet "$C/parquet/"   # pyarrow-written: every column kind, every codec
 sel() { { printf "\\x$1"; cat "$2"; } > "$3"; }   # a selector byte, then the file
 
@@ -60,5 +60,15 @@ for f in examples/*.toml; do sel 01 "$f" "$C/arch/$(basename "$f")"; done
 sel 01 tests/golden/conv.toml "$C/arch/golden-conv.toml"
 printf 'activation = "relu"\n[[encoder]]\ntype = "dense"\nunits = 64\n[[encoder]]\ntype = "dense"\nunits = 8\n[[decoder]]\ntype = "dense"\nunits = 64\n[[decoder]]\ntype = "dense"\nunits = 784\n' > "$W/dense.toml"
 sel 00 "$W/dense.toml" "$C/arch/dense.toml"
+# Texts, the tokens chosen by the first byte (bit 0 words, bit 1 lower-cased, the rest the
+# vocabulary's size).
+head -c 2000 README.md > "$W/readme.txt"
+sel 50 "$W/readme.txt" "$C/text/readme-chars.txt"
+sel 53 "$W/readme.txt" "$C/text/readme-words.txt"
+printf 'Ünïcode — ça va?\n\tdon'"'"'t stop, l'"'"'eau!\n\n' > "$W/utf8.txt"
+sel 04 "$W/utf8.txt" "$C/text/utf8.txt"
+printf 'ab\ncd\xff' > "$W/bad.txt"
+sel 00 "$W/bad.txt" "$C/text/not-utf8.txt"
+
 ls "$C"/* | head -100
 du -sh "$C"
