@@ -132,7 +132,7 @@ impl TextTokens {
 ///
 /// # Errors
 /// [`Error::Io`] naming the file; [`Error::Parse`] naming the line and column of bytes that
-/// are not UTF-8; [`Error::Data`] for a text without tokens.
+/// are not UTF-8; [`Error::Data`] for a text without tokens, or of one token repeated.
 pub fn read(path: &Path, tokens: &TextTokens) -> Result<RawTable> {
     let bytes = std::fs::read(path).map_err(io_at(path))?;
     table(path, from_utf8(path, &bytes)?, tokens)
@@ -157,11 +157,20 @@ fn from_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
 /// ([`COLUMN`]), each row numbered by the line it comes from.
 ///
 /// # Errors
-/// [`Error::Data`] for a text without tokens.
+/// [`Error::Data`] for a text without tokens, or of one token repeated.
 pub fn table(path: &Path, text: &str, tokens: &TextTokens) -> Result<RawTable> {
     let tokens = tokens.tokens(text);
     if tokens.is_empty() {
         return Err(Error::data(path, "the text has no tokens"));
+    }
+    if tokens.iter().all(|(t, _)| *t == tokens[0].0) {
+        return Err(Error::data(
+            path,
+            format!(
+                "the text is one token, {:?}, repeated: nothing to learn from",
+                tokens[0].0
+            ),
+        ));
     }
     let (fields, lines) = tokens.into_iter().unzip();
     Ok(RawTable {
@@ -358,6 +367,8 @@ mod tests {
         assert!(matches!(e, Error::Parse { line: 2, column: 3, .. }), "{e}");
         std::fs::write(&p, " \n\t").unwrap();
         assert!(read(&p, &tokens).unwrap_err().to_string().contains("no tokens"));
+        std::fs::write(&p, " aaaa\n").unwrap();
+        assert!(read(&p, &tokens).unwrap_err().to_string().contains("one token"));
         std::fs::write(&p, "ab\nc").unwrap();
         let raw = read(&p, &tokens).unwrap();
         assert_eq!(
