@@ -133,6 +133,13 @@ def make_init(params: dict, extra: dict | None = None):
     return init
 
 
+def positive_int(name, v, least=1) -> int:
+    """An integer parameter of at least ``least``, checked (booleans are not integers here)."""
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+    return int(v)
+
+
 def seed_of(random_state) -> int:
     """A seed for the library from scikit-learn's ``random_state``."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):

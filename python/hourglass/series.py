@@ -8,13 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from ._core import _AutoencoderBase
-from ._params import AUTOENCODER, make_init
-
-
-def _positive(name, v, least):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
-    return int(v)
+from ._params import AUTOENCODER, make_init, positive_int
 
 
 class SeriesOutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
@@ -54,8 +48,8 @@ class SeriesOutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Trains on the windows of the series ``X`` and sets the threshold from its step
         scores (``y`` is ignored)."""
-        window = _positive("window", self.window, 2)
-        stride = _positive("stride", self.stride, 1)
+        window = positive_int("window", self.window, 2)
+        stride = positive_int("stride", self.stride, 1)
         c = self.contamination
         if not isinstance(c, numbers.Real) or isinstance(c, bool) or not (0 < c <= 0.5):
             raise ValueError(f"contamination must be in (0, 0.5], got {c!r}")

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import numbers
 
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _native
 from ._core import _PicklesModel
-from ._params import seed_of, threads_of
+from ._params import TRAINING, make_init, positive_int, seed_of, threads_of
 from ._progress import Progress
-
-
-def _positive(name, v, least=1):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
-    return int(v)
 
 
 def _text(X):
@@ -43,56 +36,43 @@ class TextAutoEncoder(_PicklesModel, BaseEstimator):
     and ``epochs=None`` for at least 10 epochs and 1,000 optimizer steps.
     """
 
-    def __init__(
-        self,
-        *,
-        window=16,
-        unit="chars",
-        lowercase=False,
-        units=64,
-        code=32,
-        max_vocabulary=None,
-        stride=1,
-        epochs=None,
-        batch_size=64,
-        learning_rate=1e-2,
-        random_state=None,
-        n_jobs=None,
-        verbose=0,
-    ):
-        self.window = window
-        self.unit = unit
-        self.lowercase = lowercase
-        self.units = units
-        self.code = code
-        self.max_vocabulary = max_vocabulary
-        self.stride = stride
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.verbose = verbose
+    __init__ = make_init(
+        {
+            "window": (16, "tokens per window"),
+            "unit": ("chars", "chars (characters; a run of white space is one space) or words (words and "
+                              "punctuation marks)"),
+            "lowercase": (False, "lower-case the text first"),
+            "units": (64, "units of the encoder's and the decoder's LSTM"),
+            "code": (32, "width of the code (tanh)"),
+            "max_vocabulary": (None, "most frequent tokens kept, the rest <other>; None: 100 characters or "
+                                     "2,000 words"),
+            "stride": (1, "tokens between the starts of consecutive training windows"),
+            "epochs": (None, "passes over the windows; None: at least 10 and 1,000 optimizer steps"),
+            "batch_size": (64, "windows per mini-batch"),
+            "learning_rate": (1e-2, "learning rate (Adam)"),
+            **{name: TRAINING[name] for name in ("random_state", "n_jobs", "verbose")},
+        }
+    )
 
     def fit(self, X, y=None):
         """Trains on the windows of the text ``X`` (``y`` is ignored)."""
-        window = _positive("window", self.window, 2)
-        stride = _positive("stride", self.stride)
-        batch = _positive("batch_size", self.batch_size)
+        window = positive_int("window", self.window, 2)
+        stride = positive_int("stride", self.stride)
+        batch = positive_int("batch_size", self.batch_size)
         if self.unit not in ("chars", "words"):
             raise ValueError(f"unit must be 'chars' or 'words', got {self.unit!r}")
         vocabulary = self.max_vocabulary
         if vocabulary is None:
             vocabulary = 100 if self.unit == "chars" else 2000
-        vocabulary = _positive("max_vocabulary", vocabulary)
+        vocabulary = positive_int("max_vocabulary", vocabulary)
         text = _text(X)
         # None: at least 10 epochs and 1,000 optimizer steps (the command line's default for
         # windows; 0 asks the native side, which knows the number of windows).
-        epochs = 0 if self.epochs is None else _positive("epochs", self.epochs)
+        epochs = 0 if self.epochs is None else positive_int("epochs", self.epochs)
         lr = float(self.learning_rate)
         if not lr > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        design = {"hidden": [_positive("units", self.units)], "code": _positive("code", self.code), "loss": "ce"}
+        design = {"hidden": [positive_int("units", self.units)], "code": positive_int("code", self.code), "loss": "ce"}
         train = {
             "epochs": epochs,
             "batch_size": batch,

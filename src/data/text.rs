@@ -74,13 +74,10 @@ impl TextTokens {
         let mut space = false;
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
-            let lowered;
-            let piece: &str = if self.lowercase {
-                lowered = c.to_lowercase().collect::<String>();
-                &lowered
+            let piece: String = if self.lowercase {
+                c.to_lowercase().collect()
             } else {
-                lowered = c.to_string();
-                &lowered
+                c.to_string()
             };
             match self.unit {
                 Unit::Chars => {
@@ -90,7 +87,7 @@ impl TextTokens {
                         }
                         space = true;
                     } else {
-                        out.push((piece.to_string(), line));
+                        out.push((piece, line));
                         space = false;
                     }
                 }
@@ -102,13 +99,13 @@ impl TextTokens {
                         if word.is_empty() {
                             word_line = line;
                         }
-                        word.push_str(piece);
+                        word.push_str(&piece);
                     } else {
                         if !word.is_empty() {
                             out.push((std::mem::take(&mut word), word_line));
                         }
                         if !c.is_whitespace() {
-                            out.push((piece.to_string(), line));
+                            out.push((piece, line));
                         }
                     }
                 }
