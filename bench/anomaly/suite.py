@@ -345,6 +345,100 @@ class LofMaha(FlooredLof):
         return base + self.weight * m
 
 
+class Manifold(FlooredLof):
+    """Candidate (2026-12-03, fourth round): the reconstruction error plus a neighbour score of
+    the row's place on the learned manifold, each robust-scaled on the training rows.
+    `space`: "recon" takes the reconstruction x̂ in the model's scaled input space (the
+    decoder's own metric on the code, in input units, whatever the code's width), "code" the
+    code; `nbr`: "lof" (floored, as the defaults) or "knn" (distance to the k-th neighbour);
+    `code`: a function of the number of features giving the code width (None: the default);
+    `parts`: which parts are summed."""
+
+    def __init__(self, seed, space="recon", nbr="lof", k=10, code=None, parts=("err", "nbr"), weights=None):
+        super().__init__(seed, floor=0.5, k=k)
+        self.space, self.nbr, self.code, self.parts = space, nbr, code, parts
+        self.weights = weights or [1.0] * len(parts)
+
+    def _z(self, x):
+        if self.space == "code":
+            return self.m.model_.encode(x).astype(np.float64)
+        r = self.m.reconstruct(x).astype(np.float64)
+        return (r - self.mu) / self.sd
+
+    def _nbr(self, d, i):
+        if self.nbr == "knn":
+            return d[:, -1]
+        return self.lrd[i].mean(axis=1) / self._lrd(d, i)
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        kw = {} if self.code is None else {"code": self.code(x.shape[1])}
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed, **kw).fit(x)
+        std = auto_scale(x) == "standard"
+        self.mu = x.mean(axis=0).astype(np.float64) if std else 0.0
+        self.sd = np.maximum(x.std(axis=0), 1e-12).astype(np.float64) if std else 1.0
+        z = self._z(x)
+        self.nn = NearestNeighbors(n_neighbors=self.k).fit(z)
+        d, i = self.nn.kneighbors()
+        self.kdist = d[:, -1]
+        pos = self.kdist[self.kdist > 0]
+        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
+        self.lrd = self._lrd(d, i)
+        c = self.m.model_.encode(x).astype(np.float64)
+        self.cmu = c.mean(axis=0)
+        self.prec = np.linalg.inv(np.cov(c, rowvar=False).reshape(c.shape[1], -1) + 1e-6 * np.eye(c.shape[1]))
+        train = {"err": self.m.anomaly_scores(x), "nbr": self._nbr(d, i), "maha": self._maha(c)}
+        self.norm = [self._robust(train[p]) for p in self.parts]
+        return self
+
+    def scores(self, x):
+        d, i = self.nn.kneighbors(self._z(x))
+        every = {"err": self.m.anomaly_scores(x), "nbr": self._nbr(d, i),
+                 "maha": self._maha(self.m.model_.encode(x).astype(np.float64))}
+        return sum(w * (every[p] - med) / iqr for w, p, (med, iqr) in zip(self.weights, self.parts, self.norm))
+
+    def _maha(self, c):
+        d = c - self.cmu
+        return np.sqrt(np.einsum("ij,jk,ik->i", d, self.prec, d))
+
+
+class Both(FlooredLof):
+    """Candidate (2026-12-03, fourth round): the reconstruction error (weight `e`), the code's
+    floored LOF among the training codes (k = 10, weight `l`) and the distance to the code's
+    `kk`-th nearest training code (weight `n`), each robust-scaled on the training rows; the
+    code `code(n_features)` wide (None: the default)."""
+
+    def __init__(self, seed, e=0.5, l=1.0, n=1.0, kk=3, code=None):
+        super().__init__(seed, floor=0.5, k=10)
+        self.w, self.kk, self.code = (e, l, n), kk, code
+
+    def fit(self, x):
+        import hourglass
+        from sklearn.neighbors import NearestNeighbors
+
+        kw = {} if self.code is None else {"code": self.code(x.shape[1])}
+        self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed, **kw).fit(x)
+        c = self.m.model_.encode(x).astype(np.float64)
+        self.nn = NearestNeighbors(n_neighbors=max(self.k, self.kk)).fit(c)
+        d, i = self.nn.kneighbors()
+        self.kdist = d[:, self.k - 1]
+        pos = self.kdist[self.kdist > 0]
+        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
+        self.lrd = self._lrd(d[:, : self.k], i[:, : self.k])
+        self.norm = [self._robust(p) for p in self._parts(x, d, i)]
+        return self
+
+    def _parts(self, x, d, i):
+        dk, ik = d[:, : self.k], i[:, : self.k]
+        return [self.m.anomaly_scores(x), self.lrd[ik].mean(axis=1) / self._lrd(dk, ik), d[:, self.kk - 1]]
+
+    def scores(self, x):
+        d, i = self.nn.kneighbors(self.m.model_.encode(x).astype(np.float64))
+        return sum(w * (p - med) / iqr for w, p, (med, iqr) in zip(self.w, self._parts(x, d, i), self.norm))
+
+
 class StandardizedKnn:
     """Reference for the candidates above: the distance to the 5th nearest training row in
     the standardized input space alone (no autoencoder)."""
@@ -417,6 +511,53 @@ METHODS = {
     "hourglass-90k": lambda seed: (Budget(seed, 90_000), lambda m, x: m.scores(x)),
     "hourglass-mse": lambda seed: hourglass_with(seed, neighbours=None),
     "hourglass-before": lambda seed: hourglass_with(seed, neighbours=None, scale="standard"),
+    "hourglass-reconlof": lambda seed: (Manifold(seed), lambda m, x: m.scores(x)),
+    "hourglass-reconknn": lambda seed: (Manifold(seed, nbr="knn", k=5), lambda m, x: m.scores(x)),
+    "hourglass-reconknn-only": lambda seed: (Manifold(seed, nbr="knn", k=5, parts=("nbr",)), lambda m, x: m.scores(x)),
+    "hourglass-codelof-half": lambda seed: (Manifold(seed, space="code", code=lambda n: max(2, min(32, n // 2))), lambda m, x: m.scores(x)),
+    "hourglass-reconlof-half": lambda seed: (Manifold(seed, code=lambda n: max(2, min(32, n // 2))), lambda m, x: m.scores(x)),
+    "hourglass-reconknn-half": lambda seed: (Manifold(seed, nbr="knn", k=5, code=lambda n: max(2, min(32, n // 2))), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-half": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n // 2))), lambda m, x: m.scores(x)),
+    "hourglass-codelof-3q": lambda seed: (Manifold(seed, space="code", code=lambda n: max(2, min(32, 3 * n // 4))), lambda m, x: m.scores(x)),
+    "hourglass-reconknn-3q": lambda seed: (Manifold(seed, nbr="knn", k=5, code=lambda n: max(2, min(32, 3 * n // 4))), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-3q": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, 3 * n // 4))), lambda m, x: m.scores(x)),
+    "hourglass-codelof-half4": lambda seed: (Manifold(seed, space="code", code=lambda n: max(4, min(32, n // 2))), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-full": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hourglass-codelof-full": lambda seed: (Manifold(seed, space="code", code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-3q-maha": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, 3 * n // 4)), parts=("err", "nbr", "maha")), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-3q-nm": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, 3 * n // 4)), parts=("nbr", "maha")), lambda m, x: m.scores(x)),
+    "hourglass-codeknn-3q-k10": lambda seed: (Manifold(seed, space="code", nbr="knn", k=10, code=lambda n: max(2, min(32, 3 * n // 4))), lambda m, x: m.scores(x)),
+    "hourglass-full-e.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), weights=[0.5, 1.0]), lambda m, x: m.scores(x)),
+    "hourglass-full-m.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[1.0, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hourglass-full-k3": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hourglass-full64": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(64, n))), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.5-m0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr"), weights=[0.5, 1.0]), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.5-m0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.5, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.5-m1": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.5, 1.0, 1]), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.25-m0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr"), weights=[0.25, 1.0]), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.25-m0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.25, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hg-f-k3-e0.25-m1": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.25, 1.0, 1]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.5-m0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr"), weights=[0.5, 1.0]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.5-m0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.5, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.5-m1": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.5, 1.0, 1]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.25-m0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr"), weights=[0.25, 1.0]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.25-m0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.25, 1.0, 0.5]), lambda m, x: m.scores(x)),
+    "hg-f-k5-e0.25-m1": lambda seed: (Manifold(seed, space="code", nbr="knn", k=5, code=lambda n: max(2, min(32, n)), parts=("err", "nbr", "maha"), weights=[0.25, 1.0, 1]), lambda m, x: m.scores(x)),
+    "hg-b-full-e.5": lambda seed: (Both(seed, e=0.5, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-b-full-e.25": lambda seed: (Both(seed, e=0.25, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-b-full-e.5-n.5": lambda seed: (Both(seed, e=0.5, n=0.5, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-b-full-lofonly": lambda seed: (Both(seed, e=1.0, n=0.0, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-b-full-e.5-l.5": lambda seed: (Both(seed, e=0.5, l=0.5, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-l-full-e.5": lambda seed: (Both(seed, e=0.5, n=0.0, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-l-full-e2": lambda seed: (Both(seed, e=2.0, n=0.0, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hg-l-full-e.25": lambda seed: (Both(seed, e=0.25, n=0.0, code=lambda n: max(2, min(32, n))), lambda m, x: m.scores(x)),
+    "hourglass-quarter": lambda seed: (Both(seed, e=1.0, n=0.0, code=lambda n: max(2, min(32, n // 4))), lambda m, x: m.scores(x)),
+    "hg-q-k3-e0.25": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[0.25, 1.0]), lambda m, x: m.scores(x)),
+    "hg-q-k3-e0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[0.5, 1.0]), lambda m, x: m.scores(x)),
+    "hg-q-k3-e1.0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=3, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[1.0, 1.0]), lambda m, x: m.scores(x)),
+    "hg-q-k10-e0.25": lambda seed: (Manifold(seed, space="code", nbr="knn", k=10, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[0.25, 1.0]), lambda m, x: m.scores(x)),
+    "hg-q-k10-e0.5": lambda seed: (Manifold(seed, space="code", nbr="knn", k=10, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[0.5, 1.0]), lambda m, x: m.scores(x)),
+    "hg-q-k10-e1.0": lambda seed: (Manifold(seed, space="code", nbr="knn", k=10, code=lambda n: max(2, min(32, 3 * n // 4)), weights=[1.0, 1.0]), lambda m, x: m.scores(x)),
     "knn-std": lambda seed: (StandardizedKnn(seed), lambda m, x: m.scores(x)),
     "iforest": iforest,
     "pca": pyod("pyod.models.pca.PCA"),
@@ -461,7 +602,7 @@ def split(x, y, setting, seed):
 def one(method, x_train, x_test, y_test, seed):
     model, score = METHODS[method](seed)
     t = time.perf_counter()
-    ours = method.startswith(("hourglass", "hg:"))
+    ours = method.startswith(("hourglass", "hg:", "hg-"))
     model.fit(x_train.astype(np.float32) if ours else x_train)
     s = np.asarray(score(model, x_test.astype(np.float32) if ours else x_test), np.float64)
     seconds = time.perf_counter() - t

@@ -21,7 +21,7 @@ from . import _native
 MODEL = {
     "hidden": (None, "encoder hidden widths, input side first; None: one layer of "
                      "min(256, max(4 * code, n_features // 2)) units"),
-    "code": (None, "width of the code; None: max(2, min(32, n_features // 4))"),
+    "code": (None, "width of the code; None: max(2, min(32, 3 * n_features // 4))"),
     "decoder_hidden": (None, "decoder hidden widths, code side first; None mirrors the encoder"),
     "activation": ("relu", "hidden activation: identity, relu, leaky_relu, elu, sigmoid, tanh, gelu"),
     "code_activation": ("identity", "activation of the code layer"),

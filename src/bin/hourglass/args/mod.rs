@@ -544,7 +544,7 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', value_name = "WIDTHS")]
     pub hidden: Vec<usize>,
     /// Width of the code. Without --code and --arch, the anomaly detector's defaults, sized
-    /// from the data (as the Python OutlierDetector's): code max(2, min(32, features/4)), one
+    /// from the data (as the Python OutlierDetector's): code max(2, min(32, 3 x features/4)), one
     /// hidden layer of min(256, max(4 x code, features/2)), 60,000/rows epochs within
     /// [10, 50] with 10 % held out and early stopping (patience 10), batch rows/32 within [16, 256], no scaling for data in
     /// [0, 1] and standard scaling otherwise, and --neighbours 10; each flag still overrides
