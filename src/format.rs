@@ -125,19 +125,19 @@ impl ModelFile {
     }
 
     /// Each row's anomaly score by `metric` (higher = more anomalous): [`crate::score::scores`],
-    /// and `mse+lof` from the file's code neighbourhood.
+    /// and `mse+lof` or `mse+knn` from the file's code neighbourhood.
     ///
     /// # Errors
-    /// As [`crate::score::scores`]; [`Error::Setting`] for `mse+lof` on a file without a code
-    /// neighbourhood.
+    /// As [`crate::score::scores`]; [`Error::Setting`] for `mse+lof` or `mse+knn` on a file
+    /// without a code neighbourhood.
     pub fn scores<'a>(
         &self,
         x: impl Into<crate::tensor::MatrixRef<'a>>,
         metric: crate::score::ScoreMetric,
     ) -> Result<Vec<f64>> {
-        match (&self.neighbours, metric) {
-            (Some(n), crate::score::ScoreMetric::MseLof) => n.scores(&self.model, x),
-            (None, crate::score::ScoreMetric::MseLof) => Err(Error::setting(
+        match (&self.neighbours, metric.neighbour_part()) {
+            (Some(n), Some(part)) => n.scores(&self.model, x, part),
+            (None, Some(_)) => Err(Error::setting(
                 "metric",
                 metric.name(),
                 "this model holds no code neighbourhood (train it with `--neighbours K`, or the Python detector's defaults)",
@@ -153,13 +153,12 @@ impl ModelFile {
     }
 
     /// The metric of the model itself, before any calibration (what `calibrate` uses when
-    /// none is asked for): `mse+lof` for a file with a code neighbourhood, else `mse`.
+    /// none is asked for): the neighbourhood's own part (`mse+lof` or `mse+knn`) for a file
+    /// with a code neighbourhood, else `mse`.
     pub fn own_metric(&self) -> crate::score::ScoreMetric {
-        if self.neighbours.is_some() {
-            crate::score::ScoreMetric::MseLof
-        } else {
-            crate::score::ScoreMetric::Mse
-        }
+        self.neighbours
+            .as_ref()
+            .map_or(crate::score::ScoreMetric::Mse, |n| n.settings.part.metric())
     }
 
     /// The width of the rows of the model's data file: the model's inputs, or for a model of

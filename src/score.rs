@@ -28,6 +28,11 @@ pub enum ScoreMetric {
     /// range): for model files that hold a code neighbourhood ([`crate::neighbours`]).
     #[serde(rename = "mse+lof")]
     MseLof,
+    /// The mean squared error plus the distance of the row's code to its k-th nearest
+    /// training code, each in units of its training spread: the same neighbourhood, read by
+    /// distance instead of density.
+    #[serde(rename = "mse+knn")]
+    MseKnn,
 }
 
 impl ScoreMetric {
@@ -38,19 +43,30 @@ impl ScoreMetric {
             ScoreMetric::Mae => "mae",
             ScoreMetric::Nll => "nll",
             ScoreMetric::MseLof => "mse+lof",
+            ScoreMetric::MseKnn => "mse+knn",
         }
     }
 
-    /// Whether the score is an error over features (with per-feature shares), not `nll` or
-    /// `mse+lof`.
+    /// The neighbour part of a score read from a model file's code neighbourhood (`mse+lof`,
+    /// `mse+knn`), `None` for the others.
+    pub fn neighbour_part(self) -> Option<crate::neighbours::Part> {
+        match self {
+            ScoreMetric::MseLof => Some(crate::neighbours::Part::Lof),
+            ScoreMetric::MseKnn => Some(crate::neighbours::Part::Distance),
+            _ => None,
+        }
+    }
+
+    /// Whether the score is an error over features (with per-feature shares), not `nll`,
+    /// `mse+lof` or `mse+knn`.
     pub fn is_error(self) -> bool {
         matches!(self, ScoreMetric::Mse | ScoreMetric::Mae)
     }
 
     /// The reconstruction error a score is built on, for per-feature shares: `mse` for
-    /// `mse+lof`, the metric itself otherwise.
+    /// `mse+lof` and `mse+knn`, the metric itself otherwise.
     pub fn error_part(self) -> ScoreMetric {
-        if self == ScoreMetric::MseLof {
+        if self.neighbour_part().is_some() {
             ScoreMetric::Mse
         } else {
             self
@@ -61,7 +77,7 @@ impl ScoreMetric {
         match self {
             ScoreMetric::Mse => f64::from(d) * f64::from(d),
             ScoreMetric::Mae => f64::from(d.abs()),
-            ScoreMetric::Nll | ScoreMetric::MseLof => {
+            ScoreMetric::Nll | ScoreMetric::MseLof | ScoreMetric::MseKnn => {
                 unreachable!("not an error over features: `scores` handles it first")
             }
         }
@@ -76,7 +92,10 @@ impl std::str::FromStr for ScoreMetric {
             "mae" => Ok(ScoreMetric::Mae),
             "nll" => Ok(ScoreMetric::Nll),
             "mse+lof" => Ok(ScoreMetric::MseLof),
-            _ => Err(format!("unknown metric `{s}`; expected mse, mae, nll or mse+lof")),
+            "mse+knn" => Ok(ScoreMetric::MseKnn),
+            _ => Err(format!(
+                "unknown metric `{s}`; expected mse, mae, nll, mse+lof or mse+knn"
+            )),
         }
     }
 }
@@ -144,7 +163,7 @@ pub struct Threshold {
 pub fn scores<'a>(model: &Autoencoder, x: impl Into<MatrixRef<'a>>, metric: ScoreMetric) -> Result<Vec<f64>> {
     match metric {
         ScoreMetric::Nll => return crate::vae::nll_scores(model, x),
-        ScoreMetric::MseLof => {
+        ScoreMetric::MseLof | ScoreMetric::MseKnn => {
             return Err(Error::setting(
                 "metric",
                 metric.name(),

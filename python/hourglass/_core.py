@@ -117,8 +117,8 @@ class _AutoencoderBase(_PicklesModel):
 
     def _fit_neighbours(self, X, x):
         """Keeps the code neighbourhood of the training rows ``X`` (``x``: them prepared by
-        ``_input``), ``neighbours`` of them per LOF (fewer on tiny data), which makes mse+lof
-        the model's score."""
+        ``_input``), ``neighbours`` of them per row (fewer on tiny data), which makes mse+knn or
+        mse+lof the model's score."""
         k = self.neighbours
         if k is None:
             return
@@ -168,11 +168,12 @@ class _AutoencoderBase(_PicklesModel):
         """Each row's anomaly score: **higher = more anomalous** (PyOD's and the command line's
         convention). ``metric``: mse or mae (the reconstruction error in the model's scaled
         units), nll for a model fitted with ``vae`` (the row's negative log-likelihood in nats,
-        importance-weighted over 32 code draws seeded by the row's own values), or mse+lof for
-        a model with a code neighbourhood (the detectors' default: the error plus the local
-        outlier factor of the row's code among the training rows' codes, each in units of its
-        training spread). None: the calibrated metric, else mse+lof where the model has a
-        neighbourhood, else mse."""
+        importance-weighted over 32 code draws seeded by the row's own values), or mse+lof or
+        mse+knn for a model with a code neighbourhood (the detectors' default: the error plus
+        the local outlier factor of the row's code among the training rows' codes, or its
+        distance to the k-th nearest of them, each in units of its training spread). None: the
+        calibrated metric, else the neighbourhood's own (mse+knn where the code is at least half
+        the input's width, else mse+lof), else mse."""
         x = self._input(X)
         return self.model_.scores(x, metric=metric, threads=self._threads())
 

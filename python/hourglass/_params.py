@@ -105,9 +105,11 @@ DETECTOR = {
                      "60,000 // n_samples within [10, 50] (a 200-row table gets 50, MNIST's 6,000 images of a "
                      "digit 10)"),
     "contamination": (0.1, "expected fraction of outliers, in (0, 0.5]"),
-    "neighbours": (10, "score by mse+lof: the reconstruction error plus the local outlier factor of the row's "
-                       "code among its this many nearest training codes (up to 10,000 training rows kept in the "
-                       "model), each in units of its training spread; None: the error alone (mse)"),
+    "neighbours": (10, "score by the reconstruction error plus how isolated the row's code is among its this many "
+                       "nearest training codes (up to 10,000 training rows kept in the model), each in units of its "
+                       "training spread: its distance to the farthest of them (mse+knn) where the code is at least "
+                       "half the input's width (tables), its local outlier factor (mse+lof) where it compresses "
+                       "more (images); None: the error alone (mse)"),
 }
 
 

@@ -108,9 +108,11 @@ class OutlierDetector(_AutoencoderBase, OutlierMixin, BaseEstimator):
     neighbourhood of the training rows (``neighbours``, default 10) and sets ``offset_`` so
     that a ``contamination`` fraction of the training rows are outliers (the threshold and the
     neighbourhood are stored in the model file, so the command line's ``score`` gives the same
-    scores and flags the same rows). A row's anomaly score is mse+lof: its reconstruction error
-    plus the local outlier factor of its code among the training codes, each in units of its
-    spread over the training rows (``neighbours=None``: the error alone).
+    scores and flags the same rows). A row's anomaly score is its reconstruction error plus how
+    isolated its code is among the training codes, each in units of its spread over the
+    training rows: the code's distance to its ``neighbours``-th nearest training code (mse+knn)
+    where the code is at least half the input's width (tables), its local outlier factor
+    (mse+lof) where it compresses more (images) (``neighbours=None``: the error alone).
     ``score_samples`` is the negative anomaly score and ``decision_function`` is
     ``score_samples - offset_``: **higher = more normal**; ``predict`` gives +1 (inlier) or -1
     (outlier). ``anomaly_scores`` has PyOD's convention (higher = more anomalous), and

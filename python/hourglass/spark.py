@@ -62,8 +62,8 @@ def score_dataframe(df, model, *, columns=None, code=False, metric=None, threads
 
     ``model``: a model file's path or a fitted estimator. ``columns``: the model's inputs in
     ``df`` (default: the names the model was trained with: a CSV's header or a DataFrame's
-    columns). ``metric``: mse, mae or mse+lof (default: the calibrated one, else mse+lof for a model
-    with a code neighbourhood, else mse). ``threads``:
+    columns). ``metric``: mse, mae, mse+lof or mse+knn (default: the calibrated one, else the
+    code neighbourhood's own for a model with one, else mse). ``threads``:
     threads per Spark task (default 1: Spark runs one task per core already); scores do not
     depend on it.
     """
@@ -79,8 +79,8 @@ def score_dataframe(df, model, *, columns=None, code=False, metric=None, threads
     calibrated = info["anomaly"]
     if metric is None:
         metric = info["default_metric"]
-    if metric not in ("mse", "mae", "mse+lof"):
-        raise ValueError(f"metric must be mse, mae or mse+lof, got {metric!r}")
+    if metric not in ("mse", "mae", "mse+lof", "mse+knn"):
+        raise ValueError(f"metric must be mse, mae, mse+lof or mse+knn, got {metric!r}")
     if calibrated and metric != calibrated["metric"]:
         raise ValueError(f"the model is calibrated for metric {calibrated['metric']!r}, asked for {metric!r}")
     table = info["table_inputs"] is not None

@@ -372,8 +372,8 @@ impl Model {
     }
 
     /// Anomaly scores (higher = more anomalous, as PyOD and the command line have it) by
-    /// `metric`; None: the calibrated metric, else mse+lof for a model with a code
-    /// neighbourhood, else mse (what `hourglass score` uses).
+    /// `metric`; None: the calibrated metric, else the neighbourhood's own (mse+lof or mse+knn)
+    /// for a model with a code neighbourhood, else mse (what `hourglass score` uses).
     #[pyo3(signature = (data, metric=None, threads=None))]
     fn scores<'py>(
         &self,
@@ -456,7 +456,8 @@ impl Model {
 
     /// Sets the anomaly threshold from `data` by `rule` (contamination, quantile or fpr) at
     /// `value`; returns the threshold.
-    /// `metric` None: mse+lof for a model with a code neighbourhood, else mse.
+    /// `metric` None: the neighbourhood's own (mse+lof or mse+knn) for a model with a code
+    /// neighbourhood, else mse.
     #[pyo3(signature = (data, rule, value, metric=None, threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn calibrate(
@@ -506,7 +507,8 @@ impl Model {
     }
 
     /// Keeps the codes of (up to 10,000 of) the training rows `data` and their neighbourhoods
-    /// with `k` neighbours, so that the default score becomes mse+lof (as `train --neighbours`).
+    /// with `k` neighbours, so that the default score becomes the neighbourhood's own, mse+lof
+    /// or mse+knn (as `train --neighbours`).
     #[pyo3(signature = (data, k, threads=None))]
     fn fit_neighbours(
         &mut self,

@@ -94,4 +94,4 @@ def test_plain_cli_train_is_the_python_detector(manifold, tmp_path, shifted):
     od = hourglass.OutlierDetector(random_state=3).fit(x)
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy")[:, 0], od.anomaly_scores(x).astype(np.float32))
     shown = run_cli("inspect", "m.hg", cwd=tmp_path).stdout
-    assert "autoencoder 8-24-6-24-8" in shown and "neighbourhood    400 training codes, LOF of 10" in shown, shown
+    assert "autoencoder 8-24-6-24-8" in shown and "neighbourhood    400 training codes, 10 neighbours" in shown and "score mse+knn" in shown, shown

@@ -250,15 +250,20 @@ def test_detector_scores_by_error_and_code_neighbourhood(tmp_path):
     od = hourglass.OutlierDetector(hidden=[16], code=2, epochs=100, learning_rate=0.01, random_state=1).fit(normal[100:])
     test = np.vstack([normal[:100], od.reconstruct(gap)])
     y = np.r_[np.zeros(100), np.ones(20)]
+    # A code of half the 4 inputs: the neighbourhood scores by distance (mse+knn); mse+lof
+    # is there too.
     info = json.loads(od.model_.info())
-    assert info["default_metric"] == "mse+lof" and info["neighbours"]["k"] == 10
+    assert info["default_metric"] == "mse+knn" and info["neighbours"]["k"] == 10
+    assert info["neighbours"]["part"] == "distance"
     scores = od.anomaly_scores(test)
-    np.testing.assert_array_equal(scores, od.model_.scores(od._input(test), metric="mse+lof"))
+    np.testing.assert_array_equal(scores, od.model_.scores(od._input(test), metric="mse+knn"))
     np.testing.assert_array_equal(od.score_samples(test), -scores)
     from sklearn.metrics import roc_auc_score
 
     both, error = roc_auc_score(y, scores), roc_auc_score(y, od.anomaly_scores(test, metric="mse"))
     assert both > 0.99 and both > error + 0.03, (both, error)
+    lof = roc_auc_score(y, od.anomaly_scores(test, metric="mse+lof"))
+    assert lof > 0.99 and lof > error + 0.03, (lof, error)
     # The explanation's shares are of the error; its score is the detector's.
     e = od.explain(test)
     np.testing.assert_array_equal(e["score"].to_numpy(), scores)

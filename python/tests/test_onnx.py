@@ -8,6 +8,7 @@ the same order of anomaly scores.
 onnx and onnxruntime come with the package's test extras (scripts/test installs them)."""
 
 import csv
+import json
 import gzip
 
 import numpy as np
@@ -352,6 +353,15 @@ def test_estimators_export_what_they_compute(manifold, table, tmp_path):
     edge = np.abs(ours - threshold) <= 1e-5 * (1 + abs(threshold))
     assert edge.sum() <= 2, edge.sum()
     np.testing.assert_array_equal(out["anomaly"][~edge], (det.predict(table) == -1)[~edge])
+    # A code of less than half the encoded table's width scores by mse+lof; one of the whole
+    # width by mse+knn: the graph computes each.
+    info = json.loads(det.model_.info())
+    assert info["code_dim"] * 2 < info["input_dim"] and info["default_metric"] == "mse+lof"
+    wide = hourglass.OutlierDetector(code=info["input_dim"], epochs=5, categorical="auto", impute="median", random_state=1).fit(table)
+    assert json.loads(wide.model_.info())["default_metric"] == "mse+knn"
+    wide.to_onnx(tmp_path / "wide.onnx", outputs=["score"])
+    s = ort.InferenceSession(str(tmp_path / "wide.onnx"), providers=["CPUExecutionProvider"])
+    close("score", run(s, feeds)["score"], wide.model_.scores(wide._input(table)))
 
     clf = hourglass.Classifier(hidden=[16], pretrain_epochs=1, epochs=2, random_state=0)
     y = (manifold[:, 0] > 0.5).astype(int)

@@ -441,7 +441,9 @@ impl Graph {
         let terms = match metric {
             ScoreMetric::Mse => self.op("Mul", &[&diff, &diff], vec![]),
             ScoreMetric::Mae => self.op("Abs", &[&diff], vec![]),
-            ScoreMetric::Nll | ScoreMetric::MseLof => unreachable!("the exporter refuses these scores first"),
+            ScoreMetric::Nll | ScoreMetric::MseLof | ScoreMetric::MseKnn => {
+                unreachable!("the exporter refuses these scores first")
+            }
         };
         let axes = self.constant_i64(&[1], &[1]);
         let sum = self.op("ReduceSum", &[&terms, &axes], vec![attr_i("keepdims", 0)]);
@@ -449,11 +451,21 @@ impl Graph {
         (self.op("Div", &[&sum, &dd], vec![]), terms)
     }
 
-    /// The `mse+lof` score (double `[N]`) from the rows' mean squared errors `mse` (double
-    /// `[N]`) and codes `code` (float `[N, c]`), as [`crate::neighbours::CodeNeighbours::scores`]:
-    /// distances to the stored codes in double (`|q|² + |r|² − 2 q·r`), the k nearest by `TopK`,
-    /// their k-distances and densities gathered from constants.
-    pub(super) fn mse_lof(&mut self, mse: &str, code: &str, n: &crate::neighbours::CodeNeighbours) -> String {
+    /// The `mse+lof` or `mse+knn` score (double `[N]`, by `part`) from the rows' mean squared
+    /// errors `mse` (double `[N]`) and codes `code` (float `[N, c]`), as
+    /// [`crate::neighbours::CodeNeighbours::scores`]: distances to the stored codes in double
+    /// (`|q|² + |r|² − 2 q·r`), the k nearest by `TopK`; for the LOF their k-distances and
+    /// densities gathered from constants, for the distance the k-th of them.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] for the distance of a neighbourhood from before it.
+    pub(super) fn mse_neighbours(
+        &mut self,
+        mse: &str,
+        code: &str,
+        n: &crate::neighbours::CodeNeighbours,
+        part: crate::neighbours::Part,
+    ) -> Result<String> {
         let s = n.settings;
         let (rows, c) = (s.rows, n.codes.cols());
         let q = self.op("Cast", &[code], vec![attr_i("to", DataType::Double as i64)]);
@@ -480,6 +492,25 @@ impl Graph {
         let d = self.op("Sqrt", &[&d2], vec![]);
         let k = self.constant_i64(&[1], &[s.k as i64]);
         let (near, idx) = self.op2("TopK", &[&d, &k], vec![attr_i("largest", 0), attr_i("sorted", 1)]);
+        let part_of = |g: &mut Self, x: &str, r: crate::neighbours::Robust| {
+            let m = g.constant_f64(&[], &[r.median]);
+            let i = g.constant_f64(&[], &[r.iqr]);
+            let centred = g.op("Sub", &[x, &m], vec![]);
+            g.op("Div", &[&centred, &i], vec![])
+        };
+        if part == crate::neighbours::Part::Distance {
+            let spread = s.distance.ok_or_else(|| {
+                Error::setting(
+                    "metric",
+                    "mse+knn",
+                    "this model's code neighbourhood predates mse+knn: export by mse+lof, or refit the neighbourhood",
+                )
+            })?;
+            let last = self.constant_i64(&[], &[s.k as i64 - 1]);
+            let kth = self.op("Gather", &[&near, &last], vec![attr_i("axis", 1)]);
+            let (e, p) = (part_of(self, mse, s.error), part_of(self, &kth, spread));
+            return Ok(self.op("Add", &[&e, &p], vec![]));
+        }
         let as_f64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
         let kdist = self.constant_f64(&[rows], &as_f64(&n.kdist));
         let lrd = self.constant_f64(&[rows], &as_f64(&n.lrd));
@@ -494,14 +525,8 @@ impl Graph {
         let dens = self.op("ReduceSum", &[&dens, &axes], vec![attr_i("keepdims", 0)]);
         let dens = self.op("Div", &[&dens, &kk], vec![]);
         let lof = self.op("Mul", &[&dens, &reach], vec![]);
-        let mut part = |x: &str, r: crate::neighbours::Robust| {
-            let m = self.constant_f64(&[], &[r.median]);
-            let i = self.constant_f64(&[], &[r.iqr]);
-            let centred = self.op("Sub", &[x, &m], vec![]);
-            self.op("Div", &[&centred, &i], vec![])
-        };
-        let (e, l) = (part(mse, s.error), part(&lof, s.lof));
-        self.op("Add", &[&e, &l], vec![])
+        let (e, l) = (part_of(self, mse, s.error), part_of(self, &lof, s.lof));
+        Ok(self.op("Add", &[&e, &l], vec![]))
     }
 
     /// Each term's share of its row's total (0 where the total is 0), float `[N, d]`.

@@ -214,8 +214,8 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
                 )));
             }
             let (error, terms) = g.score(&xs, &out, metric.error_part(), d);
-            let score = match (&file.neighbours, metric) {
-                (Some(n), ScoreMetric::MseLof) => g.mse_lof(&error, &code, n),
+            let score = match (&file.neighbours, metric.neighbour_part()) {
+                (Some(n), Some(part)) => g.mse_neighbours(&error, &code, n, part)?,
                 _ => error.clone(),
             };
             if want(Output::Score) {

@@ -543,9 +543,10 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
         let metric = file.default_metric();
         let shown = if metric.is_error() { metric } else { ScoreMetric::Mse };
         let e = score::explain(m, d.x, shown)?;
-        // A model with a code neighbourhood is shown by its own score (mse+lof): the
-        // histogram, the threshold and the curves; the shares stay those of the error.
-        let scored = if metric == ScoreMetric::MseLof { metric } else { shown };
+        // A model with a code neighbourhood is shown by its own score (mse+lof or mse+knn):
+        // the histogram, the threshold and the curves; the shares stay those of the error.
+        let neighbour = metric.neighbour_part();
+        let scored = if neighbour.is_some() { metric } else { shown };
         let row_scores = if scored == shown {
             e.scores.clone()
         } else {
@@ -580,13 +581,20 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
         let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
         let mut body = svg::histogram(
             &Axes {
-                title: &if scored == ScoreMetric::MseLof {
+                title: &if neighbour.is_some() {
                     format!("Anomaly score per {unit}")
                 } else {
                     format!("Reconstruction error per {unit}")
                 },
-                x: &if scored == ScoreMetric::MseLof {
-                    "score (mse+lof: the error and the code's LOF, each in units of its training spread)".to_string()
+                x: &if let Some(part) = neighbour {
+                    let what = match part {
+                        crate::neighbours::Part::Lof => "the code's LOF",
+                        crate::neighbours::Part::Distance => "the code's distance to its k-th nearest training code",
+                    };
+                    format!(
+                        "score ({}: the error and {what}, each in units of its training spread)",
+                        scored.name()
+                    )
                 } else {
                     format!("score ({}, in the model's scaled units)", scored.name())
                 },

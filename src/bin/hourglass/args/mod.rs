@@ -385,8 +385,9 @@ pub struct ScoreArgs {
     /// scaled units; for a variational autoencoder, nll (the row's negative log-likelihood in
     /// nats, importance-weighted over 32 code draws); for a model trained with --neighbours,
     /// mse+lof (the error plus the code's local outlier factor among the training codes, each
-    /// in units of its training spread). Default: the calibrated metric, else mse+lof for a
-    /// model with a code neighbourhood, else mse.
+    /// in units of its training spread) or mse+knn (the same with the code's distance to its
+    /// K-th nearest training code). Default: the calibrated metric, else the neighbourhood's
+    /// own (mse+knn where the code is at least half the input's width, else mse+lof), else mse.
     #[arg(long, value_name = "METRIC")]
     pub metric: Option<hourglass::score::ScoreMetric>,
     /// Explain each score: `top_feature`, and for every feature `NAME.expected` (the
@@ -430,8 +431,8 @@ pub struct CalibrateArgs {
     pub fpr: Option<f64>,
     /// Score metric: mse or mae (reconstruction errors), nll (a variational autoencoder's
     /// negative log-likelihood of the row, importance-weighted over 32 code draws), or mse+lof
-    /// (a model trained with --neighbours). Default: mse+lof for a model with a code
-    /// neighbourhood, else mse.
+    /// or mse+knn (a model trained with --neighbours). Default: the neighbourhood's own for a
+    /// model with one, else mse.
     #[arg(long, value_name = "METRIC")]
     pub metric: Option<hourglass::score::ScoreMetric>,
     /// Write the calibrated model here instead of replacing MODEL.
@@ -567,10 +568,12 @@ pub struct TrainArgs {
     /// contain it.
     #[arg(long, value_name = "N", conflicts_with_all = ["stream", "target", "distributed", "local_ranks"])]
     pub window: Option<usize>,
-    /// Keep the codes of (up to 10,000 of) the training rows, so that anomaly scores are
-    /// `mse+lof`: the reconstruction error plus the local outlier factor of the row's code
-    /// among its K nearest training codes, each in units of its spread over the training rows
-    /// (what the Python OutlierDetector does by default, with K = 10).
+    /// Keep the codes of (up to 10,000 of) the training rows, so that anomaly scores add to the
+    /// reconstruction error how isolated the row's code is among its K nearest training codes,
+    /// each part in units of its spread over the training rows (what the Python
+    /// OutlierDetector does by default, with K = 10): by its distance to the K-th (`mse+knn`)
+    /// where the code is at least half the input's width (tables), by its local outlier factor
+    /// (`mse+lof`) where it compresses more (images); `score --metric` picks either.
     #[arg(long, value_name = "K", conflicts_with_all = ["stream", "target", "distributed", "local_ranks", "window"])]
     pub neighbours: Option<usize>,
     /// Steps between the starts of consecutive training windows.

@@ -239,11 +239,15 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     if let Some(n) = &file.neighbours {
         let s = n.settings;
+        let distance = s
+            .distance
+            .map_or(String::new(), |d| format!(", distance {:.4}/{:.4}", d.median, d.iqr));
         outln!(
-            "neighbourhood    {} training codes, LOF of {} neighbours, reachability floor {:.4} (score mse+lof; training median/IQR: mse {:.4}/{:.4}, LOF {:.4}/{:.4})",
+            "neighbourhood    {} training codes, {} neighbours, reachability floor {:.4} (score {}; training median/IQR: mse {:.4}/{:.4}, LOF {:.4}/{:.4}{distance})",
             s.rows,
             s.k,
             s.floor,
+            s.part.metric().name(),
             s.error.median,
             s.error.iqr,
             s.lof.median,
