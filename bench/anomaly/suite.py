@@ -278,22 +278,29 @@ class FlooredLof(CodeDistance):
 
     def fit(self, x):
         import hourglass
-        from sklearn.neighbors import NearestNeighbors
 
         self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed).fit(x)
         c = self.m.model_.encode(x).astype(np.float64)
         rows = min(len(c), 10_000)
-        ref = c[np.arange(rows) * len(c) // rows]
-        self.nn = NearestNeighbors(n_neighbors=self.k).fit(ref)
-        d, i = self.nn.kneighbors()
-        self.kdist = d[:, -1]
-        pos = self.kdist[self.kdist > 0]
-        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
-        self.lrd = self._lrd(d, i)
+        d, i = self._reference(c[np.arange(rows) * len(c) // rows])
         lof = self.lrd[i].mean(axis=1) / self.lrd
         train = [self.m.anomaly_scores(x), lof]
         self.norm = [self._robust(t) for t in train]
         return self
+
+    def _reference(self, z, n_neighbors=None):
+        """Fits the neighbour search on the reference rows `z` (`n_neighbors` of them, default
+        k): each one's k-distance, the reachability floor and the densities; returns each
+        reference row's neighbours (distances, indices; itself left out)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        self.nn = NearestNeighbors(n_neighbors=n_neighbors or self.k).fit(z)
+        d, i = self.nn.kneighbors()
+        self.kdist = d[:, self.k - 1]
+        pos = self.kdist[self.kdist > 0]
+        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
+        self.lrd = self._lrd(d[:, : self.k], i[:, : self.k])
+        return d, i
 
     def _lrd(self, d, i):
         reach = np.maximum(np.maximum(d, self.kdist[i]), self.eps)
@@ -372,20 +379,13 @@ class Manifold(FlooredLof):
 
     def fit(self, x):
         import hourglass
-        from sklearn.neighbors import NearestNeighbors
 
         kw = {} if self.code is None else {"code": self.code(x.shape[1])}
         self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed, **kw).fit(x)
         std = auto_scale(x) == "standard"
         self.mu = x.mean(axis=0).astype(np.float64) if std else 0.0
         self.sd = np.maximum(x.std(axis=0), 1e-12).astype(np.float64) if std else 1.0
-        z = self._z(x)
-        self.nn = NearestNeighbors(n_neighbors=self.k).fit(z)
-        d, i = self.nn.kneighbors()
-        self.kdist = d[:, -1]
-        pos = self.kdist[self.kdist > 0]
-        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
-        self.lrd = self._lrd(d, i)
+        d, i = self._reference(self._z(x))
         c = self.m.model_.encode(x).astype(np.float64)
         self.cmu = c.mean(axis=0)
         self.prec = np.linalg.inv(np.cov(c, rowvar=False).reshape(c.shape[1], -1) + 1e-6 * np.eye(c.shape[1]))
@@ -416,17 +416,10 @@ class Both(FlooredLof):
 
     def fit(self, x):
         import hourglass
-        from sklearn.neighbors import NearestNeighbors
 
         kw = {} if self.code is None else {"code": self.code(x.shape[1])}
         self.m = hourglass.OutlierDetector(neighbours=None, random_state=self.seed, **kw).fit(x)
-        c = self.m.model_.encode(x).astype(np.float64)
-        self.nn = NearestNeighbors(n_neighbors=max(self.k, self.kk)).fit(c)
-        d, i = self.nn.kneighbors()
-        self.kdist = d[:, self.k - 1]
-        pos = self.kdist[self.kdist > 0]
-        self.eps = self.floor * np.median(pos) if len(pos) else 0.0
-        self.lrd = self._lrd(d[:, : self.k], i[:, : self.k])
+        d, i = self._reference(self.m.model_.encode(x).astype(np.float64), max(self.k, self.kk))
         self.norm = [self._robust(p) for p in self._parts(x, d, i)]
         return self
 
