@@ -135,7 +135,7 @@ impl ModelFile {
         x: impl Into<crate::tensor::MatrixRef<'a>>,
         metric: crate::score::ScoreMetric,
     ) -> Result<Vec<f64>> {
-        match (&self.neighbours, metric.neighbour_part()) {
+        match (&self.neighbours, crate::neighbours::Part::of(metric)) {
             (Some(n), Some(part)) => n.scores(&self.model, x, part),
             (None, Some(_)) => Err(Error::setting(
                 "metric",

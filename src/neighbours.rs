@@ -63,6 +63,16 @@ impl Part {
         if 2 * code >= inputs { Part::Distance } else { Part::Lof }
     }
 
+    /// The part a score metric adds to the error (`mse+lof`, `mse+knn`), `None` for a metric
+    /// without a neighbourhood.
+    pub fn of(metric: score::ScoreMetric) -> Option<Part> {
+        match metric {
+            score::ScoreMetric::MseLof => Some(Part::Lof),
+            score::ScoreMetric::MseKnn => Some(Part::Distance),
+            _ => None,
+        }
+    }
+
     /// The score metric that adds this part to the error.
     pub fn metric(self) -> score::ScoreMetric {
         match self {
@@ -574,6 +584,10 @@ mod tests {
         assert_eq!(Part::for_widths(8, 2), Part::Lof);
         assert_eq!(Part::Distance.metric().name(), "mse+knn");
         assert_eq!(Part::Lof.metric().name(), "mse+lof");
+        for part in [Part::Lof, Part::Distance] {
+            assert_eq!(Part::of(part.metric()), Some(part));
+        }
+        assert_eq!(Part::of(score::ScoreMetric::Mse), None);
     }
 
     #[test]

@@ -47,14 +47,10 @@ impl ScoreMetric {
         }
     }
 
-    /// The neighbour part of a score read from a model file's code neighbourhood (`mse+lof`,
-    /// `mse+knn`), `None` for the others.
-    pub fn neighbour_part(self) -> Option<crate::neighbours::Part> {
-        match self {
-            ScoreMetric::MseLof => Some(crate::neighbours::Part::Lof),
-            ScoreMetric::MseKnn => Some(crate::neighbours::Part::Distance),
-            _ => None,
-        }
+    /// Whether the score is read from a model file's code neighbourhood (`mse+lof`,
+    /// `mse+knn`; [`crate::neighbours::Part::of`] says which part).
+    pub fn uses_neighbours(self) -> bool {
+        matches!(self, ScoreMetric::MseLof | ScoreMetric::MseKnn)
     }
 
     /// Whether the score is an error over features (with per-feature shares), not `nll`,
@@ -66,11 +62,7 @@ impl ScoreMetric {
     /// The reconstruction error a score is built on, for per-feature shares: `mse` for
     /// `mse+lof` and `mse+knn`, the metric itself otherwise.
     pub fn error_part(self) -> ScoreMetric {
-        if self.neighbour_part().is_some() {
-            ScoreMetric::Mse
-        } else {
-            self
-        }
+        if self.uses_neighbours() { ScoreMetric::Mse } else { self }
     }
 
     fn term(self, d: f32) -> f64 {

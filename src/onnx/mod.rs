@@ -214,7 +214,7 @@ pub fn autoencoder(file: &ModelFile, outputs: Option<&[Output]>) -> Result<Expor
                 )));
             }
             let (error, terms) = g.score(&xs, &out, metric.error_part(), d);
-            let score = match (&file.neighbours, metric.neighbour_part()) {
+            let score = match (&file.neighbours, crate::neighbours::Part::of(metric)) {
                 (Some(n), Some(part)) => g.mse_neighbours(&error, &code, n, part)?,
                 _ => error.clone(),
             };

@@ -545,7 +545,7 @@ fn data_sections(page: &mut Page, file: &ModelFile, d: &Data<'_>) -> Result<()> 
         let e = score::explain(m, d.x, shown)?;
         // A model with a code neighbourhood is shown by its own score (mse+lof or mse+knn):
         // the histogram, the threshold and the curves; the shares stay those of the error.
-        let neighbour = metric.neighbour_part();
+        let neighbour = crate::neighbours::Part::of(metric);
         let scored = if neighbour.is_some() { metric } else { shown };
         let row_scores = if scored == shown {
             e.scores.clone()
